@@ -1,0 +1,103 @@
+"""Run each lesson in a fresh kernel and compare wall time, slowest cell and peak memory with the budgets.
+
+    python benchmarks/lessons.py              # every lesson, table printed (markdown)
+    python benchmarks/lessons.py 01           # lessons whose file name starts with 01
+
+Budgets (COURSE.md): a lesson at most 60 s on 2 CPU cores, no cell above 20 s, peak kernel
+memory at most 1.5 GB; ``import mmcourse`` at most 1 s on top of ``import torch``. Peak memory
+is the kernel process's own maximum resident set size (``getrusage``), read by a last cell.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+BUDGET_S, CELL_BUDGET_S, MEMORY_BUDGET_MB, IMPORT_BUDGET_S = 60.0, 20.0, 1536.0, 1.0
+PEAK_RSS = (
+    "import resource, sys\n"
+    "rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    "print(rss / 2**20 if sys.platform == 'darwin' else rss / 2**10)"  # bytes on macOS, KiB on Linux
+)
+
+
+def run_lesson(path: Path) -> dict:
+    """Execute one notebook cell by cell in a new kernel; return timings and peak memory."""
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    start = time.perf_counter()
+    cell_times = []
+    with client.setup_kernel():
+        for index, cell in enumerate(nb.cells):
+            t = time.perf_counter()
+            client.execute_cell(cell, index)
+            cell_times.append((time.perf_counter() - t, index))
+        wall = time.perf_counter() - start
+        probe = nbformat.v4.new_code_cell(PEAK_RSS)
+        nb.cells.append(probe)
+        client.execute_cell(probe, len(nb.cells) - 1)
+    peak_mb = float(probe.outputs[0]["text"])
+    slowest, slowest_index = max(cell_times)
+    return {"lesson": path.stem, "wall": wall, "slowest": slowest, "slowest_cell": slowest_index, "peak_mb": peak_mb}
+
+
+def import_time() -> float:
+    """Seconds that ``import mmcourse`` adds to ``import torch`` (best of three fresh processes)."""
+    code = "import time, torch; t = time.perf_counter(); import mmcourse; print(time.perf_counter() - t)"
+    runs = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+            for _ in range(3)]
+    return min(runs)
+
+
+def loader_times() -> dict[str, float]:
+    """Seconds to build each data set with default sizes, in a fresh process (imports included)."""
+    out = {}
+    for name, call in [("load_av_digits()", "load_av_digits()"), ("load_shapes()", "load_shapes()"),
+                       ("make_two_views()", "make_two_views()")]:
+        code = (f"import time, torch; from mmcourse.data import {call.split('(')[0]}; "
+                f"t = time.perf_counter(); {call}; print(time.perf_counter() - t)")
+        out[name] = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                         check=True).stdout)
+    return out
+
+
+def mark(value: float, budget: float) -> str:
+    return "ok" if value <= budget else "OVER"
+
+
+def main(prefixes: list[str]) -> int:
+    lessons = [p for p in sorted((ROOT / "lessons").glob("[0-9][0-9]_*.ipynb"))
+               if not prefixes or any(p.name.startswith(x) for x in prefixes)]
+    print(f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
+          f"device {os.environ.get('MMCOURSE_DEVICE', 'auto')}\n")
+    print("| lesson | wall time (s) | slowest cell (s) | peak kernel memory (MB) | within budget |")
+    print("|---|---:|---:|---:|---|")
+    over = 0
+    for path in lessons:
+        r = run_lesson(path)
+        ok = r["wall"] <= BUDGET_S and r["slowest"] <= CELL_BUDGET_S and r["peak_mb"] <= MEMORY_BUDGET_MB
+        over += not ok
+        print(f"| {r['lesson']} | {r['wall']:.1f} | {r['slowest']:.1f} (cell {r['slowest_cell']}) | "
+              f"{r['peak_mb']:.0f} | {'yes' if ok else 'NO'} |", flush=True)
+    print(f"\nBudgets: {BUDGET_S:.0f} s per lesson, {CELL_BUDGET_S:.0f} s per cell, {MEMORY_BUDGET_MB:.0f} MB.\n")
+    seconds = import_time()
+    over += seconds > IMPORT_BUDGET_S
+    print(f"`import mmcourse` after `import torch`: {seconds:.2f} s (budget {IMPORT_BUDGET_S:.0f} s: "
+          f"{mark(seconds, IMPORT_BUDGET_S)})\n")
+    print("| data set (fresh process, imports included) | seconds |")
+    print("|---|---:|")
+    for name, seconds in loader_times().items():
+        print(f"| `{name}` | {seconds:.2f} |")
+    return 1 if over else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

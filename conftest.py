@@ -1,0 +1,39 @@
+"""Test-wide set-up: no network anywhere (here and in notebook kernels), offline Hugging Face."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent
+sys.path.insert(0, str(ROOT / "tests"))
+import no_network  # noqa: E402
+
+_scratch = Path(tempfile.mkdtemp(prefix="mmcourse-tests-"))
+NETWORK_LOG = _scratch / "network.log"
+os.environ["MMCOURSE_NETWORK_LOG"] = str(NETWORK_LOG)
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("MPLBACKEND", "Agg")
+# Kernels started by nbval (and by the browser test) inherit IPYTHONDIR and run this guard first.
+startup = _scratch / "ipython" / "profile_default" / "startup"
+startup.mkdir(parents=True)
+(startup / "00-no-network.py").write_text(
+    f"import sys\nsys.path.insert(0, {str(ROOT / 'tests')!r})\nimport no_network\nno_network.install()\n"
+)
+os.environ["IPYTHONDIR"] = str(_scratch / "ipython")
+no_network.install()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    NETWORK_LOG.write_text("")
+    result = yield
+    attempts = NETWORK_LOG.read_text().strip()
+    if attempts:
+        raise no_network.NetworkAccessError(f"{item.nodeid} tried to use the network:\n{attempts}")
+    return result

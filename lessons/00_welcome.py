@@ -1,0 +1,275 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 00: Welcome and toolkit
+#
+# **What you will learn:** how this course works, the three data sets every lesson uses, and the
+# tools you will call again and again: `claim`, exercise checks, the training loop and widgets.
+# **Time:** about 20 minutes. **Runs on:** any laptop CPU in well under a minute; a GPU is used
+# when there is one, but nothing needs it.
+#
+# Multimodal machine learning builds models that learn from several *modalities* at once: images,
+# sounds, text. A spoken "seven" and a handwritten 7 carry the same meaning through two channels
+# with different noise; a caption says which object in a picture is red. The lessons teach you the
+# methods that combine, align and translate between such channels, one method per lesson, each
+# implemented in the small package `mmcourse` that you can open and read.
+
+# %% [markdown]
+# ## How the course works
+#
+# Every lesson is one notebook. Run it top to bottom (**Run > Run All Cells**), then go back and
+# play. Four things recur:
+#
+# - **Claims.** When the text says something about results ("fusion beats the best single
+#   modality"), a cell computes it and calls `claim(condition, message, **numbers)`. You see a
+#   check mark with the numbers. If a claim is ever false, the cell raises an error: the course's
+#   test suite runs every notebook, so a lesson cannot quietly stop telling the truth.
+# - **Exercises.** You fill in a function; a check runs it against the package's reference
+#   implementation on several inputs and tells you what is wrong (shape, values, which case).
+# - **Hints and solutions.** Hints are folded (click them). Worked solutions are code cells whose
+#   source is hidden: click the three dots to reveal one when you are done or stuck.
+# - **Widgets.** Sliders and menus let you move a knob and watch a result change.
+
+# %%
+import matplotlib.pyplot as plt
+import torch
+from IPython.display import Audio, display
+
+import mmcourse
+from mmcourse import claim, exercises, plots
+from mmcourse.data import DIGIT_NAMES, VOCAB, load_av_digits, load_shapes, make_two_views
+
+device = mmcourse.get_device()
+print(f"torch {torch.__version__}, training on: {device}")
+
+# %% [markdown]
+# `get_device()` picks CUDA, then Apple's MPS, then the CPU. To choose yourself, set the environment
+# variable `MMCOURSE_DEVICE` (for example `MMCOURSE_DEVICE=cpu`) before starting JupyterLab.
+#
+# Here is a claim that holds, and what a false one looks like:
+
+# %%
+claim(2 + 2 == 4, "arithmetic still works", two=2, four=4)
+try:
+    claim(0.7 > 0.9, "0.7 is larger than 0.9", a=0.7, b=0.9)
+except mmcourse.ClaimError as err:
+    print("A false claim raises:", err)
+
+# %% [markdown]
+# ## Data set 1: AV-Digits (image + audio)
+#
+# Each sample pairs a handwritten digit (scikit-learn's 8x8 digits, from the UCI repository) with
+# a spoken digit. The speech was synthesised with [espeak-ng](https://github.com/espeak-ng/espeak-ng)
+# in 96 *voices*: combinations of an accent (English ones, and other languages reading English
+# words), a voice timbre, a speed and a pitch. Train, validation and test use **different voices**,
+# so a model must recognise the word, not the speaker. Both modalities are noisy on purpose: the
+# images get pixel noise and a square occluder, the audio gets white noise at 0 dB signal-to-noise
+# ratio. Everything is generated on your machine in about a second; nothing is downloaded.
+
+# %%
+av = load_av_digits(seed=0)
+av
+
+# %%
+fig, axes = plots.new_figure(9, 2, ncols=8)
+for ax, row in zip(axes, av["train"].select(range(8))):
+    plots.show_digit(ax, row["image"], DIGIT_NAMES[int(row["label"])])
+plt.show()
+plt.close(fig)
+
+# %% [markdown]
+# Listen to a clip, then look at its *log-mel spectrogram*: time on the x axis, frequency bands on
+# the mel scale (spaced like human pitch perception) on the y axis, brightness for energy. The
+# spectrogram, not the raw waveform, is what the audio models see. Try another index.
+
+# %%
+row = av["train"][3]
+print("label:", DIGIT_NAMES[int(row["label"])], "| voice:", row["voice"])
+display(Audio(row["waveform"].numpy(), rate=8000))
+fig, axes = plots.new_figure(4, 2.5)
+plots.show_spectrogram(axes[0], row["audio"], "log-mel spectrogram")
+plt.show()
+plt.close(fig)
+
+# %% [markdown]
+# The noise knobs are arguments of the loader. Clean data is one call away:
+
+# %%
+clean = load_av_digits(image_noise=0.0, occlusion=0, audio_snr_db=float("inf"), seed=0)
+fig, axes = plots.new_figure(6, 2.2, ncols=4)
+for k, (name, ds) in enumerate([("clean", clean), ("default noise", av)]):
+    plots.show_digit(axes[2 * k], ds["train"][3]["image"], f"{name}: image")
+    plots.show_spectrogram(axes[2 * k + 1], ds["train"][3]["audio"], f"{name}: audio")
+plt.tight_layout()
+plt.show()
+plt.close(fig)
+
+# %% [markdown]
+# The claim in the text, that no test voice is heard in training, is checked on the data itself:
+
+# %%
+voices = {split: set(av[split]["voice"]) for split in av}
+shared = voices["train"] & voices["test"]
+claim(not shared, "train and test voices are disjoint",
+      train_voices=len(voices["train"]), test_voices=len(voices["test"]), shared=len(shared))
+
+# %% [markdown]
+# ## The training loop
+#
+# `mmcourse.fit(model, data, inputs, target)` trains with Adam, shows a progress bar and returns a
+# history; `mmcourse.evaluate` measures loss and accuracy. Here a small image encoder learns
+# the noisy digits in about a second:
+
+# %%
+from mmcourse.encoders import ImageEncoder
+
+mmcourse.seed_everything(0)
+image_model = torch.nn.Sequential(ImageEncoder(out_dim=64), torch.nn.Linear(64, 10))
+history = mmcourse.fit(image_model, av["train"], inputs=["image"], epochs=10, validation=av["validation"])
+image_result = mmcourse.evaluate(image_model, av["test"], inputs=["image"])
+print(history, "| test:", image_result)
+
+# %%
+claim(0.5 < image_result["accuracy"] < 0.9, "the image model is far better than chance (0.1), yet far from perfect",
+      accuracy=image_result["accuracy"], chance=0.1)
+
+# %% [markdown]
+# Lesson 01 asks how much better a model gets when it also hears the digit.
+#
+# ## Data set 2: Shapes & captions (image + text)
+#
+# Small scenes of one to three shapes, each with a caption and a question. Because we draw them
+# ourselves, we know the truth down to the pixel: which pixels belong to each object, and which
+# words of the caption name it. That lets lesson 03 *measure* whether an attention map looks at the
+# right object.
+
+# %%
+shapes = load_shapes(seed=0, holdout=[("red", "triangle")])
+fig, axes = plots.new_figure(10, 2.4, ncols=5)
+for ax, row in zip(axes, shapes["train"].select(range(5))):
+    plots.show_scene(ax, row["image"], row["masks"], title=f"{row['question']}\n{row['answer']}")
+plt.show()
+plt.close(fig)
+
+# %% [markdown]
+# Text becomes integer ids from a fixed vocabulary of 27 words; `caption_object` says, for every
+# token, which object it refers to (-1 for words like "a" or "the"):
+
+# %%
+row = shapes["train"][0]
+print(row["caption"])
+for token, obj in list(zip(row["caption_ids"].tolist(), row["caption_object"].tolist()))[:9]:
+    print(f"  {VOCAB.itos[token]:>8} (id {token:2d}) -> object {obj}")
+
+# %% [markdown]
+# The ground truth is consistent with the pixels: inside each object's mask, every pixel has that
+# object's colour. And the held-out combination "red triangle" never occurs in training scenes,
+# only in validation and test, ready for the zero-shot experiments of lesson 07.
+
+# %%
+from mmcourse.data import COLOURS, SHAPES
+from mmcourse.data.shapes import RGB
+
+inside_ok = all(
+    torch.allclose(r["image"][:, r["masks"][k]], torch.tensor(RGB[COLOURS[r["object_colour"][k]]])[:, None])
+    for r in shapes["train"].select(range(200)) for k in range(int(r["n_objects"]))
+)
+red, triangle = COLOURS.index("red"), SHAPES.index("triangle")
+def count_red_triangles(split):
+    colour, shape = shapes[split]["object_colour"][:], shapes[split]["object_shape"][:]
+    return int(((colour == red) & (shape == triangle)).sum())
+claim(inside_ok and count_red_triangles("train") == 0 < count_red_triangles("test"),
+      "masks match the pixels, and red triangles appear only outside training",
+      train=count_red_triangles("train"), test=count_red_triangles("test"))
+
+# %% [markdown]
+# ## Data set 3: two views with known correlations
+#
+# For canonical correlation analysis (lesson 02) we need data where we know the right answer.
+# `make_two_views` draws two views, x in R^10 and y in R^8, from a shared latent, so that the best
+# linear projections of the two views correlate with exactly the correlations you ask for.
+
+# %%
+views = make_two_views(n=2000, correlations=(0.9, 0.5), seed=0)
+print("x:", tuple(views.x.shape), "y:", tuple(views.y.shape), "true canonical correlations:", views.correlations.tolist())
+raw = torch.corrcoef(torch.cat([views.x, views.y], 1).T)[:10, 10:].abs().max()
+print(f"largest correlation between any raw x and y coordinate: {raw:.2f}")
+
+# %% [markdown]
+# No single pair of raw coordinates reveals the 0.9: it is spread over all of them by a random
+# mixing. Finding it is CCA's job.
+#
+# ## Browse the data
+#
+# Pick a data set, a split and a sample. AV-Digits samples come with a player.
+
+# %%
+from mmcourse.widgets import SampleBrowser
+
+browser = SampleBrowser({"AV-Digits": av, "Shapes & captions": shapes})
+browser
+
+# %% [markdown]
+# ## Exercise: accuracy
+#
+# Write `my_accuracy(scores, labels)`: `scores` is a `(B, C)` tensor of class scores, `labels` a
+# `(B,)` tensor of true classes. Return the fraction of rows whose highest score is at the true
+# label, as a Python `float`. The check below runs it on three cases and tells you what differs.
+
+# %%
+def my_accuracy(scores, labels):
+    # YOUR CODE HERE
+    raise NotImplementedError
+
+
+exercises.check("accuracy", my_accuracy)
+
+# %% [markdown]
+# <details><summary><b>Hint</b></summary>
+#
+# `scores.argmax(dim=1)` gives the predicted class of each row; compare it with `labels`, turn the
+# booleans into floats, average, and call `.item()` to get a Python number.
+# </details>
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+def my_accuracy(scores, labels):
+    return (scores.argmax(dim=1) == labels).float().mean().item()
+
+
+exercises.check("accuracy", my_accuracy, must_pass=True)
+
+# %% [markdown]
+# ## The map of the course
+#
+# Liang, Zadeh and Morency (2022), [*Foundations and Trends in Multimodal Machine Learning:
+# Principles, Challenges, and Open Questions*](https://arxiv.org/abs/2209.03430), organise the field
+# into six core challenges. Each lesson works on one or more of them:
+#
+# | challenge | the question | lessons |
+# |---|---|---|
+# | **Representation** | how to encode and combine modalities into one representation | 01 Fusion, 02 CCA, 05 Autoencoders |
+# | **Alignment** | which elements of one modality correspond to which of another | 02 CCA (retrieval), 03 Attention (grounding), 04 GAN alignment |
+# | **Reasoning** | how to compose evidence across modalities in several steps | 03 Attention (visual questions) |
+# | **Generation** | how to produce one modality from another | 05 Autoencoders (cross-modal generation) |
+# | **Transference** | how to move knowledge between modalities and tasks | 06 Meta-learning, 07 Applications (zero-shot, distillation) |
+# | **Quantification** | how to measure what each modality contributes, and how robust a model is | 01 Fusion (robustness, missing modalities), 03 Attention (is attention explanation?) |
+#
+# ## Summary
+#
+# - Lessons run top to bottom on a CPU; every claim is computed and checked with `claim`.
+# - `load_av_digits`, `load_shapes` and `make_two_views` give you offline data with known truth.
+# - `fit` / `evaluate` train and measure; `exercises.check` gives feedback on your code.
+#
+# **Further reading:** Baltrusaitis, Ahuja and Morency (2019), [*Multimodal Machine Learning:
+# A Survey and Taxonomy*](https://arxiv.org/abs/1705.09406), the earlier taxonomy the one above
+# extends.

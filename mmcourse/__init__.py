@@ -1,0 +1,27 @@
+"""mmcourse: the tested implementations behind the multimodal machine learning course.
+
+Lessons import what they need from here. Light names are imported eagerly; submodules
+(``mmcourse.data``, ``mmcourse.fusion`` ...) load on first use so that ``import mmcourse``
+stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .claims import ClaimError, claim
+from .device import get_device, seed_everything
+from .train import History, evaluate, fit, predict
+
+__version__ = "0.1.0"
+_SUBMODULES = {
+    "attention", "cca", "claims", "data", "device", "encoders", "exercises", "fusion", "metrics",
+    "plots", "train", "widgets",
+}
+__all__ = ["ClaimError", "History", "claim", "evaluate", "fit", "get_device", "predict", "seed_everything"]
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'mmcourse' has no attribute {name!r}")

@@ -1,0 +1,150 @@
+"""Checks that give learners feedback on their exercise solutions.
+
+An exercise pairs a reference implementation from the package with a few test cases. ``check``
+runs the learner's function on every case and compares it with the reference, and says *what*
+differs: an exception, a wrong type, a wrong shape, or wrong values (with the largest error and
+where it is), naming the case. A function that still raises ``NotImplementedError`` is reported
+as "not done yet", so a learner can run the whole notebook before attempting the exercises.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+
+class ExerciseError(AssertionError):
+    """Raised by ``check(..., must_pass=True)`` when a solution does not match the reference."""
+
+
+@dataclass
+class Case:
+    """One input to try: a short description and the arguments."""
+
+    description: str
+    args: tuple
+    kwargs: dict = field(default_factory=dict)
+
+
+@dataclass
+class Exercise:
+    """A named exercise: the reference function, a function making the cases, and tolerances."""
+
+    name: str
+    reference: Callable
+    cases: Callable[[], list[Case]]
+    atol: float = 1e-5
+    rtol: float = 1e-4
+
+
+EXERCISES: dict[str, Exercise] = {}
+
+
+def register(name: str, reference: Callable, cases: Callable[[], list[Case]], atol: float = 1e-5,
+             rtol: float = 1e-4) -> Exercise:
+    """Add an exercise to :data:`EXERCISES` (lessons' modules call this) and return it."""
+    EXERCISES[name] = Exercise(name, reference, cases, atol, rtol)
+    return EXERCISES[name]
+
+
+def compare(got, expected, atol: float = 1e-5, rtol: float = 1e-4, where: str = "the result") -> str | None:
+    """Describe how ``got`` differs from ``expected``; ``None`` when they match.
+
+    Tensors must have the same shape and close values; tuples and lists are compared item by
+    item; numbers must be close.
+    """
+    if isinstance(expected, torch.Tensor):
+        if not isinstance(got, torch.Tensor):
+            return f"{where} should be a torch.Tensor of shape {tuple(expected.shape)}, got {type(got).__name__}"
+        if got.shape != expected.shape:
+            return f"{where} has shape {tuple(got.shape)}, expected {tuple(expected.shape)}"
+        if expected.dtype == torch.bool or not expected.is_floating_point():
+            wrong = (got != expected).nonzero()
+            if len(wrong):
+                i = tuple(wrong[0].tolist())
+                return f"{where} differs at index {i}: got {got[i].item()}, expected {expected[i].item()}"
+            return None
+        got_f, exp_f = got.detach().double(), expected.detach().double()
+        if torch.isnan(got_f).any() and not torch.isnan(exp_f).any():
+            return f"{where} contains NaN"
+        error = (got_f - exp_f).abs()
+        bad = error > atol + rtol * exp_f.abs()
+        if bad.any():
+            i = tuple(bad.nonzero()[0].tolist()) if error.ndim else ()
+            return (f"{where} has wrong values: largest error {error.max().item():.3g}; at index {i} got "
+                    f"{got_f[i].item():.5g}, expected {exp_f[i].item():.5g}")
+        return None
+    if isinstance(expected, (tuple, list)):
+        if not isinstance(got, (tuple, list)) or len(got) != len(expected):
+            return f"{where} should be a {type(expected).__name__} of {len(expected)} items, got {got!r:.80}"
+        for i, (g, e) in enumerate(zip(got, expected)):
+            problem = compare(g, e, atol, rtol, f"item {i} of {where}")
+            if problem:
+                return problem
+        return None
+    if isinstance(expected, (int, float)):
+        if isinstance(got, torch.Tensor) and got.numel() == 1:
+            got = got.item()
+        if isinstance(got, torch.Tensor):
+            return f"{where} should be a single number, got a tensor of shape {tuple(got.shape)}"
+        if not isinstance(got, (int, float)):
+            return f"{where} should be a number, got {type(got).__name__}"
+        if not math.isclose(got, expected, rel_tol=rtol, abs_tol=atol):
+            return f"{where} is {got:.6g}, expected {expected:.6g}"
+        return None
+    return None if got == expected else f"{where} is {got!r:.80}, expected {expected!r:.80}"
+
+
+def check(exercise: str | Exercise, fn: Callable, must_pass: bool = False) -> bool:
+    """Run ``fn`` on every case of ``exercise`` and print what, if anything, differs from the reference.
+
+    Returns True when all cases match. With ``must_pass=True`` (used by the worked solutions, so
+    that the test suite notices a broken one) a mismatch raises ``ExerciseError``.
+    """
+    ex = EXERCISES[exercise] if isinstance(exercise, str) else exercise
+    cases = ex.cases()
+    for number, case in enumerate(cases, start=1):
+        label = f"case {number} of {len(cases)} ({case.description})"
+        try:
+            got = fn(*case.args, **case.kwargs)
+        except NotImplementedError:
+            return _report(ex, False, "not done yet: replace `raise NotImplementedError` with your code", must_pass)
+        except Exception as err:  # the learner's code failed: say where and how
+            return _report(ex, False, f"{label} raised {type(err).__name__}: {err}", must_pass)
+        problem = compare(got, ex.reference(*case.args, **case.kwargs), ex.atol, ex.rtol)
+        if problem:
+            return _report(ex, False, f"{label}: {problem}", must_pass)
+    return _report(ex, True, f"all {len(cases)} cases match the reference", must_pass)
+
+
+def _report(ex: Exercise, ok: bool, message: str, must_pass: bool) -> bool:
+    mark = "\N{CHECK MARK}" if ok else "\N{BALLOT X}"
+    line = f"{mark} {ex.name}: {message}"
+    if not ok and must_pass:
+        raise ExerciseError(line)
+    print(line)
+    return ok
+
+
+# ----- lesson 00 ---------------------------------------------------------------------------------
+
+def _accuracy_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(0)
+    return [
+        Case("4 samples, 3 classes", (torch.tensor([[2.0, 1, 0], [0, 3, 1], [1, 0, 5], [4, 0, 1]]),
+                                      torch.tensor([0, 1, 1, 0]))),
+        Case("64 samples, 10 classes", (torch.randn(64, 10, generator=g), torch.randint(0, 10, (64,), generator=g))),
+        Case("all wrong", (torch.eye(3), torch.tensor([1, 2, 0]))),
+    ]
+
+
+def _reference_accuracy(scores: torch.Tensor, labels: torch.Tensor) -> float:
+    from .metrics import accuracy
+
+    return accuracy(scores, labels)
+
+
+register("accuracy", _reference_accuracy, _accuracy_cases)

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install the course into ./.venv: a CPU build of PyTorch, then mmcourse with everything the
+# lessons and the tests need. Safe to run again; it only installs what is missing.
+#
+#   PYTHON=python3.12 bash scripts/install.sh          # choose the interpreter (3.11 or newer)
+#   TORCH_INDEX=https://download.pytorch.org/whl/cu124 bash scripts/install.sh   # a CUDA build
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+TORCH_VERSION=${TORCH_VERSION:-2.13.0}
+TORCH_INDEX=${TORCH_INDEX:-https://download.pytorch.org/whl/cpu}
+
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || { echo "mmcourse needs Python 3.11 or newer; set PYTHON=... to choose one" >&2; exit 1; }
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+pip=(.venv/bin/python -m pip install --disable-pip-version-check --quiet)
+
+# PyTorch first, so that installing mmcourse does not pull the much larger default (CUDA) build.
+# PyTorch's CPU index is tried first; where it cannot be reached, pip falls back to PyPI
+# (and to any local wheel mirror configured for pip).
+if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+  "${pip[@]}" --retries 1 --timeout 15 "torch==${TORCH_VERSION}" --extra-index-url "$TORCH_INDEX"
+fi
+"${pip[@]}" -e ".[dev]"
+echo "mmcourse is installed in .venv ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

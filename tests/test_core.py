@@ -1,0 +1,129 @@
+"""Core utilities: device choice, seeding, claims, the training loop, metrics."""
+
+import pytest
+import torch
+from torch import nn
+
+import mmcourse
+from mmcourse import ClaimError, claim, evaluate, fit, get_device, predict, seed_everything
+from mmcourse.metrics import accuracy
+from mmcourse.train import as_tensors
+
+
+def test_device_defaults_and_override(monkeypatch):
+    monkeypatch.delenv("MMCOURSE_DEVICE", raising=False)
+    expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    assert get_device().type == expected
+    monkeypatch.setenv("MMCOURSE_DEVICE", "cpu")
+    assert get_device() == torch.device("cpu")
+    monkeypatch.setenv("MMCOURSE_DEVICE", "toaster")
+    with pytest.raises(ValueError, match="MMCOURSE_DEVICE.*toaster"):
+        get_device()
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("MMCOURSE_DEVICE", "cuda")
+        with pytest.raises(ValueError, match="not available"):
+            get_device()
+
+
+def test_seeding_repeats_random_draws():
+    seed_everything(3)
+    a = torch.rand(3)
+    g = seed_everything(3)
+    assert torch.equal(a, torch.rand(3))
+    assert torch.equal(torch.rand(2, generator=g), torch.rand(2, generator=torch.Generator().manual_seed(3)))
+    with pytest.raises(ValueError, match="seed"):
+        seed_everything(-1)
+
+
+def test_claim_prints_numbers_or_raises(capsys):
+    line = claim(0.9 > 0.8, "fused beats single", fused=0.9, single=torch.tensor(0.8), n=3)
+    out = capsys.readouterr().out
+    assert out.startswith("\N{CHECK MARK} fused beats single") and "fused=0.9" in out and "single=0.8" in out
+    assert "n=3" in line
+    with pytest.raises(ClaimError, match="does not hold: impossible.*x=1"):
+        claim(False, "impossible", x=1)
+    with pytest.raises(ClaimError):
+        claim(torch.tensor(False), "tensor condition")
+    with pytest.raises(ValueError, match="condition"):
+        claim(torch.tensor([True, False]), "ambiguous")
+
+
+def test_accuracy_metric():
+    scores = torch.tensor([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]])
+    assert accuracy(scores, torch.tensor([1, 0, 0])) == pytest.approx(2 / 3)
+    assert accuracy(torch.tensor([1, 1]), torch.tensor([1, 0])) == 0.5
+    with pytest.raises(ValueError, match="labels"):
+        accuracy(scores, torch.tensor([1, 0]))
+    with pytest.raises(ValueError, match="scores"):
+        accuracy(torch.zeros(2, 2, 2), torch.tensor([1, 0]))
+
+
+def _blobs(n=400, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 3, (n,), generator=g)
+    x = torch.randn(n, 2, generator=g) * 0.3 + torch.tensor([[2.0, 0], [-2, 0], [0, 2]])[y]
+    return {"x": x, "label": y}
+
+
+def test_fit_learns_a_trivial_task_and_returns_history():
+    train, test = _blobs(seed=0), _blobs(seed=1)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 3))
+    before = evaluate(model, test, ["x"])["accuracy"]
+    history = fit(model, train, ["x"], validation=test, epochs=5, lr=1e-2, progress=False, device="cpu")
+    assert history.epoch == [1, 2, 3, 4, 5] and len(history.val_accuracy) == 5
+    assert history.train_loss[-1] < history.train_loss[0]
+    assert history.val_accuracy[-1] > 0.95 > before
+    assert history.seconds > 0 and "epochs=5" in repr(history)
+    assert predict(model, test, ["x"]).shape == (400, 3)
+
+
+def test_fit_is_deterministic_for_a_seed():
+    results = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = nn.Linear(2, 3)
+        results.append(fit(model, _blobs(), ["x"], epochs=2, seed=7, progress=False, device="cpu").train_loss)
+    assert results[0] == results[1]
+
+
+def test_fit_accepts_a_dataset_and_before_step():
+    from datasets import Dataset
+
+    data = Dataset.from_dict({k: v.numpy() for k, v in _blobs().items()}).with_format("torch")
+    seen = []
+
+    def before_step(batch):
+        seen.append(len(batch["x"]))
+        return batch
+
+    fit(nn.Linear(2, 3), data, ["x"], epochs=1, batch_size=100, progress=False, before_step=before_step, device="cpu")
+    assert seen == [100, 100, 100, 100]
+
+
+def test_fit_and_data_errors():
+    with pytest.raises(ValueError, match="epochs"):
+        fit(nn.Linear(2, 3), _blobs(), ["x"], epochs=0)
+    with pytest.raises(ValueError, match="missing columns \\['image'\\]"):
+        fit(nn.Linear(2, 3), _blobs(), ["image"], progress=False)
+    with pytest.raises(ValueError, match="different numbers of rows"):
+        as_tensors({"x": torch.zeros(3, 2), "label": torch.zeros(4)}, ["x", "label"])
+    with pytest.raises(ValueError, match="no rows"):
+        as_tensors({"x": torch.zeros(0, 2)}, ["x"])
+
+
+def test_lazy_submodules():
+    assert mmcourse.data.load_av_digits is not None
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        mmcourse.nope  # noqa: B018
+
+
+def test_import_is_light():
+    """`import mmcourse` must not pull in datasets, sklearn or matplotlib (budget: 1 s over torch)."""
+    import subprocess
+    import sys
+
+    code = ("import torch, sys; import mmcourse; "
+            "print(sorted(m for m in ('datasets', 'sklearn', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

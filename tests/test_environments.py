@@ -1,0 +1,82 @@
+"""pyproject.toml, environment.yml and binder/ ask for the same packages."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+ROOT = Path(__file__).parents[1]
+CONDA_NAMES = {"pytorch-cpu": "torch", "pytorch": "torch"}  # conda-forge name -> PyPI name
+
+
+def _pyproject() -> tuple[dict, dict]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    parse = lambda reqs: {canonicalize_name(r.name): r for r in map(Requirement, reqs)}  # noqa: E731
+    return parse(project["dependencies"]), parse(project["optional-dependencies"]["dev"])
+
+
+def _conda() -> dict[str, str]:
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert env["channels"] == ["conda-forge"]
+    out = {}
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict):
+            for line in dep["pip"]:
+                if not line.startswith("-"):
+                    out[canonicalize_name(Requirement(line).name)] = line
+            continue
+        name = re.split(r"[<>=! ]", dep, maxsplit=1)[0]
+        if name not in ("python", "pip"):
+            out[canonicalize_name(CONDA_NAMES.get(name, name))] = dep
+    return out
+
+
+def _binder() -> dict[str, Requirement]:
+    lines = (ROOT / "binder/requirements.txt").read_text().splitlines()
+    reqs = [Requirement(line) for line in lines if line.strip() and not line.startswith(("#", "-"))]
+    return {canonicalize_name(r.name): r for r in reqs}
+
+
+def test_conda_environment_matches_pyproject():
+    runtime, dev = _pyproject()
+    assert set(_conda()) == set(runtime) | set(dev)
+
+
+def test_conda_uses_cpu_pytorch_and_a_new_python():
+    deps = yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
+    assert any(str(d).startswith("pytorch-cpu") for d in deps)
+    assert "python>=3.11" in deps
+
+
+def test_binder_matches_pyproject_runtime_and_versions_satisfy_it():
+    runtime, _ = _pyproject()
+    binder = _binder()
+    assert set(binder) == set(runtime)
+    for name, req in binder.items():
+        pins = [s.version for s in req.specifier if s.operator == "=="]
+        for pin in pins:
+            assert runtime[name].specifier.contains(Version(pin), prereleases=True), (name, pin)
+
+
+def test_binder_takes_cpu_torch_pins_python_and_installs_the_package():
+    text = (ROOT / "binder/requirements.txt").read_text()
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in text
+    assert str(_binder()["torch"].specifier).endswith("+cpu")
+    assert (ROOT / "binder/runtime.txt").read_text().strip() == "python-3.11"
+    post = (ROOT / "binder/postBuild").read_text()
+    assert post.startswith("#!/bin/bash") and "set -e" in post and "pip install" in post and "-e ." in post
+
+
+def test_install_script_pins_the_same_torch_as_binder():
+    script = (ROOT / "scripts/install.sh").read_text()
+    version = re.search(r"TORCH_VERSION:-([\d.]+)", script).group(1)
+    assert str(_binder()["torch"].specifier) == f"=={version}+cpu"
+
+
+def test_readme_badge_opens_lesson_00_on_binder():
+    readme = (ROOT / "README.md").read_text()
+    assert re.search(r"mybinder\.org/v2/gh/[^)\s]+\?urlpath=lab/tree/lessons/00_welcome\.ipynb", readme)

@@ -1,0 +1,59 @@
+"""The exercise checker: it says what is wrong and which case failed."""
+
+import pytest
+import torch
+
+from mmcourse.exercises import EXERCISES, Case, ExerciseError, check, compare, register
+
+
+def test_correct_solution_passes(capsys):
+    assert check("accuracy", lambda s, y: (s.argmax(1) == y).float().mean().item())
+    assert "\N{CHECK MARK} accuracy: all 3 cases match" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "fn, message",
+    [
+        (lambda s, y: (s.argmin(1) == y).float().mean().item(),
+         "case 1 of 3 (4 samples, 3 classes): the result is 0.25, expected 0.75"),
+        (lambda s, y: (s.argmax(1) == y).float(), "should be a single number, got a tensor of shape (4,)"),
+        (lambda s, y: (s.argmax(0) == y).float().mean(), "case 1 of 3 (4 samples, 3 classes) raised RuntimeError"),
+        (lambda s, y: "0.75", "should be a number, got str"),
+    ],
+)
+def test_wrong_solutions_are_explained(fn, message, capsys):
+    assert not check("accuracy", fn)
+    out = capsys.readouterr().out
+    assert out.startswith("\N{BALLOT X} accuracy") and message in out
+
+
+def test_not_implemented_is_not_done_yet(capsys):
+    def stub(scores, labels):
+        raise NotImplementedError
+
+    assert not check("accuracy", stub)
+    assert "not done yet" in capsys.readouterr().out
+    with pytest.raises(ExerciseError, match="not done yet"):
+        check("accuracy", stub, must_pass=True)
+
+
+def test_compare_tensors_tuples_and_values():
+    a = torch.arange(6.0).reshape(2, 3)
+    assert compare(a, a.clone()) is None
+    assert "shape (3, 2), expected (2, 3)" in compare(a.T, a)
+    b = a.clone()
+    b[1, 2] += 1
+    assert "at index (1, 2) got 6, expected 5" in compare(b, a)
+    assert "item 1 of the result" in compare((a, b), (a, a))
+    assert "2 items" in compare((a,), (a, a))
+    assert "contains NaN" in compare(torch.full((2,), float("nan")), torch.zeros(2))
+    assert "differs at index (1,)" in compare(torch.tensor([1, 2]), torch.tensor([1, 3]))
+    assert compare("yes", "yes") is None and "expected 'no'" in compare("yes", "no")
+
+
+def test_register_a_new_exercise():
+    ex = register("double", lambda x: 2 * x, lambda: [Case("ones", (torch.ones(3),))])
+    assert EXERCISES["double"] is ex
+    assert check("double", lambda x: x + x)
+    assert not check(ex, lambda x: x)
+    del EXERCISES["double"]

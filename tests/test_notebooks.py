@@ -1,0 +1,50 @@
+"""Lessons: each jupytext script and its notebook hold the same cells; notebooks carry no outputs."""
+
+from pathlib import Path
+
+import jupytext
+import pytest
+
+LESSONS = Path(__file__).parents[1] / "lessons"
+SCRIPTS = sorted(LESSONS.glob("[0-9][0-9]_*.py"))
+NOTEBOOKS = sorted(LESSONS.glob("[0-9][0-9]_*.ipynb"))
+
+
+def _cells(path: Path) -> list[tuple]:
+    nb = jupytext.read(path)
+    return [
+        (c.cell_type, c.source.strip(), tuple(c.metadata.get("tags", [])), c.metadata.get("jupyter", {}))
+        for c in nb.cells
+    ]
+
+
+def test_every_lesson_has_both_files():
+    assert SCRIPTS, "no lessons found"
+    assert [p.stem for p in SCRIPTS] == [p.stem for p in NOTEBOOKS]
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_script_and_notebook_hold_the_same_cells(script):
+    """Compared cell by cell (type, source, tags, hidden state), not by file times: after a
+    checkout, times say nothing. Regenerate with `python scripts/sync_lessons.py`."""
+    assert _cells(script) == _cells(script.with_suffix(".ipynb"))
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_stored_clean_with_a_kernel(notebook):
+    nb = jupytext.read(notebook)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, cell.source[:60]
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_solutions_are_hidden_and_checked(script):
+    """Every exercise solution is a hidden cell tagged `solution` that calls a check with must_pass."""
+    cells = jupytext.read(script).cells
+    solutions = [c for c in cells if "solution" in c.metadata.get("tags", [])]
+    assert solutions, "every lesson has at least one exercise"
+    for cell in solutions:
+        assert cell.metadata.get("jupyter", {}).get("source_hidden") is True
+        assert "must_pass=True" in cell.source
