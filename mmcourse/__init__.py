@@ -15,7 +15,7 @@ from .train import History, evaluate, fit, predict
 
 __version__ = "0.1.0"
 _SUBMODULES = {
-    "attention", "cca", "claims", "data", "device", "encoders", "exercises", "fusion", "metrics",
+    "attention", "cca", "claims", "data", "device", "encoders", "exercises", "experiments", "fusion", "metrics",
     "plots", "train", "widgets",
 }
 __all__ = ["ClaimError", "History", "claim", "evaluate", "fit", "get_device", "predict", "seed_everything"]

@@ -57,3 +57,8 @@ def test_register_a_new_exercise():
     assert check("double", lambda x: x + x)
     assert not check(ex, lambda x: x)
     del EXERCISES["double"]
+
+
+def test_unknown_exercise_is_a_clear_error():
+    with pytest.raises(ValueError, match="no exercise named 'nope'"):
+        check("nope", lambda: None)

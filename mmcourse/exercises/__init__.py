@@ -5,11 +5,16 @@ runs the learner's function on every case and compares it with the reference, an
 differs: an exception, a wrong type, a wrong shape, or wrong values (with the largest error and
 where it is), naming the case. A function that still raises ``NotImplementedError`` is reported
 as "not done yet", so a learner can run the whole notebook before attempting the exercises.
+
+Each lesson's exercises live in a module of this package (``lesson00.py``, ``lesson01.py``, ...)
+that calls :func:`register`; ``check("name", fn)`` finds them by name.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -104,7 +109,7 @@ def check(exercise: str | Exercise, fn: Callable, must_pass: bool = False) -> bo
     Returns True when all cases match. With ``must_pass=True`` (used by the worked solutions, so
     that the test suite notices a broken one) a mismatch raises ``ExerciseError``.
     """
-    ex = EXERCISES[exercise] if isinstance(exercise, str) else exercise
+    ex = _find(exercise) if isinstance(exercise, str) else exercise
     cases = ex.cases()
     for number, case in enumerate(cases, start=1):
         label = f"case {number} of {len(cases)} ({case.description})"
@@ -129,22 +134,11 @@ def _report(ex: Exercise, ok: bool, message: str, must_pass: bool) -> bool:
     return ok
 
 
-# ----- lesson 00 ---------------------------------------------------------------------------------
-
-def _accuracy_cases() -> list[Case]:
-    g = torch.Generator().manual_seed(0)
-    return [
-        Case("4 samples, 3 classes", (torch.tensor([[2.0, 1, 0], [0, 3, 1], [1, 0, 5], [4, 0, 1]]),
-                                      torch.tensor([0, 1, 1, 0]))),
-        Case("64 samples, 10 classes", (torch.randn(64, 10, generator=g), torch.randint(0, 10, (64,), generator=g))),
-        Case("all wrong", (torch.eye(3), torch.tensor([1, 2, 0]))),
-    ]
-
-
-def _reference_accuracy(scores: torch.Tensor, labels: torch.Tensor) -> float:
-    from .metrics import accuracy
-
-    return accuracy(scores, labels)
-
-
-register("accuracy", _reference_accuracy, _accuracy_cases)
+def _find(name: str) -> Exercise:
+    """The registered exercise ``name``, loading every lesson's exercise module on first use."""
+    if name not in EXERCISES:
+        for module in pkgutil.iter_modules(__path__):
+            importlib.import_module(f"{__name__}.{module.name}")
+    if name not in EXERCISES:
+        raise ValueError(f"exercise: no exercise named {name!r}; known: {sorted(EXERCISES)}")
+    return EXERCISES[name]
