@@ -18,7 +18,6 @@ NETWORK_LOG = _scratch / "network.log"
 os.environ["MMCOURSE_NETWORK_LOG"] = str(NETWORK_LOG)
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ.setdefault("MPLBACKEND", "Agg")
 # Kernels started by nbval (and by the browser test) inherit IPYTHONDIR and run this guard first.
 startup = _scratch / "ipython" / "profile_default" / "startup"
 startup.mkdir(parents=True)

@@ -64,7 +64,7 @@ def _batches(n: int, batch_size: int, generator: torch.Generator | None):
 def _progress(total: int, enabled: bool, description: str):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, disable=not enabled, desc=description, leave=False)
+    return tqdm(total=total, disable=not enabled, desc=description, leave=True)
 
 
 @torch.no_grad()

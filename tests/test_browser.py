@@ -1,0 +1,228 @@
+"""Every lesson runs in a real JupyterLab in headless Chromium, and its widgets render and respond.
+
+nbval shows that the code of each notebook runs; this test does what a learner does. It starts
+``jupyter lab`` on 127.0.0.1 with fresh settings (windowing off so every cell stays in the page,
+autosave off), opens each lesson's notebook (a copy, so the repository's files stay untouched),
+runs all cells, waits until the kernel is idle and every code cell has an execution count, and
+fails on an error output, a stderr traceback, a widget that did not render ("Error displaying
+widget", "Loading widget...", an error box) or a JavaScript error. Then it moves the lesson's
+first slider (or dropdown) as a learner would, with the keyboard, and checks that the output the
+control drives changes. Screenshots and times go to ``artifacts/browser/`` (ignored by git).
+
+Needs Debian's Chromium (``apt-get install chromium``; Playwright's own browser download is not
+used). Without it the test is skipped, except under ``CI=true`` where it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+LESSONS = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.ipynb"))
+ARTIFACTS = ROOT / "artifacts" / "browser"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+    "--disable-background-networking", "--disable-component-update",
+]
+SETTINGS = {  # JupyterLab user settings for a fresh, quiet, non-windowed, non-autosaving session
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+    "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
+}
+LESSON_TIMEOUT_MS = 300_000
+WIDGET_PROBLEMS = ["Error displaying widget", "Loading widget..."]
+
+KERNEL_IDLE = """() => {
+  const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+  return !!k && k.status === 'idle';
+}"""
+ALL_CELLS_RAN = """() => {
+  const w = window.jupyterapp.shell.currentWidget;
+  const code = w.content.widgets.filter(c => c.model.type === 'code');
+  return code.length > 0 && code.every(c => c.model.executionCount !== null)
+    && w.sessionContext.session.kernel.status === 'idle';
+}"""
+OUTPUT_PROBLEMS = """() => {
+  const w = window.jupyterapp.shell.currentWidget;
+  const problems = [];
+  w.content.widgets.forEach((cell, i) => {
+    if (cell.model.type !== 'code') return;
+    for (const out of cell.model.outputs.toJSON()) {
+      if (out.output_type === 'error') problems.push(`cell ${i}: ${out.ename}: ${out.evalue}`);
+      const text = Array.isArray(out.text) ? out.text.join('') : (out.text || '');
+      if (out.output_type === 'stream' && out.name === 'stderr' && text.includes('Traceback'))
+        problems.push(`cell ${i}: stderr traceback: ${text.slice(0, 300)}`);
+    }
+  });
+  return problems;
+}"""
+
+
+def _skip_or_fail(reason: str):
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(reason + " (CI=true: the browser test must run in CI)")
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server on 127.0.0.1 serving a copy of the lessons; yields (base URL, token)."""
+    if not Path(CHROMIUM).exists():
+        _skip_or_fail("Chromium not found: install it with `sudo apt-get install chromium` (Debian/Ubuntu) "
+                      "to run the browser test")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        _skip_or_fail("Playwright not installed: `pip install -e .[dev]` installs it")
+    tmp = tmp_path_factory.mktemp("lab")
+    (tmp / "root" / "lessons").mkdir(parents=True)
+    for notebook in LESSONS:
+        shutil.copy(notebook, tmp / "root" / "lessons" / notebook.name)
+    for name, values in SETTINGS.items():
+        path = tmp / "settings" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
+    port, token = _free_port(), "mmcourse-browser-test"
+    env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(tmp / "settings"), JUPYTERLAB_WORKSPACES_DIR=str(tmp / "ws"),
+               JUPYTER_CONFIG_DIR=str(tmp / "config"), JUPYTER_RUNTIME_DIR=str(tmp / "runtime"))
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+               f"--IdentityProvider.token={token}", "--LabApp.expose_app_in_browser=True",
+               f"--ServerApp.root_dir={tmp / 'root'}"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")
+    log = open(tmp / "server.log", "w")
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+            break
+        except OSError:
+            if time.time() > deadline or server.poll() is not None:
+                server.kill()
+                pytest.fail("JupyterLab did not start:\n" + (tmp / "server.log").read_text()[-3000:])
+            time.sleep(0.5)
+    yield base, token
+    server.terminate()
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser(lab):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+def _driven_output(cell) -> str:
+    """What a control's cell shows besides the controls: Output widgets and HTML widgets."""
+    return cell.evaluate(
+        "c => [...c.querySelectorAll('.widget-output, .widget-html-content')].map(e => e.innerHTML).join('\\n')"
+    )
+
+
+def _move_first_control(page) -> str:
+    """Press a key on the first slider (or pick another option of the first dropdown) in the
+    notebook; return a description. Fails unless the output that control drives changes."""
+    slider = page.locator(".jp-Notebook .widget-slider .noUi-handle").first
+    dropdown = page.locator(".jp-Notebook .widget-dropdown select").first
+    control = slider if slider.count() else dropdown
+    assert control.count(), "the lesson shows no slider or dropdown"
+    cell = control.locator("xpath=ancestor::div[contains(concat(' ', normalize-space(@class), ' '), ' jp-CodeCell ')]")
+    before = _driven_output(cell)
+    control.scroll_into_view_if_needed()
+    if control is slider:
+        control.focus()
+        page.keyboard.press("ArrowRight")
+        what = "slider moved one step right with the keyboard"
+    else:
+        options = control.locator("option").all_text_contents()
+        assert len(options) > 1, "the first dropdown has a single option"
+        current = control.input_value()
+        control.select_option(next(o for o in options if o != current))
+        what = "dropdown set to another option"
+    deadline = time.time() + 30
+    while _driven_output(cell) == before:
+        assert time.time() < deadline, f"{what}, but the output it drives did not change within 30 s"
+        page.wait_for_timeout(250)
+    page.wait_for_function(KERNEL_IDLE, timeout=60_000)
+    page.wait_for_timeout(500)
+    cell.screenshot(path=str(ARTIFACTS / f"{page.lesson}-widget.png"))
+    return what
+
+
+def _record_time(lesson: str, seconds: float) -> None:
+    path = ARTIFACTS / "times.json"
+    times = json.loads(path.read_text()) if path.exists() else {}
+    times[lesson] = round(seconds, 1)
+    path.write_text(json.dumps(times, indent=1, sort_keys=True))
+
+
+@pytest.mark.parametrize("notebook", LESSONS, ids=lambda p: p.stem)
+def test_lesson_runs_in_jupyterlab_and_widgets_respond(lab, browser, notebook):
+    base, token = lab
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.lesson = notebook.stem
+    js_errors: list[str] = []
+    page.on("pageerror", lambda err: js_errors.append(f"page error: {err}"))
+    page.on("console", lambda msg: msg.type == "error" and js_errors.append(f"console error: {msg.text[:500]}"))
+    try:
+        page.goto(f"{base}/lab/tree/lessons/{notebook.name}?token={token}")
+        page.wait_for_function(KERNEL_IDLE, timeout=120_000)
+        start = time.perf_counter()
+        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        page.wait_for_function(ALL_CELLS_RAN, timeout=LESSON_TIMEOUT_MS, polling=500)
+        seconds = time.perf_counter() - start
+        _record_time(notebook.stem, seconds)
+        # Widgets render asynchronously after the kernel is idle: give them a moment to settle.
+        page.wait_for_function(
+            "texts => !texts.some(t => document.body.innerText.includes(t))", arg=["Loading widget..."],
+            timeout=30_000)
+        assert page.evaluate(OUTPUT_PROBLEMS) == []
+        for text in WIDGET_PROBLEMS:
+            assert text not in page.inner_text(".jp-Notebook"), f"a widget shows {text!r}"
+        assert page.locator(".jp-Notebook .jupyter-widgets-error-widget").count() == 0
+        assert js_errors == []
+
+        _move_first_control(page)
+        assert page.evaluate(OUTPUT_PROBLEMS) == []
+        assert "Traceback" not in page.inner_text(".jp-Notebook .widget-output") if page.locator(
+            ".jp-Notebook .widget-output").count() else True
+        assert page.locator(".jp-Notebook .jupyter-widgets-error-widget").count() == 0
+        assert js_errors == []
+
+        height = page.evaluate("document.querySelector('.jp-Notebook').scrollHeight")
+        page.set_viewport_size({"width": 1400, "height": min(height + 200, 30_000)})
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(ARTIFACTS / f"{notebook.stem}.png"), full_page=True)
+    finally:
+        page.evaluate("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                      " && window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
+        page.close()
