@@ -10,6 +10,7 @@ is the kernel process's own maximum resident set size (``getrusage``), read by a
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -96,7 +97,22 @@ def main(prefixes: list[str]) -> int:
     print("|---|---:|")
     for name, seconds in loader_times().items():
         print(f"| `{name}` | {seconds:.2f} |")
+    browser_times()
     return 1 if over else 0
+
+
+def browser_times() -> None:
+    """Print the run-all times the browser test last measured (artifacts/browser/times.json)."""
+    path = ROOT / "artifacts" / "browser" / "times.json"
+    if not path.exists():
+        print("\nNo browser times yet: run `pytest tests/test_browser.py` first.")
+        return
+    print("\nRun All Cells in JupyterLab + headless Chromium, until every cell has run "
+          "(from the last run of `tests/test_browser.py`, which writes artifacts/browser/times.json):\n")
+    print("| lesson | seconds in the browser |")
+    print("|---|---:|")
+    for lesson, seconds in sorted(json.loads(path.read_text()).items()):
+        print(f"| {lesson} | {seconds:.1f} |")
 
 
 if __name__ == "__main__":
