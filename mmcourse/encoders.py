@@ -79,3 +79,22 @@ class TokenEncoder(nn.Module):
         states, _ = self.gru(self.embed(tokens))  # (B, L, out_dim)
         last = (tokens != self.pad_id).sum(1).clamp(min=1) - 1  # index of the last real token
         return states[torch.arange(len(tokens), device=tokens.device), last]
+
+
+class MLPEncoder(nn.Module):
+    """A perceptron with ReLU hidden layers for flat feature vectors (two-view data, pooled features).
+
+    Shape: ``x`` (B, in_dim) -> (B, out_dim). The last layer is linear (no ReLU), so the output
+    can take any sign, as Deep CCA's projections need.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, hidden: int = 64, layers: int = 2) -> None:
+        super().__init__()
+        sizes = [in_dim] + [hidden] * layers
+        blocks = [m for a, b in zip(sizes[:-1], sizes[1:]) for m in (nn.Linear(a, b), nn.ReLU())]
+        self.net = nn.Sequential(*blocks, nn.Linear(sizes[-1], out_dim))
+        self.in_dim, self.out_dim = in_dim, out_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_input("x", x, (self.in_dim,))
+        return self.net(x)

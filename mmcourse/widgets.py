@@ -78,3 +78,74 @@ class SampleBrowser:
 
     def _ipython_display_(self) -> None:
         display(self.widget)
+
+
+class CCAExplorer:
+    """Regularised CCA, train against held-out: a ridge slider and a component selector.
+
+    For every ridge on the slider a :class:`mmcourse.cca.CCA` is fitted once, up front (closed
+    form, milliseconds each), so moving a control only redraws. The view shows the correlation of
+    each canonical pair on the training and the held-out data, how the chosen pair's two
+    correlations change with the ridge, and the held-out scatter of the chosen pair.
+
+    Parameters
+    ----------
+    x, y : training views (n, p), (n, q).
+    x_test, y_test : held-out views (m, p), (m, q).
+    n_components : int, canonical pairs to fit.
+    regs : the ridges on the slider, increasing (0 is plain CCA).
+
+    ``shown`` holds ``reg``, ``component`` (1-based), ``train`` and ``held_out`` (lists of k
+    correlations at that ridge) and ``pair`` (train and held-out correlation of the chosen pair).
+    """
+
+    def __init__(self, x, y, x_test, y_test, n_components: int = 3,
+                 regs=(0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)) -> None:
+        from .cca import CCA
+
+        self.regs = [float(r) for r in regs]
+        if not self.regs or sorted(self.regs) != self.regs or self.regs[0] < 0:
+            raise ValueError(f"regs: expected one or more increasing ridges >= 0, got {regs!r}")
+        self.x_test, self.y_test = x_test, y_test
+        self.models = [CCA(n_components, reg=r).fit(x, y) for r in self.regs]
+        self.train = [m.correlations(x, y).tolist() for m in self.models]
+        self.held_out = [m.correlations(x_test, y_test).tolist() for m in self.models]
+        self.reg = widgets.SelectionSlider(options=[(f"{r:g}", r) for r in self.regs], value=self.regs[0],
+                                           description="ridge", continuous_update=False)
+        self.component = widgets.ToggleButtons(options=[(str(i + 1), i) for i in range(n_components)], value=0,
+                                               description="component", style={"button_width": "40px"})
+        self.output = widgets.Output()
+        self.shown: dict = {}
+        self.reg.observe(lambda _: self.update(), names="value")
+        self.component.observe(lambda _: self.update(), names="value")
+        self.widget = widgets.VBox([widgets.HBox([self.reg, self.component]), self.output])
+        self.update()
+
+    def update(self) -> None:
+        """Redraw for the current ridge and component."""
+        at, c = self.regs.index(self.reg.value), self.component.value
+        train, held_out = self.train[at], self.held_out[at]
+        u, v = self.models[at].transform(self.x_test, self.y_test)
+        self.shown = {"reg": self.reg.value, "component": c + 1, "train": train, "held_out": held_out,
+                      "pair": (train[c], held_out[c])}
+        self.output.clear_output(wait=True)
+        with self.output:
+            fig, axes = plots.new_figure(11, 3.2, ncols=3)
+            plots.correlation_bars(axes[0], {"train": train, "held out": held_out}, highlight=c,
+                                   title=f"ridge {self.reg.value:g}")
+            steps = range(len(self.regs))
+            axes[1].plot(steps, [t[c] for t in self.train], "o-", label="train")
+            axes[1].plot(steps, [h[c] for h in self.held_out], "o-", label="held out")
+            axes[1].axvline(at, color="0.6", lw=1)
+            axes[1].set_xticks(steps, [f"{r:g}" for r in self.regs], rotation=90, fontsize=7)
+            axes[1].set_xlabel("ridge", fontsize=8)
+            axes[1].set_ylabel("correlation", fontsize=8)
+            axes[1].set_title(f"component {c + 1} against the ridge", fontsize=9)
+            axes[1].legend(fontsize=7)
+            plots.canonical_pair(axes[2], u[:, c], v[:, c], title=f"held-out pair {c + 1}: r = {held_out[c]:.2f}")
+            fig.tight_layout()
+            plt.show()
+            plt.close(fig)
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)

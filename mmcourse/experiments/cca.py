@@ -1,0 +1,230 @@
+"""The experiments behind lesson 02's claims (CCA), as plain functions of a seed.
+
+Each returns a dict of results (tensors and numbers, plus what the lesson draws). The lesson calls
+them with ``seed=0``; ``tests/test_cca_experiments.py`` calls them with seeds 0, 1 and 2 and
+checks the same conditions the lesson claims.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+
+from ..cca import CCA, DeepCCA, cca_loss
+from ..data import TwoViews, load_av_digits, make_two_views
+from ..encoders import MLPEncoder
+from ..metrics import chance_recall_at_k, recall_at_k
+
+TRUE_CORRELATIONS = (0.9, 0.7, 0.4)
+
+
+def recover_correlations(seed: int = 0, n: int = 2000) -> dict:
+    """Linear CCA on linear two views (x in R^10, y in R^8) with canonical correlations 0.9, 0.7, 0.4.
+
+    Returns ``true``, ``train`` (the fitted ``canonical_correlations_``) and ``held_out``
+    (correlations of the fitted pairs on n new samples), each (3,); ``standard_error`` (3,), the
+    large-sample standard error (1 - rho^2) / sqrt(n) of an estimated correlation rho; and
+    ``worst``, the largest error of ``train`` or ``held_out`` in standard errors.
+    """
+    views = make_two_views(n=n, dim_x=10, dim_y=8, correlations=TRUE_CORRELATIONS, n_test=n, seed=seed)
+    cca = CCA(n_components=3).fit(views.x, views.y)
+    held_out = cca.correlations(views.x_test, views.y_test)
+    standard_error = (1 - views.correlations**2) / n**0.5
+    errors = torch.stack([cca.canonical_correlations_ - views.correlations, held_out - views.correlations])
+    return {"true": views.correlations, "train": cca.canonical_correlations_, "held_out": held_out,
+            "standard_error": standard_error, "worst": (errors.abs() / standard_error).max().item()}
+
+
+@contextmanager
+def one_thread():
+    """Run torch and NumPy's BLAS on one thread inside the block (fair, repeatable timings)."""
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _median_seconds(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def against_sklearn(seed: int = 0, n: int = 1000, dim: int = 40, repeats: int = 5) -> dict:
+    """Our closed-form CCA against scikit-learn's iterative one (NIPALS) on the same data.
+
+    Data: linear two views, both of dimension ``dim``, correlations 0.9, 0.7, 0.4. The two are
+    compared by the correlations of their projected training data (their weights differ in sign
+    and scale). Times are medians of ``repeats`` fits, both on one thread. Returns ``ours`` and
+    ``sklearn`` (3,), ``difference`` (largest absolute), ``seconds_ours``, ``seconds_sklearn`` and
+    ``speedup`` (their time / ours).
+    """
+    from sklearn.cross_decomposition import CCA as SklearnCCA
+
+    views = make_two_views(n=n, dim_x=dim, dim_y=dim, correlations=TRUE_CORRELATIONS, seed=seed)
+    x, y = views.x.numpy(), views.y.numpy()
+    ours = CCA(n_components=3).fit(x, y).correlations(x, y)
+    theirs_model = SklearnCCA(n_components=3, max_iter=1000).fit(x, y)
+    u, v = (torch.from_numpy(a) for a in theirs_model.transform(x, y))
+    theirs = torch.stack([torch.corrcoef(torch.stack([u[:, i], v[:, i]]))[0, 1] for i in range(3)])
+    with one_thread():
+        seconds_ours = _median_seconds(lambda: CCA(n_components=3).fit(x, y), repeats)
+        seconds_sklearn = _median_seconds(lambda: SklearnCCA(n_components=3, max_iter=1000).fit(x, y), repeats)
+    return {"ours": ours, "sklearn": theirs, "difference": (ours - theirs).abs().max().item(),
+            "seconds_ours": seconds_ours, "seconds_sklearn": seconds_sklearn,
+            "speedup": seconds_sklearn / seconds_ours}
+
+
+def many_features(n: int = 100, dim: int = 60, noise: float = 0.5, n_test: int = 2000, seed: int = 0) -> TwoViews:
+    """Few samples, many features: linear two views (10 coordinates each, correlations 0.9, 0.7, 0.4)
+    spread over ``dim`` features by a random linear map, plus independent noise of std ``noise``.
+
+    Like real measurements (pixels, spectrogram cells), most of the variance lies in a few
+    directions that carry the signal. ``correlations`` are those of the shared latent; the noise
+    lowers the population canonical correlations a little (to about 0.85, 0.7, 0.45 at noise 0.5).
+    """
+    views = make_two_views(n=n, dim_x=10, dim_y=10, correlations=TRUE_CORRELATIONS, n_test=n_test, seed=seed)
+    g = torch.Generator().manual_seed(10_000 + seed)
+    lift_x, lift_y = (torch.randn(10, dim, generator=g, dtype=views.x.dtype) / 10**0.5 for _ in range(2))
+
+    def spread(a: torch.Tensor, lift: torch.Tensor) -> torch.Tensor:
+        return a @ lift + noise * torch.randn(len(a), dim, generator=g, dtype=a.dtype)
+
+    return TwoViews(spread(views.x, lift_x), spread(views.y, lift_y), spread(views.x_test, lift_x),
+                    spread(views.y_test, lift_y), views.correlations)
+
+
+def overfitting(seed: int = 0, reg: float = 0.3) -> dict:
+    """Plain and ridge CCA on :func:`many_features` (100 samples, 60 + 60 features).
+
+    Returns the correlations of the 3 canonical pairs on the training and held-out data:
+    ``plain_train``, ``plain_held_out``, ``ridge_train``, ``ridge_held_out``, and ``reg``.
+    """
+    views = many_features(seed=seed)
+    plain = CCA(n_components=3).fit(views.x, views.y)
+    ridge = CCA(n_components=3, reg=reg).fit(views.x, views.y)
+    return {"plain_train": plain.correlations(views.x, views.y),
+            "plain_held_out": plain.correlations(views.x_test, views.y_test),
+            "ridge_train": ridge.correlations(views.x, views.y),
+            "ridge_held_out": ridge.correlations(views.x_test, views.y_test), "reg": reg}
+
+
+def av_digits_views(split, pool: tuple[int, int] = (2, 4)) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Flat features of one AV-Digits split: pixels (N, 64), the log-mel spectrogram averaged over
+    ``pool`` (mel bands, frames) blocks ((N, 160) for (2, 4)), and the labels (N,)."""
+    image = split["image"][:].flatten(1).double()
+    audio = F.avg_pool2d(split["audio"][:], pool).flatten(1).double()
+    return image, audio, split["label"][:]
+
+
+def retrieval_scores(u_query: torch.Tensor, v_gallery: torch.Tensor) -> torch.Tensor:
+    """Cosine similarities between projected queries (Q, k) and gallery items (G, k): (Q, G)."""
+    return F.normalize(u_query, dim=1) @ F.normalize(v_gallery, dim=1).T
+
+
+def av_digits_retrieval(seed: int = 0, data=None, n_components: int = 9, regs=(0.1, 1.0, 10.0, 100.0)) -> dict:
+    """CCA between AV-Digits pixels and spectrograms; audio queries retrieve images in the shared space.
+
+    Features are standardised with the training split's statistics. The ridge is chosen among
+    ``regs`` by Recall@1 on the validation split; the test split is touched once. An image counts
+    as relevant to an audio query when it shows the same digit.
+
+    Parameters
+    ----------
+    seed : the data seed (``load_av_digits(seed=seed)``), unless ``data`` is given.
+    data : an AV-Digits ``DatasetDict`` already loaded (the lesson passes its own).
+
+    Returns ``reg``, ``validation_recall1`` ({reg: R@1}), test ``recall1``, ``recall5``,
+    ``chance1``, ``chance5``, ``correlations`` (test, (k,)), the test projections ``image_scores``
+    and ``audio_scores`` (N, k), ``labels`` (N,) and the fitted ``cca``.
+    """
+    data = load_av_digits(seed=seed) if data is None else data
+    (xi, xa, _), (vi, va, vl), (ti, ta, tl) = (av_digits_views(data[s]) for s in ("train", "validation", "test"))
+    mean_i, std_i, mean_a, std_a = xi.mean(0), xi.std(0), xa.mean(0), xa.std(0)
+
+    def image(a):
+        return (a - mean_i) / std_i
+
+    def audio(a):
+        return (a - mean_a) / std_a
+
+    def recall(cca, im, au, labels, k):
+        u, v = cca.transform(im, au)
+        return recall_at_k(retrieval_scores(v, u), labels[:, None] == labels[None, :], k)
+
+    models = {r: CCA(n_components, reg=r).fit(image(xi), audio(xa)) for r in regs}
+    validation = {r: recall(m, image(vi), audio(va), vl, 1) for r, m in models.items()}
+    reg = max(validation, key=validation.get)
+    cca = models[reg]
+    u, v = cca.transform(image(ti), audio(ta))
+    relevant = tl[:, None] == tl[None, :]
+    return {"reg": reg, "validation_recall1": validation,
+            "recall1": recall_at_k(retrieval_scores(v, u), relevant, 1),
+            "recall5": recall_at_k(retrieval_scores(v, u), relevant, 5),
+            "chance1": chance_recall_at_k(relevant, 1), "chance5": chance_recall_at_k(relevant, 5),
+            "correlations": cca.correlations(image(ti), audio(ta)), "image_scores": u, "audio_scores": v,
+            "labels": tl, "cca": cca}
+
+
+def best_nonlinear_total(correlations, k: int) -> float:
+    """The largest total of k canonical correlations that *any* functions of two views can reach, when
+    each view is a one-to-one function of independent Gaussian causes (plus independent noise) and
+    cause i of x correlates ``correlations[i]`` with cause i of y.
+
+    For one Gaussian pair with correlation rho, Hermite polynomials of degree m of each side are
+    canonical functions with correlation rho^m (Lancaster 1958, "The structure of bivariate
+    distributions", https://doi.org/10.1214/aoms/1177706532); independent pairs multiply. So the
+    canonical correlations are the products rho_1^m1 rho_2^m2 ... (not all m zero); sum the top k.
+    """
+    totals = [1.0]
+    for rho in correlations:
+        totals = [t * float(rho) ** m for t in totals for m in range(k + 1)]
+    return sum(sorted(totals, reverse=True)[1 : k + 1])  # [0] is the constant function, correlation 1
+
+
+def deep_vs_linear(seed: int = 0, n: int = 10_000, epochs: int = 30, batch_size: int = 500,
+                   progress: bool = False) -> dict:
+    """Deep CCA against linear CCA on non-linear two views (x, y in R^10, latent correlations 0.9, 0.7).
+
+    Deep CCA: an :class:`~mmcourse.encoders.MLPEncoder` per view (two hidden layers of 64) with
+    2 outputs, trained with Adam (lr 2e-3) on one CPU thread (these networks are so small that
+    more threads only add overhead, and much more of it on a busy machine). Both keep 2 canonical
+    pairs. Returns ``true`` (2,), held-out correlations ``linear`` and ``deep`` (2,), their sums
+    ``linear_total`` and ``deep_total``, ``best_possible`` (see :func:`best_nonlinear_total`), the
+    ``history``, and the fitted ``model`` and ``views``.
+    """
+    views = make_two_views(n=n, dim_x=10, dim_y=10, correlations=(0.9, 0.7), nonlinear=True, n_test=2000,
+                           seed=seed, dtype=torch.float32)
+    linear = CCA(n_components=2).fit(views.x, views.y).correlations(views.x_test, views.y_test)
+    torch.manual_seed(seed)
+    model = DeepCCA(MLPEncoder(10, 2), MLPEncoder(10, 2), n_components=2)
+    with one_thread():
+        history = model.fit(views.x, views.y, epochs=epochs, batch_size=batch_size, lr=2e-3, seed=seed,
+                            progress=progress)
+    deep = model.correlations(views.x_test, views.y_test)
+    return {"true": views.correlations, "linear": linear, "deep": deep, "linear_total": linear.sum().item(),
+            "deep_total": deep.sum().item(), "best_possible": best_nonlinear_total(views.correlations, 2),
+            "history": history, "model": model, "views": views}
+
+
+def batch_size_bias(seed: int = 0, dim: int = 8, sizes=(12, 100, 1000), draws: int = 20) -> dict:
+    """The sum of the top 2 canonical correlations between *independent* random embeddings (B, dim),
+    averaged over ``draws`` batches per size B: what :func:`cca_loss` sees in pure noise.
+
+    Returns ``{B: mean total correlation}``; the truth is 0 for every B.
+    """
+    g = torch.Generator().manual_seed(seed)
+    return {b: statistics.mean(-cca_loss(torch.randn(b, dim, generator=g), torch.randn(b, dim, generator=g), 2).item()
+                               for _ in range(draws)) for b in sizes}
