@@ -297,7 +297,8 @@ claim(av_result["recall1"] > 3 * av_result["chance1"] and av_result["recall5"] >
 # $$\mathcal{L} = -\sum_{i=1}^{k} \sigma_i\!\left(T\right), \qquad
 #   T = (C_{11} + \epsilon I)^{-1/2}\, C_{12}\, (C_{22} + \epsilon I)^{-1/2},$$
 #
-# with the covariances $C$ measured on each minibatch of $B$ pairs and a small ridge $\epsilon$. After
+# where $C_{11}$ and $C_{22}$ are the covariances of $h^{(1)}$ and $h^{(2)}$ and $C_{12}$ their
+# cross-covariance, all measured on a minibatch of $B$ pairs, and $\epsilon$ is a small ridge. After
 # training, a linear CCA on the networks' outputs gives the final projections.
 #
 # `cca_loss` computes $\mathcal{L}$ so that its gradient never turns into NaN: whitening uses a

@@ -40,11 +40,12 @@ def _as_matrix(name: str, a) -> torch.Tensor:
     return a
 
 
-def _check_pair(x: torch.Tensor, y: torch.Tensor, names: tuple[str, str], min_rows: int) -> None:
+def _check_pair(x: torch.Tensor, y: torch.Tensor, names: tuple[str, str], min_rows: int = 1) -> None:
+    """Same number of rows in both views, and at least ``min_rows`` (k pairs need k + 1 samples)."""
     if len(y) != len(x):
         raise ValueError(f"{names[1]}: expected {len(x)} rows, like {names[0]}, got {len(y)}")
     if len(x) < min_rows:
-        raise ValueError(f"{names[0]}: expected at least {min_rows} rows (n_components + 1), got {len(x)}")
+        raise ValueError(f"{names[0]}: expected at least {min_rows} rows (one more than n_components), got {len(x)}")
 
 
 def _check_components(n_components, p: int, q: int) -> int:
@@ -139,7 +140,7 @@ class CCA:
         Y = _as_matrix("Y", Y)
         if Y.shape[1] != len(self.y_mean_):
             raise ValueError(f"Y: expected {len(self.y_mean_)} features as in fit, got {Y.shape[1]}")
-        _check_pair(X, Y, ("X", "Y"), 1)
+        _check_pair(X, Y, ("X", "Y"))
         return x_scores, (Y - self.y_mean_) @ self.y_weights_
 
     def fit_transform(self, X, Y):
@@ -162,7 +163,7 @@ def cca_loss(h1: torch.Tensor, h2: torch.Tensor, n_components: int | None = None
     """Deep CCA objective: minus the sum of the top ``n_components`` canonical correlations of a batch.
 
     Shape: ``h1`` (B, d1), ``h2`` (B, d2) -> a scalar, differentiable in both. ``n_components``
-    defaults to min(d1, d2). Computed in float64 and returned in ``h1``'s dtype.
+    defaults to min(d1, d2). Computed in float64 and returned in ``h1``'s dtype and device.
 
     Numerically safe by construction (Andrew et al. 2013 describe the objective; the traps are in
     its implementations): ``eps`` is added to the diagonal of both covariances, so they are
@@ -188,7 +189,10 @@ def cca_loss(h1: torch.Tensor, h2: torch.Tensor, n_components: int | None = None
     _check_pair(h1, h2, ("h1", "h2"), k + 1)
     if not eps > 0:
         raise ValueError(f"eps: expected a ridge > 0, got {eps!r}")
-    x, y = h1.double() - h1.double().mean(0), h2.double() - h2.double().mean(0)
+    # float64 for accuracy; Apple's MPS has no float64 (nor these decompositions), so use the CPU there.
+    device = "cpu" if h1.device.type == "mps" else h1.device
+    x, y = h1.to(device, torch.float64), h2.to(device, torch.float64)
+    x, y = x - x.mean(0), y - y.mean(0)
     n = len(x)
     cxx = x.T @ x / (n - 1) + eps * torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
     cyy = y.T @ y / (n - 1) + eps * torch.eye(y.shape[1], dtype=y.dtype, device=y.device)
@@ -196,7 +200,7 @@ def cca_loss(h1: torch.Tensor, h2: torch.Tensor, n_components: int | None = None
     cxy = x.T @ y / (n - 1)
     t = torch.linalg.solve_triangular(lx, cxy, upper=False)  # Lx^(-1) Cxy
     t = torch.linalg.solve_triangular(ly, t.T, upper=False).T  # ... Ly^(-T)
-    return -torch.linalg.svdvals(t)[:k].sum().to(h1.dtype)
+    return -torch.linalg.svdvals(t)[:k].sum().to(h1.device, h1.dtype)
 
 
 class DeepCCA(nn.Module):
