@@ -59,6 +59,31 @@ class AudioEncoder(nn.Module):
         return self.net(x)
 
 
+class SceneEncoder(nn.Module):
+    """Three 3x3 convolutions, each followed by 2x2 max pooling, and a linear map, for Shapes scenes.
+
+    The 4x4 map left after pooling keeps coarse positions (the 3x3 grid of a scene), which a
+    global average would throw away.
+
+    Shape: ``image`` (B, 3, 32, 32) -> (B, out_dim).
+    """
+
+    def __init__(self, out_dim: int = 64, channels: int = 16) -> None:
+        super().__init__()
+        c = channels
+        self.net = nn.Sequential(
+            nn.Conv2d(3, c, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, c, 16, 16)
+            nn.Conv2d(c, 2 * c, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, 2c, 8, 8)
+            nn.Conv2d(2 * c, 2 * c, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, 2c, 4, 4)
+            nn.Flatten(), nn.Linear(2 * c * 16, out_dim), nn.ReLU(),
+        )
+        self.out_dim = out_dim
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        _check_input("image", image, (3, 32, 32))
+        return self.net(image)
+
+
 class TokenEncoder(nn.Module):
     """Word embeddings and a GRU over a padded token sequence; the last real step is the embedding.
 

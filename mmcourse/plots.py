@@ -107,3 +107,91 @@ def two_views_with_directions(axes, x: torch.Tensor, y: torch.Tensor, w_x: torch
         ax.set_aspect("equal", adjustable="datalim")
         ax.set_xlabel(f"${name}_1$", fontsize=8)
         ax.set_ylabel(f"${name}_2$", fontsize=8)
+
+
+def method_bars(ax, values: dict, reference: float | None = None, ylabel: str = "accuracy", title: str = "",
+                ylim: tuple = (0.0, 1.0)) -> None:
+    """One bar per method, ``{name: value}``; a NaN value is drawn as "n/a" (the model has no input).
+
+    ``reference`` draws a dashed horizontal line (for example chance level).
+    """
+    names = list(values)
+    heights = [0.0 if v != v else v for v in values.values()]  # NaN -> 0
+    colours = [plt.cm.tab10(i % 10) for i in range(len(names))]
+    ax.bar(range(len(names)), heights, color=colours)
+    for i, v in enumerate(values.values()):
+        ax.text(i, (0.02 if v != v else v + 0.01), "n/a" if v != v else f"{v:.2f}", ha="center", fontsize=7)
+    if reference is not None:
+        ax.axhline(reference, color="0.4", linestyle="--", linewidth=0.8)
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(*ylim)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.set_title(title, fontsize=9)
+
+
+def accuracy_curves(ax, levels, curves: dict, xlabel: str, title: str = "", chance: float | None = None) -> None:
+    """Accuracy of several methods against a corruption level: ``curves = {name: [value per level]}``."""
+    for i, (name, values) in enumerate(curves.items()):
+        style = "--" if name.endswith("only") else "-"
+        ax.plot(list(levels), list(values), style, marker="o", markersize=3, color=plt.cm.tab10(i % 10), label=name)
+    if chance is not None:
+        ax.axhline(chance, color="0.6", linestyle=":", linewidth=0.8)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel("test accuracy", fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_title(title, fontsize=9)
+
+
+def modality_weights(ax, weights, names=("image", "audio"), title: str = "attention weights") -> None:
+    """Horizontal bars of one sample's modality weights (they sum to one)."""
+    weights = torch.as_tensor(weights).detach().cpu().tolist()
+    ax.barh(range(len(weights)), weights, color=[plt.cm.tab10(i) for i in range(len(weights))])
+    for i, w in enumerate(weights):
+        ax.text(min(w + 0.02, 0.85), i, f"{w:.2f}", va="center", fontsize=8)
+    ax.set_yticks(range(len(weights)), list(names), fontsize=8)
+    ax.set_xlim(0, 1)
+    ax.set_title(title, fontsize=9)
+
+
+def tensor_fusion_grid(ax, h1: torch.Tensor, h2: torch.Tensor, title: str = "") -> None:
+    """Picture of the Tensor Fusion outer product [1, h1] x [1, h2] (h1: (d1,), h2: (d2,)).
+
+    Row 0 holds [1, h2], column 0 holds [1, h1]: the unimodal terms; the rest are the products.
+    """
+    a = torch.cat([torch.ones(1), torch.as_tensor(h1, dtype=torch.float32).flatten().cpu()])
+    b = torch.cat([torch.ones(1), torch.as_tensor(h2, dtype=torch.float32).flatten().cpu()])
+    z = torch.outer(a, b)
+    limit = float(z.abs().max())
+    ax.imshow(z.numpy(), cmap="coolwarm", vmin=-limit, vmax=limit)
+    ax.add_patch(plt.Rectangle((-0.5, -0.5), len(b), 1, fill=False, edgecolor="black", linewidth=1.5))
+    ax.add_patch(plt.Rectangle((-0.5, -0.5), 1, len(a), fill=False, edgecolor="black", linewidth=1.5))
+    ax.set_xticks([0, len(b) // 2], ["1", "$h^{(2)}$"], fontsize=8)
+    ax.set_yticks([0, len(a) // 2], ["1", "$h^{(1)}$"], fontsize=8)
+    ax.set_title(title, fontsize=9)
+
+
+def fusion_diagram(axes) -> None:
+    """Three schematic panels: early (concatenate, then learn), late (predict, then combine) and
+    intermediate fusion (embed, weigh, combine). ``axes``: three matplotlib axes."""
+    panels = [
+        ("early fusion", [("image", "audio"), ("concatenate",), ("model",), ("y",)]),
+        ("late fusion", [("image", "audio"), ("model 1", "model 2"), ("average\nlog p",), ("y",)]),
+        ("intermediate fusion", [("image", "audio"), ("encoder 1", "encoder 2"), ("fuse\nh1, h2",), ("y",)]),
+    ]
+    style = {"boxstyle": "round,pad=0.3", "edgecolor": "0.5"}
+    for ax, (title, columns) in zip(axes, panels):
+        boxes = []
+        for x, items in zip([0.08, 0.4, 0.7, 0.95], columns):
+            ys = [0.72, 0.28] if len(items) == 2 else [0.5]
+            boxes.append([ax.text(x, y, item, ha="center", va="center", fontsize=7,
+                                  bbox={**style, "facecolor": "#cde" if not boxes else "0.93"})
+                          for y, item in zip(ys, items)])
+        for left, right in zip(boxes[:-1], boxes[1:]):
+            for i, source in enumerate(left):
+                target = right[i] if len(right) == len(left) else right[0]
+                ax.annotate("", xy=(0, 0.5), xycoords=target, xytext=(1, 0.5), textcoords=source,
+                            arrowprops={"arrowstyle": "->", "color": "0.3", "lw": 0.8, "shrinkA": 2, "shrinkB": 2})
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0.1, 0.9)
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")

@@ -45,7 +45,7 @@ def as_tensors(data, columns: Sequence[str], device: torch.device | str | None =
     for c in columns:
         value = data[c]
         if not isinstance(value, torch.Tensor):
-            value = data.with_format("torch")[c][:] if hasattr(data, "with_format") else torch.as_tensor(value)
+            value = _column_tensor(data, c) if hasattr(data, "with_format") else torch.as_tensor(value)
         out[c] = value.to(device) if device is not None else value
     sizes = {c: len(v) for c, v in out.items()}
     if len(set(sizes.values())) > 1:
@@ -53,6 +53,26 @@ def as_tensors(data, columns: Sequence[str], device: torch.device | str | None =
     if next(iter(sizes.values()), 0) == 0:
         raise ValueError("data: no rows")
     return out
+
+
+def _column_tensor(data, column: str) -> torch.Tensor:
+    """One column of a ``datasets.Dataset`` as a tensor.
+
+    Fixed-size array columns (images, spectrograms) are read straight from Arrow, which is about a
+    hundred times faster than the torch formatter for thousands of images.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    array = data.with_format("arrow")[column][:].combine_chunks()
+    shape = []
+    while pa.types.is_fixed_size_list(array.type):
+        shape.append(array.type.list_size)
+        array = array.flatten()
+    if not shape or array.null_count or not (pa.types.is_floating(array.type) or pa.types.is_integer(array.type)
+                                              or pa.types.is_boolean(array.type)):
+        return data.with_format("torch")[column][:]
+    return torch.from_numpy(np.array(array.to_numpy(zero_copy_only=False)).reshape(-1, *shape))
 
 
 def _batches(n: int, batch_size: int, generator: torch.Generator | None):

@@ -149,3 +149,134 @@ class CCAExplorer:
 
     def _ipython_display_(self) -> None:
         display(self.widget)
+
+
+class FusionRobustnessView:
+    """Every method's test accuracy as you make each modality noisier or take it away (lesson 01).
+
+    Moving a control only evaluates the trained models on test data corrupted in advance at every
+    level of the sliders (no training): image pixel noise, audio signal-to-noise ratio, and two
+    boxes that remove a modality. A unimodal model whose modality is removed shows "n/a".
+
+    Parameters
+    ----------
+    models : {method: trained model}, as from :func:`mmcourse.experiments.fusion.train_av_methods`.
+    grid : a :class:`mmcourse.experiments.fusion.RobustnessGrid` (the corrupted test sets).
+
+    ``shown`` holds ``image_noise`` and ``audio_snr_db`` (None when that modality is removed) and
+    ``accuracy`` ({method: accuracy}).
+    """
+
+    def __init__(self, models: dict, grid, image_noise: float = 0.3, audio_snr_db: float = 0.0) -> None:
+        if not models:
+            raise ValueError("models: expected at least one {method: model}, got an empty dict")
+        self.models, self.grid = models, grid
+        self.image_noise = widgets.SelectionSlider(options=list(grid.image_noises), value=image_noise,
+                                                   description="image noise", continuous_update=False)
+        self.audio_snr = widgets.SelectionSlider(options=[(f"{d:g} dB", d) for d in grid.audio_snrs],
+                                                 value=audio_snr_db, description="audio SNR", continuous_update=False)
+        self.image_missing = widgets.Checkbox(False, description="no image")
+        self.audio_missing = widgets.Checkbox(False, description="no audio")
+        self.output = widgets.Output()
+        self.shown: dict = {}
+        for control in (self.image_noise, self.audio_snr, self.image_missing, self.audio_missing):
+            control.observe(lambda _: self.update(), names="value")
+        self.widget = widgets.VBox([widgets.HBox([self.image_noise, self.image_missing]),
+                                    widgets.HBox([self.audio_snr, self.audio_missing]), self.output])
+        self.update()
+
+    def update(self) -> None:
+        """Evaluate every model at the current settings and redraw the bars."""
+        noise = None if self.image_missing.value else self.image_noise.value
+        snr = None if self.audio_missing.value else self.audio_snr.value
+        accuracy = {m: self.grid.accuracy(model, m, noise, snr) for m, model in self.models.items()}
+        self.shown = {"image_noise": noise, "audio_snr_db": snr, "accuracy": accuracy}
+        image = "no image" if noise is None else f"image noise {noise:g}"
+        audio = "no audio" if snr is None else f"audio {snr:g} dB"
+        self.output.clear_output(wait=True)
+        with self.output:
+            fig, axes = plots.new_figure(7, 2.8)
+            plots.method_bars(axes[0], accuracy, reference=0.1, title=f"{image}, {audio} (dashed: chance)")
+            fig.tight_layout()
+            plt.show()
+            plt.close(fig)
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)
+
+
+class ModalityWeightsView:
+    """One AV-Digits test sample through an attention-fusion model: see it, hear it, read its weights.
+
+    Pick a sample and how much to corrupt each modality; the view corrupts that one sample (the
+    same noise for the same sample and level), runs the model (evaluation only) and shows the
+    digit, the spectrogram, an audio player, the two attention weights and the prediction.
+
+    Parameters
+    ----------
+    model : a trained classifier returning (scores, weights (B, 2)) for (image, audio) inputs.
+    images : clean test images (N, 1, 8, 8); ``waveforms``: clean test clips (N, 6400); ``labels`` (N,).
+    image_noises, audio_snrs : the levels on the two sliders; ``occlusion``: side of the occluder.
+
+    ``shown`` holds ``index``, ``image_noise``, ``audio_snr_db``, ``weights`` ([image, audio]),
+    ``prediction`` and ``label``.
+    """
+
+    def __init__(self, model, images, waveforms, labels, image_noises=(0.0, 0.3, 0.6, 1.0, 1.5, 2.0, 3.0),
+                 audio_snrs=(20.0, 10.0, 5.0, 0.0, -5.0, -10.0, -20.0), occlusion: int = 3) -> None:
+        if not (len(images) == len(waveforms) == len(labels)) or len(labels) == 0:
+            raise ValueError(f"images, waveforms, labels: expected the same number (>= 1) of samples, got "
+                             f"{len(images)}, {len(waveforms)}, {len(labels)}")
+        self.model, self.images, self.waveforms, self.labels = model, images, waveforms, labels
+        self.occlusion = occlusion
+        self.index = widgets.IntSlider(0, 0, len(labels) - 1, description="sample", continuous_update=False)
+        self.image_noise = widgets.SelectionSlider(options=list(image_noises), value=image_noises[0],
+                                                   description="image noise", continuous_update=False)
+        self.audio_snr = widgets.SelectionSlider(options=[(f"{d:g} dB", d) for d in audio_snrs], value=audio_snrs[0],
+                                                 description="audio SNR", continuous_update=False)
+        self.output = widgets.Output()
+        self.shown: dict = {}
+        for control in (self.index, self.image_noise, self.audio_snr):
+            control.observe(lambda _: self.update(), names="value")
+        self.widget = widgets.VBox([widgets.HBox([self.index, self.image_noise, self.audio_snr]), self.output])
+        self.update()
+
+    def sample(self):
+        """The current sample, corrupted: image (1, 1, 8, 8), waveform (1, 6400), spectrogram (1, 1, 32, 40)."""
+        import torch
+
+        from .data import audio_features, corrupt_images
+
+        i = self.index.value
+        g = torch.Generator().manual_seed(i)  # the same noise for the same sample and level
+        image = corrupt_images(self.images[i : i + 1], self.image_noise.value, self.occlusion, g)
+        waveform, spectrogram = audio_features(self.waveforms[i : i + 1], self.audio_snr.value, g)
+        return image, waveform, spectrogram
+
+    def update(self) -> None:
+        """Corrupt the chosen sample, run the model and redraw."""
+        import torch
+
+        from .data import DIGIT_NAMES
+
+        image, waveform, spectrogram = self.sample()
+        self.model.eval()
+        with torch.no_grad():
+            scores, weights = self.model(image, spectrogram)
+        i, label, prediction = self.index.value, int(self.labels[self.index.value]), int(scores.argmax(1))
+        self.shown = {"index": i, "image_noise": self.image_noise.value, "audio_snr_db": self.audio_snr.value,
+                      "weights": weights[0].tolist(), "prediction": prediction, "label": label}
+        self.output.clear_output(wait=True)
+        with self.output:
+            fig, axes = plots.new_figure(9, 2.3, ncols=3)
+            plots.show_digit(axes[0], image[0], f"image (noise {self.image_noise.value:g})")
+            plots.show_spectrogram(axes[1], spectrogram[0], f"audio ({self.audio_snr.value:g} dB)")
+            verdict = "right" if prediction == label else "wrong"
+            plots.modality_weights(axes[2], weights[0], title=f"predicts {DIGIT_NAMES[prediction]} ({verdict})")
+            fig.tight_layout()
+            plt.show()
+            plt.close(fig)
+            display(Audio(waveform[0].numpy(), rate=SAMPLE_RATE))
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)

@@ -1,0 +1,580 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 01: Fusion
+#
+# **What you will learn:** five ways to combine two modalities into one prediction (early, late,
+# attention, tensor and low-rank fusion), how to compare them, what happens to each when a
+# modality gets noisy or disappears, how modality dropout makes a model hold up, and a task that
+# no single modality can solve. **Time:** about 45 minutes. **Runs on:** a laptop CPU in about a
+# minute (every model here trains in a second or two); a GPU is used when there is one.
+#
+# You hear a spoken digit in a noisy street and see a smudged handwritten digit. Each alone is
+# unreliable; together they are not, because the noise in one has nothing to do with the noise in
+# the other. That is **complementarity**. And when one channel fails completely (the microphone
+# is off), a good multimodal model should still do as well as the remaining channel alone. That is
+# **robustness**. *Fusion* is where both are won or lost: the step that turns the modalities'
+# representations into one.
+#
+# Fusion methods differ in *where* they combine the modalities:
+
+# %%
+import copy
+
+import matplotlib.pyplot as plt
+import torch
+
+import mmcourse
+from mmcourse import claim, exercises, plots
+from mmcourse.experiments import fusion as experiments
+from mmcourse.fusion import AttentionFusion, EarlyFusion, LowRankFusion, ModalityDropout, TensorFusion, tensor_product
+
+print("training on:", mmcourse.get_device())
+
+# %%
+fig, axes = plots.new_figure(10, 1.8, ncols=3)
+plots.fusion_diagram(axes)
+plt.show()
+plt.close(fig)
+
+# %% [markdown]
+# **Notation.** Modalities $m = 1, \dots, M$ (here $M = 2$: image and audio); a sample's inputs
+# $x^{(m)}$; encoders $f_m$; embeddings $h^{(m)} = f_m(x^{(m)}) \in \mathbb{R}^{d_m}$; the fused
+# representation $z$; the label $y$; batch size $B$. Every fusion module in `mmcourse.fusion` takes
+# the list $[h^{(1)}, \dots, h^{(M)}]$ as tensors of shape $(B, d_m)$ and returns $z$ of shape
+# $(B, d_{out})$. Baltrusaitis, Ahuja and Morency (2019), [*Multimodal Machine Learning: A Survey
+# and Taxonomy*](https://arxiv.org/abs/1705.09406), give the map of early, late and hybrid fusion
+# this lesson follows.
+#
+# ## 1. The data: sensors that fail
+#
+# You use AV-Digits from lesson 00: handwritten 8x8 digits paired with spoken digits from voices
+# that differ between training and test. To learn *which modality to trust*, a model must see
+# samples where one modality is useless. So every clean training pair appears in 8 corrupted
+# copies: in about a third of them the image "fails" (pixel noise of standard deviation 1.5 to 3),
+# in another third the audio fails (-30 to -15 dB signal-to-noise ratio), and in the rest both are
+# usable. The test set has AV-Digits' default corruption: pixel noise 0.3, a 3x3 occluder and
+# audio at 0 dB. Building everything takes two or three seconds.
+
+# %%
+data = experiments.av_data(seed=0)
+train = data.train
+print(f"training rows: {len(train['label'])} (8 copies of {len(train['label']) // 8} pairs), "
+      f"test rows: {len(data.test['label'])}")
+image_failed = train["image_noise"] >= 1.5
+audio_failed = train["audio_snr_db"] <= -15
+print(f"image failed in {image_failed.float().mean():.2f} of the rows, "
+      f"audio in {audio_failed.float().mean():.2f}")
+
+# %%
+examples = {"both usable": int((~image_failed & ~audio_failed).nonzero()[0]),
+            "image failed": int(image_failed.nonzero()[0]), "audio failed": int(audio_failed.nonzero()[0])}
+fig, axes = plots.new_figure(11, 2.2, ncols=6)
+for k, (name, i) in enumerate(examples.items()):
+    plots.show_digit(axes[2 * k], train["image"][i], f"{name}\nnoise {train['image_noise'][i]:.1f}")
+    plots.show_spectrogram(axes[2 * k + 1], train["audio"][i], f"{train['audio_snr_db'][i]:.0f} dB")
+fig.tight_layout()
+plt.show()
+plt.close(fig)
+
+# %% [markdown]
+# ## 2. Five ways to fuse
+#
+# ### Early fusion: concatenate, then learn
+#
+# Stack the embeddings into one long vector and apply one linear map:
+#
+# $$z = W \begin{bmatrix} h^{(1)} \\ h^{(2)} \end{bmatrix} + b,
+# \qquad W \in \mathbb{R}^{d_{out} \times (d_1 + d_2)}.$$
+#
+# Everything after the concatenation sees both modalities, so the model can learn any combination,
+# but nothing in it knows which numbers came from which sensor.
+#
+# **Exercise 1.** Write concatenation fusion for a list of any number of modalities: `hs` is a list
+# of $(B, d_m)$ tensors, `weight` has shape $(d_{out}, \sum_m d_m)$ and `bias` shape $(d_{out},)$.
+
+# %%
+def my_concat_fusion(hs, weight, bias):
+    # YOUR CODE HERE
+    raise NotImplementedError
+
+
+exercises.check("concat_fusion", my_concat_fusion)
+
+# %% [markdown]
+# <details><summary><b>Hint</b></summary>
+#
+# `torch.cat(hs, dim=1)` gives a $(B, \sum_m d_m)$ tensor; multiply by the transposed weight
+# (`@ weight.T`) and add the bias, which broadcasts over the batch.
+# </details>
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+def my_concat_fusion(hs, weight, bias):
+    return torch.cat(hs, dim=1) @ weight.T + bias
+
+
+exercises.check("concat_fusion", my_concat_fusion, must_pass=True)
+
+# %% [markdown]
+# ### Late fusion: predict, then combine
+#
+# Each modality gets its own classifier $p_m(y \mid x^{(m)})$; the decision combines their
+# log-probabilities:
+#
+# $$\log p(y \mid x^{(1)}, x^{(2)}) \propto \sum_m w_m \log p_m(y \mid x^{(m)}), \qquad
+# w_m = 1 / M \text{ or learned}.$$
+#
+# Adding log-probabilities multiplies probabilities, so a confident modality outvotes an unsure
+# one, and a modality that is sure a class is impossible vetoes it. Late fusion cannot learn
+# interactions between the modalities, but each part works on its own.
+#
+# **Exercise 2.** Write late fusion with equal weights: `logits` is a list of $(B, C)$ class scores,
+# one per modality; return the average of their log-softmaxes, shape $(B, C)$.
+
+# %%
+def my_late_fusion(logits):
+    # YOUR CODE HERE
+    raise NotImplementedError
+
+
+exercises.check("late_fusion", my_late_fusion)
+
+# %% [markdown]
+# <details><summary><b>Hint</b></summary>
+#
+# `torch.log_softmax(x, dim=1)` turns scores into log-probabilities (subtracting the log of the
+# sum of the exponentials, so adding a constant to every score changes nothing). Stack the $M$
+# results with `torch.stack` and take `.mean(dim=0)`.
+# </details>
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+def my_late_fusion(logits):
+    return torch.stack([torch.log_softmax(x, dim=1) for x in logits]).mean(dim=0)
+
+
+exercises.check("late_fusion", my_late_fusion, must_pass=True)
+
+# %% [markdown]
+# ### Attention fusion: weigh each modality, per sample
+#
+# A noisy image should count less *for this sample*. Attention fusion projects each embedding into
+# a shared space, $u^{(m)} = W_m h^{(m)} + b_m$, scores it with a small network
+# $s_m = v^\top \tanh(A u^{(m)} + c)$, and mixes with softmax weights:
+#
+# $$\alpha = \operatorname{softmax}(s_1, \dots, s_M), \qquad z = \sum_m \alpha_m u^{(m)}.$$
+#
+# The weights $\alpha$ are computed for every sample, and you can read them: section 6 shows them
+# move. This is the *multimodal attention* of Hori et al. (2017), [*Attention-Based Multimodal
+# Fusion for Video Description*](https://arxiv.org/abs/1701.03126). `AttentionFusion` returns
+# $z$ and $\alpha$:
+
+# %%
+attention = AttentionFusion(dims=[64, 64], out_dim=32)
+z, alpha = attention([torch.randn(4, 64), torch.randn(4, 64)])
+print("z:", tuple(z.shape), "| alpha:", tuple(alpha.shape), "| first row of alpha:", alpha[0].tolist())
+
+# %% [markdown]
+# The weights start equal, $1/M$ each (the scoring network's last layer starts at zero). Otherwise a random
+# early preference for one modality would shrink the other's gradient, which is multiplied by its
+# weight, before its encoder had learned anything.
+#
+# ### Tensor fusion: every product of the two modalities
+#
+# Concatenation lets a linear layer add up evidence from each modality; it cannot multiply them.
+# Zadeh et al. (2017), [*Tensor Fusion Network for Multimodal Sentiment
+# Analysis*](https://arxiv.org/abs/1707.07250), take the outer product of the two embeddings, each
+# extended by a constant 1. Here is that grid for two small embeddings, $d_1 = 5$ and $d_2 = 4$:
+
+# %%
+h1, h2 = torch.randn(5), torch.randn(4)
+fig, axes = plots.new_figure(3.2, 3.2)
+plots.tensor_fusion_grid(axes[0], h1, h2, "[1, h1] (rows) x [1, h2] (columns)")
+plt.show()
+plt.close(fig)
+
+# %% [markdown]
+# The boxed row 0 is $[1, h^{(2)}]$, the boxed column 0 is $[1, h^{(1)}]$, and every other cell
+# is a product $h^{(1)}_i h^{(2)}_j$. A linear map of the flattened grid gives
+#
+# $$z = W \operatorname{vec}\left(\begin{bmatrix} 1 \\ h^{(1)} \end{bmatrix} \otimes
+# \begin{bmatrix} 1 \\ h^{(2)} \end{bmatrix}\right) + b,
+# \qquad W \in \mathbb{R}^{d_{out} \times (d_1 + 1)(d_2 + 1)}.$$
+#
+# **Exercise 3.** Write the Tensor Fusion vector for two modalities: `h1` $(B, d_1)$ and `h2`
+# $(B, d_2)$ in, $(B, (d_1 + 1)(d_2 + 1))$ out, the grid of each sample flattened row by row.
+
+# %%
+def my_tensor_fusion(h1, h2):
+    # YOUR CODE HERE
+    raise NotImplementedError
+
+
+exercises.check("tensor_fusion", my_tensor_fusion)
+
+# %% [markdown]
+# <details><summary><b>Hint</b></summary>
+#
+# Prepend the ones with `torch.cat([torch.ones(len(h1), 1), h1], dim=1)`. The outer product of
+# every sample at once is a broadcast: `a[:, :, None] * b[:, None, :]` has shape
+# $(B, d_1 + 1, d_2 + 1)$; then `.flatten(1)`.
+# </details>
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+def my_tensor_fusion(h1, h2):
+    a = torch.cat([torch.ones(len(h1), 1), h1], dim=1)
+    b = torch.cat([torch.ones(len(h2), 1), h2], dim=1)
+    return (a[:, :, None] * b[:, None, :]).flatten(1)
+
+
+exercises.check("tensor_fusion", my_tensor_fusion, must_pass=True)
+
+# %% [markdown]
+# **Why the 1 matters.** Without it the grid holds only products, and a linear map of products
+# cannot express "the audio alone says seven". Worse, when one embedding is zero every product is
+# zero, and the other modality vanishes with it. With the 1, the grid contains each embedding on
+# its own, so Tensor Fusion contains early fusion: put early fusion's weights in row 0 and column 0,
+# zeros elsewhere, and the two layers compute the same thing.
+
+# %%
+early, tfn = EarlyFusion([3, 2], 4), TensorFusion([3, 2], 4)
+weight = torch.zeros(4, 3 + 1, 2 + 1)  # one weight per cell of the grid, for each output
+weight[:, 1:, 0] = early.linear.weight[:, :3]  # column 0 holds h1
+weight[:, 0, 1:] = early.linear.weight[:, 3:]  # row 0 holds h2
+with torch.no_grad():
+    tfn.linear.weight.copy_(weight.flatten(1))
+    tfn.linear.bias.copy_(early.linear.bias)
+hs = [torch.randn(6, 3), torch.zeros(6, 2)]  # the second modality is all zeros
+difference = (tfn(hs) - early(hs)).abs().max().item()
+without_ones = (hs[0][:, :, None] * hs[1][:, None, :]).flatten(1)
+claim(difference < 1e-6 and without_ones.abs().max() == 0 and tensor_product(hs).abs().max() > 0,
+      "with the 1s, tensor fusion can compute early fusion exactly; without them a zero modality erases all",
+      largest_difference=difference)
+
+# %% [markdown]
+# ### Low-rank fusion: the same, without building the grid
+#
+# The weight of tensor fusion has $d_{out} (d_1 + 1)(d_2 + 1)$ entries, and with three modalities
+# it grows with the product of three sizes. Liu et al. (2018), [*Efficient Low-rank Multimodal
+# Fusion with Modality-Specific Factors*](https://arxiv.org/abs/1806.00064), write that weight
+# tensor as a sum of $r$ outer products of per-modality factors
+# $W_m^{(i)} \in \mathbb{R}^{(d_m + 1) \times d_{out}}$:
+#
+# $$\mathcal{W} = \sum_{i=1}^{r} \lambda_i \, W_1^{(i)} \otimes W_2^{(i)},
+# \qquad z = \sum_{i=1}^{r} \lambda_i \left([1, h^{(1)}] W_1^{(i)}\right) \odot
+# \left([1, h^{(2)}] W_2^{(i)}\right) + b.$$
+#
+# The right-hand form never builds the grid: each modality is projected on its own, and the
+# projections are multiplied element by element. So low-rank fusion *is* tensor fusion, with a
+# weight restricted to rank $r$; `LowRankFusion.to_tensor_fusion()` builds the full weight, and
+# section 7 checks that both give the same outputs.
+#
+# ### Putting a model together
+#
+# `MultimodalClassifier(encoders, fusion, head)` runs each encoder, layer-normalises each
+# embedding (so that no modality dominates just by the size of its numbers), fuses and classifies.
+# Passing `None` for a modality means it is missing: its embedding becomes the zero vector, which
+# after normalisation is the *average* embedding. `build_av_model` builds the seven models you
+# compare, all with the same encoders (a small CNN for images, a perceptron over the spectrogram)
+# and the same head:
+
+# %%
+print(experiments.build_av_model("attention"))
+
+# %% [markdown]
+# ## 3. Train and compare
+#
+# Seven models, the same recipe: two passes over the 8 corrupted copies (about 270 steps of Adam),
+# the same seed. This cell takes about 10 seconds on a laptop CPU.
+
+# %%
+results = experiments.train_av_methods(data)
+print(results.table())
+
+# %%
+fig, axes = plots.new_figure(6, 2.8)
+plots.method_bars(axes[0], results.accuracy, reference=0.1, title="test accuracy at the default noise (dashed: chance)")
+plt.show()
+plt.close(fig)
+
+# %% [markdown]
+# The image-only model reads noisy, occluded digits; the audio-only model hears words from voices
+# it never heard in training. They make mistakes, but mostly on *different* samples:
+
+# %%
+with torch.no_grad():
+    wrong = {m: results.models[m].eval()(data.test[m.split()[0]]).argmax(1) != data.test["label"]
+             for m in ("image only", "audio only")}
+print(f"image model wrong on {wrong['image only'].float().mean():.3f} of the test set, "
+      f"audio model on {wrong['audio only'].float().mean():.3f}, "
+      f"both on {(wrong['image only'] & wrong['audio only']).float().mean():.3f}")
+
+# %% [markdown]
+# So a model that hears and sees can do much better than either:
+
+# %%
+single = {m: results.accuracy[m] for m in ("image only", "audio only")}
+fused = {m: a for m, a in results.accuracy.items() if m not in single}
+best_single, worst_fused = max(single.values()), min(fused.values())
+claim(worst_fused > best_single, "every fusion method beats the best single modality",
+      best_single=best_single, worst_fusion=worst_fused, best_fusion=max(fused.values()),
+      smallest_gain=worst_fused - best_single)
+
+# %% [markdown]
+# ## 4. Robustness: noisier and missing modalities
+#
+# Now you stress the trained models, without retraining: corrupt the test images more and more
+# (with the audio at its default 0 dB), then drown the audio (with the images at their default
+# noise). The corrupted test sets are computed once, for every level, so evaluating is instant.
+
+# %%
+grid = experiments.RobustnessGrid(data)
+curves = grid.curves(results.models)
+fig, axes = plots.new_figure(10, 3, ncols=2)
+plots.accuracy_curves(axes[0], grid.image_noises, curves["image_noise"], "image pixel noise (std)",
+                      "image gets noisier", chance=0.1)
+plots.accuracy_curves(axes[1], grid.audio_snrs, curves["audio_snr_db"], "audio SNR (dB)", "audio gets noisier", 0.1)
+axes[1].invert_xaxis()
+axes[1].legend(fontsize=7, loc="lower left")
+fig.tight_layout()
+plt.show()
+plt.close(fig)
+
+# %%
+drowned = {m: min(curves["image_noise"][m][-1], curves["audio_snr_db"][m][-1]) for m in fused}
+claim(min(drowned.values()) >= 0.5 and curves["image_noise"]["image only"][-1] <= 0.2
+      and curves["audio_snr_db"]["audio only"][-1] <= 0.2,
+      "with either modality drowned, every fused model keeps at least 0.5 accuracy; the drowned modality's own "
+      "model falls to near chance", worst_fused=min(drowned.values()),
+      image_only=curves["image_noise"]["image only"][-1], audio_only=curves["audio_snr_db"]["audio only"][-1])
+
+# %% [markdown]
+# The unimodal models (dashed) fall to chance as their modality drowns; every fused model falls
+# only towards the *other* modality's level, because it learned from the failed copies to lean on
+# whichever sensor still works. A *missing* modality is a different matter: the model never saw
+# an empty embedding in training. Compare each fused model with the remaining modality's own model:
+
+# %%
+missing = {"image missing": ("audio only", curves["image missing"]),
+           "audio missing": ("image only", curves["audio missing"])}
+print(f"{'method':<10}" + "".join(f"{case:>15}" for case in missing))
+for m in fused:
+    print(f"{m:<10}" + "".join(f"{acc[m]:>15.3f}" for _, acc in missing.values()))
+print(f"{'alone':<10}" + "".join(f"{acc[alone]:>15.3f}" for alone, acc in missing.values()))
+
+# %%
+loss = {m: max(acc[alone] - acc[m] for alone, acc in missing.values()) for m in fused}
+claim(loss["early"] <= 0.08 and loss["late"] <= 0.08 and loss["low-rank"] >= 0.2,
+      "with a modality missing, early and late fusion stay close to the remaining modality's own model, "
+      "low-rank fusion falls far below it", early_loss=loss["early"], late_loss=loss["late"],
+      low_rank_loss=loss["low-rank"])
+
+# %% [markdown]
+# Why does low-rank fusion collapse? With $h^{(2)} = 0$ its output is
+# $\sum_i \lambda_i ([1, h^{(1)}] W_1^{(i)}) \odot W_2^{(i)}[0] + b$, where $W_2^{(i)}[0]$ is row 0
+# of the audio factor (the row the constant 1 picks): the image's projections, each
+# rescaled by a row of the audio factors that was only ever trained *together with* real audio.
+# The unimodal part of its weight was never asked to work alone. Section 5 fixes that.
+#
+# Move the sliders yourself. Each change evaluates all seven models on the precomputed test sets
+# (no training); tick a box to take a modality away.
+
+# %%
+from mmcourse.widgets import FusionRobustnessView
+
+FusionRobustnessView(results.models, grid)
+
+# %% [markdown]
+# ## 5. Modality dropout
+#
+# If a model should cope with a missing modality, show it missing modalities while it trains.
+# *Modality dropout* (Neverova, Wolf, Taylor and Nebout 2016, [*ModDrop: adaptive multi-modal
+# gesture recognition*](https://arxiv.org/abs/1501.00102)) removes whole modalities at random
+# during training. `ModalityDropout(p)` removes one modality, chosen at random, from a fraction
+# $p$ of the samples, by zeroing its embedding, exactly as a missing modality looks at test time.
+# It does nothing in evaluation mode. Here are 8 samples of two modalities (1 = kept, 0 = dropped):
+
+# %%
+dropout = ModalityDropout(p=0.5)  # a new module is in training mode
+torch.manual_seed(3)
+kept = dropout([torch.ones(8, 4), torch.ones(8, 2)])
+print("image:", kept[0][:, 0].int().tolist())
+print("audio:", kept[1][:, 0].int().tolist())
+
+# %% [markdown]
+# Train low-rank fusion again, the same way but with `modality_dropout=0.5`, and test both versions
+# with both modalities, without the image and without the audio (about 2 seconds):
+
+# %%
+moddrop = experiments.modality_dropout_experiment(data, methods=("low-rank",), p=0.5, baseline=results)
+lmf = moddrop["low-rank"]
+for name in ("without", "with"):
+    print(f"{name:>8} modality dropout:", {case: round(a, 3) for case, a in lmf[name].items()})
+
+# %%
+gain = {case: lmf["with"][case] - lmf["without"][case] for case in ("image missing", "audio missing")}
+cost = lmf["without"]["both"] - lmf["with"]["both"]
+claim(min(gain.values()) >= 0.1 and cost <= 0.05,
+      "modality dropout makes low-rank fusion hold up with a modality missing, at little cost with both",
+      gain_without_image=gain["image missing"], gain_without_audio=gain["audio missing"], cost_with_both=cost)
+
+# %% [markdown]
+# ## 6. Attention follows the clean modality
+#
+# The attention model computes a weight per modality for every sample. Average the weights over
+# the test set while you corrupt one modality, then the other:
+
+# %%
+weights = experiments.mean_attention_weights(results.models["attention"], grid)
+fig, axes = plots.new_figure(9, 2.8, ncols=2)
+for ax, key, levels, label in ((axes[0], "image_noise", grid.image_noises, "image pixel noise (std)"),
+                               (axes[1], "audio_snr_db", grid.audio_snrs, "audio SNR (dB)")):
+    ax.plot(levels, weights[key][:, 0], "o-", label="image weight")
+    ax.plot(levels, weights[key][:, 1], "o-", label="audio weight")
+    ax.set_xlabel(label, fontsize=8)
+    ax.set_ylim(0, 1)
+axes[1].invert_xaxis()
+axes[0].legend(fontsize=7)
+axes[0].set_ylabel("mean attention weight", fontsize=8)
+fig.tight_layout()
+plt.show()
+plt.close(fig)
+
+# %%
+image_w, audio_w = weights["image_noise"][:, 0], weights["audio_snr_db"][:, 1]
+claim(image_w[-1] < image_w[0] / 3 and audio_w[-1] < audio_w[0] / 3,
+      "the weight of a modality falls to under a third of its clean value when that modality is drowned",
+      image_weight_clean=image_w[0], image_weight_drowned=image_w[-1],
+      audio_weight_clean=audio_w[0], audio_weight_drowned=audio_w[-1])
+
+# %% [markdown]
+# Nobody told the model which modality was noisy: it learned from the failed training copies that
+# a noise-like embedding is not worth listening to. Look at single samples: pick one, corrupt each
+# modality, listen, and watch the two weights (the view runs the model on that one sample).
+
+# %%
+from mmcourse.widgets import ModalityWeightsView
+
+test = data.clean_test
+ModalityWeightsView(results.models["attention"], test["image"], test["waveform"], test["label"])
+
+# %% [markdown]
+# ## 7. Tensor fusion against low-rank fusion
+#
+# With $d_1 = d_2 = 64$, $d_{out} = 64$ and rank $r = 4$, tensor fusion has
+# $d_{out}(d_1 + 1)(d_2 + 1) + d_{out}$ numbers to learn and low-rank fusion
+# $r (d_1 + 1 + d_2 + 1) d_{out} + r + d_{out}$. Count them, time one training step of each fusion
+# layer on a batch of 64 (one CPU thread, fastest of 30 runs), and recall their accuracy:
+
+# %%
+d, out, r = 64, 64, 4
+formula = {"tensor": out * (d + 1) ** 2 + out, "low-rank": r * 2 * (d + 1) * out + r + out}
+layers = {"tensor": TensorFusion([d, d], out), "low-rank": LowRankFusion([d, d], out, rank=r)}
+ms = {m: 1000 * experiments.time_per_batch(layer, [d, d]) for m, layer in layers.items()}
+for m in layers:
+    print(f"{m:>9}: {results.fusion_parameters[m]:>7,} parameters (formula {formula[m]:,}), "
+          f"{ms[m]:.2f} ms per step, test accuracy {results.accuracy[m]:.3f}")
+
+# %%
+ratio = results.fusion_parameters["tensor"] / results.fusion_parameters["low-rank"]
+gap = abs(results.accuracy["tensor"] - results.accuracy["low-rank"])
+claim(all(results.fusion_parameters[m] == formula[m] for m in formula) and ratio > 8 and gap <= 0.04,
+      "low-rank fusion matches tensor fusion's accuracy with 8 times fewer fusion parameters",
+      parameter_ratio=ratio, accuracy_gap=gap)
+
+# %% [markdown]
+# The time per step depends on your machine, but the work does not: the tensor layer multiplies a
+# $4225$-long vector per sample by its weight, the low-rank layer two $65$-long ones by its factors.
+#
+# Now the equivalence. `to_tensor_fusion()` builds the full weight $\sum_i \lambda_i W_1^{(i)}
+# \otimes W_2^{(i)}$ of the *trained* low-rank layer; swap it into a copy of the model and compare
+# the two models on the test set:
+
+# %%
+lmf_model = results.models["low-rank"].eval()
+tfn_model = copy.deepcopy(lmf_model)
+tfn_model.fusion = lmf_model.fusion.to_tensor_fusion()
+with torch.no_grad():
+    a, b = lmf_model(data.test["image"], data.test["audio"]), tfn_model(data.test["image"], data.test["audio"])
+difference = (a - b).abs().max().item()
+claim(difference < 1e-4 and torch.equal(a.argmax(1), b.argmax(1)),
+      "the trained low-rank model and its tensor-fusion twin give the same outputs",
+      largest_difference=difference, tensor_twin_parameters=experiments.count_parameters(tfn_model.fusion))
+
+# %% [markdown]
+# ## 8. When neither modality suffices alone
+#
+# So far each modality alone did reasonably well. Now a task where each alone is *useless*:
+# Shapes & captions scenes, and the question "does this caption describe this image?" Every scene
+# appears twice: once with its own caption (label 1) and once with another scene's caption
+# (label 0), chosen so that it really describes something else. Every caption also appears exactly
+# twice, once with each label. So a model that sees only the image, or only the caption, gives the
+# same answer to both copies, and is right exactly half of the time, however long it trains.
+
+# %%
+from mmcourse.data import VOCAB, load_shapes
+from mmcourse.train import as_tensors
+
+scenes = load_shapes(n_train=3, n_validation=1, n_test=1, seed=0)["train"]
+pairs = experiments.caption_pairs(as_tensors(scenes, experiments.SCENE_COLUMNS))
+fig, axes = plots.new_figure(9, 2.4, ncols=6)
+for ax, i in zip(axes, [0, 3, 1, 4, 2, 5]):
+    plots.show_scene(ax, pairs["image"][i], title=f"row {i}: label {int(pairs['label'][i])}")
+plt.show()
+plt.close(fig)
+for i in range(6):
+    print(f"row {i} (label {int(pairs['label'][i])}): {VOCAB.decode(pairs['caption_ids'][i])}")
+
+# %% [markdown]
+# The model: the small CNN `SceneEncoder` for the image, a GRU (`TokenEncoder`) over the caption,
+# concatenation fusion and a two-way head. It must *compare* the two: "is the red shape in the
+# caption the triangle in the picture?" The fused model trains for 5 passes over 3,000 pairs and
+# each unimodal one for 1 pass, since training cannot help it (about 8 seconds in all).
+
+# %%
+matching = experiments.caption_matching_experiment(seed=0)
+print({kind: round(acc, 3) for kind, acc in matching.accuracy.items()})
+
+# %%
+acc = matching.accuracy
+claim(acc["image only"] == 0.5 and acc["caption only"] == 0.5 and acc["both"] >= 0.8,
+      "each modality alone is exactly at chance; together they tell matching captions from wrong ones",
+      image_only=acc["image only"], caption_only=acc["caption only"], both=acc["both"])
+
+# %% [markdown]
+# Here fusion is not a bonus but the whole point: the answer lives only in the *relation* between
+# the modalities. The concatenation here is early fusion of whole-image and whole-caption vectors;
+# lesson 03 lets each word look at the part of the image it names.
+#
+# ## Summary
+#
+# - **Early fusion** concatenates embeddings; **late fusion** averages log-probabilities of
+#   per-modality classifiers; **attention fusion** mixes modalities with per-sample weights that
+#   you can read; **tensor fusion** adds every product of the two embeddings (the 1s keep the
+#   unimodal terms); **low-rank fusion** is tensor fusion with a rank-$r$ weight, far fewer
+#   parameters and the same outputs as its tensor twin.
+# - Fusion beats the best single modality when the modalities' errors differ (complementarity).
+# - Noise and absence are different: models trained with failing sensors handle noise, but a
+#   *missing* modality needs to be seen in training: **modality dropout**.
+# - Some tasks need both modalities by construction; then fusion is the whole model.
+#
+# **Try it:** train on copies without sensor failures,
+# `experiments.sensor_failure_copies(..., failure_rate=0.0)`, and look at the attention weights of
+# section 6 again; or raise the rank of `LowRankFusion` and compare with tensor fusion.
+#
+# **Further reading.** Wang, Tran and Feiszli (2020), [*What Makes Training Multi-Modal
+# Classification Networks Hard?*](https://arxiv.org/abs/1905.12681): why a multimodal network can
+# end up worse than its best modality (one modality overfits faster and the joint model leans on
+# it). Arevalo et al. (2017), [*Gated Multimodal Units for Information
+# Fusion*](https://arxiv.org/abs/1702.01992): per-sample gates instead of softmax weights. Liang,
+# Zadeh and Morency (2022), [*Foundations and Trends in Multimodal Machine
+# Learning*](https://arxiv.org/abs/2209.03430), section on representation fusion.

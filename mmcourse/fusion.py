@@ -1,0 +1,295 @@
+"""Fusion: ways to combine per-modality embeddings h^(1..M) into one representation z.
+
+Every fusion module takes a list ``hs = [h_1 (B, d_1), ..., h_M (B, d_M)]`` and returns
+``z`` (B, out_dim); its constructor takes ``dims = [d_1, ..., d_M]`` and ``out_dim``.
+:class:`MultimodalClassifier` puts encoders, a fusion module and a head together.
+References: Baltrusaitis, Ahuja and Morency (2019), Multimodal Machine Learning: A Survey and
+Taxonomy, https://arxiv.org/abs/1705.09406 (early, late and intermediate fusion).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def check_modalities(hs, dims: Sequence[int] | None = None, name: str = "hs") -> None:
+    """Raise ValueError unless ``hs`` is a list of (B, d_m) tensors with one batch size B.
+
+    With ``dims``, there must be exactly one tensor per entry and ``d_m == dims[m]``.
+    """
+    if not isinstance(hs, (list, tuple)) or not hs or not all(isinstance(h, torch.Tensor) for h in hs):
+        expected = f"{len(dims)} tensors" if dims is not None else "tensors"
+        raise ValueError(f"{name}: expected a list of {expected} (one per modality), got {hs!r:.60}")
+    if dims is not None and len(hs) != len(dims):
+        raise ValueError(f"{name}: expected {len(dims)} modalities (dims={list(dims)}), got {len(hs)}")
+    for m, h in enumerate(hs):
+        d = dims[m] if dims is not None else "d"
+        if h.ndim != 2 or (dims is not None and h.shape[1] != d):
+            raise ValueError(f"{name}[{m}]: expected shape (B, {d}), got {tuple(h.shape)}")
+    sizes = [h.shape[0] for h in hs]
+    if len(set(sizes)) > 1:
+        raise ValueError(f"{name}: expected the same batch size B for every modality, got {sizes}")
+
+
+def _check_dims(dims, out_dim: int) -> list[int]:
+    dims = list(dims) if isinstance(dims, (list, tuple)) else dims
+    if not isinstance(dims, list) or not dims or not all(isinstance(d, int) and d > 0 for d in dims):
+        raise ValueError(f"dims: expected a non-empty list of positive feature sizes, got {dims!r}")
+    if not isinstance(out_dim, int) or out_dim < 1:
+        raise ValueError(f"out_dim: expected a positive integer, got {out_dim!r}")
+    return dims
+
+
+class EarlyFusion(nn.Module):
+    """Concatenate the modalities, then one linear map: z = W [h_1; ...; h_M] + b.
+
+    Shape: ``hs`` [(B, d_m)] -> (B, out_dim).
+    """
+
+    def __init__(self, dims: Sequence[int], out_dim: int) -> None:
+        super().__init__()
+        self.dims = _check_dims(dims, out_dim)
+        self.linear = nn.Linear(sum(self.dims), out_dim)
+
+    def forward(self, hs: Sequence[torch.Tensor]) -> torch.Tensor:
+        check_modalities(hs, self.dims)
+        return self.linear(torch.cat(list(hs), dim=1))
+
+
+def average_log_probs(logits: Sequence[torch.Tensor], weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Late fusion of per-modality class scores: sum_m w_m log softmax(logits_m), equal w_m = 1/M by default.
+
+    Adding log-probabilities multiplies the modalities' probabilities (a product of experts),
+    so a confident modality outweighs an unsure one. Shape: ``logits`` [(B, C)] and
+    ``weights`` (M,) -> (B, C).
+    """
+    check_modalities(logits, name="logits")
+    check_modalities(logits, [logits[0].shape[1]] * len(logits), "logits")  # the same classes C for all
+    log_probs = torch.stack([F.log_softmax(x, dim=1) for x in logits])  # (M, B, C)
+    if weights is None:
+        return log_probs.mean(0)
+    if weights.shape != (len(logits),):
+        raise ValueError(f"weights: expected shape ({len(logits)},), got {tuple(weights.shape)}")
+    return torch.einsum("m,mbc->bc", weights, log_probs)
+
+
+class LateFusion(nn.Module):
+    """Decision-level fusion: each modality predicts on its own, then the log-probabilities are averaged.
+
+    The weights are equal (1/M) or, with ``learn_weights=True``, a softmax over M learned numbers.
+    ``out_dim`` is the number of classes; the output is already a score per class.
+
+    Shape: ``hs`` [(B, d_m)] -> (B, out_dim) log-scores.
+    """
+
+    def __init__(self, dims: Sequence[int], out_dim: int, learn_weights: bool = False) -> None:
+        super().__init__()
+        self.dims = _check_dims(dims, out_dim)
+        self.heads = nn.ModuleList(nn.Linear(d, out_dim) for d in self.dims)
+        if learn_weights:
+            self.weight_logits = nn.Parameter(torch.zeros(len(self.dims)))
+        else:
+            self.register_buffer("weight_logits", torch.zeros(len(self.dims)))
+
+    def forward(self, hs: Sequence[torch.Tensor]) -> torch.Tensor:
+        check_modalities(hs, self.dims)
+        weights = torch.softmax(self.weight_logits, 0)
+        return average_log_probs([head(h) for head, h in zip(self.heads, hs)], weights)
+
+
+class AttentionFusion(nn.Module):
+    """Intermediate fusion with per-sample weights over modalities (modality attention).
+
+    Each modality is projected to a shared space, u_m = W_m h_m + b_m; a small scoring network
+    gives s_m = v^T tanh(A u_m + c); the weights are alpha = softmax(s_1..s_M) for every sample,
+    and z = sum_m alpha_m u_m. A modality whose embedding looks unreliable can get a small weight.
+    After Hori et al. (2017), Attention-Based Multimodal Fusion for Video Description,
+    https://arxiv.org/abs/1701.03126.
+
+    Shape: ``hs`` [(B, d_m)] -> (z (B, out_dim), alpha (B, M)), rows of alpha sum to 1.
+    """
+
+    def __init__(self, dims: Sequence[int], out_dim: int, hidden: int = 32) -> None:
+        super().__init__()
+        self.dims = _check_dims(dims, out_dim)
+        self.project = nn.ModuleList(nn.Linear(d, out_dim) for d in self.dims)
+        self.score = nn.Sequential(nn.Linear(out_dim, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+        # Start from equal weights 1/M: a random early preference could starve a modality of
+        # gradient before its encoder has learned anything (the weight multiplies its gradient).
+        nn.init.zeros_(self.score[-1].weight)
+        nn.init.zeros_(self.score[-1].bias)
+
+    def forward(self, hs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        check_modalities(hs, self.dims)
+        u = torch.stack([p(h) for p, h in zip(self.project, hs)], dim=1)  # (B, M, out_dim)
+        alpha = torch.softmax(self.score(u).squeeze(-1), dim=1)  # (B, M)
+        return (alpha.unsqueeze(-1) * u).sum(1), alpha
+
+
+def tensor_product(hs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The Tensor Fusion vector: the outer product of [1, h_1], ..., [1, h_M], flattened.
+
+    With the leading 1s the product holds the constant 1, every h_m on its own and every
+    cross-modal product, so a linear map of it can use unimodal and multimodal terms alike.
+    For two modalities, entry [0, 0] is 1, row 0 is [1, h_2] and column 0 is [1, h_1].
+    Shape: ``hs`` [(B, d_m)] -> (B, prod_m (d_m + 1)).
+    """
+    check_modalities(hs)
+    z = None
+    for h in hs:
+        h1 = torch.cat([torch.ones_like(h[:, :1]), h], dim=1)  # (B, d_m + 1)
+        z = h1 if z is None else (z.unsqueeze(2) * h1.unsqueeze(1)).flatten(1)
+    return z
+
+
+class TensorFusion(nn.Module):
+    """Tensor Fusion Network's fusion layer: z = W vec([1, h_1] x ... x [1, h_M]) + b.
+
+    Zadeh et al. (2017), Tensor Fusion Network for Multimodal Sentiment Analysis,
+    https://arxiv.org/abs/1707.07250. The weight has out_dim * prod_m (d_m + 1) entries: it
+    grows with the product of the modality sizes (two or three modalities in practice).
+
+    Shape: ``hs`` [(B, d_m)] -> (B, out_dim).
+    """
+
+    def __init__(self, dims: Sequence[int], out_dim: int) -> None:
+        super().__init__()
+        self.dims = _check_dims(dims, out_dim)
+        self.linear = nn.Linear(math.prod(d + 1 for d in self.dims), out_dim)
+
+    def forward(self, hs: Sequence[torch.Tensor]) -> torch.Tensor:
+        check_modalities(hs, self.dims)
+        return self.linear(tensor_product(hs))
+
+
+class LowRankFusion(nn.Module):
+    """Low-rank Multimodal Fusion: Tensor Fusion with its weight tensor factorised into rank-r parts.
+
+    Liu et al. (2018), Efficient Low-rank Multimodal Fusion with Modality-Specific Factors,
+    https://arxiv.org/abs/1806.00064. Each modality has factors W_m (r, d_m + 1, out_dim);
+    z = sum_i lambda_i prod_m ([1, h_m] W_m^(i)) + b, never forming the big tensor. The full
+    weight is W = sum_i lambda_i (W_1^(i) x ... x W_M^(i)); :meth:`to_tensor_fusion` builds it.
+
+    Shape: ``hs`` [(B, d_m)] -> (B, out_dim).
+    """
+
+    def __init__(self, dims: Sequence[int], out_dim: int, rank: int = 4) -> None:
+        super().__init__()
+        self.dims = _check_dims(dims, out_dim)
+        if not isinstance(rank, int) or rank < 1:
+            raise ValueError(f"rank: expected a positive integer, got {rank!r}")
+        # A ParameterList registers the factors, so they are trained and moved with .to(device).
+        self.factors = nn.ParameterList(
+            nn.Parameter(torch.randn(rank, d + 1, out_dim) * math.sqrt(1.0 / (d + 1))) for d in self.dims
+        )
+        self.rank_weights = nn.Parameter(torch.full((rank,), 1.0 / rank))
+        self.bias = nn.Parameter(torch.zeros(out_dim))
+
+    def forward(self, hs: Sequence[torch.Tensor]) -> torch.Tensor:
+        check_modalities(hs, self.dims)
+        product = None
+        for h, w in zip(hs, self.factors):
+            h1 = torch.cat([torch.ones_like(h[:, :1]), h], dim=1)  # (B, d_m + 1)
+            part = torch.einsum("bd,rdo->bro", h1, w)  # (B, r, out_dim)
+            product = part if product is None else product * part
+        return torch.einsum("r,bro->bo", self.rank_weights, product) + self.bias
+
+    @torch.no_grad()
+    def to_tensor_fusion(self) -> TensorFusion:
+        """The :class:`TensorFusion` with weight sum_i lambda_i (outer product of the factors): same outputs."""
+        out_dim = self.bias.shape[0]
+        tfn = TensorFusion(self.dims, out_dim).to(self.bias.device, self.bias.dtype)
+        full = self.factors[0]  # (r, d_1 + 1, out_dim)
+        for w in self.factors[1:]:  # (r, D, out) x (r, d_m + 1, out) -> (r, D * (d_m + 1), out)
+            full = (full.unsqueeze(2) * w.unsqueeze(1)).flatten(1, 2)
+        weight = torch.einsum("r,rko->ko", self.rank_weights, full)  # (prod_m (d_m + 1), out_dim)
+        tfn.linear.weight.copy_(weight.T)
+        tfn.linear.bias.copy_(self.bias)
+        return tfn
+
+
+class ModalityDropout(nn.Module):
+    """While training, a fraction ``p`` of the samples each lose one modality, chosen uniformly.
+
+    The lost modality's tensor is set to zero for that sample, which is also how
+    :class:`MultimodalClassifier` represents a modality missing at test time, so the model learns
+    to predict from what is left. Never drops every modality of a sample; does nothing in eval
+    mode. After Neverova et al. (2016), ModDrop: adaptive multi-modal gesture recognition,
+    https://arxiv.org/abs/1501.00102.
+
+    Shape: ``hs`` [(B, ...)] -> the same shapes.
+    """
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if not isinstance(p, (int, float)) or not 0 <= p <= 1:
+            raise ValueError(f"p: expected a probability in [0, 1], got {p!r}")
+        self.p = float(p)
+
+    def forward(self, hs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        if not isinstance(hs, (list, tuple)) or len({len(h) for h in hs}) != 1:
+            raise ValueError(f"hs: expected a list of tensors with the same batch size, got {hs!r:.60}")
+        if not self.training or self.p == 0 or len(hs) < 2:
+            return list(hs)
+        batch, device = hs[0].shape[0], hs[0].device
+        drop = torch.rand(batch, device=device) < self.p  # which samples lose a modality
+        which = torch.randint(len(hs), (batch,), device=device)  # and which one they lose
+        return [h * ~(drop & (which == m)).view(-1, *[1] * (h.ndim - 1)) for m, h in enumerate(hs)]
+
+
+class MultimodalClassifier(nn.Module):
+    """Encoders f_m, a fusion module and a head: scores = head(fusion([h_1, ..., h_M])), h_m = LN(f_m(x_m)).
+
+    Each embedding is layer-normalised (zero mean, unit variance over its d_m features, no learned
+    scale) so that no modality dominates the fusion just by the size of its numbers. Pass ``None``
+    for a missing modality: its embedding is the zero vector, the average normalised embedding,
+    which is also what :class:`ModalityDropout` feeds the model while training. If the fusion
+    module returns (z, weights), the classifier returns (scores, weights).
+
+    Parameters
+    ----------
+    encoders : list of nn.Module, each with an ``out_dim`` attribute
+    fusion : a fusion module built with ``dims = [e.out_dim for e in encoders]``
+    head : nn.Module mapping z to class scores; ``None`` when the fusion already gives scores
+    modality_dropout : probability p of :class:`ModalityDropout` during training (0: none)
+    normalize : layer-normalise the embeddings (default True)
+
+    Shape: ``xs`` one batch per modality, each (B, ...) or None -> scores (B, C).
+    """
+
+    def __init__(self, encoders: Sequence[nn.Module], fusion: nn.Module, head: nn.Module | None = None,
+                 modality_dropout: float = 0.0, normalize: bool = True) -> None:
+        super().__init__()
+        self.encoders = nn.ModuleList(encoders)
+        self.fusion = fusion
+        self.head = head if head is not None else nn.Identity()
+        self.modality_dropout = ModalityDropout(modality_dropout)
+        self.normalize = normalize
+
+    def embed(self, *xs: torch.Tensor | None) -> list[torch.Tensor]:
+        """The embeddings h_m (B, d_m), zeros for missing modalities, after modality dropout."""
+        if len(xs) != len(self.encoders):
+            raise ValueError(f"xs: expected {len(self.encoders)} inputs (one per encoder), got {len(xs)}")
+        present = [x for x in xs if x is not None]
+        if not present:
+            raise ValueError("xs: every modality is None; at least one must be given")
+        batch, device = len(present[0]), present[0].device
+        hs = []
+        for encoder, x in zip(self.encoders, xs):
+            if x is None:
+                hs.append(torch.zeros(batch, encoder.out_dim, device=device))
+                continue
+            h = encoder(x)
+            hs.append(F.layer_norm(h, h.shape[-1:]) if self.normalize else h)
+        return self.modality_dropout(hs)
+
+    def forward(self, *xs: torch.Tensor | None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        z = self.fusion(self.embed(*xs))
+        if isinstance(z, tuple):
+            return self.head(z[0]), z[1]
+        return self.head(z)
