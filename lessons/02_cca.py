@@ -152,8 +152,8 @@ claim((corr - expected).abs().max() < 1e-8,
 # scikit-learn's `CCA` solves the same problem differently: NIPALS, an iterative algorithm that finds
 # one pair at a time by alternating regressions, then removes it from the data ("deflation") and
 # starts again. Its weights have a different scale and possibly a different sign, so compare what
-# must agree: the correlations of the projected data. The timings are medians of five fits of each,
-# both restricted to one thread so that the machine's other work affects them alike.
+# must agree: the correlations of the projected data. The timings are medians of nine fits of each,
+# taken in turn and restricted to one thread, so that the machine's other work affects both alike.
 
 # %%
 versus = experiments.against_sklearn(seed=0)

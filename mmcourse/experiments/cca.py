@@ -53,23 +53,26 @@ def one_thread():
         torch.set_num_threads(threads)
 
 
-def _median_seconds(fn, repeats: int) -> float:
-    times = []
+def _median_seconds(fns, repeats: int) -> list[float]:
+    """Median wall time of each function over ``repeats`` rounds; within a round they run in turn, so
+    that a change in the machine's load affects all of them alike."""
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for fn, spent in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            spent.append(time.perf_counter() - start)
+    return [statistics.median(spent) for spent in times]
 
 
-def against_sklearn(seed: int = 0, n: int = 1000, dim: int = 40, repeats: int = 5) -> dict:
+def against_sklearn(seed: int = 0, n: int = 1000, dim: int = 40, repeats: int = 9) -> dict:
     """Our closed-form CCA against scikit-learn's iterative one (NIPALS) on the same data.
 
     Data: linear two views, both of dimension ``dim``, correlations 0.9, 0.7, 0.4. The two are
     compared by the correlations of their projected training data (their weights differ in sign
-    and scale). Times are medians of ``repeats`` fits, both on one thread. Returns ``ours`` and
-    ``sklearn`` (3,), ``difference`` (largest absolute), ``seconds_ours``, ``seconds_sklearn`` and
-    ``speedup`` (their time / ours).
+    and scale). Times are medians of ``repeats`` fits of each, taken in turn, both on one thread.
+    Returns ``ours`` and ``sklearn`` (3,), ``difference`` (largest absolute), ``seconds_ours``,
+    ``seconds_sklearn`` and ``speedup`` (their time / ours).
     """
     from sklearn.cross_decomposition import CCA as SklearnCCA
 
@@ -80,8 +83,9 @@ def against_sklearn(seed: int = 0, n: int = 1000, dim: int = 40, repeats: int = 
     u, v = (torch.from_numpy(a) for a in theirs_model.transform(x, y))
     theirs = torch.stack([torch.corrcoef(torch.stack([u[:, i], v[:, i]]))[0, 1] for i in range(3)])
     with one_thread():
-        seconds_ours = _median_seconds(lambda: CCA(n_components=3).fit(x, y), repeats)
-        seconds_sklearn = _median_seconds(lambda: SklearnCCA(n_components=3, max_iter=1000).fit(x, y), repeats)
+        seconds_ours, seconds_sklearn = _median_seconds(
+            [lambda: CCA(n_components=3).fit(x, y), lambda: SklearnCCA(n_components=3, max_iter=1000).fit(x, y)],
+            repeats)
     return {"ours": ours, "sklearn": theirs, "difference": (ours - theirs).abs().max().item(),
             "seconds_ours": seconds_ours, "seconds_sklearn": seconds_sklearn,
             "speedup": seconds_sklearn / seconds_ours}
