@@ -10,15 +10,18 @@ from __future__ import annotations
 import importlib
 
 from .claims import ClaimError, claim
-from .device import get_device, seed_everything
+from .device import get_device, limit_threads, seed_everything
 from .train import History, evaluate, fit, predict
 
 __version__ = "0.1.0"
+limit_threads()  # one torch thread per CPU the container really grants (see its docstring)
 _SUBMODULES = {
     "attention", "cca", "claims", "data", "device", "encoders", "exercises", "experiments", "fusion", "metrics",
     "plots", "train", "widgets",
 }
-__all__ = ["ClaimError", "History", "claim", "evaluate", "fit", "get_device", "predict", "seed_everything"]
+__all__ = [
+    "ClaimError", "History", "claim", "evaluate", "fit", "get_device", "limit_threads", "predict", "seed_everything",
+]
 
 
 def __getattr__(name: str):

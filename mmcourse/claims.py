@@ -27,7 +27,7 @@ def _format(value) -> str:
     return str(value)
 
 
-def claim(condition, message: str, **numbers) -> str:
+def claim(condition, message: str, **numbers) -> None:
     """Check ``condition``; print ``✓ message (numbers)`` if it holds, raise ``ClaimError`` if not.
 
     Parameters
@@ -39,7 +39,7 @@ def claim(condition, message: str, **numbers) -> str:
     **numbers
         The values the claim rests on, printed next to it.
 
-    Returns the printed line. Example::
+    Returns nothing, so a cell that ends with a claim prints it once. Example::
 
         claim(fused > best_single, "fusion beats the best single modality", fused=0.93, best=0.85)
     """
@@ -52,4 +52,3 @@ def claim(condition, message: str, **numbers) -> str:
     if not condition:
         raise ClaimError("claim does not hold: " + line)
     print("\N{CHECK MARK} " + line)
-    return line

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import random
 
@@ -48,3 +49,47 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(int(seed))
+
+
+def available_cpus() -> int:
+    """CPUs this process may really use: its CPU affinity, capped by a cgroup CPU quota.
+
+    Containers (Binder, CI runners, Docker) often show every core of the host but allow only one
+    or two through a quota; torch then starts one thread per visible core, and the threads
+    fight over the quota, which makes small computations many times slower.
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cpus = os.cpu_count() or 1
+    for quota_file, period_file in (("/sys/fs/cgroup/cpu.max", None),
+                                    ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us")):
+        try:
+            with open(quota_file) as f:
+                fields = f.read().split()
+            if period_file is not None:
+                with open(period_file) as f:
+                    fields.append(f.read().strip())
+            quota, period = fields[0], fields[1]
+            if quota not in ("max", "-1") and int(period) > 0:
+                cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+            break
+        except (OSError, ValueError, IndexError):
+            continue
+    return max(1, cpus)
+
+
+def limit_threads() -> int:
+    """Lower torch's CPU thread count to :func:`available_cpus` (never raise it); return the count.
+
+    Left alone when you chose yourself through ``OMP_NUM_THREADS`` or ``MMCOURSE_THREADS``
+    (the latter sets the count).
+    """
+    chosen = os.environ.get("MMCOURSE_THREADS", "").strip()
+    if chosen:
+        if not chosen.isdigit() or int(chosen) < 1:
+            raise ValueError(f"MMCOURSE_THREADS: expected a whole number >= 1, got {chosen!r}")
+        torch.set_num_threads(int(chosen))
+    elif not os.environ.get("OMP_NUM_THREADS") and available_cpus() < torch.get_num_threads():
+        torch.set_num_threads(available_cpus())
+    return torch.get_num_threads()

@@ -1,5 +1,7 @@
 """Core utilities: device choice, seeding, claims, the training loop, metrics."""
 
+import os
+
 import pytest
 import torch
 from torch import nn
@@ -36,10 +38,10 @@ def test_seeding_repeats_random_draws():
 
 
 def test_claim_prints_numbers_or_raises(capsys):
-    line = claim(0.9 > 0.8, "fused beats single", fused=0.9, single=torch.tensor(0.8), n=3)
+    assert claim(0.9 > 0.8, "fused beats single", fused=0.9, single=torch.tensor(0.8), n=3) is None
     out = capsys.readouterr().out
     assert out.startswith("\N{CHECK MARK} fused beats single") and "fused=0.9" in out and "single=0.8" in out
-    assert "n=3" in line
+    assert "n=3" in out
     with pytest.raises(ClaimError, match="does not hold: impossible.*x=1"):
         claim(False, "impossible", x=1)
     with pytest.raises(ClaimError):
@@ -127,3 +129,23 @@ def test_import_is_light():
             "print(sorted(m for m in ('datasets', 'sklearn', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_thread_limit_respects_quota_and_choice(monkeypatch):
+    from mmcourse import device
+
+    before = torch.get_num_threads()
+    try:
+        assert 1 <= device.available_cpus() <= (os.cpu_count() or 1)
+        monkeypatch.setenv("MMCOURSE_THREADS", "1")
+        assert device.limit_threads() == 1
+        monkeypatch.setenv("MMCOURSE_THREADS", "many")
+        with pytest.raises(ValueError, match="MMCOURSE_THREADS"):
+            device.limit_threads()
+        monkeypatch.delenv("MMCOURSE_THREADS")
+        monkeypatch.setattr(device, "available_cpus", lambda: 1)
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        torch.set_num_threads(2)
+        assert device.limit_threads() == 1  # lowered to what the container grants
+    finally:
+        torch.set_num_threads(before)
