@@ -232,8 +232,10 @@ class ModalityDropout(nn.Module):
         self.p = float(p)
 
     def forward(self, hs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        if not isinstance(hs, (list, tuple)) or len({len(h) for h in hs}) != 1:
-            raise ValueError(f"hs: expected a list of tensors with the same batch size, got {hs!r:.60}")
+        if not isinstance(hs, (list, tuple)) or not all(isinstance(h, torch.Tensor) for h in hs):
+            raise ValueError(f"hs: expected a list of tensors (one per modality), got {type(hs).__name__}")
+        if len({len(h) for h in hs}) > 1:
+            raise ValueError(f"hs: expected the same batch size for every modality, got {[len(h) for h in hs]}")
         if not self.training or self.p == 0 or len(hs) < 2:
             return list(hs)
         batch, device = hs[0].shape[0], hs[0].device
@@ -275,17 +277,13 @@ class MultimodalClassifier(nn.Module):
         """The embeddings h_m (B, d_m), zeros for missing modalities, after modality dropout."""
         if len(xs) != len(self.encoders):
             raise ValueError(f"xs: expected {len(self.encoders)} inputs (one per encoder), got {len(xs)}")
-        present = [x for x in xs if x is not None]
-        if not present:
+        hs = [None if x is None else encoder(x) for encoder, x in zip(self.encoders, xs)]
+        given = [h for h in hs if h is not None]
+        if not given:
             raise ValueError("xs: every modality is None; at least one must be given")
-        batch, device = len(present[0]), present[0].device
-        hs = []
-        for encoder, x in zip(self.encoders, xs):
-            if x is None:
-                hs.append(torch.zeros(batch, encoder.out_dim, device=device))
-                continue
-            h = encoder(x)
-            hs.append(F.layer_norm(h, h.shape[-1:]) if self.normalize else h)
+        ref = given[0]
+        hs = [torch.zeros(len(ref), e.out_dim, dtype=ref.dtype, device=ref.device) if h is None
+              else F.layer_norm(h, h.shape[-1:]) if self.normalize else h for e, h in zip(self.encoders, hs)]
         return self.modality_dropout(hs)
 
     def forward(self, *xs: torch.Tensor | None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:

@@ -259,3 +259,9 @@ def test_lesson_01_exercise_solutions_pass_and_mistakes_are_explained(capsys):
     assert "wrong values" in capsys.readouterr().out
     assert not exercises.check("concat_fusion", lambda hs, w, b: torch.cat(hs, 1) @ w.T)
     assert "wrong values" in capsys.readouterr().out
+
+
+def test_missing_modality_takes_the_dtype_of_the_others():
+    model = MultimodalClassifier([ImageEncoder(8), AudioEncoder(8)], TensorFusion([8, 8], 3)).double()
+    out = model(None, torch.randn(2, 1, 32, 40, dtype=torch.float64))
+    assert out.dtype == torch.float64 and out.shape == (2, 3)

@@ -146,3 +146,11 @@ def test_build_and_evaluate_helpers():
     assert 0 <= ex.accuracy_with(model, "image only", torch.zeros(4, 1, 8, 8), None, labels) <= 1
     assert ex.count_parameters(torch.nn.Linear(3, 2)) == 8
     assert ex.time_per_batch(ex.EarlyFusion([3, 2], 4), [3, 2], repeats=3) > 0
+
+
+def test_train_av_methods_adds_to_earlier_results():
+    data = ex.av_data(seed=0, copies=1)
+    results = ex.train_av_methods(data, ["image only"], epochs=1)
+    again = ex.train_av_methods(data, ["audio only"], epochs=1, into=results)
+    assert again is results and list(results.models) == ["image only", "audio only"]
+    assert "audio only" in results.table() and 0 <= results.accuracy["audio only"] <= 1

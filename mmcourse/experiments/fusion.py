@@ -173,9 +173,13 @@ class MethodResults:
 
 
 def train_av_methods(data: AVData, methods=AV_METHODS, epochs: int = 2, modality_dropout: float = 0.0,
-                     progress: bool = False) -> MethodResults:
-    """Train one model per method on ``data.train`` (same seed, same recipe) and test it."""
-    results = MethodResults()
+                     progress: bool = False, into: MethodResults | None = None) -> MethodResults:
+    """Train one model per method on ``data.train`` (same seed, same recipe) and test it.
+
+    Results are added to ``into`` when given (to train the methods in several steps), else to a
+    new :class:`MethodResults`, which is returned.
+    """
+    results = into if into is not None else MethodResults()
     for method in methods:
         torch.manual_seed(data.seed)
         model = build_av_model(method, modality_dropout=modality_dropout)
