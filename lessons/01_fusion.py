@@ -63,8 +63,9 @@ plt.close(fig)
 # samples where one modality is useless. So every clean training pair appears in 8 corrupted
 # copies: in about a third of them the image "fails" (pixel noise of standard deviation 1.5 to 3),
 # in another third the audio fails (-30 to -15 dB signal-to-noise ratio), and in the rest both are
-# usable. The test set has AV-Digits' default corruption: pixel noise 0.3, a 3x3 occluder and
-# audio at 0 dB. Building everything takes two or three seconds.
+# usable; every image also has a 3x3 occluder at a random place. The test set has AV-Digits'
+# default corruption: pixel noise 0.3, the occluder and audio at 0 dB. Building everything takes
+# two or three seconds.
 
 # %%
 data = experiments.av_data(seed=0)
@@ -574,9 +575,10 @@ claim(acc["image only"] == 0.5 and acc["caption only"] == 0.5 and acc["both"] >=
 #   *missing* modality needs to be seen in training: **modality dropout**.
 # - Some tasks need both modalities by construction; then fusion is the whole model.
 #
-# **Try it:** train on copies without sensor failures,
-# `experiments.sensor_failure_copies(..., failure_rate=0.0)`, and look at the attention weights of
-# section 6 again; or raise the rank of `LowRankFusion` and compare with tensor fusion.
+# **Try it:** build the data without sensor failures, `experiments.av_data(seed=0, failure_rate=0.0)`,
+# train the attention model on it and draw the weights of section 6 again. Or train
+# `experiments.build_av_model("low-rank", rank=16)` with
+# `mmcourse.fit(model, data.train, ["image", "audio"], epochs=2)` and compare it with tensor fusion.
 #
 # **Further reading.** Wang, Tran and Feiszli (2020), [*What Makes Training Multi-Modal
 # Classification Networks Hard?*](https://arxiv.org/abs/1905.12681): why a multimodal network can

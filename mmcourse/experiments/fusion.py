@@ -122,12 +122,13 @@ class AVData:
     seed: int
 
 
-def av_data(seed: int = 0, copies: int = 8) -> AVData:
-    """Load clean AV-Digits once; build the training copies and the test set at the default noise."""
+def av_data(seed: int = 0, copies: int = 8, failure_rate: float = 1 / 3) -> AVData:
+    """Load clean AV-Digits once; build the training copies (see :func:`sensor_failure_copies`)
+    and the test set at the default noise."""
     clean = load_av_digits(image_noise=0.0, occlusion=0, audio_snr_db=math.inf, seed=seed)
     g = torch.Generator().manual_seed(seed)
     columns = ["image", "waveform", "label"]
-    train = sensor_failure_copies(as_tensors(clean["train"], columns), copies, generator=g)
+    train = sensor_failure_copies(as_tensors(clean["train"], columns), copies, failure_rate, generator=g)
     clean_test = as_tensors(clean["test"], columns)
     test = corrupt(clean_test, DEFAULT_IMAGE_NOISE, DEFAULT_SNR_DB, generator=g)
     return AVData(train, test, clean_test, seed)
