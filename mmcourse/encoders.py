@@ -1,4 +1,5 @@
-"""Small encoders shared by the lessons: 8x8 digit images, log-mel spectrograms, token sequences.
+"""Small encoders shared by the lessons: 8x8 digit images, log-mel spectrograms, token sequences,
+and, for attention, Shapes images as patch grids and token sequences kept whole.
 
 Each maps one modality to an embedding h in R^d (``out_dim``) and trains in seconds on a CPU.
 """
@@ -104,6 +105,84 @@ class TokenEncoder(nn.Module):
         states, _ = self.gru(self.embed(tokens))  # (B, L, out_dim)
         last = (tokens != self.pad_id).sum(1).clamp(min=1) - 1  # index of the last real token
         return states[torch.arange(len(tokens), device=tokens.device), last]
+
+
+class PatchEncoder(nn.Module):
+    """A Shapes image as a grid of patch embeddings with learned positions, for attention.
+
+    The image is cut into a grid of ``patch_size`` x ``patch_size`` cells, as in ViT (Dosovitskiy
+    et al. 2021, "An Image is Worth 16x16 Words", https://arxiv.org/abs/2010.11929). Each patch
+    embedding adds three parts:
+
+    - *colour*: a linear map of the cell's mean colour;
+    - *shape*: a linear map (a bank of learned templates) of the silhouette, which pixels differ
+      from the background whatever their colour, in a window reaching ``context`` pixels beyond
+      the cell on every side: a small cell alone cannot tell a circle's edge from a square's, and
+      separating shape from colour lets a tiny model learn shapes from a few thousand scenes;
+    - *position*: a learned embedding of the cell.
+
+    The background colour is the median colour of each image's border (Shapes scenes have a plain
+    background, and objects cover little of the border).
+    Patches are numbered row by row: patch j is the cell at grid row ``j // g`` and column
+    ``j % g``, with g = image_size / patch_size cells per side.
+
+    Shape: ``image`` (B, 3, image_size, image_size) -> (B, g * g, out_dim).
+    """
+
+    def __init__(self, out_dim: int = 32, patch_size: int = 4, image_size: int = 32, context: int = 4,
+                 threshold: float = 0.2) -> None:
+        super().__init__()
+        if image_size % patch_size:
+            raise ValueError(f"patch_size: expected a divisor of image_size={image_size}, got {patch_size}")
+        self.grid, self.patch_size = image_size // patch_size, patch_size
+        self.context, self.threshold = context, threshold
+        window = patch_size + 2 * context
+        self.colour = nn.Linear(3, out_dim)
+        # One linear map applied to every window, i.e. a strided convolution (faster than unfolding).
+        self.templates = nn.Conv2d(1, out_dim, window, stride=patch_size, padding=context)
+        self.position = nn.Parameter(0.02 * torch.randn(self.grid * self.grid, out_dim))
+        self.shape = (3, image_size, image_size)
+        self.out_dim = out_dim
+
+    def silhouette(self, image: torch.Tensor) -> torch.Tensor:
+        """1.0 where a pixel's colour differs from the background. Shape: (B, 3, H, W) -> (B, 1, H, W)."""
+        border = torch.cat([image[:, :, 0], image[:, :, -1], image[:, :, 1:-1, 0], image[:, :, 1:-1, -1]], dim=2)
+        background = border.median(dim=2).values[:, :, None, None]  # (B, 3, 1, 1)
+        return ((image - background).abs().amax(dim=1, keepdim=True) > self.threshold).float()
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        _check_input("image", image, self.shape)
+        colour = nn.functional.avg_pool2d(image, self.patch_size).flatten(2).transpose(1, 2)  # (B, g * g, 3)
+        shape = self.templates(self.silhouette(image)).flatten(2).transpose(1, 2)  # (B, g * g, out_dim)
+        return self.colour(colour) + shape + self.position
+
+
+class TokenSequenceEncoder(nn.Module):
+    """Word embeddings plus learned position embeddings, keeping the whole sequence, for attention.
+
+    Unlike :class:`TokenEncoder` this returns one vector per token, and a padding mask that says
+    which tokens are padding (True), in the convention of ``torch.nn.MultiheadAttention``'s
+    ``key_padding_mask``.
+
+    Shape: ``tokens`` (B, L) int64, L <= max_length -> (B, L, out_dim) and mask (B, L) bool.
+    """
+
+    def __init__(self, vocab_size: int, out_dim: int = 32, max_length: int = 32, pad_id: int = 0) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, out_dim, padding_idx=pad_id)
+        with torch.no_grad():  # small, like the positions, so that what attention adds is not drowned out
+            self.embed.weight.normal_(0, 0.02)
+            self.embed.weight[pad_id] = 0
+        self.position = nn.Parameter(0.02 * torch.randn(max_length, out_dim))
+        self.pad_id, self.max_length, self.out_dim = pad_id, max_length, out_dim
+
+    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_input("tokens", tokens, (None,))
+        if tokens.is_floating_point():
+            raise ValueError(f"tokens: expected integer token ids, got {tokens.dtype}")
+        if tokens.shape[1] > self.max_length:
+            raise ValueError(f"tokens: expected at most max_length={self.max_length} tokens, got {tokens.shape[1]}")
+        return self.embed(tokens) + self.position[: tokens.shape[1]], tokens == self.pad_id
 
 
 class MLPEncoder(nn.Module):

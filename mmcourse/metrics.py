@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import NamedTuple
+
 import torch
 
 
@@ -19,6 +22,65 @@ def accuracy(scores: torch.Tensor, labels: torch.Tensor) -> float:
         raise ValueError("scores: the batch is empty")
     predicted = scores.argmax(dim=1) if scores.ndim == 2 else scores
     return (predicted == labels).float().mean().item()
+
+
+def patch_masks(masks: torch.Tensor, grid: int) -> torch.Tensor:
+    """Which patches of a ``grid`` x ``grid`` patch grid touch each object (any pixel of the patch).
+
+    Patches are numbered row by row, as :class:`mmcourse.encoders.PatchEncoder` numbers them.
+    Shape: ``masks`` (B, K, H, W) bool -> (B, K, grid * grid) bool.
+    """
+    if masks.ndim != 4 or masks.dtype != torch.bool:
+        raise ValueError(f"masks: expected a bool tensor of shape (B, K, H, W), got {masks.dtype} {tuple(masks.shape)}")
+    b, k, h, w = masks.shape
+    if grid < 1 or h % grid or w % grid:
+        raise ValueError(f"grid: expected a divisor of the image size {h}x{w}, got {grid}")
+    return masks.reshape(b, k, grid, h // grid, grid, w // grid).any(dim=5).any(dim=3).reshape(b, k, grid * grid)
+
+
+class Grounding(NamedTuple):
+    """What :func:`grounding_accuracy` returns."""
+
+    accuracy: float  # how often the most-attended patch touches the object the word names
+    chance: float  # the same for a patch drawn uniformly at random
+
+
+def grounding_accuracy(weights: torch.Tensor, masks: torch.Tensor, token_to_object: torch.Tensor) -> Grounding:
+    """How often each word's most-attended image patch falls inside the object the word refers to.
+
+    Only tokens that refer to an object (``token_to_object >= 0``) count. A patch is inside an
+    object when any of its pixels belongs to the object's mask. ``chance`` is the accuracy of a
+    patch drawn uniformly at random, averaged over the same tokens: the fraction of patches that
+    touch the object.
+
+    Shape:
+        - weights (B, L, P): attention of each of L words over P = g * g patches (average the
+          heads first, ``w.mean(1)``, or pick one, ``w[:, h]``)
+        - masks bool (B, K, H, W): the objects' masks (Shapes' ``masks`` column)
+        - token_to_object int (B, L): the object each word names, -1 for none (``question_object``)
+        - returns :class:`Grounding` (accuracy, chance), two floats in [0, 1]
+    """
+    if weights.ndim != 3:
+        raise ValueError(f"weights: expected shape (B, L, P) (average or pick heads first), got {tuple(weights.shape)}")
+    b, length, p = weights.shape
+    grid = math.isqrt(p)
+    if grid * grid != p:
+        raise ValueError(f"weights: expected P = g * g patches in a square grid, got P = {p}")
+    if masks.ndim != 4 or masks.shape[0] != b:
+        raise ValueError(f"masks: expected shape ({b}, K, H, W), got {tuple(masks.shape)}")
+    if token_to_object.shape != (b, length) or token_to_object.is_floating_point():
+        raise ValueError(f"token_to_object: expected an integer tensor of shape ({b}, {length}), got "
+                         f"{token_to_object.dtype} {tuple(token_to_object.shape)}")
+    if token_to_object.max() >= masks.shape[1]:
+        raise ValueError(f"token_to_object: expected object indices below K={masks.shape[1]}, "
+                         f"got {int(token_to_object.max())}")
+    rows, cols = (token_to_object >= 0).nonzero(as_tuple=True)
+    if len(rows) == 0:
+        raise ValueError("token_to_object: no token refers to an object (all are -1)")
+    inside = patch_masks(masks, grid)[rows, token_to_object[rows, cols]]  # (N, P): the named object's patches
+    top = weights[rows, cols].argmax(dim=-1)  # (N,)
+    hits = inside.gather(1, top[:, None]).squeeze(1)
+    return Grounding(hits.float().mean().item(), inside.float().mean().item())
 
 
 def _check_retrieval(scores: torch.Tensor, relevant: torch.Tensor, k: int) -> None:

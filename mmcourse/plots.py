@@ -195,3 +195,30 @@ def fusion_diagram(axes) -> None:
         ax.set_ylim(0.1, 0.9)
         ax.set_title(title, fontsize=9)
         ax.axis("off")
+
+
+def show_attention(ax, image: torch.Tensor, weights: torch.Tensor, masks: torch.Tensor | None = None,
+                   highlight: int | None = None, title: str = "") -> None:
+    """Attention over a grid of patches as a heatmap on a Shapes scene; the top patch is boxed.
+
+    ``image`` (3, H, W); ``weights`` (P,) with P = g * g patches numbered row by row; ``masks``
+    (K, H, W) are outlined, object ``highlight`` in white.
+    """
+    size = image.shape[-1]
+    grid = int(round(weights.numel() ** 0.5))
+    patch = size / grid
+    ax.imshow(0.6 * image.permute(1, 2, 0).clamp(0, 1).cpu().numpy())  # the scene, dimmed
+    heat = weights.detach().reshape(grid, grid).cpu().float()
+    heat = (heat / heat.max().clamp_min(1e-12)).numpy()  # 1 at the largest weight
+    ax.imshow(heat, cmap="viridis", alpha=0.85 * heat, extent=(-0.5, size - 0.5, size - 0.5, -0.5), vmin=0, vmax=1,
+              interpolation="nearest")  # transparent where the weight is small
+    if masks is not None:
+        for k, mask in enumerate(masks):
+            if mask.any():
+                ax.contour(mask.float().cpu().numpy(), levels=[0.5], colors="white" if k == highlight else "0.6",
+                           linewidths=1.5 if k == highlight else 0.8)
+    row, col = divmod(int(weights.argmax()), grid)
+    ax.add_patch(plt.Rectangle((col * patch - 0.5, row * patch - 0.5), patch, patch, fill=False,
+                               edgecolor="cyan", linewidth=1.5))
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")

@@ -280,3 +280,88 @@ class ModalityWeightsView:
 
     def _ipython_display_(self) -> None:
         display(self.widget)
+
+
+class AttentionExplorer:
+    """Where does each word of a question look? Pick a sample, a word and a head.
+
+    Shows the scene with the object the word names outlined in white, and the word's attention over
+    the image patches as a heatmap (the most-attended patch boxed). The weights are computed once
+    (``weights``), so moving a control only looks them up.
+
+    Parameters
+    ----------
+    weights : tensor (N, H, L, P)
+        Text-to-image attention of N questions: H heads, L words, P = g * g patches.
+    data : dict of tensors
+        ``image`` (N, 3, 32, 32), ``masks`` (N, K, 32, 32), ``question_ids`` (N, L),
+        ``question_object`` (N, L), ``answer_id`` (N,), as returned by ``mmcourse.train.as_tensors``.
+    predictions : tensor (N,), optional
+        The model's answers, shown next to the true ones.
+    """
+
+    def __init__(self, weights, data: dict, predictions=None) -> None:
+        from .data.shapes import VOCAB
+
+        if weights.ndim != 4 or weights.shape[0] != len(data["image"]):
+            raise ValueError(f"weights: expected shape ({len(data['image'])}, H, L, P), got {tuple(weights.shape)}")
+        self.weights, self.data, self.predictions, self.vocab = weights, data, predictions, VOCAB
+        heads = [("average", -1)] + [(f"head {h}", h) for h in range(weights.shape[1])]
+        self.index = widgets.IntSlider(0, 0, len(weights) - 1, description="sample", continuous_update=False)
+        self.word = widgets.Dropdown(description="word")
+        self.head = widgets.Dropdown(options=heads, value=-1, description="head")
+        self.output = widgets.Output()
+        self.shown: dict = {}
+        self._quiet = False
+        self.index.observe(lambda _: self._new_sample(), names="value")
+        self.word.observe(lambda _: self._quiet or self.update(), names="value")
+        self.head.observe(lambda _: self.update(), names="value")
+        self.widget = widgets.VBox([self.index, widgets.HBox([self.word, self.head]), self.output])
+        self._new_sample()
+
+    def _new_sample(self) -> None:
+        """Offer the words of the new question; start at the word that names an object."""
+        i = self.index.value
+        ids, refers = self.data["question_ids"][i], self.data["question_object"][i]
+        options = [(f"{self.vocab.itos[int(t)]} ({j})", j) for j, t in enumerate(ids) if int(t) != self.vocab.pad_id]
+        named = [j for _, j in options if int(refers[j]) >= 0]
+        self._quiet = True
+        self.word.options = options
+        self.word.value = named[0] if named else options[0][1]
+        self._quiet = False
+        self.update()
+
+    def update(self) -> None:
+        """Look up the chosen attention and redraw."""
+        from .data.shapes import ANSWERS
+
+        i, j, h = self.index.value, self.word.value, self.head.value
+        w = self.weights[i, :, j].mean(0) if h == -1 else self.weights[i, h, j]  # (P,)
+        masks, obj = self.data["masks"][i], int(self.data["question_object"][i, j])
+        grid = int(round(w.numel() ** 0.5))
+        top = int(w.argmax())
+        size = masks.shape[-1] // grid
+        cell = masks[:, (top // grid) * size:(top // grid + 1) * size, (top % grid) * size:(top % grid + 1) * size]
+        answer = ANSWERS[int(self.data["answer_id"][i])]
+        predicted = ANSWERS[int(self.predictions[i])] if self.predictions is not None else None
+        self.shown = {
+            "index": i, "question": self.vocab.decode(self.data["question_ids"][i]),
+            "word": self.vocab.itos[int(self.data["question_ids"][i, j])], "position": j, "head": h,
+            "object": obj, "top_patch": top, "top_in_object": bool(cell[obj].any()) if obj >= 0 else None,
+            "max_weight": float(w.max()), "answer": answer, "predicted": predicted,
+        }
+        self.output.clear_output(wait=True)
+        with self.output:
+            fig, axes = plots.new_figure(5.4, 2.8, ncols=2)
+            plots.show_scene(axes[0], self.data["image"][i], masks, highlight=obj if obj >= 0 else None,
+                             title=self.shown["question"])
+            head = "average of heads" if h == -1 else f"head {h}"
+            plots.show_attention(axes[1], self.data["image"][i], w, masks, obj if obj >= 0 else None,
+                                 title=f"'{self.shown['word']}' ({head}), max {self.shown['max_weight']:.2f}")
+            fig.tight_layout()
+            plt.show()
+            plt.close(fig)
+            print(f"answer: {answer}" + (f" | model: {predicted}" if predicted is not None else ""))
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)

@@ -1,0 +1,70 @@
+"""The attention explorer, driven from Python: moving a control changes what it shows."""
+
+import pytest
+import torch
+
+from mmcourse.data import ANSWERS, VOCAB, load_shapes
+from mmcourse.metrics import patch_masks
+from mmcourse.train import as_tensors
+from mmcourse.widgets import AttentionExplorer
+
+
+@pytest.fixture(scope="module")
+def explorer():
+    shapes = load_shapes(n_train=6, n_validation=1, n_test=1, question_types=["colour", "exists"], seed=3)
+    data = as_tensors(shapes["train"], ["image", "masks", "question_ids", "question_object", "answer_id"])
+    g = torch.Generator().manual_seed(0)
+    weights = torch.softmax(3 * torch.randn(6, 2, 6, 64, generator=g), dim=-1)
+    return AttentionExplorer(weights, data, predictions=torch.zeros(6, dtype=torch.long))
+
+
+def _top(explorer, i, j, h):
+    """(shown, expected) top patch and largest weight for sample i, word j, head h (-1: average)."""
+    w = explorer.weights[i, :, j].mean(0) if h == -1 else explorer.weights[i, h, j]
+    return (explorer.shown["top_patch"], explorer.shown["max_weight"]), (int(w.argmax()), pytest.approx(float(w.max())))
+
+
+def test_explorer_starts_at_the_word_that_names_an_object(explorer):
+    shown, data = explorer.shown, explorer.data
+    assert shown["index"] == 0 and shown["head"] == -1
+    named = (data["question_object"][0] >= 0).nonzero().flatten().tolist()
+    assert shown["position"] == (named[0] if named else 0)
+    assert shown["question"] == VOCAB.decode(data["question_ids"][0])
+    assert shown["answer"] == ANSWERS[int(data["answer_id"][0])] and shown["predicted"] == ANSWERS[0]
+
+
+def test_explorer_follows_sample_word_and_head(explorer):
+    data = explorer.data
+    explorer.index.value = 4
+    assert explorer.shown["index"] == 4
+    assert [j for _, j in explorer.word.options] == (data["question_ids"][4] != 0).nonzero().flatten().tolist()
+    explorer.word.value = 1
+    assert explorer.shown["position"] == 1 and explorer.shown["word"] == VOCAB.itos[int(data["question_ids"][4, 1])]
+    shown, expected = _top(explorer, 4, 1, -1)
+    assert shown == expected
+    explorer.head.value = 1
+    assert explorer.shown["head"] == 1
+    shown, expected = _top(explorer, 4, 1, 1)
+    assert shown == expected
+
+
+def test_explorer_says_whether_the_top_patch_is_in_the_object():
+    shapes = load_shapes(n_train=3, n_validation=1, n_test=1, question_types=["colour"], seed=1)
+    data = as_tensors(shapes["train"], ["image", "masks", "question_ids", "question_object", "answer_id"])
+    inside = patch_masks(data["masks"], 8)  # (3, K, 64)
+    obj = data["question_object"][:, 4]  # colour questions name their object with word 4
+    weights = torch.full((3, 1, 6, 64), 1 / 64)
+    first_in = inside[torch.arange(3), obj].float().argmax(1)  # a patch inside each named object
+    weights[torch.arange(3), 0, 4, first_in] = 0.5
+    view = AttentionExplorer(weights, data)
+    for i in range(3):
+        view.index.value = i
+        assert view.shown["word"] in ("circle", "square", "triangle") and view.shown["object"] == int(obj[i])
+        assert view.shown["top_patch"] == int(first_in[i]) and view.shown["top_in_object"] is True
+    view.word.value = 0  # "what" names nothing
+    assert view.shown["object"] == -1 and view.shown["top_in_object"] is None
+
+
+def test_explorer_checks_its_weights(explorer):
+    with pytest.raises(ValueError, match=r"weights: expected shape \(6, H, L, P\)"):
+        AttentionExplorer(explorer.weights[0], explorer.data)
