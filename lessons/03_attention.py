@@ -52,8 +52,8 @@ print("training on:", mmcourse.get_device())
 
 # %%
 shapes = load_shapes(n_train=3000, n_validation=200, n_test=1000, question_types=["colour"], seed=0)
-fig, axes = plots.new_figure(10, 2.4, ncols=5)
-for ax, row in zip(axes, shapes["test"].select(range(5))):
+fig, axes = plots.new_figure(10, 2.6, ncols=4)
+for ax, row in zip(axes, shapes["test"].select(range(4))):
     plots.show_scene(ax, row["image"], title=f"{row['question']}\n{row['answer']}")
 plt.show()
 plt.close(fig)

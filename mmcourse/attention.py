@@ -68,6 +68,8 @@ def scaled_dot_product_attention(
     if v.shape[:-1] != k.shape[:-1]:
         raise ValueError(f"v: expected shape {(*k.shape[:-1], 'd_v')} to match k {tuple(k.shape)}, "
                          f"got {tuple(v.shape)}")
+    if k.shape[-2] == 0:
+        raise ValueError(f"k: expected at least one key (L_k >= 1), got shape {tuple(k.shape)}")
     if mask is not None:
         _check_mask(mask, (*q.shape[:-1], k.shape[-2]))
     return _attend(q, k, v, mask)
@@ -148,6 +150,9 @@ class MultiHeadAttention(nn.Module):
             if not isinstance(x, torch.Tensor) or x.ndim != 3 or x.shape[-1] != dim:
                 raise ValueError(f"{name}: expected shape (B, L, {dim}), got {tuple(getattr(x, 'shape', ()))}")
             _check_tensor(name, x, 3, f"(B, L, {dim})")  # NaN
+        if query.shape[0] == 0 or key.shape[1] == 0:
+            raise ValueError(f"query, key: expected a non-empty batch and at least one key, got query "
+                             f"{tuple(query.shape)} and key {tuple(key.shape)}")
         if key.shape[:2] != value.shape[:2] or key.shape[0] != query.shape[0]:
             raise ValueError(f"key, value: expected the same (B, L_k) as each other and B={query.shape[0]} "
                              f"as query, got key {tuple(key.shape)} and value {tuple(value.shape)}")

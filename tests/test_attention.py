@@ -100,6 +100,8 @@ def test_scaled_dot_product_rejects_bad_input():
         scaled_dot_product_attention(q, k, v, mask=torch.ones(4, 2, 3, 5, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"q: expected shape .* got \(4,\)"):
         scaled_dot_product_attention(torch.randn(4), k, v)
+    with pytest.raises(ValueError, match="k: expected at least one key"):
+        scaled_dot_product_attention(q, torch.randn(2, 0, 4), torch.randn(2, 0, 6))
     with pytest.raises(ValueError, match="q: contains NaN"):
         scaled_dot_product_attention(torch.full((2, 3, 4), float("nan")), k, v)
 
@@ -185,6 +187,8 @@ def test_from_torch_and_forward_reject_bad_input():
         m(x, torch.randn(2, 5, 4), x, mask=torch.ones(3, 5, dtype=torch.bool))
     with pytest.raises(ValueError, match="mask: expected a bool tensor"):
         m(x, torch.randn(2, 5, 4), x, mask=torch.ones(5, 5))
+    with pytest.raises(ValueError, match="expected a non-empty batch"):
+        m(x[:0], torch.randn(0, 5, 4), x[:0])
     with pytest.raises(ValueError, match="query: contains NaN"):
         m(torch.full((2, 5, 8), float("nan")), torch.randn(2, 5, 4), x)
 
