@@ -14,7 +14,7 @@ from .device import get_device, limit_threads, seed_everything
 from .train import History, evaluate, fit, predict
 
 __version__ = "0.1.0"
-limit_threads()  # one torch thread per CPU the container really grants (see its docstring)
+limit_threads()  # threads for small models on the CPUs really granted (see its docstring)
 _SUBMODULES = {
     "attention", "cca", "claims", "data", "device", "encoders", "exercises", "experiments", "fusion", "metrics",
     "plots", "train", "widgets",

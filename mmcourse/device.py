@@ -80,7 +80,13 @@ def available_cpus() -> int:
 
 
 def limit_threads() -> int:
-    """Lower torch's CPU thread count to :func:`available_cpus` (never raise it); return the count.
+    """Set torch's CPU thread count for the course's small models; return the count.
+
+    At most one thread per CPU the process really gets (:func:`available_cpus`), and a single
+    thread where that is two or fewer: the course's models are small, so on two cores a second
+    thread saves only 10-20% on an idle machine, while under any competing load (the browser
+    showing the notebook, a test runner, a Binder neighbour) the two threads wait on each other
+    and training runs 5-20 times slower (measured on lessons 01-03). Never raises the count.
 
     Left alone when you chose yourself through ``OMP_NUM_THREADS`` or ``MMCOURSE_THREADS``
     (the latter sets the count).
@@ -90,6 +96,9 @@ def limit_threads() -> int:
         if not chosen.isdigit() or int(chosen) < 1:
             raise ValueError(f"MMCOURSE_THREADS: expected a whole number >= 1, got {chosen!r}")
         torch.set_num_threads(int(chosen))
-    elif not os.environ.get("OMP_NUM_THREADS") and available_cpus() < torch.get_num_threads():
-        torch.set_num_threads(available_cpus())
+    elif not os.environ.get("OMP_NUM_THREADS"):
+        cpus = available_cpus()
+        wanted = 1 if cpus <= 2 else cpus
+        if wanted < torch.get_num_threads():
+            torch.set_num_threads(wanted)
     return torch.get_num_threads()

@@ -143,9 +143,16 @@ def test_thread_limit_respects_quota_and_choice(monkeypatch):
         with pytest.raises(ValueError, match="MMCOURSE_THREADS"):
             device.limit_threads()
         monkeypatch.delenv("MMCOURSE_THREADS")
-        monkeypatch.setattr(device, "available_cpus", lambda: 1)
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        monkeypatch.setattr(device, "available_cpus", lambda: 2)
         torch.set_num_threads(2)
-        assert device.limit_threads() == 1  # lowered to what the container grants
+        assert device.limit_threads() == 1  # two CPUs or fewer: one thread
+        monkeypatch.setattr(device, "available_cpus", lambda: 3)
+        torch.set_num_threads(8)
+        assert device.limit_threads() == 3  # lowered to what the container grants
+        torch.set_num_threads(2)
+        assert device.limit_threads() == 2  # never raised
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        assert device.limit_threads() == 2  # the learner chose
     finally:
         torch.set_num_threads(before)
