@@ -147,11 +147,11 @@ def _driven_output(cell) -> str:
     )
 
 
-def _move_first_control(page) -> str:
+def _move_first_control(page, notebook: str) -> str:
     """Press a key on the first slider (or pick another option of the first dropdown) in the
     notebook; return a description. Fails unless the output that control drives changes."""
-    slider = page.locator(".jp-Notebook .widget-slider .noUi-handle").first
-    dropdown = page.locator(".jp-Notebook .widget-dropdown select").first
+    slider = page.locator(f"{notebook} .widget-slider .noUi-handle").first
+    dropdown = page.locator(f"{notebook} .widget-dropdown select").first
     control = slider if slider.count() else dropdown
     assert control.count(), "the lesson shows no slider or dropdown"
     cell = control.locator("xpath=ancestor::div[contains(concat(' ', normalize-space(@class), ' '), ' jp-CodeCell ')]")
@@ -194,8 +194,12 @@ def test_lesson_runs_in_jupyterlab_and_widgets_respond(lab, browser, notebook):
     page.on("pageerror", lambda err: js_errors.append(f"page error: {err}"))
     page.on("console", lambda msg: msg.type == "error" and js_errors.append(f"console error: {msg.text[:500]}"))
     try:
-        page.goto(f"{base}/lab/tree/lessons/{notebook.name}?token={token}")
+        # ?reset: a fresh workspace, so the lessons opened before are not reopened (nor their kernels)
+        page.goto(f"{base}/lab/tree/lessons/{notebook.name}?reset&token={token}")
         page.wait_for_function(KERNEL_IDLE, timeout=120_000)
+        panel = "#" + page.evaluate("window.jupyterapp.shell.currentWidget.id")
+        assert page.evaluate("window.jupyterapp.shell.currentWidget.context.path") == f"lessons/{notebook.name}"
+        nb = f"{panel} .jp-Notebook"
         start = time.perf_counter()
         page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
         page.wait_for_function(ALL_CELLS_RAN, timeout=LESSON_TIMEOUT_MS, polling=500)
@@ -207,20 +211,23 @@ def test_lesson_runs_in_jupyterlab_and_widgets_respond(lab, browser, notebook):
             timeout=30_000)
         assert page.evaluate(OUTPUT_PROBLEMS) == []
         for text in WIDGET_PROBLEMS:
-            assert text not in page.inner_text(".jp-Notebook"), f"a widget shows {text!r}"
-        assert page.locator(".jp-Notebook .jupyter-widgets-error-widget").count() == 0
+            assert text not in page.inner_text(nb), f"a widget shows {text!r}"
+        assert page.locator(f"{nb} .jupyter-widgets-error-widget").count() == 0
         assert js_errors == []
 
-        _move_first_control(page)
+        _move_first_control(page, nb)
         assert page.evaluate(OUTPUT_PROBLEMS) == []
-        assert "Traceback" not in page.inner_text(".jp-Notebook .widget-output") if page.locator(
-            ".jp-Notebook .widget-output").count() else True
-        assert page.locator(".jp-Notebook .jupyter-widgets-error-widget").count() == 0
+        assert not [t for t in page.locator(f"{nb} .widget-output").all_inner_texts() if "Traceback" in t]
+        assert page.locator(f"{nb} .jupyter-widgets-error-widget").count() == 0
         assert js_errors == []
 
-        height = page.evaluate("document.querySelector('.jp-Notebook').scrollHeight")
+        # The notebook scrolls inside its panel: make the window as tall as the whole notebook.
+        height = page.evaluate(f"Math.max(...[...document.querySelectorAll('{nb}, {nb} .jp-WindowedPanel-outer')]"
+                               ".map(e => e.scrollHeight))")
         page.set_viewport_size({"width": 1400, "height": min(height + 200, 30_000)})
         page.wait_for_timeout(1000)
+        page.evaluate(f"document.querySelectorAll('{nb}, {nb} .jp-WindowedPanel-outer').forEach(e => e.scrollTop = 0)")
+        page.wait_for_timeout(500)
         page.screenshot(path=str(ARTIFACTS / f"{notebook.stem}.png"), full_page=True)
     finally:
         page.evaluate("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
