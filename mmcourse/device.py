@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import random
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -102,3 +103,17 @@ def limit_threads() -> int:
         if wanted < torch.get_num_threads():
             torch.set_num_threads(wanted)
     return torch.get_num_threads()
+
+
+@contextmanager
+def one_thread():
+    """Run torch and NumPy's BLAS on one thread inside the block, for fair and repeatable timings."""
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(threads)

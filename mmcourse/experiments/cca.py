@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import statistics
 import time
-from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
 
 from ..cca import CCA, DeepCCA, cca_loss
 from ..data import TwoViews, load_av_digits, make_two_views
+from ..device import one_thread
 from ..encoders import MLPEncoder
 from ..metrics import chance_recall_at_k, recall_at_k
 
@@ -37,20 +37,6 @@ def recover_correlations(seed: int = 0, n: int = 2000) -> dict:
     errors = torch.stack([cca.canonical_correlations_ - views.correlations, held_out - views.correlations])
     return {"true": views.correlations, "train": cca.canonical_correlations_, "held_out": held_out,
             "standard_error": standard_error, "worst": (errors.abs() / standard_error).max().item()}
-
-
-@contextmanager
-def one_thread():
-    """Run torch and NumPy's BLAS on one thread inside the block (fair, repeatable timings)."""
-    from threadpoolctl import threadpool_limits
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(limits=1):
-            yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _median_seconds(fns, repeats: int) -> list[float]:

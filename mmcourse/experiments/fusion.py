@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..data import audio_features, corrupt_images, load_av_digits
+from ..device import one_thread
 from ..encoders import AudioEncoder, ImageEncoder
 from ..fusion import (
     AttentionFusion,
@@ -281,17 +282,13 @@ def time_per_batch(fusion: nn.Module, dims, batch_size: int = 64, repeats: int =
     depend on what else the machine is doing; the fastest run is the least disturbed one.
     """
     hs = [torch.randn(batch_size, d, requires_grad=True) for d in dims]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        times = []
+    times = []
+    with one_thread():
         for _ in range(repeats):
             start = time.perf_counter()
             out = fusion(hs)
             (out[0] if isinstance(out, tuple) else out).sum().backward()
             times.append(time.perf_counter() - start)
-    finally:
-        torch.set_num_threads(threads)
     return min(times)
 
 
