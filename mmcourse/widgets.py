@@ -14,7 +14,22 @@ from . import plots
 from .data.audio import SAMPLE_RATE
 
 
-class SampleBrowser:
+def _show(fig) -> None:
+    """Show ``fig`` inline (inside the current Output widget) and free it."""
+    plt.show()
+    plt.close(fig)
+
+
+class _View:
+    """A view displays as its ``widget`` (a box of controls and an Output)."""
+
+    widget: widgets.Widget
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)
+
+
+class SampleBrowser(_View):
     """Browse AV-Digits and Shapes & captions: pick a data set, a split and a sample.
 
     For AV-Digits it shows the digit, the spectrogram and an audio player; for Shapes the scene
@@ -63,24 +78,19 @@ class SampleBrowser:
                 fig, axes = plots.new_figure(7, 2.4, ncols=2)
                 plots.show_digit(axes[0], row["image"], f"image: {label}")
                 plots.show_spectrogram(axes[1], row["audio"], f"audio: {row['voice']}")
-                plt.show()
-                plt.close(fig)
+                _show(fig)
                 display(Audio(row["waveform"].numpy(), rate=SAMPLE_RATE))
                 self.shown = {"data": name, "split": split, "index": i, "label": label, "voice": row["voice"]}
             else:
                 fig, axes = plots.new_figure(2.6, 2.6)
                 plots.show_scene(axes[0], row["image"], row["masks"])
-                plt.show()
-                plt.close(fig)
+                _show(fig)
                 print(plots.describe_scene(row))
                 self.shown = {"data": name, "split": split, "index": i, "caption": row["caption"],
                               "answer": row["answer"]}
 
-    def _ipython_display_(self) -> None:
-        display(self.widget)
 
-
-class CCAExplorer:
+class CCAExplorer(_View):
     """Regularised CCA, train against held-out: a ridge slider and a component selector.
 
     For every ridge on the slider a :class:`mmcourse.cca.CCA` is fitted once, up front (closed
@@ -144,14 +154,10 @@ class CCAExplorer:
             axes[1].legend(fontsize=7)
             plots.canonical_pair(axes[2], u[:, c], v[:, c], title=f"held-out pair {c + 1}: r = {held_out[c]:.2f}")
             fig.tight_layout()
-            plt.show()
-            plt.close(fig)
-
-    def _ipython_display_(self) -> None:
-        display(self.widget)
+            _show(fig)
 
 
-class FusionRobustnessView:
+class FusionRobustnessView(_View):
     """Every method's test accuracy as you make each modality noisier or take it away (lesson 01).
 
     Moving a control only evaluates the trained models on test data corrupted in advance at every
@@ -198,14 +204,10 @@ class FusionRobustnessView:
             fig, axes = plots.new_figure(7, 2.8)
             plots.method_bars(axes[0], accuracy, reference=0.1, title=f"{image}, {audio} (dashed: chance)")
             fig.tight_layout()
-            plt.show()
-            plt.close(fig)
-
-    def _ipython_display_(self) -> None:
-        display(self.widget)
+            _show(fig)
 
 
-class ModalityWeightsView:
+class ModalityWeightsView(_View):
     """One AV-Digits test sample through an attention-fusion model: see it, hear it, read its weights.
 
     Pick a sample and how much to corrupt each modality; the view corrupts that one sample (the
@@ -274,15 +276,11 @@ class ModalityWeightsView:
             verdict = "right" if prediction == label else "wrong"
             plots.modality_weights(axes[2], weights[0], title=f"predicts {DIGIT_NAMES[prediction]} ({verdict})")
             fig.tight_layout()
-            plt.show()
-            plt.close(fig)
+            _show(fig)
             display(Audio(waveform[0].numpy(), rate=SAMPLE_RATE))
 
-    def _ipython_display_(self) -> None:
-        display(self.widget)
 
-
-class AttentionExplorer:
+class AttentionExplorer(_View):
     """Where does each word of a question look? Pick a sample, a word and a head.
 
     Shows the scene with the object the word names outlined in white, and the word's attention over
@@ -359,9 +357,6 @@ class AttentionExplorer:
             plots.show_attention(axes[1], self.data["image"][i], w, masks, obj if obj >= 0 else None,
                                  title=f"'{self.shown['word']}' ({head}), max {self.shown['max_weight']:.2f}")
             fig.tight_layout()
-            plt.show()
-            plt.close(fig)
+            _show(fig)
             print(f"answer: {answer}" + (f" | model: {predicted}" if predicted is not None else ""))
 
-    def _ipython_display_(self) -> None:
-        display(self.widget)
