@@ -1,4 +1,4 @@
-"""Test-wide set-up: no network anywhere (here and in notebook kernels), offline Hugging Face."""
+"""Test-wide set-up: no network anywhere (here and in notebook kernels), offline Hugging Face, strict claims."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ _scratch = Path(tempfile.mkdtemp(prefix="mmcourse-tests-"))
 NETWORK_LOG = _scratch / "network.log"
 os.environ["MMCOURSE_NETWORK_LOG"] = str(NETWORK_LOG)
 os.environ["HF_DATASETS_OFFLINE"] = "1"
+# Strict claims: a lesson whose claim fails is an error under the tests, in this process, in nbval's
+# kernels and in the browser test's JupyterLab (they inherit this environment). Learners get a ✗ instead.
+os.environ["MMCOURSE_STRICT_CLAIMS"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "1"
 # Kernels started by nbval (and by the browser test) inherit IPYTHONDIR and run this guard first.
 startup = _scratch / "ipython" / "profile_default" / "startup"

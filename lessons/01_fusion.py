@@ -31,21 +31,20 @@
 # %%
 import copy
 
-import matplotlib.pyplot as plt
 import torch
 
 import mmcourse
-from mmcourse import claim, exercises, plots
+from mmcourse import exercises, verify
 from mmcourse.experiments import fusion as experiments
 from mmcourse.fusion import AttentionFusion, EarlyFusion, LowRankFusion, ModalityDropout, TensorFusion, tensor_product
+from mmcourse.views import fusion as views
+from mmcourse.views.common import figure, method_bars
 
 print("training on:", mmcourse.get_device())
 
 # %%
-fig, axes = plots.new_figure(10, 1.8, ncols=3)
-plots.fusion_diagram(axes)
-plt.show()
-plt.close(fig)
+with figure(10, 1.8, ncols=3) as axes:
+    views.fusion_diagram(axes)
 
 # %% [markdown]
 # **Notation.** Modalities $m = 1, \dots, M$ (here $M = 2$: image and audio); a sample's inputs
@@ -80,13 +79,7 @@ print(f"image failed in {image_failed.float().mean():.2f} of the rows, "
 # %%
 examples = {"both usable": int((~image_failed & ~audio_failed).nonzero()[0]),
             "image failed": int(image_failed.nonzero()[0]), "audio failed": int(audio_failed.nonzero()[0])}
-fig, axes = plots.new_figure(11, 2.2, ncols=6)
-for k, (name, i) in enumerate(examples.items()):
-    plots.show_digit(axes[2 * k], train["image"][i], f"{name}\nnoise {train['image_noise'][i]:.1f}")
-    plots.show_spectrogram(axes[2 * k + 1], train["audio"][i], f"{train['audio_snr_db'][i]:.0f} dB")
-fig.tight_layout()
-plt.show()
-plt.close(fig)
+views.sensor_failure_examples(train, examples)
 
 # %% [markdown]
 # ## 2. Five ways to fuse
@@ -176,12 +169,12 @@ exercises.check("late_fusion", my_late_fusion, must_pass=True)
 #
 # The weights $\alpha$ are computed for every sample, and you can read them: section 6 shows them
 # move. This is the *multimodal attention* of Hori et al. (2017), [*Attention-Based Multimodal
-# Fusion for Video Description*](https://arxiv.org/abs/1701.03126). `AttentionFusion` returns
-# $z$ and $\alpha$:
+# Fusion for Video Description*](https://arxiv.org/abs/1701.03126). Every fusion module returns a
+# `Fused(z, weights)` pair; `AttentionFusion`'s weights are $\alpha$ (the others have none):
 
 # %%
 attention = AttentionFusion(dims=[64, 64], out_dim=32)
-z, alpha = attention([torch.randn(4, 64), torch.randn(4, 64)])
+z, alpha = attention([torch.randn(4, 64), torch.randn(4, 64)])  # a Fused(z, weights) pair
 print("z:", tuple(z.shape), "| alpha:", tuple(alpha.shape), "| first row of alpha:", alpha[0].tolist())
 
 # %% [markdown]
@@ -198,10 +191,8 @@ print("z:", tuple(z.shape), "| alpha:", tuple(alpha.shape), "| first row of alph
 
 # %%
 h1, h2 = torch.randn(5), torch.randn(4)
-fig, axes = plots.new_figure(3.2, 3.2)
-plots.tensor_fusion_grid(axes[0], h1, h2, "[1, h1] (rows) x [1, h2] (columns)")
-plt.show()
-plt.close(fig)
+with figure(3.2, 3.2) as axes:
+    views.tensor_fusion_grid(axes[0], h1, h2, "[1, h1] (rows) x [1, h2] (columns)")
 
 # %% [markdown]
 # The boxed row 0 is $[1, h^{(2)}]$, the boxed column 0 is $[1, h^{(1)}]$, and every other cell
@@ -255,9 +246,9 @@ with torch.no_grad():
     tfn.linear.weight.copy_(weight.flatten(1))
     tfn.linear.bias.copy_(early.linear.bias)
 hs = [torch.randn(6, 3), torch.zeros(6, 2)]  # the second modality is all zeros
-difference = (tfn(hs) - early(hs)).abs().max().item()
+difference = (tfn(hs).z - early(hs).z).abs().max().item()
 without_ones = (hs[0][:, :, None] * hs[1][:, None, :]).flatten(1)
-claim(difference < 1e-6 and without_ones.abs().max() == 0 and tensor_product(hs).abs().max() > 0,
+verify(difference < 1e-6 and without_ones.abs().max() == 0 and tensor_product(hs).abs().max() > 0,
       "with the 1s, tensor fusion can compute early fusion exactly; without them a zero modality erases all",
       largest_difference=difference)
 
@@ -309,10 +300,8 @@ experiments.train_av_methods(data, methods=["early", "late", "attention", "tenso
 print(results.table())
 
 # %%
-fig, axes = plots.new_figure(6, 2.8)
-plots.method_bars(axes[0], results.accuracy, reference=0.1, title="test accuracy at the default noise (dashed: chance)")
-plt.show()
-plt.close(fig)
+with figure(6, 2.8) as axes:
+    method_bars(axes[0], results.accuracy, reference=0.1, title="test accuracy at the default noise (dashed: chance)")
 
 # %% [markdown]
 # The image-only model reads noisy, occluded digits; the audio-only model hears words from voices
@@ -320,7 +309,7 @@ plt.close(fig)
 
 # %%
 with torch.no_grad():
-    wrong = {m: results.models[m].eval()(data.test[m.split()[0]]).argmax(1) != data.test["label"]
+    wrong = {m: results.models[m].eval()(data.test[m.split()[0]]).scores.argmax(1) != data.test["label"]
              for m in ("image only", "audio only")}
 print(f"image model wrong on {wrong['image only'].float().mean():.3f} of the test set, "
       f"audio model on {wrong['audio only'].float().mean():.3f}, "
@@ -330,12 +319,11 @@ print(f"image model wrong on {wrong['image only'].float().mean():.3f} of the tes
 # So a model that hears and sees can do much better than either:
 
 # %%
-single = {m: results.accuracy[m] for m in ("image only", "audio only")}
-fused = {m: a for m, a in results.accuracy.items() if m not in single}
-best_single, worst_fused = max(single.values()), min(fused.values())
-claim(worst_fused > best_single, "every fusion method beats the best single modality",
-      best_single=best_single, worst_fusion=worst_fused, best_fusion=max(fused.values()),
-      smallest_gain=worst_fused - best_single)
+fused = experiments.fused_methods(results.accuracy)
+experiments.FUSION_BEATS_SINGLE.check(
+    experiments.smallest_fusion_gain(results.accuracy),
+    best_single=max(results.accuracy["image only"], results.accuracy["audio only"]),
+    worst_fusion=min(results.accuracy[m] for m in fused), best_fusion=max(results.accuracy[m] for m in fused))
 
 # %% [markdown]
 # ## 4. Robustness: noisier and missing modalities
@@ -347,23 +335,13 @@ claim(worst_fused > best_single, "every fusion method beats the best single moda
 # %%
 grid = experiments.RobustnessGrid(data)
 curves = grid.curves(results.models)
-fig, axes = plots.new_figure(10, 3, ncols=2)
-plots.accuracy_curves(axes[0], grid.image_noises, curves["image_noise"], "image pixel noise (std)",
-                      "image gets noisier", chance=0.1)
-plots.accuracy_curves(axes[1], grid.audio_snrs, curves["audio_snr_db"], "audio SNR (dB)", "audio gets noisier", 0.1)
-axes[1].invert_xaxis()
-axes[1].legend(fontsize=7, loc="lower left")
-fig.tight_layout()
-plt.show()
-plt.close(fig)
+views.robustness_curves(grid, curves)
 
 # %%
-drowned = {m: min(curves["image_noise"][m][-1], curves["audio_snr_db"][m][-1]) for m in fused}
-claim(min(drowned.values()) >= 0.5 and curves["image_noise"]["image only"][-1] <= 0.2
-      and curves["audio_snr_db"]["audio only"][-1] <= 0.2,
-      "with either modality drowned, every fused model keeps at least 0.5 accuracy; the drowned modality's own "
-      "model falls to near chance", worst_fused=min(drowned.values()),
-      image_only=curves["image_noise"]["image only"][-1], audio_only=curves["audio_snr_db"]["audio only"][-1])
+drowned = {m: experiments.drowned_accuracy(curves, m) for m in fused}
+image_alone, audio_alone = curves["image_noise"]["image only"][-1], curves["audio_snr_db"]["audio only"][-1]
+experiments.DROWNED_FUSED_HOLD.check(min(drowned.values()), most_affected=min(drowned, key=drowned.get))
+experiments.DROWNED_ALONE_FALLS.check(max(image_alone, audio_alone), image_only=image_alone, audio_only=audio_alone)
 
 # %% [markdown]
 # The unimodal models (dashed) fall to chance as their modality drowns; every fused model falls
@@ -380,11 +358,10 @@ for m in fused:
 print(f"{'alone':<10}" + "".join(f"{acc[alone]:>15.3f}" for alone, acc in missing.values()))
 
 # %%
-loss = {m: max(acc[alone] - acc[m] for alone, acc in missing.values()) for m in fused}
-claim(loss["early"] <= 0.08 and loss["late"] <= 0.08 and loss["low-rank"] >= 0.2,
-      "with a modality missing, early and late fusion stay close to the remaining modality's own model, "
-      "low-rank fusion falls far below it", early_loss=loss["early"], late_loss=loss["late"],
-      low_rank_loss=loss["low-rank"])
+shortfall = {m: experiments.missing_shortfall(curves, m) for m in fused}
+experiments.MISSING_EARLY_LATE_HOLD.check(max(shortfall["early"], shortfall["late"]), early=shortfall["early"],
+                                          late=shortfall["late"])
+experiments.MISSING_LOW_RANK_FALLS.check(shortfall["low-rank"])
 
 # %% [markdown]
 # Why does low-rank fusion collapse? With $h^{(2)} = 0$ its output is
@@ -397,9 +374,7 @@ claim(loss["early"] <= 0.08 and loss["late"] <= 0.08 and loss["low-rank"] >= 0.2
 # (no training); tick a box to take a modality away.
 
 # %%
-from mmcourse.widgets import FusionRobustnessView
-
-FusionRobustnessView(results.models, grid)
+views.FusionRobustnessView(results.models, grid)
 
 # %% [markdown]
 # ## 5. Modality dropout
@@ -429,11 +404,9 @@ for name in ("without", "with"):
     print(f"{name:>8} modality dropout:", {case: round(a, 3) for case, a in lmf[name].items()})
 
 # %%
-gain = {case: lmf["with"][case] - lmf["without"][case] for case in ("image missing", "audio missing")}
-cost = lmf["without"]["both"] - lmf["with"]["both"]
-claim(min(gain.values()) >= 0.1 and cost <= 0.05,
-      "modality dropout makes low-rank fusion hold up with a modality missing, at little cost with both",
-      gain_without_image=gain["image missing"], gain_without_audio=gain["audio missing"], cost_with_both=cost)
+gain, cost = experiments.dropout_gain_and_cost(lmf)
+experiments.DROPOUT_GAIN.check(gain)
+experiments.DROPOUT_COST.check(cost)
 
 # %% [markdown]
 # ## 6. Attention follows the clean modality
@@ -443,26 +416,13 @@ claim(min(gain.values()) >= 0.1 and cost <= 0.05,
 
 # %%
 weights = experiments.mean_attention_weights(results.models["attention"], grid)
-fig, axes = plots.new_figure(9, 2.8, ncols=2)
-for ax, key, levels, label in ((axes[0], "image_noise", grid.image_noises, "image pixel noise (std)"),
-                               (axes[1], "audio_snr_db", grid.audio_snrs, "audio SNR (dB)")):
-    ax.plot(levels, weights[key][:, 0], "o-", label="image weight")
-    ax.plot(levels, weights[key][:, 1], "o-", label="audio weight")
-    ax.set_xlabel(label, fontsize=8)
-    ax.set_ylim(0, 1)
-axes[1].invert_xaxis()
-axes[0].legend(fontsize=7)
-axes[0].set_ylabel("mean attention weight", fontsize=8)
-fig.tight_layout()
-plt.show()
-plt.close(fig)
+views.attention_weight_curves(weights, grid)
 
 # %%
 image_w, audio_w = weights["image_noise"][:, 0], weights["audio_snr_db"][:, 1]
-claim(image_w[-1] < image_w[0] / 3 and audio_w[-1] < audio_w[0] / 3,
-      "the weight of a modality falls to under a third of its clean value when that modality is drowned",
-      image_weight_clean=image_w[0], image_weight_drowned=image_w[-1],
-      audio_weight_clean=audio_w[0], audio_weight_drowned=audio_w[-1])
+experiments.ATTENTION_FOLLOWS.check(experiments.drowned_weight_ratio(weights), image_weight_clean=image_w[0],
+                                    image_weight_drowned=image_w[-1], audio_weight_clean=audio_w[0],
+                                    audio_weight_drowned=audio_w[-1])
 
 # %% [markdown]
 # Nobody told the model which modality was noisy: it learned from the failed training copies that
@@ -470,10 +430,8 @@ claim(image_w[-1] < image_w[0] / 3 and audio_w[-1] < audio_w[0] / 3,
 # modality, listen, and watch the two weights (the view runs the model on that one sample).
 
 # %%
-from mmcourse.widgets import ModalityWeightsView
-
 test = data.clean_test
-ModalityWeightsView(results.models["attention"], test["image"], test["waveform"], test["label"])
+views.ModalityWeightsView(results.models["attention"], test["image"], test["waveform"], test["label"])
 
 # %% [markdown]
 # ## 7. Tensor fusion against low-rank fusion
@@ -494,10 +452,9 @@ for m in layers:
 
 # %%
 ratio = results.fusion_parameters["tensor"] / results.fusion_parameters["low-rank"]
-gap = abs(results.accuracy["tensor"] - results.accuracy["low-rank"])
-claim(all(results.fusion_parameters[m] == formula[m] for m in formula) and ratio > 8 and gap <= 0.04,
-      "low-rank fusion matches tensor fusion's accuracy with 8 times fewer fusion parameters",
-      parameter_ratio=ratio, accuracy_gap=gap)
+verify(all(results.fusion_parameters[m] == formula[m] for m in formula) and ratio > 8,
+       "the parameter counts are the formulas', and low-rank fusion has over 8 times fewer", parameter_ratio=ratio)
+experiments.LOW_RANK_MATCHES_TENSOR.check(abs(results.accuracy["tensor"] - results.accuracy["low-rank"]))
 
 # %% [markdown]
 # The time per step depends on your machine, but the work does not: the tensor layer multiplies a
@@ -512,9 +469,10 @@ lmf_model = results.models["low-rank"].eval()
 tfn_model = copy.deepcopy(lmf_model)
 tfn_model.fusion = lmf_model.fusion.to_tensor_fusion()
 with torch.no_grad():
-    a, b = lmf_model(data.test["image"], data.test["audio"]), tfn_model(data.test["image"], data.test["audio"])
+    a = lmf_model(data.test["image"], data.test["audio"]).scores
+    b = tfn_model(data.test["image"], data.test["audio"]).scores
 difference = (a - b).abs().max().item()
-claim(difference < 1e-4 and torch.equal(a.argmax(1), b.argmax(1)),
+verify(difference < 1e-4 and torch.equal(a.argmax(1), b.argmax(1)),
       "the trained low-rank model and its tensor-fusion twin give the same outputs",
       largest_difference=difference, tensor_twin_parameters=experiments.count_parameters(tfn_model.fusion))
 
@@ -529,16 +487,11 @@ claim(difference < 1e-4 and torch.equal(a.argmax(1), b.argmax(1)),
 # same answer to both copies, and is right exactly half of the time, however long it trains.
 
 # %%
-from mmcourse.data import VOCAB, load_shapes
-from mmcourse.train import as_tensors
+from mmcourse.data import VOCAB, as_tensors, load_shapes
 
 scenes = load_shapes(n_train=3, n_validation=1, n_test=1, seed=0)["train"]
 pairs = experiments.caption_pairs(as_tensors(scenes, experiments.SCENE_COLUMNS))
-fig, axes = plots.new_figure(9, 2.4, ncols=6)
-for ax, i in zip(axes, [0, 3, 1, 4, 2, 5]):
-    plots.show_scene(ax, pairs["image"][i], title=f"row {i}: label {int(pairs['label'][i])}")
-plt.show()
-plt.close(fig)
+views.caption_pairs(pairs, [0, 3, 1, 4, 2, 5])
 for i in range(6):
     print(f"row {i} (label {int(pairs['label'][i])}): {VOCAB.decode(pairs['caption_ids'][i])}")
 
@@ -554,9 +507,10 @@ print({kind: round(acc, 3) for kind, acc in matching.accuracy.items()})
 
 # %%
 acc = matching.accuracy
-claim(acc["image only"] == 0.5 and acc["caption only"] == 0.5 and acc["both"] >= 0.8,
-      "each modality alone is exactly at chance; together they tell matching captions from wrong ones",
-      image_only=acc["image only"], caption_only=acc["caption only"], both=acc["both"])
+verify(acc["image only"] == 0.5 and acc["caption only"] == 0.5,
+       "each modality alone is exactly at chance, as the construction guarantees",
+       image_only=acc["image only"], caption_only=acc["caption only"])
+experiments.CAPTION_MATCHING_NEEDS_BOTH.check(acc["both"])
 
 # %% [markdown]
 # Here fusion is not a bonus but the whole point: the answer lives only in the *relation* between

@@ -27,13 +27,13 @@
 # **representation** challenges of lesson 00.
 
 # %%
-import matplotlib.pyplot as plt
 import torch
 
-from mmcourse import claim, exercises, plots
+from mmcourse import exercises, verify
 from mmcourse.cca import CCA, cca_loss, inverse_sqrt
 from mmcourse.data import DIGIT_NAMES, load_av_digits, make_two_views
 from mmcourse.experiments import cca as experiments
+from mmcourse.views import cca as views
 
 # %% [markdown]
 # ## A picture first
@@ -48,13 +48,7 @@ from mmcourse.experiments import cca as experiments
 # %%
 small = make_two_views(n=500, dim_x=2, dim_y=2, correlations=(0.9, 0.2), seed=0)
 cca = CCA(n_components=2).fit(small.x, small.y)
-u, v = cca.transform(small.x, small.y)
-fig, axes = plots.new_figure(11, 3.4, ncols=3)
-plots.two_views_with_directions(axes, small.x, small.y, cca.x_weights_[:, 0], cca.y_weights_[:, 0])
-plots.canonical_pair(axes[2], u[:, 0], v[:, 0], title=f"first pair: r = {cca.canonical_correlations_[0]:.2f}")
-plt.tight_layout()
-plt.show()
-plt.close(fig)
+views.cca_picture(small, cca)
 
 # %% [markdown]
 # Compare that correlation with the best you can find between any *raw* coordinate of x and any
@@ -126,8 +120,7 @@ for name in ("true", "train", "held_out", "standard_error"):
     print(f"{name:>15}:", [round(r, 3) for r in recovered[name].tolist()])
 
 # %%
-claim(recovered["worst"] < 3, "CCA recovers the planted correlations on training and held-out data "
-      "within 3 standard errors", worst_error_in_standard_errors=recovered["worst"])
+experiments.RECOVERS_PLANTED.check(recovered["worst"])
 
 # %% [markdown]
 # The projections of the training data have exactly these correlations, pair by pair, and different
@@ -135,14 +128,14 @@ claim(recovered["worst"] < 3, "CCA recovers the planted correlations on training
 # three of y):
 
 # %%
-views = make_two_views(n=2000, dim_x=10, dim_y=8, correlations=(0.9, 0.7, 0.4), seed=0)
-cca = CCA(n_components=3).fit(views.x, views.y)
-u, v = cca.transform(views.x, views.y)
+planted = make_two_views(n=2000, dim_x=10, dim_y=8, correlations=(0.9, 0.7, 0.4), seed=0)
+cca = CCA(n_components=3).fit(planted.x, planted.y)
+u, v = cca.transform(planted.x, planted.y)
 corr = torch.corrcoef(torch.cat([u, v], 1).T)
 print(corr.numpy().round(3))
 expected = torch.eye(6, dtype=corr.dtype)
 expected[:3, 3:] = expected[3:, :3] = torch.diag(cca.canonical_correlations_)
-claim((corr - expected).abs().max() < 1e-8,
+verify((corr - expected).abs().max() < 1e-8,
       "pair i correlates exactly canonical_correlations_[i]; all other pairs of projections are uncorrelated",
       largest_deviation=(corr - expected).abs().max())
 
@@ -163,10 +156,8 @@ print(f"fit time: ours {1000 * versus['seconds_ours']:.1f} ms | scikit-learn {10
       f"| ratio {versus['speedup']:.1f}x")
 
 # %%
-claim(versus["difference"] < 1e-3, "our CCA and scikit-learn's find the same canonical correlations",
-      largest_difference=versus["difference"])
-claim(versus["speedup"] > 1, "the closed form fits faster than scikit-learn's iterative CCA",
-      ours_ms=1000 * versus["seconds_ours"], sklearn_ms=1000 * versus["seconds_sklearn"], ratio=versus["speedup"])
+verify(versus["difference"] < 1e-3, "our CCA and scikit-learn's find the same canonical correlations",
+       largest_difference=versus["difference"])
 
 # %% [markdown]
 # ## Overfitting, and the ridge that cures it
@@ -193,12 +184,11 @@ for name in ("plain_train", "plain_held_out", "ridge_train", "ridge_held_out"):
     print(f"{name:>15}:", [round(r, 3) for r in over[name].tolist()])
 
 # %%
-claim(over["plain_train"].min() > 0.999 and over["plain_held_out"].abs().max() < 0.2,
-      "without a ridge, every training correlation is 1 and every held-out one is near 0",
-      smallest_train=over["plain_train"].min(), largest_held_out=over["plain_held_out"].abs().max())
-claim(over["ridge_held_out"][0] > 0.6 and over["ridge_held_out"][0] > over["plain_held_out"][0] + 0.5,
-      "a ridge of 0.3 restores the first held-out correlation", plain=over["plain_held_out"][0],
-      ridge=over["ridge_held_out"][0])
+verify(over["plain_train"].min() > 0.999, "with 120 features and 100 samples, every training correlation is 1",
+       smallest_train=over["plain_train"].min())
+experiments.PLAIN_HELD_OUT_NEAR_ZERO.check(over["plain_held_out"].abs().max())
+experiments.RIDGE_RESTORES.check(over["ridge_held_out"][0], plain=over["plain_held_out"][0])
+experiments.RIDGE_GAIN.check(over["ridge_held_out"][0] - over["plain_held_out"][0])
 
 # %% [markdown]
 # The third pair, the weakest (0.4), stays lost at this sample size: a ridge cannot create
@@ -212,9 +202,7 @@ claim(over["ridge_held_out"][0] > 0.6 and over["ridge_held_out"][0] > over["plai
 # highest? What happens to the training correlation there?
 
 # %%
-from mmcourse.widgets import CCAExplorer
-
-explorer = CCAExplorer(wide.x, wide.y, wide.x_test, wide.y_test, n_components=3)
+explorer = views.CCAExplorer(wide.x, wide.y, wide.x_test, wide.y_test, n_components=3)
 explorer
 
 # %% [markdown]
@@ -247,14 +235,7 @@ print("held-out canonical correlations:", [round(r, 2) for r in av_result["corre
 # Labels were never shown to CCA, yet digits gather in both views, in the same places:
 
 # %%
-fig, axes = plots.new_figure(10, 4, ncols=2)
-for ax, scores, name in ((axes[0], av_result["image_scores"], "images"), (axes[1], av_result["audio_scores"], "sounds")):
-    plots.canonical_pair(ax, scores[:, 0], scores[:, 1], av_result["labels"], f"test {name}", DIGIT_NAMES)
-    ax.set_xlabel("canonical component 1", fontsize=8)
-    ax.set_ylabel("canonical component 2", fontsize=8)
-plt.tight_layout()
-plt.show()
-plt.close(fig)
+views.shared_space(av_result["image_scores"], av_result["audio_scores"], av_result["labels"], DIGIT_NAMES)
 
 # %% [markdown]
 # ### Retrieval in the shared space
@@ -269,21 +250,16 @@ plt.close(fig)
 scores = experiments.retrieval_scores(av_result["audio_scores"], av_result["image_scores"])
 query = 0
 top = scores[query].topk(5).indices
-fig, axes = plots.new_figure(9, 1.9, ncols=6)
-digit = DIGIT_NAMES[av_result["labels"][query]]
-plots.show_spectrogram(axes[0], av["test"][query]["audio"], f"query: {digit}")
-for ax, i in zip(axes[1:], top.tolist()):
-    plots.show_digit(ax, av["test"][i]["image"], f"{DIGIT_NAMES[av_result['labels'][i]]} ({scores[query, i]:.2f})")
-plt.show()
-plt.close(fig)
+views.retrieval_row(av["test"][query]["audio"], av["test"]["image"][top], scores[query, top], av_result["labels"][top],
+                    DIGIT_NAMES, f"query: {DIGIT_NAMES[av_result['labels'][query]]}")
 
 # %%
 print(f"Recall@1 = {av_result['recall1']:.3f} (chance {av_result['chance1']:.3f}) | "
       f"Recall@5 = {av_result['recall5']:.3f} (chance {av_result['chance5']:.3f})")
-claim(av_result["recall1"] > 3 * av_result["chance1"] and av_result["recall5"] > av_result["chance5"] + 0.25,
-      "spoken digits retrieve images of the same digit far above chance, across unseen voices",
-      recall1=av_result["recall1"], chance1=av_result["chance1"], recall5=av_result["recall5"],
-      chance5=av_result["chance5"])
+experiments.RETRIEVAL_RECALL1.check(av_result["recall1"] / av_result["chance1"], recall1=av_result["recall1"],
+                                    chance1=av_result["chance1"])
+experiments.RETRIEVAL_RECALL5.check(av_result["recall5"] - av_result["chance5"], recall5=av_result["recall5"],
+                                    chance5=av_result["chance5"])
 
 # %% [markdown]
 # ## Deep CCA
@@ -309,7 +285,7 @@ claim(av_result["recall1"] > 3 * av_result["chance1"] and av_result["recall5"] >
 # divided by the variance of the projection. Here it is exactly the ridge CCA from before:
 
 # %%
-h1, h2 = views.x[:500].float(), views.y[:500].float()
+h1, h2 = planted.x[:500].float(), planted.y[:500].float()
 print("cca_loss:", cca_loss(h1, h2, n_components=3, eps=1e-4).item())
 print("-(sum of ridge CCA correlations):", -CCA(3, reg=1e-4).fit(h1, h2).canonical_correlations_.sum().item())
 
@@ -323,9 +299,8 @@ print("-(sum of ridge CCA correlations):", -CCA(3, reg=1e-4).fit(h1, h2).canonic
 # %%
 bias = experiments.batch_size_bias(seed=0)
 print({batch: round(total, 3) for batch, total in bias.items()})
-claim(bias[12] > 1.9 and bias[1000] < 0.4,
-      "in small batches pure noise looks correlated; keep the batch much larger than the embedding size",
-      batch_12=bias[12], batch_1000=bias[1000])
+experiments.SMALL_BATCH_LOOKS_CORRELATED.check(bias[12])
+experiments.LARGE_BATCH_NEAR_ZERO.check(bias[1000])
 
 # %% [markdown]
 # So Deep CCA trains with large batches (here 500 pairs for 2-dimensional embeddings).
@@ -365,24 +340,15 @@ print("held out, linear CCA:", [round(r, 3) for r in deep["linear"].tolist()], f
 print("held out, Deep CCA:  ", [round(r, 3) for r in deep["deep"].tolist()], f"total {deep['deep_total']:.3f}")
 
 # %%
-fig, axes = plots.new_figure(11, 3.2, ncols=3)
-axes[0].plot(deep["history"].epoch, deep["history"].train_loss)
-axes[0].set_xlabel("epoch", fontsize=8)
-axes[0].set_title("training loss (minus total correlation)", fontsize=9)
-views_nl = deep["views"]
-u, v = CCA(1).fit(views_nl.x, views_nl.y).transform(views_nl.x_test, views_nl.y_test)
-plots.canonical_pair(axes[1], u[:, 0], v[:, 0], title="held out, linear CCA, pair 1")
-u, v = deep["model"].transform(views_nl.x_test, views_nl.y_test)
-plots.canonical_pair(axes[2], u[:, 0], v[:, 0], title="held out, Deep CCA, pair 1")
-plt.tight_layout()
-plt.show()
-plt.close(fig)
+nonlinear = deep["views"]
+u, v = CCA(1).fit(nonlinear.x, nonlinear.y).transform(nonlinear.x_test, nonlinear.y_test)
+u_deep, v_deep = deep["model"].transform(nonlinear.x_test, nonlinear.y_test)
+views.deep_cca_results(deep["history"], (u[:, 0], v[:, 0]), (u_deep[:, 0], v_deep[:, 0]))
 
 # %%
-claim(deep["linear_total"] + 0.1 < deep["deep_total"] < deep["best_possible"] + 0.02,
-      "on non-linear views, Deep CCA finds clearly more held-out correlation than linear CCA, and no more "
-      "than is possible", linear_total=deep["linear_total"], deep_total=deep["deep_total"],
-      best_possible=deep["best_possible"])
+experiments.DEEP_BEATS_LINEAR.check(deep["deep_total"] - deep["linear_total"], deep_total=deep["deep_total"],
+                                    linear_total=deep["linear_total"])
+experiments.DEEP_WITHIN_CEILING.check(deep["deep_total"] - deep["best_possible"], best_possible=deep["best_possible"])
 
 # %% [markdown]
 # ## Exercises

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import importlib
 
-from .claims import ClaimError, claim
+from .claims import Claim, ClaimError, VerificationError, claim, verify
 from .device import get_device, limit_threads, seed_everything
 from .train import History, evaluate, fit, predict
 
 __version__ = "0.1.0"
 limit_threads()  # threads for small models on the CPUs really granted (see its docstring)
 _SUBMODULES = {
-    "attention", "cca", "claims", "data", "device", "encoders", "exercises", "experiments", "fusion", "metrics",
-    "plots", "train", "widgets",
+    "attention", "cca", "claims", "data", "device", "diagnostics", "encoders", "exercises", "experiments", "fusion",
+    "metrics", "train", "views",
 }
 __all__ = [
-    "ClaimError", "History", "claim", "evaluate", "fit", "get_device", "limit_threads", "predict", "seed_everything",
+    "Claim", "ClaimError", "History", "VerificationError", "claim", "evaluate", "fit", "get_device", "limit_threads",
+    "predict", "seed_everything", "verify",
 ]
 
 

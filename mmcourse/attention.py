@@ -262,6 +262,23 @@ class CrossModalTransformer(nn.Module):
         return CoAttention(t, i, w_ti, w_it)
 
 
+class VQAOutput(NamedTuple):
+    """What :class:`AttentionVQA` returns, with one direction or two."""
+
+    scores: torch.Tensor  # (B, num_answers)
+    text_to_image: torch.Tensor  # (B, H, L, P): each word's attention over the patches
+    image_to_text: torch.Tensor | None  # (B, H, P, L): each patch's attention over the words; None with one direction
+
+
+class Summary(NamedTuple):
+    """What :meth:`AttentionVQA.summarize` returns: the pooled vectors the head reads, and the attention."""
+
+    text: torch.Tensor  # (B, dim): the question after attention, a weighted average of its words
+    image: torch.Tensor | None  # (B, dim): the average patch after attention (both directions), else None
+    text_to_image: torch.Tensor  # (B, H, L, P)
+    image_to_text: torch.Tensor | None  # (B, H, P, L), or None
+
+
 class AttentionVQA(nn.Module):
     """Answer a question about a Shapes scene by letting its words attend over image patches.
 
@@ -271,8 +288,8 @@ class AttentionVQA(nn.Module):
     lets every patch look up the words. The updated words (and patches) are averaged and a linear
     layer scores the answers.
 
-    Shape: image (B, 3, 32, 32), tokens (B, L) int64 padded with 0 -> scores (B, num_answers) and
-    the text-to-image weights (B, H, L, P) (with both directions: a :class:`CoAttention`).
+    Shape: image (B, 3, 32, 32), tokens (B, L) int64 padded with 0 -> :class:`VQAOutput`
+    (scores (B, num_answers), text_to_image (B, H, L, P), image_to_text (B, H, P, L) or None).
     """
 
     def __init__(self, vocab_size: int, num_answers: int, dim: int = 32, num_heads: int = 2,
@@ -286,8 +303,8 @@ class AttentionVQA(nn.Module):
         self.word_weight = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, 1))  # how much each word counts
         self.head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, num_answers))
 
-    def summarize(self, image: torch.Tensor, tokens: torch.Tensor):
-        """The question's summary (B, dim), the image's summary (B, dim) or None, and the attention.
+    def summarize(self, image: torch.Tensor, tokens: torch.Tensor) -> Summary:
+        """The question's summary, the image's summary (both directions only) and the attention.
 
         The question's summary is a weighted average of its words after attention, with weights
         computed from the words themselves (a softmax over the real tokens; padding gets none).
@@ -299,11 +316,11 @@ class AttentionVQA(nn.Module):
         word_weights = torch.softmax(scores, dim=-1).unsqueeze(-1)  # (B, L, 1)
         if self.both_directions:
             co = self.cross(words, patches, padding)
-            return (word_weights * co.text).sum(1), co.image.mean(1), co
+            return Summary((word_weights * co.text).sum(1), co.image.mean(1), co.text_to_image, co.image_to_text)
         words, weights = self.cross(words, patches)
-        return (word_weights * words).sum(1), None, weights
+        return Summary((word_weights * words).sum(1), None, weights, None)
 
-    def forward(self, image: torch.Tensor, tokens: torch.Tensor):
-        text, image_summary, attention = self.summarize(image, tokens)
-        pooled = text if image_summary is None else torch.cat([text, image_summary], dim=-1)
-        return self.head(pooled), attention
+    def forward(self, image: torch.Tensor, tokens: torch.Tensor) -> VQAOutput:
+        summary = self.summarize(image, tokens)
+        pooled = summary.text if summary.image is None else torch.cat([summary.text, summary.image], dim=-1)
+        return VQAOutput(self.head(pooled), summary.text_to_image, summary.image_to_text)

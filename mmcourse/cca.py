@@ -20,13 +20,12 @@ https://proceedings.mlr.press/v28/andrew13.html
 from __future__ import annotations
 
 import numbers
-import time
 
 import numpy as np
 import torch
 from torch import nn
 
-from .train import History, _progress
+from .train import History, fit
 
 
 def _as_matrix(name: str, a) -> torch.Tensor:
@@ -236,35 +235,17 @@ class DeepCCA(nn.Module):
         inside each batch, and small batches overfit them. Returns the :class:`History` (mean
         ``train_loss`` per epoch).
         """
-        from .device import get_device
-
         x, y = torch.as_tensor(x), torch.as_tensor(y)
         _check_pair(x, y, ("x", "y"), self.n_components + 1)
         if not isinstance(batch_size, numbers.Integral) or not self.n_components < batch_size <= len(x):
             raise ValueError(f"batch_size: expected an integer from n_components + 1 = {self.n_components + 1} "
                              f"to the number of rows {len(x)}, got {batch_size!r}")
-        device = torch.device(device) if device is not None else get_device()
-        self.to(device).train()
-        x, y = x.to(device), y.to(device)
-        optimizer = torch.optim.Adam(self.parameters(), lr=lr)
-        generator = torch.Generator().manual_seed(seed)
-        history = History()
-        start = time.perf_counter()
-        with _progress(epochs, progress, "Deep CCA") as bar:
-            for epoch in range(1, epochs + 1):
-                order = torch.randperm(len(x), generator=generator).to(device)
-                losses = []
-                for idx in order[: len(x) // batch_size * batch_size].split(batch_size):  # full batches only
-                    loss = cca_loss(*self(x[idx], y[idx]), self.n_components, eps)
-                    optimizer.zero_grad()
-                    loss.backward()
-                    optimizer.step()
-                    losses.append(loss.item())
-                history.epoch.append(epoch)
-                history.train_loss.append(sum(losses) / len(losses))
-                bar.set_postfix(loss=f"{history.train_loss[-1]:.3f}")
-                bar.update(1)
-        history.seconds = time.perf_counter() - start
+
+        def step(model: DeepCCA, batch: dict) -> torch.Tensor:
+            return cca_loss(*model(batch["x"], batch["y"]), model.n_components, eps)
+
+        history = fit(self, {"x": x, "y": y}, ["x", "y"], None, step=step, epochs=epochs, batch_size=batch_size,
+                      drop_last=True, lr=lr, seed=seed, device=device, progress=progress, description="Deep CCA")
         self.cca_ = CCA(self.n_components).fit(*self.embed(x, y))
         return history
 

@@ -1,8 +1,10 @@
 """Fusion: ways to combine per-modality embeddings h^(1..M) into one representation z.
 
-Every fusion module takes a list ``hs = [h_1 (B, d_1), ..., h_M (B, d_M)]`` and returns
-``z`` (B, out_dim); its constructor takes ``dims = [d_1, ..., d_M]`` and ``out_dim``.
-:class:`MultimodalClassifier` puts encoders, a fusion module and a head together.
+Every fusion module takes a list ``hs = [h_1 (B, d_1), ..., h_M (B, d_M)]`` and returns a
+:class:`Fused` ``(z (B, out_dim), weights)``, where ``weights`` (B, M) are the per-sample weights of
+the modalities for the methods that have them (attention, late fusion) and ``None`` otherwise; its
+constructor takes ``dims = [d_1, ..., d_M]`` and ``out_dim``. :class:`MultimodalClassifier` puts
+encoders, a fusion module and a head together and returns a :class:`Prediction`.
 References: Baltrusaitis, Ahuja and Morency (2019), Multimodal Machine Learning: A Survey and
 Taxonomy, https://arxiv.org/abs/1705.09406 (early, late and intermediate fusion).
 """
@@ -11,10 +13,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+class Fused(NamedTuple):
+    """What every fusion module returns."""
+
+    z: torch.Tensor  # (B, out_dim) the fused representation
+    weights: torch.Tensor | None  # (B, M) per-sample modality weights, or None for methods without them
+
+
+class Prediction(NamedTuple):
+    """What :class:`MultimodalClassifier` returns."""
+
+    scores: torch.Tensor  # (B, C) class scores
+    weights: torch.Tensor | None  # (B, M) the fusion's modality weights, or None
 
 
 def check_modalities(hs, dims: Sequence[int] | None = None, name: str = "hs") -> None:
@@ -48,7 +65,7 @@ def _check_dims(dims, out_dim: int) -> list[int]:
 class EarlyFusion(nn.Module):
     """Concatenate the modalities, then one linear map: z = W [h_1; ...; h_M] + b.
 
-    Shape: ``hs`` [(B, d_m)] -> (B, out_dim).
+    Shape: ``hs`` [(B, d_m)] -> :class:`Fused` (z (B, out_dim), weights None).
     """
 
     def __init__(self, dims: Sequence[int], out_dim: int) -> None:
@@ -56,9 +73,9 @@ class EarlyFusion(nn.Module):
         self.dims = _check_dims(dims, out_dim)
         self.linear = nn.Linear(sum(self.dims), out_dim)
 
-    def forward(self, hs: Sequence[torch.Tensor]) -> torch.Tensor:
+    def forward(self, hs: Sequence[torch.Tensor]) -> Fused:
         check_modalities(hs, self.dims)
-        return self.linear(torch.cat(list(hs), dim=1))
+        return Fused(self.linear(torch.cat(list(hs), dim=1)), None)
 
 
 def average_log_probs(logits: Sequence[torch.Tensor], weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -84,7 +101,7 @@ class LateFusion(nn.Module):
     The weights are equal (1/M) or, with ``learn_weights=True``, a softmax over M learned numbers.
     ``out_dim`` is the number of classes; the output is already a score per class.
 
-    Shape: ``hs`` [(B, d_m)] -> (B, out_dim) log-scores.
+    Shape: ``hs`` [(B, d_m)] -> :class:`Fused` (z (B, out_dim) log-scores, weights (B, M)).
     """
 
     def __init__(self, dims: Sequence[int], out_dim: int, learn_weights: bool = False) -> None:
@@ -96,10 +113,11 @@ class LateFusion(nn.Module):
         else:
             self.register_buffer("weight_logits", torch.zeros(len(self.dims)))
 
-    def forward(self, hs: Sequence[torch.Tensor]) -> torch.Tensor:
+    def forward(self, hs: Sequence[torch.Tensor]) -> Fused:
         check_modalities(hs, self.dims)
         weights = torch.softmax(self.weight_logits, 0)
-        return average_log_probs([head(h) for head, h in zip(self.heads, hs)], weights)
+        z = average_log_probs([head(h) for head, h in zip(self.heads, hs)], weights)
+        return Fused(z, weights.expand(len(z), -1))
 
 
 class AttentionFusion(nn.Module):
@@ -111,7 +129,7 @@ class AttentionFusion(nn.Module):
     After Hori et al. (2017), Attention-Based Multimodal Fusion for Video Description,
     https://arxiv.org/abs/1701.03126.
 
-    Shape: ``hs`` [(B, d_m)] -> (z (B, out_dim), alpha (B, M)), rows of alpha sum to 1.
+    Shape: ``hs`` [(B, d_m)] -> :class:`Fused` (z (B, out_dim), weights alpha (B, M)); rows of alpha sum to 1.
     """
 
     def __init__(self, dims: Sequence[int], out_dim: int, hidden: int = 32) -> None:
@@ -124,11 +142,11 @@ class AttentionFusion(nn.Module):
         nn.init.zeros_(self.score[-1].weight)
         nn.init.zeros_(self.score[-1].bias)
 
-    def forward(self, hs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, hs: Sequence[torch.Tensor]) -> Fused:
         check_modalities(hs, self.dims)
         u = torch.stack([p(h) for p, h in zip(self.project, hs)], dim=1)  # (B, M, out_dim)
         alpha = torch.softmax(self.score(u).squeeze(-1), dim=1)  # (B, M)
-        return (alpha.unsqueeze(-1) * u).sum(1), alpha
+        return Fused((alpha.unsqueeze(-1) * u).sum(1), alpha)
 
 
 def tensor_product(hs: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -154,7 +172,7 @@ class TensorFusion(nn.Module):
     https://arxiv.org/abs/1707.07250. The weight has out_dim * prod_m (d_m + 1) entries: it
     grows with the product of the modality sizes (two or three modalities in practice).
 
-    Shape: ``hs`` [(B, d_m)] -> (B, out_dim).
+    Shape: ``hs`` [(B, d_m)] -> :class:`Fused` (z (B, out_dim), weights None).
     """
 
     def __init__(self, dims: Sequence[int], out_dim: int) -> None:
@@ -162,9 +180,9 @@ class TensorFusion(nn.Module):
         self.dims = _check_dims(dims, out_dim)
         self.linear = nn.Linear(math.prod(d + 1 for d in self.dims), out_dim)
 
-    def forward(self, hs: Sequence[torch.Tensor]) -> torch.Tensor:
+    def forward(self, hs: Sequence[torch.Tensor]) -> Fused:
         check_modalities(hs, self.dims)
-        return self.linear(tensor_product(hs))
+        return Fused(self.linear(tensor_product(hs)), None)
 
 
 class LowRankFusion(nn.Module):
@@ -175,7 +193,7 @@ class LowRankFusion(nn.Module):
     z = sum_i lambda_i prod_m ([1, h_m] W_m^(i)) + b, never forming the big tensor. The full
     weight is W = sum_i lambda_i (W_1^(i) x ... x W_M^(i)); :meth:`to_tensor_fusion` builds it.
 
-    Shape: ``hs`` [(B, d_m)] -> (B, out_dim).
+    Shape: ``hs`` [(B, d_m)] -> :class:`Fused` (z (B, out_dim), weights None).
     """
 
     def __init__(self, dims: Sequence[int], out_dim: int, rank: int = 4) -> None:
@@ -190,14 +208,14 @@ class LowRankFusion(nn.Module):
         self.rank_weights = nn.Parameter(torch.full((rank,), 1.0 / rank))
         self.bias = nn.Parameter(torch.zeros(out_dim))
 
-    def forward(self, hs: Sequence[torch.Tensor]) -> torch.Tensor:
+    def forward(self, hs: Sequence[torch.Tensor]) -> Fused:
         check_modalities(hs, self.dims)
         product = None
         for h, w in zip(hs, self.factors):
             h1 = torch.cat([torch.ones_like(h[:, :1]), h], dim=1)  # (B, d_m + 1)
             part = torch.einsum("bd,rdo->bro", h1, w)  # (B, r, out_dim)
             product = part if product is None else product * part
-        return torch.einsum("r,bro->bo", self.rank_weights, product) + self.bias
+        return Fused(torch.einsum("r,bro->bo", self.rank_weights, product) + self.bias, None)
 
     @torch.no_grad()
     def to_tensor_fusion(self) -> TensorFusion:
@@ -211,6 +229,14 @@ class LowRankFusion(nn.Module):
         tfn.linear.weight.copy_(weight.T)
         tfn.linear.bias.copy_(self.bias)
         return tfn
+
+
+def _check_batches(hs) -> None:
+    """Raise ValueError unless ``hs`` is a list of tensors (B, ...) with one batch size B."""
+    if not isinstance(hs, (list, tuple)) or not all(isinstance(h, torch.Tensor) for h in hs):
+        raise ValueError(f"hs: expected a list of tensors (one per modality), got {type(hs).__name__}")
+    if len({len(h) for h in hs}) > 1:
+        raise ValueError(f"hs: expected the same batch size for every modality, got {[len(h) for h in hs]}")
 
 
 class ModalityDropout(nn.Module):
@@ -232,10 +258,7 @@ class ModalityDropout(nn.Module):
         self.p = float(p)
 
     def forward(self, hs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        if not isinstance(hs, (list, tuple)) or not all(isinstance(h, torch.Tensor) for h in hs):
-            raise ValueError(f"hs: expected a list of tensors (one per modality), got {type(hs).__name__}")
-        if len({len(h) for h in hs}) > 1:
-            raise ValueError(f"hs: expected the same batch size for every modality, got {[len(h) for h in hs]}")
+        _check_batches(hs)
         if not self.training or self.p == 0 or len(hs) < 2:
             return list(hs)
         batch, device = hs[0].shape[0], hs[0].device
@@ -251,7 +274,7 @@ class MultimodalClassifier(nn.Module):
     scale) so that no modality dominates the fusion just by the size of its numbers. Pass ``None``
     for a missing modality: its embedding is the zero vector, the average normalised embedding,
     which is also what :class:`ModalityDropout` feeds the model while training. If the fusion
-    module returns (z, weights), the classifier returns (scores, weights).
+    module gives modality weights, the classifier passes them on.
 
     Parameters
     ----------
@@ -261,7 +284,8 @@ class MultimodalClassifier(nn.Module):
     modality_dropout : probability p of :class:`ModalityDropout` during training (0: none)
     normalize : layer-normalise the embeddings (default True)
 
-    Shape: ``xs`` one batch per modality, each (B, ...) or None -> scores (B, C).
+    Shape: ``xs`` one batch per modality, each (B, ...) or None -> :class:`Prediction`
+    (scores (B, C), weights (B, M) or None).
     """
 
     def __init__(self, encoders: Sequence[nn.Module], fusion: nn.Module, head: nn.Module | None = None,
@@ -286,8 +310,6 @@ class MultimodalClassifier(nn.Module):
               else F.layer_norm(h, h.shape[-1:]) if self.normalize else h for e, h in zip(self.encoders, hs)]
         return self.modality_dropout(hs)
 
-    def forward(self, *xs: torch.Tensor | None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        z = self.fusion(self.embed(*xs))
-        if isinstance(z, tuple):
-            return self.head(z[0]), z[1]
-        return self.head(z)
+    def forward(self, *xs: torch.Tensor | None) -> Prediction:
+        fused = self.fusion(self.embed(*xs))
+        return Prediction(self.head(fused.z), fused.weights)

@@ -24,6 +24,19 @@ def accuracy(scores: torch.Tensor, labels: torch.Tensor) -> float:
     return (predicted == labels).float().mean().item()
 
 
+def patch_grid(num_patches: int, name: str = "num_patches") -> int:
+    """The side g of a square grid of ``num_patches`` = g * g patches; ValueError naming ``name`` if
+    it is not a square. Patches are numbered row by row, as :class:`mmcourse.encoders.PatchEncoder` does.
+
+    >>> patch_grid(64)
+    8
+    """
+    grid = math.isqrt(num_patches) if isinstance(num_patches, int) and num_patches > 0 else 0
+    if grid * grid != num_patches or grid == 0:
+        raise ValueError(f"{name}: expected P = g * g patches of a square grid, got P = {num_patches!r}")
+    return grid
+
+
 def patch_masks(masks: torch.Tensor, grid: int) -> torch.Tensor:
     """Which patches of a ``grid`` x ``grid`` patch grid touch each object (any pixel of the patch).
 
@@ -63,9 +76,7 @@ def grounding_accuracy(weights: torch.Tensor, masks: torch.Tensor, token_to_obje
     if weights.ndim != 3:
         raise ValueError(f"weights: expected shape (B, L, P) (average or pick heads first), got {tuple(weights.shape)}")
     b, length, p = weights.shape
-    grid = math.isqrt(p)
-    if grid * grid != p:
-        raise ValueError(f"weights: expected P = g * g patches in a square grid, got P = {p}")
+    grid = patch_grid(p, "weights")
     if masks.ndim != 4 or masks.shape[0] != b:
         raise ValueError(f"masks: expected shape ({b}, K, H, W), got {tuple(masks.shape)}")
     if token_to_object.shape != (b, length) or token_to_object.is_floating_point():

@@ -1,9 +1,13 @@
-"""A small training loop: ``fit`` and ``evaluate`` with a progress bar and a returned history.
+"""One training loop for the whole course: ``fit`` (with a progress bar, returning a history),
+``predict`` and ``evaluate``.
 
-Data is either a ``datasets.Dataset`` (formatted for torch) or a dict of tensors with one row
-per sample. Columns named in ``inputs`` are passed to the model in that order; ``target`` holds
-the labels. Columns are turned into tensors once, then batches are sliced from them, which is
-much faster than going through the Arrow table for every batch.
+Data is either a ``datasets.Dataset`` (formatted for torch) or a dict of tensors with one row per
+sample. Columns are turned into tensors once, then batches are sliced from them, which is much
+faster than going through the Arrow table for every batch. By default ``fit`` trains a classifier:
+the columns named in ``inputs`` go to the model in that order and ``target`` holds the labels.
+Any other objective (Deep CCA's correlation, a VAE's ELBO, a contrastive loss) is a ``step``:
+a function ``step(model, batch) -> loss`` of the model and a dict of batch columns, so every
+lesson trains with the same loop.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .data.util import as_tensors
 from .device import get_device
+from .metrics import accuracy
 
 
 @dataclass
@@ -35,49 +41,31 @@ class History:
         return f"History(epochs={len(self.epoch)}, train_loss={loss}{last}, seconds={self.seconds:.1f})"
 
 
-def as_tensors(data, columns: Sequence[str], device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
-    """Columns of a ``datasets.Dataset`` or a dict of tensors, as a dict of tensors on ``device``."""
-    names = data.column_names if hasattr(data, "column_names") else list(data)
-    missing = [c for c in columns if c not in names]
-    if missing:
-        raise ValueError(f"data: missing columns {missing}; it has {sorted(names)}")
-    out = {}
-    for c in columns:
-        value = data[c]
-        if not isinstance(value, torch.Tensor):
-            value = _column_tensor(data, c) if hasattr(data, "with_format") else torch.as_tensor(value)
-        out[c] = value.to(device) if device is not None else value
-    sizes = {c: len(v) for c, v in out.items()}
-    if len(set(sizes.values())) > 1:
-        raise ValueError(f"data: columns have different numbers of rows: {sizes}")
-    if next(iter(sizes.values()), 0) == 0:
-        raise ValueError("data: no rows")
-    return out
+Step = Callable[[nn.Module, dict], torch.Tensor]
 
 
-def _column_tensor(data, column: str) -> torch.Tensor:
-    """One column of a ``datasets.Dataset`` as a tensor.
+def scores_of(output) -> torch.Tensor:
+    """The class scores in a model's output: the output itself, or its ``scores`` field.
 
-    Fixed-size array columns (images, spectrograms) are read straight from Arrow, which is about a
-    hundred times faster than the torch formatter for thousands of images.
+    The course's classifiers return a ``NamedTuple`` whose first field, ``scores`` (B, C), is
+    what ``fit`` trains and ``predict`` returns; plain modules (``nn.Sequential``) return scores.
     """
-    import numpy as np
-    import pyarrow as pa
-
-    array = data.with_format("arrow")[column][:].combine_chunks()
-    shape = []
-    while pa.types.is_fixed_size_list(array.type):
-        shape.append(array.type.list_size)
-        array = array.flatten()
-    if not shape or array.null_count or not (pa.types.is_floating(array.type) or pa.types.is_integer(array.type)
-                                              or pa.types.is_boolean(array.type)):
-        return data.with_format("torch")[column][:]
-    return torch.from_numpy(np.array(array.to_numpy(zero_copy_only=False)).reshape(-1, *shape))
+    return output.scores if hasattr(output, "scores") else output
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator | None):
+def classification_step(inputs: Sequence[str], target: str, loss_fn: Callable = F.cross_entropy) -> Step:
+    """The default ``step`` of :func:`fit`: ``loss_fn(scores_of(model(*inputs)), batch[target])``."""
+
+    def step(model: nn.Module, batch: dict) -> torch.Tensor:
+        return loss_fn(scores_of(model(*(batch[c] for c in inputs))), batch[target])
+
+    return step
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator | None, drop_last: bool = False):
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-    for start in range(0, n, batch_size):
+    end = n // batch_size * batch_size if drop_last else n
+    for start in range(0, end, batch_size):
         yield order[start : start + batch_size]
 
 
@@ -89,16 +77,14 @@ def _progress(total: int, enabled: bool, description: str):
 
 @torch.no_grad()
 def predict(model: nn.Module, data, inputs: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
-    """Model outputs for every row, in order, on the CPU. Shape: (N, ...) as the model returns."""
+    """Class scores of ``model`` for every row, in order, on the CPU (eval mode). Shape: (N, C)."""
     device = next(model.parameters()).device
     columns = as_tensors(data, inputs)
     n = len(next(iter(columns.values())))
     was_training = model.training
     model.eval()
-    outputs = []
-    for idx in _batches(n, batch_size, None):
-        out = model(*(columns[c][idx].to(device) for c in inputs))
-        outputs.append((out[0] if isinstance(out, tuple) else out).cpu())
+    outputs = [scores_of(model(*(columns[c][idx].to(device) for c in inputs))).cpu()
+               for idx in _batches(n, batch_size, None)]
     model.train(was_training)
     return torch.cat(outputs)
 
@@ -110,24 +96,34 @@ def evaluate(
     target: str = "label",
     loss_fn: Callable = F.cross_entropy,
 ) -> dict[str, float]:
-    """Loss and accuracy of ``model`` on ``data`` (no gradients, eval mode)."""
+    """Loss and accuracy of a classifier on ``data`` (no gradients, eval mode)."""
     scores = predict(model, data, inputs)
     labels = as_tensors(data, [target])[target]
-    return {
-        "loss": float(loss_fn(scores, labels)),
-        "accuracy": (scores.argmax(1) == labels).float().mean().item(),
-    }
+    return {"loss": float(loss_fn(scores, labels)), "accuracy": accuracy(scores, labels)}
+
+
+@torch.no_grad()
+def _mean_step_loss(model: nn.Module, step: Step, columns: dict, batch_size: int) -> float:
+    was_training = model.training
+    model.eval()
+    n = len(next(iter(columns.values())))
+    total = sum(step(model, {c: v[idx] for c, v in columns.items()}).item() * len(idx)
+                for idx in _batches(n, batch_size, None))
+    model.train(was_training)
+    return total / n
 
 
 def fit(
     model: nn.Module,
     train,
     inputs: Sequence[str] = ("image",),
-    target: str = "label",
+    target: str | None = "label",
     *,
+    step: Step | None = None,
     validation=None,
     epochs: int = 10,
     batch_size: int = 64,
+    drop_last: bool = False,
     lr: float = 1e-3,
     weight_decay: float = 0.0,
     loss_fn: Callable = F.cross_entropy,
@@ -135,45 +131,58 @@ def fit(
     device: torch.device | str | None = None,
     progress: bool = True,
     before_step: Callable | None = None,
+    description: str = "training",
 ) -> History:
     """Train ``model`` with Adam on ``train`` and return its :class:`History`.
 
     Parameters
     ----------
     model : nn.Module
-        Called as ``model(*[batch[c] for c in inputs])``; must return scores (B, C) (or a tuple
-        whose first element is the scores).
     train, validation : datasets.Dataset or dict of tensors
         Rows to learn from, and rows to measure after each epoch (optional).
     inputs, target : column names
+        The columns each batch holds (``target`` may be ``None``). Without ``step``, the model is
+        called as ``model(*[batch[c] for c in inputs])`` and must return class scores (B, C), or a
+        NamedTuple with a ``scores`` field; the loss is ``loss_fn(scores, batch[target])``.
+    step : callable(model, batch) -> scalar loss, optional
+        Any other objective; ``batch`` is a dict of the ``inputs`` and ``target`` columns of one
+        minibatch, on the device. With a ``step``, the validation history holds its mean loss.
     epochs, batch_size, lr, weight_decay : the usual knobs.
-    loss_fn : callable(scores, labels) -> scalar loss
+    drop_last : skip the last, smaller batch of each epoch (losses measured inside a batch, such as
+        correlations, need full batches).
     seed : fixes the shuffling of the batches.
     device : defaults to :func:`mmcourse.get_device`.
-    progress : show a ``tqdm`` bar over the epochs.
-    before_step : optional ``callable(batch_dict) -> batch_dict`` applied to each training batch
+    progress : show a ``tqdm`` bar over the epochs, labelled ``description``.
+    before_step : optional ``callable(batch) -> batch`` applied to each training batch
         (for example to corrupt or drop a modality).
     """
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size: expected >= 1, got epochs={epochs}, batch_size={batch_size}")
+    if step is None and target is None:
+        raise ValueError("target: expected the label column for the default classification step, got None")
+    classify = step is None
+    step = classification_step(inputs, target, loss_fn) if classify else step
     device = torch.device(device) if device is not None else get_device()
     model.to(device)
-    columns = as_tensors(train, [*inputs, target], device)
-    n = len(columns[target])
+    columns_used = [*inputs, *([target] if target is not None else [])]
+    columns = as_tensors(train, columns_used, device)
+    n = len(next(iter(columns.values())))
+    if drop_last and batch_size > n:
+        raise ValueError(f"batch_size: with drop_last, expected at most the {n} training rows, got {batch_size}")
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     generator = torch.Generator().manual_seed(seed)
+    val_columns = None if validation is None or classify else as_tensors(validation, columns_used, device)
     history = History()
     start = time.perf_counter()
-    with _progress(epochs, progress, "training") as bar:
+    with _progress(epochs, progress, description) as bar:
         for epoch in range(1, epochs + 1):
             model.train()
             total, count = 0.0, 0
-            for idx in _batches(n, batch_size, generator):
+            for idx in _batches(n, batch_size, generator, drop_last):
                 batch = {c: v[idx.to(v.device)] for c, v in columns.items()}
                 if before_step is not None:
                     batch = before_step(batch)
-                out = model(*(batch[c] for c in inputs))
-                loss = loss_fn(out[0] if isinstance(out, tuple) else out, batch[target])
+                loss = step(model, batch)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -182,11 +191,14 @@ def fit(
             history.epoch.append(epoch)
             history.train_loss.append(total / count)
             postfix = {"loss": f"{total / count:.3f}"}
-            if validation is not None:
+            if validation is not None and classify:
                 result = evaluate(model, validation, inputs, target, loss_fn)
                 history.val_loss.append(result["loss"])
                 history.val_accuracy.append(result["accuracy"])
                 postfix["val_acc"] = f"{result['accuracy']:.3f}"
+            elif val_columns is not None:
+                history.val_loss.append(_mean_step_loss(model, step, val_columns, batch_size))
+                postfix["val_loss"] = f"{history.val_loss[-1]:.3f}"
             bar.set_postfix(postfix)
             bar.update(1)
     history.seconds = time.perf_counter() - start

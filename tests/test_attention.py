@@ -13,6 +13,7 @@ from mmcourse.attention import (
     CrossModalAttention,
     CrossModalTransformer,
     MultiHeadAttention,
+    VQAOutput,
     merge_heads,
     scaled_dot_product_attention,
     split_heads,
@@ -225,11 +226,11 @@ def test_attention_vqa_shapes_and_gradients(both):
     model = AttentionVQA(len(VOCAB), len(ANSWERS), dim=16, num_heads=2, both_directions=both)
     image, tokens = torch.rand(4, 3, 32, 32), torch.randint(2, len(VOCAB), (4, 6))
     tokens[:, 5] = 0
-    scores, extra = model(image, tokens)
-    assert scores.shape == (4, len(ANSWERS))
-    weights = extra.text_to_image if both else extra
-    assert weights.shape == (4, 2, 6, 64)
-    scores.sum().backward()
+    out = model(image, tokens)
+    assert isinstance(out, VQAOutput) and out.scores.shape == (4, len(ANSWERS))
+    assert out.text_to_image.shape == (4, 2, 6, 64)
+    assert out.image_to_text.shape == (4, 2, 64, 6) if both else out.image_to_text is None
+    out.scores.sum().backward()
     assert all(p.grad is not None for p in model.parameters())
 
 

@@ -3,8 +3,8 @@
 nbval shows that the code of each notebook runs; this test does what a learner does. It starts
 ``jupyter lab`` on 127.0.0.1 with fresh settings (windowing off so every cell stays in the page,
 autosave off), opens each lesson's notebook (a copy, so the repository's files stay untouched),
-runs all cells, waits until the kernel is idle and every code cell has an execution count, and
-fails on an error output, a stderr traceback, a widget that did not render ("Error displaying
+runs all cells, waits until the kernel is idle and every code cell has an execution count (failing
+as soon as a cell shows an error, with the cell and its error), and fails on an error output, a stderr traceback, a widget that did not render ("Error displaying
 widget", "Loading widget...", an error box) or a JavaScript error. Then it moves the lesson's
 first slider (or dropdown) as a learner would, with the keyboard, and checks that the output the
 control drives changes. Screenshots and times go to ``artifacts/browser/`` (ignored by git).
@@ -177,6 +177,21 @@ def _move_first_control(page, notebook: str) -> str:
     return what
 
 
+def _run_all_cells(page, timeout_ms: int) -> None:
+    """Wait until every code cell has run, failing at once (not at the timeout) when a cell shows an
+    error: JupyterLab stops a Run All at the first error, so the remaining cells would never run."""
+    deadline = time.time() + timeout_ms / 1000
+    while True:
+        problems = page.evaluate(OUTPUT_PROBLEMS)
+        if problems:
+            pytest.fail("a cell failed while the notebook ran:\n" + "\n".join(problems))
+        if page.evaluate(ALL_CELLS_RAN):
+            return
+        if time.time() > deadline:
+            pytest.fail(f"the notebook did not finish within {timeout_ms / 1000:.0f} s")
+        page.wait_for_timeout(500)
+
+
 def _record_time(lesson: str, seconds: float) -> None:
     path = ARTIFACTS / "times.json"
     times = json.loads(path.read_text()) if path.exists() else {}
@@ -202,7 +217,7 @@ def test_lesson_runs_in_jupyterlab_and_widgets_respond(lab, browser, notebook):
         nb = f"{panel} .jp-Notebook"
         start = time.perf_counter()
         page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-        page.wait_for_function(ALL_CELLS_RAN, timeout=LESSON_TIMEOUT_MS, polling=500)
+        _run_all_cells(page, LESSON_TIMEOUT_MS)
         seconds = time.perf_counter() - start
         _record_time(notebook.stem, seconds)
         # Widgets render asynchronously after the kernel is idle: give them a moment to settle.

@@ -1,15 +1,29 @@
 """Core utilities: device choice, seeding, claims, the training loop, metrics."""
 
 import os
+import types
 
 import pytest
 import torch
 from torch import nn
 
 import mmcourse
-from mmcourse import ClaimError, claim, evaluate, fit, get_device, predict, seed_everything
+from mmcourse import (
+    Claim,
+    ClaimError,
+    VerificationError,
+    claim,
+    claims,
+    evaluate,
+    fit,
+    get_device,
+    predict,
+    seed_everything,
+    verify,
+)
+from mmcourse.claims import STRICT_VARIABLE
+from mmcourse.data import as_tensors
 from mmcourse.metrics import accuracy
-from mmcourse.train import as_tensors
 
 
 def test_device_defaults_and_override(monkeypatch):
@@ -37,7 +51,8 @@ def test_seeding_repeats_random_draws():
         seed_everything(-1)
 
 
-def test_claim_prints_numbers_or_raises(capsys):
+def test_claim_prints_numbers_and_raises_in_strict_mode(capsys, monkeypatch):
+    monkeypatch.setenv(STRICT_VARIABLE, "1")
     assert claim(0.9 > 0.8, "fused beats single", fused=0.9, single=torch.tensor(0.8), n=3) is None
     out = capsys.readouterr().out
     assert out.startswith("\N{CHECK MARK} fused beats single") and "fused=0.9" in out and "single=0.8" in out
@@ -48,6 +63,43 @@ def test_claim_prints_numbers_or_raises(capsys):
         claim(torch.tensor(False), "tensor condition")
     with pytest.raises(ValueError, match="condition"):
         claim(torch.tensor([True, False]), "ambiguous")
+
+
+def test_a_false_claim_in_a_learners_kernel_prints_a_cross_and_goes_on(capsys, monkeypatch):
+    monkeypatch.delenv(STRICT_VARIABLE, raising=False)
+    assert not claims.strict()
+    assert claim(False, "impossible", x=1) is None  # no exception
+    out = capsys.readouterr().out
+    assert out.startswith("\N{BALLOT X} this run does not support the claim: impossible") and "x=1" in out
+    assert "seed" in out and "hardware" in out  # and why results can differ
+    Claim("fusion helps", "gain", ">=", 0.05).check(0.01, best=0.8)
+    out = capsys.readouterr().out
+    assert "\N{BALLOT X}" in out and "fusion helps: gain = 0.01 >= 0.05" in out and "best=0.8" in out
+
+
+def test_verify_raises_in_both_modes(capsys, monkeypatch):
+    for strict in ("1", ""):
+        monkeypatch.setenv(STRICT_VARIABLE, strict)
+        verify(True, "an identity", gap=0.0)
+        assert capsys.readouterr().out.startswith("\N{CHECK MARK} an identity  (gap=0)")
+        with pytest.raises(VerificationError, match="does not hold: ours equals theirs.*gap=0.5"):
+            verify(False, "ours equals theirs", gap=0.5)
+
+
+def test_claim_objects_compare_with_their_threshold(capsys, monkeypatch):
+    monkeypatch.setenv(STRICT_VARIABLE, "1")
+    at_least, at_most = Claim("a", "q", ">=", 0.5), Claim("b", "q", "<", 0.2)
+    assert at_least.holds(0.5) and not at_least.holds(0.49) and at_least.margin(0.7) == pytest.approx(0.2)
+    assert at_most.holds(0.1) and not at_most.holds(0.2) and at_most.margin(0.3) == pytest.approx(-0.1)
+    at_least.check(0.6)
+    assert capsys.readouterr().out.startswith("\N{CHECK MARK} a: q = 0.6 >= 0.5")
+    with pytest.raises(ClaimError, match="b: q = 0.3 < 0.2"):
+        at_most.check(0.3)
+    with pytest.raises(ValueError, match="op"):
+        Claim("c", "q", "=>", 1.0)
+    module = types.ModuleType("example")
+    module.FIRST, module.other, module.SECOND = at_least, 3, at_most
+    assert claims.claims_of(module) == {"FIRST": at_least, "SECOND": at_most}
 
 
 def test_accuracy_metric():

@@ -12,6 +12,7 @@ from mmcourse.encoders import AudioEncoder, ImageEncoder, SceneEncoder
 from mmcourse.fusion import (
     AttentionFusion,
     EarlyFusion,
+    Fused,
     LateFusion,
     LowRankFusion,
     ModalityDropout,
@@ -31,28 +32,29 @@ def _hs(dims, batch=5, seed=0, dtype=torch.float32):
 @pytest.mark.parametrize("dims", [[4, 3], [4, 3, 2], [6]])
 @pytest.mark.parametrize("make", [EarlyFusion, TensorFusion, LowRankFusion, AttentionFusion])
 def test_every_fusion_maps_a_list_of_modalities_to_out_dim(make, dims):
-    out = make(dims, 7)(_hs(dims))
-    z = out[0] if isinstance(out, tuple) else out
-    assert z.shape == (5, 7)
+    fused = make(dims, 7)(_hs(dims))
+    assert isinstance(fused, Fused) and fused.z.shape == (5, 7)
+    has_weights = make is AttentionFusion
+    assert fused.weights.shape == (5, len(dims)) if has_weights else fused.weights is None
 
 
 def test_early_fusion_is_a_linear_map_of_the_concatenation():
     fusion, hs = EarlyFusion([4, 3], 6), _hs([4, 3])
     expected = torch.cat(hs, 1) @ fusion.linear.weight.T + fusion.linear.bias
-    assert torch.allclose(fusion(hs), expected, atol=1e-6)
+    assert torch.allclose(fusion(hs).z, expected, atol=1e-6)
 
 
 def test_late_fusion_averages_log_probabilities_of_per_modality_heads():
     fusion, hs = LateFusion([4, 3], 5), _hs([4, 3])
     expected = sum(F.log_softmax(head(h), 1) for head, h in zip(fusion.heads, hs)) / 2
-    assert torch.allclose(fusion(hs), expected, atol=1e-6)
+    assert torch.allclose(fusion(hs).z, expected, atol=1e-6)
     assert "weight_logits" not in dict(fusion.named_parameters())  # equal weights are not learned
     learned = LateFusion([4, 3], 5, learn_weights=True)
     with torch.no_grad():
         learned.weight_logits.copy_(torch.tensor([math.log(3.0), 0.0]))  # weights 0.75, 0.25
     expected = sum(w * F.log_softmax(head(h), 1) for w, head, h in zip((0.75, 0.25), learned.heads, hs))
-    assert torch.allclose(learned(hs), expected, atol=1e-6)
-    learned(hs).sum().backward()
+    assert torch.allclose(learned(hs).z, expected, atol=1e-6)
+    learned(hs).z.sum().backward()
     assert learned.weight_logits.grad is not None and learned.weight_logits.grad.abs().sum() > 0
 
 
@@ -97,7 +99,7 @@ def test_tensor_fusion_is_a_linear_map_of_the_outer_product():
     assert fusion.linear.in_features == 5 * 4
     one = torch.ones(5, 1)
     outer = torch.einsum("bi,bj->bij", torch.cat([one, hs[0]], 1), torch.cat([one, hs[1]], 1)).flatten(1)
-    assert torch.allclose(fusion(hs), F.linear(outer, fusion.linear.weight, fusion.linear.bias), atol=1e-5)
+    assert torch.allclose(fusion(hs).z, F.linear(outer, fusion.linear.weight, fusion.linear.bias), atol=1e-5)
 
 
 @pytest.mark.parametrize("dims, rank", [([4, 3], 1), ([4, 3], 5), ([3, 2, 4], 3)])
@@ -110,7 +112,7 @@ def test_low_rank_fusion_equals_its_tensor_fusion(dims, rank):
     hs = _hs(dims, batch=7, dtype=torch.float64)
     tfn = lmf.to_tensor_fusion()
     assert isinstance(tfn, TensorFusion) and tfn.linear.weight.dtype == torch.float64
-    assert torch.allclose(lmf(hs), tfn(hs), rtol=0, atol=1e-10)
+    assert torch.allclose(lmf(hs).z, tfn(hs).z, rtol=0, atol=1e-10)
     # and the full weight is sum_r lambda_r W_1^(r) x W_2^(r) (x W_3^(r)), built independently by einsum
     letters = "ijk"[: len(dims)]
     spec = "r," + ",".join(f"r{c}o" for c in letters) + "->" + letters + "o"
@@ -123,7 +125,7 @@ def test_every_low_rank_parameter_is_registered_and_gets_a_gradient():
     names = {name for name, _ in lmf.named_parameters()}
     assert names == {"factors.0", "factors.1", "rank_weights", "bias"}
     assert sum(p.numel() for p in lmf.parameters()) == 3 * (5 + 4) * 6 + 3 + 6
-    lmf(_hs([4, 3])).pow(2).sum().backward()
+    lmf(_hs([4, 3])).z.pow(2).sum().backward()
     for name, p in lmf.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
     # converting the dtype (as .to(device) would) keeps the factors as trainable parameters
@@ -131,7 +133,7 @@ def test_every_low_rank_parameter_is_registered_and_gets_a_gradient():
     assert all(p.dtype == torch.float64 for p in lmf.parameters()) and len(list(lmf.parameters())) == 4
     before = [p.detach().clone() for p in lmf.factors]
     optimizer = torch.optim.SGD(lmf.parameters(), lr=0.1)
-    lmf(_hs([4, 3], dtype=torch.float64)).sum().backward()
+    lmf(_hs([4, 3], dtype=torch.float64)).z.sum().backward()
     optimizer.step()
     assert all(not torch.equal(b, p) for b, p in zip(before, lmf.factors))
 
@@ -140,8 +142,7 @@ def test_gradients_reach_every_modality():
     for fusion in (EarlyFusion([4, 3], 5), LateFusion([4, 3], 5), AttentionFusion([4, 3], 5),
                    TensorFusion([4, 3], 5), LowRankFusion([4, 3], 5)):
         hs = [h.requires_grad_() for h in _hs([4, 3])]
-        out = fusion(hs)
-        (out[0] if isinstance(out, tuple) else out).pow(2).sum().backward()
+        fusion(hs).z.pow(2).sum().backward()
         assert all(h.grad is not None and h.grad.abs().sum() > 0 for h in hs), type(fusion).__name__
 
 
@@ -187,7 +188,9 @@ def test_multimodal_classifier_composes_and_handles_missing_modalities():
     missing = model.embed(image, None)
     assert torch.equal(missing[1], torch.zeros(4, 8)) and torch.allclose(missing[0], hs[0])
     early = MultimodalClassifier([ImageEncoder(16), AudioEncoder(8)], EarlyFusion([16, 8], 10), normalize=False)
-    assert torch.allclose(early(image, audio), early.fusion([early.encoders[0](image), early.encoders[1](audio)]))
+    assert torch.allclose(early(image, audio).scores,
+                          early.fusion([early.encoders[0](image), early.encoders[1](audio)]).z)
+    assert early(image, audio).weights is None
     with pytest.raises(ValueError, match="expected 2 inputs"):
         model(image)
     with pytest.raises(ValueError, match="every modality is None"):
@@ -264,4 +267,5 @@ def test_lesson_01_exercise_solutions_pass_and_mistakes_are_explained(capsys):
 def test_missing_modality_takes_the_dtype_of_the_others():
     model = MultimodalClassifier([ImageEncoder(8), AudioEncoder(8)], TensorFusion([8, 8], 3)).double()
     out = model(None, torch.randn(2, 1, 32, 40, dtype=torch.float64))
+    out = out.scores
     assert out.dtype == torch.float64 and out.shape == (2, 3)

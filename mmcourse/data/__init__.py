@@ -1,15 +1,28 @@
 """Offline multimodal data sets, returned as Hugging Face ``datasets`` objects formatted for torch."""
 
 from .audio import SAMPLE_RATE, add_noise_at_snr, log_mel_spectrogram, mel_filterbank, mu_law_decode
-from .av_digits import DIGIT_NAMES, audio_features, corrupt_images, load_av_digits, spoken_digits
+from .av_digits import (
+    DEFAULT_AUDIO_SNR_DB,
+    DEFAULT_IMAGE_NOISE,
+    DEFAULT_OCCLUSION,
+    DIGIT_NAMES,
+    audio_features,
+    corrupt_av,
+    corrupt_images,
+    load_av_digits,
+    spoken_digits,
+)
+from .util import as_tensors
 
 __all__ = [
-    "DIGIT_NAMES", "SAMPLE_RATE", "add_noise_at_snr", "audio_features", "corrupt_images",
-    "load_av_digits", "log_mel_spectrogram", "mel_filterbank", "mu_law_decode", "spoken_digits",
+    "DEFAULT_AUDIO_SNR_DB", "DEFAULT_IMAGE_NOISE", "DEFAULT_OCCLUSION", "DIGIT_NAMES", "SAMPLE_RATE",
+    "add_noise_at_snr", "as_tensors", "audio_features", "corrupt_av", "corrupt_images", "load_av_digits",
+    "log_mel_spectrogram", "mel_filterbank", "mu_law_decode", "spoken_digits",
 ]
 
 from .shapes import (  # noqa: E402
     ANSWERS,
+    BACKGROUND,
     COLOURS,
     POSITIONS,
     QUESTION_TYPES,
@@ -22,7 +35,7 @@ from .shapes import (  # noqa: E402
 )
 
 __all__ += [
-    "ANSWERS", "COLOURS", "POSITIONS", "QUESTION_TYPES", "SHAPES", "SIZES", "VOCAB", "Vocab",
+    "ANSWERS", "BACKGROUND", "COLOURS", "POSITIONS", "QUESTION_TYPES", "SHAPES", "SIZES", "VOCAB", "Vocab",
     "load_shapes", "render",
 ]
 

@@ -59,15 +59,21 @@ def spoken_digits() -> dict[str, np.ndarray]:
 
 
 def corrupt_images(
-    images: torch.Tensor, noise: float = 0.0, occlusion: int = 0, generator: torch.Generator | None = None
+    images: torch.Tensor, noise=0.0, occlusion: int = 0, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """Add Gaussian pixel noise of std ``noise`` and erase a random ``occlusion`` x ``occlusion`` square.
+    """Erase a random ``occlusion`` x ``occlusion`` square and add Gaussian pixel noise of std ``noise``.
 
-    Pixel values of clean digits are in [0, 1]. Shape: (B, 1, 8, 8) -> (B, 1, 8, 8).
+    Pixel values of clean digits are in [0, 1]. ``noise`` is a number or one std per image (B,).
+    Shape: (B, 1, 8, 8) -> (B, 1, 8, 8).
     """
     if images.ndim != 4 or images.shape[1:] != (1, 8, 8):
         raise ValueError(f"images: expected shape (B, 1, 8, 8), got {tuple(images.shape)}")
-    check_nonnegative("noise", noise)
+    if isinstance(noise, torch.Tensor):
+        if noise.shape not in ((), (len(images),)) or not torch.isfinite(noise).all() or (noise < 0).any():
+            raise ValueError(f"noise: expected finite stds >= 0, one number or shape ({len(images)},), "
+                             f"got {tuple(noise.shape)}")
+    else:
+        check_nonnegative("noise", noise)
     if not 0 <= occlusion <= 8:
         raise ValueError(f"occlusion: expected a square side between 0 and 8 pixels, got {occlusion}")
     out = images.clone()
@@ -77,21 +83,36 @@ def corrupt_images(
         in_rows = (rows >= top[:, None]) & (rows < top[:, None] + occlusion)  # (B, 8)
         in_cols = (rows >= left[:, None]) & (rows < left[:, None] + occlusion)
         out[(in_rows[:, :, None] & in_cols[:, None, :])[:, None]] = 0.0
-    if noise > 0:
-        out = out + noise * torch.randn(out.shape, generator=generator)
+    std = torch.as_tensor(noise, dtype=out.dtype).expand(len(out))
+    if (std > 0).any():
+        out = out + std.view(-1, 1, 1, 1) * torch.randn(out.shape, generator=generator)
     return out
 
 
 def audio_features(
-    waveforms: torch.Tensor, snr_db: float = np.inf, generator: torch.Generator | None = None
+    waveforms: torch.Tensor, snr_db=np.inf, generator: torch.Generator | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Add noise at ``snr_db`` and compute log-mel spectrograms.
+    """Add noise at ``snr_db`` (a number or one per clip, (B,)) and compute log-mel spectrograms.
 
     Shape: (B, 6400) -> noisy waveforms (B, 6400) and spectrograms (B, 1, 32, 40).
     """
     noisy = add_noise_at_snr(waveforms, snr_db, generator)
     # In chunks, to keep the STFT's intermediate tensors (and the kernel's peak memory) small.
     return noisy, torch.cat([log_mel_spectrogram(chunk) for chunk in noisy.split(256)])
+
+
+def corrupt_av(clean: dict, image_noise=DEFAULT_IMAGE_NOISE, audio_snr_db=DEFAULT_AUDIO_SNR_DB,
+               occlusion: int = DEFAULT_OCCLUSION, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """Corrupt clean AV-Digits rows: pixel noise and an occluder on the images, noise at an SNR on the audio.
+
+    ``image_noise`` and ``audio_snr_db`` are numbers or one value per row (N,); the defaults are
+    AV-Digits' default corruption, the one :func:`load_av_digits` applies.
+    Shape: ``clean`` {"image": (N, 1, 8, 8), "waveform": (N, 6400), "label": (N,)} ->
+    {"image" (N, 1, 8, 8), "audio" (N, 1, 32, 40), "label" (N,)}.
+    """
+    image = corrupt_images(clean["image"], image_noise, occlusion, generator)
+    _, audio = audio_features(clean["waveform"], audio_snr_db, generator)
+    return {"image": image, "audio": audio, "label": clean["label"]}
 
 
 def load_av_digits(

@@ -1,8 +1,9 @@
-"""Small helpers shared by the loaders: argument checks, splits, and numpy -> DatasetDict."""
+"""Small helpers shared by the loaders: argument checks, splits, numpy -> DatasetDict, and columns as tensors."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -90,3 +91,42 @@ def dataset_dict(source, argument: str, loader: str, fractions, seed: int):
     raise ValueError(
         f"{argument}: expected a datasets.Dataset or datasets.DatasetDict for {loader}, got {type(source).__name__}"
     )
+
+
+def as_tensors(data, columns: Sequence[str], device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+    """Columns of a ``datasets.Dataset`` or a dict of tensors, as a dict of tensors on ``device``."""
+    names = data.column_names if hasattr(data, "column_names") else list(data)
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise ValueError(f"data: missing columns {missing}; it has {sorted(names)}")
+    out = {}
+    for c in columns:
+        value = data[c]
+        if not isinstance(value, torch.Tensor):
+            value = _column_tensor(data, c) if hasattr(data, "with_format") else torch.as_tensor(value)
+        out[c] = value.to(device) if device is not None else value
+    sizes = {c: len(v) for c, v in out.items()}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"data: columns have different numbers of rows: {sizes}")
+    if next(iter(sizes.values()), 0) == 0:
+        raise ValueError("data: no rows")
+    return out
+
+
+def _column_tensor(data, column: str) -> torch.Tensor:
+    """One column of a ``datasets.Dataset`` as a tensor.
+
+    Fixed-size array columns (images, spectrograms) are read straight from Arrow, which is about a
+    hundred times faster than the torch formatter for thousands of images.
+    """
+    import pyarrow as pa
+
+    array = data.with_format("arrow")[column][:].combine_chunks()
+    shape = []
+    while pa.types.is_fixed_size_list(array.type):
+        shape.append(array.type.list_size)
+        array = array.flatten()
+    if not shape or array.null_count or not (pa.types.is_floating(array.type) or pa.types.is_integer(array.type)
+                                              or pa.types.is_boolean(array.type)):
+        return data.with_format("torch")[column][:]
+    return torch.from_numpy(np.array(array.to_numpy(zero_copy_only=False)).reshape(-1, *shape))

@@ -6,7 +6,7 @@ differs: an exception, a wrong type, a wrong shape, or wrong values (with the la
 where it is), naming the case. A function that still raises ``NotImplementedError`` is reported
 as "not done yet", so a learner can run the whole notebook before attempting the exercises.
 
-Each lesson's exercises live in a module of this package (``lesson00.py``, ``lesson01.py``, ...)
+Each lesson's exercises live in a module of this package named after its topic (``fusion.py``, ``cca.py``, ...)
 that calls :func:`register`; ``check("name", fn)`` finds them by name.
 """
 

@@ -1,8 +1,8 @@
 """The experiments behind lesson 02's claims (CCA), as plain functions of a seed.
 
-Each returns a dict of results (tensors and numbers, plus what the lesson draws). The lesson calls
-them with ``seed=0``; ``tests/test_cca_experiments.py`` calls them with seeds 0, 1 and 2 and
-checks the same conditions the lesson claims.
+Each returns a dict of results (tensors and numbers, plus what the lesson draws). The claims are
+:class:`~mmcourse.claims.Claim` constants at the end, with their thresholds; the lesson checks them
+on its seed-0 run and :func:`measure_claims` computes their quantities for any seed.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..cca import CCA, DeepCCA, cca_loss
+from ..claims import Claim
 from ..data import TwoViews, load_av_digits, make_two_views
 from ..device import one_thread
 from ..encoders import MLPEncoder
@@ -218,3 +219,48 @@ def batch_size_bias(seed: int = 0, dim: int = 8, sizes=(12, 100, 1000), draws: i
     g = torch.Generator().manual_seed(seed)
     return {b: statistics.mean(-cca_loss(torch.randn(b, dim, generator=g), torch.randn(b, dim, generator=g), 2).item()
                                for _ in range(draws)) for b in sizes}
+
+
+# --- The lesson's claims and the quantities that test them -------------------------------------
+
+RECOVERS_PLANTED = Claim("CCA recovers the planted correlations on training and held-out data",
+                         "largest error, in standard errors", "<", 3.0)
+PLAIN_HELD_OUT_NEAR_ZERO = Claim("without a ridge, every held-out correlation is near 0",
+                                 "largest held-out correlation (absolute) without a ridge", "<", 0.2)
+RIDGE_RESTORES = Claim("a ridge of 0.3 restores the first held-out correlation",
+                       "first held-out correlation with the ridge", ">", 0.6)
+RIDGE_GAIN = Claim("the ridge's first held-out correlation is far above plain CCA's",
+                   "gain of the ridge on the first held-out correlation", ">", 0.5)
+RETRIEVAL_RECALL1 = Claim("spoken digits retrieve images of the same digit far above chance, across unseen voices",
+                          "Recall@1 over its chance level (ratio)", ">", 3.0)
+RETRIEVAL_RECALL5 = Claim("among the top five images, the spoken digit is found far more often than by chance",
+                          "Recall@5 minus its chance level", ">", 0.25)
+SMALL_BATCH_LOOKS_CORRELATED = Claim("in batches of 12, independent noise looks strongly correlated",
+                                     "mean total of the top two correlations in batches of 12", ">", 1.9)
+LARGE_BATCH_NEAR_ZERO = Claim("in batches of 1000, it looks nearly uncorrelated",
+                              "mean total of the top two correlations in batches of 1000", "<", 0.4)
+DEEP_BEATS_LINEAR = Claim("on non-linear views, Deep CCA finds clearly more held-out correlation than linear CCA",
+                          "held-out total of Deep CCA minus linear CCA's", ">", 0.1)
+DEEP_WITHIN_CEILING = Claim("Deep CCA finds no more than is possible",
+                            "held-out total of Deep CCA minus the best possible total", "<", 0.02)
+
+
+def measure_claims(seed: int) -> dict[Claim, float]:
+    """Run every experiment of lesson 02 for ``seed``; return the quantity each claim tests."""
+    recovered = recover_correlations(seed)
+    over = overfitting(seed)
+    retrieval = av_digits_retrieval(seed)
+    bias = batch_size_bias(seed)
+    deep = deep_vs_linear(seed)
+    return {
+        RECOVERS_PLANTED: recovered["worst"],
+        PLAIN_HELD_OUT_NEAR_ZERO: over["plain_held_out"].abs().max().item(),
+        RIDGE_RESTORES: over["ridge_held_out"][0].item(),
+        RIDGE_GAIN: (over["ridge_held_out"][0] - over["plain_held_out"][0]).item(),
+        RETRIEVAL_RECALL1: retrieval["recall1"] / retrieval["chance1"],
+        RETRIEVAL_RECALL5: retrieval["recall5"] - retrieval["chance5"],
+        SMALL_BATCH_LOOKS_CORRELATED: bias[12],
+        LARGE_BATCH_NEAR_ZERO: bias[1000],
+        DEEP_BEATS_LINEAR: deep["deep_total"] - deep["linear_total"],
+        DEEP_WITHIN_CEILING: deep["deep_total"] - deep["best_possible"],
+    }

@@ -1,7 +1,8 @@
 """Experiments of lesson 01 (fusion): the training runs and measurements behind its claims.
 
-The lesson calls these with ``seed=0``; ``tests/test_fusion_experiments.py`` calls them with
-seeds 0, 1 and 2 and asserts the same conditions the lesson claims.
+Each claim is a :class:`~mmcourse.claims.Claim` constant below, with its threshold; the lesson
+checks it on its seed-0 run, :func:`measure_claims` computes every claimed quantity for any seed
+(``tests/test_fusion_experiments.py`` runs other seeds, ``benchmarks/claims.py`` seeds 0-9).
 """
 
 from __future__ import annotations
@@ -13,8 +14,18 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..data import audio_features, corrupt_images, load_av_digits
-from ..device import one_thread
+from ..claims import Claim
+from ..data import (
+    DEFAULT_AUDIO_SNR_DB,
+    DEFAULT_IMAGE_NOISE,
+    DEFAULT_OCCLUSION,
+    as_tensors,
+    audio_features,
+    corrupt_av,
+    corrupt_images,
+    load_av_digits,
+)
+from ..device import one_thread, seed_everything
 from ..encoders import AudioEncoder, ImageEncoder
 from ..fusion import (
     AttentionFusion,
@@ -24,11 +35,11 @@ from ..fusion import (
     MultimodalClassifier,
     TensorFusion,
 )
-from ..train import as_tensors, fit
+from ..metrics import accuracy
+from ..train import fit
 
 AV_METHODS = ("image only", "audio only", "early", "late", "attention", "tensor", "low-rank")
 FUSIONS = {"early": EarlyFusion, "attention": AttentionFusion, "tensor": TensorFusion, "low-rank": LowRankFusion}
-DEFAULT_IMAGE_NOISE, DEFAULT_OCCLUSION, DEFAULT_SNR_DB = 0.3, 3, 0.0  # AV-Digits' default corruption
 IMAGE_NOISES = (0.0, 0.3, 0.6, 1.0, 1.5, 2.0, 3.0)  # pixel noise std for the robustness grid
 AUDIO_SNRS = (20.0, 10.0, 5.0, 0.0, -5.0, -10.0, -20.0)  # dB, from clean to drowned
 
@@ -62,29 +73,6 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-def corrupt(clean: dict, image_noise, audio_snr_db, occlusion: int = DEFAULT_OCCLUSION,
-            generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-    """Corrupt clean AV-Digits rows: pixel noise, an occluder and audio noise at a signal-to-noise ratio.
-
-    ``image_noise`` and ``audio_snr_db`` are numbers or one value per row (N,).
-    Shape: ``clean`` {"image": (N, 1, 8, 8), "waveform": (N, 6400), "label": (N,)} ->
-    {"image", "audio": (N, 1, 32, 40), "label"}.
-    """
-    n = len(clean["label"])
-    image = noisy_images(clean["image"], image_noise, occlusion, generator)
-    _, audio = audio_features(clean["waveform"], torch.as_tensor(audio_snr_db, dtype=torch.float32).expand(n),
-                              generator)
-    return {"image": image, "audio": audio, "label": clean["label"]}
-
-
-def noisy_images(images: torch.Tensor, noise, occlusion: int = DEFAULT_OCCLUSION,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-    """:func:`~mmcourse.data.corrupt_images` with a noise std per image. Shape: (N, 1, 8, 8), noise (N,) or a number."""
-    noise = torch.as_tensor(noise, dtype=torch.float32).expand(len(images))
-    out = corrupt_images(images, 0.0, occlusion, generator)
-    return out + noise.view(-1, 1, 1, 1) * torch.randn(out.shape, generator=generator)
-
-
 def sensor_failure_copies(clean: dict, copies: int = 8, failure_rate: float = 1 / 3,
                           generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
     """``copies`` corrupted copies of every clean row, where one sensor sometimes fails.
@@ -92,7 +80,7 @@ def sensor_failure_copies(clean: dict, copies: int = 8, failure_rate: float = 1 
     In each copy, with probability ``failure_rate`` the image fails (pixel noise std 1.5 to 3),
     with the same probability the audio fails (-30 to -15 dB), otherwise both are usable (noise
     std 0 to 0.6, -5 to 10 dB). A model trained on these has to learn which modality to trust.
-    Returns the columns of :func:`corrupt` plus ``image_noise`` and ``audio_snr_db`` (N * copies,).
+    Returns the columns of :func:`~mmcourse.data.corrupt_av` plus ``image_noise`` and ``audio_snr_db`` (N * copies,).
     """
     if not 0 <= failure_rate <= 0.5:
         raise ValueError(f"failure_rate: expected a probability in [0, 0.5], got {failure_rate!r}")
@@ -103,7 +91,7 @@ def sensor_failure_copies(clean: dict, copies: int = 8, failure_rate: float = 1 
                                  replacement=True, generator=generator)
         image_noise = torch.where(case == 1, _uniform(1.5, 3.0, n, generator), _uniform(0.0, 0.6, n, generator))
         snr = torch.where(case == 2, _uniform(-30.0, -15.0, n, generator), _uniform(-5.0, 10.0, n, generator))
-        parts.append({**corrupt(clean, image_noise, snr, generator=generator), "image_noise": image_noise,
+        parts.append({**corrupt_av(clean, image_noise, snr, generator=generator), "image_noise": image_noise,
                       "audio_snr_db": snr})
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
@@ -131,7 +119,7 @@ def av_data(seed: int = 0, copies: int = 8, failure_rate: float = 1 / 3) -> AVDa
     columns = ["image", "waveform", "label"]
     train = sensor_failure_copies(as_tensors(clean["train"], columns), copies, failure_rate, generator=g)
     clean_test = as_tensors(clean["test"], columns)
-    test = corrupt(clean_test, DEFAULT_IMAGE_NOISE, DEFAULT_SNR_DB, generator=g)
+    test = corrupt_av(clean_test, generator=g)
     return AVData(train, test, clean_test, seed)
 
 
@@ -149,10 +137,9 @@ def accuracy_with(model: nn.Module, method: str, image: torch.Tensor | None, aud
         return float("nan")
     was_training = model.training
     model.eval()
-    out = model(*xs)
+    scores = model(*xs).scores
     model.train(was_training)
-    scores = out[0] if isinstance(out, tuple) else out
-    return (scores.argmax(1) == labels).float().mean().item()
+    return accuracy(scores, labels)
 
 
 @dataclass
@@ -183,7 +170,7 @@ def train_av_methods(data: AVData, methods=AV_METHODS, epochs: int = 2, modality
     """
     results = into if into is not None else MethodResults()
     for method in methods:
-        torch.manual_seed(data.seed)
+        seed_everything(data.seed)
         model = build_av_model(method, modality_dropout=modality_dropout)
         history = fit(model, data.train, inputs_of(method), epochs=epochs, seed=data.seed, progress=progress)
         model.cpu()
@@ -207,7 +194,7 @@ class RobustnessGrid:
         g = torch.Generator().manual_seed(data.seed + 1)
         clean = data.clean_test
         self.image_noises, self.audio_snrs = tuple(image_noises), tuple(audio_snrs)
-        self.images = {s: noisy_images(clean["image"], s, generator=g) for s in self.image_noises}
+        self.images = {s: corrupt_images(clean["image"], s, DEFAULT_OCCLUSION, g) for s in self.image_noises}
         self.audio = {d: audio_features(clean["waveform"], d, g)[1] for d in self.audio_snrs}
         self.labels = clean["label"]
 
@@ -222,7 +209,7 @@ class RobustnessGrid:
         and with each modality missing. Returns {"image_noise": {method: [acc per level]},
         "audio_snr_db": {...}, "image missing": {method: acc}, "audio missing": {...}}."""
         image0 = min(self.image_noises, key=lambda s: abs(s - DEFAULT_IMAGE_NOISE))
-        audio0 = min(self.audio_snrs, key=lambda d: abs(d - DEFAULT_SNR_DB))
+        audio0 = min(self.audio_snrs, key=lambda d: abs(d - DEFAULT_AUDIO_SNR_DB))
         return {
             "image_noise": {m: [self.accuracy(model, m, s, audio0) for s in self.image_noises]
                             for m, model in models.items()},
@@ -242,10 +229,12 @@ def mean_attention_weights(model: nn.Module, grid: RobustnessGrid) -> dict:
     """
     model.eval()
     image0 = min(grid.image_noises, key=lambda s: abs(s - DEFAULT_IMAGE_NOISE))
-    audio0 = min(grid.audio_snrs, key=lambda d: abs(d - DEFAULT_SNR_DB))
+    audio0 = min(grid.audio_snrs, key=lambda d: abs(d - DEFAULT_AUDIO_SNR_DB))
     return {
-        "image_noise": torch.stack([model(grid.images[s], grid.audio[audio0])[1].mean(0) for s in grid.image_noises]),
-        "audio_snr_db": torch.stack([model(grid.images[image0], grid.audio[d])[1].mean(0) for d in grid.audio_snrs]),
+        "image_noise": torch.stack([model(grid.images[s], grid.audio[audio0]).weights.mean(0)
+                                    for s in grid.image_noises]),
+        "audio_snr_db": torch.stack([model(grid.images[image0], grid.audio[d]).weights.mean(0)
+                                     for d in grid.audio_snrs]),
     }
 
 
@@ -286,8 +275,7 @@ def time_per_batch(fusion: nn.Module, dims, batch_size: int = 64, repeats: int =
     with one_thread():
         for _ in range(repeats):
             start = time.perf_counter()
-            out = fusion(hs)
-            (out[0] if isinstance(out, tuple) else out).sum().backward()
+            fusion(hs).z.sum().backward()
             times.append(time.perf_counter() - start)
     return min(times)
 
@@ -380,14 +368,95 @@ def caption_matching_experiment(seed: int = 0, n_train: int = 1500, n_test: int 
     test = caption_pairs(as_tensors(shapes["test"], SCENE_COLUMNS), g)
     result = CaptionMatching(train, test, {}, {}, {})
     for kind in kinds:
-        torch.manual_seed(seed)
+        seed_everything(seed)
         model = build_caption_model(kind)
         history = fit(model, train, CAPTION_INPUTS[kind], epochs=epochs if kind == "both" else single_epochs, lr=lr,
                       seed=seed, progress=progress)
         model.cpu().eval()
         with torch.no_grad():
-            scores = model(*(test[c] for c in CAPTION_INPUTS[kind]))
+            scores = model(*(test[c] for c in CAPTION_INPUTS[kind])).scores
         result.models[kind] = model
-        result.accuracy[kind] = (scores.argmax(1) == test["label"]).float().mean().item()
+        result.accuracy[kind] = accuracy(scores, test["label"])
         result.seconds[kind] = history.seconds
     return result
+
+
+# --- The lesson's claims and the quantities that test them -------------------------------------
+
+FUSION_BEATS_SINGLE = Claim("every fusion method beats the best single modality",
+                            "smallest gain of a fusion method over the best single modality", ">", 0.0)
+DROWNED_FUSED_HOLD = Claim("with either modality drowned, every fused model keeps a usable accuracy",
+                           "worst accuracy of a fused model with one modality drowned", ">=", 0.5)
+DROWNED_ALONE_FALLS = Claim("the drowned modality's own model falls to near chance",
+                            "accuracy of the drowned modality's own model (the higher of the two)", "<=", 0.2)
+MISSING_EARLY_LATE_HOLD = Claim("with a modality missing, early and late fusion stay close to the remaining "
+                                "modality's own model", "largest shortfall of early or late fusion", "<=", 0.08)
+MISSING_LOW_RANK_FALLS = Claim("with a modality missing, low-rank fusion falls far below the remaining "
+                               "modality's own model", "shortfall of low-rank fusion", ">=", 0.2)
+DROPOUT_GAIN = Claim("modality dropout makes low-rank fusion hold up with a modality missing",
+                     "smaller gain with the image or the audio missing", ">=", 0.1)
+DROPOUT_COST = Claim("modality dropout costs little with both modalities",
+                     "accuracy lost with both modalities", "<=", 0.05)
+ATTENTION_FOLLOWS = Claim("the weight of a modality falls to under a third of its clean value when it is drowned",
+                          "larger ratio of drowned to clean weight", "<=", 1 / 3)
+LOW_RANK_MATCHES_TENSOR = Claim("low-rank fusion matches tensor fusion's accuracy",
+                                "accuracy gap between tensor and low-rank fusion", "<=", 0.04)
+CAPTION_MATCHING_NEEDS_BOTH = Claim("together, the modalities tell matching captions from wrong ones",
+                                    "accuracy of the fused matcher", ">=", 0.8)
+MISSING_CASES = {"image missing": "audio only", "audio missing": "image only"}  # case -> the remaining model
+
+
+def fused_methods(accuracy: dict) -> list[str]:
+    """The fusion methods among the results (every method but the unimodal ones)."""
+    return [m for m in accuracy if not m.endswith("only")]
+
+
+def smallest_fusion_gain(accuracy: dict) -> float:
+    """Worst fusion method's accuracy minus the best unimodal model's."""
+    return min(accuracy[m] for m in fused_methods(accuracy)) - max(accuracy["image only"], accuracy["audio only"])
+
+
+def drowned_accuracy(curves: dict, method: str) -> float:
+    """Accuracy of ``method`` at the noisiest level of the modality that hurts it more."""
+    return min(curves["image_noise"][method][-1], curves["audio_snr_db"][method][-1])
+
+
+def missing_shortfall(curves: dict, method: str) -> float:
+    """How far ``method`` falls below the remaining modality's own model, with a modality missing (the worse case)."""
+    return max(curves[case][alone] - curves[case][method] for case, alone in MISSING_CASES.items())
+
+
+def dropout_gain_and_cost(moddrop: dict) -> tuple[float, float]:
+    """Of :func:`modality_dropout_experiment`'s results for one method: the smaller gain with a modality
+    missing, and the accuracy lost with both modalities."""
+    gain = min(moddrop["with"][case] - moddrop["without"][case] for case in MISSING_CASES)
+    return gain, moddrop["without"]["both"] - moddrop["with"]["both"]
+
+
+def drowned_weight_ratio(weights: dict) -> float:
+    """Of :func:`mean_attention_weights`: the larger ratio of a drowned modality's weight to its clean weight."""
+    image, audio = weights["image_noise"][:, 0], weights["audio_snr_db"][:, 1]
+    return max(float(image[-1] / image[0]), float(audio[-1] / audio[0]))
+
+
+def measure_claims(seed: int) -> dict[Claim, float]:
+    """Run every experiment of lesson 01 for ``seed``; return the quantity each claim tests."""
+    data = av_data(seed)
+    results = train_av_methods(data)
+    grid = RobustnessGrid(data)
+    curves = grid.curves(results.models)
+    fused = fused_methods(results.accuracy)
+    gain, cost = dropout_gain_and_cost(modality_dropout_experiment(data, baseline=results)["low-rank"])
+    matching = caption_matching_experiment(seed)
+    return {
+        FUSION_BEATS_SINGLE: smallest_fusion_gain(results.accuracy),
+        DROWNED_FUSED_HOLD: min(drowned_accuracy(curves, m) for m in fused),
+        DROWNED_ALONE_FALLS: max(curves["image_noise"]["image only"][-1], curves["audio_snr_db"]["audio only"][-1]),
+        MISSING_EARLY_LATE_HOLD: max(missing_shortfall(curves, "early"), missing_shortfall(curves, "late")),
+        MISSING_LOW_RANK_FALLS: missing_shortfall(curves, "low-rank"),
+        DROPOUT_GAIN: gain,
+        DROPOUT_COST: cost,
+        ATTENTION_FOLLOWS: drowned_weight_ratio(mean_attention_weights(results.models["attention"], grid)),
+        LOW_RANK_MATCHES_TENSOR: abs(results.accuracy["tensor"] - results.accuracy["low-rank"]),
+        CAPTION_MATCHING_NEEDS_BOTH: matching.accuracy["both"],
+    }

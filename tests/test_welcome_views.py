@@ -3,7 +3,7 @@
 import pytest
 
 from mmcourse.data import load_av_digits, load_shapes
-from mmcourse.widgets import SampleBrowser
+from mmcourse.views.welcome import SampleBrowser
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,9 @@
 import pytest
 import torch
 
-from mmcourse.data import ANSWERS, VOCAB, load_shapes
+from mmcourse.data import ANSWERS, VOCAB, as_tensors, load_shapes
 from mmcourse.metrics import patch_masks
-from mmcourse.train import as_tensors
-from mmcourse.widgets import AttentionExplorer
+from mmcourse.views.attention import AttentionExplorer
 
 
 @pytest.fixture(scope="module")

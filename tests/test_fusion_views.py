@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mmcourse.experiments import fusion as ex
-from mmcourse.widgets import FusionRobustnessView, ModalityWeightsView
+from mmcourse.views.fusion import FusionRobustnessView, ModalityWeightsView
 
 METHODS = ("image only", "audio only", "early", "attention")
 
@@ -74,7 +74,7 @@ def test_weights_view_shows_the_models_weights_for_the_chosen_sample(trained):
     view.index.value = 7
     image, _, spectrogram = view.sample()
     with torch.no_grad():
-        scores, weights = model.eval()(image, spectrogram)
+        scores, weights = model.eval()(image, spectrogram)  # a Prediction
     assert view.shown["label"] == int(test["label"][7]) and view.shown["prediction"] == int(scores.argmax(1))
     assert view.shown["weights"] == pytest.approx(weights[0].tolist())
     assert sum(view.shown["weights"]) == pytest.approx(1.0)

@@ -4,7 +4,7 @@ import pytest
 
 from mmcourse.cca import CCA
 from mmcourse.experiments.cca import many_features
-from mmcourse.widgets import CCAExplorer
+from mmcourse.views.cca import CCAExplorer
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,119 @@
+"""Drawing helpers shared by every lesson's views: one figure helper, the course's standard pictures
+(digits, spectrograms, scenes, bars, curves) and the base class of the interactive views.
+
+Views draw and never train; they take what ``mmcourse.experiments`` computed. Each lesson's own
+plots and widgets live in ``mmcourse/views/<topic>.py``.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import torch
+from IPython.display import display
+
+from ..data.shapes import ANSWERS
+
+
+@contextmanager
+def figure(width: float, height: float, ncols: int = 1, nrows: int = 1, tight: bool = True):
+    """A figure of ``nrows`` x ``ncols`` axes, shown and closed when the block ends.
+
+    Yields the axes as a flat array. Inside an ``ipywidgets.Output`` the figure lands in that
+    output; closing it frees its memory (matplotlib keeps open figures alive)::
+
+        with figure(8, 3, ncols=2) as axes:
+            show_digit(axes[0], image)
+            show_spectrogram(axes[1], spectrogram)
+    """
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False)
+    try:
+        yield axes.ravel()
+        if tight:
+            fig.tight_layout()
+        plt.show()
+    finally:
+        plt.close(fig)
+
+
+class View:
+    """An interactive view: it displays as its ``widget`` (a box of controls and an Output).
+
+    Each view keeps what it currently shows in ``shown`` (a dict of plain values), so that tests
+    can move a control from Python and check the result without a browser.
+    """
+
+    widget: widgets.Widget
+    shown: dict
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)
+
+
+def show_digit(ax, image: torch.Tensor, title: str = "") -> None:
+    """Draw one 8x8 digit image (1, 8, 8)."""
+    ax.imshow(image.squeeze(0).cpu().numpy(), cmap="gray_r")
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+
+
+def show_spectrogram(ax, spectrogram: torch.Tensor, title: str = "") -> None:
+    """Draw a log-mel spectrogram (1, n_mels, frames) with time on x and mel band on y."""
+    ax.imshow(spectrogram.squeeze(0).cpu().numpy(), origin="lower", aspect="auto", cmap="magma")
+    ax.set_xlabel("frame (20 ms)", fontsize=8)
+    ax.set_ylabel("mel band", fontsize=8)
+    ax.set_title(title, fontsize=9)
+
+
+def show_scene(ax, image: torch.Tensor, masks: torch.Tensor | None = None, highlight: int | None = None,
+               title: str = "") -> None:
+    """Draw a Shapes scene (3, H, W); outline its object masks (K, H, W), ``highlight`` in white."""
+    ax.imshow(image.permute(1, 2, 0).clamp(0, 1).cpu().numpy())
+    if masks is not None:
+        for k, mask in enumerate(masks):
+            if mask.any():
+                colour = "white" if k == highlight else "0.6"
+                width = 1.5 if k == highlight else 0.8
+                ax.contour(mask.float().cpu().numpy(), levels=[0.5], colors=colour, linewidths=width)
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+
+
+def describe_scene(row: dict) -> str:
+    """Caption, question and answer of a Shapes row, as text."""
+    return f"caption:  {row['caption']}\nquestion: {row['question']}\nanswer:   {ANSWERS[int(row['answer_id'])]}"
+
+
+def method_bars(ax, values: dict, reference: float | None = None, ylabel: str = "accuracy", title: str = "",
+                ylim: tuple = (0.0, 1.0)) -> None:
+    """One bar per method, ``{name: value}``; a NaN value is drawn as "n/a" (the model has no input).
+
+    ``reference`` draws a dashed horizontal line (for example chance level).
+    """
+    names = list(values)
+    heights = [0.0 if v != v else v for v in values.values()]  # NaN -> 0
+    colours = [plt.cm.tab10(i % 10) for i in range(len(names))]
+    ax.bar(range(len(names)), heights, color=colours)
+    for i, v in enumerate(values.values()):
+        ax.text(i, (0.02 if v != v else v + 0.01), "n/a" if v != v else f"{v:.2f}", ha="center", fontsize=7)
+    if reference is not None:
+        ax.axhline(reference, color="0.4", linestyle="--", linewidth=0.8)
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(*ylim)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.set_title(title, fontsize=9)
+
+
+def accuracy_curves(ax, levels, curves: dict, xlabel: str, title: str = "", chance: float | None = None) -> None:
+    """Accuracy of several methods against a corruption level: ``curves = {name: [value per level]}``."""
+    for i, (name, values) in enumerate(curves.items()):
+        style = "--" if name.endswith("only") else "-"
+        ax.plot(list(levels), list(values), style, marker="o", markersize=3, color=plt.cm.tab10(i % 10), label=name)
+    if chance is not None:
+        ax.axhline(chance, color="0.6", linestyle=":", linewidth=0.8)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel("test accuracy", fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_title(title, fontsize=9)
