@@ -8,6 +8,7 @@ stays fast.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 from .claims import Claim, ClaimError, VerificationError, claim, verify
 from .device import get_device, limit_threads, seed_everything
@@ -15,10 +16,7 @@ from .train import History, evaluate, fit, predict
 
 __version__ = "0.1.0"
 limit_threads()  # threads for small models on the CPUs really granted (see its docstring)
-_SUBMODULES = {
-    "attention", "cca", "claims", "data", "device", "diagnostics", "encoders", "exercises", "experiments", "fusion",
-    "metrics", "train", "views",
-}
+_SUBMODULES = {module.name for module in pkgutil.iter_modules(__path__)}  # fusion, cca, views, ... loaded on use
 __all__ = [
     "Claim", "ClaimError", "History", "VerificationError", "claim", "evaluate", "fit", "get_device", "limit_threads",
     "predict", "seed_everything", "verify",

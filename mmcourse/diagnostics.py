@@ -25,14 +25,10 @@ from typing import NamedTuple
 import torch
 
 from .metrics import accuracy
+from .train import fit, scores_of
 
 Inputs = dict[str, torch.Tensor]
 _EVAL_ROWS = 1024  # rows per forward pass when evaluating: bounds the activations' memory
-
-
-def _scores(output) -> torch.Tensor:
-    """A model's scores, whether it returns them or a NamedTuple with a ``scores`` field."""
-    return output.scores if hasattr(output, "scores") else output
 
 
 def _check_rows(name: str, x, rows: int | None = None) -> torch.Tensor:
@@ -181,7 +177,7 @@ def modality_controls(predict: Callable[[Inputs], torch.Tensor], inputs: Inputs,
 
     @torch.no_grad()
     def score(columns: Inputs) -> float:
-        return float(metric(_scores(predict(columns)), labels))
+        return float(metric(scores_of(predict(columns)), labels))
 
     results = {"all": score(inputs)}
     results.update({f"without {k}": score(mean_ablation(inputs, [k])) for k in names})
@@ -200,8 +196,6 @@ def unimodal_baselines(make_model: Callable, train: Inputs, test: Inputs, modali
 
     Shape: ``train``, ``test`` {column: (N, ...)} with each modality and ``target`` (N,) -> {modality: accuracy}.
     """
-    from .train import fit  # the training loop is only needed here
-
     modalities = _check_inputs(test, modalities, "modalities")
     if target not in test:
         raise ValueError(f"target: unknown column {target!r}; expected one of {sorted(test)}")
@@ -212,7 +206,7 @@ def unimodal_baselines(make_model: Callable, train: Inputs, test: Inputs, modali
         device = next(model.parameters()).device
         model.eval()
         with torch.no_grad():
-            scores = torch.cat([_scores(model(x.to(device))).cpu() for x in test[name].split(_EVAL_ROWS)])
+            scores = torch.cat([scores_of(model(x.to(device))).cpu() for x in test[name].split(_EVAL_ROWS)])
         results[name] = accuracy(scores, test[target].cpu())
     return results
 
@@ -306,7 +300,7 @@ def deletion_curve(predict: Callable[[torch.Tensor], torch.Tensor], images: torc
     curve = []
     with torch.no_grad():
         for k in steps:
-            scores = _scores(predict(delete_patches(images, rank < k, grid, fill)))
+            scores = scores_of(predict(delete_patches(images, rank < k, grid, fill)))
             curve.append(accuracy(scores.cpu(), labels.cpu()))
     return torch.tensor(curve)
 

@@ -4,10 +4,11 @@ nbval shows that the code of each notebook runs; this test does what a learner d
 ``jupyter lab`` on 127.0.0.1 with fresh settings (windowing off so every cell stays in the page,
 autosave off), opens each lesson's notebook (a copy, so the repository's files stay untouched),
 runs all cells, waits until the kernel is idle and every code cell has an execution count (failing
-as soon as a cell shows an error, with the cell and its error), and fails on an error output, a stderr traceback, a widget that did not render ("Error displaying
-widget", "Loading widget...", an error box) or a JavaScript error. Then it moves the lesson's
-first slider (or dropdown) as a learner would, with the keyboard, and checks that the output the
-control drives changes. Screenshots and times go to ``artifacts/browser/`` (ignored by git).
+as soon as a cell shows an error, with the cell and its error: a claim that fails under the test's
+strict mode is such an error), and fails on an error output, a stderr traceback, a widget that did
+not render ("Error displaying widget", "Loading widget...", an error box) or a JavaScript error.
+Then it moves the lesson's first slider (or dropdown) as a learner would, with the keyboard, and
+checks that the output the control drives changes. Screenshots and times go to ``artifacts/browser/`` (ignored by git).
 
 Needs Debian's Chromium (``apt-get install chromium``; Playwright's own browser download is not
 used). Without it the test is skipped, except under ``CI=true`` where it fails.
