@@ -165,3 +165,14 @@ def class_retrieval(queries: torch.Tensor, gallery: torch.Tensor, query_labels: 
     relevant = query_labels[:, None] == gallery_labels[None, :]
     return Retrieval(recall_at_k(scores, relevant, 1), recall_at_k(scores, relevant, 5),
                      chance_recall_at_k(relevant, 1), chance_recall_at_k(relevant, 5))
+
+
+class ComparisonEntry(NamedTuple):
+    """One row of the course's running comparison (speech-to-image retrieval on AV-Digits' test split)."""
+
+    method: str  # e.g. "linear CCA"
+    lesson: str  # the lesson that teaches it, e.g. "02"
+    pairs: str  # which image-audio pairs training used: "all", "10" (one per digit) or "none"
+    labels: bool  # whether training used the digit labels
+    retrieval: Retrieval  # on the test split (queries: spoken digits; gallery: images)
+    note: str = ""  # e.g. "smaller run than in its lesson"
