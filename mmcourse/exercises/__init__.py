@@ -36,22 +36,28 @@ class Case:
 
 @dataclass
 class Exercise:
-    """A named exercise: the reference function, a function making the cases, and tolerances."""
+    """A named exercise: the reference function, a function making the cases, tolerances, and what to
+    say once it passes (for a "find the bug" exercise: what the bug was and why the cases caught it)."""
 
     name: str
     reference: Callable
     cases: Callable[[], list[Case]]
     atol: float = 1e-5
     rtol: float = 1e-4
+    explanation: str = ""
 
 
 EXERCISES: dict[str, Exercise] = {}
 
 
 def register(name: str, reference: Callable, cases: Callable[[], list[Case]], atol: float = 1e-5,
-             rtol: float = 1e-4) -> Exercise:
-    """Add an exercise to :data:`EXERCISES` (lessons' modules call this) and return it."""
-    EXERCISES[name] = Exercise(name, reference, cases, atol, rtol)
+             rtol: float = 1e-4, explanation: str = "") -> Exercise:
+    """Add an exercise to :data:`EXERCISES` (lessons' modules call this) and return it.
+
+    ``explanation`` is printed under the check mark once a solution passes: for a "find the bug"
+    exercise, what the bug was and which case gives it away.
+    """
+    EXERCISES[name] = Exercise(name, reference, cases, atol, rtol, explanation)
     return EXERCISES[name]
 
 
@@ -130,6 +136,8 @@ def _report(ex: Exercise, ok: bool, message: str, must_pass: bool) -> bool:
     line = f"{mark} {ex.name}: {message}"
     if not ok and must_pass:
         raise ExerciseError(line)
+    if ok and ex.explanation:
+        line += "\n  " + ex.explanation
     print(line)
     return ok
 
