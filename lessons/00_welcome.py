@@ -52,9 +52,19 @@ from IPython.display import Audio, display
 
 import mmcourse
 from mmcourse import Claim, exercises, verify
-from mmcourse.data import DIGIT_NAMES, VOCAB, load_av_digits, load_shapes, make_two_views
+from mmcourse.data import (
+    DEFAULT_IMAGE_NOISE,
+    DEFAULT_OCCLUSION,
+    DIGIT_NAMES,
+    VOCAB,
+    corrupt_images,
+    load_av_digits,
+    load_shapes,
+    make_two_views,
+)
 from mmcourse.experiments import welcome as experiments
 from mmcourse.views.common import figure, show_digit, show_scene, show_spectrogram
+from mmcourse.views.welcome import SampleBrowser, clean_and_corrupted
 
 device = mmcourse.get_device()
 print(f"torch {torch.__version__}, training on: {device}")
@@ -89,10 +99,17 @@ if not mmcourse.claims.strict():  # in the test suite's strict mode this one wou
 av = load_av_digits(seed=0)
 av
 
+# %% [markdown]
+# At 8x8 pixels the corruption is strong, so look at it before you use it. The top row shows eight
+# training digits as scikit-learn ships them; the bottom row shows the same digits with AV-Digits'
+# default corruption: Gaussian pixel noise of standard deviation 0.3 and a 3x3 square erased at a
+# random place (`corrupt_images`, the function the loader applies).
+
 # %%
-with figure(9, 2, ncols=8) as axes:
-    for ax, row in zip(axes, av["train"].select(range(8))):
-        show_digit(ax, row["image"], DIGIT_NAMES[int(row["label"])])
+clean = load_av_digits(image_noise=0.0, occlusion=0, audio_snr_db=float("inf"), seed=0)
+digits, labels = clean["train"]["image"][:8], clean["train"]["label"][:8]
+corrupted = corrupt_images(digits, DEFAULT_IMAGE_NOISE, DEFAULT_OCCLUSION, torch.Generator().manual_seed(0))
+clean_and_corrupted(digits, corrupted, labels, DIGIT_NAMES)
 
 # %% [markdown]
 # Listen to a clip, then look at its *log-mel spectrogram*: time on the x axis, frequency bands on
@@ -107,10 +124,11 @@ with figure(4, 2.5) as axes:
     show_spectrogram(axes[0], row["audio"], "log-mel spectrogram")
 
 # %% [markdown]
-# The noise knobs are arguments of the loader. Clean data is one call away:
+# The noise knobs are arguments of the loader: `clean` above was loaded with
+# `load_av_digits(image_noise=0.0, occlusion=0, audio_snr_db=float("inf"))`. Here are one sample's
+# image and sound, clean and with the default noise (0 dB: the noise is as loud as the word):
 
 # %%
-clean = load_av_digits(image_noise=0.0, occlusion=0, audio_snr_db=float("inf"), seed=0)
 with figure(6, 2.2, ncols=4) as axes:
     for k, (name, ds) in enumerate([("clean", clean), ("default noise", av)]):
         show_digit(axes[2 * k], ds["train"][3]["image"], f"{name}: image")
@@ -197,9 +215,9 @@ verify(inside_ok and count_red_triangles("train") == 0 < count_red_triangles("te
 # linear projections of the two views correlate with exactly the correlations you ask for.
 
 # %%
-views = make_two_views(n=2000, correlations=(0.9, 0.5), seed=0)
-print("x:", tuple(views.x.shape), "y:", tuple(views.y.shape), "true canonical correlations:", views.correlations.tolist())
-raw = torch.corrcoef(torch.cat([views.x, views.y], 1).T)[:10, 10:].abs().max()
+two_views = make_two_views(n=2000, correlations=(0.9, 0.5), seed=0)
+print("x:", tuple(two_views.x.shape), "y:", tuple(two_views.y.shape), "true canonical correlations:", two_views.correlations.tolist())
+raw = torch.corrcoef(torch.cat([two_views.x, two_views.y], 1).T)[:10, 10:].abs().max()
 print(f"largest correlation between any raw x and y coordinate: {raw:.2f}")
 
 # %% [markdown]
@@ -211,8 +229,6 @@ print(f"largest correlation between any raw x and y coordinate: {raw:.2f}")
 # Pick a data set, a split and a sample. AV-Digits samples come with a player.
 
 # %%
-from mmcourse.views.welcome import SampleBrowser
-
 browser = SampleBrowser({"AV-Digits": av, "Shapes & captions": shapes})
 browser
 
@@ -239,11 +255,58 @@ exercises.check("accuracy", my_accuracy)
 # </details>
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
-def my_accuracy(scores, labels):
+def solution_accuracy(scores, labels):
     return (scores.argmax(dim=1) == labels).float().mean().item()
 
 
-exercises.check("accuracy", my_accuracy, must_pass=True)
+exercises.check("accuracy", solution_accuracy, must_pass=True)
+
+# %% [markdown]
+# ## Exercise: find the bug
+#
+# Every lesson has one exercise with a bug of the kind found in multimodal tutorial code on the web:
+# the code runs, the shapes look right, and the numbers are wrong. Here is the first. A caption
+# model embeds its words into `x` of shape `(B, L, E)` (B captions of L words) and summarises each
+# caption by the state of a GRU after its last word. The GRU was built as `nn.GRU(E, H)`, and this
+# function returns a `(B, H)` tensor as promised:
+
+# %%
+def buggy_last_hidden(x, gru):
+    outputs, _ = gru(x)
+    return outputs[:, -1]
+
+
+x, gru = torch.randn(4, 6, 5), torch.nn.GRU(5, 3)
+print("shape:", tuple(buggy_last_hidden(x, gru).shape))
+exercises.check("last_hidden", buggy_last_hidden)
+
+# %% [markdown]
+# The check compares it with the right answer on four cases and stops at the first that differs.
+# Read the documentation of `torch.nn.GRU` (its `batch_first` argument), then write a fixed
+# `my_last_hidden(x, gru)` for the same `gru`, built without `batch_first`.
+
+# %%
+def my_last_hidden(x, gru):
+    # YOUR CODE HERE
+    raise NotImplementedError
+
+
+exercises.check("last_hidden", my_last_hidden)
+
+# %% [markdown]
+# <details><summary><b>Hint</b></summary>
+#
+# By default a GRU expects `(L, B, E)`: time first. `x.transpose(0, 1)` gives it that; its output is
+# then `(L, B, H)`, and the last time step is `outputs[-1]` (the same as the final state `h_n[-1]`).
+# </details>
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+def solution_last_hidden(x, gru):
+    outputs, _ = gru(x.transpose(0, 1))  # (L, B, H): time first, as nn.GRU expects by default
+    return outputs[-1]
+
+
+exercises.check("last_hidden", solution_last_hidden, must_pass=True)
 
 # %% [markdown]
 # ## The map of the course

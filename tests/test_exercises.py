@@ -62,3 +62,27 @@ def test_register_a_new_exercise():
 def test_unknown_exercise_is_a_clear_error():
     with pytest.raises(ValueError, match="no exercise named 'nope'"):
         check("nope", lambda: None)
+
+
+def test_the_explanation_is_printed_once_the_solution_passes(capsys):
+    ex = register("triple", lambda x: 3 * x, lambda: [Case("ones", (torch.ones(2),))],
+                  explanation="the bug was a factor of two")
+    assert not check(ex, lambda x: 2 * x)
+    assert "the bug was" not in capsys.readouterr().out  # only once fixed
+    assert check(ex, lambda x: x * 3)
+    assert capsys.readouterr().out.endswith("\n  the bug was a factor of two\n")
+    del EXERCISES["triple"]
+
+
+def test_the_gru_bug_of_lesson_00_is_caught_and_the_fix_passes(capsys):
+    def buggy(x, gru):
+        outputs, _ = gru(x)  # (B, L, E) read as (L, B, E)
+        return outputs[:, -1]
+
+    def fixed(x, gru):
+        return gru(x.transpose(0, 1))[0][-1]
+
+    assert not check("last_hidden", buggy)
+    assert "case 1 of 4 (one caption of 6 words): the result has wrong values" in capsys.readouterr().out
+    assert check("last_hidden", fixed)
+    assert "batch_first" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""Lesson 00's views: browse the three data sets."""
+"""Lesson 00's views: digits clean and corrupted, and a browser of the three data sets."""
 
 from __future__ import annotations
 
@@ -7,6 +7,17 @@ from IPython.display import Audio, display
 
 from ..data.audio import SAMPLE_RATE
 from .common import View, describe_scene, figure, show_digit, show_scene, show_spectrogram
+
+
+def clean_and_corrupted(clean, corrupted, labels, names: list[str]) -> None:
+    """The same digits clean (top row) and with AV-Digits' default corruption (bottom row).
+
+    Shape: ``clean``, ``corrupted`` (N, 1, 8, 8), ``labels`` (N,).
+    """
+    with figure(1.15 * len(labels), 2.6, ncols=len(labels), nrows=2) as axes:
+        for k, label in enumerate(labels):
+            show_digit(axes[k], clean[k], f"{names[int(label)]}\nclean" if k == 0 else names[int(label)])
+            show_digit(axes[len(labels) + k], corrupted[k], "corrupted" if k == 0 else "")
 
 
 class SampleBrowser(View):
