@@ -23,6 +23,9 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET_S, CELL_BUDGET_S, MEMORY_BUDGET_MB, IMPORT_BUDGET_S = 60.0, 20.0, 1536.0, 1.0
+# The slowest machine we know (AVX2 only) ran the lessons 2-3x slower than a developer's machine, so a
+# lesson must take at most half of each time budget here to stay inside it there.
+AIM = 0.5
 PEAK_RSS = (
     "import resource, sys\n"
     "rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
@@ -70,6 +73,18 @@ def loader_times() -> dict[str, float]:
     return out
 
 
+def cpu_model() -> str:
+    """The CPU's model name and its widest vector extension (lessons run 2-3x slower with AVX2 only)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        model = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+        flags = set(next(line for line in lines if line.startswith("flags")).split())
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return f"{model}, {vector}"
+
+
 def mark(value: float, budget: float) -> str:
     return "ok" if value <= budget else "OVER"
 
@@ -77,18 +92,22 @@ def mark(value: float, budget: float) -> str:
 def main(prefixes: list[str]) -> int:
     lessons = [p for p in sorted((ROOT / "lessons").glob("[0-9][0-9]_*.ipynb"))
                if not prefixes or any(p.name.startswith(x) for x in prefixes)]
-    print(f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"Machine: {cpu_model()}, {os.cpu_count()} CPU cores, load average {load:.2f} at the start, "
+          f"Python {platform.python_version()}, "
           f"device {os.environ.get('MMCOURSE_DEVICE', 'auto')}\n")
-    print("| lesson | wall time (s) | slowest cell (s) | peak kernel memory (MB) | within budget |")
+    print("| lesson | wall time (s) | slowest cell (s) | peak kernel memory (MB) | within half the time budgets |")
     print("|---|---:|---:|---:|---|")
     over = 0
     for path in lessons:
         r = run_lesson(path)
-        ok = r["wall"] <= BUDGET_S and r["slowest"] <= CELL_BUDGET_S and r["peak_mb"] <= MEMORY_BUDGET_MB
+        ok = r["wall"] <= AIM * BUDGET_S and r["slowest"] <= AIM * CELL_BUDGET_S and r["peak_mb"] <= MEMORY_BUDGET_MB
         over += not ok
         print(f"| {r['lesson']} | {r['wall']:.1f} | {r['slowest']:.1f} (cell {r['slowest_cell']}) | "
               f"{r['peak_mb']:.0f} | {'yes' if ok else 'NO'} |", flush=True)
-    print(f"\nBudgets: {BUDGET_S:.0f} s per lesson, {CELL_BUDGET_S:.0f} s per cell, {MEMORY_BUDGET_MB:.0f} MB.\n")
+    print(f"\nBudgets: {BUDGET_S:.0f} s per lesson, {CELL_BUDGET_S:.0f} s per cell, {MEMORY_BUDGET_MB:.0f} MB; the "
+          f"aim here is half of each time budget ({AIM * BUDGET_S:.0f} s, {AIM * CELL_BUDGET_S:.0f} s), since the "
+          f"slowest machine we know runs the lessons 2-3 times slower.\n")
     seconds = import_time()
     over += seconds > IMPORT_BUDGET_S
     print(f"`import mmcourse` after `import torch`: {seconds:.2f} s (budget {IMPORT_BUDGET_S:.0f} s: "
