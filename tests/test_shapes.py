@@ -1,11 +1,15 @@
-"""Shapes & captions: schema, determinism, ground truth against pixels and text, held-out combinations."""
+"""Shapes & captions: schema, determinism, ground truth against pixels and text, held-out combinations,
+colours that colour-blind learners can tell apart."""
 
+import itertools
+
+import numpy as np
 import pytest
 import torch
 from datasets import Dataset, DatasetDict
 
 from mmcourse.data import ANSWERS, COLOURS, POSITIONS, SHAPES, SIZES, VOCAB, load_shapes
-from mmcourse.data.shapes import BACKGROUND, CAPTION_LENGTH, QUESTION_LENGTH, RGB
+from mmcourse.data.shapes import BACKGROUND, CAPTION_LENGTH, QUESTION_LENGTH, RGB, simulate_colour_vision
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +147,35 @@ def test_learner_dataset_checked(shapes):
                              "question_ids": [[1] * QUESTION_LENGTH] * 3, "answer_id": [0] * 3})
     with pytest.raises(ValueError, match="caption_ids"):
         load_shapes(source=bad)
+
+
+MIN_COLOUR_DISTANCE = 0.45  # sRGB distance; the palette before the change had 0.22 (red-green, deuteranopia)
+
+
+@pytest.mark.parametrize("condition", ["normal", "protanopia", "deuteranopia", "tritanopia"])
+def test_scene_colours_stay_apart_for_colour_blind_learners(condition):
+    """Every pair of scene colours, and each colour against the background, stays clearly apart as seen
+    with each colour vision deficiency (Machado et al. 2009)."""
+    seen = {name: simulate_colour_vision(rgb, condition) for name, rgb in RGB.items()}
+    background = simulate_colour_vision(BACKGROUND, condition)
+    for a, b in itertools.combinations(seen, 2):
+        assert np.linalg.norm(seen[a] - seen[b]) >= MIN_COLOUR_DISTANCE, (condition, a, b)
+    for name, colour in seen.items():
+        assert np.linalg.norm(colour - background) >= MIN_COLOUR_DISTANCE, (condition, name)
+
+
+def test_colour_vision_simulation_matches_known_values():
+    # Greys are unchanged by every condition (the matrices' rows sum to 1), and pure red under
+    # protanopia loses most of its brightness (the long-wavelength cones are missing).
+    for condition in ("protanopia", "deuteranopia", "tritanopia"):
+        assert np.allclose(simulate_colour_vision([0.5, 0.5, 0.5], condition), 0.5, atol=2e-3)
+    red = simulate_colour_vision([1.0, 0.0, 0.0], "protanopia")
+    assert red.sum() < 1.0 and abs(red[0] - red[1]) < 0.15  # dark, and red and green channels close
+    old_red, old_green = (0.90, 0.15, 0.15), (0.15, 0.75, 0.20)  # the palette this replaced
+    gap = np.linalg.norm(simulate_colour_vision(old_red, "deuteranopia") - simulate_colour_vision(old_green,
+                                                                                                "deuteranopia"))
+    assert gap == pytest.approx(0.22, abs=0.01)  # the number that motivated the change
+    with pytest.raises(ValueError, match="condition"):
+        simulate_colour_vision([1, 0, 0], "achromatopsia")
+    with pytest.raises(ValueError, match="rgb"):
+        simulate_colour_vision([1, 0], "normal")

@@ -22,11 +22,15 @@ from .util import SPLITS, table
 
 SHAPES = ["circle", "square", "triangle"]
 COLOURS = ["red", "green", "blue", "yellow"]
+# Chosen so that every pair stays clearly apart for normal vision and under simulated protanopia,
+# deuteranopia and tritanopia (Machado, Oliveira and Fernandes 2009; see :func:`simulate_colour_vision`
+# and tests/test_shapes.py), and stands out from the background: a learner with a red-green colour
+# vision deficiency (about one man in twelve) can answer "what colour is the triangle?" too.
 RGB = {
-    "red": (0.90, 0.15, 0.15),
-    "green": (0.15, 0.75, 0.20),
-    "blue": (0.20, 0.35, 0.95),
-    "yellow": (0.95, 0.85, 0.15),
+    "red": (0.85, 0.25, 0.30),
+    "green": (0.30, 0.95, 0.60),
+    "blue": (0.25, 0.40, 0.75),
+    "yellow": (1.00, 0.80, 0.00),
 }
 SIZES = ["small", "large"]
 HALF_EXTENT = {"small": 2.5, "large": 4.5}  # pixels from the centre to the edge of the shape
@@ -39,6 +43,39 @@ QUESTION_TYPES = ["colour", "size", "position", "exists"]
 ANSWERS = COLOURS + SIZES + POSITIONS + ["yes", "no"]
 CAPTION_LENGTH = 26  # 3 objects x "a large red triangle at the top left" + 2 x "and"
 QUESTION_LENGTH = 6  # "is there a red triangle ?"
+
+
+# Machado, Oliveira and Fernandes (2009), "A Physiologically-based Model for Simulation of Color Vision
+# Deficiency", IEEE TVCG 15(6), https://doi.org/10.1109/TVCG.2009.113: matrices for severity 1.0,
+# applied to linear RGB.
+COLOUR_VISION = {
+    "normal": np.eye(3),
+    "protanopia": np.array([[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216],
+                            [-0.003882, -0.048116, 1.051998]]),
+    "deuteranopia": np.array([[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
+                              [-0.011820, 0.042940, 0.968881]]),
+    "tritanopia": np.array([[1.255528, -0.076749, -0.178779], [-0.078411, 0.930809, 0.147602],
+                            [0.004733, 0.691367, 0.303900]]),
+}
+
+
+def simulate_colour_vision(rgb, condition: str) -> np.ndarray:
+    """How sRGB colours in [0, 1] look with a colour vision deficiency (Machado et al. 2009, severity 1).
+
+    The simulation works in linear RGB: decode the sRGB gamma, apply the condition's 3x3 matrix, clip,
+    encode again. Shape: ``rgb`` (..., 3) -> (..., 3). ``condition``: one of :data:`COLOUR_VISION`.
+
+    >>> simulate_colour_vision([1.0, 1.0, 1.0], "deuteranopia").round(2)
+    array([1., 1., 1.])
+    """
+    if condition not in COLOUR_VISION:
+        raise ValueError(f"condition: expected one of {sorted(COLOUR_VISION)}, got {condition!r}")
+    rgb = np.asarray(rgb, dtype=np.float64)
+    if rgb.shape[-1:] != (3,):
+        raise ValueError(f"rgb: expected shape (..., 3), got {rgb.shape}")
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    seen = np.clip(linear @ COLOUR_VISION[condition].T, 0.0, 1.0)
+    return np.where(seen <= 0.0031308, 12.92 * seen, 1.055 * seen ** (1 / 2.4) - 0.055)
 
 
 class Vocab:

@@ -16,6 +16,19 @@ from IPython.display import display
 
 from ..data.shapes import ANSWERS
 
+# Colour-blind-safe colours for categories (bars, lines, classes): matplotlib's "tableau-colorblind10"
+# (Tableau's palette for colour vision deficiencies). Set as the default colour cycle, so plain
+# ``ax.plot`` calls use it too; heatmaps use perceptually uniform maps (viridis, magma, gray) and
+# diverging data a colour-blind-safe diverging map (DIVERGING).
+PALETTE = plt.style.library["tableau-colorblind10"]["axes.prop_cycle"].by_key()["color"]
+DIVERGING = "PuOr_r"
+plt.rcParams["axes.prop_cycle"] = plt.cycler(color=PALETTE)
+
+
+def category_colour(i: int) -> str:
+    """The colour of category ``i`` (0, 1, ...) in the course's colour-blind-safe palette."""
+    return PALETTE[i % len(PALETTE)]
+
 
 @contextmanager
 def figure(width: float, height: float, ncols: int = 1, nrows: int = 1, tight: bool = True):
@@ -94,7 +107,7 @@ def method_bars(ax, values: dict, reference: float | None = None, ylabel: str = 
     """
     names = list(values)
     heights = [0.0 if v != v else v for v in values.values()]  # NaN -> 0
-    colours = [plt.cm.tab10(i % 10) for i in range(len(names))]
+    colours = [category_colour(i) for i in range(len(names))]
     ax.bar(range(len(names)), heights, color=colours)
     for i, v in enumerate(values.values()):
         ax.text(i, (0.02 if v != v else v + 0.01), "n/a" if v != v else f"{v:.2f}", ha="center", fontsize=7)
@@ -110,7 +123,7 @@ def accuracy_curves(ax, levels, curves: dict, xlabel: str, title: str = "", chan
     """Accuracy of several methods against a corruption level: ``curves = {name: [value per level]}``."""
     for i, (name, values) in enumerate(curves.items()):
         style = "--" if name.endswith("only") else "-"
-        ax.plot(list(levels), list(values), style, marker="o", markersize=3, color=plt.cm.tab10(i % 10), label=name)
+        ax.plot(list(levels), list(values), style, marker="o", markersize=3, color=category_colour(i), label=name)
     if chance is not None:
         ax.axhline(chance, color="0.6", linestyle=":", linewidth=0.8)
     ax.set_xlabel(xlabel, fontsize=8)
