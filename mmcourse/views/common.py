@@ -16,11 +16,13 @@ from IPython.display import display
 
 from ..data.shapes import ANSWERS
 
-# Colour-blind-safe colours for categories (bars, lines, classes): matplotlib's "tableau-colorblind10"
-# (Tableau's palette for colour vision deficiencies). Set as the default colour cycle, so plain
-# ``ax.plot`` calls use it too; heatmaps use perceptually uniform maps (viridis, magma, gray) and
-# diverging data a colour-blind-safe diverging map (DIVERGING).
-PALETTE = plt.style.library["tableau-colorblind10"]["axes.prop_cycle"].by_key()["color"]
+# Colour-blind-safe colours for categories (bars, lines, classes): Okabe and Ito's palette (Wong 2011,
+# "Points of view: Color blindness", Nature Methods 8, 441), blue, orange, bluish green, vermillion,
+# sky blue, reddish purple, yellow, black. Set as the default colour cycle, so plain ``ax.plot`` calls use
+# it too; heatmaps use perceptually uniform maps (viridis, magma, gray) and diverging data a
+# colour-blind-safe diverging map (DIVERGING). Ten classes need more: matplotlib's "tab10" is not
+# safe, so classes beyond eight repeat with another marker (``category_marker``).
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#F0E442", "#000000"]
 DIVERGING = "PuOr_r"
 plt.rcParams["axes.prop_cycle"] = plt.cycler(color=PALETTE)
 
@@ -28,6 +30,11 @@ plt.rcParams["axes.prop_cycle"] = plt.cycler(color=PALETTE)
 def category_colour(i: int) -> str:
     """The colour of category ``i`` (0, 1, ...) in the course's colour-blind-safe palette."""
     return PALETTE[i % len(PALETTE)]
+
+
+def category_marker(i: int) -> str:
+    """A scatter marker for category ``i``: circles for the first eight, then squares, triangles ..."""
+    return "os^Dv"[(i // len(PALETTE)) % 5]
 
 
 @contextmanager
