@@ -1,0 +1,177 @@
+"""For instructors: student versions of the lessons, and an nbgrader source folder for autograding.
+
+    python -m mmcourse.instructor student OUT            # every lesson, solutions removed, into OUT/
+    python -m mmcourse.instructor student OUT 01 03      # only lessons 01 and 03
+    python -m mmcourse.instructor nbgrader COURSE        # COURSE/source/NN_topic/NN_topic.ipynb for nbgrader
+
+(also installed as the console script ``mmcourse-instructor``). A **student version** is the lesson
+without the cells tagged ``solution`` (removed with nbconvert's ``TagRemovePreprocessor``, which a
+notebook export only applies when it is enabled explicitly) and without jupytext's pairing metadata,
+so that a student's JupyterLab with jupytext does not pair the copy with a script. It runs top to
+bottom: each exercise's check prints "not done yet" until the student writes the function.
+
+An **nbgrader source** version turns each exercise into an autograded answer cell, the stub with the
+reference solution between ``### BEGIN SOLUTION`` and ``### END SOLUTION``, followed by a locked
+autograder test cell that fails unless the exercise's check passes (one point per exercise), with
+nbgrader's cell metadata (``grade_id``, ``points``, ``schema_version: 3``). Then, in COURSE,
+``nbgrader generate_assignment NN_topic`` writes the release version, and ``nbgrader autograde``
+grades the students' submissions (nbgrader is in the ``instructor`` extra: ``pip install
+mmcourse[instructor]``).
+
+Lessons follow one convention that makes this possible (``tests/test_notebooks.py`` checks it): an
+exercise's stub cell defines ``my_<name>`` functions that raise ``NotImplementedError`` and calls
+``exercises.check("<exercise>", my_<name>)``; its solution cell, tagged ``solution``, defines
+``solution_<name>`` with the same signature.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+LESSONS = Path(__file__).resolve().parents[1] / "lessons"
+JUPYTEXT_CELL_KEYS = ("lines_to_next_cell", "lines_to_end_of_cell_marker")
+CHECK = re.compile(r"""exercises\.check\(\s*["']([\w-]+)["']\s*,\s*(\w+)""")
+
+
+def lessons(numbers: list[str] | None = None, folder: Path = LESSONS) -> list[Path]:
+    """The lesson notebooks whose names start with one of ``numbers`` (all of them by default)."""
+    found = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    chosen = [p for p in found if not numbers or any(p.name.startswith(n) for n in numbers)]
+    unknown = [n for n in numbers or [] if not any(p.name.startswith(n) for p in found)]
+    if unknown:
+        raise ValueError(f"numbers: no lesson starts with {unknown}; lessons: {[p.stem for p in found]}")
+    return chosen
+
+
+def _strip_jupytext(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    nb.metadata.pop("jupytext", None)
+    for cell in nb.cells:
+        for key in JUPYTEXT_CELL_KEYS:
+            cell.metadata.pop(key, None)
+    return nb
+
+
+def student_version(path: Path) -> nbformat.NotebookNode:
+    """The lesson at ``path`` without its solution cells and jupytext metadata, outputs cleared."""
+    from nbconvert.preprocessors import ClearOutputPreprocessor, TagRemovePreprocessor
+
+    nb = nbformat.read(path, as_version=4)
+    remove = TagRemovePreprocessor(remove_cell_tags={"solution"}, enabled=True)
+    nb, _ = remove.preprocess(nb, {})
+    nb, _ = ClearOutputPreprocessor(enabled=True).preprocess(nb, {})
+    return _strip_jupytext(nb)
+
+
+def write_student_versions(out: Path, numbers: list[str] | None = None) -> list[Path]:
+    """Write the student version of each chosen lesson into ``out``; return the paths written."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in lessons(numbers):
+        target = out / path.name
+        nbformat.write(student_version(path), target)
+        written.append(target)
+    return written
+
+
+def _functions(source: str) -> dict[str, ast.FunctionDef]:
+    return {node.name: node for node in ast.parse(source).body if isinstance(node, ast.FunctionDef)}
+
+
+def _answer_source(stub: str, solution: str) -> str:
+    """The stub cell's functions with their bodies replaced by the solution's, between nbgrader's markers.
+
+    ``my_<name>`` takes the body of ``solution_<name>``; the stub's other lines (its check call) are
+    dropped: the autograder cell that follows checks the answer.
+    """
+    stubs, solutions = _functions(stub), _functions(solution)
+    stub_lines, solution_lines = stub.splitlines(), solution.splitlines()
+    parts = []
+    for name, node in stubs.items():
+        if not name.startswith("my_"):
+            raise ValueError(f"stub: expected functions named my_<name>, got {name!r}")
+        reference = solutions.get("solution_" + name.removeprefix("my_"))
+        if reference is None:
+            raise ValueError(f"solution: no solution_{name.removeprefix('my_')} for the stub {name}")
+        header = "\n".join(line for line in stub_lines[node.lineno - 1 : node.body[0].lineno - 1]
+                            if not line.strip().startswith("#"))  # the stub's "# YOUR CODE HERE" goes
+        indent = " " * node.body[0].col_offset
+        body = solution_lines[reference.body[0].lineno - 1 : reference.end_lineno]
+        parts.append("\n".join([header, f"{indent}### BEGIN SOLUTION", *body, f"{indent}### END SOLUTION"]))
+    return "\n\n\n".join(parts)
+
+
+def _grader_metadata(grade_id: str, solution: bool, points: int = 0) -> dict:
+    meta = {"grade": not solution, "grade_id": grade_id, "locked": not solution, "schema_version": 3,
+            "solution": solution, "task": False}
+    if not solution:
+        meta["points"] = points
+    return {"nbgrader": meta}
+
+
+def nbgrader_version(path: Path) -> nbformat.NotebookNode:
+    """The lesson at ``path`` as an nbgrader source notebook (see the module's docstring)."""
+    nb = _strip_jupytext(nbformat.read(path, as_version=4))
+    solutions = {}
+    for cell in nb.cells:
+        if "solution" in cell.metadata.get("tags", []):
+            for exercise, _ in CHECK.findall(cell.source):
+                solutions[exercise] = cell.source
+    cells = []
+    for cell in nb.cells:
+        if "solution" in cell.metadata.get("tags", []):
+            continue
+        stubs = CHECK.findall(cell.source) if cell.cell_type == "code" else []
+        if not stubs or "NotImplementedError" not in cell.source:
+            cells.append(cell)
+            continue
+        exercises = list(dict.fromkeys(exercise for exercise, _ in stubs))
+        missing = [e for e in exercises if e not in solutions]
+        if missing:
+            raise ValueError(f"{path.name}: no solution cell checks {missing}")
+        answer = nbformat.v4.new_code_cell(_answer_source(cell.source, solutions[exercises[0]]))
+        answer.metadata.update(_grader_metadata(f"{path.stem}-{exercises[0]}-answer", solution=True))
+        cells.append(answer)
+        for exercise, function in stubs:
+            test = nbformat.v4.new_code_cell(
+                f'assert exercises.check("{exercise}", {function}), "{function} does not match the reference yet"')
+            test.metadata.update(_grader_metadata(f"{path.stem}-{exercise}-check", solution=False, points=1))
+            cells.append(test)
+    nb.cells = cells
+    return nb
+
+
+def write_nbgrader_source(course: Path, numbers: list[str] | None = None) -> list[Path]:
+    """Write ``course/source/<lesson>/<lesson>.ipynb`` for each chosen lesson; return the paths written."""
+    written = []
+    for path in lessons(numbers):
+        target = course / "source" / path.stem / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nbgrader_version(path), target)
+        written.append(target)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mmcourse-instructor", description=__doc__.split("\n\n")[0])
+    parser.add_argument("version", choices=["student", "nbgrader"],
+                        help="student: solutions removed; nbgrader: an nbgrader source folder")
+    parser.add_argument("out", type=Path, help="the folder to write into (for nbgrader: the course folder)")
+    parser.add_argument("lessons", nargs="*", help="lesson numbers, e.g. 01 03 (default: every lesson)")
+    args = parser.parse_args(argv)
+    try:
+        write = write_student_versions if args.version == "student" else write_nbgrader_source
+        for path in write(args.out, args.lessons or None):
+            print("wrote", path)
+    except ValueError as err:
+        parser.error(str(err))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

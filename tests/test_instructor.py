@@ -1,0 +1,117 @@
+"""For instructors: student versions without solutions that still run, and nbgrader versions that grade.
+
+The student notebooks run top to bottom under nbval in a separate pytest (each exercise check says
+"not done yet"); lesson 00's nbgrader version goes through nbgrader's own generate_assignment and
+autograde: full points for the reference answers, none for the blank release.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from mmcourse import instructor
+
+ROOT = Path(__file__).parents[1]
+LESSONS = instructor.lessons()
+
+
+def _nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "nbgrader", *args]
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])  # nbgrader runs alembic
+    result = subprocess.run(command, cwd=course, capture_output=True, text=True, timeout=600,
+                            env=dict(os.environ, PATH=path))
+    assert result.returncode == 0, f"{' '.join(args)}:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def students(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("students")
+    assert instructor.main(["student", str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_student_version_has_no_solution_and_no_pairing(students, lesson):
+    full, student = nbformat.read(lesson, 4), nbformat.read(students / lesson.name, 4)
+    kept = [c for c in full.cells if "solution" not in c.metadata.get("tags", [])]
+    assert len(kept) < len(full.cells), "every lesson has exercises with solutions"
+    assert [c.source for c in student.cells] == [c.source for c in kept]
+    text = (students / lesson.name).read_text()
+    assert "solution_" not in text and '"solution"' not in text and "jupytext" not in text
+    assert "lines_to_next_cell" not in text
+
+
+def test_student_notebooks_run_top_to_bottom(students):
+    """The student versions run under nbval (their checks print "not done yet"), as the lessons do."""
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
+                             "--nbval-current-env", "--nbval-cell-timeout=300", "-o", "addopts=",
+                             "--rootdir", str(students), str(students)],
+                            cwd=students, capture_output=True, text=True, timeout=1800, env=dict(os.environ))
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert f"{sum(1 for c in _code_cells(students))} passed" in result.stdout.splitlines()[-1]
+
+
+def _code_cells(folder: Path):
+    for path in sorted(folder.glob("*.ipynb")):
+        yield from (c for c in nbformat.read(path, 4).cells if c.cell_type == "code")
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory) -> Path:
+    course = tmp_path_factory.mktemp("course")
+    assert instructor.main(["nbgrader", str(course)]) == 0
+    return course
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_nbgrader_source_has_an_answer_and_a_test_cell_per_exercise(course, lesson):
+    source = nbformat.read(course / "source" / lesson.stem / lesson.name, 4)
+    graded = [c.metadata["nbgrader"] for c in source.cells if "nbgrader" in c.metadata]
+    answers = [c for c in source.cells if c.metadata.get("nbgrader", {}).get("solution")]
+    tests = [c for c in source.cells if c.metadata.get("nbgrader", {}).get("grade")]
+    assert answers and len(tests) >= len(answers)
+    assert all("### BEGIN SOLUTION" in c.source and "### END SOLUTION" in c.source for c in answers)
+    assert all(c.source.startswith("assert exercises.check(") and c.metadata["nbgrader"]["points"] == 1
+               for c in tests)
+    ids = [m["grade_id"] for m in graded]
+    assert len(ids) == len(set(ids)) and all(m["schema_version"] == 3 for m in graded)
+    assert not [c for c in source.cells if "solution" in c.metadata.get("tags", [])]
+
+
+def test_nbgrader_generates_every_release(course):
+    for lesson in LESSONS:
+        _nbgrader(course, "generate_assignment", lesson.stem, "--no-db", "--force")
+        release = (course / "release" / lesson.stem / lesson.name).read_text()
+        assert "### BEGIN SOLUTION" not in release and "YOUR CODE HERE" in release
+
+
+def test_nbgrader_autograde_gives_full_points_to_the_reference_and_none_to_a_blank(tmp_path):
+    course = tmp_path / "course"
+    instructor.main(["nbgrader", str(course), "00"])
+    for args in (("db", "assignment", "add", "00_welcome"), ("db", "student", "add", "reference"),
+                 ("db", "student", "add", "blank"), ("generate_assignment", "00_welcome", "--force")):
+        _nbgrader(course, *args)
+    for student, origin in (("reference", "source"), ("blank", "release")):
+        (course / "submitted" / student / "00_welcome").mkdir(parents=True)
+        shutil.copy(course / origin / "00_welcome" / "00_welcome.ipynb", course / "submitted" / student / "00_welcome")
+    _nbgrader(course, "autograde", "00_welcome", "--force")
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        scores = {s: gradebook.find_submission("00_welcome", s) for s in ("reference", "blank")}
+        assert scores["reference"].score == scores["reference"].max_score == 2
+        assert scores["blank"].score == 0
+
+
+def test_the_command_names_an_unknown_lesson(capsys):
+    with pytest.raises(SystemExit):
+        instructor.main(["student", "/tmp/unused", "99"])
+    assert "no lesson starts with ['99']" in capsys.readouterr().err
