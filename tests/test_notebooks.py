@@ -48,3 +48,35 @@ def test_solutions_are_hidden_and_checked(script):
     for cell in solutions:
         assert cell.metadata.get("jupyter", {}).get("source_hidden") is True
         assert "must_pass=True" in cell.source
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_exercises_follow_the_stub_and_solution_convention(script):
+    """Each exercise's stub cell defines my_<name> functions that raise NotImplementedError and checks them;
+    its solution cell defines solution_<name> (never redefining my_<name>) and checks them with must_pass.
+    Later cells never use a learner's my_<name>. The instructor kit relies on this (mmcourse.instructor)."""
+    import ast
+    import re
+
+    cells = [c for c in jupytext.read(script).cells if c.cell_type == "code"]
+    checks = re.compile(r"""exercises\.check\(\s*["']([\w-]+)["']\s*,\s*(\w+)""")
+    stubs, solved = {}, set()
+    for i, cell in enumerate(cells):
+        names = {n.name for n in ast.parse(cell.source).body if isinstance(n, ast.FunctionDef)}
+        if "solution" in cell.metadata.get("tags", []):
+            assert not any(n.startswith("my_") for n in names), f"a solution cell redefines {names}"
+            for exercise, function in checks.findall(cell.source):
+                assert function.startswith("solution_") and function in names, (exercise, function)
+                assert exercise in stubs, f"solution for {exercise!r} before its stub"
+                assert function.removeprefix("solution_") == stubs[exercise].removeprefix("my_")
+                solved.add(exercise)
+        elif "NotImplementedError" in cell.source and names:
+            found = checks.findall(cell.source)
+            assert found, f"stub cell without a check: {cell.source[:80]}"
+            for exercise, function in found:
+                assert function.startswith("my_") and function in names, (exercise, function)
+                stubs[exercise] = function
+        else:
+            learner = [n for n in re.findall(r"\bmy_\w+", cell.source) if n in stubs.values()]
+            assert not learner, f"cell {i} uses the learner's {learner}: {cell.source[:80]}"
+    assert stubs and set(stubs) == solved, f"exercises without a solution: {set(stubs) - solved}"
