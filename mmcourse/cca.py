@@ -6,7 +6,9 @@ view turns this into a singular value decomposition:
 
     T = Cxx^(-1/2) Cxy Cyy^(-1/2) = U S V^T,   w_x = Cxx^(-1/2) U,   w_y = Cyy^(-1/2) V,
 
-and the singular values S are the canonical correlations. Deep CCA (Andrew et al. 2013) trains
+and the singular values S are the canonical correlations. Any whitening matrix K (K C K^T = I)
+may replace C^(-1/2), with w_x = Kx^T U: it changes U by a rotation and the directions not at all.
+``CCA.fit`` uses the inverse of the Cholesky factor, the cheapest. Deep CCA (Andrew et al. 2013) trains
 two networks so that the canonical correlations of their outputs are large.
 
 References
@@ -34,7 +36,8 @@ def _as_matrix(name: str, a) -> torch.Tensor:
     if a.ndim != 2:
         raise ValueError(f"{name}: expected a matrix of shape (n_samples, n_features), got shape {tuple(a.shape)}")
     a = a.to("cpu", torch.float64)
-    if not torch.isfinite(a).all():
+    # The sum is finite when every entry is (unless it overflows), and costs far less than isfinite(a).
+    if not torch.isfinite(a.sum()) and not torch.isfinite(a).all():
         raise ValueError(f"{name}: contains NaN or infinite values; expected finite numbers")
     return a
 
@@ -66,6 +69,22 @@ def inverse_sqrt(c: torch.Tensor) -> torch.Tensor:
     return (q * scale) @ q.T
 
 
+def whitening(c: torch.Tensor) -> torch.Tensor:
+    """A whitening matrix K of a covariance C, that is K C K^T = I. Shape: (p, p) -> (p, p).
+
+    Any whitening matrix gives the same canonical directions (the rotation it adds is undone by the
+    SVD), so take the cheapest: K = L^(-1), from the Cholesky factor C = L L^T, which costs much
+    less than an eigendecomposition. When C is singular, or so close that a pivot of the
+    factorisation (the variance a feature has beyond the features before it) is zero up to
+    rounding, fall back to :func:`inverse_sqrt`, the pseudo-inverse square root.
+    """
+    factor, info = torch.linalg.cholesky_ex(c)
+    pivots = factor.diagonal() ** 2
+    if info.item() == 0 and pivots.min().item() > len(c) * torch.finfo(c.dtype).eps * c.diagonal().max().item():
+        return torch.linalg.solve_triangular(factor, torch.eye(len(c), dtype=c.dtype, device=c.device), upper=False)
+    return inverse_sqrt(c)
+
+
 class CCA:
     """Linear CCA in closed form (whitening + SVD), with an optional ridge (canonical ridge, Vinod 1976).
 
@@ -75,8 +94,10 @@ class CCA:
         Number k of canonical pairs to keep, 1 <= k <= min(p, q).
     reg : float, default 0
         Ridge added to the diagonal of each view's covariance. 0 is classical CCA; a larger value
-        trusts the covariances less and shrinks towards the cross-covariance (useful when there
-        are few samples per feature). Set it relative to the features' variances.
+        trusts the covariances less and favours directions in which each view varies a lot
+        (useful when there are few samples per feature). As it grows, the directions tend to those
+        of partial least squares, the singular vectors of the cross-covariance, which maximise
+        covariance instead of correlation. Set it relative to the features' variances.
 
     Attributes
     ----------
@@ -114,9 +135,9 @@ class CCA:
         n = len(X)
         cxx = xc.T @ xc / (n - 1) + self.reg * torch.eye(X.shape[1], dtype=X.dtype)
         cyy = yc.T @ yc / (n - 1) + self.reg * torch.eye(Y.shape[1], dtype=Y.dtype)
-        kx, ky = inverse_sqrt(cxx), inverse_sqrt(cyy)  # whitening matrices
-        u, s, vh = torch.linalg.svd(kx @ (xc.T @ yc / (n - 1)) @ ky)
-        wx, wy = kx @ u[:, :k], ky @ vh[:k].T
+        kx, ky = whitening(cxx), whitening(cyy)  # Kx Cxx Kx^T = I, Ky Cyy Ky^T = I
+        u, s, vh = torch.linalg.svd(kx @ (xc.T @ yc / (n - 1)) @ ky.T, full_matrices=False)
+        wx, wy = kx.T @ u[:, :k], ky.T @ vh[:k].T
         # Fix the sign of each pair (it is arbitrary): largest entry of w_x positive.
         sign = torch.sign(wx.gather(0, wx.abs().argmax(0, keepdim=True))).squeeze(0)
         self.x_weights_, self.y_weights_ = wx * sign, wy * sign
@@ -232,7 +253,9 @@ class DeepCCA(nn.Module):
         """Train both encoders with Adam on minibatches of paired rows, then fit ``cca_``.
 
         ``batch_size`` must be much larger than the embedding size: the loss measures correlations
-        inside each batch, and small batches overfit them. Returns the :class:`History` (mean
+        inside each batch, and small batches overfit them. ``eps`` is the ridge of :func:`cca_loss`,
+        tiny by default; with few training pairs a large one limits overfitting, as the ridge of
+        :class:`CCA` does (lesson 02 uses 10 on AV-Digits). Returns the :class:`History` (mean
         ``train_loss`` per epoch).
         """
         x, y = torch.as_tensor(x), torch.as_tensor(y)

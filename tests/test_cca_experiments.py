@@ -1,9 +1,14 @@
 """Lesson 02's claims hold on other seeds than the lesson's (``claims_hold``); the helpers behind them."""
 
+import math
+
 import pytest
+import torch
 from claims_hold import claim_tests
 
+from mmcourse.data import load_av_digits
 from mmcourse.experiments import cca as experiments
+from mmcourse.metrics import ComparisonEntry, Retrieval, recall_at_k
 
 measured, test_every_claim_is_measured, test_claim_holds = claim_tests(experiments, seeds=(1, 2))
 
@@ -19,3 +24,45 @@ def test_best_nonlinear_total():
     assert experiments.best_nonlinear_total((0.9, 0.7), 2) == pytest.approx(0.9 + 0.81)
     assert experiments.best_nonlinear_total((0.9, 0.7), 3) == pytest.approx(0.9 + 0.81 + 0.729)
     assert experiments.best_nonlinear_total((0.5, 0.45), 2) == pytest.approx(0.95)
+
+
+def test_standardiser_leaves_constant_features_at_zero():
+    train = torch.tensor([[1.0, 5.0], [3.0, 5.0], [5.0, 5.0]], dtype=torch.float64)
+    standardise = experiments.standardiser(train)
+    assert torch.allclose(standardise(train), torch.tensor([[-1.0, 0.0], [0.0, 0.0], [1.0, 0.0]], dtype=torch.float64))
+    assert torch.equal(standardise(torch.tensor([[3.0, 7.0]], dtype=torch.float64)),
+                       torch.tensor([[0.0, 2.0]], dtype=torch.float64))
+
+
+def test_retrieval_on_clean_digits_with_constant_pixels():
+    """Clean digits have pixels that are 0 in every training image (a zero standard deviation)."""
+    clean = load_av_digits(image_noise=0, occlusion=0, audio_snr_db=math.inf, seed=1)
+    image, _, _ = experiments.av_digits_views(clean["train"])
+    assert (image.std(0) == 0).any()
+    result = experiments.av_digits_retrieval(data=clean)
+    assert torch.isfinite(result["image_scores"]).all() and torch.isfinite(result["correlations"]).all()
+    assert result["recall1"] > 4 * result["chance1"]  # clean data: far better than the noisy default
+
+
+def test_hits_at_k_are_recall_per_query():
+    g = torch.Generator().manual_seed(0)
+    scores, relevant = torch.randn(30, 40, generator=g), torch.rand(30, 40, generator=g) < 0.1
+    for k in (1, 5):
+        hits = experiments.hits_at_k(scores, relevant, k)
+        assert hits.shape == (30,) and hits.dtype == torch.bool
+        assert hits.double().mean().item() == pytest.approx(recall_at_k(scores, relevant, k))
+
+
+def test_speech_to_image_retrieval_gives_lesson_02s_rows_of_the_running_comparison():
+    entries = experiments.speech_to_image_retrieval(seed=1, fast=True)
+    assert [e.method for e in entries] == ["linear CCA", "Deep CCA"]
+    for entry in entries:
+        assert isinstance(entry, ComparisonEntry) and isinstance(entry.retrieval, Retrieval)
+        assert (entry.lesson, entry.pairs, entry.labels) == ("02", "all", False)
+        r = entry.retrieval
+        assert r.recall_at_1 > 2 * r.chance_at_1 and r.recall_at_5 > r.chance_at_5 + 0.1, entry
+        assert r.chance_at_1 == pytest.approx(0.1, abs=0.01)  # ten digits, about equally frequent
+    assert "100 epochs" in entries[1].note  # smaller than lesson 02's run, and says so
+    linear = experiments.av_digits_retrieval(seed=1)
+    assert entries[0].retrieval.recall_at_1 == pytest.approx(linear["recall1"])
+    assert entries[0].retrieval.recall_at_5 == pytest.approx(linear["recall5"])

@@ -4,7 +4,7 @@ import pytest
 
 from mmcourse.cca import CCA
 from mmcourse.experiments.cca import many_features
-from mmcourse.views.cca import CCAExplorer
+from mmcourse.views.cca import CCAExplorer, deep_cca_architecture, retrieval_comparison
 
 
 @pytest.fixture(scope="module")
@@ -39,3 +39,29 @@ def test_explorer_checks_its_ridges(setup):
         CCAExplorer(views.x, views.y, views.x_test, views.y_test, regs=(1.0, 0.1))
     with pytest.raises(ValueError, match="regs"):
         CCAExplorer(views.x, views.y, views.x_test, views.y_test, regs=())
+
+
+@pytest.fixture
+def shown_figures(monkeypatch):
+    """The figures the views show (``plt.show`` records the current figure instead of drawing it)."""
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(plt, "show", lambda: figures.append(plt.gcf()))
+    return figures
+
+
+def test_deep_cca_architecture_shows_two_networks_and_the_objective(shown_figures):
+    deep_cca_architecture()
+    (fig,) = shown_figures
+    texts = " ".join(t.get_text() for t in fig.axes[0].texts)
+    assert "$f_1$" in texts and "$f_2$" in texts and r"\sigma_i(T)" in texts
+    assert len(fig.axes[0].patches) == 7  # 2 x (input, network, output) and the objective
+
+
+def test_retrieval_comparison_draws_each_method_and_chance(shown_figures):
+    retrieval_comparison({"linear CCA": (0.48, 0.76), "Deep CCA": (0.45, 0.74)}, (0.1, 0.41))
+    (fig,) = shown_figures
+    for ax, expected, chance in zip(fig.axes, ((0.48, 0.45), (0.76, 0.74)), (0.1, 0.41)):
+        assert [bar.get_height() for bar in ax.patches] == pytest.approx(expected)
+        assert ax.lines[0].get_ydata()[0] == pytest.approx(chance)

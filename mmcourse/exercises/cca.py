@@ -1,4 +1,5 @@
-"""Exercises of lesson 02 (CCA): the whitening matrix, canonical correlations from the SVD, Recall@K."""
+"""Exercises of lesson 02 (CCA): the whitening matrix, canonical correlations from the SVD, Recall@K, and
+the "find the bug" exercise: a Deep CCA objective with an element-wise square root of T^T T."""
 
 from __future__ import annotations
 
@@ -75,3 +76,39 @@ def _reference_recall(scores: torch.Tensor, relevant: torch.Tensor, k: int) -> f
 
 
 register("recall_at_k", _reference_recall, _recall_cases)
+
+
+def _axis_aligned_views(n: int = 200) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two views whose sample covariances and cross-covariance are exactly diagonal (T is diagonal):
+    orthonormal centred columns, scaled, with correlations 0.8 and 0.3 between matching columns."""
+    g = torch.Generator().manual_seed(3)
+    q = torch.randn(n, 4, generator=g, dtype=torch.float64)
+    q, _ = torch.linalg.qr(q - q.mean(0))  # orthonormal columns with mean 0
+    q = q * (n - 1) ** 0.5  # unit sample variance
+    x = q[:, :2] * torch.tensor([2.0, 0.5], dtype=torch.float64)
+    y = torch.stack([0.8 * q[:, 0] + 0.6 * q[:, 2], 0.3 * q[:, 1] + 0.91**0.5 * q[:, 3]], dim=1)
+    return x, y
+
+
+def _total_correlation_cases() -> list[Case]:
+    from ..data import make_two_views
+
+    mixed = make_two_views(n=500, dim_x=4, dim_y=3, correlations=(0.9, 0.5), seed=1)
+    g = torch.Generator().manual_seed(5)
+    h1 = torch.randn(300, 2, generator=g, dtype=torch.float64)
+    h2 = h1 @ torch.randn(2, 5, generator=g, dtype=torch.float64) + 2 * torch.randn(300, 5, generator=g,
+                                                                                  dtype=torch.float64)
+    return [
+        Case("axis-aligned views, h1 (200, 2), h2 (200, 2): covariances and T are diagonal", _axis_aligned_views()),
+        Case("mixed views, h1 (500, 4), h2 (500, 3): T^T T has non-zero entries off its diagonal", (mixed.x, mixed.y)),
+        Case("h1 (300, 2), h2 (300, 5): T is 2 x 5, T^T T is 5 x 5 of rank 2", (h1, h2)),
+    ]
+
+
+def _reference_total_correlation(h1: torch.Tensor, h2: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    from ..cca import cca_loss
+
+    return -cca_loss(h1, h2, None, eps)
+
+
+register("total_correlation", _reference_total_correlation, _total_correlation_cases, atol=1e-6, rtol=1e-5)

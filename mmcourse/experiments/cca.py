@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -16,9 +17,9 @@ import torch.nn.functional as F
 from ..cca import CCA, DeepCCA, cca_loss
 from ..claims import Claim
 from ..data import TwoViews, load_av_digits, make_two_views
-from ..device import one_thread
+from ..device import one_thread, seed_everything
 from ..encoders import MLPEncoder
-from ..metrics import chance_recall_at_k, recall_at_k
+from ..metrics import ComparisonEntry, chance_recall_at_k, class_retrieval, recall_at_k
 
 TRUE_CORRELATIONS = (0.9, 0.7, 0.4)
 
@@ -120,17 +121,56 @@ def av_digits_views(split, pool: tuple[int, int] = (2, 4)) -> tuple[torch.Tensor
     return image, audio, split["label"][:]
 
 
+def standardiser(train: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The map a -> (a - mean) / std with the feature means and standard deviations of ``train`` (N, F).
+
+    A feature that never varies in training (the border pixels of clean digits) carries no
+    information; it gets a standard deviation of 1 instead of 0, so that it stays finite (0 on the
+    training data) instead of turning into NaN. Shape: (M, F) -> (M, F).
+    """
+    mean, std = train.mean(0), train.std(0)
+    std = torch.where(std > 1e-8, std, torch.ones_like(std))
+    return lambda a: (a - mean) / std
+
+
+def av_digits_features(data) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """:func:`av_digits_views` of every split, each feature standardised with the training split's
+    statistics (:func:`standardiser`): ``{split: (image (N, 64), audio (N, 160), labels (N,))}``."""
+    views = {s: av_digits_views(data[s]) for s in ("train", "validation", "test")}
+    image, audio = standardiser(views["train"][0]), standardiser(views["train"][1])
+    return {s: (image(i), audio(a), labels) for s, (i, a, labels) in views.items()}
+
+
 def retrieval_scores(u_query: torch.Tensor, v_gallery: torch.Tensor) -> torch.Tensor:
     """Cosine similarities between projected queries (Q, k) and gallery items (G, k): (Q, G)."""
     return F.normalize(u_query, dim=1) @ F.normalize(v_gallery, dim=1).T
 
 
+def hits_at_k(scores: torch.Tensor, relevant: torch.Tensor, k: int) -> torch.Tensor:
+    """Whether each query has a relevant item among its top ``k``: (Q,) bool, whose mean is
+    :func:`~mmcourse.metrics.recall_at_k`. Per-query hits let two methods be compared on the same
+    queries (:func:`~mmcourse.diagnostics.paired_difference`). Shape: (Q, G), (Q, G) bool -> (Q,)."""
+    recall_at_k(scores, relevant, k)  # checks the arguments
+    return relevant.gather(1, scores.topk(k, dim=1).indices).any(dim=1)
+
+
+def _retrieval(image_scores: torch.Tensor, audio_scores: torch.Tensor, labels: torch.Tensor) -> dict:
+    """Spoken digits (queries) retrieving images (gallery) of the test split, from their projections (N, k)."""
+    scores = retrieval_scores(audio_scores, image_scores)
+    relevant = labels[:, None] == labels[None, :]
+    hits1, hits5 = hits_at_k(scores, relevant, 1), hits_at_k(scores, relevant, 5)
+    return {"recall1": hits1.double().mean().item(), "recall5": hits5.double().mean().item(),
+            "chance1": chance_recall_at_k(relevant, 1), "chance5": chance_recall_at_k(relevant, 5),
+            "hits1": hits1, "hits5": hits5, "image_scores": image_scores, "audio_scores": audio_scores,
+            "labels": labels}
+
+
 def av_digits_retrieval(seed: int = 0, data=None, n_components: int = 9, regs=(0.1, 1.0, 10.0, 100.0)) -> dict:
     """CCA between AV-Digits pixels and spectrograms; audio queries retrieve images in the shared space.
 
-    Features are standardised with the training split's statistics. The ridge is chosen among
-    ``regs`` by Recall@1 on the validation split; the test split is touched once. An image counts
-    as relevant to an audio query when it shows the same digit.
+    Features are standardised with the training split's statistics (:func:`av_digits_features`).
+    The ridge is chosen among ``regs`` by Recall@1 on the validation split; the test split is
+    touched once. An image counts as relevant to an audio query when it shows the same digit.
 
     Parameters
     ----------
@@ -138,35 +178,79 @@ def av_digits_retrieval(seed: int = 0, data=None, n_components: int = 9, regs=(0
     data : an AV-Digits ``DatasetDict`` already loaded (the lesson passes its own).
 
     Returns ``reg``, ``validation_recall1`` ({reg: R@1}), test ``recall1``, ``recall5``,
-    ``chance1``, ``chance5``, ``correlations`` (test, (k,)), the test projections ``image_scores``
-    and ``audio_scores`` (N, k), ``labels`` (N,) and the fitted ``cca``.
+    ``chance1``, ``chance5``, per-query ``hits1`` and ``hits5`` (N,) bool, ``correlations`` (test,
+    (k,)), the test projections ``image_scores`` and ``audio_scores`` (N, k), ``labels`` (N,) and
+    the fitted ``cca``.
     """
     data = load_av_digits(seed=seed) if data is None else data
-    (xi, xa, _), (vi, va, vl), (ti, ta, tl) = (av_digits_views(data[s]) for s in ("train", "validation", "test"))
-    mean_i, std_i, mean_a, std_a = xi.mean(0), xi.std(0), xa.mean(0), xa.std(0)
+    features = av_digits_features(data)
+    (xi, xa, _), (vi, va, vl), (ti, ta, tl) = (features[s] for s in ("train", "validation", "test"))
 
-    def image(a):
-        return (a - mean_i) / std_i
+    def recall1(cca: CCA) -> float:
+        u, v = cca.transform(vi, va)
+        return recall_at_k(retrieval_scores(v, u), vl[:, None] == vl[None, :], 1)
 
-    def audio(a):
-        return (a - mean_a) / std_a
-
-    def recall(cca, im, au, labels, k):
-        u, v = cca.transform(im, au)
-        return recall_at_k(retrieval_scores(v, u), labels[:, None] == labels[None, :], k)
-
-    models = {r: CCA(n_components, reg=r).fit(image(xi), audio(xa)) for r in regs}
-    validation = {r: recall(m, image(vi), audio(va), vl, 1) for r, m in models.items()}
+    models = {r: CCA(n_components, reg=r).fit(xi, xa) for r in regs}
+    validation = {r: recall1(m) for r, m in models.items()}
     reg = max(validation, key=validation.get)
     cca = models[reg]
-    u, v = cca.transform(image(ti), audio(ta))
-    relevant = tl[:, None] == tl[None, :]
-    return {"reg": reg, "validation_recall1": validation,
-            "recall1": recall_at_k(retrieval_scores(v, u), relevant, 1),
-            "recall5": recall_at_k(retrieval_scores(v, u), relevant, 5),
-            "chance1": chance_recall_at_k(relevant, 1), "chance5": chance_recall_at_k(relevant, 5),
-            "correlations": cca.correlations(image(ti), audio(ta)), "image_scores": u, "audio_scores": v,
-            "labels": tl, "cca": cca}
+    return {"reg": reg, "validation_recall1": validation, **_retrieval(*cca.transform(ti, ta), tl),
+            "correlations": cca.correlations(ti, ta), "cca": cca}
+
+
+def deep_cca_retrieval(seed: int = 0, data=None, epochs: int = 150, n_components: int = 9, eps: float = 10.0,
+                       progress: bool = False) -> dict:
+    """Deep CCA between AV-Digits pixels and spectrograms, then the same retrieval as :func:`av_digits_retrieval`.
+
+    Inputs are the standardised features of :func:`av_digits_features` (pixels (N, 64), pooled
+    spectrogram (N, 160)). Each view gets an :class:`~mmcourse.encoders.MLPEncoder` with one hidden
+    layer of 64 units and ``n_components`` outputs, trained with :meth:`DeepCCA.fit` (Adam, lr 1e-3,
+    batches of half the training split, one CPU thread). With about a thousand training pairs the
+    networks overfit the correlation quickly; the ridge ``eps`` of :func:`~mmcourse.cca.cca_loss`,
+    large here as the ridge that linear CCA picks on this data, keeps them in check. 150 epochs take
+    about two seconds on a laptop CPU.
+
+    Returns ``recall1``, ``recall5``, ``chance1``, ``chance5``, ``hits1``, ``hits5``, test
+    ``image_scores`` and ``audio_scores`` (N, k), ``labels``, ``correlations`` (test, (k,)),
+    ``history`` and the fitted ``model``.
+    """
+    data = load_av_digits(seed=seed) if data is None else data
+    features = av_digits_features(data)
+    (xi, xa, _), (ti, ta, tl) = features["train"], features["test"]
+    seed_everything(seed)
+    model = DeepCCA(MLPEncoder(xi.shape[1], n_components, layers=1), MLPEncoder(xa.shape[1], n_components, layers=1),
+                    n_components=n_components)
+    with one_thread():
+        history = model.fit(xi.float(), xa.float(), epochs=epochs, batch_size=len(xi) // 2, eps=eps, seed=seed,
+                            progress=progress)
+    image_scores, audio_scores = model.transform(ti.float(), ta.float())
+    return {**_retrieval(image_scores, audio_scores, tl), "correlations": model.correlations(ti.float(), ta.float()),
+            "history": history, "model": model}
+
+
+SPEECH_TO_IMAGE_EPOCHS = {"fast": 100, "full": 150}  # Deep CCA's epochs in lesson 07's comparison and in lesson 02
+
+
+def speech_to_image_retrieval(seed: int = 0, fast: bool = True) -> list[ComparisonEntry]:
+    """Lesson 02's rows of the course's running comparison: speech-to-image retrieval on AV-Digits' test split.
+
+    Linear CCA (:func:`av_digits_retrieval`) and Deep CCA (:func:`deep_cca_retrieval`), both fitted
+    on all the training pairs without labels, on ``load_av_digits(seed=seed)``. Queries are the test
+    clips' projections, the gallery the test images', relevance the digit
+    (:func:`~mmcourse.metrics.class_retrieval`). ``fast`` trains Deep CCA for 100 epochs instead of
+    lesson 02's 150 (about a second less) and says so in the entry's note.
+    """
+    data = load_av_digits(seed=seed)
+    linear = av_digits_retrieval(seed, data)
+    epochs = SPEECH_TO_IMAGE_EPOCHS["fast" if fast else "full"]
+    deep = deep_cca_retrieval(seed, data, epochs=epochs)
+    note = f"Deep CCA trained {epochs} epochs (lesson 02: {SPEECH_TO_IMAGE_EPOCHS['full']})" if fast else ""
+    return [ComparisonEntry("linear CCA", "02", "all", False,
+                            class_retrieval(linear["audio_scores"], linear["image_scores"], linear["labels"],
+                                            linear["labels"]), f"ridge {linear['reg']:g} chosen on validation"),
+            ComparisonEntry("Deep CCA", "02", "all", False,
+                            class_retrieval(deep["audio_scores"], deep["image_scores"], deep["labels"],
+                                            deep["labels"]), note)]
 
 
 def best_nonlinear_total(correlations, k: int) -> float:
@@ -199,7 +283,7 @@ def deep_vs_linear(seed: int = 0, n: int = 10_000, epochs: int = 30, batch_size:
     views = make_two_views(n=n, dim_x=10, dim_y=10, correlations=(0.9, 0.7), nonlinear=True, n_test=2000,
                            seed=seed, dtype=torch.float32)
     linear = CCA(n_components=2).fit(views.x, views.y).correlations(views.x_test, views.y_test)
-    torch.manual_seed(seed)
+    seed_everything(seed)
     model = DeepCCA(MLPEncoder(10, 2), MLPEncoder(10, 2), n_components=2)
     with one_thread():
         history = model.fit(views.x, views.y, epochs=epochs, batch_size=batch_size, lr=2e-3, seed=seed,
@@ -223,18 +307,20 @@ def batch_size_bias(seed: int = 0, dim: int = 8, sizes=(12, 100, 1000), draws: i
 
 # --- The lesson's claims and the quantities that test them -------------------------------------
 
+# Six estimates, each within 4 standard errors of the truth: a correct estimator fails this in fewer
+# than one run of 2,000 (Bonferroni: 6 x P(|z| > 4) = 4e-4), so a failure means a wrong estimate.
 RECOVERS_PLANTED = Claim("CCA recovers the planted correlations on training and held-out data",
-                         "largest error, in standard errors", "<", 3.0)
+                         "largest error, in standard errors", "<", 4.0)
 PLAIN_HELD_OUT_NEAR_ZERO = Claim("without a ridge, every held-out correlation is near 0",
                                  "largest held-out correlation (absolute) without a ridge", "<", 0.2)
 RIDGE_RESTORES = Claim("a ridge of 0.3 restores the first held-out correlation",
                        "first held-out correlation with the ridge", ">", 0.6)
 RIDGE_GAIN = Claim("the ridge's first held-out correlation is far above plain CCA's",
                    "gain of the ridge on the first held-out correlation", ">", 0.5)
-RETRIEVAL_RECALL1 = Claim("spoken digits retrieve images of the same digit far above chance, across unseen voices",
-                          "Recall@1 over its chance level (ratio)", ">", 3.0)
+RETRIEVAL_RECALL1 = Claim("a spoken digit's best image shows the same digit more than twice as often as by chance, "
+                          "across unseen voices", "Recall@1 over its chance level (ratio)", ">", 2.0)
 RETRIEVAL_RECALL5 = Claim("among the top five images, the spoken digit is found far more often than by chance",
-                          "Recall@5 minus its chance level", ">", 0.25)
+                          "Recall@5 minus its chance level", ">", 0.2)
 SMALL_BATCH_LOOKS_CORRELATED = Claim("in batches of 12, independent noise looks strongly correlated",
                                      "mean total of the top two correlations in batches of 12", ">", 1.9)
 LARGE_BATCH_NEAR_ZERO = Claim("in batches of 1000, it looks nearly uncorrelated",
@@ -243,15 +329,22 @@ DEEP_BEATS_LINEAR = Claim("on non-linear views, Deep CCA finds clearly more held
                           "held-out total of Deep CCA minus linear CCA's", ">", 0.1)
 DEEP_WITHIN_CEILING = Claim("Deep CCA finds no more than is possible",
                             "held-out total of Deep CCA minus the best possible total", "<", 0.02)
+DEEP_RETRIEVAL_RECALL5 = Claim("Deep CCA's shared space also finds the spoken digit among the top five images "
+                               "clearly more often than chance",
+                               "Recall@5 of Deep CCA minus its chance level", ">", 0.1)
+DEEP_NO_CLEAR_GAIN = Claim("on a thousand noisy AV-Digits pairs, Deep CCA brings no clear gain over linear CCA",
+                           "Recall@1 of Deep CCA minus linear CCA's, on the same queries", "<", 0.1)
 
 
 def measure_claims(seed: int) -> dict[Claim, float]:
     """Run every experiment of lesson 02 for ``seed``; return the quantity each claim tests."""
     recovered = recover_correlations(seed)
     over = overfitting(seed)
-    retrieval = av_digits_retrieval(seed)
+    data = load_av_digits(seed=seed)
+    retrieval = av_digits_retrieval(seed, data)
     bias = batch_size_bias(seed)
     deep = deep_vs_linear(seed)
+    deep_retrieval = deep_cca_retrieval(seed, data)
     return {
         RECOVERS_PLANTED: recovered["worst"],
         PLAIN_HELD_OUT_NEAR_ZERO: over["plain_held_out"].abs().max().item(),
@@ -263,4 +356,6 @@ def measure_claims(seed: int) -> dict[Claim, float]:
         LARGE_BATCH_NEAR_ZERO: bias[1000],
         DEEP_BEATS_LINEAR: deep["deep_total"] - deep["linear_total"],
         DEEP_WITHIN_CEILING: deep["deep_total"] - deep["best_possible"],
+        DEEP_RETRIEVAL_RECALL5: deep_retrieval["recall5"] - deep_retrieval["chance5"],
+        DEEP_NO_CLEAR_GAIN: deep_retrieval["recall1"] - retrieval["recall1"],
     }

@@ -6,7 +6,7 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
 
-from .common import View, figure, show_digit, show_spectrogram
+from .common import View, figure, method_bars, show_digit, show_spectrogram
 
 
 def correlation_bars(ax, values: dict, highlight: int | None = None, title: str = "") -> None:
@@ -169,3 +169,56 @@ class CCAExplorer(View):
                 axes[1].legend(fontsize=7)
                 canonical_pair(axes[2], u[:, c], v[:, c], title=f"held-out pair {c + 1}: r = {held_out[c]:.2f}")
 
+
+
+def _box(ax, centre: tuple[float, float], text: str, width: float, height: float, colour: str) -> None:
+    """A rounded box with centred text, in axes coordinates."""
+    from matplotlib.patches import FancyBboxPatch
+
+    x, y = centre
+    ax.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height, boxstyle="round,pad=0.01",
+                                facecolor=colour, edgecolor="0.3", linewidth=1))
+    ax.text(x, y, text, ha="center", va="center", fontsize=9)
+
+
+def _arrow(ax, start: tuple[float, float], end: tuple[float, float], dashed: bool = False) -> None:
+    ax.annotate("", end, start, arrowprops={"arrowstyle": "->", "lw": 1.3, "color": "0.25",
+                                            "linestyle": "--" if dashed else "-"})
+
+
+def deep_cca_architecture() -> None:
+    """The picture of Deep CCA (Andrew et al. 2013): two networks, one per view, and the correlation
+    objective on top of their outputs, measured on a minibatch; the gradient flows back into both."""
+    with figure(9, 4.2) as (ax,):
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.axis("off")
+        blue, green, grey, yellow = "#cfe3f3", "#cdeee2", "0.93", "#fbeec2"  # Okabe-Ito tints
+        for x, view, name, net, h in ((0.25, "x", "view x, e.g. pixels (B, p)", "$f_1$: network",
+                                       "$h^{(1)} = f_1(x)$"),
+                                      (0.75, "y", "view y, e.g. a spectrogram (B, q)", "$f_2$: network",
+                                       "$h^{(2)} = f_2(y)$")):
+            _box(ax, (x, 0.08), name, 0.36, 0.1, grey)
+            _box(ax, (x, 0.33), net, 0.26, 0.14, blue if view == "x" else green)
+            _box(ax, (x, 0.57), h + "  (B, k)", 0.3, 0.1, grey)
+            _arrow(ax, (x, 0.13), (x, 0.26))
+            _arrow(ax, (x, 0.40), (x, 0.52))
+            _arrow(ax, (x, 0.62), (0.5 + 0.55 * (x - 0.5), 0.78))
+            side = 0.5 + 1.8 * (x - 0.5)  # outside the column: the gradient's way back
+            ax.plot([side, side], [0.78, 0.33], "--", color="0.25", lw=1.3)
+            _arrow(ax, (side, 0.33), (x + 0.13 * (1 if x > 0.5 else -1), 0.33), dashed=True)
+        _box(ax, (0.5, 0.86), "correlation objective on the batch:  $\\mathcal{L} = -\\sum_{i=1}^{k} \\sigma_i(T)$,  "
+             "$T = C_{11}^{-1/2} C_{12} C_{22}^{-1/2}$", 0.9, 0.16, yellow)
+        ax.text(0.5, 0.47, "no labels: only which x\nwas paired with which y", ha="center", va="center",
+                fontsize=8, color="0.35")
+        ax.text(0.5, 0.68, "dashed: the gradient of $\\mathcal{L}$\ntrains both networks", ha="center",
+                va="center", fontsize=8, color="0.35")
+        ax.set_title("Deep CCA: two networks trained so that their outputs are maximally correlated", fontsize=10)
+
+
+def retrieval_comparison(results: dict, chance: tuple[float, float]) -> None:
+    """Recall@1 and Recall@5 of several methods, ``{name: (recall1, recall5)}``, with chance dashed."""
+    with figure(8, 3, ncols=2) as axes:
+        for i, (ax, k) in enumerate(zip(axes, (1, 5))):
+            method_bars(ax, {name: r[i] for name, r in results.items()}, reference=chance[i],
+                        ylabel=f"Recall@{k}", title=f"speech to image, Recall@{k} (dashed: chance)")
