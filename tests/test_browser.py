@@ -30,6 +30,7 @@ import pytest
 
 ROOT = Path(__file__).parents[1]
 LESSONS = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.ipynb"))
+pytestmark = pytest.mark.xdist_group("browser")  # one process: the website test then reuses its executed lessons
 ARTIFACTS = ROOT / "artifacts" / "browser"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -40,7 +41,13 @@ SETTINGS = {  # JupyterLab user settings for a fresh, quiet, non-windowed, non-a
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
     "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
+    # Save the widgets' state with the notebook: the executed lessons feed the course website.
+    "@jupyter-widgets/jupyterlab-manager/plugin.jupyterlab-settings": {"saveState": True},
 }
+# Extensions a learner's JupyterLab does not have: nbgrader comes with the test environment (the
+# instructor kit's tests use it) and adds panels of its own to JupyterLab.
+DISABLED_EXTENSIONS = {"@jupyter/nbgrader": True}
+EXECUTED = ROOT / "artifacts" / "executed"
 LESSON_TIMEOUT_MS = 300_000
 WIDGET_PROBLEMS = ["Error displaying widget", "Loading widget..."]
 
@@ -101,6 +108,9 @@ def lab(tmp_path_factory):
         path = tmp / "settings" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(values))
+    page_config = tmp / "config" / "labconfig" / "page_config.json"
+    page_config.parent.mkdir(parents=True)
+    page_config.write_text(json.dumps({"disabledExtensions": DISABLED_EXTENSIONS}))
     port, token = _free_port(), "mmcourse-browser-test"
     env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(tmp / "settings"), JUPYTERLAB_WORKSPACES_DIR=str(tmp / "ws"),
                JUPYTER_CONFIG_DIR=str(tmp / "config"), JUPYTER_RUNTIME_DIR=str(tmp / "runtime"))
@@ -122,7 +132,7 @@ def lab(tmp_path_factory):
                 server.kill()
                 pytest.fail("JupyterLab did not start:\n" + (tmp / "server.log").read_text()[-3000:])
             time.sleep(0.5)
-    yield base, token
+    yield base, token, tmp / "root"
     server.terminate()
     try:
         server.wait(timeout=15)
@@ -193,6 +203,15 @@ def _run_all_cells(page, timeout_ms: int) -> None:
         page.wait_for_timeout(500)
 
 
+def _save_executed(page, path: Path) -> None:
+    """Save the executed notebook (outputs and widget state) and keep a copy in artifacts/executed/,
+    where the website's build (scripts/build_site.py) reuses it instead of running the lesson again."""
+    page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
+    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=60_000)
+    EXECUTED.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, EXECUTED / path.name)
+
+
 def _record_time(lesson: str, seconds: float) -> None:
     path = ARTIFACTS / "times.json"
     times = json.loads(path.read_text()) if path.exists() else {}
@@ -202,7 +221,7 @@ def _record_time(lesson: str, seconds: float) -> None:
 
 @pytest.mark.parametrize("notebook", LESSONS, ids=lambda p: p.stem)
 def test_lesson_runs_in_jupyterlab_and_widgets_respond(lab, browser, notebook):
-    base, token = lab
+    base, token, root = lab
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.lesson = notebook.stem
@@ -230,6 +249,7 @@ def test_lesson_runs_in_jupyterlab_and_widgets_respond(lab, browser, notebook):
             assert text not in page.inner_text(nb), f"a widget shows {text!r}"
         assert page.locator(f"{nb} .jupyter-widgets-error-widget").count() == 0
         assert js_errors == []
+        _save_executed(page, root / "lessons" / notebook.name)
 
         _move_first_control(page, nb)
         assert page.evaluate(OUTPUT_PROBLEMS) == []
