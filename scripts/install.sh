@@ -22,4 +22,11 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   "${pip[@]}" --retries 1 --timeout 15 "torch==${TORCH_VERSION}" --extra-index-url "$TORCH_INDEX"
 fi
 "${pip[@]}" -e ".[dev]"
+# The course website serves its own copies of MathJax, RequireJS and the widget manager: fetch them
+# now (from the npm registry), so that building and testing the site never downloads anything.
+if command -v npm >/dev/null; then
+  bash scripts/site_assets.sh >/dev/null || echo "could not fetch the website's scripts; the website test will say so" >&2
+else
+  echo "npm not found: the website's scripts were not fetched (only the website needs them)" >&2
+fi
 echo "mmcourse is installed in .venv ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

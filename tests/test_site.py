@@ -4,8 +4,9 @@
 are current); the test serves it on 127.0.0.1, opens every lesson page in headless Chromium and
 checks: the title, rendered math, figures, widgets without "Loading widget" or errors, no
 JavaScript error, no request to any other host than the local server (every such request is
-blocked and reported), and internal links that resolve. Needs npm once (to fetch the pages' scripts)
-and Chromium; without them the test is skipped, except under ``CI=true`` where it fails.
+blocked and reported), and internal links that resolve. Needs the pages' scripts, which
+``scripts/install.sh`` fetches with npm, and Chromium; without them the test is skipped, except under
+``CI=true`` where it fails.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ def _skip_or_fail(reason: str):
 @pytest.fixture(scope="module")
 def site():
     """Build the site, then serve build/site/ on 127.0.0.1; yields the base URL."""
-    if not shutil.which("npm") and not (ROOT / "build" / "site-assets" / ".complete").exists():
-        _skip_or_fail("npm not found: the website fetches its scripts (MathJax, the widget manager) once with npm")
+    if not (ROOT / "build" / "site-assets" / ".complete").exists():
+        _skip_or_fail("the website's scripts are missing: scripts/install.sh fetches them with npm "
+                      "(bash scripts/site_assets.sh); tests never download")
     if not Path(CHROMIUM).exists():
         _skip_or_fail("Chromium not found: `sudo apt-get install chromium` to test the website")
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_site.py")], capture_output=True,
