@@ -1,0 +1,88 @@
+"""Exercises of lesson 07: the symmetric contrastive loss, NDCG of one query by hand, and a contrastive loss
+whose targets stopped being the diagonal when the captions were reordered (find the bug)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import Case, register
+
+
+def _reference_clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+    from ..contrastive import clip_loss
+
+    return clip_loss(image_emb, text_emb, logit_scale)
+
+
+def _clip_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(7)
+    clip = torch.tensor(math.log(1 / 0.07))
+    return [
+        Case("3 pairs in 2 dimensions, unit vectors, scale 1",
+             (torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]]), torch.tensor([[0.8, 0.6], [0.0, 1.0], [1.0, 0.0]]),
+              torch.tensor(0.0))),
+        Case("8 pairs of random 16-dimensional embeddings, CLIP's starting scale",
+             (torch.randn(8, 16, generator=g), torch.randn(8, 16, generator=g), clip)),
+        Case("embeddings of very different lengths (normalise them first)",
+             (torch.randn(5, 4, generator=g) * torch.tensor([[0.1], [10.0], [1.0], [3.0], [0.5]]),
+              torch.randn(5, 4, generator=g) * 7, clip)),
+        Case("image i close to text (i + 1) mod 4: not symmetric in the two directions",
+             (torch.eye(4) + 0.1, torch.eye(4).roll(1, dims=0) + 0.3 * torch.eye(4), torch.tensor(2.0))),
+    ]
+
+
+def _reference_ndcg(scores: torch.Tensor, relevance: torch.Tensor, k: int) -> float:
+    from ..contrastive import ndcg_at_k
+
+    return ndcg_at_k(scores[None], relevance[None], k)
+
+
+def _ndcg_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(8)
+    return [
+        Case("5 scenes, relevance [3, 0, 1, 2, 0], k = 5",
+             (torch.tensor([0.9, 0.8, 0.7, 0.2, 0.1]), torch.tensor([3.0, 0.0, 1.0, 2.0, 0.0]), 5)),
+        Case("the same ranking cut at k = 2", (torch.tensor([0.9, 0.8, 0.7, 0.2, 0.1]),
+                                               torch.tensor([3.0, 0.0, 1.0, 2.0, 0.0]), 2)),
+        Case("scores not sorted: rank by score first",
+             (torch.tensor([0.1, 0.5, -0.3, 0.9, 0.2, 0.0]), torch.tensor([1.0, 0.0, 2.0, 0.0, 1.0, 3.0]), 4)),
+        Case("30 scenes, random scores and relevance 0-3, k = 10",
+             (torch.randn(30, generator=g), torch.randint(0, 4, (30,), generator=g).float(), 10)),
+        Case("nothing relevant: NDCG is 0 by convention", (torch.tensor([0.3, 0.2, 0.1]), torch.zeros(3), 2)),
+    ]
+
+
+def _reference_reordered(image_emb: torch.Tensor, text_emb: torch.Tensor, order: torch.Tensor,
+                         logit_scale: torch.Tensor) -> torch.Tensor:
+    """``text_emb[j]`` is the caption of image ``order[j]``: put caption i back in row i, then CLIP's loss."""
+    from ..contrastive import clip_loss
+
+    return clip_loss(image_emb, text_emb[order.argsort()], logit_scale)
+
+
+def _reordered_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(9)
+
+    def case(description: str, order: list[int], dim: int = 6) -> Case:
+        image = torch.randn(len(order), dim, generator=g)
+        order_t = torch.tensor(order)
+        text = image[order_t] + 0.3 * torch.randn(len(order), dim, generator=g)  # caption j describes image order[j]
+        return Case(description, (image, text, order_t, torch.tensor(math.log(1 / 0.07))))
+
+    return [case("captions still in image order", [0, 1, 2, 3]),
+            case("two captions swapped", [1, 0, 2, 3]),
+            case("three captions in a cycle", [1, 2, 0, 3]),
+            case("captions sorted by length: 8 in a new order", [3, 7, 0, 5, 1, 6, 2, 4])]
+
+
+register("clip_loss", _reference_clip_loss, _clip_cases)
+register("ndcg_one_query", _reference_ndcg, _ndcg_cases)
+register("reordered_captions_loss", _reference_reordered, _reordered_cases, explanation=(
+    "The bug: the targets torch.arange(B) say that caption i belongs to image i, but the captions had been "
+    "reordered (sorted by length for a packed RNN, or shuffled by a second data loader), so the matching pairs "
+    "were no longer on the diagonal. The loss still runs, has the right shape and still goes down in training: "
+    "the model learns to match each image with whatever caption shares its row, which is noise, and retrieval "
+    "stays at chance. Only the first case, where the order happened to be the identity, passed. Put the "
+    "captions back (text_emb[order.argsort()]) or use targets that follow the order."))
