@@ -398,7 +398,7 @@ print("gain of both over audio:", {DIGIT_NAMES[d]: round(v, 3) for d, v in gain.
 # above says how sure this one is); on the seeds we ran it is one to six points at the default
 # corruption, too little to claim.
 #
-# Explore: choose $N$, $K$ and the modality. Each change evaluates the trained ProtoNets on 200
+# Explore: choose $K$, $N$ and the modality. Each change evaluates the trained ProtoNets on 200
 # meta-test episodes (no training) and draws the first of them in 2-D, on its two principal
 # directions.
 

@@ -177,14 +177,14 @@ class FewShotView(View):
             raise ValueError(f"embeddings: expected {{'image': ..., 'audio': ...}}, got keys {sorted(embeddings)}")
         self.data, self.embeddings, self.episodes = data, embeddings, episodes
         ways = len(torch.unique(data.test["label"]))
-        self.n_way = widgets.IntSlider(ways, 2, ways, description="N-way", continuous_update=False)
         self.k_shot = widgets.IntSlider(5, 1, max_shots, description="K-shot", continuous_update=False)
+        self.n_way = widgets.IntSlider(ways, 2, ways, description="N-way", continuous_update=False)
         self.modality = widgets.Dropdown(options=["both", "image", "audio"], value="both", description="modality")
         self.output = widgets.Output()
         self.shown: dict = {}
         for control in (self.n_way, self.k_shot, self.modality):
             control.observe(lambda _: self.update(), names="value")
-        self.widget = widgets.VBox([widgets.HBox([self.n_way, self.k_shot, self.modality]), self.output])
+        self.widget = widgets.VBox([widgets.HBox([self.k_shot, self.n_way, self.modality]), self.output])
         self.update()
 
     def columns(self) -> dict:
