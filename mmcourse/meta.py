@@ -219,6 +219,17 @@ class FewShot(NamedTuple):
     prototypes: torch.Tensor  # (N, D) or (T, N, D)
 
 
+def _check_episode(support: torch.Tensor, support_labels: torch.Tensor, query: torch.Tensor) -> int:
+    """The number of leading dimensions (1: rows; 2: episodes and rows), after checking that the shapes agree."""
+    lead = support_labels.ndim
+    if lead not in (1, 2) or support.shape[:lead] != support_labels.shape or query.shape[: lead - 1] != \
+            support.shape[: lead - 1]:
+        raise ValueError(f"support, support_labels, query: expected (S, ...), (S,), (Q, ...) or with T episodes "
+                         f"(T, S, ...), (T, S), (T, Q, ...); got {tuple(support.shape)}, "
+                         f"{tuple(support_labels.shape)}, {tuple(query.shape)}")
+    return lead
+
+
 def _embed(encoder: nn.Module, x: torch.Tensor, lead: int) -> torch.Tensor:
     """Run ``encoder`` on (..., *input) rows whose first ``lead`` dimensions are episodes and rows."""
     return encoder(x.flatten(0, lead - 1)).unflatten(0, x.shape[:lead])
@@ -238,11 +249,7 @@ class ProtoNet(nn.Module):
 
     def forward(self, support: torch.Tensor, support_labels: torch.Tensor, query: torch.Tensor,
                 n_way: int) -> FewShot:
-        lead = support_labels.ndim
-        if support.shape[:lead] != support_labels.shape or query.shape[: lead - 1] != support.shape[: lead - 1]:
-            raise ValueError(f"support, support_labels, query: expected (S, ...), (S,), (Q, ...) or with T episodes "
-                             f"(T, S, ...), (T, S), (T, Q, ...); got {tuple(support.shape)}, "
-                             f"{tuple(support_labels.shape)}, {tuple(query.shape)}")
+        lead = _check_episode(support, support_labels, query)
         protos = prototypes(_embed(self.encoder, support, lead), support_labels, n_way)
         return FewShot(prototypical_logits(_embed(self.encoder, query, lead), protos), protos)
 
