@@ -15,10 +15,11 @@
 #
 # **What you will learn:** attention as a soft lookup, scaled dot-product and multi-head attention
 # (checked against PyTorch's own), cross-modal attention where the words of a question look at the
-# patches of an image, co-attention in both directions as in the Multimodal Transformer, how to
-# *measure* whether attention looks at the right object, and why attention weights are not an
-# explanation. **Time:** about 45 minutes. **Runs on:** a laptop CPU in under a minute (the two
-# attention models train in a few seconds each); a GPU is used when there is one.
+# patches of an image, co-attention in both directions as in the Multimodal Transformer, baselines
+# that match the question, how to *measure* whether a word looks at its own object, and how to test
+# whether attention points at what the answer needs (deletion curves). **Time:** about 45 minutes.
+# **Runs on:** a laptop CPU in under a minute (the two attention models train in a few seconds
+# each); a GPU is used when there is one.
 #
 # Look at the scenes below and answer the questions. To say what colour the triangle is, you find
 # the triangle first, then read its colour. A model has to do the same: the word "triangle" must
@@ -126,13 +127,23 @@ print(f"std of q.k with d_k=64: {raw.std():.2f}; after dividing by sqrt(64): {(r
 # future words in a language model. A boolean mask, `True` where a query *may* attend (the meaning
 # `torch.nn.functional.scaled_dot_product_attention` uses), sets the other scores to $-\infty$
 # before the softmax, so they get weight exactly 0 and the rest still sums to 1. A query that may
-# attend to *nothing* gets all-zero weights and a zero output (PyTorch's function does the same;
-# `torch.nn.MultiheadAttention` returns NaN there).
+# attend to *nothing* gets all-zero weights and a zero output. `F.scaled_dot_product_attention`
+# does the same from torch 2.5 on (the version this course requires); `torch.nn.MultiheadAttention`,
+# which computes the weights itself when it returns them (its default), gives NaN there: see the next cell.
 
 # %%
 mask = torch.tensor([[True, False, True], [False, False, False]])  # query 2 may look at nothing
 out, w = scaled_dot_product_attention(torch.cat([query, query]), keys, values, mask)
 print("weights with the mask:\n", w.round(decimals=3))
+theirs_out = F.scaled_dot_product_attention(torch.cat([query, query]), keys, values, attn_mask=mask)
+verify(torch.allclose(out, theirs_out), "a query with no allowed key gets zeros, as in F.scaled_dot_product_attention",
+       torch_version=torch.__version__)
+
+# %%
+mha = torch.nn.MultiheadAttention(2, num_heads=1, batch_first=True)
+with torch.no_grad():
+    mha_out, _ = mha(query[None], keys[None], keys[None], key_padding_mask=torch.ones(1, 3, dtype=torch.bool))
+print("torch.nn.MultiheadAttention with every key padded:", mha_out.flatten().tolist())
 
 # %% [markdown]
 # **Multi-head attention.** One softmax gives one blend. To let a layer look for several things at
@@ -144,6 +155,11 @@ print("weights with the mask:\n", w.round(decimals=3))
 #
 # In code, one big projection of size $E$ is cut into $H$ heads of size $E / H$: a reshape from
 # $(B, L, E)$ to $(B, H, L, E/H)$, attention on the last two dimensions, and the reverse reshape.
+# Here are $L = 3$ tokens with $E = 8$ features split into $H = 4$ heads of 2 features each: every
+# head attends with its own $L \times L$ weights, and $W^O$ mixes the merged heads.
+
+# %%
+views.multi_head_picture(num_heads=4, length=3, dim=8)
 
 # %%
 x = torch.arange(2 * 3 * 8.0).reshape(2, 3, 8)  # B=2, L=3, E=8
@@ -202,7 +218,13 @@ print("patch embeddings:", tuple(model.image(image[None]).shape), "| question wo
 # **Cross-modal attention.** The words of the question are the queries; the patches are the keys
 # and values. Tsai et al. (2019), [*Multimodal Transformer for Unaligned Multimodal Language
 # Sequences*](https://arxiv.org/abs/1906.00295) (MulT), build a cross-modal block around exactly
-# this, with layer normalisation before attention, a residual connection and a feed-forward layer.
+# this: layer normalisation *before* attention (pre-LN), a residual connection that adds the
+# attention's output to the words, then a feed-forward layer with its own LayerNorm and residual:
+
+# %%
+views.cross_modal_block_picture()
+
+# %% [markdown]
 # For the word sequence $T$ (target) and the patch sequence $S$ (source):
 #
 # $$X = T + \mathrm{MultiHead}(\mathrm{LN}(T), \mathrm{LN}(S), \mathrm{LN}(S)), \qquad
@@ -217,22 +239,38 @@ print(model.cross)
 print("parameters:", sum(p.numel() for p in model.parameters()), "| answers to choose from:", len(ANSWERS))
 
 # %% [markdown]
-# Train it on the 3,000 training scenes (12 epochs, a few seconds on a laptop CPU), together
-# with two baselines: a text-only model (a GRU over the question, as in lesson 01) and the most
-# common answer.
+# Train it on the 3,000 training scenes (a few seconds on a laptop CPU; the bar shows the epochs).
+# Then compare it with three baselines, each of which sees less:
+#
+# - **text only**: a GRU over the question alone (as in lesson 01);
+# - **majority**: the most common answer in the training set, whatever the scene and question;
+# - **image only, at best**: someone who sees the scene perfectly but not the question. The question
+#   asks about one of the scene's objects at random, so the best guess is the colour most objects
+#   share (`experiments.image_only_answers`). With one object this is always right. No image-only
+#   model can beat it on average.
 
 # %%
 result = experiments.answer_colour_questions(shapes, seed=0, progress=True)
 print(f"attention model: {result.accuracy:.3f} | text only: {result.text_only_accuracy:.3f} | "
       f"majority answer ({result.majority_answer}): {result.majority_accuracy:.3f}")
+print(f"image only, at best: {result.image_only_accuracy:.3f} | test scenes with one object: {result.one_object:.3f}")
+print(f"attention minus image only, with a 95% bootstrap interval over the test questions: {result.over_image_only}")
 
 # %%
 experiments.TEXT_ONLY_IS_MAJORITY.check(abs(result.text_only_accuracy - result.majority_accuracy),
                                         text_only=result.text_only_accuracy, majority=result.majority_accuracy)
 experiments.ATTENTION_ANSWERS.check(result.accuracy - max(result.text_only_accuracy, result.majority_accuracy),
                                     attention=result.accuracy)
+experiments.ATTENTION_BEATS_IMAGE_ONLY.check(result.accuracy - result.image_only_accuracy,
+                                             image_only=result.image_only_accuracy)
 
 # %% [markdown]
+# The gain over the question alone is large, but most of it is available without reading the
+# question at all: the image alone answers every scene with one object (about a third of the test
+# set, as printed above) and many others. The gain that needs the question, finding *the
+# triangle*, is the one over the image-only ceiling: it comes from the scenes with two or three
+# objects.
+#
 # ### Does "triangle" look at the triangle?
 #
 # The data set says, for every word, which object it names (`question_object`; -1 for words like
@@ -258,6 +296,27 @@ experiments.GROUNDS_SHAPE_WORD.check(result.grounding.accuracy / result.groundin
 views.attention_examples(result.test, result.weights, result.scores, range(5))
 
 # %% [markdown]
+# ### Its own object, or any object?
+#
+# Beating a random patch is a low bar: objects stand out from the plain background, and a map that
+# looks at *some* object, whichever the question names, beats it too. On a scene with one object
+# such a map is always right, so look at the scenes with two or three objects, and compare with an
+# **any-object baseline**: a word-blind map whose top patch is a random patch among those that touch
+# any object. It lands on the named object as often as that object's share of the object patches.
+# Split the shape word's top patch into "on its object", "on another object only" and "on no object":
+
+# %%
+several = experiments.grounding_with_several_objects(result)
+print(f"{several.words} questions about scenes with 2 or 3 objects: top patch on its object {several.named:.3f}, "
+      f"on another object only {several.other_object:.3f}, on no object {several.background:.3f}")
+print(f"any-object baseline: {several.any_object_baseline:.3f} | random patch: {several.chance:.3f}")
+views.where_words_look(several)
+experiments.GROUNDS_ITS_OBJECT.check(several.named - several.any_object_baseline, grounding=several.named,
+                                     any_object=several.any_object_baseline)
+
+# %% [markdown]
+# The shape word does not just find objects: it finds *its* object, the one the answer is about.
+#
 # ## 4. Explore the attention
 #
 # Pick a test question, one of its words and a head. The left panel shows the scene with the object
@@ -266,7 +325,7 @@ views.attention_examples(result.test, result.weights, result.scores, range(5))
 
 # %%
 explorer = views.AttentionExplorer(result.weights[:200], {k: v[:200] for k, v in result.test.items()},
-                             predictions=result.scores[:200].argmax(1))
+                                   predictions=result.scores[:200].argmax(1))
 explorer
 
 # %% [markdown]
@@ -279,33 +338,42 @@ explorer
 # Answering*](https://arxiv.org/abs/1606.00061), and ViLBERT (Lu et al. 2019,
 # [arXiv:1908.02265](https://arxiv.org/abs/1908.02265)) stacks such co-attentional layers.
 # `mmcourse.attention.CrossModalTransformer` holds the two directions; with `both_directions=True`,
-# `AttentionVQA` concatenates the question's summary and the average patch.
+# `AttentionVQA` concatenates two summaries: the question's (the words after looking at the
+# patches, pooled) and the image's (the patches after looking at the words, averaged).
 #
-# What does each direction learn? Train the two-direction model (about 10 seconds), then remove one
-# direction at a time: replace its summary by its average over the test set, so that it carries no
-# information about the sample (*mean ablation*), and measure the accuracy that is left.
+# Build it on top of the model you trained: the two-direction model copies its encoders and its
+# words-over-patches block, adds the patches-over-words block and a new head over both summaries,
+# and trains all of it for a few more epochs (a few seconds). Then ask what each summary adds: remove
+# one at a time, replacing it by its average over the test set so that it carries no information
+# about the sample (*mean ablation*), and measure the accuracy that is left. Mind what this removes:
+# a whole *branch*. The image's summary reaches the head through the image-to-text block, residual
+# included, so removing it removes the patches themselves as well as what they read from the words;
+# it does not isolate one attention direction.
 
 # %%
-co = experiments.co_attention(shapes, seed=0, progress=True)
-print(f"both directions: {co.accuracy:.3f} | without image->text: {co.without_image_to_text:.3f} | "
-      f"without text->image: {co.without_text_to_image:.3f} | majority: {result.majority_accuracy:.3f}")
+co = experiments.co_attention(shapes, start=result.model, seed=0, progress=True)
+print(f"both directions: {co.accuracy:.3f} | without the image's summary: {co.without_image_summary:.3f} | "
+      f"without the question's summary: {co.without_question_summary:.3f} | majority: {result.majority_accuracy:.3f}")
 print(f"text->image grounding: {co.grounding.accuracy:.3f} (chance {co.grounding.chance:.3f})")
 
 # %%
 experiments.CO_ATTENTION_ANSWERS.check(co.accuracy - result.text_only_accuracy, accuracy=co.accuracy)
 experiments.CO_ATTENTION_GROUNDS.check(co.grounding.accuracy / co.grounding.chance, grounding=co.grounding.accuracy,
                                        chance=co.grounding.chance)
-experiments.TEXT_TO_IMAGE_CARRIES.check(co.accuracy - co.without_text_to_image)
-experiments.WITHOUT_TEXT_TO_IMAGE_MAJORITY.check(co.without_text_to_image - result.majority_accuracy)
-experiments.IMAGE_TO_TEXT_IDLE.check(co.accuracy - co.without_image_to_text)
+experiments.QUESTION_BRANCH_CARRIES.check(co.accuracy - co.without_question_summary)
+experiments.WITHOUT_QUESTION_BRANCH_MAJORITY.check(co.without_question_summary - result.majority_accuracy)
+experiments.IMAGE_BRANCH_IDLE.check(co.accuracy - co.without_image_summary)
 
 # %% [markdown]
-# The image-to-text direction had little to learn here: every question is the same five words
-# around one shape word, so a patch can learn nothing from the question that the word "triangle"
-# cannot fetch by itself. Where do the patches look, then? For every patch on the named object,
-# count its most-attended word. If patches used the question to recognise themselves as "the
-# triangle", patches on the named object would give the shape word more weight than empty patches
-# do; compare the two numbers:
+# The head reads its answers from the question's branch; the image's branch, present and trained,
+# adds almost nothing, although the patches alone could have given the image-only answers. That is
+# what *this* model uses, and how it was trained matters: the branch joined a model that already
+# answered well. (Try `start=None`, `epochs=12` and a few seeds: which branch do the answers come
+# from when both directions learn from scratch?) And it says that the head ignores the branch, not
+# yet what the patches' attention does. Look at the attention
+# itself: for every patch on the named object, count its most-attended word. If patches used the
+# question to recognise themselves as "the triangle", patches on the named object would give the
+# shape word more weight than empty patches do; compare the two numbers:
 
 # %%
 print("most-attended word of patches on the named object:", co.top_word_counts)
@@ -313,9 +381,10 @@ print(f"mean weight on the shape word: patches on the object {co.shape_word_insi
       f"empty patches {co.shape_word_outside:.3f}")
 
 # %% [markdown]
-# Both directions exist, both are trained, but one carries (almost) all of the answer. Which
-# direction matters depends on the task: with questions that describe several objects, or with
-# captions, patches would have more to read. Measure before you interpret.
+# Every question here is the same five words around one shape word, so a patch has little to learn
+# from the question that the word "triangle" cannot fetch by itself. With questions that describe
+# several objects, or with captions, patches would have more to read. Both directions exist and both
+# are trained, but which one matters depends on the task: measure before you interpret.
 #
 # ## 6. Pitfall: attention is not explanation
 #
@@ -326,8 +395,9 @@ print(f"mean weight on the shape word: patches on the object {co.shape_word_insi
 # not Explanation*](https://arxiv.org/abs/1908.04626), answered that it depends on what you call an
 # explanation and how you test it. You can test it here.
 #
-# First, a right answer with diffuse attention: the correctly answered test question whose shape
-# word spreads its weights the most.
+# First, right answers with diffuse attention. Here is the correctly answered test question whose
+# shape word spreads its weights the most, and the share of all test questions that are answered
+# right with less than half of the shape word's attention on its object:
 
 # %%
 case = experiments.diffuse_but_right(result)
@@ -345,33 +415,55 @@ experiments.RIGHT_BUT_ELSEWHERE.check(case["right_but_mostly_elsewhere"], questi
 # object is enough to carry its colour. The heatmap shows where the weight *is*, not what the
 # answer *needs*.
 #
-# Second, an intervention. If the most-attended patch were the reason for the answer, hiding it
-# (painting it with the background colour) should change the answer often. Compare with hiding the
-# whole named object:
+# Second, an intervention that measures what the answer needs: a **deletion curve** (Samek et al.
+# 2017, [*Evaluating the visualization of what a deep neural network has
+# learned*](https://arxiv.org/abs/1509.06321)). Delete patches one by one, painting them with the
+# background colour, and follow the test accuracy. If the attention order puts first what the answer
+# needs, its curve falls sooner than a random order's, and the area under it is smaller. Hooker et
+# al. (2019), [*A Benchmark for Interpretability Methods in Deep Neural
+# Networks*](https://arxiv.org/abs/1806.10758), stress the control: compare with orders that know
+# less and more. Here there are three orders (`mmcourse.diagnostics.saliency_order`, `random_order`):
+#
+# - **attention**: the shape word's weights, most-attended patch first;
+# - **random**: any patch, in a random order;
+# - **random within the object**: the patches that touch the named object first, in a random order,
+#   then the rest. It knows where the object is, but not which of its patches matter.
 
 # %%
-changed = experiments.occlusion(result)
-print(f"answers that change when you hide the most-attended patch: {changed['top_patch']:.3f}; "
-      f"the whole object: {changed['object']:.3f}")
-experiments.OCCLUDE_PATCH_VS_OBJECT.check(changed["object"] - changed["top_patch"], top_patch=changed["top_patch"],
-                                          object=changed["object"])
+deletion = experiments.deletion_curves(result, seed=0)
+views.deletion_plot(deletion, reference=result.majority_accuracy)
+print("areas under the curves (first 16 deletions):", {k: round(v, 3) for k, v in deletion.areas.items()})
+print(f"area of attention order minus area of random order within the object: {deletion.attention_vs_object}")
+
+# %%
+experiments.DELETION_ATTENTION_BEATS_RANDOM.check(deletion.areas["random"] - deletion.areas["attention"],
+                                                  attention=deletion.areas["attention"], random=deletion.areas["random"])
+first = {name: curve[1].item() for name, curve in deletion.curves.items()}  # accuracy after one deletion
+experiments.TOP_PATCH_BEATS_OBJECT_PATCH.check(first["random within the object"] - first["attention"],
+                                               attention=first["attention"], within_object=first["random within the object"])
+experiments.OBJECT_ORDER_BEATS_ATTENTION.check(deletion.areas["attention"] - deletion.areas["random within the object"],
+                                               interval=str(deletion.attention_vs_object))
 
 # %% [markdown]
-# Objects span several patches, and each patch's template also sees its neighbours, so the answer
-# survives the loss of the single patch the heatmap points at. Attention tells you where a model
-# *looked*; to learn what it *used*, intervene: ablate, occlude, or compare with gradients.
+# Both findings are true at once. The peak of the heatmap is the patch the answer depends on most:
+# deleting it alone changes more answers than deleting a random patch of the object, and the
+# attention curve falls far below the random one. But after its peak the attention order wanders
+# into the background, where much of its weight lies, while the order that simply knows the object
+# keeps removing it, until almost no answer is left. Attention finds *a* decisive patch; it is not
+# a map of everything the answer uses. Objects span several patches, and each patch's templates
+# also see its neighbours, so the rest of the object still carries the colour. Attention tells you
+# where a model *looked*; to learn what it *used*, intervene, and compare with controls.
 #
 # ## Exercises
 #
-# ### Exercise 1: scaled dot-product attention with a mask
+# ### Exercise 1: scaled dot-product attention
 #
-# Write `my_attention(q, k, v, mask=None)` returning `(out, weights)` as in section 1: `q` is
-# `(..., L_q, d_k)`, `k` is `(..., L_k, d_k)`, `v` is `(..., L_k, d_v)`, and `mask` (optional) is a
-# boolean tensor broadcastable to `(..., L_q, L_k)`, `True` where a query may attend. A query that
-# may attend to nothing must get zero weights and a zero output, not NaN.
+# Write `my_attention(q, k, v)` returning `(out, weights)` as in section 1: `q` is `(..., L_q, d_k)`,
+# `k` is `(..., L_k, d_k)` and `v` is `(..., L_k, d_v)`, with the same leading dimensions; `weights`
+# is `(..., L_q, L_k)`, each row a softmax over the keys, and `out` is `(..., L_q, d_v)`.
 
 # %%
-def my_attention(q, k, v, mask=None):
+def my_attention(q, k, v):
     # YOUR CODE HERE
     raise NotImplementedError
 
@@ -381,27 +473,72 @@ exercises.check("scaled_dot_product_attention", my_attention)
 # %% [markdown]
 # <details><summary><b>Hint</b></summary>
 #
-# `scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])`. With a mask, `scores.masked_fill(~mask,
-# value)` hides the forbidden keys. If `value` is `float("-inf")`, a row with no allowed key becomes
-# all `-inf` and its softmax is NaN; use the most negative finite number instead,
-# `torch.finfo(scores.dtype).min`, and multiply the softmax by the mask so that such rows become zeros.
+# `k.transpose(-2, -1)` swaps the last two dimensions whatever the leading ones, so
+# `q @ k.transpose(-2, -1)` is `(..., L_q, L_k)`. Divide by `math.sqrt(q.shape[-1])`, take
+# `torch.softmax(..., dim=-1)` (over the keys), and multiply by `v`.
 # </details>
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
-def my_attention(q, k, v, mask=None):
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-    if mask is None:
-        weights = torch.softmax(scores, dim=-1)
-    else:
-        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-        weights = torch.softmax(scores, dim=-1) * mask
+def solution_attention(q, k, v):
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., L_q, L_k)
+    weights = torch.softmax(scores, dim=-1)
     return weights @ v, weights
 
 
-exercises.check("scaled_dot_product_attention", my_attention, must_pass=True)
+exercises.check("scaled_dot_product_attention", solution_attention, must_pass=True)
 
 # %% [markdown]
-# ### Exercise 2: splitting and merging heads
+# ### Exercise 2: find the bug
+#
+# Masks are where tutorial code on attention most often goes wrong. This function runs, returns the
+# right shapes, and gives the right answer when nothing is masked. Run the check to see where it
+# fails:
+
+# %%
+def buggy_masked_attention(q, k, v, mask):
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    weights = torch.softmax(scores, dim=-1)
+    weights = weights.masked_fill(~mask, 0.0)  # hide the keys a query may not see
+    return weights @ v, weights
+
+
+exercises.check("masked_attention", buggy_masked_attention)
+
+# %% [markdown]
+# Print `buggy_masked_attention(query, keys, values, torch.tensor([[True, True, False]]))[1].sum(-1)`
+# and compare with section 1. Then write a fixed `my_masked_attention(q, k, v, mask)` (`mask` is
+# `True` where a query may attend, broadcastable to `(..., L_q, L_k)`); a query that may attend to
+# nothing must get zero weights and a zero output, not NaN.
+
+# %%
+def my_masked_attention(q, k, v, mask):
+    # YOUR CODE HERE
+    raise NotImplementedError
+
+
+exercises.check("masked_attention", my_masked_attention)
+
+# %% [markdown]
+# <details><summary><b>Hint</b></summary>
+#
+# Mask the *scores*, before the softmax: `scores.masked_fill(~mask, value)`. If `value` is
+# `float("-inf")`, a row with no allowed key becomes all `-inf` and its softmax is NaN; use the most
+# negative finite number instead, `torch.finfo(scores.dtype).min`, and multiply the softmax by the
+# mask so that such rows become zeros.
+# </details>
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+def solution_masked_attention(q, k, v, mask):
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)  # before the softmax
+    weights = torch.softmax(scores, dim=-1) * mask  # a row with no allowed key: zeros, not NaN
+    return weights @ v, weights
+
+
+exercises.check("masked_attention", solution_masked_attention, must_pass=True)
+
+# %% [markdown]
+# ### Exercise 3: splitting and merging heads
 #
 # Write `my_split_heads(x, num_heads)`, which turns `(B, L, E)` into `(B, H, L, E / H)` so that head
 # `h` holds features `h * E/H` to `(h + 1) * E/H - 1` of every token, and `my_merge_heads(x)`, which
@@ -430,21 +567,21 @@ exercises.check("merge_heads", my_merge_heads)
 # </details>
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
-def my_split_heads(x, num_heads):
+def solution_split_heads(x, num_heads):
     b, length, e = x.shape
     return x.reshape(b, length, num_heads, e // num_heads).transpose(1, 2)
 
 
-def my_merge_heads(x):
+def solution_merge_heads(x):
     b, h, length, d = x.shape
     return x.transpose(1, 2).reshape(b, length, h * d)
 
 
-exercises.check("split_heads", my_split_heads, must_pass=True)
-exercises.check("merge_heads", my_merge_heads, must_pass=True)
+exercises.check("split_heads", solution_split_heads, must_pass=True)
+exercises.check("merge_heads", solution_merge_heads, must_pass=True)
 
 # %% [markdown]
-# ### Exercise 3: grounding accuracy
+# ### Exercise 4: grounding accuracy
 #
 # Write `my_grounding(weights, masks, token_to_object)` returning the pair `(accuracy, chance)` of
 # section 3 as two Python floats. `weights` is `(B, L, P)` (each word's attention over
@@ -471,7 +608,7 @@ exercises.check("grounding_accuracy", my_grounding)
 # </details>
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
-def my_grounding(weights, masks, token_to_object):
+def solution_grounding(weights, masks, token_to_object):
     rows, cols = (token_to_object >= 0).nonzero(as_tuple=True)
     inside = patch_masks(masks, math.isqrt(weights.shape[-1]))[rows, token_to_object[rows, cols]]
     top = weights[rows, cols].argmax(-1)
@@ -479,8 +616,8 @@ def my_grounding(weights, masks, token_to_object):
     return hits.float().mean().item(), inside.float().mean().item()
 
 
-exercises.check("grounding_accuracy", my_grounding, must_pass=True)
-verify(my_grounding(result.weights.mean(1), result.test["masks"], result.test["question_object"])
+exercises.check("grounding_accuracy", solution_grounding, must_pass=True)
+verify(solution_grounding(result.weights.mean(1), result.test["masks"], result.test["question_object"])
        == tuple(grounding_accuracy(result.weights.mean(1), result.test["masks"], result.test["question_object"])),
        "the worked solution gives section 3's numbers")
 
@@ -488,16 +625,19 @@ verify(my_grounding(result.weights.mean(1), result.test["masks"], result.test["q
 # ## Summary
 #
 # - Attention is a soft lookup: $\mathrm{softmax}(QK^\top / \sqrt{d_k})\,V$ averages the values
-#   with weights from query-key similarity; masks forbid keys; multi-head attention runs several
-#   lookups in parallel subspaces. Ours equals PyTorch's.
+#   with weights from query-key similarity; masks forbid keys *before* the softmax; multi-head
+#   attention splits the features into heads that attend separately and merges them. Ours equals
+#   PyTorch's.
 # - In cross-modal attention the queries come from one modality and the keys and values from
-#   another. Words attending to image patches answer questions that the text alone cannot, and,
-#   trained on answers only, learn to look at the object a word names: you measured it against
-#   ground truth, several times above chance.
-# - Co-attention runs both directions (MulT), but a direction can be present and useless: here the
-#   answers came entirely from words looking at patches. Ablate to find out.
-# - Attention weights show where a model looks, not what it needs: right answers with diffuse
-#   weights, and a most-attended patch whose removal rarely matters.
+#   another. Words attending to image patches answer questions that the text alone cannot, and
+#   better than the best image-only answer. Trained on answers only, the shape word learns to look
+#   at *its* object: you measured it against ground truth, above a random patch and above a map
+#   that looks at any object.
+# - Co-attention runs both directions (MulT), but a branch can be present and unused: here the
+#   answers came from the question's branch. Ablate to find out, and say what the ablation removes.
+# - Attention weights show where a model looks, not everything it needs: right answers with most of
+#   the weight elsewhere; a heatmap peak that matters, followed by an order that loses to simply
+#   knowing the object. Deletion curves with random controls measure this.
 #
 # **Further reading.** Bahdanau, Cho and Bengio (2015), [*Neural Machine Translation by Jointly
 # Learning to Align and Translate*](https://arxiv.org/abs/1409.0473), where attention began; Xu et
@@ -505,5 +645,7 @@ verify(my_grounding(result.weights.mean(1), result.test["masks"], result.test["q
 # regions for captioning; Anderson et al. (2018), [*Bottom-Up and Top-Down Attention for Image
 # Captioning and Visual Question Answering*](https://arxiv.org/abs/1707.07998), attention over
 # detected objects instead of a grid; Tsai et al. (2019) and Lu et al. (2019) above for cross-modal
-# transformers. Lesson 07 trains image and text encoders to agree without any attention between
-# them (CLIP).
+# transformers; Hessel and Lee (2020), [*Does my multimodal model learn cross-modal interactions?
+# It's harder to tell than you might think!*](https://arxiv.org/abs/2010.06572), on baselines and
+# controls for multimodal models. Lesson 07 trains image and text encoders to agree without any
+# attention between them (CLIP).

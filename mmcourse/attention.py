@@ -10,7 +10,8 @@ Unaligned Multimodal Language Sequences", https://arxiv.org/abs/1906.00295).
 Masks follow ``torch.nn.functional.scaled_dot_product_attention``: a boolean ``mask`` is True
 where a query *may* attend. ``key_padding_mask`` follows ``torch.nn.MultiheadAttention``: True
 marks a padding key to ignore. A query that may attend to no key at all gets all-zero weights and a
-zero output (``F.scaled_dot_product_attention`` does the same; ``nn.MultiheadAttention`` gives NaN).
+zero output (``F.scaled_dot_product_attention`` does the same from torch 2.5 on; ``nn.MultiheadAttention``
+gives NaN when it returns its weights, its default, as of torch 2.13).
 """
 
 from __future__ import annotations

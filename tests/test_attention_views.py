@@ -5,6 +5,7 @@ import torch
 
 from mmcourse.data import ANSWERS, VOCAB, as_tensors, load_shapes
 from mmcourse.metrics import patch_masks
+from mmcourse.views import attention as views
 from mmcourse.views.attention import AttentionExplorer
 
 
@@ -67,3 +68,65 @@ def test_explorer_says_whether_the_top_patch_is_in_the_object():
 def test_explorer_checks_its_weights(explorer):
     with pytest.raises(ValueError, match=r"weights: expected shape \(6, H, L, P\)"):
         AttentionExplorer(explorer.weights[0], explorer.data)
+
+
+@pytest.fixture
+def shown_figures(monkeypatch):
+    """The figures the views show (``plt.show`` records the current figure instead of drawing it)."""
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(plt, "show", lambda: figures.append(plt.gcf()))
+    return figures
+
+
+def _texts(ax):
+    return [t.get_text() for t in ax.texts]
+
+
+@pytest.mark.parametrize("num_heads, dim", [(4, 8), (2, 8), (3, 6)])
+def test_multi_head_picture_draws_one_row_per_head(num_heads, dim, shown_figures):
+    views.multi_head_picture(num_heads=num_heads, length=3, dim=dim)
+    ax = shown_figures[0].axes[0]
+    texts = _texts(ax)
+    assert [t for t in texts if t.startswith("head ")] == [f"head {h}" for h in range(num_heads)]
+    assert {"split", "merge", "$W^O$"} <= set(texts)
+    assert len(ax.images) == num_heads  # one L x L weight map per head
+    assert all(image.get_array().shape == (3, 3) for image in ax.images)
+    cells = [p for p in ax.patches if p.get_width() == pytest.approx(0.3)]
+    assert len(cells) == 5 * 3 * dim  # L x E cells each: Q, the heads, their outputs, merged, output
+
+
+def test_multi_head_picture_checks_the_head_count():
+    with pytest.raises(ValueError, match="num_heads: expected a divisor of dim=8, got 3"):
+        views.draw_multi_head(None, num_heads=3, dim=8)
+
+
+def test_cross_modal_block_picture_has_pre_ln_residuals_and_feed_forward(shown_figures):
+    views.cross_modal_block_picture()
+    texts = _texts(shown_figures[0].axes[0])
+    assert texts.count("LayerNorm") == 3 and texts.count("residual") == 2 and texts.count("+") == 2
+    assert "multi-head\nattention" in texts and "K, V" in texts and "Q" in texts
+    assert any(t.startswith("feed-forward") for t in texts)
+
+
+def test_deletion_plot_draws_each_order_with_its_area(shown_figures):
+    from mmcourse.experiments.attention import Deletion
+
+    curves = {"attention": torch.tensor([0.9, 0.5, 0.4]), "random": torch.tensor([0.9, 0.85, 0.8])}
+    deletion = Deletion([0, 1, 2], curves, {"attention": 0.575, "random": 0.85}, {}, None)
+    views.deletion_plot(deletion, reference=0.25)
+    ax = shown_figures[0].axes[0]
+    assert [line.get_ydata().tolist() for line in ax.lines[:2]] == [pytest.approx(c.tolist()) for c in curves.values()]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["attention (area 0.57)", "random (area 0.85)", "majority answer"]
+
+
+def test_where_words_look_stacks_the_three_places_and_the_baselines(shown_figures):
+    from mmcourse.experiments.attention import ObjectGrounding
+
+    views.where_words_look(ObjectGrounding(0.8, 0.15, 0.05, 0.45, 0.1, 600))
+    left, right = shown_figures[0].axes
+    widths = [p.get_width() for p in left.patches]
+    assert widths == pytest.approx([0.8, 0.15, 0.05])
+    assert [p.get_height() for p in right.patches] == pytest.approx([0.8, 0.45, 0.1])

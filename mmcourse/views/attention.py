@@ -1,14 +1,138 @@
-"""Lesson 03's views: attention heatmaps over a scene and the attention explorer."""
+"""Lesson 03's views: pictures of multi-head attention and of the cross-modal block, attention heatmaps
+over a scene, where the words look, deletion curves, and the attention explorer."""
 
 from __future__ import annotations
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
+from matplotlib.patches import FancyBboxPatch, Rectangle
 
 from ..data.shapes import ANSWERS, VOCAB
 from ..metrics import patch_grid, patch_masks
-from .common import View, figure, show_scene
+from .common import View, category_colour, figure, show_scene
+
+_ARROW = {"arrowstyle": "->", "color": "0.3", "lw": 0.9, "shrinkA": 0, "shrinkB": 0}
+
+
+def _matrix(ax, x: float, y: float, rows: int, cols: int, colours, cell: float = 0.3) -> None:
+    """A rows x cols grid of cells with its top-left corner at (x, y); ``colours[j]`` fills column j."""
+    for j in range(cols):
+        for i in range(rows):
+            ax.add_patch(Rectangle((x + j * cell, y - (i + 1) * cell), cell, cell, facecolor=colours[j],
+                                   edgecolor="white", linewidth=0.6))
+
+
+def _arrow(ax, start: tuple, end: tuple, label: str = "", above: bool = True) -> None:
+    ax.annotate("", xy=end, xytext=start, arrowprops=_ARROW)
+    if label:
+        ax.text((start[0] + end[0]) / 2, (start[1] + end[1]) / 2 + (0.12 if above else -0.12), label,
+                ha="center", va="bottom" if above else "top", fontsize=7)
+
+
+def draw_multi_head(ax, num_heads: int = 4, length: int = 3, dim: int = 8) -> None:
+    """Multi-head attention as a picture: split, attend in each head, merge (Vaswani et al. 2017).
+
+    Left to right: the projected queries (L x E, one colour per head's columns); ``split_heads`` cuts
+    them into H blocks of L x E/H; each head computes its own L x L weights, ``softmax(Q_h K_h^T /
+    sqrt(E/H))``, and its output L x E/H; ``merge_heads`` puts the outputs side by side again, and
+    ``W^O`` mixes the heads. The keys and values are split the same way (not drawn).
+    """
+    if num_heads < 1 or dim % num_heads:
+        raise ValueError(f"num_heads: expected a divisor of dim={dim}, got {num_heads}")
+    cell, d = 0.3, dim // num_heads
+    colours = [category_colour(h) for h in range(num_heads)]
+    by_column = [colours[j // d] for j in range(dim)]
+    block, gap = length * cell, 0.35
+    top = num_heads * (block + gap) - gap  # the heads' column sets the height
+    mid = top / 2 + block / 2  # top edge of the full matrices, centred
+    _matrix(ax, 0, mid, length, dim, by_column)
+    ax.text(dim * cell / 2, mid - block - 0.15, f"Q = X $W^Q$\n(L={length}) x (E={dim})", ha="center", va="top",
+            fontsize=7)
+    x_heads, x_maps, x_outs = dim * cell + 1.3, dim * cell + 1.3 + d * cell + 0.9, dim * cell + 3.6 + d * cell + block
+    weights = torch.softmax(2 * torch.randn(num_heads, length, length, generator=torch.Generator().manual_seed(0)), -1)
+    for h in range(num_heads):
+        y = top - h * (block + gap)
+        _matrix(ax, x_heads, y, length, d, [colours[h]] * d)
+        ax.text(x_heads - 0.08, y - block / 2, f"head {h}", ha="right", va="center", fontsize=7)
+        ax.imshow(weights[h].numpy(), cmap="gray_r", vmin=0, vmax=1, extent=(x_maps, x_maps + block, y - block, y))
+        _arrow(ax, (x_heads + d * cell + 0.05, y - block / 2), (x_maps - 0.05, y - block / 2))
+        _matrix(ax, x_outs, y, length, d, [colours[h]] * d)
+        _arrow(ax, (x_maps + block + 0.05, y - block / 2), (x_outs - 0.05, y - block / 2))
+    ax.text(x_maps + block / 2, top + 0.1, "softmax($Q_h K_h^\\top / \\sqrt{E/H}$)", ha="center", va="bottom",
+            fontsize=7)
+    ax.text(x_outs + d * cell / 2, top + 0.1, "$A_h V_h$", ha="center", va="bottom", fontsize=7)
+    _arrow(ax, (dim * cell + 0.1, mid - block / 2), (x_heads - 0.55, mid - block / 2), "split")
+    x_merged = x_outs + d * cell + 1.2
+    _arrow(ax, (x_outs + d * cell + 0.1, mid - block / 2), (x_merged - 0.1, mid - block / 2), "merge")
+    _matrix(ax, x_merged, mid, length, dim, by_column)
+    x_out = x_merged + dim * cell + 1.1
+    _arrow(ax, (x_merged + dim * cell + 0.1, mid - block / 2), (x_out - 0.1, mid - block / 2), "$W^O$")
+    _matrix(ax, x_out, mid, length, dim, ["0.55"] * dim)
+    ax.text(x_out + dim * cell / 2, mid - block - 0.15, "output\n(heads mixed)", ha="center", va="top", fontsize=7)
+    ax.set_xlim(-0.2, x_out + dim * cell + 0.2)
+    ax.set_ylim(-0.5, top + 0.5)
+    ax.set_aspect("equal")
+    ax.axis("off")
+
+
+def multi_head_picture(num_heads: int = 4, length: int = 3, dim: int = 8) -> None:
+    """Show :func:`draw_multi_head` in a figure of its own."""
+    with figure(9, 2.6, tight=False) as axes:
+        draw_multi_head(axes[0], num_heads, length, dim)
+
+
+def _box(ax, x: float, y: float, text: str, colour: str = "0.93", width: float = 1.1, height: float = 0.5) -> None:
+    """A rounded box centred at (x, y)."""
+    ax.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height, boxstyle="round,pad=0.05",
+                                facecolor=colour, edgecolor="0.4", linewidth=0.8))
+    ax.text(x, y, text, ha="center", va="center", fontsize=7)
+
+
+def draw_cross_modal_block(ax) -> None:
+    """One cross-modal block (MulT, Tsai et al. 2019) as a picture: pre-LN, attention, residual, FF.
+
+    The target sequence T (the words) gives the queries, the source S (the patches) the keys and
+    values, each through its own LayerNorm *before* attention (pre-LN); attention's output is added
+    to T (residual) to give X; X goes through LayerNorm and a feed-forward layer, added to X again.
+    """
+    y_t, y_s = 1.6, 0.4
+    _box(ax, 0.5, y_t, "T: words\n(B, $L_t$, d)", "#cde", 1.2, 0.6)
+    _box(ax, 0.5, y_s, "S: patches\n(B, $L_s$, d)", "#cde", 1.2, 0.6)
+    _box(ax, 2.0, y_t, "LayerNorm")
+    _box(ax, 2.0, y_s, "LayerNorm")
+    _box(ax, 3.7, y_t, "multi-head\nattention", "#fdb", 1.3, 0.7)
+    _box(ax, 5.0, y_t, "+", "white", 0.35, 0.35)
+    _box(ax, 6.2, y_t, "LayerNorm")
+    _box(ax, 7.6, y_t, "feed-forward\nLinear, GELU,\nLinear", "#dfd", 1.3, 0.8)
+    _box(ax, 8.9, y_t, "+", "white", 0.35, 0.35)
+    _box(ax, 10.0, y_t, "out\n(B, $L_t$, d)", "#cde", 1.0, 0.6)
+    for start, end, label in (((1.1, y_t), (1.45, y_t), ""), ((1.1, y_s), (1.45, y_s), ""),
+                              ((2.55, y_t), (3.05, y_t), "Q"), ((5.18, y_t), (5.65, y_t), "X"),
+                              ((6.75, y_t), (6.95, y_t), ""), ((8.25, y_t), (8.72, y_t), ""),
+                              ((9.08, y_t), (9.5, y_t), ""), ((4.35, y_t), (4.82, y_t), "")):
+        _arrow(ax, start, end, label)
+    ax.plot([2.55, 3.7], [y_s, y_s], color="0.3", lw=0.9)  # the source's keys and values, up into attention
+    _arrow(ax, (3.7, y_s), (3.7, y_t - 0.4))
+    ax.text(3.1, y_s + 0.06, "K, V", fontsize=7, ha="center", va="bottom")
+    ax.text(3.8, (y_s + y_t) / 2 - 0.1, "weights\n(B, H, $L_t$, $L_s$)", ha="left", va="center", fontsize=6.5,
+            color="0.3")
+    rail = y_t + 0.75
+    for x0, y0, x1 in ((0.5, y_t + 0.3, 5.0), (5.4, y_t, 8.9)):  # the skip connections, over the top
+        ax.plot([x0, x0, x1], [y0, rail, rail], color="0.3", lw=0.9)
+        _arrow(ax, (x1, rail), (x1, y_t + 0.22))
+        ax.text((x0 + x1) / 2, rail + 0.05, "residual", ha="center", va="bottom", fontsize=7)
+    ax.text(5.5, y_s, "pre-LN: normalise before attention and FF;\nthe residuals keep T itself in the output",
+            ha="left", va="center", fontsize=7, color="0.3")
+    ax.set_xlim(-0.2, 10.6)
+    ax.set_ylim(0.0, 2.8)
+    ax.axis("off")
+
+
+def cross_modal_block_picture() -> None:
+    """Show :func:`draw_cross_modal_block` in a figure of its own."""
+    with figure(10, 2.6, tight=False) as axes:
+        draw_cross_modal_block(axes[0])
 
 
 def show_attention(ax, image: torch.Tensor, weights: torch.Tensor, masks: torch.Tensor | None = None,
@@ -156,3 +280,49 @@ class AttentionExplorer(View):
                                title=f"'{self.shown['word']}' ({head}), max {self.shown['max_weight']:.2f}")
             print(f"answer: {answer}" + (f" | model: {predicted}" if predicted is not None else ""))
 
+
+
+def where_words_look(grounding, title: str = "scenes with two or three objects") -> None:
+    """Where the shape word's most-attended patch lies (named object, another object, background), next
+    to the two baselines: a word-blind map that looks at a random object patch, and a random patch.
+
+    ``grounding``: an :class:`mmcourse.experiments.attention.ObjectGrounding`.
+    """
+    parts = {"its object": grounding.named, "another object only": grounding.other_object,
+             "no object": grounding.background}
+    with figure(6.5, 2.0, ncols=2) as axes:
+        left = 0.0
+        for i, (name, value) in enumerate(parts.items()):
+            axes[0].barh(0, value, left=left, color=category_colour(i), label=f"{name} {value:.2f}")
+            left += value
+        axes[0].set_xlim(0, 1)
+        axes[0].set_yticks([])
+        axes[0].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3, frameon=False)
+        axes[0].set_title(f"top patch of the shape word ({title})", fontsize=8)
+        names = ["the model", "any-object\nbaseline", "random patch"]
+        values = [grounding.named, grounding.any_object_baseline, grounding.chance]
+        axes[1].bar(range(3), values, color=[category_colour(0), "0.6", "0.8"])
+        for i, v in enumerate(values):
+            axes[1].text(i, v + 0.02, f"{v:.2f}", ha="center", fontsize=7)
+        axes[1].set_xticks(range(3), names, fontsize=7)
+        axes[1].set_ylim(0, 1.1)
+        axes[1].set_title("top patch on the named object", fontsize=8)
+
+
+def deletion_plot(deletion, reference: float | None = None) -> None:
+    """Test accuracy against the number of patches deleted, one curve per order, with its area.
+
+    ``deletion``: an :class:`mmcourse.experiments.attention.Deletion`; ``reference`` draws a dashed
+    line (for example the majority answer's accuracy).
+    """
+    with figure(5.5, 2.8) as axes:
+        ax = axes[0]
+        for i, (name, curve) in enumerate(deletion.curves.items()):
+            ax.plot(deletion.steps, curve.tolist(), marker="o", markersize=2.5, color=category_colour(i),
+                    label=f"{name} (area {deletion.areas[name]:.2f})")
+        if reference is not None:
+            ax.axhline(reference, color="0.5", linestyle="--", linewidth=0.8, label="majority answer")
+        ax.set_xlabel("patches deleted (painted with the background colour)", fontsize=8)
+        ax.set_ylabel("test accuracy", fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=7)
