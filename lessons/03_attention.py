@@ -384,7 +384,8 @@ print(f"mean weight on the shape word: patches on the object {co.shape_word_insi
 # Every question here is the same five words around one shape word, so a patch has little to learn
 # from the question that the word "triangle" cannot fetch by itself. With questions that describe
 # several objects, or with captions, patches would have more to read. Both directions exist and both
-# are trained, but which one matters depends on the task: measure before you interpret.
+# are trained, but which one matters depends on the task and on the training: measure before you
+# interpret.
 #
 # ## 6. Pitfall: attention is not explanation
 #
@@ -445,14 +446,14 @@ experiments.OBJECT_ORDER_BEATS_ATTENTION.check(deletion.areas["attention"] - del
                                                interval=str(deletion.attention_vs_object))
 
 # %% [markdown]
-# Both findings are true at once. The peak of the heatmap is the patch the answer depends on most:
-# deleting it alone changes more answers than deleting a random patch of the object, and the
-# attention curve falls far below the random one. But after its peak the attention order wanders
-# into the background, where much of its weight lies, while the order that simply knows the object
-# keeps removing it, until almost no answer is left. Attention finds *a* decisive patch; it is not
-# a map of everything the answer uses. Objects span several patches, and each patch's templates
-# also see its neighbours, so the rest of the object still carries the colour. Attention tells you
-# where a model *looked*; to learn what it *used*, intervene, and compare with controls.
+# Both findings are true at once. The peak of the heatmap matters: deleting that one patch changes
+# more answers than deleting a random patch of the object, and the attention curve falls far below
+# the random one. But after its peak the attention order wanders into the background, where much of
+# its weight lies, while the order that simply knows the object keeps removing it, until the
+# accuracy is down to the majority answer's (the dashed line). Attention finds *a* decisive patch;
+# it is not a map of everything the answer uses. Objects span several patches, and each patch's
+# templates also see its neighbours, so the rest of the object still carries the colour. Attention
+# tells you where a model *looked*; to learn what it *used*, intervene, and compare with controls.
 #
 # ## Exercises
 #

@@ -207,6 +207,22 @@ def test_cross_modal_attention_ignores_padding_and_keeps_shapes():
     assert torch.allclose(block(target, changed, padding)[0], out, atol=1e-6)
 
 
+def test_cross_modal_block_is_pre_ln_attention_and_feed_forward_with_residuals():
+    """out = X + FF(LN(X)) with X = T + MHA(LN(T), LN(S), LN(S)): the equation and the picture of lesson 03."""
+    torch.manual_seed(1)
+    block = CrossModalAttention(8, 2, source_dim=6).eval()
+    for norm in (block.norm_target, block.norm_source, block.norm_ff):  # not the identity LayerNorms of a new block
+        nn.init.normal_(norm.weight)
+        nn.init.normal_(norm.bias)
+    t, s = torch.randn(3, 4, 8), torch.randn(3, 5, 6)
+    with torch.no_grad():
+        attended, weights = block.attn(block.norm_target(t), block.norm_source(s), block.norm_source(s))
+        x = t + attended
+        expected = x + block.ff(block.norm_ff(x))
+        out, w = block(t, s)
+    assert torch.allclose(out, expected, atol=1e-6) and torch.equal(w, weights)
+
+
 def test_cross_modal_transformer_attends_in_both_directions():
     torch.manual_seed(0)
     co = CrossModalTransformer(16, 2, num_layers=2)

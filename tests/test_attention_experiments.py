@@ -120,3 +120,20 @@ def test_diffuse_but_right_counts_a_fraction_of_all_questions(small_run):
     expected = (mass_uniform[~focused] < 0.5).float().sum().item() / 40
     assert case["right_but_mostly_elsewhere"] == pytest.approx(expected)
     assert not focused[case["index"]] and case["entropy"] == pytest.approx(case["uniform_entropy"])
+
+
+def test_two_directions_from_copies_the_trained_parts():
+    torch.manual_seed(0)
+    start = AttentionVQA(len(VOCAB), len(ANSWERS), dim=32, num_heads=2).eval()
+    model = experiments.two_directions_from(start).eval()
+    assert model.both_directions and model.head[1].in_features == 64
+    words, patches = torch.randn(2, 6, 32), torch.randn(2, 64, 32)
+    with torch.no_grad():
+        assert torch.equal(model.cross.text_to_image[0](words, patches)[0], start.cross(words, patches)[0])
+        image, tokens = torch.rand(2, 3, 32, 32), torch.randint(2, len(VOCAB), (2, 6))
+        assert torch.equal(model.image(image), start.image(image))
+        assert torch.equal(model.text(tokens)[0], start.text(tokens)[0])
+        model.image.colour.weight.add_(1.0)  # copies, not shared parameters
+    assert not torch.equal(model.image.colour.weight, start.image.colour.weight)
+    with pytest.raises(ValueError, match="start: expected a one-direction AttentionVQA"):
+        experiments.two_directions_from(model)

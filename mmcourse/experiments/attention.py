@@ -38,24 +38,36 @@ def tensors(split) -> dict[str, torch.Tensor]:
     return as_tensors(split, COLUMNS)
 
 
+def two_directions_from(start: AttentionVQA) -> AttentionVQA:
+    """A two-direction :class:`AttentionVQA` that starts from a trained one-direction model.
+
+    It copies ``start``'s encoders, word weights and words-over-patches block (copies, not shared
+    parameters); the patches-over-words block and the head over both summaries are new.
+    """
+    if not isinstance(start, AttentionVQA) or start.both_directions:
+        raise ValueError(f"start: expected a one-direction AttentionVQA, got "
+                         f"{getattr(start, 'both_directions', type(start).__name__)!r} for both_directions")
+    model = AttentionVQA(len(VOCAB), len(ANSWERS), dim=32, num_heads=2, both_directions=True)
+    for name in ("text", "image", "word_weight"):
+        getattr(model, name).load_state_dict(getattr(start, name).state_dict())
+    model.cross.text_to_image[0].load_state_dict(start.cross.state_dict())
+    return model
+
+
 def train_vqa(train: dict, validation: dict | None = None, seed: int = 0, both_directions: bool = False,
               epochs: int = EPOCHS, progress: bool = False,
               start: AttentionVQA | None = None) -> tuple[AttentionVQA, History]:
     """An :class:`AttentionVQA` (32 dimensions, 2 heads, 8x8 patches) trained on ``train`` with ``fit``.
 
-    Batches of 32: with larger ones (fewer steps) some seeds never leave the image-only answer that
-    uniform attention gives. ``start``, a trained one-direction model, gives a two-direction model its
-    encoders, word weights and words-over-patches block (copied) to start from.
+    Batches of 32: with larger ones (fewer steps) some seeds never leave the image-only answers that
+    uniform attention gives. With ``start``, a trained one-direction model, the two-direction model
+    starts from its parts (:func:`two_directions_from`).
     """
+    if start is not None and not both_directions:
+        raise ValueError("start: a one-direction model starts from scratch; pass start with both_directions=True")
     seed_everything(seed)
-    model = AttentionVQA(len(VOCAB), len(ANSWERS), dim=32, num_heads=2, both_directions=both_directions)
-    if start is not None:
-        if start.both_directions or not both_directions:
-            raise ValueError("start: expected a one-direction AttentionVQA to start a two-direction model from, "
-                             f"got both_directions={start.both_directions} for both_directions={both_directions}")
-        for name in ("text", "image", "word_weight"):
-            getattr(model, name).load_state_dict(getattr(start, name).state_dict())
-        model.cross.text_to_image[0].load_state_dict(start.cross.state_dict())
+    model = (two_directions_from(start) if start is not None else
+             AttentionVQA(len(VOCAB), len(ANSWERS), dim=32, num_heads=2, both_directions=both_directions))
     history = fit(model, train, ["image", "question_ids"], "answer_id", validation=validation, epochs=epochs,
                   lr=3e-3, batch_size=32, seed=seed, progress=progress)
     return model.cpu().eval(), history  # the analysis runs on the CPU, whatever trained it
