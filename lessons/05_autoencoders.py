@@ -1,0 +1,565 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 05: Autoencoders: one code for several modalities
+#
+# **What you will learn:** how a bimodal autoencoder learns one code from an image and a caption (or
+# a sound) and why it must be trained with modalities taken away; what a variational autoencoder
+# (VAE) optimises, and the reparameterisation trick; two ways to combine what each modality says
+# about the code, a product of experts (MVAE) and a mixture of experts (MMVAE); how to generate one
+# modality from another and *measure* whether the result is right; how to infer the code with a
+# modality missing; how to draw a combination never seen in training; and how a broken "alignment"
+# term can train happily while aligning nothing. **Time:** about 60 minutes. **Runs on:** a laptop
+# CPU in about half a minute (every model trains in a second or two); a GPU is used when there is one.
+#
+# A caption says "a large red triangle at the top left"; a picture shows one. Both describe the same
+# scene, so both should map to the same point of one *shared* latent space, a code $z$ from which
+# either can be rebuilt. With such a code you can go from words to pictures (encode the caption,
+# decode an image), from a picture to words, or from a spoken "seven" to a handwritten 7, and you can
+# still encode a sample when one modality is missing. Three ways to get the code from two encoders:
+
+# %%
+import torch
+from torch.distributions import Normal, kl_divergence
+
+import mmcourse
+from mmcourse import exercises, verify
+from mmcourse.autoencoders import kl_to_standard_normal, mixture_of_experts_sample, product_of_experts, reparameterize
+from mmcourse.data import DIGIT_NAMES
+from mmcourse.experiments import autoencoders as experiments
+from mmcourse.experiments import cca as cca_experiments
+from mmcourse.views import autoencoders as views
+from mmcourse.views.common import figure
+
+print("training on:", mmcourse.get_device())
+
+# %%
+with figure(12, 2.2, ncols=3) as axes:
+    views.three_ways(axes)
+
+# %% [markdown]
+# **Notation.** Modalities $m = 1, \dots, M$ (here $M = 2$); a sample's inputs $x^{(m)}$; the
+# latent code $z \in \mathbb{R}^D$ ($D = 16$ here); an encoder gives the Gaussian posterior
+# $q_m(z \mid x^{(m)})$ of one modality; a decoder gives the likelihood $p(x^{(m)} \mid z)$; the prior
+# is $p(z) = \mathcal{N}(0, I)$; batch size $B$.
+#
+# ## 1. Two data sets, and referees
+#
+# **Shapes & captions** with one object per scene, averaged over 2 x 2 pixels to 16 x 16 (shape and
+# colour stay readable). The caption is four tokens, its size, colour, shape and position words: the
+# rest of the template ("a ... at the ...") carries nothing. Red triangles are **held out**: no
+# training scene has one, in any size or place. **AV-Digits** with its default noise, as in lesson
+# 02: an 8 x 8 digit and a spoken digit, its log-mel spectrogram averaged to 16 x 10 numbers. Loading
+# both takes two or three seconds.
+
+# %%
+shapes = experiments.shapes_data(seed=0)
+av = experiments.av_data(seed=0)
+for data in (shapes, av):
+    print(f"{data.name}: train {len(data.train['label'])}, test {len(data.test['label'])}, "
+          + ", ".join(f"{m} {tuple(data.train[m].shape[1:])}" for m in data.modalities))
+caption = shapes.train["caption"]
+red_triangles = (caption[:, experiments.COLOUR] == 0) & (caption[:, experiments.SHAPE] == 2)  # COLOURS[0], SHAPES[2]
+print("red triangles in training:", red_triangles.sum().item())
+
+# %%
+views.show_pairs(shapes, av)
+
+# %% [markdown]
+# Generated images must be *judged*, not admired. So before building anything you train
+# **referees**: classifiers of real data that read what a sample shows. For scenes, a small network
+# that reads the object's shape (from its silhouette) and its colour; a caption's tokens say shape and
+# colour exactly. For AV-Digits, one perceptron reads the digit in an image, another in a spectrogram.
+# They never see a generated sample in training. Their accuracy on the real test split is the ceiling
+# for what they can confirm (about a second):
+
+# %%
+shapes_run = experiments.with_referees(shapes)
+av_run = experiments.with_referees(av)
+print("scene referee (shape and colour both right):", round(shapes_run.referees.accuracy["image"], 3))
+print("digit referees:", {m: round(a, 3) for m, a in av_run.referees.accuracy.items()})
+
+# %% [markdown]
+# ## 2. A bimodal autoencoder
+#
+# Ngiam et al. (2011), [*Multimodal Deep Learning*](https://people.csail.mit.edu/khosla/papers/icml2011_ngiam.pdf),
+# encode each modality, $h^{(m)} = f_m(x^{(m)})$, map the concatenation to one code
+# $z = W [h^{(1)}; h^{(2)}] + b$, and decode *both* modalities from $z$, minimising the two
+# reconstruction errors. A missing modality enters as zeros. Trained only on complete pairs, the code
+# can rely on whichever input is easier and ignore the other. Their trick: in part of the training
+# samples, zero one modality at random and still ask for both. `BimodalAutoencoder(coders, zero_rate)`
+# does that for half the samples by default. Train it on AV-Digits, once with the trick and once
+# without (about a second each):
+
+# %%
+experiments.train_models(av_run, ["autoencoder"])
+zeroing = experiments.zeroing_experiment(av_run)
+for label, result in zeroing.items():
+    print(f"{label:>16}:", {d: f"{c.coherence:.3f} (chance {c.chance:.3f})" for d, c in result.items()})
+
+# %% [markdown]
+# Each number is a **coherence**: the modality was generated from the other one *alone* (the image
+# from the spoken digit, the spectrogram from the image), and the referee read the digit in it; it is
+# coherent when that is the digit of the input. Chance is the same measure against another sample's
+# digit (shuffled pairs). Here are test digits generated from the audio alone:
+
+# %%
+test, columns = av.test, list(range(8))
+views.generated_rows(av, {"real image": test["image"][columns],
+                          **{f"{label}, from audio": av_run.models[m].generate(None, test["audio"][columns])[0]
+                             for label, m in (("zeroing", "autoencoder"), ("no zeroing", "autoencoder, no zeroing"))}},
+                     [f"said: {DIGIT_NAMES[int(y)]}" for y in test["label"][columns]])
+
+# %%
+with_, without = (zeroing[k]["image -> audio"].coherence for k in ("with zeroing", "without zeroing"))
+experiments.ZEROING_HELPS.check(with_ - without, with_zeroing=with_, without_zeroing=without)
+
+# %% [markdown]
+# Without the trick, the image alone calls up the right spoken digit far less often. The image is the
+# noisier, weaker modality (compare the referees), and a code trained only on complete pairs leans on
+# the audio. With the trick, the image alone must carry the digit.
+#
+# ## 3. From autoencoder to VAE
+#
+# An autoencoder's code has no density: you cannot draw a new $z$ and decode it. A variational
+# autoencoder (Kingma and Welling 2014, [*Auto-Encoding Variational Bayes*](https://arxiv.org/abs/1312.6114))
+# makes $z$ random: the encoder gives a Gaussian $q(z \mid x) = \mathcal{N}(\mu, \operatorname{diag}
+# \sigma^2)$ (as $\mu$ and $\log \sigma^2$), the decoder a likelihood $p(x \mid z)$, and training
+# maximises the **evidence lower bound**
+#
+# $$\log p(x) \;\ge\; \mathrm{ELBO}(x) = \mathbb{E}_{q(z \mid x)}\big[\log p(x \mid z)\big]
+#   - \mathrm{KL}\big(q(z \mid x) \,\|\, p(z)\big).$$
+#
+# The first term rebuilds $x$ from codes drawn from $q$; the second keeps $q$ close to the prior, so
+# that codes drawn from $\mathcal{N}(0, I)$ decode to something sensible. For a Gaussian $q$ the KL
+# has a closed form, summed over the $D$ dimensions:
+#
+# $$\mathrm{KL} = \tfrac12 \sum_{d=1}^{D} \left(\sigma_d^2 + \mu_d^2 - 1 - \log \sigma_d^2\right).$$
+#
+# Check `kl_to_standard_normal` against `torch.distributions`:
+
+# %%
+mu, logvar = torch.randn(5, 16, dtype=torch.float64), torch.randn(5, 16, dtype=torch.float64)
+ours = kl_to_standard_normal(mu, logvar)
+theirs = kl_divergence(Normal(mu, (0.5 * logvar).exp()), Normal(0.0, 1.0)).sum(-1)
+verify((ours - theirs).abs().max() < 1e-10, "our KL equals torch.distributions'",
+       largest_difference=(ours - theirs).abs().max())
+
+# %% [markdown]
+# **The reparameterisation trick.** The expectation needs samples of $z$, and a sample drawn by
+# `torch.normal` has no gradient with respect to $\mu$ and $\sigma$. Write it instead as
+# $z = \mu + \sigma \odot \varepsilon$ with $\varepsilon \sim \mathcal{N}(0, I)$ drawn outside the
+# network: then $\partial z / \partial \mu = 1$ and $\partial z / \partial \log \sigma^2 =
+# \tfrac12 \sigma \varepsilon$, and backpropagation reaches the encoder.
+
+# %%
+mu = torch.zeros(3, 4, requires_grad=True)
+logvar = torch.zeros(3, 4, requires_grad=True)
+z = reparameterize(mu, logvar)
+z.sum().backward()
+verify(bool((mu.grad == 1).all()) and torch.allclose(logvar.grad, 0.5 * z.detach()),
+       "gradients reach mu (all 1) and logvar (sigma * eps / 2, here z / 2)", mean_abs_logvar_grad=logvar.grad.abs().mean())
+
+# %% [markdown]
+# With two modalities, the question is how to get $q(z \mid x^{(1)}, x^{(2)})$, and $q(z \mid x^{(m)})$
+# when one is missing, without a separate encoder for every subset.
+#
+# ## 4. Product of experts: MVAE
+#
+# Wu and Goodman (2018), [*Multimodal Generative Models for Scalable Weakly-Supervised
+# Learning*](https://arxiv.org/abs/1802.05335), let each modality be an **expert** $q_m(z \mid x^{(m)})$
+# and multiply them, together with the prior as one more expert:
+#
+# $$q(z \mid x^{(1)}, \dots, x^{(M)}) \;\propto\; p(z) \prod_m q_m(z \mid x^{(m)}).$$
+#
+# A product of Gaussians is Gaussian. With precisions $T_i = 1 / \sigma_i^2$,
+#
+# $$\mu = \frac{\sum_i T_i \mu_i}{\sum_i T_i}, \qquad \sigma^2 = \frac{1}{\sum_i T_i}.$$
+#
+# The product is sharper than every expert and leans to the most certain one (left). A missing
+# modality is simply left out; the prior expert keeps the product a proper, not too confident
+# distribution when only one modality speaks (right).
+
+# %%
+with figure(10, 2.6, ncols=2) as axes:
+    views.gaussian_product(axes[0], [-1.0, 2.0], [1.0, 0.25], title="two experts and their product")
+    views.gaussian_product(axes[1], [2.0], [0.25], with_prior=True, title="one expert and the prior expert")
+
+# %%
+g = torch.Generator().manual_seed(0)
+mu_e, logvar_e = torch.randn(3, 5, 16, generator=g), torch.randn(3, 5, 16, generator=g)  # 3 experts, B = 5, D = 16
+product = product_of_experts(mu_e, logvar_e)
+precision = (-logvar_e).exp()
+closed_mu, closed_var = (precision * mu_e).sum(0) / precision.sum(0), 1 / precision.sum(0)
+verify(torch.allclose(product.mu, closed_mu, atol=1e-5) and torch.allclose(product.logvar.exp(), closed_var),
+       "product_of_experts is the precision-weighted closed form", largest_difference=(product.mu - closed_mu).abs().max())
+
+# %% [markdown]
+# MVAE trains on the ELBO of the joint posterior **plus** the ELBO of each modality alone
+# (reconstructing only itself), so that every expert learns to stand on its own:
+#
+# $$\mathcal{L} = \mathrm{ELBO}(x^{(1)}, x^{(2)}) + \mathrm{ELBO}(x^{(1)}) + \mathrm{ELBO}(x^{(2)}).$$
+#
+# Each likelihood is scaled so that the modalities count alike: a caption's four tokens carry a few
+# nats, a scene's 768 numbers hundreds, so each caption token counts ten times (`TokenCoder(weight=10)`).
+# The image decoder is built for one-object scenes (`SceneCoder`): it draws one silhouette in one of
+# the grid's nine cells, in one colour, which lets a tiny model learn to draw in seconds. Train MVAE
+# on Shapes, then on AV-Digits (about three seconds):
+
+# %%
+experiments.train_models(shapes_run, ["MVAE"], progress=True)
+experiments.train_models(av_run, ["MVAE"], progress=True)
+print(shapes_run.models["MVAE"])
+
+# %% [markdown]
+# ## 5. Mixture of experts: MMVAE
+#
+# Shi, Siddharth, Paige and Torr (2019), [*Variational Mixture-of-Experts Autoencoders for Multi-Modal
+# Deep Generative Models*](https://arxiv.org/abs/1911.03393), average the experts instead:
+#
+# $$q(z \mid x^{(1)}, x^{(2)}) = \tfrac12 \big(q_1(z \mid x^{(1)}) + q_2(z \mid x^{(2)})\big).$$
+#
+# A product is as narrow as its surest expert, a mixture as wide as its widest. The ELBO under the
+# mixture is an average over the experts, so it is estimated by **stratified sampling**: draw $z$
+# from *each* expert (a stratum), decode *every* modality from it, and weight each stratum by $1/M$:
+#
+# $$\mathrm{ELBO} = \frac{1}{M} \sum_{m=1}^{M} \mathbb{E}_{z \sim q_m}\Big[\sum_{n} \log p(x^{(n)} \mid z)\Big]
+#   - \mathrm{KL}(\cdot) .$$
+#
+# So each unimodal posterior must, on its own, explain *all* the modalities: the code from the caption
+# must already say enough to draw the scene. (The KL of each expert to the prior bounds the mixture's
+# KL; the paper's tighter importance-weighted bound is `MMVAE(k=...)`.) Here is one batch of three
+# test pairs, sampled:
+
+# %%
+experiments.train_models(shapes_run, ["MMVAE", "autoencoder"])
+experiments.train_models(av_run, ["MMVAE"])
+with torch.no_grad():
+    experts, _ = shapes_run.models["MMVAE"].experts(shapes.test["image"][:3], shapes.test["caption"][:3])
+    strata = mixture_of_experts_sample(*experts, k=2)
+print("experts:", tuple(experts.mu.shape), "| samples:", tuple(strata.z.shape), "(expert, k, B, D)")
+print("weight of each stratum, sample 0:", strata.weight[:, 0].tolist())
+
+# %% [markdown]
+# That cell also trained the bimodal autoencoder on Shapes (with zeroing), so every model now exists
+# for both data sets, each trained once (about six seconds in all). Their training curves:
+
+# %%
+views.training_curves({f"{run.data.name}: {m}": run.histories[m] for run in (shapes_run, av_run)
+                       for m in ("MVAE", "MMVAE")})
+
+# %% [markdown]
+# ## 6. Measure generation, don't eyeball it
+#
+# For every model and direction: generate one modality from the other alone and let the referee read
+# it. A scene generated from a caption is coherent when the referee reads the caption's shape *and*
+# colour; a caption generated from a scene, when its tokens name the scene's shape and colour; a digit
+# generated from speech, when the referee reads the spoken digit. **Joint coherence**: decode codes
+# drawn from the prior into both modalities and ask whether the two referees agree. Chance for each
+# is the same measure against shuffled pairs.
+
+# %%
+tables = {"shapes": experiments.coherence_table(shapes_run), "av": experiments.coherence_table(av_run)}
+for name, table in tables.items():
+    for model, row in table.items():
+        print(f"{name:>6} {model:>11}:", "  ".join(f"{d} {c.coherence:.2f} ({c.chance:.2f})" for d, c in row.items()))
+
+# %%
+views.coherence_bars(tables, "coherence (bars) and chance (black ticks)")
+
+# %% [markdown]
+# Look at the samples behind those numbers: test captions (top) and the scenes each model draws from
+# the caption alone.
+
+# %%
+columns = list(range(7))
+captions = shapes.test["caption"][columns]
+views.generated_rows(shapes, {"real scene": shapes.test["image"][columns],
+                              **{m: shapes_run.models[m].generate(None, captions)[0] for m in experiments.MODELS}},
+                     [experiments.describe(c).replace("a ", "", 1).replace(" at the ", "\n") for c in captions])
+
+# %%
+caption_to_image = {m: t["caption -> image"] for m, t in tables["shapes"].items()}
+speech_to_image = {m: t["audio -> image"] for m, t in tables["av"].items()}
+experiments.CAPTION_TO_IMAGE.check(min(c.coherence / c.chance for c in caption_to_image.values()),
+                                   **{m: c.coherence for m, c in caption_to_image.items()})
+experiments.SPEECH_TO_IMAGE.check(min(c.coherence - c.chance for c in speech_to_image.values()),
+                                  **{m: c.coherence for m, c in speech_to_image.items()})
+experiments.MOE_BEATS_POE.check(caption_to_image["MMVAE"].coherence - caption_to_image["MVAE"].coherence)
+
+# %% [markdown]
+# Compare the rows, and not only with chance. MMVAE's objective asks each unimodal code to explain
+# *both* modalities; MVAE's unimodal ELBOs ask each code to explain only its own modality and leave
+# the rest to the product, so a code from the caption alone is not trained to draw the scene, and
+# MVAE's caption -> image coherence falls behind. The autoencoder decodes one code per input, with no
+# sampling noise. Joint coherence asks the most: a code drawn from the prior must decode into a scene
+# *and* a caption that agree. Which differences would you trust from one seed? Only those far larger
+# than the spread between seeds: `benchmarks/claims.py` runs ten.
+#
+# ### Inference with a modality missing
+#
+# How much does the code degrade when a modality is missing? Fit a logistic regression that reads the
+# digit from codes of both modalities (training split), then test it on codes computed from both, from
+# the image alone and from the audio alone:
+
+# %%
+for m in experiments.MODELS:
+    print(f"{m:>11}:", {case: round(a, 3) for case, a in experiments.latent_probe(av_run.models[m], av).items()})
+
+# %% [markdown]
+# Compare each row: how much does the probe lose without the image, how much without the audio? A
+# code from one modality lands where the probe expects codes from both only if training put it there:
+# MVAE's unimodal ELBOs and MMVAE's strata both do, in different ways.
+#
+# ### Drawing what was never seen
+#
+# No training scene held a red triangle. Ask each model for "a red triangle" in every size and place
+# (five samples of each) and let the referee read the scenes. A model that learned colour and shape as
+# separate parts of the code can combine them: the generative route to zero-shot learning. (The
+# referee itself never saw a red triangle either; it reads shape and colour apart.)
+
+# %%
+heldout = {m: experiments.heldout_coherence(shapes_run.models[m], shapes, shapes_run.referees)
+           for m in experiments.MODELS}
+print({m: round(c.coherence, 3) for m, c in heldout.items()}, "| chance:", round(heldout["MVAE"].chance, 3))
+captions = experiments.heldout_captions(1)[::3]
+views.generated_rows(shapes, {m: shapes_run.models[m].generate(None, captions)[0] for m in experiments.MODELS},
+                     [experiments.describe(c).replace("a ", "", 1).replace(" at the ", "\n") for c in captions])
+
+# %%
+experiments.HELDOUT.check(heldout["MMVAE"].coherence, chance=heldout["MMVAE"].chance)
+
+# %% [markdown]
+# ### The running comparison: retrieval in the latent space
+#
+# Lesson 02 retrieved test images with spoken queries in CCA's shared space. Do the same in each
+# model's latent space: the code of each spoken digit (audio alone) ranks the test images by the cosine
+# similarity of their codes (image alone). No labels were used to train any of them.
+
+# %%
+retrieval = {m: experiments.mvae_retrieval(av_run.models[m], av) for m in experiments.MODELS}
+cca = cca_experiments.av_digits_retrieval(seed=0, data=av.source)
+print(f"{'linear CCA (02)':>16}: Recall@1 {cca['recall1']:.3f}, Recall@5 {cca['recall5']:.3f}")
+for m, r in retrieval.items():
+    print(f"{m + ' latent':>16}: Recall@1 {r.recall_at_1:.3f}, Recall@5 {r.recall_at_5:.3f}")
+print(f"{'chance':>16}: Recall@1 {cca['chance1']:.3f}, Recall@5 {cca['chance5']:.3f}")
+
+# %%
+mvae = retrieval["MVAE"]
+experiments.RETRIEVAL.check(mvae.recall_at_5 - mvae.chance_at_5, recall_at_5=mvae.recall_at_5,
+                            chance=mvae.chance_at_5)
+
+# %% [markdown]
+# A generative model's latent space is not built for retrieval: it also holds the handwriting and the
+# voice, which CCA's few canonical directions leave out. Lesson 07 trains a space *for* retrieval.
+#
+# ### See it: the latent space
+#
+# The test scenes' codes, computed from their captions alone, drawn on the two principal components of
+# the latent space (marker: shape, colour: colour). Move the point with the two sliders: it is decoded
+# live into a scene and a caption. The two sample sliders pick two test captions; their codes are
+# interpolated and decoded into scenes: one modality in, the other out. Set "in" to `image only` to
+# interpolate from scenes to captions' codes instead. Where in the plane do the red triangles' codes
+# fall, although no red triangle was ever drawn in training?
+
+# %%
+explorer = views.LatentExplorer(shapes_run.models["MMVAE"], shapes)
+explorer
+
+# %% [markdown]
+# ## 7. A pitfall: an "alignment" term that aligns nothing
+#
+# Tutorials on cross-modal autoencoders often train one autoencoder per modality and add a term that
+# pulls the two codes of a pair together, as in the correspondence autoencoder of Feng, Wang and Li
+# (2014), [*Cross-modal Retrieval with Correspondence Autoencoder*](https://doi.org/10.1145/2647868.2654902).
+# Here the term is the squared distance between the two codes after standardising each dimension over
+# the batch (`standardized_distance`: it equals $2 \sum_d (1 - \rho_d)$ up to a factor $(B-1)/B$, so
+# it makes the codes *correlate*, as CCA does, and shrinking the codes cannot meet it). One typo turns
+# it into a constant:
+
+# %%
+print(experiments.buggy_alignment.__doc__)
+z_image, z_audio = torch.randn(6, 16), torch.randn(6, 16)
+print("buggy term on unrelated codes:", experiments.buggy_alignment(z_image, z_audio).tolist())
+
+# %% [markdown]
+# Train both versions on AV-Digits (about a second each). Both losses fall; the buggy one even reports
+# a perfect alignment of 0. The **shuffled-pairs control** (`mmcourse.diagnostics.shuffled_pairs`,
+# after Hessel and Lee 2020) pairs every image with another sample's audio: a term that measures
+# alignment must be larger on strangers than on true pairs, and the codes of true pairs must be closer
+# than those of strangers.
+
+# %%
+pitfall = experiments.alignment_pitfall(av)
+for name, r in pitfall.items():
+    print(f"{name:>7} term: on real pairs {r['term']:.3f}, on shuffled pairs {r['term_shuffled']:.3f} | "
+          f"code distance paired {r['paired']:.1f}, shuffled {r['shuffled']:.1f} | "
+          f"retrieval Recall@1 {r['retrieval'].recall_at_1:.3f} (chance {r['retrieval'].chance_at_1:.3f})")
+views.alignment_pitfall(pitfall)
+
+# %%
+buggy, correct = pitfall["buggy"], pitfall["correct"]
+verify(buggy["term"] == 0 and buggy["term_shuffled"] == 0, "the buggy term is 0 on real and on shuffled pairs alike")
+experiments.ALIGNMENT_CONSTANT.check(buggy["ratio"], paired=buggy["paired"], shuffled=buggy["shuffled"])
+experiments.ALIGNMENT_WORKS.check(correct["ratio"], paired=correct["paired"], shuffled=correct["shuffled"])
+
+# %% [markdown]
+# A term that does not change when you shuffle the pairs cannot know anything about the pairs. The
+# loss curve looked fine; only the control told the two apart. Run it whenever a model claims to use
+# the pairing.
+#
+# ## Exercises
+#
+# ### 1. The product of two Gaussian experts
+#
+# Write `my_product_of_two_experts(mu1, logvar1, mu2, logvar2)`: two Gaussian experts, each given by
+# its mean and log-variance of shape `(B, D)`; return the product as a tuple `(mu, logvar)`, both
+# `(B, D)`.
+
+# %%
+def my_product_of_two_experts(mu1, logvar1, mu2, logvar2):
+    # YOUR CODE HERE
+    raise NotImplementedError
+
+
+exercises.check("product_of_two_experts", my_product_of_two_experts)
+
+# %% [markdown]
+# <details><summary><b>Hint</b></summary>
+#
+# Precisions are $T_i = e^{-\log \sigma_i^2}$. The product's variance is $1 / (T_1 + T_2)$ (return its
+# log) and its mean $(T_1 \mu_1 + T_2 \mu_2) / (T_1 + T_2)$.
+# </details>
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+def solution_product_of_two_experts(mu1, logvar1, mu2, logvar2):
+    t1, t2 = (-logvar1).exp(), (-logvar2).exp()
+    return (t1 * mu1 + t2 * mu2) / (t1 + t2), -torch.log(t1 + t2)
+
+
+exercises.check("product_of_two_experts", solution_product_of_two_experts, must_pass=True)
+
+# %% [markdown]
+# ### 2. The reparameterised sample and its KL
+#
+# Write `my_sample_and_kl(mu, logvar, eps)`: all three `(B, D)`; return the tuple `(z, kl)` with
+# $z = \mu + \sigma \odot \varepsilon$ `(B, D)` and the KL divergence of $\mathcal{N}(\mu,
+# \operatorname{diag}\sigma^2)$ from $\mathcal{N}(0, I)$, summed over the dimensions, `(B,)`.
+
+# %%
+def my_sample_and_kl(mu, logvar, eps):
+    # YOUR CODE HERE
+    raise NotImplementedError
+
+
+exercises.check("sample_and_kl", my_sample_and_kl)
+
+# %% [markdown]
+# <details><summary><b>Hint</b></summary>
+#
+# $\sigma = e^{\log \sigma^2 / 2}$, so `(0.5 * logvar).exp()`, not `logvar.exp()` (that is the
+# variance). KL $= \tfrac12 \sum_d (\sigma_d^2 + \mu_d^2 - 1 - \log \sigma_d^2)$: `.sum(-1)`.
+# </details>
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+def solution_sample_and_kl(mu, logvar, eps):
+    z = mu + (0.5 * logvar).exp() * eps
+    kl = 0.5 * (logvar.exp() + mu.pow(2) - 1 - logvar).sum(-1)
+    return z, kl
+
+
+exercises.check("sample_and_kl", solution_sample_and_kl, must_pass=True)
+
+# %% [markdown]
+# ### 3. Find the bug: a VAE loss out of balance
+#
+# The negative ELBO of a batch with a Gaussian likelihood of standard deviation `scale` is, per
+# sample, $\sum_{\text{pixels}} (x - \hat x)^2 / (2\,\mathrm{scale}^2)$ (dropping a constant) plus the
+# KL, and then the mean over the batch. The function below, as found in many VAE tutorials, computes
+# something else. The check runs it on three cases: which fail, and why does the first one pass?
+
+# %%
+def buggy_negative_elbo(x, x_mean, mu, logvar, scale=1.0):
+    """Minus the ELBO of a batch: x, x_mean (B, ...) data and decoded means; mu, logvar (B, D)."""
+    reconstruction = torch.nn.functional.mse_loss(x_mean, x) / (2 * scale**2)
+    kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+    return reconstruction + kl
+
+
+exercises.check("negative_elbo", buggy_negative_elbo)
+
+# %% [markdown]
+# Copy the function into `my_negative_elbo` below and fix it.
+
+# %%
+def my_negative_elbo(x, x_mean, mu, logvar, scale=1.0):
+    # YOUR CODE HERE: a fixed copy of buggy_negative_elbo
+    raise NotImplementedError
+
+
+exercises.check("negative_elbo", my_negative_elbo)
+
+# %% [markdown]
+# <details><summary><b>Hint</b></summary>
+#
+# `mse_loss` *averages* over every pixel of every sample, while `torch.sum` adds the KL over every
+# dimension of every sample. With one sample and one pixel both agree; with 64 pixels the
+# reconstruction counts 64 times too little, and with 8 samples the KL counts 8 times too much. The
+# balance of the two terms is what a VAE learns from: this one pushes every posterior onto the prior
+# (posterior collapse) and decodes blurry averages. Sum the squared errors over each sample's pixels
+# (`.flatten(1).sum(1)`), the KL over each sample's dimensions (`.sum(-1)`), then average both over
+# the batch.
+# </details>
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+def solution_negative_elbo(x, x_mean, mu, logvar, scale=1.0):
+    reconstruction = (x - x_mean).pow(2).flatten(1).sum(1) / (2 * scale**2)  # (B,)
+    kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=-1)  # (B,)
+    return (reconstruction + kl).mean()
+
+
+exercises.check("negative_elbo", solution_negative_elbo, must_pass=True)
+
+# %% [markdown]
+# ## Summary
+#
+# - A **bimodal autoencoder** learns one code from both modalities; zero one modality at random in
+#   training, or the code leans on the easier input and the other alone calls up nothing.
+# - A **VAE** maximises the ELBO, reconstruction minus the KL to the prior; the reparameterisation
+#   $z = \mu + \sigma \odot \varepsilon$ lets gradients reach the encoder.
+# - **MVAE** multiplies the experts with the prior expert (precision-weighted: sharp, leaning to the
+#   surest); a missing modality is left out. **MMVAE** averages them and samples each stratum, so each
+#   unimodal code must explain every modality.
+# - **Measure** generation with referees trained on real data (cross-modal and joint coherence,
+#   against chance), probe codes with a modality missing, and test combinations held out of training.
+# - A term that does not change under **shuffled pairs** knows nothing about the pairs, however well
+#   the loss falls.
+#
+# **Try it:** train `experiments.train_model("MVAE", shapes, unimodal=False)` (the joint ELBO only)
+# and compare its image -> caption coherence with `experiments.cross_modal_coherence`; or open the
+# explorer on AV-Digits, `views.LatentExplorer(av_run.models["MVAE"], av)`.
+#
+# **Further reading.**
+# Ngiam et al. (2011), [*Multimodal Deep Learning*](https://people.csail.mit.edu/khosla/papers/icml2011_ngiam.pdf).
+# Kingma and Welling (2014), [*Auto-Encoding Variational Bayes*](https://arxiv.org/abs/1312.6114).
+# Suzuki, Nakayama and Matsuo (2017), [*Joint Multimodal Learning with Deep Generative Models*
+# (JMVAE)](https://arxiv.org/abs/1611.01891): a joint encoder plus unimodal encoders pulled towards it.
+# Wu and Goodman (2018), [*Multimodal Generative Models for Scalable Weakly-Supervised Learning*
+# (MVAE)](https://arxiv.org/abs/1802.05335).
+# Shi, Siddharth, Paige and Torr (2019), [*Variational Mixture-of-Experts Autoencoders for Multi-Modal
+# Deep Generative Models* (MMVAE)](https://arxiv.org/abs/1911.03393).
+# Sutter, Daunhawer and Vogt (2021), [*Generalized Multimodal ELBO* (MoPoE)](https://arxiv.org/abs/2105.02470):
+# a mixture of products over every subset of modalities.
+# Daunhawer, Sutter, Chin-Cheong, Palumbo and Vogt (2022), [*On the Limitations of Multimodal
+# VAEs*](https://arxiv.org/abs/2110.04121): why mixture-based models cannot reach the coherence and the
+# sample quality of unimodal models at once.

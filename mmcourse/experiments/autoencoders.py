@@ -1,0 +1,494 @@
+"""Experiments of lesson 05 (autoencoders): the training runs and measurements behind its claims.
+
+Two data sets of paired modalities, as tensors: one-object Shapes scenes with their captions (the
+caption as four attribute tokens: size, colour, shape, position), with red triangles held out of
+training, and AV-Digits (8x8 digits with pooled log-mel spectrograms). Every model trains once with
+:func:`mmcourse.train.fit`; generation is measured with *referees*, classifiers trained on real
+data, as cross-modal coherence (Shi et al. 2019). The claims are :class:`~mmcourse.claims.Claim`
+constants at the end; :func:`measure_claims` computes their quantities for any seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..autoencoders import (
+    MMVAE,
+    MVAE,
+    AlignedAutoencoders,
+    BimodalAutoencoder,
+    SceneCoder,
+    TokenCoder,
+    VectorCoder,
+    standardized_distance,
+    vae_step,
+)
+from ..claims import Claim
+from ..data import BACKGROUND, COLOURS, POSITIONS, SHAPES, SIZES, as_tensors, load_av_digits, load_shapes
+from ..device import seed_everything
+from ..diagnostics import shuffled_pairs
+from ..metrics import ComparisonEntry, Retrieval, class_retrieval
+from ..train import History, fit
+
+HOLDOUT = (("red", "triangle"),)  # never seen in training, in any size or place
+CAPTION_SLOTS = ("size", "colour", "shape", "position")
+CAPTION_SIZES = (len(SIZES), len(COLOURS), len(SHAPES), len(POSITIONS))  # values of each caption token
+SIZE, COLOUR, SHAPE, POSITION = range(4)  # the caption's token positions
+LATENT_DIM = 16
+MODELS = ("autoencoder", "MVAE", "MMVAE")
+TRAINING = {"shapes": {"epochs": 20, "batch_size": 128, "lr": 3e-3},
+            "av": {"epochs": 20, "batch_size": 128, "lr": 3e-3}}
+
+
+# ----------------------------------------------------------------------------- the data
+@dataclass
+class Paired:
+    """Two modalities of one data set as tensors: ``train`` and ``test`` dicts with a column per modality
+    (in ``modalities`` order) and ``label`` (the class the views colour by); ``source`` is the loaded
+    ``DatasetDict``."""
+
+    name: str  # "shapes" or "av"
+    modalities: tuple[str, str]
+    train: dict
+    test: dict
+    source: object
+    seed: int
+
+
+def caption_tokens(columns: dict) -> torch.Tensor:
+    """A one-object scene's caption as its four attribute tokens (size, colour, shape, position), from
+    Shapes' ``object_*`` columns. Shape: columns of N scenes -> (N, 4) int64."""
+    return torch.stack([columns[f"object_{slot}"][:, 0] for slot in CAPTION_SLOTS], dim=1)
+
+
+def describe(tokens: torch.Tensor) -> str:
+    """The caption of four attribute tokens (4,), in the words of Shapes' template."""
+    size, colour, shape, position = (int(t) for t in tokens)
+    return f"a {SIZES[size]} {COLOURS[colour]} {SHAPES[shape]} at the {POSITIONS[position]}"
+
+
+def shapes_data(seed: int = 0, n_train: int = 2000, n_test: int = 500) -> Paired:
+    """One-object Shapes scenes, averaged over 2 x 2 pixels to 16 x 16, and their captions as tokens.
+
+    Red triangles (:data:`HOLDOUT`) never occur in training. ``label`` is shape * 4 + colour.
+    Columns: ``image`` (N, 3, 16, 16), ``caption`` (N, 4), ``label`` (N,).
+    """
+    source = load_shapes(n_train=n_train, n_validation=1, n_test=n_test, max_objects=1, holdout=HOLDOUT, seed=seed)
+    names = ["image"] + [f"object_{slot}" for slot in CAPTION_SLOTS]
+
+    def split(name: str) -> dict:
+        columns = as_tensors(source[name], names)
+        caption = caption_tokens(columns)
+        return {"image": F.avg_pool2d(columns["image"], 2), "caption": caption,
+                "label": caption[:, SHAPE] * len(COLOURS) + caption[:, COLOUR]}
+
+    return Paired("shapes", ("image", "caption"), split("train"), split("test"), source, seed)
+
+
+def av_data(seed: int = 0) -> Paired:
+    """AV-Digits at its default noise (lesson 02's data): 8x8 digits, and log-mel spectrograms averaged
+    over blocks of 2 mel bands x 4 frames, standardised with the training split's statistics.
+
+    Columns: ``image`` (N, 1, 8, 8), ``audio`` (N, 1, 16, 10), ``label`` (N,) the digit.
+    """
+    source = load_av_digits(seed=seed)
+    parts = {s: as_tensors(source[s], ["image", "audio", "label"]) for s in ("train", "test")}
+    pooled = {s: F.avg_pool2d(p["audio"], (2, 4)) for s, p in parts.items()}
+    mean, std = pooled["train"].mean(0), pooled["train"].std(0).clamp_min(1e-6)
+    train, test = ({"image": parts[s]["image"], "audio": (pooled[s] - mean) / std, "label": parts[s]["label"]}
+                   for s in ("train", "test"))
+    return Paired("av", ("image", "audio"), train, test, source, seed)
+
+
+# ----------------------------------------------------------------------------- the models
+def coders(data: Paired, latent_dim: int = LATENT_DIM) -> list:
+    """Fresh coders of the two modalities of ``data``: a :class:`~mmcourse.autoencoders.SceneCoder` and a
+    :class:`~mmcourse.autoencoders.TokenCoder` for Shapes, two
+    :class:`~mmcourse.autoencoders.VectorCoder` for AV-Digits.
+
+    The likelihood scalings balance the modalities: a caption's four tokens carry a few nats, a
+    scene's 768 numbers hundreds, so each caption token counts ten times.
+    """
+    if data.name == "shapes":
+        return [SceneCoder(16, latent_dim, hidden=128, scale=0.1),
+                TokenCoder(CAPTION_SIZES, latent_dim, hidden=64, weight=10.0)]
+    return [VectorCoder((1, 8, 8), latent_dim, hidden=128, scale=0.3),
+            VectorCoder((1, 16, 10), latent_dim, hidden=128, scale=0.5)]
+
+
+def build_model(kind: str, data: Paired, latent_dim: int = LATENT_DIM, **options) -> nn.Module:
+    """A fresh model of ``kind`` ("autoencoder", "MVAE", "MMVAE", or "aligned") for ``data``; ``options``
+    go to its constructor (``zero_rate``, ``unimodal``, ``alignment`` ...)."""
+    parts = coders(data, latent_dim)
+    makers = {"autoencoder": BimodalAutoencoder, "MVAE": MVAE, "MMVAE": MMVAE, "aligned": AlignedAutoencoders}
+    if kind not in makers:
+        raise ValueError(f"kind: expected one of {sorted(makers)}, got {kind!r}")
+    return makers[kind](parts, **options)
+
+
+def train_model(kind: str, data: Paired, progress: bool = False, **options) -> tuple[nn.Module, History]:
+    """Build a model of ``kind`` for ``data`` and train it with ``fit`` on its loss (the ELBO for the VAEs);
+    returns the model (on the CPU, in eval mode) and its history. ``options`` go to the model."""
+    seed_everything(data.seed)
+    model = build_model(kind, data, **options)
+    history = fit(model, data.train, list(data.modalities), None, step=vae_step(data.modalities), seed=data.seed,
+                  progress=progress, description=kind, **TRAINING[data.name])
+    return model.cpu().eval(), history
+
+
+# ----------------------------------------------------------------------------- referees: classifiers of real data
+class Reading(NamedTuple):
+    """What a referee reads in one modality: class scores."""
+
+    scores: torch.Tensor  # (B, C)
+
+
+class SceneReferee(nn.Module):
+    """Reads the shape and the colour of a one-object scene (16 x 16): a classifier of real scenes, used
+    to judge generated ones.
+
+    Shape: the silhouette (which pixels differ from the background) in the 6 x 6 window of the scene's
+    grid that holds most of it, scaled to a maximum of 1, through a perceptron. Colour: the direction
+    of the silhouette-weighted mean difference from the background, through a linear layer. Both
+    read a faint object (as a decoder unsure of the exact place draws it) like a solid one.
+    Shape: ``image`` (B, 3, 16, 16) -> :class:`Reading` (scores (B, 3 + 4): shapes, then colours).
+    """
+
+    def __init__(self, hidden: int = 64) -> None:
+        super().__init__()
+        self.shape_head = nn.Sequential(nn.Linear(36, hidden), nn.ReLU(), nn.Linear(hidden, len(SHAPES)))
+        self.colour_head = nn.Linear(3, len(COLOURS))
+        self.register_buffer("background", torch.tensor(BACKGROUND).view(1, 3, 1, 1))
+
+    def forward(self, image: torch.Tensor) -> Reading:
+        silhouette = (image - self.background).abs().amax(1, keepdim=True)  # (B, 1, 16, 16)
+        windows = F.unfold(silhouette, 6, stride=5)  # (B, 36, 9): the grid's 9 overlapping windows
+        best = windows.sum(1).argmax(1)  # (B,) the window with the most of the object
+        shape = windows[torch.arange(len(image)), :, best]  # (B, 36)
+        shape = shape / shape.amax(1, keepdim=True).clamp_min(1e-6)  # the same for every colour
+        weights = silhouette.flatten(1) / silhouette.flatten(1).sum(1, keepdim=True).clamp_min(1e-6)
+        colour = ((image - self.background).flatten(2) * weights[:, None]).sum(2)  # (B, 3): away from the background
+        colour = F.normalize(colour, dim=1)  # its direction: the same for a faint blob as for a solid object
+        return Reading(torch.cat([self.shape_head(shape), self.colour_head(colour)], dim=1))
+
+
+def _scene_step(model: nn.Module, batch: dict) -> torch.Tensor:
+    scores = model(batch["image"]).scores
+    caption = batch["caption"]
+    return F.cross_entropy(scores[:, :3], caption[:, SHAPE]) + F.cross_entropy(scores[:, 3:], caption[:, COLOUR])
+
+
+class Referees(NamedTuple):
+    """Classifiers trained on real data, one per modality, with their accuracy on the real test split."""
+
+    models: dict  # modality -> nn.Module, or None where the modality is read exactly (a caption's tokens)
+    accuracy: dict  # modality -> accuracy on real test data (for scenes: shape and colour both right)
+
+
+def train_referees(data: Paired) -> Referees:
+    """Train the referees of ``data`` on its real training split (labels used here only).
+
+    Shapes: a :class:`SceneReferee` for images; captions need none (their tokens say the shape and
+    colour). AV-Digits: a perceptron per modality that reads the digit.
+    """
+    seed_everything(data.seed)
+    if data.name == "shapes":
+        referee = SceneReferee()
+        fit(referee, data.train, ["image", "caption"], None, step=_scene_step, epochs=10, lr=1e-2, batch_size=64,
+            seed=data.seed, progress=False)
+        referee.cpu().eval()
+        models = {"image": referee, "caption": None}
+        test = data.test
+        accuracy_ = {"image": _agreement(read(models, "image", test["image"]), attributes(test["caption"]))}
+        return Referees(models, accuracy_)
+    models = {}
+    for name, size in (("image", 64), ("audio", 160)):
+        models[name] = nn.Sequential(nn.Flatten(), nn.Linear(size, 128), nn.ReLU(), nn.Linear(128, 10))
+        fit(models[name], data.train, [name], "label", epochs=20, lr=3e-3, batch_size=64, seed=data.seed,
+            progress=False)
+        models[name].cpu().eval()
+    return Referees(models, {name: _agreement(read(models, name, data.test[name]), data.test["label"])
+                             for name in models})
+
+
+def attributes(caption: torch.Tensor) -> torch.Tensor:
+    """What a Shapes referee compares: (shape, colour) of each caption (N, 4) -> (N, 2)."""
+    return caption[:, [SHAPE, COLOUR]]
+
+
+@torch.no_grad()
+def read(models: dict, modality: str, x: torch.Tensor) -> torch.Tensor:
+    """What the referee of ``modality`` reads in ``x``: the digit (N,), or a scene's or a caption's
+    (shape, colour) (N, 2)."""
+    model = models[modality]
+    if model is None:  # caption tokens: read exactly
+        return attributes(x)
+    scores = model(x)
+    scores = scores.scores if isinstance(scores, Reading) else scores
+    if scores.shape[1] == len(SHAPES) + len(COLOURS):
+        return torch.stack([scores[:, :3].argmax(1), scores[:, 3:].argmax(1)], dim=1)
+    return scores.argmax(1)
+
+
+def _agreement(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Fraction of rows where ``a`` and ``b`` agree everywhere (a digit, or shape and colour both)."""
+    same = a == b
+    return (same.all(1) if same.ndim == 2 else same).float().mean().item()
+
+
+class Coherence(NamedTuple):
+    """One measure of generation: how often the referee reads what the condition says, and at chance."""
+
+    coherence: float
+    chance: float  # the same, with each output compared with another sample's condition (shuffled pairs)
+
+
+def _coherent(got: torch.Tensor, target: torch.Tensor, seed: int) -> Coherence:
+    shuffled = shuffled_pairs({"got": got, "target": target}, "target", torch.Generator().manual_seed(seed))
+    return Coherence(_agreement(got, target), _agreement(got, shuffled["target"]))
+
+
+def cross_modal_coherence(model: nn.Module, data: Paired, referees: Referees, sample: bool = True) -> dict:
+    """Generate each modality of the test split from the other alone, and let the referees read it.
+
+    A generated output is coherent when its referee reads what the given modality says: for Shapes
+    the caption's shape and colour (caption -> image) or the scene's (image -> caption, its true
+    attributes), for AV-Digits the digit. Returns {"<given> -> <generated>": :class:`Coherence`}.
+    """
+    first, second = data.modalities
+    test = data.test
+    truth = attributes(test["caption"]) if data.name == "shapes" else test["label"]
+    seed_everything(data.seed)
+    out = {}
+    for given, made in ((second, first), (first, second)):
+        inputs = [test[given] if m == given else None for m in data.modalities]
+        generated = model.generate(*inputs, sample=sample)[data.modalities.index(made)]
+        out[f"{given} -> {made}"] = _coherent(read(referees.models, made, generated), truth, data.seed)
+    return out
+
+
+@torch.no_grad()
+def joint_coherence(model: nn.Module, data: Paired, referees: Referees, n: int = 500) -> Coherence:
+    """Decode ``n`` codes drawn from the prior N(0, I) into both modalities; coherent when the two
+    referees read the same (digit, or shape and colour)."""
+    seed_everything(data.seed)
+    outputs = model.decode(torch.randn(n, model.latent_dim))
+    readings = [read(referees.models, m, x) for m, x in zip(data.modalities, outputs)]
+    return _coherent(readings[0], readings[1], data.seed)
+
+
+def heldout_captions(samples: int = 5) -> torch.Tensor:
+    """Captions of every held-out (colour, shape) in every size and place, each ``samples`` times: (N, 4)."""
+    rows = [(size, COLOURS.index(colour), SHAPES.index(shape), position) for colour, shape in HOLDOUT
+            for size in range(len(SIZES)) for position in range(len(POSITIONS))]
+    return torch.tensor(rows).repeat(samples, 1)
+
+
+def heldout_coherence(model: nn.Module, data: Paired, referees: Referees, samples: int = 5) -> Coherence:
+    """Caption -> image for combinations never seen in training (:data:`HOLDOUT`): how often the referee
+    reads the caption's shape and colour in the scene generated from it. Chance: one (shape, colour)
+    combination in 12."""
+    captions = heldout_captions(samples)
+    seed_everything(data.seed)
+    images = model.generate(None, captions)[0]
+    coherence = _agreement(read(referees.models, "image", images), attributes(captions))
+    return Coherence(coherence, 1 / (len(SHAPES) * len(COLOURS)))
+
+
+def latent_probe(model: nn.Module, data: Paired) -> dict:
+    """How much the code degrades with a modality missing: a linear probe (linear discriminant analysis)
+    that reads the label from codes of both modalities (training split) is tested on codes of both, and
+    of each alone.
+
+    Returns {"both": accuracy, "<modality> only": accuracy, ...} on the test split.
+    """
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    first, second = data.modalities
+    with torch.no_grad():
+        train_codes = model.embed(data.train[first], data.train[second])
+        probe = LinearDiscriminantAnalysis().fit(train_codes.double().numpy(), data.train["label"].numpy())
+        cases = {"both": (data.test[first], data.test[second]), f"{first} only": (data.test[first], None),
+                 f"{second} only": (None, data.test[second])}
+        return {case: float(probe.score(model.embed(*xs).double().numpy(), data.test["label"].numpy()))
+                for case, xs in cases.items()}
+
+
+@torch.no_grad()
+def latent_map(model: nn.Module, data: Paired) -> dict:
+    """The test split's codes (posterior means) from each modality alone and from both, and a fixed 2-D
+    map of the latent space: the first two principal components of the codes from both.
+
+    Returns ``codes`` ({modality or "both": (N, D)}), ``mean`` (D,), ``components`` (2, D) orthonormal
+    rows, ``project`` (a function (M, D) -> (M, 2)) and ``points`` ({...: (N, 2)}, the codes projected).
+    A point (x, y) of the map is the code mean + x components[0] + y components[1].
+    """
+    first, second = data.modalities
+    test = data.test
+    codes = {first: model.embed(test[first], None), second: model.embed(None, test[second]),
+             "both": model.embed(test[first], test[second])}
+    mean = codes["both"].mean(0)
+    components = torch.linalg.svd(codes["both"] - mean, full_matrices=False).Vh[:2]
+
+    def project(z: torch.Tensor) -> torch.Tensor:
+        return (z - mean) @ components.T
+
+    return {"codes": codes, "mean": mean, "components": components, "project": project,
+            "points": {k: project(c) for k, c in codes.items()}}
+
+
+# ----------------------------------------------------------------------------- the lesson's runs
+@dataclass
+class Trained:
+    """The models of one data set, trained once and reused by every section."""
+
+    data: Paired
+    referees: Referees
+    models: dict  # name -> trained model
+    histories: dict  # name -> History
+
+
+def with_referees(data: Paired) -> Trained:
+    """Start the runs of one data set: train its referees (:func:`train_referees`), no model yet."""
+    return Trained(data, train_referees(data), {}, {})
+
+
+def train_models(trained: Trained, kinds=MODELS, progress: bool = False) -> Trained:
+    """Train a model of each of ``kinds`` on ``trained.data`` and add it to ``trained`` (returned)."""
+    for kind in kinds:
+        trained.models[kind], trained.histories[kind] = train_model(kind, trained.data, progress)
+    return trained
+
+
+def zeroing_experiment(trained: Trained, progress: bool = False) -> dict:
+    """The bimodal autoencoder without modality zeroing, next to the one in ``trained`` (with it).
+
+    Returns {"with zeroing": coherence dict, "without zeroing": coherence dict} (see
+    :func:`cross_modal_coherence`) and adds the model as ``"autoencoder, no zeroing"``.
+    """
+    name = "autoencoder, no zeroing"
+    if name not in trained.models:
+        trained.models[name], trained.histories[name] = train_model("autoencoder", trained.data, progress,
+                                                                    zero_rate=0.0)
+    return {label: cross_modal_coherence(trained.models[m], trained.data, trained.referees)
+            for label, m in (("with zeroing", "autoencoder"), ("without zeroing", name))}
+
+
+def coherence_table(trained: Trained, kinds=MODELS) -> dict:
+    """Cross-modal and joint coherence of each model: {model: {direction: Coherence, "joint": Coherence}}."""
+    return {kind: {**cross_modal_coherence(trained.models[kind], trained.data, trained.referees),
+                   "prior -> both": joint_coherence(trained.models[kind], trained.data, trained.referees)}
+            for kind in kinds}
+
+
+def mvae_retrieval(model: nn.Module, data: Paired) -> Retrieval:
+    """Speech-to-image retrieval in a model's latent space on AV-Digits' test split: each spoken digit's
+    code (audio alone) ranks the images by the cosine similarity of their codes (image alone)."""
+    with torch.no_grad():
+        queries, gallery = model.embed(None, data.test["audio"]), model.embed(data.test["image"], None)
+    return class_retrieval(queries, gallery, data.test["label"], data.test["label"])
+
+
+def speech_to_image_retrieval(seed: int = 0, fast: bool = True) -> list[ComparisonEntry]:
+    """The course's running comparison (lesson 07): MVAE's latent space, speech queries, image gallery.
+
+    Trains the lesson's AV-Digits MVAE (a few seconds) on all training pairs, without labels, and
+    retrieves on the test split (:func:`mvae_retrieval`). ``fast=False`` trains three times longer.
+    """
+    data = av_data(seed)
+    if fast:
+        model, _ = train_model("MVAE", data)
+    else:
+        seed_everything(seed)
+        model = build_model("MVAE", data)
+        fit(model, data.train, list(data.modalities), None, step=vae_step(data.modalities), seed=seed,
+            progress=False, **{**TRAINING["av"], "epochs": 3 * TRAINING["av"]["epochs"]})
+        model.cpu().eval()
+    note = "" if fast else "three times the lesson's training"
+    return [ComparisonEntry("MVAE latent", "05", "all", False, mvae_retrieval(model, data), note)]
+
+
+# ----------------------------------------------------------------------------- section 7: a constant "alignment"
+def buggy_alignment(z_image: torch.Tensor, z_audio: torch.Tensor) -> torch.Tensor:
+    """An "alignment" term as found in tutorial code: the distance between the image code and... itself."""
+    return standardized_distance(z_image, z_image)  # the bug: z_image twice, so the term is always 0
+
+
+def alignment_pitfall(data: Paired, weight: float = 5.0, progress: bool = False) -> dict:
+    """Two :class:`~mmcourse.autoencoders.AlignedAutoencoders` on ``data``, with the buggy and the
+    correct alignment term, and the shuffled-pairs control of each.
+
+    For each ("buggy", "correct"): ``history``, ``model``, ``term`` (the trained model's alignment
+    term on the real test pairs, mean) and ``term_shuffled`` (on shuffled pairs), ``paired`` and
+    ``shuffled`` (mean :func:`~mmcourse.autoencoders.standardized_distance` between the image and the
+    audio code of real and of shuffled test pairs, whatever the model's own term), their ``ratio``
+    (1: the pairing means nothing to the codes),
+    ``ratio`` = paired / shuffled (1: the pairing means nothing to the codes), and ``retrieval``
+    (speech-to-image in the code space).
+    """
+    first, second = data.modalities
+    results = {}
+    for name, alignment in (("buggy", buggy_alignment), ("correct", standardized_distance)):
+        model, history = train_model("aligned", data, progress, weight=weight, alignment=alignment)
+        g = torch.Generator().manual_seed(data.seed)
+        shuffled = shuffled_pairs({first: data.test[first], second: data.test[second]}, second, g)
+        with torch.no_grad():
+            codes = model.codes(data.test[first], data.test[second])
+            codes_shuffled = model.codes(shuffled[first], shuffled[second])
+            term = model.alignment_term(data.test[first], data.test[second]).mean().item()
+            term_shuffled = model.alignment_term(shuffled[first], shuffled[second]).mean().item()
+        paired, apart = standardized_distance(*codes), standardized_distance(*codes_shuffled)
+        results[name] = {"model": model, "history": history, "term": term, "term_shuffled": term_shuffled,
+                         "paired": paired.mean().item(), "shuffled": apart.mean().item(),
+                         "ratio": paired.mean().item() / apart.mean().item(),
+                         "closer": (paired < apart).float().mean().item(),
+                         "retrieval": class_retrieval(codes[1], codes[0], data.test["label"], data.test["label"])}
+    return results
+
+
+# ----------------------------------------------------------------------------- the lesson's claims
+ZEROING_HELPS = Claim("modality zeroing lets the image alone call up the right spoken digit",
+                      "image -> audio coherence with zeroing minus without", ">=", 0.05)
+CAPTION_TO_IMAGE = Claim("every model draws scenes with the caption's shape and colour far more often than chance",
+                         "smallest caption -> image coherence over its chance level (ratio)", ">=", 3.0)
+MOE_BEATS_POE = Claim("MMVAE draws the caption's shape and colour more often than MVAE",
+                      "caption -> image coherence of MMVAE minus MVAE's", ">=", 0.1)
+SPEECH_TO_IMAGE = Claim("every model draws the spoken digit far more often than chance",
+                        "smallest audio -> image coherence minus chance", ">=", 0.15)
+HELDOUT = Claim("MMVAE draws red triangles, never seen in training, from their captions",
+                "held-out caption -> image coherence of MMVAE", ">=", 0.5)
+ALIGNMENT_CONSTANT = Claim("with the buggy term, a sample's two codes are no closer than a stranger's",
+                           "paired over shuffled distance, buggy term", ">=", 0.85)
+ALIGNMENT_WORKS = Claim("with the correct term, a sample's two codes are much closer than a stranger's",
+                        "paired over shuffled distance, correct term", "<=", 0.8)
+RETRIEVAL = Claim("in MVAE's latent space, spoken digits find images of their digit among the top five far "
+                  "more often than by chance", "Recall@5 minus its chance level", ">=", 0.15)
+
+
+def measure_claims(seed: int) -> dict[Claim, float]:
+    """Run every experiment of lesson 05 for ``seed``; return the quantity each claim tests."""
+    shapes = train_models(with_referees(shapes_data(seed)))
+    av = train_models(with_referees(av_data(seed)))
+    zeroing = zeroing_experiment(av)
+    shapes_table, av_table = coherence_table(shapes), coherence_table(av)
+    pitfall = alignment_pitfall(av.data)
+    retrieval = mvae_retrieval(av.models["MVAE"], av.data)
+    return {
+        ZEROING_HELPS: zeroing["with zeroing"]["image -> audio"].coherence
+        - zeroing["without zeroing"]["image -> audio"].coherence,
+        CAPTION_TO_IMAGE: min(t["caption -> image"].coherence / t["caption -> image"].chance
+                              for t in shapes_table.values()),
+        MOE_BEATS_POE: shapes_table["MMVAE"]["caption -> image"].coherence
+        - shapes_table["MVAE"]["caption -> image"].coherence,
+        SPEECH_TO_IMAGE: min(t["audio -> image"].coherence - t["audio -> image"].chance for t in av_table.values()),
+        HELDOUT: heldout_coherence(shapes.models["MMVAE"], shapes.data, shapes.referees).coherence,
+        ALIGNMENT_CONSTANT: pitfall["buggy"]["ratio"],
+        ALIGNMENT_WORKS: pitfall["correct"]["ratio"],
+        RETRIEVAL: retrieval.recall_at_5 - retrieval.chance_at_5,
+    }
+

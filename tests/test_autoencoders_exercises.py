@@ -1,0 +1,52 @@
+"""Lesson 05's exercise checks: the worked solutions pass, and typical mistakes fail with a message that says
+which case and what differs."""
+
+import pytest
+import torch
+
+from mmcourse import exercises
+from mmcourse.exercises import ExerciseError
+
+
+def test_the_product_of_two_experts_check():
+    def right(mu1, logvar1, mu2, logvar2):
+        t1, t2 = (-logvar1).exp(), (-logvar2).exp()
+        return (t1 * mu1 + t2 * mu2) / (t1 + t2), -torch.log(t1 + t2)
+
+    def averaged(mu1, logvar1, mu2, logvar2):  # averages the means: right only for equal variances
+        return (mu1 + mu2) / 2, -torch.log((-logvar1).exp() + (-logvar2).exp())
+
+    assert exercises.check("product_of_two_experts", right, must_pass=True)
+    with pytest.raises(ExerciseError, match=r"case 2 of 4 \(N\(0, 1\) x N\(4, 1/4\).*got 2, expected 3.2"):
+        exercises.check("product_of_two_experts", averaged, must_pass=True)
+
+
+def test_the_sample_and_kl_check_catches_the_variance_used_as_the_standard_deviation():
+    def variance_for_sigma(mu, logvar, eps):
+        return mu + logvar.exp() * eps, 0.5 * (logvar.exp() + mu.pow(2) - 1 - logvar).sum(-1)
+
+    with pytest.raises(ExerciseError, match=r"case 2 of 3 \(variance 4.*got 4, expected 2"):
+        exercises.check("sample_and_kl", variance_for_sigma, must_pass=True)
+
+
+def test_the_negative_elbo_check_catches_a_mean_against_a_sum():
+    def buggy(x, x_mean, mu, logvar, scale=1.0):  # the lesson's buggy_negative_elbo
+        reconstruction = torch.nn.functional.mse_loss(x_mean, x) / (2 * scale**2)
+        return reconstruction - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+
+    def fixed(x, x_mean, mu, logvar, scale=1.0):
+        reconstruction = (x - x_mean).pow(2).flatten(1).sum(1) / (2 * scale**2)
+        return (reconstruction - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=-1)).mean()
+
+    with pytest.raises(ExerciseError, match=r"case 2 of 3 \(one sample, 64 pixels"):
+        exercises.check("negative_elbo", buggy, must_pass=True)
+    assert exercises.check("negative_elbo", fixed, must_pass=True)
+
+
+def test_an_unfinished_exercise_is_not_done_yet(capsys):
+    def stub(*args):
+        raise NotImplementedError
+
+    for name in ("product_of_two_experts", "sample_and_kl", "negative_elbo"):
+        assert not exercises.check(name, stub)
+    assert capsys.readouterr().out.count("not done yet") == 3

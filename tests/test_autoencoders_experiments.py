@@ -1,0 +1,74 @@
+"""Lesson 05's claims hold on another seed than the lesson's (``claims_hold``); the helpers behind them."""
+
+import pytest
+import torch
+from claims_hold import claim_tests
+
+from mmcourse.autoencoders import MMVAE, MVAE, BimodalAutoencoder
+from mmcourse.experiments import autoencoders as ex
+
+measured, test_every_claim_is_measured, test_claim_holds = claim_tests(ex, seeds=(1,))
+
+
+@pytest.fixture(scope="module")
+def small_shapes():
+    return ex.shapes_data(seed=3, n_train=40, n_test=12)
+
+
+def test_shapes_data_holds_out_red_triangles_and_tokenises_captions(small_shapes):
+    train, test = small_shapes.train, small_shapes.test
+    assert train["image"].shape == (40, 3, 16, 16) and train["caption"].shape == (40, 4)
+    red, triangle = ex.COLOURS.index("red"), ex.SHAPES.index("triangle")
+    assert not ((train["caption"][:, ex.COLOUR] == red) & (train["caption"][:, ex.SHAPE] == triangle)).any()
+    assert torch.equal(train["label"], train["caption"][:, ex.SHAPE] * 4 + train["caption"][:, ex.COLOUR])
+    row = small_shapes.source["test"][0]
+    assert ex.describe(test["caption"][0]) == row["caption"]  # the tokens say all the template says
+    # the 16 x 16 image is the 32 x 32 one averaged over 2 x 2 pixels
+    torch.testing.assert_close(test["image"][0], torch.nn.functional.avg_pool2d(row["image"][None], 2)[0])
+
+
+def test_heldout_captions_cover_every_size_and_place():
+    captions = ex.heldout_captions(samples=2)
+    assert captions.shape == (2 * 2 * 9, 4)
+    assert {ex.describe(c).split()[2:4] == ["red", "triangle"] for c in captions} == {True}
+    assert len({tuple(c.tolist()) for c in captions}) == 18
+
+
+def test_coherence_counts_rows_that_agree_and_chance_uses_shuffled_pairs():
+    got = torch.tensor([[0, 1], [2, 3], [1, 1], [0, 0]])
+    target = torch.tensor([[0, 1], [2, 0], [1, 1], [0, 0]])
+    result = ex._coherent(got, target, seed=0)
+    assert result.coherence == 0.75  # shape and colour must both agree
+    digits = torch.arange(100) % 10
+    result = ex._coherent(digits, digits, seed=0)
+    assert result.coherence == 1.0 and result.chance < 0.25  # a derangement rarely keeps the digit
+
+
+def test_read_takes_caption_tokens_as_they_are(small_shapes):
+    referees = ex.Referees({"image": ex.SceneReferee(), "caption": None}, {})
+    caption = small_shapes.test["caption"]
+    assert torch.equal(ex.read(referees.models, "caption", caption), caption[:, [ex.SHAPE, ex.COLOUR]])
+    assert ex.read(referees.models, "image", small_shapes.test["image"]).shape == (12, 2)
+
+
+def test_build_model_makes_each_kind_and_rejects_others(small_shapes):
+    assert isinstance(ex.build_model("autoencoder", small_shapes), BimodalAutoencoder)
+    assert isinstance(ex.build_model("MVAE", small_shapes, unimodal=False), MVAE)
+    assert isinstance(ex.build_model("MMVAE", small_shapes), MMVAE)
+    with pytest.raises(ValueError, match="kind"):
+        ex.build_model("GAN", small_shapes)
+
+
+def test_latent_map_projects_a_point_back_to_itself(small_shapes):
+    model = ex.build_model("MVAE", small_shapes).eval()
+    latent = ex.latent_map(model, small_shapes)
+    assert latent["components"].shape == (2, ex.LATENT_DIM) and set(latent["points"]) == {"image", "caption", "both"}
+    torch.testing.assert_close(latent["components"] @ latent["components"].T, torch.eye(2), atol=1e-5, rtol=0)
+    code = latent["mean"] + 1.5 * latent["components"][0] - 0.5 * latent["components"][1]
+    torch.testing.assert_close(latent["project"](code[None]), torch.tensor([[1.5, -0.5]]), atol=1e-5, rtol=0)
+
+
+def test_the_buggy_alignment_is_zero_whatever_the_codes():
+    a, b = torch.randn(8, 4), torch.randn(8, 4)
+    assert torch.equal(ex.buggy_alignment(a, b), torch.zeros(8))
+    assert (ex.standardized_distance(a, b) > 0).all()

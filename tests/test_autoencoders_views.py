@@ -1,0 +1,57 @@
+"""The latent-space explorer driven from Python: moving a control changes what it decodes and draws,
+and the pictures of lesson 05 draw without error."""
+
+import pytest
+import torch
+
+from mmcourse.experiments import autoencoders as ex
+from mmcourse.views.autoencoders import LatentExplorer, gaussian_product, generated_rows, three_ways
+from mmcourse.views.common import figure
+
+
+@pytest.fixture(scope="module")
+def explorer():
+    data = ex.shapes_data(seed=2, n_train=30, n_test=15)
+    torch.manual_seed(0)
+    model = ex.build_model("MMVAE", data).eval()
+    return LatentExplorer(model, data)
+
+
+def test_the_explorer_decodes_the_point_of_the_sliders(explorer):
+    latent = explorer.map
+    explorer.x.value, explorer.y.value = 0.5, -0.3
+    shown = explorer.shown
+    x, y = shown["point"]
+    assert (x, y) == (explorer.x.value, explorer.y.value) and abs(x - 0.5) < 1e-6 and abs(y + 0.3) < 1e-6
+    code = latent["mean"] + x * latent["components"][0] + y * latent["components"][1]
+    torch.testing.assert_close(torch.tensor(shown["code"]), code)
+    with torch.no_grad():
+        caption = explorer.model.decode(code[None])[1][0]
+    assert shown["decoded"] == ex.describe(caption)
+
+
+def test_the_explorer_interpolates_between_the_chosen_samples(explorer):
+    explorer.given.value = "caption"
+    explorer.a.value, explorer.b.value = 3, 7
+    path = torch.tensor(explorer.shown["path"])
+    codes = explorer.map["codes"]["caption"]
+    assert explorer.shown["samples"] == (3, 7) and path.shape == (LatentExplorer.STEPS, ex.LATENT_DIM)
+    torch.testing.assert_close(path[0], codes[3])
+    torch.testing.assert_close(path[-1], codes[7])
+    explorer.given.value = "image"
+    torch.testing.assert_close(torch.tensor(explorer.shown["path"])[0], explorer.map["codes"]["image"][3])
+
+
+def test_the_explorer_rejects_an_unknown_modality(explorer):
+    with pytest.raises(ValueError, match="given"):
+        LatentExplorer(explorer.model, explorer.data, given="audio")
+
+
+def test_the_pictures_draw():
+    with figure(9, 2, ncols=3) as axes:
+        three_ways(axes)
+    with figure(4, 2) as axes:
+        gaussian_product(axes[0], [-1.0, 2.0], [1.0, 0.25], with_prior=True)
+    data = ex.shapes_data(seed=1, n_train=5, n_test=4)
+    generated_rows(data, {"real": data.test["image"]}, ["a", "b", "c", "d"])
+    generated_rows(data, {"real": data.test["caption"]}, ["a", "b", "c", "d"], modality="caption")
