@@ -7,7 +7,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmcourse import exercises
 from mmcourse.encoders import AudioEncoder, ImageEncoder, SceneEncoder
 from mmcourse.fusion import (
     AttentionFusion,
@@ -18,6 +17,7 @@ from mmcourse.fusion import (
     ModalityDropout,
     MultimodalClassifier,
     TensorFusion,
+    TuckerFusion,
     average_log_probs,
     check_modalities,
     tensor_product,
@@ -30,7 +30,7 @@ def _hs(dims, batch=5, seed=0, dtype=torch.float32):
 
 
 @pytest.mark.parametrize("dims", [[4, 3], [4, 3, 2], [6]])
-@pytest.mark.parametrize("make", [EarlyFusion, TensorFusion, LowRankFusion, AttentionFusion])
+@pytest.mark.parametrize("make", [EarlyFusion, TensorFusion, LowRankFusion, TuckerFusion, AttentionFusion])
 def test_every_fusion_maps_a_list_of_modalities_to_out_dim(make, dims):
     fused = make(dims, 7)(_hs(dims))
     assert isinstance(fused, Fused) and fused.z.shape == (5, 7)
@@ -140,7 +140,7 @@ def test_every_low_rank_parameter_is_registered_and_gets_a_gradient():
 
 def test_gradients_reach_every_modality():
     for fusion in (EarlyFusion([4, 3], 5), LateFusion([4, 3], 5), AttentionFusion([4, 3], 5),
-                   TensorFusion([4, 3], 5), LowRankFusion([4, 3], 5)):
+                   TensorFusion([4, 3], 5), LowRankFusion([4, 3], 5), TuckerFusion([4, 3], 5)):
         hs = [h.requires_grad_() for h in _hs([4, 3])]
         fusion(hs).z.pow(2).sum().backward()
         assert all(h.grad is not None and h.grad.abs().sum() > 0 for h in hs), type(fusion).__name__
@@ -219,7 +219,7 @@ def test_modality_dropout_inside_the_classifier_follows_train_and_eval():
         ([], "expected a list of 2 tensors"),
     ],
 )
-@pytest.mark.parametrize("make", [EarlyFusion, LateFusion, AttentionFusion, TensorFusion, LowRankFusion])
+@pytest.mark.parametrize("make", [EarlyFusion, LateFusion, AttentionFusion, TensorFusion, LowRankFusion, TuckerFusion])
 def test_bad_inputs_raise_errors_that_say_what_was_expected(make, hs, match):
     with pytest.raises(ValueError, match=match):
         make([4, 3], 6)(hs)
@@ -231,11 +231,14 @@ def test_bad_inputs_raise_errors_that_say_what_was_expected(make, hs, match):
      ({"dims": 4, "out_dim": 3}, "dims"), ({"dims": [4, 3], "out_dim": 0}, "out_dim")],
 )
 def test_bad_constructor_arguments(kwargs, match):
-    for make in (EarlyFusion, LateFusion, AttentionFusion, TensorFusion, LowRankFusion):
+    for make in (EarlyFusion, LateFusion, AttentionFusion, TensorFusion, LowRankFusion, TuckerFusion):
         with pytest.raises(ValueError, match=match):
             make(**kwargs)
     with pytest.raises(ValueError, match="rank"):
         LowRankFusion([4, 3], 2, rank=0)
+    for ranks in (0, [2], [2, 0]):
+        with pytest.raises(ValueError, match="ranks"):
+            TuckerFusion([4, 3], 2, ranks=ranks)
 
 
 def test_check_modalities_without_dims_accepts_any_feature_sizes():
@@ -251,21 +254,141 @@ def test_scene_encoder_shapes_and_errors():
         encoder(torch.rand(3, 1, 32, 32))
 
 
-def test_lesson_01_exercise_solutions_pass_and_mistakes_are_explained(capsys):
-    assert exercises.check("concat_fusion", lambda hs, w, b: F.linear(torch.cat(hs, 1), w, b))
-    assert exercises.check("tensor_fusion", lambda a, b: tensor_product([a, b]))
-    assert exercises.check("late_fusion", lambda ls: torch.stack([x.log_softmax(1) for x in ls]).mean(0))
-    capsys.readouterr()
-    assert not exercises.check("tensor_fusion", lambda a, b: torch.einsum("bi,bj->bij", a, b).flatten(1))
-    assert "has shape (2, 6), expected (2, 12)" in capsys.readouterr().out
-    assert not exercises.check("late_fusion", lambda ls: torch.stack(ls).mean(0))
-    assert "wrong values" in capsys.readouterr().out
-    assert not exercises.check("concat_fusion", lambda hs, w, b: torch.cat(hs, 1) @ w.T)
-    assert "wrong values" in capsys.readouterr().out
-
-
 def test_missing_modality_takes_the_dtype_of_the_others():
     model = MultimodalClassifier([ImageEncoder(8), AudioEncoder(8)], TensorFusion([8, 8], 3)).double()
     out = model(None, torch.randn(2, 1, 32, 40, dtype=torch.float64))
     out = out.scores
     assert out.dtype == torch.float64 and out.shape == (2, 3)
+
+
+# --- late fusion with a missing modality ---------------------------------------------------------
+
+
+def test_late_fusion_drops_a_missing_modality_and_renormalises_the_weights():
+    fusion, hs = LateFusion([4, 3, 2], 5, learn_weights=True), _hs([4, 3, 2])
+    with torch.no_grad():
+        fusion.weight_logits.copy_(torch.tensor([math.log(3.0), 0.0, 0.0]))  # weights 0.6, 0.2, 0.2
+    assert torch.allclose(fusion(hs).weights[0], torch.tensor([0.6, 0.2, 0.2]))
+    out = fusion([hs[0], None, hs[2]])  # by hand: 0.6 / (0.6 + 0.2) = 0.75 and 0.25, the middle one dropped
+    assert torch.allclose(out.weights, torch.tensor([[0.75, 0.0, 0.25]]).expand(5, 3))
+    expected = 0.75 * F.log_softmax(fusion.heads[0](hs[0]), 1) + 0.25 * F.log_softmax(fusion.heads[2](hs[2]), 1)
+    assert torch.allclose(out.z, expected, atol=1e-6)
+    alone = fusion([None, hs[1], None])  # one modality left: its own log-probabilities, weight 1
+    assert torch.allclose(alone.z, F.log_softmax(fusion.heads[1](hs[1]), 1), atol=1e-6)
+    assert torch.equal(alone.weights[0], torch.tensor([0.0, 1.0, 0.0]))
+    alone.z.sum().backward()  # no NaN from the -inf of the missing ones
+    assert torch.isfinite(fusion.weight_logits.grad).all()
+    with pytest.raises(ValueError, match="every modality is None"):
+        fusion([None, None, None])
+    with pytest.raises(ValueError, match=r"hs\[2\]: expected shape \(B, 2\)"):
+        fusion([hs[0], None, torch.zeros(5, 3)])
+    with pytest.raises(ValueError, match="expected a list"):
+        EarlyFusion([4, 3], 5)([hs[0], None])  # only late fusion accepts a missing modality
+
+
+def test_classifier_passes_a_missing_modality_to_late_fusion_as_none():
+    torch.manual_seed(0)
+    model = MultimodalClassifier([ImageEncoder(8), AudioEncoder(6)], LateFusion([8, 6], 10)).eval()
+    audio = torch.randn(3, 1, 32, 40)
+    assert model.embed(None, audio)[0] is None
+    out = model(None, audio)
+    assert torch.equal(out.weights, torch.tensor([[0.0, 1.0]]).expand(3, 2))
+    h = F.layer_norm(model.encoders[1](audio), (6,))
+    assert torch.allclose(out.scores, F.log_softmax(model.fusion.heads[1](h), 1), atol=1e-6)
+
+
+def test_check_modalities_accepts_none_only_when_asked():
+    check_modalities([None, torch.zeros(2, 3)], allow_missing=True)
+    with pytest.raises(ValueError, match="expected a list"):
+        check_modalities([None, torch.zeros(2, 3)])
+    with pytest.raises(ValueError, match=r"same batch size B for every modality, got \[2, 4\]"):
+        check_modalities([torch.zeros(2, 3), None, torch.zeros(4, 3)], allow_missing=True)
+
+
+# --- the learned "missing" embedding --------------------------------------------------------------
+
+
+def _learned_model(p: float = 0.0) -> MultimodalClassifier:
+    torch.manual_seed(0)
+    return MultimodalClassifier([ImageEncoder(8), AudioEncoder(6)], LowRankFusion([8, 6], 5),
+                                torch.nn.Linear(5, 10), modality_dropout=p, missing="learned")
+
+
+def test_normalised_embeddings_lie_on_a_sphere_and_zero_is_its_centre():
+    model = _learned_model()
+    xs = torch.randn(50, 1, 8, 8), torch.randn(50, 1, 32, 40)
+    hs = model.embed(*xs)
+    for encoder, x, h, d in zip(model.encoders, xs, hs, (8, 6)):
+        # mean 0 and variance var / (var + eps) over the d features: norm sqrt(d) up to LayerNorm's eps
+        var = encoder(x).var(dim=1, unbiased=False)
+        assert torch.allclose(h.norm(dim=1), (d * var / (var + 1e-5)).sqrt(), rtol=1e-4)
+        assert (h.norm(dim=1) <= math.sqrt(d) + 1e-5).all()
+    for m, d in enumerate((8, 6)):  # the learned vector is normalised too, so it lies on the same sphere
+        assert model.missing_embedding(m, hs[0]).norm().item() == pytest.approx(math.sqrt(d), rel=1e-3)
+    assert MultimodalClassifier([ImageEncoder(8)], EarlyFusion([8], 3)).missing_embedding(0, hs[0]).norm() == 0
+
+
+def test_learned_missing_embedding_is_used_only_for_missing_inputs_and_gets_a_gradient():
+    model = _learned_model().eval()
+    image, audio = torch.randn(4, 1, 8, 8), torch.randn(4, 1, 32, 40)
+    both, no_audio = model(image, audio).scores, model(image, None).scores
+    hs = model.embed(image, None)
+    assert torch.allclose(hs[1], F.layer_norm(model.missing_embeddings[1], (6,)).expand(4, 6))
+    with torch.no_grad():
+        model.missing_embeddings[1].add_(torch.randn(6))
+    assert torch.equal(model(image, audio).scores, both)  # not used when the audio is there
+    assert not torch.allclose(model(image, None).scores, no_audio)  # used when it is missing
+    model.zero_grad()
+    model(image, None).scores.sum().backward()
+    assert model.missing_embeddings[1].grad.abs().sum() > 0
+    assert model.missing_embeddings[0].grad is None  # the image was there: its vector is not involved
+
+
+def test_modality_dropout_fills_dropped_modalities_with_the_learned_embedding():
+    model = _learned_model(p=1.0).train()  # every sample loses one modality
+    hs = model.embed(torch.randn(64, 1, 8, 8), torch.randn(64, 1, 32, 40))
+    fills = [F.layer_norm(e, e.shape) for e in model.missing_embeddings]
+    dropped = [(h - f).abs().amax(1) < 1e-6 for h, f in zip(hs, fills)]
+    assert (dropped[0] ^ dropped[1]).all()  # exactly one of the two, filled with its learned vector
+    (hs[0] * torch.randn(64, 8)).sum().backward()  # (a plain sum of a normalised vector is constant)
+    assert model.missing_embeddings[0].grad.abs().sum() > 0  # dropout is how the vectors learn
+    with pytest.raises(ValueError, match="missing: expected one of"):
+        MultimodalClassifier([ImageEncoder(8)], EarlyFusion([8], 3), missing="mean")
+
+
+def test_modality_dropout_fill_replaces_whole_modalities():
+    torch.manual_seed(0)
+    hs = [torch.ones(100, 3), torch.ones(100, 2)]
+    fill = [torch.tensor([7.0, 8.0, 9.0]), torch.tensor([-1.0, -2.0])]
+    out = ModalityDropout(1.0)(hs, fill)
+    lost = [torch.equal(a, fill[0]) for a in out[0]], [torch.equal(b, fill[1]) for b in out[1]]
+    kept = [torch.equal(a, hs[0][0]) for a in out[0]], [torch.equal(b, hs[1][0]) for b in out[1]]
+    assert all(x ^ y for x, y in zip(*lost)) and all(x ^ y for x, y in zip(*kept))
+
+
+# --- Tucker fusion ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dims, ranks", [([4, 3], 2), ([4, 3], [3, 5]), ([3, 2, 4], [2, 3, 2])])
+def test_tucker_fusion_equals_its_tensor_fusion(dims, ranks):
+    torch.manual_seed(0)
+    tucker = TuckerFusion(dims, 6, ranks=ranks).double()
+    with torch.no_grad():
+        tucker.bias.normal_()
+    hs = _hs(dims, batch=7, dtype=torch.float64)
+    tfn = tucker.to_tensor_fusion()
+    assert isinstance(tfn, TensorFusion) and torch.allclose(tucker(hs).z, tfn(hs).z, rtol=0, atol=1e-10)
+    # the full weight G x_1 U_1 x_2 U_2 (x_3 U_3), built independently one mode at a time
+    full = tucker.core
+    for u in tucker.factors:  # contract the leading rank axis with U_m, put the new axis last
+        full = torch.tensordot(full, u, dims=([0], [1]))
+    full = full.movedim(0, -1)  # (d_1 + 1, ..., d_M + 1, out)
+    assert torch.allclose(tfn.linear.weight.T, full.reshape(-1, 6), atol=1e-12)
+
+
+def test_tucker_fusion_parameters_are_registered_and_trained():
+    tucker = TuckerFusion([4, 3], 6, ranks=[2, 3])
+    assert {n for n, _ in tucker.named_parameters()} == {"factors.0", "factors.1", "core", "bias"}
+    assert sum(p.numel() for p in tucker.parameters()) == 5 * 2 + 4 * 3 + 2 * 3 * 6 + 6
+    tucker(_hs([4, 3])).z.pow(2).sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in tucker.parameters())
