@@ -1,4 +1,5 @@
-"""Exercises of lesson 01: concatenation fusion, the Tensor Fusion outer product, late fusion."""
+"""Exercises of lesson 01: late fusion, a modality-attention bug, the Tensor Fusion outer product, and
+low-rank fusion's forward pass with ``einsum``."""
 
 from __future__ import annotations
 
@@ -7,25 +8,31 @@ import torch
 from . import Case, register
 
 
-def _reference_concat_fusion(hs: list[torch.Tensor], weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    from ..fusion import EarlyFusion
+def _reference_low_rank_fusion(hs: list[torch.Tensor], factors: list[torch.Tensor], rank_weights: torch.Tensor,
+                               bias: torch.Tensor) -> torch.Tensor:
+    from ..fusion import LowRankFusion
 
-    fusion = EarlyFusion([h.shape[1] for h in hs], weight.shape[0]).to(weight.dtype)
+    fusion = LowRankFusion([h.shape[1] for h in hs], bias.shape[0], rank=rank_weights.shape[0]).to(bias.dtype)
     with torch.no_grad():
-        fusion.linear.weight.copy_(weight)
-        fusion.linear.bias.copy_(bias)
+        for mine, given in zip(fusion.factors, factors):
+            mine.copy_(given)
+        fusion.rank_weights.copy_(rank_weights)
+        fusion.bias.copy_(bias)
         return fusion(hs).z
 
 
-def _concat_cases() -> list[Case]:
+def _low_rank_cases() -> list[Case]:
     g = torch.Generator().manual_seed(1)
 
-    def case(description: str, batch: int, dims: list[int], out: int) -> Case:
+    def case(description: str, batch: int, dims: list[int], out: int, rank: int) -> Case:
         hs = [torch.randn(batch, d, generator=g) for d in dims]
-        return Case(description, (hs, torch.randn(out, sum(dims), generator=g), torch.randn(out, generator=g)))
+        factors = [torch.randn(rank, d + 1, out, generator=g) for d in dims]
+        return Case(description, (hs, factors, torch.randn(rank, generator=g), torch.randn(out, generator=g)))
 
-    return [case("two modalities, 4 samples", 4, [3, 2], 5), case("different sizes", 6, [8, 1], 3),
-            case("three modalities", 5, [2, 3, 4], 2), case("one sample", 1, [4, 4], 4)]
+    return [case("two modalities, 4 samples, rank 3", 4, [3, 2], 5, 3),
+            case("rank 1: one product of two projections", 6, [4, 4], 3, 1),
+            case("one sample", 1, [2, 5], 4, 2),
+            case("three modalities: the product runs over every modality", 5, [2, 3, 4], 2, 3)]
 
 
 def _reference_tensor_fusion(h1: torch.Tensor, h2: torch.Tensor) -> torch.Tensor:
@@ -62,6 +69,34 @@ def _late_cases() -> list[Case]:
     ]
 
 
-register("concat_fusion", _reference_concat_fusion, _concat_cases)
+def buggy_modality_attention(u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Modality attention as written in some tutorial code, with its bug: the softmax runs over the batch.
+
+    Shape: ``u`` (B, M, d) the projected embeddings, ``v`` (d,) a scoring vector -> (z (B, d), alpha (B, M)).
+    """
+    scores = u @ v  # (B, M): one score per sample and modality
+    alpha = torch.softmax(scores, dim=0)
+    return (alpha.unsqueeze(-1) * u).sum(1), alpha
+
+
+def _reference_modality_attention(u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    alpha = torch.softmax(u @ v, dim=1)  # over the M modalities of each sample
+    return (alpha.unsqueeze(-1) * u).sum(1), alpha
+
+
+def _attention_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(4)
+    return [
+        Case("one sample, 2 modalities: its weights must sum to 1 over the modalities (a softmax over the batch "
+             "of one gives every weight 1)", (torch.randn(1, 2, 3, generator=g), torch.randn(3, generator=g))),
+        Case("3 samples, 2 modalities: each sample's weights sum to 1, whatever the other samples are",
+             (torch.randn(3, 2, 4, generator=g), torch.randn(4, generator=g))),
+        Case("2 samples, 2 modalities (B = M): the shapes are right either way, only the values tell",
+             (torch.randn(2, 2, 3, generator=g) * 2, torch.randn(3, generator=g))),
+    ]
+
+
+register("low_rank_fusion", _reference_low_rank_fusion, _low_rank_cases)
 register("tensor_fusion", _reference_tensor_fusion, _tensor_cases)
 register("late_fusion", _reference_late_fusion, _late_cases)
+register("modality_attention_bug", _reference_modality_attention, _attention_cases)
