@@ -105,3 +105,25 @@ def test_weights_view_checks_its_data(trained):
     test = data.clean_test
     with pytest.raises(ValueError, match="same number"):
         ModalityWeightsView(results.models["attention"], test["image"][:3], test["waveform"][:4], test["label"][:3])
+
+
+def test_low_rank_picture_sums_to_the_tensor_fusion_weight():
+    import matplotlib.pyplot as plt
+
+    from mmcourse.fusion import LowRankFusion
+    from mmcourse.views.fusion import low_rank_weight
+
+    torch.manual_seed(0)
+    lmf = LowRankFusion([5, 4], 3, rank=3)
+    fig, axes = plt.subplots(1, 4)
+    low_rank_weight(axes, lmf, output=2)
+    grids = [torch.as_tensor(ax.images[0].get_array().data) for ax in axes]
+    full = lmf.to_tensor_fusion().linear.weight[2].detach().view(6, 5)  # (d_1 + 1) x (d_2 + 1) for output 2
+    assert torch.allclose(grids[0], full, atol=1e-6)  # the first panel is the tensor-fusion weight grid
+    assert torch.allclose(sum(grids[1:]), full, atol=1e-6)  # ... and the sum of the rank-one panels
+    assert all(torch.linalg.matrix_rank(g) == 1 for g in grids[1:])
+    with pytest.raises(ValueError, match="rank \\+ 1 = 4 axes"):
+        low_rank_weight(axes[:3], lmf)
+    with pytest.raises(ValueError, match="two modalities"):
+        low_rank_weight(axes, LowRankFusion([2, 2, 2], 3, rank=3))
+    plt.close(fig)

@@ -1,4 +1,5 @@
-"""Lesson 01's views: fusion diagrams, the tensor-fusion grid, robustness and modality weights."""
+"""Lesson 01's views: fusion diagrams, the tensor-fusion grid and its low-rank factorisation, robustness and
+modality weights."""
 
 from __future__ import annotations
 
@@ -54,6 +55,33 @@ def tensor_fusion_grid(ax, h1: torch.Tensor, h2: torch.Tensor, title: str = "") 
     ax.set_xticks([0, len(b) // 2], ["1", "$h^{(2)}$"], fontsize=8)
     ax.set_yticks([0, len(a) // 2], ["1", "$h^{(1)}$"], fontsize=8)
     ax.set_title(title, fontsize=9)
+
+
+def low_rank_weight(axes, fusion, output: int = 0) -> None:
+    """Picture of low-rank fusion's weight for one output: the full (d_1 + 1) x (d_2 + 1) grid of weights,
+    one per cell of the tensor-fusion grid, as the sum of r outer products lambda_i a_i b_i^T.
+
+    ``fusion`` is a two-modality :class:`~mmcourse.fusion.LowRankFusion` of rank r; a_i and b_i are
+    column ``output`` of its factors W_1^(i) and W_2^(i). ``axes``: r + 1 matplotlib axes (the grid,
+    then the r rank-one terms), drawn on one colour scale.
+    """
+    if len(fusion.factors) != 2:
+        raise ValueError(f"fusion: expected two modalities, got {len(fusion.factors)}")
+    rank = fusion.rank_weights.shape[0]
+    if len(axes) != rank + 1:
+        raise ValueError(f"axes: expected rank + 1 = {rank + 1} axes, got {len(axes)}")
+    with torch.no_grad():
+        a, b = (w[:, :, output].detach().cpu() for w in fusion.factors)  # (r, d_1 + 1), (r, d_2 + 1)
+        terms = fusion.rank_weights.detach().cpu()[:, None, None] * a[:, :, None] * b[:, None, :]  # (r, d_1+1, d_2+1)
+    panels = [(terms.sum(0), r"weight grid $\mathcal{W}_{:,:,o}$ =")]
+    for i, term in enumerate(terms):
+        panels.append((term, ("" if i == 0 else "+ ") + rf"$\lambda_{i + 1} a_{i + 1} b_{i + 1}^\top$"))
+    limit = float(max(p.abs().max() for p, _ in panels))
+    for ax, (grid, title) in zip(axes, panels):
+        ax.imshow(grid.numpy(), cmap="coolwarm", vmin=-limit, vmax=limit)
+        ax.set_xticks([0, grid.shape[1] // 2], ["1", "$h^{(2)}$"], fontsize=8)
+        ax.set_yticks([0, grid.shape[0] // 2], ["1", "$h^{(1)}$"], fontsize=8)
+        ax.set_title(title, fontsize=9)
 
 
 def modality_weights(ax, weights, names=("image", "audio"), title: str = "attention weights") -> None:
