@@ -150,11 +150,12 @@ verify(abs(random_loss - math.log(1000)) < 0.1 and aligned_loss < 0.01,
 #   words, the length of one object's phrase ("a large red triangle at the top left"), and a max.
 #
 # Both keep a colour bound to its shape, wherever the object is in the scene or the caption. A GRU
-# (lessons 01 and 03) learns this much more slowly here: its last state must still hold the first
-# object's colour after 26 words, and within this lesson's few seconds of training it never does.
+# (lessons 01 and 03) would have to carry the first object's colour in its last state through up to
+# 26 words; a window sees each object's phrase whole.
 
 # %%
-print("training scenes:", tuple(train["image"].shape), "| test scenes:", tuple(test["image"].shape))
+print("training scenes:", tuple(train["image"].shape), "| their captions (padded token ids):",
+      tuple(train["caption_ids"].shape), "| test scenes:", tuple(test["image"].shape))
 model = experiments.build_model()
 print(model)
 print(f"{sum(p.numel() for p in model.parameters()):,} parameters; temperature {model.temperature:.3f}")
@@ -301,7 +302,7 @@ browser
 # scores as its best prompt (the size and position of the best one then match the scene).
 #
 # For comparison, a **supervised** classifier: the same scene encoder and a linear layer, trained on
-# the one-object training scenes with their labels (about 1,000 scenes, 15 epochs, about a second).
+# the one-object training scenes with their labels (about a second).
 # It has one output per *seen* class, so it cannot even name an unseen one.
 
 # %%

@@ -20,13 +20,14 @@ def similarity_matrix(images: torch.Tensor, similarities: torch.Tensor, title: s
     ``images`` (B, 3, 32, 32); ``similarities`` (B, B): row i is caption i, column j scene j.
     """
     b = len(images)
-    with figure(0.9 * b + 1.5, 0.75 * b + 1.6, ncols=b, nrows=2, tight=False) as axes:
+    with figure(0.8 * b + 1.6, 0.8 * b + 1.6, ncols=b, nrows=2, tight=False) as axes:
         fig = axes[0].figure
-        for j, ax in enumerate(axes[:b]):
+        for j, ax in enumerate(axes[:b]):  # one thumbnail above each column of the matrix
             show_scene(ax, images[j], title=f"scene {j}")
+            ax.set_position((0.2 + 0.7 * j / b, 0.78, 0.7 / b * 0.9, 0.16))
         for ax in axes[b:]:
             ax.remove()
-        ax = fig.add_axes((0.1, 0.04, 0.8, 0.7))
+        ax = fig.add_axes((0.2, 0.03, 0.7, 0.7))
         ax.imshow(similarities.detach().cpu().numpy(), cmap="viridis", vmin=-1, vmax=1)
         for i in range(b):
             ax.add_patch(plt.Rectangle((i - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="white", linewidth=2))
@@ -36,7 +37,6 @@ def similarity_matrix(images: torch.Tensor, similarities: torch.Tensor, title: s
         ax.set_xticks(range(b), [f"scene {j}" for j in range(b)], fontsize=7)
         ax.set_yticks(range(b), [f"caption {i}" for i in range(b)], fontsize=7)
         ax.set_title(title, fontsize=9)
-        fig.subplots_adjust(top=0.95, bottom=0.8, left=0.1, right=0.9)
 
 
 def temperature_curve(logit_scales: list[float], title: str = "the learned temperature") -> None:
