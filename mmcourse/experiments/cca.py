@@ -237,16 +237,17 @@ def deep_overfitting(result: dict) -> float:
 SPEECH_TO_IMAGE_EPOCHS = {"fast": 100, "full": 150}  # Deep CCA's epochs in lesson 07's comparison and in lesson 02
 
 
-def speech_to_image_retrieval(seed: int = 0, fast: bool = True) -> list[ComparisonEntry]:
+def speech_to_image_retrieval(seed: int = 0, fast: bool = True, data=None) -> list[ComparisonEntry]:
     """Lesson 02's rows of the course's running comparison: speech-to-image retrieval on AV-Digits' test split.
 
     Linear CCA (:func:`av_digits_retrieval`) and Deep CCA (:func:`deep_cca_retrieval`), both fitted
-    on all the training pairs without labels, on ``load_av_digits(seed=seed)``. Queries are the test
-    clips' projections, the gallery the test images', relevance the digit
-    (:func:`~mmcourse.metrics.class_retrieval`). ``fast`` trains Deep CCA for 100 epochs instead of
-    lesson 02's 150 (about a second less) and says so in the entry's note.
+    on all the training pairs without labels, on ``load_av_digits(seed=seed)`` (or ``data``, if a
+    lesson has loaded it already). Queries are the test clips' projections, the gallery the test
+    images', relevance the digit (:func:`~mmcourse.metrics.class_retrieval`). ``fast`` trains Deep
+    CCA for 100 epochs instead of lesson 02's 150 and says so in the entry's note; the two rows
+    then take a few seconds on a laptop CPU.
     """
-    data = load_av_digits(seed=seed)
+    data = load_av_digits(seed=seed) if data is None else data
     linear = av_digits_retrieval(seed, data)
     epochs = SPEECH_TO_IMAGE_EPOCHS["fast" if fast else "full"]
     deep = deep_cca_retrieval(seed, data, epochs=epochs)
