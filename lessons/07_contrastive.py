@@ -371,10 +371,10 @@ print(experiments.comparison_table(entries))
 views.comparison_chart(entries)
 
 # %% [markdown]
-# Read the table with its "pairs" and "labels" columns: a method that used the digit labels solved an
-# easier problem than one that used only the pairs, and one that used no pairs at all (unsupervised
-# alignment) had the hardest. Here the contrastive model and CCA learn from the same pairs and
-# nothing else.
+# Read the table with its "pairs" and "labels" columns: a method that uses the digit labels solves an
+# easier problem than one that uses only the pairs, and a method that uses no pairs at all (the
+# unsupervised alignment of lesson 04) the hardest. A method's row is comparable with another's only
+# where both columns agree; the contrastive dual encoder uses all the pairs and no labels.
 #
 # ## Exercises
 #

@@ -69,6 +69,7 @@ def test_class_of_scene_and_the_seen_classifier():
 def test_the_comparison_skips_what_does_not_exist_yet():
     assert ex.comparison_entries("no_such_topic") == []
     assert ex.comparison_entries("fusion") == []  # exists, without speech_to_image_retrieval
+    assert ex.running_comparison(seed=0, topics=("no_such_topic", "fusion")) == []
     labels = torch.arange(6) % 3
     entry = ComparisonEntry("x", "07", "all", False, ex.class_retrieval(torch.eye(6), torch.eye(6), labels, labels))
     text = ex.comparison_table([entry])
