@@ -80,14 +80,19 @@ def available_cpus() -> int:
     return max(1, cpus)
 
 
+MAX_THREADS = 4  # small models gain nothing from more threads, and lose much to their overhead
+
+
 def limit_threads() -> int:
     """Set torch's CPU thread count for the course's small models; return the count.
 
-    At most one thread per CPU the process really gets (:func:`available_cpus`), and a single
-    thread where that is two or fewer: the course's models are small, so on two cores a second
-    thread saves only 10-20% on an idle machine, while under any competing load (the browser
-    showing the notebook, a test runner, a Binder neighbour) the two threads wait on each other
-    and training runs 5-20 times slower (measured on lessons 01-03). Never raises the count.
+    At most one thread per CPU the process really gets (:func:`available_cpus`), a single thread
+    where that is two or fewer, and never more than ``MAX_THREADS``: the course's models are small,
+    so on two cores a second thread saves only 10-20% on an idle machine, while under any competing
+    load (the browser showing the notebook, a test runner, a Binder neighbour) the two threads wait
+    on each other and training runs 5-20 times slower (measured on lessons 01-03); and on a
+    16-core machine torch's default of 16 threads made a small CCA fit 40 times slower than one
+    thread (benchmarks/cca_fit.py). Never raises the count.
 
     Left alone when you chose yourself through ``OMP_NUM_THREADS`` or ``MMCOURSE_THREADS``
     (the latter sets the count).
@@ -99,7 +104,7 @@ def limit_threads() -> int:
         torch.set_num_threads(int(chosen))
     elif not os.environ.get("OMP_NUM_THREADS"):
         cpus = available_cpus()
-        wanted = 1 if cpus <= 2 else cpus
+        wanted = 1 if cpus <= 2 else min(cpus, MAX_THREADS)
         if wanted < torch.get_num_threads():
             torch.set_num_threads(wanted)
     return torch.get_num_threads()

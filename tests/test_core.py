@@ -202,6 +202,9 @@ def test_thread_limit_respects_quota_and_choice(monkeypatch):
         monkeypatch.setattr(device, "available_cpus", lambda: 3)
         torch.set_num_threads(8)
         assert device.limit_threads() == 3  # lowered to what the container grants
+        monkeypatch.setattr(device, "available_cpus", lambda: 16)
+        torch.set_num_threads(16)
+        assert device.limit_threads() == device.MAX_THREADS == 4  # small models: few threads even on many cores
         torch.set_num_threads(2)
         assert device.limit_threads() == 2  # never raised
         monkeypatch.setenv("OMP_NUM_THREADS", "2")
