@@ -1,0 +1,550 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 08: Sharing and transferring knowledge
+#
+# **What you will learn:** how one encoder with a head per task learns several tasks at once
+# (multi-task learning), how to compare it fairly with one model per task and read the comparison
+# with confidence intervals, how to weigh task losses that live on different scales, how a teacher
+# that hears *and* sees can teach a student that only sees (cross-modal distillation), what the
+# temperature of the soft labels does, and, to close the course, which method of lessons 00-08 to
+# reach for when. **Time:** about 45 minutes. **Runs on:** a laptop CPU in about half a minute
+# (every model here trains in a second or a few); a GPU is used when there is one.
+#
+# Labels are the expensive part of machine learning. This lesson is about two ways to get more out
+# of the labels you have. **Share**: four kinds of question about the same scenes all need the same
+# skill, finding the object the question names; one encoder trained on all of them sees four times
+# as many examples of that skill as an encoder trained on one kind. **Transfer**: a model that has a
+# modality you will not have later (audio) can label data for a model that lacks it (images only).
+# In the taxonomy of lesson 00 both are *transference*: knowledge moving between tasks, and between
+# modalities.
+
+# %%
+import math
+
+import torch
+
+import mmcourse
+from mmcourse import exercises, verify
+from mmcourse.diagnostics import bootstrap_interval, paired_difference
+from mmcourse.experiments import transfer as experiments
+from mmcourse.transfer import MultiTaskVQA, distillation_loss, shapes_task_answers, soft_targets
+from mmcourse.views import transfer as views
+from mmcourse.views.common import figure, show_digit
+
+print("training on:", mmcourse.get_device())
+
+# %%
+with figure(11, 2.6, ncols=2) as axes:
+    views.multitask_diagram(axes[0])
+    views.distillation_diagram(axes[1])
+
+# %% [markdown]
+# ## 1. One encoder, four kinds of question
+#
+# Shapes & captions scenes (lessons 00 and 03), each with one question of one of four types:
+# *what colour is the triangle?* (4 answers), *what size is the circle?* (2), *where is the
+# square?* (9 positions) and *is there a red triangle?* (yes or no). Building the scenes takes a
+# second or two:
+
+# %%
+questions = experiments.question_data(seed=0)
+for name, data in (("full", questions.full), ("little", questions.little), ("test", questions.test)):
+    counts = torch.bincount(data["task"], minlength=len(experiments.TASKS)).tolist()
+    print(f"{name:>6}: {dict(zip(experiments.TASKS, counts))}")
+first = [int((questions.test["task"] == t).nonzero()[0]) for t in range(len(experiments.TASKS))]
+views.question_examples(questions.test, first)
+
+# %% [markdown]
+# **Hard parameter sharing** (Caruana 1997, [*Multitask
+# Learning*](https://doi.org/10.1023/A:1007379606734); Ruder 2017, [*An Overview of Multi-Task
+# Learning in Deep Neural Networks*](https://arxiv.org/abs/1706.05098)): one encoder $f$ shared by
+# every task $t = 1, \dots, T$, and a small head $g_t$ of its own per task. A question $x$ of task
+# $t$ gets the answer scores $g_t(f(x))$, and training minimises a weighted sum of the tasks' losses,
+#
+# $$\mathcal{L} = \sum_{t=1}^{T} w_t \, \mathcal{L}_t, \qquad
+# \mathcal{L}_t = \frac{1}{|B_t|} \sum_{i \in B_t} \mathrm{CE}\big(g_t(f(x_i)), y_i\big),$$
+#
+# where $B_t$ are the rows of task $t$ in the batch. The encoder gets the gradients of every task;
+# each head only those of its own rows. Caruana's reasons why this can help: the shared encoder
+# sees more data for what the tasks have in common, and a feature that is easy to learn from one
+# task (where is the triangle?) serves another that would learn it slowly on its own. The reasons
+# it can hurt: the tasks compete for one encoder, and their losses live on different scales.
+#
+# `MultiTaskVQA` is lesson 03's model (the words of the question attend over the patches of the
+# image) without its answer layer, plus one head (LayerNorm and a linear layer) per question type.
+# Each row goes through its own type's head only, and its scores land in that type's columns of one
+# score table over all 17 answers:
+
+# %%
+model = MultiTaskVQA(shapes_task_answers())
+batch = {k: v[:64] for k, v in questions.full.items()}
+out = model(batch["image"], batch["question_ids"], batch["task"])
+print(model.heads)
+print("scores:", tuple(out.scores.shape), "| shared features:", tuple(out.features.shape))
+
+# %%
+own = [set(answers) for answers in shapes_task_answers()]
+picked = out.scores.argmax(1)
+verify(all(int(a) in own[int(t)] for a, t in zip(picked, batch["task"])),
+       "every row's best answer is one of its own type's answers", rows=len(picked))
+
+# %% [markdown]
+# **Exercise 1 (two heads).** Write the forward pass of two task heads over shared features: `h` is
+# $(B, d)$, `task` is $(B,)$ with values 0 or 1, and head $t$ is the linear map `w_t` $(C, d)$,
+# `b_t` $(C,)$. Row $i$ gets the scores of the head of its own task, $h_i W_t^\top + b_t$; return
+# a $(B, C)$ tensor.
+
+# %%
+def my_two_heads(h, task, w0, b0, w1, b1):
+    # YOUR CODE HERE
+    raise NotImplementedError
+
+
+exercises.check("two_heads", my_two_heads)
+
+# %% [markdown]
+# <details><summary><b>Hint</b></summary>
+#
+# Either compute both heads for every row and choose per row with `torch.where(condition, a, b)`
+# (the condition must have shape $(B, 1)$ to broadcast over the $C$ columns), or select the rows of
+# each task with a boolean mask (`rows = task == 0`) and fill them in. Both give the same answer;
+# the second computes only what it needs, which is what `MultiTaskVQA` does.
+# </details>
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+def solution_two_heads(h, task, w0, b0, w1, b1):
+    out = torch.empty(len(h), w0.shape[0])
+    for t, (w, b) in enumerate(((w0, b0), (w1, b1))):
+        rows = task == t
+        out[rows] = h[rows] @ w.T + b
+    return out
+
+
+exercises.check("two_heads", solution_two_heads, must_pass=True)
+
+# %% [markdown]
+# ### Losses on different scales
+#
+# Before training, a head that knows nothing spreads its probability over its $C_t$ answers, and
+# its cross-entropy is about $\log C_t$: larger for the 9 positions than for yes or no. Summed with
+# equal weights, the position task starts with the largest share of the loss:
+
+# %%
+loss = model.loss(out, batch["answer_id"], batch["task"])
+for t, name in enumerate(experiments.TASKS):
+    c = len(shapes_task_answers()[t])
+    print(f"{name:>8}: loss {loss.per_task[t]:.2f}  log C = log {c} = {math.log(c):.2f}")
+
+# %% [markdown]
+# Kendall, Gal and Cipolla (2018), [*Multi-Task Learning Using Uncertainty to Weigh Losses for
+# Scene Geometry and Semantics*](https://arxiv.org/abs/1705.07115), learn the weights instead. Each
+# task gets a learned log-variance $s_t = \log \sigma_t^2$, and for classification the loss becomes
+#
+# $$\mathcal{L} = \sum_t e^{-s_t} \mathcal{L}_t + \frac{s_t}{2}.$$
+#
+# The weight $e^{-s_t}$ falls as the task's uncertainty grows; the term $s_t / 2$ stops every
+# $\sigma_t$ from growing without bound (without it, the loss falls to zero by switching every task
+# off). Setting the derivative to zero gives $e^{-s_t} = 1 / (2 \mathcal{L}_t)$: a task whose loss
+# stays high gets a small weight. For the losses above, those weights would be:
+
+# %%
+print({name: round(1 / (2 * loss.per_task[t].item()), 2) for t, name in enumerate(experiments.TASKS)})
+
+# %% [markdown]
+# `MultiTaskVQA(..., uncertainty=True)` learns the $s_t$ with the rest of the model (they follow the
+# losses as training goes on); the experiments below keep the plain sum, $w_t = 1$.
+#
+# **Exercise 2 (find the bug).** This function computes $\mathcal{L}_t$, the mean cross-entropy
+# of each task over its rows of a batch, as you will find it in many multi-task training loops. It
+# trains fine for a while, then the loss turns to NaN. Run the check, find out why, and write a
+# fixed `my_task_losses` with the same arguments (`num_tasks` is $T$; return a $(T,)$ tensor).
+
+# %%
+def buggy_task_losses(scores, answers, task, num_tasks):
+    return torch.stack([torch.nn.functional.cross_entropy(scores[task == t], answers[task == t])
+                        for t in range(num_tasks)])
+
+
+exercises.check("task_losses", buggy_task_losses)
+
+# %% [markdown]
+# The check stops at the first case that differs. Now write your fixed version:
+
+# %%
+def my_task_losses(scores, answers, task, num_tasks):
+    # YOUR CODE HERE
+    raise NotImplementedError
+
+
+exercises.check("task_losses", my_task_losses)
+
+# %% [markdown]
+# <details><summary><b>Hint</b></summary>
+#
+# Look at the case that fails: which task has no rows? What is the mean of nothing? A task without
+# rows in the batch should add nothing to the loss: give it 0 (`scores.new_zeros(())`).
+# </details>
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+def solution_task_losses(scores, answers, task, num_tasks):
+    losses = []
+    for t in range(num_tasks):
+        rows = task == t
+        losses.append(torch.nn.functional.cross_entropy(scores[rows], answers[rows]) if rows.any()
+                      else scores.new_zeros(()))
+    return torch.stack(losses)
+
+
+exercises.check("task_losses", solution_task_losses, must_pass=True)
+
+# %% [markdown]
+# ### Shared against separate, on the same budget
+#
+# The comparison: one shared model trained on all four types, against four models of the same
+# architecture, each trained on its own type's questions alone. Same recipe, same seed (so the same
+# starting encoder), and the same budget: every model passes over its questions the same number of
+# times, so every question is seen equally often and the four separate models together take as
+# many training steps as the shared one. Sharing saves parameters, too:
+
+# %%
+n_shared = sum(p.numel() for p in model.parameters())
+n_separate = sum(sum(p.numel() for p in MultiTaskVQA([a]).parameters()) for a in shapes_task_answers())
+verify(n_shared < 0.3 * n_separate, "the shared model has under 30% of the four separate models' parameters",
+       shared=n_shared, separate=n_separate)
+
+# %% [markdown]
+# First with 500 questions of each type, 10 passes (about 7 seconds for the five models):
+
+# %%
+full = experiments.compare_sharing(questions.full, questions.test, epochs=experiments.FULL_EPOCHS, seed=0)
+print(full.table())
+
+# %% [markdown]
+# Then with 100 questions of each type, where each separate model has only 100 examples to learn
+# from: 20 passes in batches of 32, so that the shared model takes about as many steps as before
+# (about 4 seconds):
+
+# %%
+little = experiments.compare_sharing(questions.little, questions.test, epochs=experiments.LITTLE_EPOCHS, seed=0,
+                                     batch_size=32)
+print(little.table())
+
+# %%
+with figure(11, 3, ncols=2) as axes:
+    for ax, (name, result) in zip(axes, (("500 questions per type", full), ("100 questions per type", little))):
+        views.sharing_bars(ax, result.accuracy("shared"), result.accuracy("separate"),
+                           {t: result.difference(t) for t in experiments.TASKS}, title=name)
+
+# %% [markdown]
+# Above each pair: the shared model's accuracy minus the separate model's, with a 95% bootstrap
+# interval over the test questions (`diagnostics.paired_difference`: the same questions for both
+# models, resampled together). An interval that contains 0 says that this test set cannot tell
+# the two apart. Which types did sharing help or hurt in this run, by that standard?
+
+# %%
+for name, result in (("500 per type", full), ("100 per type", little)):
+    helped = [t for t in experiments.TASKS if result.difference(t).low > 0]
+    hurt = [t for t in experiments.TASKS if result.difference(t).high < 0]
+    print(f"{name}: mean difference {result.mean_difference():+.3f}; helped: {', '.join(helped) or 'none'}; "
+          f"hurt: {', '.join(hurt) or 'none'}")
+
+# %% [markdown]
+# **Reading it.** Three of the four types name one shape and ask about it, and *is there a red
+# triangle?* needs the shapes found too: every type needs the encoder to find the object the
+# question names (lesson 03's attention of a word over the patches). The shared encoder learns that
+# from all the questions and takes four times as many steps as any separate encoder, so a type
+# that needs the object's *place* and has few questions of its own is the one that can gain most.
+# Sharing can also cost: 32 numbers per question must carry colour, size and place of the object
+# for four heads that pull in different directions, and with 100 questions per type there is
+# little for any encoder to learn from, shared or not.
+#
+# **How sure can you be?** The intervals cover one source of chance: which questions happen to be
+# in the test set. Training has its own: the starting weights and the order of the batches. Train
+# the separate position model again with seed 1 instead of 0, on the same questions (about a
+# second):
+
+# %%
+position = experiments.TASKS.index("position")
+own_rows, own_test = experiments.only_task(questions.full, position), experiments.only_task(questions.test, position)
+again = experiments.train_multitask(own_rows, [position], epochs=experiments.FULL_EPOCHS, seed=1)
+print("separate position model, seed 0:", bootstrap_interval(full.separate["position"]), "(95% interval, test questions)")
+print(f"the same model, seed 1:          {experiments.correct_answers(again, own_test).mean().item():.3f}")
+
+# %% [markdown]
+# Set the change between the two seeds beside the width of the interval. Whenever retraining with
+# another seed moves an accuracy by as much as the interval is wide, a single run cannot carry a
+# finding, however small its interval. That is why this section checks no claim: at the budget of this
+# lesson, the course's check over ten seeds (`benchmarks/claims.py`) found no comparison between
+# shared and separate models that holds with a margin. On a GPU, train longer and over several
+# seeds before you trust a difference.
+#
+# Pick a type to see both data regimes side by side:
+
+# %%
+views.MultiTaskView({"500 per type": full, "100 per type": little})
+
+# %% [markdown]
+# ## 2. Distillation across modalities
+#
+# Now the other kind of transfer. You will deploy a camera-only digit reader, but while you collect
+# data you can also record sound: every training image comes with a spoken digit. You can afford
+# to label only 10 pairs of each digit. The images are noisier than in lessons 00-01 (pixel noise
+# 0.5), the recordings fairly clean (10 dB). Loading takes a second or two:
+
+# %%
+dist = experiments.distillation_data(seed=0)
+print(f"labelled pairs: {len(dist.labelled['label'])} ({torch.bincount(dist.labelled['label']).tolist()} per digit), "
+      f"unlabelled pairs: {len(dist.unlabelled['label'])}, test pairs: {len(dist.test['label'])}")
+print(f"image noise: {experiments.IMAGE_NOISE}, audio: {experiments.AUDIO_SNR_DB:g} dB")
+with figure(9, 1.4, ncols=8) as axes:
+    for i, ax in enumerate(axes):
+        show_digit(ax, dist.unlabelled["image"][i], "unlabelled images" if i == 0 else "")
+
+# %% [markdown]
+# **Knowledge distillation** (Hinton, Vinyals and Dean 2015, [*Distilling the Knowledge in a
+# Neural Network*](https://arxiv.org/abs/1503.02531)) trains a *student* to match a *teacher*'s
+# class probabilities instead of (or besides) the labels. Softened by a temperature $T$, the
+# teacher's logits $v$ and the student's logits $z$ give
+#
+# $$p_T = \mathrm{softmax}(v / T), \qquad q_T = \mathrm{softmax}(z / T),$$
+#
+# $$\mathcal{L}_{KD} = \alpha \, T^2 \, \frac{1}{B}\sum_{b=1}^{B} \mathrm{KL}\big(p_T^{(b)} \,\|\, q_T^{(b)}\big)
+# + (1 - \alpha) \, \mathrm{CE}(z, y).$$
+#
+# A high $T$ flattens $p_T$ and shows what else the teacher thinks an input could be (a 7 that
+# looks a bit like a 1): Hinton's "dark knowledge". The factor $T^2$ is there because the soft
+# term's gradient with respect to $z$ is $(q_T - p_T) / T$, and $q_T - p_T$ itself shrinks like
+# $1 / T$; multiplying by $T^2$ keeps the gradient's scale, so $\alpha$ means the same at every
+# temperature.
+#
+# **Across modalities** (Gupta, Hoffman and Malik 2016, [*Cross Modal Distillation for
+# Supervision Transfer*](https://arxiv.org/abs/1507.00448)) the teacher and the student see
+# different modalities of the same unlabelled pairs; Gupta et al. match the teacher's
+# intermediate features, you match its soft labels. Here the teacher hears and sees, the student
+# only sees. For the unlabelled pairs the cross-entropy part uses the teacher's most likely digit
+# as the label (a *pseudo-label*): the student never sees their true labels.
+#
+# **Exercise 3 (the distillation loss).** Write $\mathcal{L}_{KD}$: `student_logits` and
+# `teacher_logits` $(B, C)$, `labels` $(B,)$, a temperature `temperature` and a weight `alpha`;
+# return a number (a 0-dimensional tensor).
+
+# %%
+def my_distillation_loss(student_logits, teacher_logits, labels, temperature, alpha):
+    # YOUR CODE HERE
+    raise NotImplementedError
+
+
+exercises.check("distillation_loss", my_distillation_loss)
+
+# %% [markdown]
+# <details><summary><b>Hint</b></summary>
+#
+# `torch.nn.functional.kl_div(input, target, reduction="batchmean")` computes
+# $\frac{1}{B}\sum_b \mathrm{KL}(\text{target} \,\|\, \cdot)$ but wants `input` as
+# *log*-probabilities: pass `log_softmax(student_logits / T, dim=1)` as the input and
+# `softmax(teacher_logits / T, dim=1)` as the target. Then multiply by $T^2$ and add the
+# cross-entropy with the labels.
+# </details>
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+def solution_distillation_loss(student_logits, teacher_logits, labels, temperature, alpha):
+    log_q = torch.log_softmax(student_logits / temperature, dim=1)
+    p = torch.softmax(teacher_logits / temperature, dim=1)
+    soft = torch.nn.functional.kl_div(log_q, p, reduction="batchmean") * temperature**2
+    return alpha * soft + (1 - alpha) * torch.nn.functional.cross_entropy(student_logits, labels)
+
+
+exercises.check("distillation_loss", solution_distillation_loss, must_pass=True)
+
+# %% [markdown]
+# See the $T^2$ factor at work: the size of the soft term's gradient for the same logits at
+# several temperatures, with the factor and without it:
+
+# %%
+g = torch.Generator().manual_seed(0)
+z, v, y = 3 * torch.randn(64, 10, generator=g), 3 * torch.randn(64, 10, generator=g), torch.randint(0, 10, (64,))
+norms = {}
+for t in (1.0, 2.0, 4.0, 8.0):
+    zt = z.clone().requires_grad_()
+    (grad,) = torch.autograd.grad(distillation_loss(zt, v, y, temperature=t, alpha=1.0), zt)
+    norms[t] = (grad.norm().item(), grad.norm().item() / t**2)  # with T^2, and without it
+    print(f"T = {t:g}: gradient norm {norms[t][0]:.4f} with T^2, {norms[t][1]:.5f} without")
+
+# %%
+with_t2 = [a for a, _ in norms.values()]
+verify(max(with_t2) / min(with_t2) < 2 and norms[1.0][1] / norms[8.0][1] > 30,
+       "with T^2 the gradient keeps its scale; without, it shrinks many times from T = 1 to T = 8",
+       spread_with=max(with_t2) / min(with_t2), shrink_without=norms[1.0][1] / norms[8.0][1])
+
+# %% [markdown]
+# ### Teacher, student, and the controls
+#
+# `distillation_experiment` trains the teacher (lesson 01's early fusion of image and audio) and
+# the student's architecture (lesson 00's image classifier) on the 100 labelled pairs, then
+# distils a fresh student on all the training images for every temperature $T$ and weight
+# $\alpha$ of a small grid. Two controls: the same student distilled from the *image-only* model
+# instead of the teacher (self-training: more images, but no audio), and the same student trained
+# on every training image with its true label (what labelling everything would give). About
+# 6 seconds:
+
+# %%
+distillation = experiments.distillation_experiment(dist)
+for name in ("baseline", "teacher", "self-trained", "all labels"):
+    print(f"{name:>13}: {distillation.accuracy(name):.3f}")
+print("distilled students (T, alpha):", {k: round(a, 3) for k, a in distillation.grid().items()})
+
+# %% [markdown]
+# Why can the teacher help? It labels the unlabelled pairs, and it *hears* them:
+
+# %%
+right = distillation.labels_right()
+print(f"digit named right on the unlabelled pairs: teacher {right['teacher']:.3f}, "
+      f"image-only model {right['image only']:.3f}")
+experiments.TEACHER_HEARS.check(right["teacher"] - right["image only"], **right)
+
+# %% [markdown]
+# The student learns from those labels and sees only images; at the lesson's setting $T = 4$,
+# $\alpha = 0.5$ it beats the same network trained on the 100 labels alone. The interval is a
+# paired bootstrap over the test images:
+
+# %%
+key = (experiments.DEFAULT_T, experiments.DEFAULT_ALPHA)
+gain = paired_difference(distillation.correct[key], distillation.correct["baseline"])
+print("distilled minus labels alone:", gain)
+experiments.DISTILLATION_HELPS.check(gain.estimate, distilled=distillation.accuracy(key),
+                                     labels_alone=distillation.accuracy("baseline"))
+
+# %% [markdown]
+# Is it the audio, or just more images? Self-training gives the student the same unlabelled images
+# with soft and hard labels from the image-only model instead: the same images, no audio.
+
+# %%
+from_audio = paired_difference(distillation.correct[key], distillation.correct["self-trained"])
+print("teacher-distilled minus self-trained:", from_audio)
+experiments.GAIN_FROM_AUDIO.check(from_audio.estimate, self_trained=distillation.accuracy("self-trained"))
+
+# %% [markdown]
+# Where does the student gain? Per digit, its test gain next to how much more often the teacher
+# than the image-only model got the unlabelled pairs of that digit right:
+
+# %%
+digits = experiments.per_digit(distillation)
+views.per_digit_gains(digits["student gain"], digits["teacher advantage"])
+print("correlation across digits:", round(torch.corrcoef(torch.stack(list(digits.values())))[0, 1].item(), 2))
+
+# %% [markdown]
+# Where the two kinds of bar rise and fall together (a positive correlation), the student gains
+# most on the digits whose unlabelled images the teacher labelled better than images alone could:
+# what it learned there came from the audio. With ten digits and test sets of a few dozen images
+# per digit, expect a rough relation, not a line.
+
+# %% [markdown]
+# ### What the temperature does
+#
+# Here are the teacher's soft labels for three unlabelled images that the image-only model gets
+# wrong, at three temperatures (the true digit's bar is dark). As $T$ grows, the other digits'
+# probabilities come up and the bars flatten towards uniform; the mean entropy over all the
+# unlabelled pairs, printed below, measures how far:
+
+# %%
+n = len(dist.labelled["label"])
+wrong = (distillation.baseline_logits[n:].argmax(1) != dist.unlabelled["label"]).nonzero().flatten()[:3]
+views.soft_labels_at_temperatures(dist.unlabelled["image"][wrong], distillation.teacher_logits[n:][wrong],
+                                  dist.unlabelled["label"][wrong], experiments.TEMPERATURES)
+
+# %%
+unlabelled_logits = distillation.teacher_logits[n:]
+for t in experiments.TEMPERATURES:
+    p = soft_targets(unlabelled_logits, t)
+    entropy = -(p * p.clamp_min(1e-12).log()).sum(1).mean().item()
+    row = {a: round(distillation.accuracy((t, a)), 3) for a in experiments.ALPHAS}
+    print(f"T = {t:g}: mean entropy {entropy:.2f} nats (uniform: {math.log(10):.2f}); student accuracy by alpha {row}")
+
+# %% [markdown]
+# Move the sliders: the soft labels of these images at each temperature, and the test accuracy of
+# the student that was distilled with that $T$ and $\alpha$ (all trained above; nothing trains
+# when you move a slider). $\alpha = 0$ ignores the soft labels and trains on the teacher's
+# pseudo-labels alone, so it is the same student at every $T$.
+
+# %%
+views.DistillationView(dist.unlabelled["image"][wrong], distillation.teacher_logits[n:][wrong],
+                       dist.unlabelled["label"][wrong], distillation.grid(), distillation.accuracy("baseline"),
+                       distillation.accuracy("teacher"))
+
+# %% [markdown]
+# Read the grid along each row. Hinton et al. raise $T$ so that a large, well-trained teacher's
+# small probabilities (a 3 that looks a little like an 8) become loud enough to learn from. This
+# teacher learned from 100 pairs, and its small probabilities are partly noise; a high $T$ makes
+# that noise as loud as the rest. With $\alpha = 0.5$ the pseudo-labels can keep the student
+# anchored; with $\alpha = 1$ nothing does. Whether a higher temperature helps therefore depends on
+# how much the teacher's ranking of the *wrong* classes is worth: compare the $\alpha = 1$ row at
+# $T = 1$ and $T = 16$ in your run. The course states no claim about the temperature: which cell of
+# the grid comes out best changes from seed to seed.
+#
+# ## 3. The course in one page
+#
+# Liang, Zadeh and Morency (2022), [*Foundations and Trends in Multimodal Machine Learning:
+# Principles, Challenges, and Open Questions*](https://arxiv.org/abs/2209.03430), organise the
+# field into six challenges (lesson 00). Here is where each lesson of the course sits on that map:
+#
+# | challenge | the question | methods, and the lesson that teaches them |
+# |---|---|---|
+# | **Representation** | how to encode and combine modalities | early, late, attention, tensor and low-rank fusion (01); CCA and Deep CCA (02); bimodal autoencoders, MVAE and MMVAE (05); contrastive dual encoders (07) |
+# | **Alignment** | which elements of one modality match which of another | CCA retrieval (02); cross-modal attention and grounding (03); Procrustes, adversarial alignment and CSLS (04); contrastive retrieval (07) |
+# | **Reasoning** | how to combine evidence across modalities to answer | question-over-image attention and co-attention (03); one encoder for four kinds of question (08) |
+# | **Generation** | how to produce one modality from another | cross-modal generation with MVAE and MMVAE (05) |
+# | **Transference** | how to move knowledge between modalities and tasks | few-shot learning with Prototypical Networks and MAML, meta-learned fusion (06); zero-shot recognition from text prompts (07); multi-task learning and cross-modal distillation (08) |
+# | **Quantification** | how to measure what each modality contributes, and how sure you can be | robustness to noisy and missing modalities (01); deletion curves for attention (03); hubness (04); coherence of generated samples (05); confidence intervals over episodes (06); bootstrap intervals and controls from `mmcourse.diagnostics` (every lesson) |
+#
+# And the same course as a decision table, from the problem you have to the method to try first:
+#
+# | you have | try | lesson |
+# |---|---|---|
+# | two modalities at training and test time, to predict one label | fusion; late fusion or modality dropout if a modality may be missing | 01 |
+# | paired data, and you want a shared space to compare or retrieve across modalities | CCA (linear, fast, closed form); Deep CCA; a contrastive dual encoder when pairs are many | 02, 07 |
+# | two embedding spaces and few or no pairs between them | Procrustes on a few pairs; adversarial alignment with refinement, checked with the unsupervised criterion | 04 |
+# | questions about *parts* of an input (which object, which word) | cross-modal attention, checked with grounding and deletion curves | 03 |
+# | to generate or fill in a missing modality | a multimodal VAE (product or mixture of experts) | 05 |
+# | new classes with a handful of examples | Prototypical Networks, MAML | 06 |
+# | classes with no examples at all, but a description in words | zero-shot recognition with a contrastive model | 07 |
+# | several related tasks with few labels each | one shared encoder with a head per task, compared with separate models on the same budget | 08 |
+# | labels or a modality at training time that will be missing when you deploy | distillation from a teacher that has them | 08 |
+# | any claim about what a model uses or where it looks | a control: unimodal baselines, shuffled pairs, ablations, deletion curves, bootstrap intervals | 01-08 |
+#
+# ## Summary
+#
+# - **Multi-task learning** shares one encoder between tasks and gives each task a head; the loss
+#   is a weighted sum of the tasks' losses, with fixed weights or weights learned from each task's
+#   uncertainty. Compare it with one model per task on the same budget, task by task, with
+#   intervals: sharing can help some tasks and hurt others.
+# - Per-task losses need care: different numbers of classes put them on different scales, and a
+#   task without rows in a batch must add nothing, not NaN.
+# - **Distillation** trains a student on a teacher's softened probabilities; the factor $T^2$ keeps
+#   the soft term's gradient on the same scale at every temperature.
+# - **Across modalities**, a teacher with a modality the student lacks can label unlabelled pairs
+#   better than the student ever could: the student gains, and a self-training control shows that
+#   the gain comes from the teacher's extra modality, not from the extra images.
+#
+# **Try it:** train `experiments.train_multitask(questions.full, uncertainty=True)` and read the
+# learned weights `torch.exp(-model.log_vars)`; which task gets the smallest? Or distil with more
+# labels, `experiments.distillation_data(seed=0, labels_per_class=30)`: does the teacher still help?
+#
+# **Further reading.** Standley et al. (2020), [*Which Tasks Should Be Learned Together in
+# Multi-task Learning?*](https://arxiv.org/abs/1905.07553), and Fifty et al. (2021), [*Efficiently
+# Identifying Task Groupings for Multi-Task Learning*](https://arxiv.org/abs/2109.04617), measure
+# which tasks help each other. Yu et al. (2020), [*Gradient Surgery for Multi-Task
+# Learning*](https://arxiv.org/abs/2001.06782), remove conflicting gradients. Furlanello et al.
+# (2018), [*Born-Again Neural Networks*](https://arxiv.org/abs/1805.04770): a student can beat
+# its teacher. Aytar, Vondrick and Torralba (2016), [*SoundNet*](https://arxiv.org/abs/1610.09001):
+# an audio network taught by image networks on unlabelled video, cross-modal distillation at scale.

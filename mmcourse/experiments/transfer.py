@@ -1,0 +1,347 @@
+"""Experiments of lesson 08 (transfer): multi-task learning on Shapes questions, cross-modal distillation on
+AV-Digits, and the claims they back.
+
+Each claim is a :class:`~mmcourse.claims.Claim` constant at the end, with its threshold; the lesson checks
+it on its seed-0 run and :func:`measure_claims` computes every claimed quantity for any seed
+(``tests/test_transfer_experiments.py`` runs another seed, ``benchmarks/claims.py`` seeds 0-9).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..claims import Claim
+from ..data import QUESTION_TYPES, as_tensors, load_av_digits, load_shapes
+from ..device import seed_everything
+from ..diagnostics import Interval, paired_difference
+from ..encoders import AudioEncoder, ImageEncoder
+from ..fusion import EarlyFusion, MultimodalClassifier
+from ..train import fit
+from ..transfer import (
+    MULTITASK_COLUMNS,
+    MultiTaskVQA,
+    distillation_step,
+    multitask_step,
+    shapes_task_answers,
+    task_ids,
+)
+
+# ----------------------------------------------------------------------------- 1. multi-task learning
+
+TASKS = tuple(QUESTION_TYPES)  # colour, size, position, exists: one head each
+
+
+def question_tensors(split) -> dict[str, torch.Tensor]:
+    """A Shapes split as the tensors :class:`~mmcourse.transfer.MultiTaskVQA` trains on, with ``task``
+    (N,) the index of each row's question type in :data:`TASKS`."""
+    columns = as_tensors(split, ["image", "question_ids", "answer_id"])
+    columns["task"] = task_ids(split["question_type"], TASKS)
+    return columns
+
+
+def rows_per_task(data: dict, per_task: int) -> dict[str, torch.Tensor]:
+    """The first ``per_task`` rows of every task (the scenes are random, so the first are a random sample)."""
+    counts = torch.bincount(data["task"], minlength=len(TASKS))
+    if (counts < per_task).any():
+        raise ValueError(f"per_task: expected at most {int(counts.min())} (the rarest task's rows), got {per_task}")
+    keep = torch.cat([(data["task"] == t).nonzero().flatten()[:per_task] for t in range(len(TASKS))]).sort().values
+    return {k: v[keep] for k, v in data.items()}
+
+
+FULL_EPOCHS, LITTLE_EPOCHS = 10, 20  # with batches of 64 and 32: about 320 and 260 steps of the shared model
+
+
+@dataclass
+class QuestionData:
+    """Shapes questions of all four types: a large and a small training set, and a test set."""
+
+    full: dict  # ``full_per_task`` rows of each type
+    little: dict  # the first ``little_per_task`` of them
+    test: dict
+    seed: int
+
+
+def question_data(seed: int = 0, full_per_task: int = 500, little_per_task: int = 100,
+                  n_test: int = 1500, max_objects: int = 3) -> QuestionData:
+    """Generate Shapes scenes with one question each, of the four types drawn uniformly, and split them."""
+    pool = max(int(4.6 * full_per_task), 4 * full_per_task + 60)  # enough that every type has full_per_task rows
+    shapes = load_shapes(n_train=pool, n_validation=1, n_test=n_test, max_objects=max_objects, seed=seed)
+    full = rows_per_task(question_tensors(shapes["train"]), full_per_task)
+    return QuestionData(full, rows_per_task(full, little_per_task), question_tensors(shapes["test"]), seed)
+
+
+def only_task(data: dict, t: int) -> dict[str, torch.Tensor]:
+    """The rows of task ``t``, relabelled as task 0 (for a model with a single head)."""
+    rows = data["task"] == t
+    return {**{k: v[rows] for k, v in data.items()}, "task": torch.zeros(int(rows.sum()), dtype=torch.long)}
+
+
+def train_multitask(train: dict, tasks: list[int] | None = None, epochs: int = 10, seed: int = 0,
+                    batch_size: int = 64, lr: float = 3e-3, uncertainty: bool = False,
+                    progress: bool = False) -> MultiTaskVQA:
+    """A :class:`~mmcourse.transfer.MultiTaskVQA` with one head per task in ``tasks`` (default: all of
+    :data:`TASKS`), trained on ``train`` through :func:`~mmcourse.train.fit` with
+    :func:`~mmcourse.transfer.multitask_step`."""
+    tasks = range(len(TASKS)) if tasks is None else tasks
+    seed_everything(seed)
+    model = MultiTaskVQA([shapes_task_answers()[t] for t in tasks], uncertainty=uncertainty)
+    fit(model, train, MULTITASK_COLUMNS, None, step=multitask_step, epochs=epochs, batch_size=batch_size, lr=lr,
+        seed=seed, progress=progress, description="multi-task")
+    return model.cpu().eval()
+
+
+@torch.no_grad()
+def correct_answers(model: MultiTaskVQA, data: dict) -> torch.Tensor:
+    """1.0 where ``model`` answers a row of ``data`` right, else 0.0. Shape: (N,)."""
+    model.eval()
+    scores = model(data["image"], data["question_ids"], data["task"]).scores
+    return (scores.argmax(1) == data["answer_id"]).float()
+
+
+@dataclass
+class SharingResult:
+    """The shared model against one model per task, trained on the same rows for the same number of epochs."""
+
+    shared: dict  # task -> (N_t,) 1.0 where the shared model is right on that task's test rows
+    separate: dict  # task -> (N_t,) the same for the task's own model
+    models: dict = field(default_factory=dict)  # "shared" and each task's name -> trained model
+    majority: dict = field(default_factory=dict)  # task -> test accuracy of the task's most common training answer
+
+    def accuracy(self, which: str) -> dict[str, float]:
+        """Test accuracy per task of ``"shared"`` or ``"separate"``."""
+        return {t: float(c.mean()) for t, c in getattr(self, which).items()}
+
+    def difference(self, task: str, seed: int = 0) -> Interval:
+        """Shared minus separate accuracy on ``task``, with a paired bootstrap interval over its test rows."""
+        return paired_difference(self.shared[task], self.separate[task], seed=seed)
+
+    def table(self) -> str:
+        """Per-task accuracy of both, and their difference with its 95% bootstrap interval, as text."""
+        rows = [f"{'task':<9} {'majority':>8} {'shared':>6} {'separate':>8}   shared - separate [95% interval]"]
+        for task in self.shared:
+            d = self.difference(task)
+            shared, separate = float(self.shared[task].mean()), float(self.separate[task].mean())
+            rows.append(f"{task:<9} {self.majority.get(task, float('nan')):>8.3f} {shared:>6.3f} {separate:>8.3f}"
+                        f"   {d.estimate:+.3f} [{d.low:+.3f}, {d.high:+.3f}]")
+        return "\n".join(rows)
+
+    def mean_difference(self) -> float:
+        """Shared minus separate accuracy, averaged over the tasks."""
+        return sum(float(self.shared[t].mean() - self.separate[t].mean()) for t in self.shared) / len(self.shared)
+
+
+def compare_sharing(train: dict, test: dict, epochs: int, seed: int = 0, batch_size: int = 64,
+                    progress: bool = False) -> SharingResult:
+    """Train one shared model on every task and one model per task on its own rows, with the same budget.
+
+    Every model passes ``epochs`` times over its rows, so each training question is seen equally often
+    and the four single-task models together take as many steps as the shared one.
+    """
+    shared = train_multitask(train, epochs=epochs, seed=seed, batch_size=batch_size, progress=progress)
+    result = SharingResult({}, {}, {"shared": shared})
+    for t, name in enumerate(TASKS):
+        own = train_multitask(only_task(train, t), [t], epochs=epochs, seed=seed, batch_size=batch_size,
+                              progress=progress)
+        result.models[name] = own
+        result.shared[name] = correct_answers(shared, {k: v[test["task"] == t] for k, v in test.items()})
+        result.separate[name] = correct_answers(own, only_task(test, t))
+        common = torch.mode(train["answer_id"][train["task"] == t]).values
+        result.majority[name] = float((test["answer_id"][test["task"] == t] == common).float().mean())
+    return result
+
+
+# --------------------------------------------------------------------------- 2. cross-modal distillation
+
+IMAGE_NOISE, AUDIO_SNR_DB = 0.5, 10.0  # noisy images, usable audio: the teacher hears what the student cannot see
+TEMPERATURES = (1.0, 4.0, 16.0)
+ALPHAS = (0.0, 0.5, 1.0)
+
+
+@dataclass
+class DistillationData:
+    """AV-Digits for distillation: a few labelled training pairs, the rest of the training pairs without
+    labels (``label`` is kept only to measure the teacher), and the test split."""
+
+    labelled: dict
+    unlabelled: dict
+    test: dict
+    seed: int
+
+
+def distillation_data(seed: int = 0, labels_per_class: int = 10, image_noise: float = IMAGE_NOISE,
+                      audio_snr_db: float = AUDIO_SNR_DB) -> DistillationData:
+    """Load AV-Digits with noisier images and cleaner audio than the default, and keep ``labels_per_class``
+    labels of each digit in the training split (chosen at random)."""
+    av = load_av_digits(image_noise=image_noise, audio_snr_db=audio_snr_db, seed=seed)
+    columns = ["image", "audio", "label"]
+    train, test = as_tensors(av["train"], columns), as_tensors(av["test"], columns)
+    order = torch.randperm(len(train["label"]), generator=torch.Generator().manual_seed(seed))
+    chosen = torch.cat([order[train["label"][order] == d][:labels_per_class] for d in range(10)])
+    labelled = torch.zeros(len(order), dtype=torch.bool)
+    labelled[chosen] = True
+    return DistillationData({k: v[labelled] for k, v in train.items()}, {k: v[~labelled] for k, v in train.items()},
+                            test, seed)
+
+
+def image_model() -> nn.Sequential:
+    """The student: lesson 00's image classifier (:class:`~mmcourse.encoders.ImageEncoder` and a linear layer)."""
+    return nn.Sequential(ImageEncoder(out_dim=64), nn.Linear(64, 10))
+
+
+def teacher_model() -> MultimodalClassifier:
+    """The teacher: image and audio encoders, early fusion and a head (lesson 01's early fusion)."""
+    return MultimodalClassifier([ImageEncoder(64), AudioEncoder(64)], EarlyFusion([64, 64], 64),
+                                nn.Sequential(nn.ReLU(), nn.Linear(64, 10)))
+
+
+def train_on_labels(model: nn.Module, rows: dict, inputs, seed: int, epochs: int = 40) -> nn.Module:
+    """Train ``model`` on the labelled ``rows`` with cross-entropy (small batches: the rows are few)."""
+    seed_everything(seed)
+    fit(model, rows, list(inputs), "label", epochs=epochs, batch_size=32, seed=seed, progress=False)
+    return model.cpu().eval()
+
+
+@torch.no_grad()
+def logits_of(model: nn.Module, rows: dict, inputs) -> torch.Tensor:
+    """The model's class scores (N, 10) for ``rows`` (eval mode)."""
+    model.eval()
+    out = model(*(rows[c] for c in inputs))
+    return out.scores if hasattr(out, "scores") else out
+
+
+def distil(data: DistillationData, teacher_logits: torch.Tensor, temperature: float, alpha: float,
+           epochs: int = 8, seed: int = 0) -> nn.Module:
+    """Train a new image-only student on every training image with :func:`~mmcourse.transfer.distillation_loss`.
+
+    ``teacher_logits`` (N_labelled + N_unlabelled, 10) are the teacher's scores for the labelled rows, then
+    the unlabelled ones. The cross-entropy part uses the true labels of the labelled rows and the teacher's
+    most likely class (a hard pseudo-label) for the unlabelled rows: the student never sees their labels.
+    """
+    n = len(data.labelled["label"])
+    pseudo = teacher_logits[n:].argmax(1)
+    rows = {"image": torch.cat([data.labelled["image"], data.unlabelled["image"]]),
+            "teacher_logits": teacher_logits, "label": torch.cat([data.labelled["label"], pseudo])}
+    seed_everything(seed)
+    student = image_model()
+    fit(student, rows, ["image", "teacher_logits"], "label", step=distillation_step(temperature, alpha),
+        epochs=epochs, seed=seed, progress=False)
+    return student.cpu().eval()
+
+
+@torch.no_grad()
+def correct_digits(model: nn.Module, rows: dict, inputs=("image",)) -> torch.Tensor:
+    """1.0 where ``model`` names the digit of a row right. Shape: (N,)."""
+    return (logits_of(model, rows, inputs).argmax(1) == rows["label"]).float()
+
+
+@dataclass
+class Distillation:
+    """What :func:`distillation_experiment` trained and measured (accuracies on the test split)."""
+
+    data: DistillationData
+    teacher: nn.Module
+    baseline: nn.Module  # the student trained on the labelled images alone
+    teacher_logits: torch.Tensor  # (N_labelled + N_unlabelled, 10) on the training pairs, labelled rows first
+    baseline_logits: torch.Tensor  # (N_labelled + N_unlabelled, 10): the image-only model on the same images
+    students: dict  # (T, alpha) -> the student distilled from the teacher
+    correct: dict = field(default_factory=dict)  # name -> (N_test,) 1.0 where right: "baseline", "teacher",
+    # "self-trained", "all labels" and (T, alpha) for every student
+
+    def accuracy(self, name) -> float:
+        """Test accuracy of ``name`` (a key of ``correct``)."""
+        return float(self.correct[name].mean())
+
+    def grid(self) -> dict:
+        """{(T, alpha): test accuracy} of the distilled students."""
+        return {key: self.accuracy(key) for key in self.students}
+
+    def labels_right(self) -> dict[str, float]:
+        """How often the teacher and the image-only model name the digit of the unlabelled training pairs."""
+        n = len(self.data.labelled["label"])
+        truth = self.data.unlabelled["label"]
+        return {"teacher": float((self.teacher_logits[n:].argmax(1) == truth).float().mean()),
+                "image only": float((self.baseline_logits[n:].argmax(1) == truth).float().mean())}
+
+
+DEFAULT_T, DEFAULT_ALPHA = 4.0, 0.5  # the setting the claims are about
+
+
+def distillation_experiment(data: DistillationData, temperatures=TEMPERATURES, alphas=ALPHAS,
+                            epochs: int = 8, controls: bool = True) -> Distillation:
+    """Train the teacher and the baseline on the labelled pairs, distil a student for every (T, alpha), and
+    (with ``controls``) the same student distilled from the image-only baseline instead of the teacher
+    (self-training, at T = :data:`DEFAULT_T`, alpha = :data:`DEFAULT_ALPHA`) and one trained on every
+    training label (what the labels would give).
+
+    With alpha = 0 the soft labels play no part, so that student is trained once and shared by every T.
+    """
+    seed = data.seed
+    teacher = train_on_labels(teacher_model(), data.labelled, ["image", "audio"], seed)
+    baseline = train_on_labels(image_model(), data.labelled, ["image"], seed)
+    rows = {k: torch.cat([data.labelled[k], data.unlabelled[k]]) for k in ("image", "audio", "label")}
+    result = Distillation(data, teacher, baseline, logits_of(teacher, rows, ["image", "audio"]),
+                          logits_of(baseline, rows, ["image"]), {})
+    hard = None  # the alpha = 0 student: the same at every temperature
+    for alpha in alphas:
+        for t in temperatures:
+            if alpha == 0 and hard is not None:
+                result.students[(t, alpha)] = hard
+                continue
+            result.students[(t, alpha)] = distil(data, result.teacher_logits, t, alpha, epochs, seed)
+            hard = result.students[(t, alpha)] if alpha == 0 else hard
+    result.correct = {"baseline": correct_digits(baseline, data.test),
+                      "teacher": correct_digits(teacher, data.test, ["image", "audio"]),
+                      **{key: correct_digits(s, data.test) for key, s in result.students.items()}}
+    if controls:
+        self_trained = distil(data, result.baseline_logits, DEFAULT_T, DEFAULT_ALPHA, epochs, seed)
+        everything = distil_on_labels(data, epochs)
+        result.correct["self-trained"] = correct_digits(self_trained, data.test)
+        result.correct["all labels"] = correct_digits(everything, data.test)
+    return result
+
+
+def distil_on_labels(data: DistillationData, epochs: int = 8) -> nn.Module:
+    """The student trained on every training image with its true label: what labelling everything would give."""
+    rows = {k: torch.cat([data.labelled[k], data.unlabelled[k]]) for k in ("image", "label")}
+    seed_everything(data.seed)
+    student = image_model()
+    fit(student, rows, ["image"], "label", epochs=epochs, seed=data.seed, progress=False)
+    return student.cpu().eval()
+
+
+# --- The lesson's claims and the quantities that test them -------------------------------------
+
+TEACHER_HEARS = Claim("the teacher labels the unlabelled pairs far better than an image-only model can",
+                      "teacher minus image-only accuracy on the unlabelled training pairs", ">=", 0.2)
+DISTILLATION_HELPS = Claim("the student distilled from the teacher beats the same student trained on the labels alone",
+                           "distilled minus labels-only test accuracy (T = 4, alpha = 0.5)", ">=", 0.03)
+GAIN_FROM_AUDIO = Claim("the gain comes from the teacher's audio: the same student distilled from the image-only "
+                        "model instead does worse", "teacher-distilled minus self-trained test accuracy", ">=", 0.02)
+
+
+def measure_claims(seed: int) -> dict[Claim, float]:
+    """Run every experiment of lesson 08 for ``seed``; return the quantity each claim tests."""
+    distillation = distillation_experiment(distillation_data(seed))
+    right = distillation.labels_right()
+    distilled = distillation.accuracy((DEFAULT_T, DEFAULT_ALPHA))
+    return {
+        TEACHER_HEARS: right["teacher"] - right["image only"],
+        DISTILLATION_HELPS: distilled - distillation.accuracy("baseline"),
+        GAIN_FROM_AUDIO: distilled - distillation.accuracy("self-trained"),
+    }
+
+
+def per_digit(result: Distillation, key: tuple = (DEFAULT_T, DEFAULT_ALPHA)) -> dict[str, torch.Tensor]:
+    """Per digit (10,): ``"student gain"``, the distilled student's test accuracy minus the labels-only
+    model's, and ``"teacher advantage"``, how much more often the teacher than the image-only model names
+    the digit of the unlabelled training pairs (what the teacher's labels add)."""
+    test, truth = result.data.test["label"], result.data.unlabelled["label"]
+    n = len(result.data.labelled["label"])
+    teacher_right = (result.teacher_logits[n:].argmax(1) == truth).float()
+    image_right = (result.baseline_logits[n:].argmax(1) == truth).float()
+    gain = result.correct[key] - result.correct["baseline"]
+    return {"student gain": torch.stack([gain[test == d].mean() for d in range(10)]),
+            "teacher advantage": torch.stack([(teacher_right - image_right)[truth == d].mean() for d in range(10)])}

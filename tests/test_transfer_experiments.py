@@ -1,0 +1,88 @@
+"""Lesson 08's claims hold on another seed than the lesson's (``claims_hold``); the helpers behind them."""
+
+import pytest
+import torch
+from claims_hold import claim_tests
+
+from mmcourse.data import ANSWERS
+from mmcourse.experiments import transfer as ex
+
+measured, test_every_claim_is_measured, test_claim_holds = claim_tests(ex, seeds=(1,))
+
+
+def _questions(n=40, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    task = torch.arange(n) % 4
+    return {"image": torch.rand(n, 3, 32, 32, generator=g), "question_ids": torch.randint(2, 20, (n, 6), generator=g),
+            "task": task, "answer_id": torch.tensor([ex.shapes_task_answers()[t][0] for t in task.tolist()])}
+
+
+def test_rows_per_task_and_only_task():
+    data = _questions(40)
+    data["task"][:12] = 0  # task 0 now has more rows than the others
+    kept = ex.rows_per_task(data, 5)
+    assert torch.bincount(kept["task"]).tolist() == [5, 5, 5, 5]
+    first = (data["task"] == 0).nonzero().flatten()[:5]
+    assert torch.equal(kept["image"][kept["task"] == 0], data["image"][first])  # the first rows, in order
+    with pytest.raises(ValueError, match="per_task"):
+        ex.rows_per_task(data, 9)
+    own = ex.only_task(data, 2)
+    assert (own["task"] == 0).all() and torch.equal(own["answer_id"], data["answer_id"][data["task"] == 2])
+
+
+def test_compare_sharing_gives_every_task_both_models_on_its_own_test_rows():
+    train, test = _questions(32, seed=1), _questions(20, seed=2)
+    result = ex.compare_sharing(train, test, epochs=1, seed=0, batch_size=16)
+    assert list(result.shared) == list(ex.TASKS) and set(result.models) == {"shared", *ex.TASKS}
+    for t, name in enumerate(ex.TASKS):
+        assert result.shared[name].shape == result.separate[name].shape == ((test["task"] == t).sum(),)
+        assert result.models[name].num_tasks == 1 and result.majority[name] == 1.0  # every answer is the first
+    assert result.models["shared"].num_tasks == 4
+    d = result.difference("size")
+    assert d.low <= d.estimate <= d.high
+    mean = sum(float(result.shared[t].mean() - result.separate[t].mean()) for t in ex.TASKS) / 4
+    assert result.mean_difference() == pytest.approx(mean)
+    assert "position" in result.table() and "[" in result.table()
+
+
+def test_question_data_holds_every_type_in_both_regimes():
+    data = ex.question_data(seed=3, full_per_task=20, little_per_task=5, n_test=40)
+    assert torch.bincount(data.full["task"]).tolist() == [20] * 4
+    assert torch.bincount(data.little["task"]).tolist() == [5] * 4
+    assert len(data.test["task"]) == 40 and data.full["image"].shape[1:] == (3, 32, 32)
+    answers = ex.shapes_task_answers()
+    for t in range(4):  # every row's answer belongs to its type
+        assert all(int(a) in answers[t] for a in data.full["answer_id"][data.full["task"] == t])
+    assert ANSWERS[int(data.full["answer_id"][0])]
+
+
+@pytest.fixture(scope="module")
+def small_distillation():
+    data = ex.distillation_data(seed=2, labels_per_class=3)
+    return ex.distillation_experiment(data, temperatures=(1.0, 4.0), alphas=(0.0, 0.5), epochs=1)
+
+
+def test_distillation_data_keeps_few_labels_per_digit(small_distillation):
+    data = small_distillation.data
+    assert torch.bincount(data.labelled["label"], minlength=10).tolist() == [3] * 10
+    assert len(data.labelled["label"]) + len(data.unlabelled["label"]) > 1000
+    assert data.labelled["audio"].shape[1:] == (1, 32, 40) and data.test["image"].shape[1:] == (1, 8, 8)
+
+
+def test_distillation_experiment_fills_its_grid_and_controls(small_distillation):
+    result = small_distillation
+    assert set(result.grid()) == {(1.0, 0.0), (4.0, 0.0), (1.0, 0.5), (4.0, 0.5)}
+    assert result.students[(1.0, 0.0)] is result.students[(4.0, 0.0)]  # alpha = 0 ignores T: trained once
+    assert result.students[(1.0, 0.5)] is not result.students[(4.0, 0.5)]
+    assert {"baseline", "teacher", "self-trained", "all labels"} <= set(result.correct)
+    n = len(result.data.labelled["label"]) + len(result.data.unlabelled["label"])
+    assert result.teacher_logits.shape == result.baseline_logits.shape == (n, 10)
+    right = result.labels_right()
+    truth = result.data.unlabelled["label"]
+    m = len(result.data.labelled["label"])
+    assert right["teacher"] == pytest.approx((result.teacher_logits[m:].argmax(1) == truth).float().mean().item())
+    digits = ex.per_digit(result, (4.0, 0.5))
+    assert digits["student gain"].shape == digits["teacher advantage"].shape == (10,)
+    weights = torch.bincount(result.data.test["label"], minlength=10).float()
+    overall = result.accuracy((4.0, 0.5)) - result.accuracy("baseline")
+    assert (digits["student gain"] * weights).sum() / weights.sum() == pytest.approx(overall, abs=1e-6)
