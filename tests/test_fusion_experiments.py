@@ -8,6 +8,7 @@ from claims_hold import claim_tests
 
 from mmcourse.data import as_tensors, load_shapes
 from mmcourse.experiments import fusion as ex
+from mmcourse.fusion import Prediction
 
 measured, test_every_claim_is_measured, test_claim_holds = claim_tests(ex, seeds=(1,))
 
@@ -54,23 +55,121 @@ def test_sensor_failure_copies_fail_one_sensor_at_a_time():
         ex.sensor_failure_copies(clean, failure_rate=0.6)
 
 
+def _constant_model(method: str, answer: int) -> torch.nn.Module:
+    """A model of ``method`` that predicts class ``answer`` for every input."""
+    model = ex.build_av_model(method)
+    with torch.no_grad():
+        head = model.head[-1] if isinstance(model.head, torch.nn.Sequential) else None
+        head.weight.zero_()
+        head.bias.copy_(torch.nn.functional.one_hot(torch.tensor(answer), 10).float())
+    return model
+
+
 def test_build_and_evaluate_helpers():
     with pytest.raises(ValueError, match="method"):
         ex.build_av_model("fancy")
     with pytest.raises(ValueError, match="kind"):
         ex.build_caption_model("audio")
-    model = ex.build_av_model("image only")
     assert ex.inputs_of("image only") == ["image"] and ex.inputs_of("late") == ["image", "audio"]
-    labels = torch.zeros(4, dtype=torch.long)
+    assert ex.build_av_model("low-rank", missing="learned").missing == "learned"
+    model, labels = _constant_model("image only", 3), torch.tensor([3, 3, 1, 0])
     assert math.isnan(ex.accuracy_with(model, "image only", None, torch.zeros(4, 1, 32, 40), labels))
-    assert 0 <= ex.accuracy_with(model, "image only", torch.zeros(4, 1, 8, 8), None, labels) <= 1
+    assert ex.correct_with(model, "image only", None, torch.zeros(4, 1, 32, 40), labels) is None
+    assert ex.accuracy_with(model, "image only", torch.randn(4, 1, 8, 8), None, labels) == 0.5
+    assert ex.correct_with(model, "image only", torch.randn(4, 1, 8, 8), None, labels).tolist() == [1, 1, 0, 0]
     assert ex.count_parameters(torch.nn.Linear(3, 2)) == 8
-    assert ex.time_per_batch(ex.EarlyFusion([3, 2], 4), [3, 2], repeats=3) > 0
+
+
+def test_per_pair_and_paired_gap_resample_the_clean_pairs():
+    # 2 copies of 3 pairs, copy after copy: pair 0 right in both copies, pair 1 in one, pair 2 in none
+    correct = torch.tensor([1, 1, 0, 1, 0, 0], dtype=torch.bool)
+    assert ex.per_pair(correct, 2).tolist() == [1.0, 0.5, 0.0]
+    gap = ex.paired_gap(correct, torch.zeros(6, dtype=torch.bool), 2)
+    assert gap.estimate == pytest.approx(0.5) and 0.0 <= gap.low <= 0.5 <= gap.high <= 1.0
+    same = ex.paired_gap(correct, correct, 2)
+    assert (same.estimate, same.low, same.high) == (0.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="copies=4"):
+        ex.per_pair(correct, 4)
+
+
+def test_av_data_corrupts_each_test_pair_several_times():
+    data = ex.av_data(seed=3, copies=1, test_copies=3)
+    n = len(data.clean_test["label"])
+    assert data.test_copies == 3 and len(data.test["label"]) == 3 * n == len(data.test["audio"])
+    assert torch.equal(data.test["label"], data.clean_test["label"].repeat(3))
+    first, second = data.test["image"][:n], data.test["image"][n : 2 * n]
+    assert not torch.allclose(first, second)  # independent noise ...
+    assert (first - second).abs().mean() < 1.0  # ... on the same digits
+    with pytest.raises(ValueError, match="test_copies"):
+        ex.av_data(seed=3, copies=1, test_copies=0)
+
+
+def test_fusion_gains_and_dropout_summaries_by_hand():
+    acc = {"image only": 0.7, "audio only": 0.8, "early": 0.9, "late": 0.95}
+    assert ex.fusion_gains(acc) == pytest.approx({"early": 0.1, "late": 0.15})
+    assert ex.mean_fusion_gain(acc) == pytest.approx(0.125)
+    moddrop = {"accuracy": {"no dropout": {"both": 0.9}, "dropout, learned": {"both": 0.88, "image missing": 0.75,
+                                                                              "audio missing": 0.6}}}
+    shortfall, cost = ex.dropout_shortfall_and_cost(moddrop, acc)  # 0.8 - 0.75 and 0.7 - 0.6; 0.9 - 0.88
+    assert (shortfall, cost) == (pytest.approx(0.1), pytest.approx(0.02))
+    controls = {"image drowned": {"all": 0.8, "shuffled image": 0.79, "shuffled audio": 0.1},
+                "audio drowned": {"all": 0.7, "shuffled image": 0.12, "shuffled audio": 0.72}}
+    assert ex.shuffle_effects(controls) == (pytest.approx(0.01), 0.12)
+    curves = {"image missing": {"audio only": 0.8, "late": 0.7}, "audio missing": {"image only": 0.7, "late": 0.65}}
+    assert ex.missing_shortfall(curves, "late") == pytest.approx(0.1)
+
+
+class _Fixed(torch.nn.Module):
+    """A stand-in unimodal model whose scores are given."""
+
+    def __init__(self, scores: torch.Tensor) -> None:
+        super().__init__()
+        self.scores = scores
+
+    def forward(self, x) -> Prediction:
+        return Prediction(self.scores, None)
+
+
+def test_product_of_posteriors_adds_the_log_probabilities():
+    image = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # says 0, then weakly 1
+    audio = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 3.0]])  # says 2 weakly, then 2 strongly
+    models = {"image only": _Fixed(image), "audio only": _Fixed(audio)}
+    test = {"image": torch.zeros(2, 1), "audio": torch.zeros(2, 1), "label": torch.tensor([0, 2])}
+    # by hand: row 0: log p = (2, 0, 0) + (0, 0, 1) - const -> class 0; row 1: (0, 1, 0) + (0, 0, 3) -> class 2
+    assert ex.product_of_posteriors(models, test).tolist() == [True, True]
 
 
 def test_train_av_methods_adds_to_earlier_results():
-    data = ex.av_data(seed=0, copies=1)
+    data = ex.av_data(seed=0, copies=1, test_copies=2)
     results = ex.train_av_methods(data, ["image only"], epochs=1)
     again = ex.train_av_methods(data, ["audio only"], epochs=1, into=results)
     assert again is results and list(results.models) == ["image only", "audio only"]
-    assert "audio only" in results.table() and 0 <= results.accuracy["audio only"] <= 1
+    correct = results.correct["audio only"]
+    assert correct.dtype == torch.bool and correct.shape == data.test["label"].shape
+    assert results.accuracy["audio only"] == correct.float().mean().item()
+    assert "audio only" in results.table()
+    named = ex.train_av_methods(data, ["audio only"], epochs=1, missing="learned", name="learned")
+    assert list(named.models) == ["learned"]
+    with pytest.raises(ValueError, match="name"):
+        ex.train_av_methods(data, ["image only", "audio only"], name="x")
+    with pytest.raises(ValueError, match="variants"):
+        ex.modality_dropout_experiment(data, variants=("dropout, mean",))
+
+
+def test_grid_curves_reuse_embeddings_and_agree_with_single_evaluations():
+    data = ex.av_data(seed=2, copies=1, test_copies=1)
+    results = ex.train_av_methods(data, ["image only", "late", "low-rank"], epochs=1)
+    grid = ex.RobustnessGrid(data, image_noises=(0.3, 3.0), audio_snrs=(0.0, -20.0), copies=2)
+    assert len(grid.labels) == 2 * len(data.clean_test["label"]) == len(grid.audio[0.0])
+    curves = grid.curves(results.models)
+    for m, model in results.models.items():
+        assert curves["image_noise"][m] == [grid.accuracy(model, m, s, 0.0) for s in (0.3, 3.0)]
+        assert curves["audio_snr_db"][m] == [grid.accuracy(model, m, 0.3, d) for d in (0.0, -20.0)]
+        assert curves["audio missing"][m] == grid.accuracy(model, m, 0.3, None)
+    assert math.isnan(curves["image missing"]["image only"])
+    missing = ex.late_fusion_missing(results.models["late"], grid)
+    assert missing["dropped"]["image missing"] == curves["image missing"]["late"]  # what LateFusion does with None
+    assert set(missing["zero"]) == {"image missing", "audio missing"}
+    controls = ex.drowned_controls(results.models["low-rank"], grid)
+    assert set(controls) == {"image drowned", "audio drowned"}
+    assert controls["image drowned"]["all"] == grid.accuracy(results.models["low-rank"], "low-rank", 3.0, 0.0)

@@ -26,6 +26,7 @@ from ..data import (
     load_av_digits,
 )
 from ..device import one_thread, seed_everything
+from ..diagnostics import Interval, modality_controls, paired_difference, unimodal_baselines
 from ..encoders import AudioEncoder, ImageEncoder
 from ..fusion import (
     AttentionFusion,
@@ -34,6 +35,7 @@ from ..fusion import (
     LowRankFusion,
     MultimodalClassifier,
     TensorFusion,
+    average_log_probs,
 )
 from ..metrics import accuracy
 from ..train import fit
@@ -41,7 +43,12 @@ from ..train import fit
 AV_METHODS = ("image only", "audio only", "early", "late", "attention", "tensor", "low-rank")
 FUSIONS = {"early": EarlyFusion, "attention": AttentionFusion, "tensor": TensorFusion, "low-rank": LowRankFusion}
 IMAGE_NOISES = (0.0, 0.3, 0.6, 1.0, 1.5, 2.0, 3.0)  # pixel noise std for the robustness grid
-AUDIO_SNRS = (20.0, 10.0, 5.0, 0.0, -5.0, -10.0, -20.0)  # dB, from clean to drowned
+AUDIO_SNRS = (20.0, 10.0, 0.0, -10.0, -20.0)  # dB, from clean to drowned
+# The 360 clean test pairs are corrupted this many times, independently: 1,440 test rows (and 720 per
+# level of the robustness grid) measure an accuracy with about half the noise of 360 rows, at no cost
+# in training. Intervals resample the clean pairs (each with its copies), not the rows.
+TEST_COPIES = 4
+GRID_COPIES = 2
 
 
 def inputs_of(method: str) -> list[str]:
@@ -50,11 +57,12 @@ def inputs_of(method: str) -> list[str]:
 
 
 def build_av_model(method: str, dim: int = 64, rank: int = 4, modality_dropout: float = 0.0,
-                   classes: int = 10) -> MultimodalClassifier:
+                   classes: int = 10, missing: str = "zero") -> MultimodalClassifier:
     """An AV-Digits classifier: encoders (:mod:`mmcourse.encoders`), the fusion of ``method``, a head.
 
     Every model has the same encoders (embeddings of size ``dim``) and, except late fusion
     (whose fusion already gives class scores), the same head ReLU -> Linear(dim, classes).
+    ``missing`` is the embedding of a missing modality (:class:`~mmcourse.fusion.MultimodalClassifier`).
     """
     if method not in AV_METHODS:
         raise ValueError(f"method: expected one of {AV_METHODS}, got {method!r}")
@@ -62,10 +70,11 @@ def build_av_model(method: str, dim: int = 64, rank: int = 4, modality_dropout: 
     encoders = [make[name](out_dim=dim) for name in inputs_of(method)]
     dims = [dim] * len(encoders)
     if method == "late":
-        return MultimodalClassifier(encoders, LateFusion(dims, classes), None, modality_dropout)
+        return MultimodalClassifier(encoders, LateFusion(dims, classes), None, modality_dropout, missing=missing)
     kind = "early" if method.endswith("only") else method
     fusion = LowRankFusion(dims, dim, rank=rank) if kind == "low-rank" else FUSIONS[kind](dims, dim)
-    return MultimodalClassifier(encoders, fusion, nn.Sequential(nn.ReLU(), nn.Linear(dim, classes)), modality_dropout)
+    head = nn.Sequential(nn.ReLU(), nn.Linear(dim, classes))
+    return MultimodalClassifier(encoders, fusion, head, modality_dropout, missing=missing)
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -102,28 +111,50 @@ def _uniform(low: float, high: float, n: int, generator: torch.Generator | None)
 
 @dataclass
 class AVData:
-    """Tensors for the AV-Digits experiments: ``train`` (sensor-failure copies), ``test`` (default
-    noise), ``clean_test`` (uncorrupted, to corrupt at other levels), and the ``seed``."""
+    """Tensors for the AV-Digits experiments: ``train`` (sensor-failure copies), ``test`` (``test_copies``
+    independently corrupted copies of the clean test pairs at the default noise, copy after copy),
+    ``clean_test`` (uncorrupted, to corrupt at other levels), and the ``seed``."""
 
     train: dict
     test: dict
     clean_test: dict
     seed: int
+    test_copies: int = 1
 
 
-def av_data(seed: int = 0, copies: int = 8, failure_rate: float = 1 / 3) -> AVData:
+def av_data(seed: int = 0, copies: int = 8, failure_rate: float = 1 / 3, test_copies: int = TEST_COPIES) -> AVData:
     """Load clean AV-Digits once; build the training copies (see :func:`sensor_failure_copies`)
-    and the test set at the default noise."""
+    and ``test_copies`` copies of the test set at the default noise."""
+    if not isinstance(test_copies, int) or test_copies < 1:
+        raise ValueError(f"test_copies: expected a positive integer, got {test_copies!r}")
     clean = load_av_digits(image_noise=0.0, occlusion=0, audio_snr_db=math.inf, seed=seed)
     g = torch.Generator().manual_seed(seed)
     columns = ["image", "waveform", "label"]
     train = sensor_failure_copies(as_tensors(clean["train"], columns), copies, failure_rate, generator=g)
     clean_test = as_tensors(clean["test"], columns)
-    test = corrupt_av(clean_test, generator=g)
-    return AVData(train, test, clean_test, seed)
+    parts = [corrupt_av(clean_test, generator=g) for _ in range(test_copies)]
+    test = {k: torch.cat([part[k] for part in parts]) for k in parts[0]}
+    return AVData(train, test, clean_test, seed, test_copies)
 
 
 @torch.no_grad()
+def correct_with(model: nn.Module, method: str, image: torch.Tensor | None, audio: torch.Tensor | None,
+                 labels: torch.Tensor) -> torch.Tensor | None:
+    """Which test rows ``model`` gets right, (N,) bool; ``None`` marks a missing modality.
+
+    A unimodal model whose only modality is missing can only guess: it returns ``None``.
+    """
+    given = {"image": image, "audio": audio}
+    xs = [given[name] for name in inputs_of(method)]
+    if all(x is None for x in xs):
+        return None
+    was_training = model.training
+    model.eval()
+    scores = model(*xs).scores
+    model.train(was_training)
+    return scores.argmax(1) == labels
+
+
 def accuracy_with(model: nn.Module, method: str, image: torch.Tensor | None, audio: torch.Tensor | None,
                   labels: torch.Tensor) -> float:
     """Test accuracy of ``model`` on the given inputs; ``None`` marks a missing modality.
@@ -131,15 +162,25 @@ def accuracy_with(model: nn.Module, method: str, image: torch.Tensor | None, aud
     A unimodal model whose only modality is missing can only guess: its accuracy is returned as
     ``nan``.
     """
-    given = {"image": image, "audio": audio}
-    xs = [given[name] for name in inputs_of(method)]
-    if all(x is None for x in xs):
-        return float("nan")
-    was_training = model.training
-    model.eval()
-    scores = model(*xs).scores
-    model.train(was_training)
-    return accuracy(scores, labels)
+    correct = correct_with(model, method, image, audio, labels)
+    return float("nan") if correct is None else correct.float().mean().item()
+
+
+def per_pair(correct: torch.Tensor, copies: int) -> torch.Tensor:
+    """Mean of ``correct`` over the corrupted copies of each clean pair: (copies * N,) -> (N,) in [0, 1].
+
+    The copies of one pair share its image and clip, so they are not independent samples; resampling
+    pairs with all their copies (a cluster bootstrap) gives honest intervals.
+    """
+    if correct.ndim != 1 or len(correct) % copies:
+        raise ValueError(f"correct: expected shape (copies * N,) with copies={copies}, got {tuple(correct.shape)}")
+    return correct.float().view(copies, -1).mean(0)
+
+
+def paired_gap(correct_a: torch.Tensor, correct_b: torch.Tensor, copies: int) -> Interval:
+    """Accuracy of a minus accuracy of b on the same test rows, with a 95% bootstrap interval over the
+    clean pairs (:func:`~mmcourse.diagnostics.paired_difference` of :func:`per_pair`)."""
+    return paired_difference(per_pair(correct_a, copies), per_pair(correct_b, copies))
 
 
 @dataclass
@@ -148,6 +189,7 @@ class MethodResults:
 
     models: dict = field(default_factory=dict)
     accuracy: dict = field(default_factory=dict)  # on the test set at the default noise
+    correct: dict = field(default_factory=dict)  # which test rows each model gets right (N,) bool
     parameters: dict = field(default_factory=dict)  # trainable numbers in the whole model
     fusion_parameters: dict = field(default_factory=dict)  # ... in the fusion module alone
     seconds: dict = field(default_factory=dict)  # training time
@@ -162,62 +204,129 @@ class MethodResults:
 
 
 def train_av_methods(data: AVData, methods=AV_METHODS, epochs: int = 2, modality_dropout: float = 0.0,
-                     progress: bool = False, into: MethodResults | None = None) -> MethodResults:
+                     progress: bool = False, into: MethodResults | None = None, missing: str = "zero",
+                     name: str | None = None) -> MethodResults:
     """Train one model per method on ``data.train`` (same seed, same recipe) and test it.
 
     Results are added to ``into`` when given (to train the methods in several steps), else to a
-    new :class:`MethodResults`, which is returned.
+    new :class:`MethodResults`, which is returned; under ``name`` when given (one method only).
     """
+    if name is not None and len(methods) != 1:
+        raise ValueError(f"name: only for one method, got methods={list(methods)}")
     results = into if into is not None else MethodResults()
+    test = data.test
     for method in methods:
         seed_everything(data.seed)
-        model = build_av_model(method, modality_dropout=modality_dropout)
+        model = build_av_model(method, modality_dropout=modality_dropout, missing=missing)
         history = fit(model, data.train, inputs_of(method), epochs=epochs, seed=data.seed, progress=progress)
         model.cpu()
-        results.models[method] = model
-        results.accuracy[method] = accuracy_with(model, method, data.test["image"], data.test["audio"],
-                                                 data.test["label"])
-        results.parameters[method] = count_parameters(model)
-        results.fusion_parameters[method] = count_parameters(model.fusion)
-        results.seconds[method] = history.seconds
+        key = name or method
+        results.models[key] = model
+        results.correct[key] = correct_with(model, method, test["image"], test["audio"], test["label"])
+        results.accuracy[key] = results.correct[key].float().mean().item()
+        results.parameters[key] = count_parameters(model)
+        results.fusion_parameters[key] = count_parameters(model.fusion)
+        results.seconds[key] = history.seconds
     return results
+
+
+@torch.no_grad()
+def product_of_posteriors(models: dict, test: dict) -> torch.Tensor:
+    """Which test rows the product of the image-only and the audio-only models' posteriors gets right.
+
+    With the modalities independent given the label, p(y | image, audio) is proportional to
+    p(y | image) p(y | audio) / p(y) (Bayes); with balanced classes the prior is a constant, so the
+    argmax of the summed log-probabilities of the two unimodal models is the Bayes decision if their
+    posteriors are right. No training: it fuses two models trained apart. Shape: -> (N,) bool.
+    """
+    logits = [models[m].eval()(test[m.split()[0]]).scores for m in ("image only", "audio only")]
+    return average_log_probs(logits).argmax(1) == test["label"]
 
 
 class RobustnessGrid:
     """The test set corrupted at every level of a grid, computed once, so that evaluating is cheap.
 
-    ``images[s]`` holds the test images with pixel noise std ``s`` (and the usual occluder),
-    ``audio[d]`` the spectrograms at ``d`` dB; ``labels`` the digits.
+    ``images[s]`` holds ``copies`` corrupted copies of the test images with pixel noise std ``s`` (and
+    the usual occluder), ``audio[d]`` of the spectrograms at ``d`` dB; ``labels`` the digits.
     """
 
-    def __init__(self, data: AVData, image_noises=IMAGE_NOISES, audio_snrs=AUDIO_SNRS) -> None:
+    def __init__(self, data: AVData, image_noises=IMAGE_NOISES, audio_snrs=AUDIO_SNRS,
+                 copies: int = GRID_COPIES) -> None:
         g = torch.Generator().manual_seed(data.seed + 1)
-        clean = data.clean_test
-        self.image_noises, self.audio_snrs = tuple(image_noises), tuple(audio_snrs)
-        self.images = {s: corrupt_images(clean["image"], s, DEFAULT_OCCLUSION, g) for s in self.image_noises}
-        self.audio = {d: audio_features(clean["waveform"], d, g)[1] for d in self.audio_snrs}
-        self.labels = clean["label"]
+        images, waveforms = data.clean_test["image"].repeat(copies, 1, 1, 1), data.clean_test["waveform"]
+        self.image_noises, self.audio_snrs, self.copies = tuple(image_noises), tuple(audio_snrs), copies
+        self.images = {s: corrupt_images(images, s, DEFAULT_OCCLUSION, g) for s in self.image_noises}
+        self.audio = {d: audio_features(waveforms.repeat(copies, 1), d, g)[1] for d in self.audio_snrs}
+        self.labels = data.clean_test["label"].repeat(copies)
+        self.image0 = min(self.image_noises, key=lambda s: abs(s - DEFAULT_IMAGE_NOISE))
+        self.audio0 = min(self.audio_snrs, key=lambda d: abs(d - DEFAULT_AUDIO_SNR_DB))
+
+    def inputs(self, image_noise: float | None, audio_snr_db: float | None) -> dict:
+        """{"image", "audio"} at these levels (None: missing; the level nearest the default: "default")."""
+        image_noise = self.image0 if image_noise == "default" else image_noise
+        audio_snr_db = self.audio0 if audio_snr_db == "default" else audio_snr_db
+        return {"image": None if image_noise is None else self.images[image_noise],
+                "audio": None if audio_snr_db is None else self.audio[audio_snr_db]}
 
     def accuracy(self, model: nn.Module, method: str, image_noise: float | None, audio_snr_db: float | None) -> float:
         """Accuracy with the image at ``image_noise`` and the audio at ``audio_snr_db`` (None: missing)."""
-        image = None if image_noise is None else self.images[image_noise]
-        audio = None if audio_snr_db is None else self.audio[audio_snr_db]
-        return accuracy_with(model, method, image, audio, self.labels)
+        xs = self.inputs(image_noise, audio_snr_db)
+        return accuracy_with(model, method, xs["image"], xs["audio"], self.labels)
 
+    @torch.no_grad()
     def curves(self, models: dict) -> dict:
         """Accuracy of every model as each modality gets noisier (the other at its default level),
         and with each modality missing. Returns {"image_noise": {method: [acc per level]},
-        "audio_snr_db": {...}, "image missing": {method: acc}, "audio missing": {...}}."""
-        image0 = min(self.image_noises, key=lambda s: abs(s - DEFAULT_IMAGE_NOISE))
-        audio0 = min(self.audio_snrs, key=lambda d: abs(d - DEFAULT_AUDIO_SNR_DB))
-        return {
-            "image_noise": {m: [self.accuracy(model, m, s, audio0) for s in self.image_noises]
-                            for m, model in models.items()},
-            "audio_snr_db": {m: [self.accuracy(model, m, image0, d) for d in self.audio_snrs]
-                             for m, model in models.items()},
-            "image missing": {m: self.accuracy(model, m, None, audio0) for m, model in models.items()},
-            "audio missing": {m: self.accuracy(model, m, image0, None) for m, model in models.items()},
-        }
+        "audio_snr_db": {...}, "image missing": {method: acc}, "audio missing": {...}}.
+
+        Each model encodes each level once; the combinations reuse the embeddings.
+        """
+        out: dict = {"image_noise": {}, "audio_snr_db": {}, "image missing": {}, "audio missing": {}}
+        for m, model in models.items():
+            accuracy_of = self._evaluator(model, m)
+            out["image_noise"][m] = [accuracy_of(s, self.audio0) for s in self.image_noises]
+            out["audio_snr_db"][m] = [accuracy_of(self.image0, d) for d in self.audio_snrs]
+            out["image missing"][m] = accuracy_of(None, self.audio0)
+            out["audio missing"][m] = accuracy_of(self.image0, None)
+        return out
+
+    def _evaluator(self, model: MultimodalClassifier, method: str):
+        """``accuracy_of(image_noise, audio_snr_db)`` for ``model``, encoding each level at most once."""
+        model.eval()
+        names, cache = inputs_of(method), {}
+
+        def embedding(name: str, level):
+            if (name, level) not in cache:
+                x = (self.images if name == "image" else self.audio)[level]
+                cache[name, level] = model.encode(names.index(name), x)
+            return cache[name, level]
+
+        def accuracy_of(image_noise, audio_snr_db) -> float:
+            levels = {"image": image_noise, "audio": audio_snr_db}
+            hs = [None if levels[name] is None else embedding(name, levels[name]) for name in names]
+            if all(h is None for h in hs):
+                return float("nan")
+            return accuracy(model.classify(model.complete(hs)).scores, self.labels)
+
+        return accuracy_of
+
+
+@torch.no_grad()
+def late_fusion_missing(model: MultimodalClassifier, grid: RobustnessGrid) -> dict:
+    """A late-fusion model with a modality missing, two ways: the term dropped (what
+    :class:`~mmcourse.fusion.LateFusion` does with ``None``) and the embedding set to zero.
+
+    Returns {"dropped": {"image missing": acc, "audio missing": acc}, "zero": {...}}.
+    """
+    model.eval()
+    hs = model.embed(grid.images[grid.image0], grid.audio[grid.audio0])
+    out: dict = {"dropped": {}, "zero": {}}
+    for m, case in enumerate(("image missing", "audio missing")):
+        dropped = [None if k == m else h for k, h in enumerate(hs)]
+        zero = [torch.zeros_like(h) if k == m else h for k, h in enumerate(hs)]
+        for way, given in (("dropped", dropped), ("zero", zero)):
+            out[way][case] = accuracy(model.fusion(given).z, grid.labels)
+    return out
 
 
 @torch.no_grad()
@@ -228,39 +337,63 @@ def mean_attention_weights(model: nn.Module, grid: RobustnessGrid) -> dict:
     level, "audio_snr_db": the same per audio level}.
     """
     model.eval()
-    image0 = min(grid.image_noises, key=lambda s: abs(s - DEFAULT_IMAGE_NOISE))
-    audio0 = min(grid.audio_snrs, key=lambda d: abs(d - DEFAULT_AUDIO_SNR_DB))
     return {
-        "image_noise": torch.stack([model(grid.images[s], grid.audio[audio0]).weights.mean(0)
+        "image_noise": torch.stack([model(grid.images[s], grid.audio[grid.audio0]).weights.mean(0)
                                     for s in grid.image_noises]),
-        "audio_snr_db": torch.stack([model(grid.images[image0], grid.audio[d]).weights.mean(0)
+        "audio_snr_db": torch.stack([model(grid.images[grid.image0], grid.audio[d]).weights.mean(0)
                                      for d in grid.audio_snrs]),
     }
 
 
-def modality_dropout_experiment(data: AVData, methods=("low-rank",), p: float = 0.5, epochs: int = 2,
-                                baseline: MethodResults | None = None) -> dict:
-    """Train ``methods`` with and without :class:`~mmcourse.fusion.ModalityDropout` and test them with
-    both modalities, without the image and without the audio.
+def drowned_controls(model: nn.Module, grid: RobustnessGrid) -> dict:
+    """:func:`~mmcourse.diagnostics.modality_controls` of a two-modality model with each modality drowned
+    (the noisiest level of the grid, the other modality at its default).
 
-    Returns {method: {"without": {"both", "image missing", "audio missing"}, "with": {...}}}.
-    Models in ``baseline`` (trained without dropout on the same data) are reused.
+    Returns {"image drowned": {"all", "without image", "without audio", ...}, "audio drowned": {...}}:
+    a model that leans on the clean modality loses little without the drowned one (mean-ablated)
+    and falls to chance without the clean one.
     """
+    def predict(d: dict) -> torch.Tensor:
+        return model(d["image"], d["audio"])
+
+    model.eval()
+    g = torch.Generator().manual_seed(0)
+    cases = {"image drowned": (grid.image_noises[-1], grid.audio0), "audio drowned": (grid.image0, grid.audio_snrs[-1])}
+    return {case: modality_controls(predict, grid.inputs(*levels), grid.labels, generator=g)
+            for case, levels in cases.items()}
+
+
+VARIANTS = {"no dropout": (0.0, "zero"), "dropout, zero": (0.5, "zero"), "dropout, learned": (0.5, "learned")}
+
+
+def modality_dropout_experiment(data: AVData, method: str = "low-rank", variants=tuple(VARIANTS), p: float = 0.5,
+                                epochs: int = 2, baseline: MethodResults | None = None) -> dict:
+    """Train ``method`` without and with :class:`~mmcourse.fusion.ModalityDropout` (rate ``p``), the missing
+    modality filled with zeros or with a learned embedding, and test each with both modalities, without
+    the image and without the audio (on ``data.test``).
+
+    ``variants`` are keys of :data:`VARIANTS`. A model trained without dropout on the same data in
+    ``baseline`` is reused. Returns {"accuracy": {variant: {case: acc}}, "correct": {variant: {case:
+    (N,) bool}}, "models": {variant: model}} with cases "both", "image missing", "audio missing".
+    """
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"variants: expected some of {list(VARIANTS)}, got {unknown}")
     test = data.test
     cases = {"both": (test["image"], test["audio"]), "image missing": (None, test["audio"]),
              "audio missing": (test["image"], None)}
-    out = {}
-    for method in methods:
-        if baseline is not None and method in baseline.models:
-            plain = baseline.models[method]
+    out: dict = {"accuracy": {}, "correct": {}, "models": {}}
+    for variant in variants:
+        rate, missing = VARIANTS[variant]
+        rate = p if rate else 0.0
+        if not rate and baseline is not None and method in baseline.models:
+            model = baseline.models[method]
         else:
-            plain = train_av_methods(data, [method], epochs).models[method]
-        dropped = train_av_methods(data, [method], epochs, modality_dropout=p).models[method]
-        out[method] = {
-            name: {case: accuracy_with(model, method, *xs, test["label"]) for case, xs in cases.items()}
-            for name, model in (("without", plain), ("with", dropped))
-        }
-        out[method]["models"] = {"without": plain, "with": dropped}
+            model = train_av_methods(data, [method], epochs, modality_dropout=rate, missing=missing).models[method]
+        correct = {case: correct_with(model, method, *xs, test["label"]) for case, xs in cases.items()}
+        out["models"][variant] = model
+        out["correct"][variant] = correct
+        out["accuracy"][variant] = {case: c.float().mean().item() for case, c in correct.items()}
     return out
 
 
@@ -352,13 +485,14 @@ class CaptionMatching:
     seconds: dict
 
 
-def caption_matching_experiment(seed: int = 0, n_train: int = 1500, n_test: int = 500, epochs: int = 5,
-                                single_epochs: int = 1, lr: float = 2e-3, kinds=tuple(CAPTION_INPUTS),
-                                progress: bool = False) -> CaptionMatching:
-    """Train image-only, caption-only and fused matchers on Shapes caption pairs; test accuracy of each.
+def caption_matching_experiment(seed: int = 0, n_train: int = 1500, n_test: int = 500, epochs: int = 3,
+                                single_pairs: int = 256, lr: float = 2e-3, progress: bool = False) -> CaptionMatching:
+    """Train a fused matcher on Shapes caption pairs, and image-only and caption-only matchers as controls.
 
-    The fused model trains for ``epochs``; the unimodal ones for ``single_epochs`` only, since by
-    construction (see :func:`caption_pairs`) no amount of training lets them beat 0.5.
+    The fused model trains for ``epochs`` on every pair. The unimodal ones
+    (:func:`~mmcourse.diagnostics.unimodal_baselines`) train for one pass over the first
+    ``single_pairs`` pairs only, since by construction (see :func:`caption_pairs`) no amount of
+    training lets them beat 0.5.
     """
     from ..data import load_shapes
 
@@ -366,44 +500,59 @@ def caption_matching_experiment(seed: int = 0, n_train: int = 1500, n_test: int 
     g = torch.Generator().manual_seed(seed)
     train = caption_pairs(as_tensors(shapes["train"], SCENE_COLUMNS), g)
     test = caption_pairs(as_tensors(shapes["test"], SCENE_COLUMNS), g)
-    result = CaptionMatching(train, test, {}, {}, {})
-    for kind in kinds:
-        seed_everything(seed)
-        model = build_caption_model(kind)
-        history = fit(model, train, CAPTION_INPUTS[kind], epochs=epochs if kind == "both" else single_epochs, lr=lr,
-                      seed=seed, progress=progress)
-        model.cpu().eval()
-        with torch.no_grad():
-            scores = model(*(test[c] for c in CAPTION_INPUTS[kind])).scores
-        result.models[kind] = model
-        result.accuracy[kind] = accuracy(scores, test["label"])
-        result.seconds[kind] = history.seconds
+    seed_everything(seed)
+    model = build_caption_model("both")
+    history = fit(model, train, CAPTION_INPUTS["both"], epochs=epochs, lr=lr, seed=seed, progress=progress)
+    model.cpu().eval()
+    with torch.no_grad():
+        scores = model(test["image"], test["caption_ids"]).scores
+    result = CaptionMatching(train, test, {"both": model}, {"both": accuracy(scores, test["label"])},
+                             {"both": history.seconds})
+    kind_of = {"image": "image only", "caption_ids": "caption only"}
+    order = torch.randperm(len(train["label"]), generator=g)[:single_pairs]  # both labels, in random order
+    few = {k: v[order] for k, v in train.items()}
+    seed_everything(seed)
+    alone = unimodal_baselines(lambda name: build_caption_model(kind_of[name]), few, test, list(kind_of),
+                               epochs=1, lr=lr, seed=seed)
+    result.accuracy.update({kind_of[name]: acc for name, acc in alone.items()})
     return result
 
 
 # --- The lesson's claims and the quantities that test them -------------------------------------
+# Thresholds sit several standard deviations (over seeds 0-9) away from what the runs give; see
+# ``python benchmarks/claims.py fusion``. Test sets: ``data.test`` (1,440 rows) and the grid (720 per level).
 
-FUSION_BEATS_SINGLE = Claim("every fusion method beats the best single modality",
-                            "smallest gain of a fusion method over the best single modality", ">", 0.0)
+FUSION_BEATS_SINGLE = Claim("fusion beats the best single modality",
+                            "mean gain of the five fusion methods over the best single modality", ">=", 0.05)
+NOTHING_TO_GAIN = Claim("no fusion model beats the product of the two unimodal posteriors by much",
+                        "best fusion model's accuracy minus the product's", "<=", 0.05)
 DROWNED_FUSED_HOLD = Claim("with either modality drowned, every fused model keeps a usable accuracy",
                            "worst accuracy of a fused model with one modality drowned", ">=", 0.5)
 DROWNED_ALONE_FALLS = Claim("the drowned modality's own model falls to near chance",
                             "accuracy of the drowned modality's own model (the higher of the two)", "<=", 0.2)
-MISSING_EARLY_LATE_HOLD = Claim("with a modality missing, early and late fusion stay close to the remaining "
-                                "modality's own model", "largest shortfall of early or late fusion", "<=", 0.08)
-MISSING_LOW_RANK_FALLS = Claim("with a modality missing, low-rank fusion falls far below the remaining "
-                               "modality's own model", "shortfall of low-rank fusion", ">=", 0.2)
-DROPOUT_GAIN = Claim("modality dropout makes low-rank fusion hold up with a modality missing",
-                     "smaller gain with the image or the audio missing", ">=", 0.1)
-DROPOUT_COST = Claim("modality dropout costs little with both modalities",
-                     "accuracy lost with both modalities", "<=", 0.05)
-ATTENTION_FOLLOWS = Claim("the weight of a modality falls to under a third of its clean value when it is drowned",
-                          "larger ratio of drowned to clean weight", "<=", 1 / 3)
-LOW_RANK_MATCHES_TENSOR = Claim("low-rank fusion matches tensor fusion's accuracy",
-                                "accuracy gap between tensor and low-rank fusion", "<=", 0.04)
+MISSING_ADDITIVE_HOLD = Claim("with a modality missing, early, late and attention fusion stay close to the "
+                              "remaining modality's own model", "largest shortfall of the three", "<=", 0.15)
+MISSING_LOW_RANK_FALLS = Claim("with a modality missing, low-rank fusion falls below the remaining modality's "
+                               "own model", "shortfall of low-rank fusion (the worse case)", ">=", 0.05)
+DROPOUT_HOLDS = Claim("with modality dropout and a learned missing embedding, low-rank fusion with a modality "
+                      "missing stays close to the remaining modality's own model",
+                      "shortfall (the worse case)", "<=", 0.15)
+DROPOUT_COST = Claim("modality dropout with a learned missing embedding costs little with both modalities",
+                     "accuracy lost with both modalities", "<=", 0.06)
+ATTENTION_FOLLOWS = Claim("the attention weight of a modality at least halves when it is drowned",
+                          "larger ratio of drowned to clean weight", "<=", 1 / 2)
+DROWNED_IGNORED = Claim("with one modality drowned, the attention model barely uses it: shuffling it across "
+                        "samples costs little", "largest accuracy lost by shuffling the drowned modality",
+                        "<=", 0.05)
+CLEAN_NEEDED = Claim("with one modality drowned, the attention model answers from the clean one: shuffling "
+                     "the clean one leaves near-chance accuracy",
+                     "highest accuracy with the clean modality shuffled", "<=", 0.2)
+LOW_RANK_MATCHES_TENSOR = Claim("low-rank fusion is within 0.08 of tensor fusion's accuracy",
+                                "accuracy gap between tensor and low-rank fusion (either sign)", "<=", 0.08)
 CAPTION_MATCHING_NEEDS_BOTH = Claim("together, the modalities tell matching captions from wrong ones",
-                                    "accuracy of the fused matcher", ">=", 0.8)
+                                    "accuracy of the fused matcher", ">=", 0.7)
 MISSING_CASES = {"image missing": "audio only", "audio missing": "image only"}  # case -> the remaining model
+ADDITIVE = ("early", "late", "attention")
 
 
 def fused_methods(accuracy: dict) -> list[str]:
@@ -411,9 +560,16 @@ def fused_methods(accuracy: dict) -> list[str]:
     return [m for m in accuracy if not m.endswith("only")]
 
 
-def smallest_fusion_gain(accuracy: dict) -> float:
-    """Worst fusion method's accuracy minus the best unimodal model's."""
-    return min(accuracy[m] for m in fused_methods(accuracy)) - max(accuracy["image only"], accuracy["audio only"])
+def fusion_gains(accuracy: dict) -> dict[str, float]:
+    """Each fusion method's accuracy minus the best unimodal model's."""
+    best = max(accuracy["image only"], accuracy["audio only"])
+    return {m: accuracy[m] - best for m in fused_methods(accuracy)}
+
+
+def mean_fusion_gain(accuracy: dict) -> float:
+    """Mean over the fusion methods of their gain over the best unimodal model (:func:`fusion_gains`)."""
+    gains = fusion_gains(accuracy)
+    return sum(gains.values()) / len(gains)
 
 
 def drowned_accuracy(curves: dict, method: str) -> float:
@@ -422,15 +578,20 @@ def drowned_accuracy(curves: dict, method: str) -> float:
 
 
 def missing_shortfall(curves: dict, method: str) -> float:
-    """How far ``method`` falls below the remaining modality's own model, with a modality missing (the worse case)."""
+    """How far ``method`` falls below the remaining modality's own model, with a modality missing (the worse case).
+
+    ``curves`` holds {"image missing": {method: acc}, "audio missing": {...}} with the unimodal models.
+    """
     return max(curves[case][alone] - curves[case][method] for case, alone in MISSING_CASES.items())
 
 
-def dropout_gain_and_cost(moddrop: dict) -> tuple[float, float]:
-    """Of :func:`modality_dropout_experiment`'s results for one method: the smaller gain with a modality
-    missing, and the accuracy lost with both modalities."""
-    gain = min(moddrop["with"][case] - moddrop["without"][case] for case in MISSING_CASES)
-    return gain, moddrop["without"]["both"] - moddrop["with"]["both"]
+def dropout_shortfall_and_cost(moddrop: dict, accuracy: dict, variant: str = "dropout, learned") -> tuple[float, float]:
+    """Of :func:`modality_dropout_experiment`'s results: how far ``variant`` falls below the remaining
+    modality's own model (``accuracy``, on the same test rows) with a modality missing, the worse
+    case; and the accuracy it loses with both modalities against the model trained without dropout."""
+    acc = moddrop["accuracy"]
+    shortfall = max(accuracy[alone] - acc[variant][case] for case, alone in MISSING_CASES.items())
+    return shortfall, acc["no dropout"]["both"] - acc[variant]["both"]
 
 
 def drowned_weight_ratio(weights: dict) -> float:
@@ -439,24 +600,38 @@ def drowned_weight_ratio(weights: dict) -> float:
     return max(float(image[-1] / image[0]), float(audio[-1] / audio[0]))
 
 
+def shuffle_effects(controls: dict) -> tuple[float, float]:
+    """Of :func:`drowned_controls`: the largest accuracy lost by shuffling the drowned modality, and the
+    highest accuracy left with the clean modality shuffled."""
+    image, audio = controls["image drowned"], controls["audio drowned"]
+    lost = max(image["all"] - image["shuffled image"], audio["all"] - audio["shuffled audio"])
+    return lost, max(image["shuffled audio"], audio["shuffled image"])
+
+
 def measure_claims(seed: int) -> dict[Claim, float]:
     """Run every experiment of lesson 01 for ``seed``; return the quantity each claim tests."""
     data = av_data(seed)
     results = train_av_methods(data)
+    product = product_of_posteriors(results.models, data.test).float().mean().item()
     grid = RobustnessGrid(data)
     curves = grid.curves(results.models)
     fused = fused_methods(results.accuracy)
-    gain, cost = dropout_gain_and_cost(modality_dropout_experiment(data, baseline=results)["low-rank"])
+    moddrop = modality_dropout_experiment(data, baseline=results)
+    shortfall, cost = dropout_shortfall_and_cost(moddrop, results.accuracy)
+    lost, left = shuffle_effects(drowned_controls(results.models["attention"], grid))
     matching = caption_matching_experiment(seed)
     return {
-        FUSION_BEATS_SINGLE: smallest_fusion_gain(results.accuracy),
+        FUSION_BEATS_SINGLE: mean_fusion_gain(results.accuracy),
+        NOTHING_TO_GAIN: max(results.accuracy[m] for m in fused) - product,
         DROWNED_FUSED_HOLD: min(drowned_accuracy(curves, m) for m in fused),
         DROWNED_ALONE_FALLS: max(curves["image_noise"]["image only"][-1], curves["audio_snr_db"]["audio only"][-1]),
-        MISSING_EARLY_LATE_HOLD: max(missing_shortfall(curves, "early"), missing_shortfall(curves, "late")),
+        MISSING_ADDITIVE_HOLD: max(missing_shortfall(curves, m) for m in ADDITIVE),
         MISSING_LOW_RANK_FALLS: missing_shortfall(curves, "low-rank"),
-        DROPOUT_GAIN: gain,
+        DROPOUT_HOLDS: shortfall,
         DROPOUT_COST: cost,
         ATTENTION_FOLLOWS: drowned_weight_ratio(mean_attention_weights(results.models["attention"], grid)),
+        DROWNED_IGNORED: lost,
+        CLEAN_NEEDED: left,
         LOW_RANK_MATCHES_TENSOR: abs(results.accuracy["tensor"] - results.accuracy["low-rank"]),
         CAPTION_MATCHING_NEEDS_BOTH: matching.accuracy["both"],
     }
