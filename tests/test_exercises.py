@@ -86,3 +86,10 @@ def test_the_gru_bug_of_lesson_00_is_caught_and_the_fix_passes(capsys):
     assert "case 1 of 4 (one caption of 6 words): the result has wrong values" in capsys.readouterr().out
     assert check("last_hidden", fixed)
     assert "batch_first" in capsys.readouterr().out
+
+
+def test_a_check_shows_only_its_feedback_in_a_notebook(capsys):
+    result = check("accuracy", lambda s, y: (s.argmax(1) == y).float().mean().item())
+    assert result and result.passed and repr(result) == "Checked(passed=True)"
+    result._ipython_display_()  # what IPython calls when a cell ends with the check: nothing more to show
+    assert capsys.readouterr().out.count("\N{CHECK MARK}") == 1

@@ -109,10 +109,27 @@ def compare(got, expected, atol: float = 1e-5, rtol: float = 1e-4, where: str = 
     return None if got == expected else f"{where} is {got!r:.80}, expected {expected!r:.80}"
 
 
-def check(exercise: str | Exercise, fn: Callable, must_pass: bool = False) -> bool:
+class Checked:
+    """What :func:`check` returns: true when every case matched. A notebook cell that ends with a check
+    shows the printed feedback only (no ``True`` or ``False`` under it)."""
+
+    def __init__(self, passed: bool) -> None:
+        self.passed = passed
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __repr__(self) -> str:
+        return f"Checked(passed={self.passed})"
+
+    def _ipython_display_(self) -> None:  # the printed line already says it
+        pass
+
+
+def check(exercise: str | Exercise, fn: Callable, must_pass: bool = False) -> Checked:
     """Run ``fn`` on every case of ``exercise`` and print what, if anything, differs from the reference.
 
-    Returns True when all cases match. With ``must_pass=True`` (used by the worked solutions, so
+    Returns a :class:`Checked`, true when all cases match. With ``must_pass=True`` (used by the worked solutions, so
     that the test suite notices a broken one) a mismatch raises ``ExerciseError``.
     """
     ex = _find(exercise) if isinstance(exercise, str) else exercise
@@ -131,7 +148,7 @@ def check(exercise: str | Exercise, fn: Callable, must_pass: bool = False) -> bo
     return _report(ex, True, f"all {len(cases)} cases match the reference", must_pass)
 
 
-def _report(ex: Exercise, ok: bool, message: str, must_pass: bool) -> bool:
+def _report(ex: Exercise, ok: bool, message: str, must_pass: bool) -> Checked:
     mark = "\N{CHECK MARK}" if ok else "\N{BALLOT X}"
     line = f"{mark} {ex.name}: {message}"
     if not ok and must_pass:
@@ -139,7 +156,7 @@ def _report(ex: Exercise, ok: bool, message: str, must_pass: bool) -> bool:
     if ok and ex.explanation:
         line += "\n  " + ex.explanation
     print(line)
-    return ok
+    return Checked(ok)
 
 
 def _find(name: str) -> Exercise:
