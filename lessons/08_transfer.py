@@ -224,7 +224,7 @@ verify(n_shared < 0.3 * n_separate, "the shared model has under 30% of the four 
        shared=n_shared, separate=n_separate)
 
 # %% [markdown]
-# First with 500 questions of each type, 10 passes (about 7 seconds for the five models):
+# First with 400 questions of each type, 10 passes (about 6 seconds for the five models):
 
 # %%
 full = experiments.compare_sharing(questions.full, questions.test, epochs=experiments.FULL_EPOCHS, seed=0)
@@ -232,8 +232,8 @@ print(full.table())
 
 # %% [markdown]
 # Then with 100 questions of each type, where each separate model has only 100 examples to learn
-# from: 20 passes in batches of 32, so that the shared model takes about as many steps as before
-# (about 4 seconds):
+# from: 16 passes in batches of 32, so that the shared model takes about as many steps as before
+# (about 3 seconds):
 
 # %%
 little = experiments.compare_sharing(questions.little, questions.test, epochs=experiments.LITTLE_EPOCHS, seed=0,
@@ -242,7 +242,7 @@ print(little.table())
 
 # %%
 with figure(11, 3, ncols=2) as axes:
-    for ax, (name, result) in zip(axes, (("500 questions per type", full), ("100 questions per type", little))):
+    for ax, (name, result) in zip(axes, (("400 questions per type", full), ("100 questions per type", little))):
         views.sharing_bars(ax, result.accuracy("shared"), result.accuracy("separate"),
                            {t: result.difference(t) for t in experiments.TASKS}, title=name)
 
@@ -253,7 +253,7 @@ with figure(11, 3, ncols=2) as axes:
 # the two apart. Which types did sharing help or hurt in this run, by that standard?
 
 # %%
-for name, result in (("500 per type", full), ("100 per type", little)):
+for name, result in (("400 per type", full), ("100 per type", little)):
     helped = [t for t in experiments.TASKS if result.difference(t).low > 0]
     hurt = [t for t in experiments.TASKS if result.difference(t).high < 0]
     print(f"{name}: mean difference {result.mean_difference():+.3f}; helped: {', '.join(helped) or 'none'}; "
@@ -292,7 +292,7 @@ print(f"the same model, seed 1:          {experiments.correct_answers(again, own
 # Pick a type to see both data regimes side by side:
 
 # %%
-views.MultiTaskView({"500 per type": full, "100 per type": little})
+views.MultiTaskView({"400 per type": full, "100 per type": little})
 
 # %% [markdown]
 # ## 2. Distillation across modalities

@@ -3,7 +3,10 @@ AV-Digits, and the claims they back.
 
 Each claim is a :class:`~mmcourse.claims.Claim` constant at the end, with its threshold; the lesson checks
 it on its seed-0 run and :func:`measure_claims` computes every claimed quantity for any seed
-(``tests/test_transfer_experiments.py`` runs another seed, ``benchmarks/claims.py`` seeds 0-9).
+(``tests/test_transfer_experiments.py`` runs another seed, ``benchmarks/claims.py`` seeds 0-9). The claims
+are about distillation only: at the lesson's budget, no comparison of the shared model with the separate
+ones (per task, averaged over the tasks, or between the two data regimes) held on seeds 0-9 with a margin,
+so the lesson shows that comparison with its intervals and claims nothing about it.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ def rows_per_task(data: dict, per_task: int) -> dict[str, torch.Tensor]:
     return {k: v[keep] for k, v in data.items()}
 
 
-FULL_EPOCHS, LITTLE_EPOCHS = 10, 20  # with batches of 64 and 32: about 320 and 260 steps of the shared model
+FULL_EPOCHS, LITTLE_EPOCHS = 10, 16  # with batches of 64 and 32: about 250 and 210 steps of the shared model
 
 
 @dataclass
@@ -64,7 +67,7 @@ class QuestionData:
     seed: int
 
 
-def question_data(seed: int = 0, full_per_task: int = 500, little_per_task: int = 100,
+def question_data(seed: int = 0, full_per_task: int = 400, little_per_task: int = 100,
                   n_test: int = 1500, max_objects: int = 3) -> QuestionData:
     """Generate Shapes scenes with one question each, of the four types drawn uniformly, and split them."""
     pool = max(int(4.6 * full_per_task), 4 * full_per_task + 60)  # enough that every type has full_per_task rows

@@ -144,7 +144,9 @@ def accuracy_grid(ax, grid: dict, temperatures, alphas, reference: float | None 
     ax.imshow(values.numpy(), cmap="RdBu", vmin=centre - spread, vmax=centre + spread, origin="lower")
     for i, a in enumerate(alphas):
         for j, t in enumerate(temperatures):
-            ax.text(j, i, f"{grid[(t, a)]:.2f}", ha="center", va="center", fontsize=7)
+            strong = abs(grid[(t, a)] - centre) > 0.6 * spread  # dark cell: white text
+            ax.text(j, i, f"{grid[(t, a)]:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if strong else "black")
     if current is not None:
         j, i = list(temperatures).index(current[0]), list(alphas).index(current[1])
         ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2))
@@ -152,7 +154,7 @@ def accuracy_grid(ax, grid: dict, temperatures, alphas, reference: float | None 
     ax.set_yticks(range(len(alphas)), [f"{a:g}" for a in alphas], fontsize=8)
     ax.set_xlabel("temperature T", fontsize=8)
     ax.set_ylabel("alpha", fontsize=8)
-    ax.set_title("student accuracy (blue: above labels alone)", fontsize=9)
+    ax.set_title("student accuracy\n(blue: above labels alone)", fontsize=8)
 
 
 class DistillationView(View):
@@ -209,7 +211,9 @@ class DistillationView(View):
                 for i in range(k):
                     soft_label_bars(axes[i], self.logits[i], t, int(self.labels[i]),
                                     f"digit {int(self.labels[i])}: teacher at T = {t:g}")
-                    inset = axes[i].inset_axes([0.62, 0.55, 0.36, 0.42])
+                    axes[i].set_ylim(0, 1.5)  # room above the bars for the image
+                    axes[i].set_yticks([0, 0.5, 1])
+                    inset = axes[i].inset_axes([0.7, 0.69, 0.28, 0.3])
                     show_digit(inset, self.images[i])
                 accuracy_grid(axes[k], self.grid, self.temperatures, self.alphas, self.baseline, (t, a))
             print(f"student at T = {t:g}, alpha = {a:g}: accuracy {accuracy:.3f} ({accuracy - self.baseline:+.3f} "
