@@ -43,9 +43,10 @@ import torch.nn.functional as F
 
 import mmcourse
 from mmcourse import exercises, verify
-from mmcourse.contrastive import LOGIT_SCALE_INIT, LOGIT_SCALE_MAX, clip_loss, ndcg_at_k, similarity
+from mmcourse.contrastive import LOGIT_SCALE_INIT, LOGIT_SCALE_MAX, clip_loss, similarity
 from mmcourse.data import VOCAB
 from mmcourse.experiments import contrastive as experiments
+from mmcourse.metrics import ndcg_at_k
 from mmcourse.views import contrastive as views
 
 print("training on:", mmcourse.get_device())

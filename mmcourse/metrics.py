@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from typing import NamedTuple
 
 import torch
@@ -105,6 +106,14 @@ def _check_retrieval(scores: torch.Tensor, relevant: torch.Tensor, k: int) -> No
         raise ValueError(f"k: expected an integer from 1 to the gallery size {scores.shape[1]}, got {k!r}")
 
 
+def hits_at_k(scores: torch.Tensor, relevant: torch.Tensor, k: int) -> torch.Tensor:
+    """Whether each query has a relevant item among its top ``k``: the per-query hits whose mean is
+    :func:`recall_at_k`. Per-query hits let two methods be compared on the same queries
+    (:func:`~mmcourse.diagnostics.paired_difference`). Shape: (Q, G), (Q, G) bool -> (Q,) bool."""
+    _check_retrieval(scores, relevant, k)
+    return relevant.gather(1, scores.topk(k, dim=1).indices).any(dim=1)
+
+
 def recall_at_k(scores: torch.Tensor, relevant: torch.Tensor, k: int) -> float:
     """Recall@K of a retrieval: the fraction of queries with at least one relevant item among their top ``k``.
 
@@ -115,9 +124,7 @@ def recall_at_k(scores: torch.Tensor, relevant: torch.Tensor, k: int) -> float:
     Shape: ``scores`` (Q, G) similarities of Q queries to G gallery items; ``relevant`` (Q, G) bool.
     Returns a Python float in [0, 1].
     """
-    _check_retrieval(scores, relevant, k)
-    top = scores.topk(k, dim=1).indices  # (Q, k)
-    return relevant.gather(1, top).any(dim=1).float().mean().item()
+    return hits_at_k(scores, relevant, k).float().mean().item()
 
 
 def chance_recall_at_k(relevant: torch.Tensor, k: int) -> float:
@@ -176,3 +183,62 @@ class ComparisonEntry(NamedTuple):
     labels: bool  # whether training used the digit labels
     retrieval: Retrieval  # on the test split (queries: spoken digits; gallery: images)
     note: str = ""  # e.g. "smaller run than in its lesson"
+
+
+def ndcg_at_k(scores: torch.Tensor, relevance: torch.Tensor, k: int) -> float:
+    """Normalised discounted cumulative gain at ``k`` with graded relevance, averaged over the queries.
+
+    Each query ranks the gallery by score, highest first. The gain of the item at rank r (1-based)
+    is its relevance divided by log2(r + 1); DCG@k sums the top k gains, and NDCG@k divides it by
+    the DCG@k of the best possible ranking (Järvelin and Kekäläinen 2002). Items with tied scores
+    share their average relevance, and a query without any relevant item scores 0: both as
+    ``sklearn.metrics.ndcg_score(relevance, scores, k=k)`` does, which this equals.
+
+    Shape: ``scores`` (Q, G) similarities, ``relevance`` (Q, G) graded relevance >= 0 (for example
+    how many of a caption's objects a scene contains). Returns a Python float in [0, 1].
+    """
+    if not isinstance(scores, torch.Tensor) or scores.ndim != 2 or scores.shape[0] == 0 or scores.shape[1] < 2:
+        got = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
+        raise ValueError(f"scores: expected shape (Q, G) with at least one query and two items, got {got}")
+    if not isinstance(relevance, torch.Tensor) or relevance.shape != scores.shape:
+        got = tuple(relevance.shape) if isinstance(relevance, torch.Tensor) else type(relevance).__name__
+        raise ValueError(f"relevance: expected shape {tuple(scores.shape)}, like scores, got {got}")
+    relevance = relevance.detach().to("cpu", torch.float64)
+    if not torch.isfinite(relevance).all() or (relevance < 0).any():
+        raise ValueError("relevance: expected finite grades >= 0")
+    if not isinstance(k, numbers.Integral) or not 1 <= k <= scores.shape[1]:
+        raise ValueError(f"k: expected an integer from 1 to the gallery size {scores.shape[1]}, got {k!r}")
+    scores = scores.detach().to("cpu", torch.float64)
+    if torch.isnan(scores).any():
+        raise ValueError("scores: contains NaN")
+    discount = torch.zeros(scores.shape[1], dtype=torch.float64)
+    discount[:k] = 1 / torch.log2(torch.arange(2, k + 2, dtype=torch.float64))
+    order = scores.argsort(dim=1, descending=True)
+    ranked, gains = scores.gather(1, order), relevance.gather(1, order)
+    # Tied scores form groups of consecutive ranks; each item of a group gets the group's mean gain.
+    group = torch.cat([torch.zeros(len(ranked), 1, dtype=torch.long), (ranked[:, 1:] != ranked[:, :-1]).long()],
+                      dim=1).cumsum(1)
+    total = torch.zeros_like(gains).scatter_add_(1, group, gains)
+    size = torch.zeros_like(gains).scatter_add_(1, group, torch.ones_like(gains))
+    dcg = ((total / size.clamp(min=1)).gather(1, group) * discount).sum(1)
+    ideal = (relevance.sort(dim=1, descending=True).values * discount).sum(1)
+    return torch.where(ideal > 0, dcg / ideal.clamp(min=1e-300), torch.zeros_like(dcg)).mean().item()
+
+
+def chance_ndcg_at_k(relevance: torch.Tensor, k: int) -> float:
+    """Expected :func:`ndcg_at_k` when each query ranks the gallery at random.
+
+    At every rank the expected gain is the query's mean relevance over the gallery, so the expected
+    DCG@k is that mean times the sum of the first k discounts; divided by the ideal DCG@k (queries
+    without a relevant item count 0, as in :func:`ndcg_at_k`).
+    Shape: ``relevance`` (Q, G) graded relevance >= 0. Returns a Python float in [0, 1].
+    """
+    if not isinstance(relevance, torch.Tensor) or relevance.ndim != 2:
+        got = tuple(relevance.shape) if isinstance(relevance, torch.Tensor) else type(relevance).__name__
+        raise ValueError(f"relevance: expected shape (Q, G), got {got}")
+    ndcg_at_k(torch.zeros(relevance.shape), relevance, k)  # the same checks as there
+    relevance = relevance.detach().to("cpu", torch.float64)
+    discount = 1 / torch.log2(torch.arange(2, k + 2, dtype=torch.float64))
+    ideal = (relevance.sort(dim=1, descending=True).values[:, :k] * discount).sum(1)
+    expected = relevance.mean(1) * discount.sum()
+    return torch.where(ideal > 0, expected / ideal.clamp(min=1e-300), torch.zeros_like(ideal)).mean().item()

@@ -8,7 +8,7 @@ from claims_hold import claim_tests
 
 from mmcourse.data import load_av_digits
 from mmcourse.experiments import cca as experiments
-from mmcourse.metrics import ComparisonEntry, Retrieval, recall_at_k
+from mmcourse.metrics import ComparisonEntry, Retrieval, hits_at_k, recall_at_k
 
 measured, test_every_claim_is_measured, test_claim_holds = claim_tests(experiments, seeds=(1, 2))
 
@@ -48,7 +48,7 @@ def test_hits_at_k_are_recall_per_query():
     g = torch.Generator().manual_seed(0)
     scores, relevant = torch.randn(30, 40, generator=g), torch.rand(30, 40, generator=g) < 0.1
     for k in (1, 5):
-        hits = experiments.hits_at_k(scores, relevant, k)
+        hits = hits_at_k(scores, relevant, k)
         assert hits.shape == (30,) and hits.dtype == torch.bool
         assert hits.double().mean().item() == pytest.approx(recall_at_k(scores, relevant, k))
 

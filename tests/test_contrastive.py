@@ -5,7 +5,6 @@ import math
 
 import pytest
 import torch
-from sklearn.metrics import ndcg_score
 from torch import nn
 
 from mmcourse.contrastive import (
@@ -16,9 +15,7 @@ from mmcourse.contrastive import (
     DualEncoder,
     DualOutput,
     PatchSetEncoder,
-    chance_ndcg_at_k,
     clip_loss,
-    ndcg_at_k,
     similarity,
     zero_shot_classifier,
 )
@@ -189,47 +186,6 @@ def test_zero_shot_prompt_ensembles():
         zero_shot_classifier(model, torch.zeros(3))
     with pytest.raises(ValueError, match="model"):
         zero_shot_classifier(nn.Linear(2, 2), prompts)
-
-
-@pytest.mark.parametrize("q, g, k, ties", [(1, 5, 5, False), (7, 20, 10, False), (30, 50, 3, True), (5, 12, 12, True)])
-def test_ndcg_equals_scikit_learn(q, g, k, ties):
-    gen = torch.Generator().manual_seed(q * g)
-    scores = torch.randint(0, 4, (q, g), generator=gen).double() if ties else torch.randn(q, g, generator=gen)
-    relevance = torch.randint(0, 4, (q, g), generator=gen).double()
-    relevance[0] = 0  # a query without a relevant item counts 0
-    expected = ndcg_score(relevance.numpy(), scores.numpy(), k=k)
-    assert ndcg_at_k(scores, relevance, k) == pytest.approx(expected, abs=1e-12)
-
-
-def test_ndcg_of_a_hand_made_ranking():
-    scores, relevance = torch.tensor([[0.9, 0.8, 0.7]]), torch.tensor([[0.0, 1.0, 2.0]])
-    dcg = 1 / math.log2(3) + 2 / math.log2(4)
-    ideal = 2 + 1 / math.log2(3)
-    assert ndcg_at_k(scores, relevance, 3) == pytest.approx(dcg / ideal)
-    assert ndcg_at_k(relevance, relevance, 2) == 1.0
-
-
-@pytest.mark.parametrize("scores, relevance, k, match", [
-    (torch.rand(2, 4), torch.rand(2, 3), 2, "relevance"),
-    (torch.rand(2, 4), -torch.rand(2, 4), 2, "relevance"),
-    (torch.rand(2, 4), torch.rand(2, 4), 5, "k"),
-    (torch.rand(2, 4), torch.rand(2, 4), 0, "k"),
-    (torch.rand(4), torch.rand(4), 2, "scores"),
-    (torch.rand(3, 1), torch.rand(3, 1), 1, "scores"),
-])
-def test_ndcg_rejects_bad_input(scores, relevance, k, match):
-    with pytest.raises(ValueError, match=match):
-        ndcg_at_k(scores, relevance, k)
-
-
-def test_chance_ndcg_is_the_mean_over_random_rankings():
-    gen = torch.Generator().manual_seed(3)
-    relevance = torch.randint(0, 3, (6, 15), generator=gen).float()
-    relevance[1] = 0
-    draws = [ndcg_at_k(torch.rand(6, 15, generator=gen), relevance, 5) for _ in range(1000)]
-    assert chance_ndcg_at_k(relevance, 5) == pytest.approx(sum(draws) / len(draws), abs=0.015)
-    with pytest.raises(ValueError, match="relevance"):
-        chance_ndcg_at_k(torch.rand(4), 2)
 
 
 def test_shapes_encoders():

@@ -34,7 +34,7 @@ def _clip_cases() -> list[Case]:
 
 
 def _reference_ndcg(scores: torch.Tensor, relevance: torch.Tensor, k: int) -> float:
-    from ..contrastive import ndcg_at_k
+    from ..metrics import ndcg_at_k
 
     return ndcg_at_k(scores[None], relevance[None], k)
 

@@ -19,7 +19,7 @@ from ..claims import Claim
 from ..data import TwoViews, load_av_digits, make_two_views
 from ..device import one_thread, seed_everything
 from ..encoders import MLPEncoder
-from ..metrics import ComparisonEntry, chance_recall_at_k, class_retrieval, recall_at_k
+from ..metrics import ComparisonEntry, chance_recall_at_k, class_retrieval, hits_at_k, recall_at_k
 
 TRUE_CORRELATIONS = (0.9, 0.7, 0.4)
 
@@ -144,14 +144,6 @@ def av_digits_features(data) -> dict[str, tuple[torch.Tensor, torch.Tensor, torc
 def retrieval_scores(u_query: torch.Tensor, v_gallery: torch.Tensor) -> torch.Tensor:
     """Cosine similarities between projected queries (Q, k) and gallery items (G, k): (Q, G)."""
     return F.normalize(u_query, dim=1) @ F.normalize(v_gallery, dim=1).T
-
-
-def hits_at_k(scores: torch.Tensor, relevant: torch.Tensor, k: int) -> torch.Tensor:
-    """Whether each query has a relevant item among its top ``k``: (Q,) bool, whose mean is
-    :func:`~mmcourse.metrics.recall_at_k`. Per-query hits let two methods be compared on the same
-    queries (:func:`~mmcourse.diagnostics.paired_difference`). Shape: (Q, G), (Q, G) bool -> (Q,)."""
-    recall_at_k(scores, relevant, k)  # checks the arguments
-    return relevant.gather(1, scores.topk(k, dim=1).indices).any(dim=1)
 
 
 def _retrieval(image_scores: torch.Tensor, audio_scores: torch.Tensor, labels: torch.Tensor) -> dict:

@@ -23,15 +23,21 @@ from ..contrastive import (
     ConvTextEncoder,
     DualEncoder,
     PatchSetEncoder,
-    chance_ndcg_at_k,
-    ndcg_at_k,
     zero_shot_classifier,
 )
 from ..data import as_tensors, corrupt_av, load_av_digits, load_shapes
 from ..data.shapes import CAPTION_LENGTH, COLOURS, HALF_EXTENT, POSITIONS, SHAPES, SIZES, VOCAB, render
 from ..device import seed_everything
 from ..encoders import AudioEncoder, ImageEncoder
-from ..metrics import ComparisonEntry, accuracy, chance_recall_at_k, class_retrieval, recall_at_k
+from ..metrics import (
+    ComparisonEntry,
+    accuracy,
+    chance_ndcg_at_k,
+    chance_recall_at_k,
+    class_retrieval,
+    ndcg_at_k,
+    recall_at_k,
+)
 from ..train import History, fit
 
 HOLDOUT = (("red", "triangle"), ("green", "square"), ("blue", "circle"))  # never in a training scene
