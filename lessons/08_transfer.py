@@ -224,7 +224,7 @@ verify(n_shared < 0.3 * n_separate, "the shared model has under 30% of the four 
        shared=n_shared, separate=n_separate)
 
 # %% [markdown]
-# First with 400 questions of each type, 10 passes (about 6 seconds for the five models):
+# First with 400 questions of each type, 8 passes (about 6 seconds for the five models):
 
 # %%
 full = experiments.compare_sharing(questions.full, questions.test, epochs=experiments.FULL_EPOCHS, seed=0)
@@ -232,7 +232,7 @@ print(full.table())
 
 # %% [markdown]
 # Then with 100 questions of each type, where each separate model has only 100 examples to learn
-# from: 16 passes in batches of 32, so that the shared model takes about as many steps as before
+# from: 12 passes in batches of 32, so that the shared model takes about as many steps as before
 # (about 3 seconds):
 
 # %%

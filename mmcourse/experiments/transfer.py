@@ -54,7 +54,7 @@ def rows_per_task(data: dict, per_task: int) -> dict[str, torch.Tensor]:
     return {k: v[keep] for k, v in data.items()}
 
 
-FULL_EPOCHS, LITTLE_EPOCHS = 10, 16  # with batches of 64 and 32: about 250 and 210 steps of the shared model
+FULL_EPOCHS, LITTLE_EPOCHS = 8, 12  # with batches of 64 and 32: about 200 and 160 steps of the shared model
 
 
 @dataclass
@@ -68,7 +68,7 @@ class QuestionData:
 
 
 def question_data(seed: int = 0, full_per_task: int = 400, little_per_task: int = 100,
-                  n_test: int = 1500, max_objects: int = 3) -> QuestionData:
+                  n_test: int = 1000, max_objects: int = 3) -> QuestionData:
     """Generate Shapes scenes with one question each, of the four types drawn uniformly, and split them."""
     pool = max(int(4.6 * full_per_task), 4 * full_per_task + 60)  # enough that every type has full_per_task rows
     shapes = load_shapes(n_train=pool, n_validation=1, n_test=n_test, max_objects=max_objects, seed=seed)
