@@ -37,6 +37,7 @@ import torch
 
 import mmcourse
 from mmcourse import exercises, verify
+from mmcourse.diagnostics import paired_difference
 from mmcourse.experiments import fusion as experiments
 from mmcourse.fusion import (
     AttentionFusion,
@@ -467,7 +468,7 @@ experiments.FUSION_BEATS_SINGLE.check(experiments.mean_fusion_gain(results.accur
 # %%
 product = experiments.product_of_posteriors(results.models, data.test)
 best = max(experiments.fused_methods(results.accuracy), key=results.accuracy.get)
-gap = experiments.paired_gap(results.correct[best], product, data.test_copies)
+gap = paired_difference(results.correct[best], product, copies=data.test_copies)
 print(f"product of posteriors: {product.float().mean():.3f}; best fusion model ({best}): "
       f"{results.accuracy[best]:.3f}; difference with 95% interval: {gap}")
 experiments.NOTHING_TO_GAIN.check(gap.estimate, product=product.float().mean(), best_fusion=results.accuracy[best])
@@ -586,7 +587,7 @@ experiments.DROPOUT_COST.check(cost)
 correct = moddrop["correct"]
 for case in ("both", "image missing", "audio missing"):
     print(f"learned minus zero, {case}:",
-          experiments.paired_gap(correct["dropout, learned"][case], correct["dropout, zero"][case], data.test_copies))
+          paired_difference(correct["dropout, learned"][case], correct["dropout, zero"][case], copies=data.test_copies))
 
 # %% [markdown]
 # Dropout turns a model that collapses without a modality into one that stays close to the
@@ -658,7 +659,7 @@ for m in layers:
 ratio = results.fusion_parameters["tensor"] / results.fusion_parameters["low-rank"]
 verify(all(results.fusion_parameters[m] == formula[m] for m in formula) and ratio > 8,
        "the parameter counts are the formulas', and low-rank fusion has over 8 times fewer", parameter_ratio=ratio)
-gap = experiments.paired_gap(results.correct["tensor"], results.correct["low-rank"], data.test_copies)
+gap = paired_difference(results.correct["tensor"], results.correct["low-rank"], copies=data.test_copies)
 print("tensor minus low-rank accuracy, with 95% interval:", gap)
 experiments.LOW_RANK_MATCHES_TENSOR.check(abs(gap.estimate))
 

@@ -36,6 +36,7 @@ import torch
 import mmcourse
 from mmcourse import exercises, verify
 from mmcourse.data import DIGIT_NAMES
+from mmcourse.diagnostics import normal_interval
 from mmcourse.experiments import meta as experiments
 from mmcourse.meta import (
     SHAPE_CLASS_NAMES,
@@ -133,7 +134,7 @@ baseline = {m: experiments.train_baseline(data, m)[0] for m in experiments.MODAL
 baseline_embeddings = {m: experiments.embed(baseline[m], data.test[m]) for m in experiments.MODALITIES}
 baseline_accuracy = {m: experiments.few_shot_accuracy(data, {m: h}) for m, h in baseline_embeddings.items()}
 for m, acc in baseline_accuracy.items():
-    print(f"baseline, {m}: 4-way 5-shot accuracy {experiments.mean_interval(acc)} (chance 0.25)")
+    print(f"baseline, {m}: 4-way 5-shot accuracy {normal_interval(acc)} (chance 0.25)")
 
 # %% [markdown]
 # The numbers in brackets are the 95% confidence interval over episodes, mean $\pm 1.96\,
@@ -203,8 +204,8 @@ protonets = {m: experiments.train_protonet(data, m)[0] for m in experiments.MODA
 embeddings = {m: experiments.embed(protonets[m].encoder, data.test[m]) for m in experiments.MODALITIES}
 proto_accuracy = {m: experiments.few_shot_accuracy(data, {m: h}) for m, h in embeddings.items()}
 for m in experiments.MODALITIES:
-    difference = experiments.mean_interval(baseline_accuracy[m] - proto_accuracy[m])
-    print(f"{m}: ProtoNet {experiments.mean_interval(proto_accuracy[m])}, baseline minus ProtoNet {difference}")
+    difference = normal_interval(baseline_accuracy[m] - proto_accuracy[m])
+    print(f"{m}: ProtoNet {normal_interval(proto_accuracy[m])}, baseline minus ProtoNet {difference}")
 
 # %% [markdown]
 # Both are tested on the same 300 episodes, so the difference is paired. The plain baseline is as
@@ -330,7 +331,7 @@ for first_order in (False, True):
     net, history = experiments.train_maml(data, s)
     maml["first order" if first_order else "second order"] = (experiments.maml_accuracy(net, data, s), history.seconds)
 for name, (acc, seconds) in maml.items():
-    print(f"MAML, {name}: 4-way 5-shot {experiments.mean_interval(acc)}, trained in {seconds:.1f} s")
+    print(f"MAML, {name}: 4-way 5-shot {normal_interval(acc)}, trained in {seconds:.1f} s")
 
 # %%
 experiments.MAML_BEATS_CHANCE.check(maml["second order"][0].mean().item(),
@@ -377,9 +378,9 @@ verify(gap < 1e-3, "equal-weight fusion is a ProtoNet on concatenated embeddings
 # %%
 fused = experiments.few_shot_accuracy(data, embeddings)
 for name, acc in {**proto_accuracy, "both": fused}.items():
-    print(f"{name:>5}: 4-way 5-shot {experiments.mean_interval(acc)}")
+    print(f"{name:>5}: 4-way 5-shot {normal_interval(acc)}")
 better = max(experiments.MODALITIES, key=lambda m: proto_accuracy[m].mean())
-print(f"both minus {better} alone (paired): {experiments.mean_interval(fused - proto_accuracy[better])}")
+print(f"both minus {better} alone (paired): {normal_interval(fused - proto_accuracy[better])}")
 
 # %% [markdown]
 # Which modality helps which digit? Accuracy on the queries of each meta-test digit:
@@ -426,7 +427,7 @@ views.FewShotView(data, embeddings)
 fusion = experiments.meta_fusion_experiment(data, {m: net.encoder for m, net in protonets.items()})
 print("numbers in g:", sum(p.numel() for p in fusion.model.parameters()))
 for name, acc in fusion.accuracy.items():
-    print(f"{name:>20}: {experiments.mean_interval(acc)}")
+    print(f"{name:>20}: {normal_interval(acc)}")
 columns = ["image weight", "image spread", "audio spread", "equal weights", "meta-learned weights"]
 print(f"\n{'episodes with':>16}" + "".join(f"{c:>21}" for c in columns))
 for (m, level), row in experiments.by_condition(fusion).items():
@@ -437,7 +438,7 @@ views.weights_by_condition(fusion.conditions, fusion.weights, fusion.accuracy)
 
 # %%
 over_equal, over_single = experiments.fusion_gains(fusion)
-experiments.META_WEIGHTS_BEAT_EQUAL.check(over_equal, interval=str(experiments.mean_interval(
+experiments.META_WEIGHTS_BEAT_EQUAL.check(over_equal, interval=str(normal_interval(
     fusion.accuracy["meta-learned weights"] - fusion.accuracy["equal weights"])))
 experiments.META_BEATS_BEST_SINGLE.check(over_single)
 experiments.WEIGHTS_FOLLOW_CORRUPTION.check(experiments.weight_gap(fusion))

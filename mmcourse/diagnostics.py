@@ -19,6 +19,7 @@ Influence in Multimodal Transformers", https://arxiv.org/abs/2109.04448
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
@@ -91,18 +92,42 @@ def bootstrap_interval(values, statistic: Callable | None = None, n_boot: int = 
     return Interval(estimate, low.item(), high.item())
 
 
-def paired_difference(correct_a, correct_b, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> Interval:
+def paired_difference(correct_a, correct_b, n_boot: int = 2000, level: float = 0.95, seed: int = 0,
+                      copies: int = 1) -> Interval:
     """Bootstrap interval of mean(a) - mean(b) for two models measured on the same test samples.
 
     Rows are resampled jointly: a hard sample is hard for both models, so the difference varies less
-    than either accuracy. Shape: ``correct_a``, ``correct_b`` (N,) (1.0 correct, 0.0 wrong) -> :class:`Interval`.
+    than either accuracy. With ``copies`` > 1 the rows are ``copies`` corrupted versions of N clean
+    samples, stacked copy after copy (row ``c * N + i`` is copy c of sample i); copies of one sample
+    are not independent, so each sample is resampled with all its copies (a cluster bootstrap).
+    Shape: ``correct_a``, ``correct_b`` (copies * N,) (1.0 correct, 0.0 wrong) -> :class:`Interval`.
     """
     a, b = _check_rows("correct_a", correct_a), _check_rows("correct_b", correct_b)
     if a.ndim != 1:
         raise ValueError(f"correct_a: expected shape (N,), one value per sample, got {tuple(a.shape)}")
     if b.shape != a.shape:
         raise ValueError(f"correct_b: expected shape {tuple(a.shape)} like correct_a, got {tuple(b.shape)}")
-    return bootstrap_interval(a.to(torch.float64) - b.to(torch.float64), None, n_boot, level, seed)
+    if not isinstance(copies, int) or copies < 1 or len(a) % copies:
+        raise ValueError(f"copies: expected a whole number >= 1 that divides the {len(a)} rows, got {copies!r}")
+    difference = a.to(torch.float64) - b.to(torch.float64)
+    return bootstrap_interval(difference.view(copies, -1).mean(0), None, n_boot, level, seed)
+
+
+def normal_interval(values, level: float = 0.95) -> Interval:
+    """Mean of ``values`` with the normal-approximation interval mean +- z sd / sqrt(n), as the few-shot
+    literature reports accuracy over episodes (z = 1.96 for 95%). Shape: (n,), n >= 2 -> :class:`Interval`.
+
+    >>> round(normal_interval([0.5, 0.7]).estimate, 6)
+    0.6
+    """
+    x = _check_rows("values", values).to(torch.float64)
+    if x.ndim != 1 or len(x) < 2:
+        raise ValueError(f"values: expected shape (n,) with n >= 2, got {tuple(x.shape)}")
+    if not 0 < level < 1:
+        raise ValueError(f"level: expected a probability in (0, 1), got {level!r}")
+    z = torch.distributions.Normal(0.0, 1.0).icdf(torch.tensor(0.5 + level / 2, dtype=torch.float64)).item()
+    mean, half = x.mean().item(), z * x.std().item() / math.sqrt(len(x))
+    return Interval(mean, mean - half, mean + half)
 
 
 # ----------------------------------------------------------------------------- modality controls
@@ -273,7 +298,8 @@ def random_order(n: int, p: int, generator: torch.Generator | None = None,
 
 
 def deletion_curve(predict: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, order: torch.Tensor,
-                   grid: int, labels: torch.Tensor, fill, steps: Iterable[int] | None = None) -> torch.Tensor:
+                   grid: int, labels: torch.Tensor, fill, steps: Iterable[int] | None = None,
+                   per_sample: bool = False) -> torch.Tensor:
     """Accuracy after deleting the first k patches of each row's ``order``, for each k in ``steps``
     (Samek et al. 2017; Hooker et al. 2019).
 
@@ -284,7 +310,8 @@ def deletion_curve(predict: Callable[[torch.Tensor], torch.Tensor], images: torc
     Shape:
         - images (N, C, H, W); order long (N, P) from :func:`saliency_order` or :func:`random_order`
         - labels (N,); fill as in :func:`delete_patches`; steps: ints in [0, P], default 0, 1, ..., P
-        - returns (S,) accuracies, S = len(steps) (P + 1 by default)
+        - returns (S,) accuracies, S = len(steps) (P + 1 by default); with ``per_sample``, (S, N)
+          whether each sample is still right (1.0) or not (0.0), whose mean over N is the curve
     """
     n = _check_images(images, grid)[0]
     p = grid * grid
@@ -297,25 +324,29 @@ def deletion_curve(predict: Callable[[torch.Tensor], torch.Tensor], images: torc
     if not steps or any(not isinstance(k, int) or not 0 <= k <= p for k in steps):
         raise ValueError(f"steps: expected integers from 0 to P = {p}, got {steps}")
     rank = torch.empty_like(order).scatter_(1, order, patches.expand_as(order))  # patch -> its place in order
-    curve = []
+    correct = []
     with torch.no_grad():
         for k in steps:
             scores = scores_of(predict(delete_patches(images, rank < k, grid, fill)))
-            curve.append(accuracy(scores.cpu(), labels.cpu()))
-    return torch.tensor(curve)
+            correct.append((scores.argmax(1).cpu() == labels.cpu()).double())
+    correct = torch.stack(correct)  # (S, N)
+    return correct if per_sample else correct.mean(1)
 
 
-def deletion_auc(curve: torch.Tensor, steps: Iterable[int] | None = None) -> float:
+def deletion_auc(curve: torch.Tensor, steps: Iterable[int] | None = None):
     """Normalised area under a deletion curve: trapezoids over the fraction of patches deleted, 0 to 1.
 
     Lower means the order found what the model needs sooner; a constant curve c has area c (Samek et
-    al. 2017). Shape: ``curve`` (S,); ``steps`` its S values of k, increasing from 0 to P (default 0..S-1).
+    al. 2017). Shape: ``curve`` (S,) -> a float; or (S, N), one curve per sample (``deletion_curve``
+    with ``per_sample``) -> (N,) areas. ``steps``: the S values of k, increasing from 0 to P
+    (default 0..S-1).
     """
     curve = torch.as_tensor(curve, dtype=torch.float64)
-    if curve.ndim != 1 or len(curve) < 2 or curve.isnan().any():
-        raise ValueError(f"curve: expected shape (S,) with S >= 2 and no NaN, got {tuple(curve.shape)}")
+    if curve.ndim not in (1, 2) or len(curve) < 2 or curve.isnan().any():
+        raise ValueError(f"curve: expected shape (S,) or (S, N) with S >= 2 and no NaN, got {tuple(curve.shape)}")
     x = torch.arange(len(curve), dtype=torch.float64) if steps is None else torch.as_tensor(steps, dtype=torch.float64)
-    if x.shape != curve.shape or x[0] != 0 or not (x.diff() > 0).all():
+    if x.shape != curve.shape[:1] or x[0] != 0 or not (x.diff() > 0).all():
         raise ValueError(f"steps: expected {len(curve)} increasing values from 0 to P, one per point of the "
                          f"curve, got {x.tolist()}")
-    return torch.trapezoid(curve, x / x[-1]).item()
+    area = torch.trapezoid(curve, x / x[-1], dim=0)
+    return area.item() if curve.ndim == 1 else area

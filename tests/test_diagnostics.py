@@ -15,6 +15,7 @@ from mmcourse.diagnostics import (
     deletion_curve,
     mean_ablation,
     modality_controls,
+    normal_interval,
     paired_difference,
     random_order,
     saliency_order,
@@ -293,3 +294,48 @@ BAD_INPUT = [
 def test_bad_input_names_the_argument(call, argument):
     with pytest.raises(ValueError, match=f"^{argument}: "):
         call()
+
+
+def test_paired_difference_over_copies_resamples_whole_samples():
+    # 3 copies of 4 samples: a is right on every copy of samples 0 and 1, b on every copy of sample 0.
+    a = torch.tensor([1.0, 1.0, 0.0, 0.0] * 3)
+    b = torch.tensor([1.0, 0.0, 0.0, 0.0] * 3)
+    interval = paired_difference(a, b, copies=3)
+    assert interval.estimate == pytest.approx(0.25)
+    # per sample the difference is 0 or 1, so the interval is that of 4 clustered values, much wider
+    # than if the 12 rows were taken as independent
+    rows = paired_difference(a, b)
+    assert rows.estimate == pytest.approx(0.25) and interval.high - interval.low > rows.high - rows.low
+    with pytest.raises(ValueError, match="copies"):
+        paired_difference(a, b, copies=5)
+
+
+def test_normal_interval_is_mean_plus_minus_z_sd_over_root_n():
+    values = torch.tensor([0.6, 0.7, 0.8, 0.9])
+    interval = normal_interval(values)
+    half = 1.959964 * values.double().std().item() / 2
+    assert interval.estimate == pytest.approx(0.75)
+    assert (interval.low, interval.high) == pytest.approx((0.75 - half, 0.75 + half), abs=1e-6)
+    assert normal_interval(values, level=0.5).high < interval.high
+    with pytest.raises(ValueError, match="values"):
+        normal_interval([0.5])
+    with pytest.raises(ValueError, match="level"):
+        normal_interval(values, level=1.5)
+
+
+def test_deletion_curve_per_sample_and_its_areas():
+    images = torch.zeros(2, 1, 4, 4)
+    images[:, :, :2, :2] = 1.0  # patch 0 of a 2x2 grid is the one that matters
+
+    def predict(x):  # right while patch 0 is intact
+        intact = x[:, 0, :2, :2].mean((1, 2)) > 0.5
+        return torch.stack([(~intact).float(), intact.float()], 1)
+
+    labels = torch.ones(2, dtype=torch.long)
+    order = torch.tensor([[0, 1, 2, 3], [3, 2, 1, 0]])  # sample 0 deletes patch 0 first, sample 1 last
+    correct = deletion_curve(predict, images, order, 2, labels, 0.0, per_sample=True)
+    assert correct.shape == (5, 2)
+    assert correct[:, 0].tolist() == [1, 0, 0, 0, 0] and correct[:, 1].tolist() == [1, 1, 1, 1, 0]
+    assert torch.equal(correct.mean(1), deletion_curve(predict, images, order, 2, labels, 0.0))
+    areas = deletion_auc(correct)
+    assert areas.shape == (2,) and areas.tolist() == pytest.approx([0.125, 0.875])

@@ -80,18 +80,6 @@ def test_build_and_evaluate_helpers():
     assert ex.count_parameters(torch.nn.Linear(3, 2)) == 8
 
 
-def test_per_pair_and_paired_gap_resample_the_clean_pairs():
-    # 2 copies of 3 pairs, copy after copy: pair 0 right in both copies, pair 1 in one, pair 2 in none
-    correct = torch.tensor([1, 1, 0, 1, 0, 0], dtype=torch.bool)
-    assert ex.per_pair(correct, 2).tolist() == [1.0, 0.5, 0.0]
-    gap = ex.paired_gap(correct, torch.zeros(6, dtype=torch.bool), 2)
-    assert gap.estimate == pytest.approx(0.5) and 0.0 <= gap.low <= 0.5 <= gap.high <= 1.0
-    same = ex.paired_gap(correct, correct, 2)
-    assert (same.estimate, same.low, same.high) == (0.0, 0.0, 0.0)
-    with pytest.raises(ValueError, match="copies=4"):
-        ex.per_pair(correct, 4)
-
-
 def test_av_data_corrupts_each_test_pair_several_times():
     data = ex.av_data(seed=3, copies=1, test_copies=3)
     n = len(data.clean_test["label"])

@@ -32,15 +32,6 @@ def test_the_shapes_pool_holds_out_attribute_combinations():
     assert pool["image"].shape == (240, 3, 32, 32)
 
 
-def test_mean_interval_is_the_usual_normal_interval():
-    acc = torch.tensor([0.5, 0.7, 0.6, 0.8])
-    interval = ex.mean_interval(acc)
-    half = 1.96 * acc.std().item() / 2
-    assert interval.estimate == pytest.approx(0.65) and interval.high - interval.estimate == pytest.approx(half)
-    with pytest.raises(ValueError, match="at least 2 episodes"):
-        ex.mean_interval(torch.tensor([0.5]))
-
-
 def test_few_shot_accuracy_is_paired_and_fuses_by_averaging_logits(data):
     g = torch.Generator().manual_seed(0)
     rows = len(data.test["label"])

@@ -4,6 +4,7 @@ evaluates (no training)."""
 import pytest
 import torch
 
+from mmcourse.diagnostics import normal_interval
 from mmcourse.experiments import meta as ex
 from mmcourse.views.meta import FewShotView
 
@@ -22,7 +23,7 @@ def test_the_view_follows_its_controls(setup):
     before = {m: [p.detach().clone() for p in e.parameters()] for m, e in encoders.items()}
     view = FewShotView(data, embeddings, episodes=30)
     assert view.shown["n_way"] == 4 and view.shown["k_shot"] == 5 and view.shown["modality"] == "both"
-    expected = ex.mean_interval(ex.few_shot_accuracy(data, embeddings, 4, 5, episodes=30))
+    expected = normal_interval(ex.few_shot_accuracy(data, embeddings, 4, 5, episodes=30))
     assert view.shown["accuracy"] == pytest.approx(expected.estimate)
     assert view.shown["interval"] == pytest.approx((expected.low, expected.high))
 

@@ -232,17 +232,6 @@ class Deletion:
     attention_vs_object: Interval  # paired bootstrap interval of area(attention) - area(random within the object)
 
 
-def _recording(model: AttentionVQA, tokens: torch.Tensor) -> tuple:
-    """A ``predict(images)`` for :func:`~mmcourse.diagnostics.deletion_curve` that keeps every call's scores."""
-    scores: list[torch.Tensor] = []
-
-    def predict(images: torch.Tensor) -> torch.Tensor:
-        scores.append(model(images, tokens).scores)
-        return scores[-1]
-
-    return predict, scores
-
-
 @torch.no_grad()
 def deletion_curves(result: QuestionAnswering, steps=DELETION_STEPS, seed: int = 0) -> Deletion:
     """Delete patches (paint them with the background colour) in three orders and follow the accuracy.
@@ -259,14 +248,14 @@ def deletion_curves(result: QuestionAnswering, steps=DELETION_STEPS, seed: int =
     orders = {"attention": saliency_order(named_word_weights(result)), "random": random_order(n, p, g),
               "random within the object": random_order(n, p, g, first=object_patches(result))}
     fill = torch.tensor(BACKGROUND).expand(n, 3)
-    steps, x = list(steps), torch.tensor(list(steps), dtype=torch.float64)
+    steps = list(steps)
     curves, areas, per_question = {}, {}, {}
     for name in ORDERS:
-        predict, scores = _recording(model, test["question_ids"])
-        curves[name] = deletion_curve(predict, test["image"], orders[name], grid, test["answer_id"], fill, steps)
+        correct = deletion_curve(lambda images: model(images, test["question_ids"]), test["image"], orders[name],
+                                 grid, test["answer_id"], fill, steps, per_sample=True)  # (S, N)
+        curves[name] = correct.mean(1)
         areas[name] = deletion_auc(curves[name], steps)
-        correct = torch.stack([s.argmax(1) == test["answer_id"] for s in scores], dim=1).double()  # (N, S)
-        per_question[name] = torch.trapezoid(correct, x / x[-1], dim=1)
+        per_question[name] = deletion_auc(correct, steps)  # (N,) each question's own area
     return Deletion(steps, curves, areas, per_question,
                     paired_difference(per_question["attention"], per_question["random within the object"], seed=seed))
 

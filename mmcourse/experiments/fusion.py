@@ -26,7 +26,7 @@ from ..data import (
     load_av_digits,
 )
 from ..device import one_thread, seed_everything
-from ..diagnostics import Interval, modality_controls, paired_difference, unimodal_baselines
+from ..diagnostics import modality_controls, unimodal_baselines
 from ..encoders import AudioEncoder, ImageEncoder
 from ..fusion import (
     AttentionFusion,
@@ -164,23 +164,6 @@ def accuracy_with(model: nn.Module, method: str, image: torch.Tensor | None, aud
     """
     correct = correct_with(model, method, image, audio, labels)
     return float("nan") if correct is None else correct.float().mean().item()
-
-
-def per_pair(correct: torch.Tensor, copies: int) -> torch.Tensor:
-    """Mean of ``correct`` over the corrupted copies of each clean pair: (copies * N,) -> (N,) in [0, 1].
-
-    The copies of one pair share its image and clip, so they are not independent samples; resampling
-    pairs with all their copies (a cluster bootstrap) gives honest intervals.
-    """
-    if correct.ndim != 1 or len(correct) % copies:
-        raise ValueError(f"correct: expected shape (copies * N,) with copies={copies}, got {tuple(correct.shape)}")
-    return correct.float().view(copies, -1).mean(0)
-
-
-def paired_gap(correct_a: torch.Tensor, correct_b: torch.Tensor, copies: int) -> Interval:
-    """Accuracy of a minus accuracy of b on the same test rows, with a 95% bootstrap interval over the
-    clean pairs (:func:`~mmcourse.diagnostics.paired_difference` of :func:`per_pair`)."""
-    return paired_difference(per_pair(correct_a, copies), per_pair(correct_b, copies))
 
 
 @dataclass

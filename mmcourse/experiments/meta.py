@@ -31,7 +31,7 @@ from ..data import (
     load_av_digits,
 )
 from ..device import one_thread, seed_everything
-from ..diagnostics import Interval
+from ..diagnostics import normal_interval
 from ..encoders import AudioEncoder, ImageEncoder, MLPEncoder
 from ..meta import (
     SHAPE_CLASS_NAMES,
@@ -178,16 +178,6 @@ def embed(encoder: nn.Module, x: torch.Tensor, batch: int = 1024) -> torch.Tenso
 
 
 # ------------------------------------------------------------------------------------------ evaluation
-def mean_interval(per_episode: torch.Tensor) -> Interval:
-    """Mean accuracy over episodes with its 95% confidence interval, mean +- 1.96 sd / sqrt(E), as the
-    few-shot literature reports it. Shape: (E,) -> :class:`~mmcourse.diagnostics.Interval`."""
-    x = torch.as_tensor(per_episode, dtype=torch.float64).flatten()
-    if len(x) < 2:
-        raise ValueError(f"per_episode: expected at least 2 episodes, got {len(x)}")
-    mean, half = x.mean().item(), 1.96 * x.std().item() / math.sqrt(len(x))
-    return Interval(mean, mean - half, mean + half)
-
-
 def test_sampler(data: MetaData, columns: dict, n_way: int = 4, k_shot: int = 5, n_query: int = 15) -> EpisodeSampler:
     """Meta-test episodes over ``columns`` (rows of ``data.test``: raw inputs or embeddings), seed + 1000."""
     return EpisodeSampler(columns, data.test["label"], META_TEST_DIGITS, n_way, k_shot, n_query,
@@ -219,7 +209,7 @@ def few_shot_accuracy(data: MetaData, embeddings: dict, n_way: int = 4, k_shot: 
 
 def accuracy_grid(data: MetaData, embeddings: dict, ways=(2, 3, 4), shots=(1, 2, 5, 10), episodes: int = 300) -> dict:
     """{(N, K): Interval} of :func:`few_shot_accuracy` for every N-way K-shot setting."""
-    return {(n, k): mean_interval(few_shot_accuracy(data, embeddings, n, k, episodes=episodes))
+    return {(n, k): normal_interval(few_shot_accuracy(data, embeddings, n, k, episodes=episodes))
             for n in ways for k in shots}
 
 

@@ -7,7 +7,8 @@ import matplotlib.pyplot as plt
 import torch
 
 from ..data import DIGIT_NAMES
-from ..experiments.meta import CONDITIONS, few_shot_accuracy, mean_interval, test_sampler
+from ..diagnostics import normal_interval
+from ..experiments.meta import CONDITIONS, few_shot_accuracy, test_sampler
 from ..meta import prototypes
 from .common import View, figure, show_digit, show_scene
 
@@ -134,7 +135,7 @@ def weights_by_condition(conditions: torch.Tensor, weights: torch.Tensor, accura
         ax.set_title("each meta-test episode's weights (dotted: equal)", fontsize=9)
         ax = axes[1]
         names = list(accuracy)
-        intervals = [mean_interval(accuracy[n]) for n in names]
+        intervals = [normal_interval(accuracy[n]) for n in names]
         ax.bar(range(len(names)), [v.estimate for v in intervals], color=[plt.cm.tab10(i) for i in range(len(names))],
                yerr=[[v.estimate - v.low for v in intervals], [v.high - v.estimate for v in intervals]], capsize=3)
         for i, v in enumerate(intervals):
@@ -195,7 +196,7 @@ class FewShotView(View):
     def update(self) -> None:
         """Evaluate the chosen setting and redraw."""
         n, k, columns = self.n_way.value, self.k_shot.value, self.columns()
-        interval = mean_interval(few_shot_accuracy(self.data, columns, n, k, episodes=self.episodes))
+        interval = normal_interval(few_shot_accuracy(self.data, columns, n, k, episodes=self.episodes))
         self.shown = {"n_way": n, "k_shot": k, "modality": self.modality.value, "accuracy": interval.estimate,
                       "interval": (interval.low, interval.high), "chance": 1 / n}
         joined = torch.cat(list(columns.values()), dim=1)  # concatenation: distances add up over modalities
