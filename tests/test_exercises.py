@@ -49,6 +49,10 @@ def test_compare_tensors_tuples_and_values():
     assert "contains NaN" in compare(torch.full((2,), float("nan")), torch.zeros(2))
     assert "differs at index (1,)" in compare(torch.tensor([1, 2]), torch.tensor([1, 3]))
     assert compare("yes", "yes") is None and "expected 'no'" in compare("yes", "no")
+    params = {"weight": a, "bias": torch.zeros(2)}
+    assert compare(dict(params), params) is None
+    assert "the result['bias'] has wrong values" in compare({"weight": a, "bias": torch.ones(2)}, params)
+    assert "keys ['bias', 'weight']" in compare({"weight": a}, params)
 
 
 def test_register_a_new_exercise():

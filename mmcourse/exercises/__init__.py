@@ -65,7 +65,7 @@ def compare(got, expected, atol: float = 1e-5, rtol: float = 1e-4, where: str = 
     """Describe how ``got`` differs from ``expected``; ``None`` when they match.
 
     Tensors must have the same shape and close values; tuples and lists are compared item by
-    item; numbers must be close.
+    item, dicts key by key (a dict of parameters, for example); numbers must be close.
     """
     if isinstance(expected, torch.Tensor):
         if not isinstance(got, torch.Tensor):
@@ -93,6 +93,15 @@ def compare(got, expected, atol: float = 1e-5, rtol: float = 1e-4, where: str = 
             return f"{where} should be a {type(expected).__name__} of {len(expected)} items, got {got!r:.80}"
         for i, (g, e) in enumerate(zip(got, expected)):
             problem = compare(g, e, atol, rtol, f"item {i} of {where}")
+            if problem:
+                return problem
+        return None
+    if isinstance(expected, dict):
+        if not isinstance(got, dict) or set(got) != set(expected):
+            keys = sorted(got) if isinstance(got, dict) else type(got).__name__
+            return f"{where} should be a dict with keys {sorted(expected)}, got {keys}"
+        for key in expected:
+            problem = compare(got[key], expected[key], atol, rtol, f"{where}[{key!r}]")
             if problem:
                 return problem
         return None
