@@ -184,3 +184,11 @@ def test_default_noise_makes_fusion_worthwhile(seed):
     image, audio, both = accuracy[("image",)], accuracy[("audio",)], accuracy[("image", "audio")]
     assert 0.6 < image < 0.85 and 0.65 < audio < 0.9, accuracy
     assert both > max(image, audio) + 0.05 and both > 0.85, accuracy
+
+
+def test_the_same_arguments_return_the_same_data_at_once():
+    first = load_av_digits(seed=5)
+    assert load_av_digits(seed=5) is first  # kept, not rebuilt
+    other = load_av_digits(seed=6)
+    assert other is not first and not torch.equal(other["train"]["image"][:5], first["train"]["image"][:5])
+    assert load_av_digits(image_noise=0.3, occlusion=3, audio_snr_db=0, seed=5) is first  # same values, same data
