@@ -1,0 +1,643 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 04: Alignment without pairs
+#
+# **What you will learn:** how to map one embedding space onto another with an orthogonal matrix;
+# the closed form when you have pairs (Procrustes) and how few pairs it needs; how to learn the map
+# with *no pairs at all* by fooling a discriminator (MUSE), then refine it; an unsupervised
+# criterion that tells you, without labels, whether to trust the result; why a few "hub" points
+# spoil nearest-neighbour retrieval and how CSLS fixes it; and what happens when you try all this
+# across modalities. **Time:** about 45 minutes. **Runs on:** a laptop CPU in well under a minute
+# (each adversarial training takes a second or two); a GPU is used when there is one.
+#
+# Train word vectors on English text and, separately, on Spanish text. The two spaces are built
+# from different words by different runs, so their coordinates mean nothing to each other. Yet
+# "cat" sits near "dog" in both, and "gato" near "perro": the two clouds have roughly the *same
+# shape*, turned differently. If you could find the turn, you could translate without a
+# dictionary. The same hope drives cross-modal work: an image encoder and an audio encoder,
+# trained apart, might arrange digits alike, and a map between them would let a spoken "seven"
+# retrieve pictures of sevens. Here is the idea in two dimensions: the same items, coloured by
+# cluster, in two spaces that differ by a rotation.
+
+# %%
+import math
+
+import scipy.linalg
+import torch
+
+import mmcourse
+from mmcourse import exercises, verify
+from mmcourse.alignment import (
+    Discriminator,
+    clustered_points,
+    csls_scores,
+    hubness,
+    k_occurrence,
+    mean_cosine_criterion,
+    orthogonalize,
+    precision_at_1,
+    procrustes,
+    random_rotation,
+    rotation_angles,
+)
+from mmcourse.experiments import alignment as experiments
+from mmcourse.views import alignment as views
+
+print("training on:", mmcourse.get_device())
+
+# %%
+points, cluster = clustered_points(400, 2, branching=(5,), scales=(3.0,), spread=0.6,
+                                   generator=torch.Generator().manual_seed(0))
+turn = random_rotation(2, generator=torch.Generator().manual_seed(1))
+views.two_spaces(points, points @ turn, cluster, ("space A (say, English)", "space B (say, Spanish)"))
+
+# %% [markdown]
+# A Generative Adversarial Network can learn such a map without pairs: a *generator* maps space A
+# into space B, a *discriminator* tries to tell mapped points from real ones, and when it can no
+# longer tell, the map has put A's cloud on top of B's. Early cross-modal work did exactly that
+# with free-form networks; it works far better with three constraints from Conneau et al. (2018),
+# [*Word Translation Without Parallel Data*](https://arxiv.org/abs/1710.04087) (MUSE): the map is
+# **orthogonal** (it may turn and mirror the cloud, never squash it, so the discriminator cannot be
+# fooled by collapsing everything into one dense spot), the discriminator is kept **weak** on
+# purpose, and the adversarial map is only a start, finished by a **closed form** that needs no
+# gradient at all.
+#
+# ## 1. The theory
+#
+# **Notation.** Source points $x_i \in \mathbb{R}^d$ are the rows of $X$ ($n_s \times d$), target
+# points $y_j$ the rows of $Y$ ($n_t \times d$); both are centred and scaled to unit length, so a dot
+# product is a cosine. A map is a $d \times d$ matrix $W$ applied on the right: $x_i W$. It is
+# orthogonal when $W^\top W = I$: lengths and angles survive.
+#
+# **With pairs: Procrustes.** Given $n$ pairs (row $i$ of $X$ goes with row $i$ of $Y$), the best
+# orthogonal map solves
+#
+# $$W^\star = \arg\min_{W^\top W = I} \|XW - Y\|_F^2 = U V^\top, \qquad X^\top Y = U \Sigma V^\top .$$
+#
+# Expanding the norm leaves $-2\,\mathrm{tr}(W^\top X^\top Y)$ as the only term that depends on $W$;
+# with the SVD, $\mathrm{tr}(W^\top U \Sigma V^\top) = \mathrm{tr}(\Sigma\, V^\top W^\top U)$, which
+# is largest when $V^\top W^\top U = I$ (Schönemann 1966, [*A generalized solution of the orthogonal
+# Procrustes problem*](https://doi.org/10.1007/BF02289451)). Mikolov, Le and Sutskever (2013),
+# [*Exploiting Similarities among Languages for Machine
+# Translation*](https://arxiv.org/abs/1309.4168), learned such linear maps between word spaces
+# from a few thousand dictionary pairs.
+#
+# **Without pairs: adversarial training.** A discriminator $D$ outputs the probability that a point
+# is a mapped source point. It learns, on random source rows $x$ and random target rows $y$ (drawn
+# independently: there are no pairs), to minimise
+#
+# $$\mathcal{L}_D = -\,\mathbb{E}_x \log D(xW) - \mathbb{E}_y \log\big(1 - D(y)\big),$$
+#
+# while the map learns to make it say the opposite,
+# $\mathcal{L}_W = -\,\mathbb{E}_x \log\big(1 - D(xW)\big) - \mathbb{E}_y \log D(y)$. MUSE's recipe:
+# $W$ starts at the identity, without bias; $D$ has dropout 0.1 on its input and two hidden layers
+# with LeakyReLU(0.2); its targets are smoothed to 0.9 and 0.1 instead of 1 and 0, so it never
+# becomes certain; it trains several steps per step of $W$; and after every step of $W$,
+#
+# $$W \leftarrow (1 + \beta)\, W - \beta\, (W W^\top) W,$$
+#
+# which turns every singular value $s$ of $W$ into $(1 + \beta)s - \beta s^3$: values above 1
+# shrink, values below 1 grow, and 1 stays (Cissé et al. 2017, [*Parseval
+# Networks*](https://arxiv.org/abs/1704.08847)).
+#
+# **Refinement.** Map the source, take every pair $(i, j)$ where $y_j$ is $x_iW$'s best match *and*
+# $x_iW$ is $y_j$'s best match (mutual nearest neighbours), solve Procrustes on those pairs, and
+# repeat. If the start is roughly right, each round's pairs are better than the last.
+#
+# **Reading off pairs: CSLS.** Plain nearest neighbours suffer from *hubs*, targets that are the
+# nearest neighbour of very many queries. Cross-domain similarity local scaling subtracts each
+# point's average similarity to its $k = 10$ nearest neighbours in the other space:
+#
+# $$\mathrm{CSLS}(xW, y) = 2\cos(xW, y) - r_T(xW) - r_S(y).$$
+#
+# **Knowing without labels.** MUSE's model-selection criterion is the mean cosine between the
+# mutual (CSLS) nearest neighbours: near 1 when the map lays the clouds exactly on top of each
+# other. It needs no labels, so you can compute it on any pair of spaces.
+#
+# ## 2. Procrustes with pairs
+#
+# The synthetic spaces of this lesson: 1,500 items with structure at several scales, clusters of
+# clusters of different sizes and shapes (`clustered_points`), in $d = 16$ dimensions. The
+# *source* sees each item with a little noise; the *target* sees it with other noise, turned by a
+# random rotation $Q$ that turns each of its 8 planes by at most 86 degrees. Row $i$ of both is the
+# same item, which only the evaluation may use.
+
+# %%
+spaces = experiments.synthetic_spaces(seed=0)
+print("source:", tuple(spaces.source.shape), "| target:", tuple(spaces.target.shape))
+print("angles of the planted rotation (degrees):", [round(math.degrees(a)) for a in rotation_angles(spaces.rotation)])
+
+# %% [markdown]
+# With every pair known, Procrustes is one SVD. Compare it with SciPy's `orthogonal_procrustes`
+# (the same convention: it minimises $\|XW - Y\|_F$), and see how close it comes to $Q$ (the noise
+# keeps it from being exact):
+
+# %%
+w = procrustes(spaces.source, spaces.target)
+w_scipy, _ = scipy.linalg.orthogonal_procrustes(spaces.source.double().numpy(), spaces.target.double().numpy())
+difference = (w.double() - torch.from_numpy(w_scipy)).abs().max().item()
+print(f"largest difference from SciPy: {difference:.1e} | ||W - Q|| / ||Q||: "
+      f"{(w - spaces.rotation).norm() / spaces.rotation.norm():.3f}")
+verify(difference < 1e-4 and (w.T @ w - torch.eye(16)).abs().max() < 1e-5,
+       "our Procrustes is orthogonal and equals SciPy's", largest_difference=difference)
+
+# %% [markdown]
+# How many pairs are enough? Without noise, $d = 16$ pairs in general position pin $Q$ down
+# exactly: $X^\top Y = X^\top X Q$, and $X^\top X$ is invertible. With fewer, some directions are
+# free. With noise, every extra pair averages the noise down. The curves average five random sets of
+# pairs (noise is the standard deviation added to each coordinate; the coordinates themselves are
+# about 0.25):
+
+# %%
+recovery = experiments.procrustes_recovery(seed=0)
+views.procrustes_curves(recovery)
+print("error with 16 noiseless pairs:", round(recovery["error"][0.0][recovery["pairs"].index(16)], 6),
+      "| with 12:", round(recovery["error"][0.0][recovery["pairs"].index(12)], 3))
+
+# %% [markdown]
+# ## 3. Without pairs, adversarially
+#
+# Now forget the pairs. The discriminator for 16-dimensional points is small; it sees a batch as
+# `(runs, B, d)` because the package can train several maps at once (section 4 uses that):
+
+# %%
+print(Discriminator(dim=16, hidden=32))
+
+# %% [markdown]
+# And the orthogonalisation step at work on a matrix that stretches one axis and squashes another:
+# each step moves every singular value towards 1 (here with a large $\beta = 0.1$, to see it in a
+# few steps).
+
+# %%
+w = torch.diag(torch.tensor([1.5, 1.0, 0.6]))
+for step in range(4):
+    print(f"after {step * 10:>2} steps, singular values:", [round(v, 3) for v in torch.linalg.svdvals(w).tolist()])
+    for _ in range(10):
+        w = orthogonalize(w, beta=0.1)
+
+# %% [markdown]
+# `experiments.unsupervised_alignment` runs the recipe: 600 steps of adversarial training from
+# $W = I$ (two discriminator steps per map step, SGD with learning rate 0.1 for both), then 5 rounds
+# of refinement. MUSE uses $\beta = 0.001$ over about a million steps; over 600 steps, $\beta = 0.01$
+# keeps $W$ as close to orthogonal. Every 30 steps the history stores $W$, the discriminator's
+# accuracy, the criterion and, because here we know the truth, precision@1 (the fraction of source
+# points whose CSLS nearest target is their own partner). Alongside, in the same batched
+# computation, it trains a second map without the orthogonalisation step, for section 4. Training
+# takes a few seconds:
+
+# %%
+unsupervised = experiments.unsupervised_alignment(seed=0, progress=True)
+history = unsupervised["result"].history
+print(history)
+for name in ("adversarial", "refined", "procrustes"):
+    print(f"{name:>12}: precision@1 {unsupervised['precision'][name]:.3f}, "
+          f"criterion {unsupervised['criterion'][name]:.4f}")
+print(f"      chance: precision@1 {unsupervised['chance']:.4f} (one partner among 1,500 targets)")
+
+# %% [markdown]
+# `procrustes` is the map from all 1,500 true pairs: the best an orthogonal map can do. The
+# adversarial map alone already finds a sizeable fraction of the partners, hundreds of times more
+# than chance; refinement then reaches the supervised result without having seen a single pair.
+
+# %% [markdown]
+# Reading off the translations is one line each: map, score with CSLS, take the best target.
+
+# %%
+mapped = spaces.source @ unsupervised["maps"]["refined"]
+scores = csls_scores(mapped, spaces.target)
+print("first five source points translate to targets", scores.argmax(1)[:5].tolist())
+print(f"precision@1 {precision_at_1(scores, spaces.truth):.3f} | criterion {mean_cosine_criterion(mapped, spaces.target):.4f}")
+
+# %%
+experiments.ADVERSARIAL_ABOVE_CHANCE.check(unsupervised["precision"]["adversarial"], chance=unsupervised["chance"])
+experiments.REFINEMENT_RECOVERS.check(unsupervised["precision"]["refined"],
+                                      with_all_pairs=unsupervised["precision"]["procrustes"])
+
+# %% [markdown]
+# ### See it: replay the training
+#
+# Move the slider through the training steps. Left: both spaces on the target's first two
+# principal axes (the same axes throughout): the target in grey, the mapped source $xW_t$ in
+# colour, one colour per top-level cluster. Middle: precision@1 (which needs labels) and the
+# criterion (which does not) with a marker at the chosen step. Right: the discriminator's accuracy
+# on points it did not train on; 0.5 means it can no longer tell the spaces apart.
+
+# %%
+views.AdversarialReplay(spaces.source, spaces.target, spaces.cluster, history)
+
+# %% [markdown]
+# The coloured clusters slide onto the grey ones, the criterion climbs with precision@1, and the
+# discriminator's accuracy falls back towards 0.5 as it runs out of differences to exploit. The
+# criterion is what you would watch in practice, since precision@1 needs the very dictionary you do
+# not have.
+#
+# ## 4. Where it breaks
+#
+# ### When the spaces are not rotated copies
+#
+# Real spaces are never exact rotations of each other. Bend the target with a smooth non-linear
+# warp, $z \mapsto z + s \tanh(zA)B$, of growing strength $s$, and run the recipe on each (five
+# runs at once, one batched computation, 400 steps each, a few seconds):
+
+# %%
+isometry = experiments.non_isometry(seed=0)
+for s, p, c, best in zip(isometry["warps"], isometry["precision"], isometry["criterion"], isometry["ceiling"]):
+    print(f"warp {s:.1f}: precision@1 {p:.3f} (all true pairs: {best:.3f}), criterion {c:.4f}")
+
+# %% [markdown]
+# Move the slider: the mapped source (colours) still lands on the target (grey), but point by
+# point it fits less and less. Precision@1 falls, and so does the criterion, which you can compute
+# without any labels.
+
+# %%
+views.NonIsometryView(isometry)
+
+# %%
+drop, rank = experiments.precision_drop_and_rank(isometry)
+experiments.PRECISION_FALLS_WITH_WARP.check(drop, isometric=isometry["precision"][0], warped=isometry["precision"][-1])
+experiments.CRITERION_TRACKS_PRECISION.check(rank, criterion_isometric=isometry["criterion"][0],
+                                             criterion_warped=isometry["criterion"][-1])
+
+# %% [markdown]
+# Notice how small the criterion's range is: from about 0.999 to 0.98. On these spaces a
+# criterion below the isometric 0.999 already means "some partners are wrong". Its absolute value
+# depends on the spaces, so compare it across maps of the *same* spaces (training steps, settings,
+# restarts), as MUSE does, and distrust a value well below what a rotated copy would give.
+#
+# ### The map collapses
+#
+# An unconstrained map can fool the discriminator by squeezing the source into the target's
+# densest region. Orthogonality forbids that. Section 3 trained a second map alongside the recipe,
+# identical but without the orthogonalisation step ($\beta = 0$). Compare the singular values of
+# the two adversarial maps (all 1 for an orthogonal map):
+
+# %%
+failures = experiments.orthogonalisation_effect(unsupervised)
+for name in experiments.FAILURE_RUNS:
+    f = failures[name]
+    print(f"{name:>20}: singular values {f['singular_values'].min():.2f} to {f['singular_values'].max():.2f}, "
+          f"precision@1 of the adversarial map {f['adversarial']:.3f}")
+views.singular_values(failures, experiments.FAILURE_RUNS)
+
+# %%
+experiments.ORTHOGONALISATION_KEEPS_SHAPE.check(experiments.orthogonality_gap(failures))
+
+# %% [markdown]
+# Without the step, some directions of the source are stretched and others squashed: the map
+# distorts the cloud to fool the discriminator instead of turning it. Compare the two precisions
+# printed above. Refinement replaces whatever it gets by an orthogonal map, which rescues a start
+# that is good enough; the further the adversarial map drifts, the worse the pairs refinement
+# starts from.
+#
+# ### The discriminator wins
+#
+# If the discriminator becomes certain, its loss saturates and the gradient it passes to $W$ stops
+# pointing anywhere useful (or, with unbounded logits, blows up). Label smoothing caps its best
+# possible logit at $\log(0.9 / 0.1) \approx 2.2$, input dropout stops it from keying on single
+# coordinates, and its accuracy in the replay above stays well below 1. Try
+# `mmcourse.alignment.adversarial_alignment(..., smoothing=0.0, dropout=0.0, discriminator_steps=10)`.
+#
+# ### A symmetric space aligns to a reflection
+#
+# Distribution matching can only find what makes the clouds overlap. If the source is symmetric,
+# say every point has a mirror twin across some hyperplane (a reflection $H$), then the true map
+# $Q$ and the wrong map $HQ$ put exactly the same cloud on the target, and no criterion without
+# labels can choose:
+
+# %%
+mirror = experiments.mirror_symmetric(seed=0)
+print("criterion:", {k: round(v, 6) for k, v in mirror["criterion"].items()},
+      "| precision@1:", {k: round(v, 3) for k, v in mirror["precision"].items()})
+verify(abs(mirror["criterion"]["true"] - mirror["criterion"]["mirrored"]) < 1e-5
+       and mirror["precision"]["mirrored"] < 0.01,
+       "the mirrored map scores the same criterion as the true one, yet finds no partner", **mirror["criterion"])
+
+# %% [markdown]
+# Real spaces are rarely exactly symmetric, but approximate symmetries (a few similar clusters, a
+# cloud that looks the same turned by 180 degrees in some plane) make the adversarial landscape
+# full of such traps. Adversarial training is a *local* search from the identity: here the planted
+# rotation turns each plane by at most 86 degrees. **Try it:** build
+# `experiments.synthetic_spaces(0, max_angle=3.0)` (one plane turned by 172 degrees, almost
+# upside down), run `mmcourse.alignment.adversarial_alignment` on it and refine with
+# `mmcourse.alignment.refine`: compare precision@1 and the criterion with section 3.
+#
+# ## 5. Hubness and CSLS
+#
+# In high dimensions, a few points are the nearest neighbour of very many others (Radovanović,
+# Nanopoulos and Ivanović 2010, [*Hubs in Space*](https://jmlr.org/papers/v11/radovanovic10a.html)).
+# Count, for each target, how many source points have it among their 10 nearest neighbours: its
+# *k-occurrence* $N_{10}$. Without hubs every target would get about 10; a long right tail, measured
+# by the skewness of $N_{10}$, means hubs. Take the warped spaces (warp 1.0), align them with the
+# best orthogonal map, and retrieve with plain cosine and with CSLS:
+
+# %%
+hubs = experiments.hubness_and_csls(seed=0)
+for name in ("cosine", "csls"):
+    h = hubs[name]["hubness"]
+    print(f"{name:>6}: precision@1 {hubs[name]['precision']:.3f} | skewness of N_10 {h.skewness:.2f}, "
+          f"largest N_10 {h.largest}, targets never retrieved {h.never:.1%}")
+views.occurrence_histograms(hubs)
+
+# %% [markdown]
+# Both numbers come from `k_occurrence` and `hubness`. Here they are for the cosine scores, with
+# the skewness written out, $\mathbb{E}[(N_{10} - \mu)^3] / \sigma^3$ (the tests check `hubness`
+# against `scipy.stats.skew`):
+
+# %%
+warped = experiments.synthetic_spaces(seed=0, warp_strength=experiments.HUB_WARP)
+cosine = torch.nn.functional.normalize(warped.source @ procrustes(warped.source, warped.target), dim=1) @ warped.target.T
+occurrence = k_occurrence(cosine, k=10).double()
+print("N_10 of the first ten targets:", occurrence[:10].int().tolist(), "| mean:", occurrence.mean().item())
+centred = occurrence - occurrence.mean()
+skewness = (centred.pow(3).mean() / centred.pow(2).mean().pow(1.5)).item()
+verify(abs(hubness(cosine, k=10).skewness - skewness) < 1e-9, "hubness() gives the skewness of N_10",
+       skewness=skewness)
+
+# %%
+experiments.CSLS_RAISES_PRECISION.check(hubs["csls"]["precision"] - hubs["cosine"]["precision"])
+experiments.CSLS_LOWERS_HUBNESS.check(hubs["cosine"]["hubness"].skewness - hubs["csls"]["hubness"].skewness)
+
+# %% [markdown]
+# A hub is a target close to everything; CSLS charges it for that popularity ($r_S(y)$ is large)
+# and gives targets in sparse regions a bonus, so queries spread over more targets and more of
+# them find their own partner.
+#
+# ## 6. Across modalities
+#
+# Now the real question: do two modalities, learned apart, share a shape? Take AV-Digits (images
+# of handwritten digits, spoken digits from voices unseen in training). Train an image classifier
+# on images and their digit labels only, and an audio classifier on sounds and their digit labels
+# only; their encoders' 32-dimensional outputs are the two spaces. No image ever meets a sound, but
+# note that both spaces were shaped by the **digit labels of their own modality**. About three
+# seconds:
+
+# %%
+from mmcourse.data import load_av_digits
+
+av = load_av_digits(seed=0)
+encoders = experiments.train_unimodal_encoders(seed=0, data=av, progress=True)
+print("test accuracy of each classifier:", {k: round(v, 3) for k, v in encoders["accuracy"].items()})
+
+# %% [markdown]
+# Map the spoken digits into the image space three ways: (a) Procrustes on every training pair,
+# (b) Procrustes on ten pairs, one per digit (the results average ten random choices of the ten
+# pairs, since a single choice can be lucky or unlucky), (c) the unsupervised recipe with no pairs
+# at all.
+# Then let each spoken test digit retrieve test images, ranked by cosine, and count a hit when an
+# image shows the spoken digit: Recall@1 and @5 with their exact chance levels, on the same test
+# split as lesson 02. Linear CCA from lesson 02 (all pairs, no labels) sits next to them:
+
+# %%
+from mmcourse.experiments.cca import av_digits_retrieval
+
+cross = experiments.cross_modal_alignment(seed=0, encoders=encoders)
+cca = av_digits_retrieval(seed=0, data=av)
+print(f"{'method':<28}{'pairs':>6}{'labels':>8}{'R@1':>7}{'R@5':>7}{'criterion':>11}")
+print(f"{'linear CCA (lesson 02)':<28}{'all':>6}{'no':>8}{cca['recall1']:>7.3f}{cca['recall5']:>7.3f}{'':>11}")
+for name in experiments.ALIGNMENTS:
+    r = cross[name]["retrieval"]
+    print(f"{name:<28}{name.split()[0]:>6}{'yes':>8}{r.recall_at_1:>7.3f}{r.recall_at_5:>7.3f}"
+          f"{cross[name]['criterion']:>11.3f}")
+chance = cross["all pairs"]["retrieval"]
+print(f"{'chance':<28}{'':>6}{'':>8}{chance.chance_at_1:>7.3f}{chance.chance_at_5:>7.3f}")
+
+# %%
+views.cross_modal_results(cross, experiments.ALIGNMENTS)
+
+# %%
+all_pairs, ten, none = (cross[name]["retrieval"] for name in experiments.ALIGNMENTS)
+experiments.ALL_PAIRS_RETRIEVE.check(all_pairs.recall_at_1 / all_pairs.chance_at_1, recall1=all_pairs.recall_at_1,
+                                     chance1=all_pairs.chance_at_1)
+experiments.TEN_PAIRS_RETRIEVE.check(ten.recall_at_5 - ten.chance_at_5, recall5=ten.recall_at_5, chance5=ten.chance_at_5)
+experiments.NO_PAIRS_AT_CHANCE.check(none.recall_at_5 - none.chance_at_5, recall1=none.recall_at_1,
+                                     chance1=none.chance_at_1)
+
+# %% [markdown]
+# With pairs, an orthogonal map between two separately trained encoders retrieves the right digit
+# far above chance. Ten pairs, one per digit, already retrieve above chance, though less well:
+# they pin down at most ten of the map's 32 dimensions. Without pairs, the recipe that recovered
+# the synthetic rotation perfectly does no better than chance. Why? Look at the
+# criterion: even the best orthogonal map (all pairs) leaves the mutual neighbours far apart,
+# around 0.86, where the synthetic rotated copy gave 0.999 and the strongest warp of section 4
+# still 0.98. These spaces are not rotated copies of each other:
+
+# %%
+experiments.SPACES_NOT_ISOMETRIC.check(cross["all pairs"]["criterion"],
+                                       synthetic_rotated_copy=unsupervised["criterion"]["procrustes"])
+
+# %% [markdown]
+# The heatmaps above show why. Each is the cosine similarity between the ten digits' average
+# embeddings, a picture of the space's shape that no rotation can change. If the spaces were
+# rotated copies, the two matrices would be equal. Each classifier was trained only to separate
+# its ten digits, so it spreads them out in whatever arrangement its training found: a "one" that
+# looks like a "seven" to the image model has nothing to do with "one" sounding like "nine" to the
+# audio model. The correlation between the two matrices' off-diagonal entries:
+
+# %%
+print(f"correlation of the two digit geometries: {cross['geometry_correlation']:.2f}")
+experiments.GEOMETRIES_DIFFER.check(cross["geometry_correlation"])
+
+# %% [markdown]
+# So the criterion cannot rescue you here: the unsupervised map's criterion,
+# printed in the table, is about as high as that of the map built from all pairs, because with no
+# shared shape, many wrong maps overlap the clouds as well as the right one. That is the lesson of
+# Søgaard, Ruder and Vulić (2018), [*On the Limitations of Unsupervised Bilingual Dictionary
+# Induction*](https://arxiv.org/abs/1805.03620), for distant languages, and it holds with more force
+# between modalities: unsupervised alignment needs spaces that really share their geometry, and a
+# handful of pairs is worth more than any amount of adversarial training when they do not.
+#
+# ## 7. Image to text, with an adversarial term
+#
+# The idea also appears *with* pairs: map image features to text features by regression, and add
+# an adversarial term so that mapped images look like real text embeddings (Wang et al. 2017,
+# [*Adversarial Cross-Modal Retrieval*](https://doi.org/10.1145/3123266.3123326)). Regression
+# predicts the *average* caption for an image, which is smoother than any real caption; the hope is
+# that the adversarial term sharpens predictions and reduces hubs. On Shapes: image features are the
+# mean colour of each 4x4 block (192 numbers), text features are bag-of-words counts of the caption;
+# the same linear map and optimiser, 400 steps, with adversarial weight 0 (plain regression), 0.1
+# and 1 (a few seconds in all):
+
+# %%
+captions = experiments.image_to_caption(seed=0)
+print("chance:", {k: round(v, 4) for k, v in captions["chance"].items()})
+for weight in captions["weights"]:
+    print(f"adversarial weight {weight:>3}: Recall@1, 5, 10 = {[round(v, 3) for v in captions[weight]['recall'].values()]}, "
+          f"skewness of N_10 = {captions[weight]['hubness'].skewness:.2f}")
+views.caption_results(captions)
+
+# %%
+gain = {w: captions[w]["recall"][5] - captions[0.0]["recall"][5] for w in captions["weights"][1:]}
+experiments.ADVERSARIAL_TERM_NO_HELP.check(gain[1.0], change_at_weight_0_1=gain[0.1])
+
+# %% [markdown]
+# The adversarial term does not help here: a strong one clearly lowers recall, and a weak one
+# buys nothing you can see in these numbers. With a linear map and bag-of-words targets there is
+# little to sharpen, and the discriminator's "look like a caption" competes with "be this image's
+# caption". Wang et al. use deep networks on both sides and a label-classification loss besides;
+# the lesson here is to measure before you add a loss.
+#
+# ## Exercises
+#
+# ### 1. Procrustes from the SVD
+#
+# Write `my_procrustes(source, target)`: `source` and `target` are `(n, d)`, row $i$ of each a
+# pair; return the orthogonal `(d, d)` matrix $W$ minimising $\|\text{source}\, W - \text{target}\|_F$.
+
+# %%
+def my_procrustes(source, target):
+    # YOUR CODE HERE
+    raise NotImplementedError
+
+
+exercises.check("procrustes", my_procrustes)
+
+# %% [markdown]
+# <details><summary><b>Hint</b></summary>
+#
+# `u, s, vh = torch.linalg.svd(source.T @ target)` gives $U$, $\Sigma$ and $V^\top$. The answer
+# is `u @ vh`; the singular values are not needed. Note the order: `source.T @ target`, not the
+# other way round (that would give $W^\top$).
+# </details>
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+def solution_procrustes(source, target):
+    u, _, vh = torch.linalg.svd(source.T @ target)
+    return u @ vh
+
+
+exercises.check("procrustes", solution_procrustes, must_pass=True)
+
+# %% [markdown]
+# ### 2. CSLS scores
+#
+# Write `my_csls(mapped_source, target, k)`: `mapped_source` is `(n_s, d)`, `target` `(n_t, d)`;
+# return the `(n_s, n_t)` matrix $2\cos(x, y) - r_T(x) - r_S(y)$, where $r_T(x)$ is the mean cosine
+# of $x$ to its `k` most similar targets and $r_S(y)$ the mean cosine of $y$ to its `k` most similar
+# mapped source points.
+
+# %%
+def my_csls(mapped_source, target, k):
+    # YOUR CODE HERE
+    raise NotImplementedError
+
+
+exercises.check("csls_scores", my_csls)
+
+# %% [markdown]
+# <details><summary><b>Hint</b></summary>
+#
+# Normalise the rows first (`torch.nn.functional.normalize(a, dim=1)`); then `cos = a @ b.T`.
+# `cos.topk(k, dim=1).values.mean(1)` is $r_T$ for every row, and `dim=0` gives $r_S$ for every
+# column. Broadcast them: `r_t[:, None]` and `r_s[None, :]`.
+# </details>
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+def solution_csls(mapped_source, target, k):
+    a = torch.nn.functional.normalize(mapped_source, dim=1)
+    b = torch.nn.functional.normalize(target, dim=1)
+    cos = a @ b.T
+    return 2 * cos - cos.topk(k, dim=1).values.mean(1)[:, None] - cos.topk(k, dim=0).values.mean(0)[None, :]
+
+
+exercises.check("csls_scores", solution_csls, must_pass=True)
+verify(torch.allclose(solution_csls(spaces.source, spaces.target, 10), csls_scores(spaces.source, spaces.target)),
+       "the worked solution gives the package's CSLS on the lesson's spaces")
+
+# %% [markdown]
+# ### 3. Find the bug
+#
+# This orthogonalisation step was copied from a tutorial. It passes the author's test: an
+# orthogonal matrix stays where it is. Yet start from a map that is only *nearly* orthogonal, as
+# every map is during training, and repeat the step:
+
+# %%
+def tutorial_orthogonalize(w, beta=0.001):
+    return (1 + beta) * w - beta * w.T @ w @ w
+
+
+def repeat(step, w, times=2000, beta=0.01):
+    for _ in range(times):
+        w = step(w, beta)
+    return w
+
+
+turn = random_rotation(4, generator=torch.Generator().manual_seed(2))
+nearly = turn + 0.2 * torch.randn(4, 4, generator=torch.Generator().manual_seed(3))
+print("an orthogonal W stays put:", torch.allclose(tutorial_orthogonalize(turn, 0.1), turn, atol=1e-6))
+after = repeat(tutorial_orthogonalize, nearly)
+print("a nearly orthogonal W, after 2,000 steps of beta = 0.01, is still finite:", bool(torch.isfinite(after).all()))
+
+# %% [markdown]
+# Find the bug and fix it in `my_orthogonalize`; the check runs it on matrices that are not
+# orthogonal.
+
+# %%
+def my_orthogonalize(w, beta=0.001):
+    # YOUR CODE HERE: a fixed copy of tutorial_orthogonalize
+    raise NotImplementedError
+
+
+exercises.check("orthogonalize", my_orthogonalize)
+
+# %% [markdown]
+# <details><summary><b>Hint</b></summary>
+#
+# Try it on a matrix that is not symmetric, such as the shear `torch.tensor([[1.0, 0.5], [0.0, 1.0]])`.
+# The step must keep $W$'s singular *vectors* and move only its singular values: with
+# $W = U S V^\top$, $W W^\top W = U S^3 V^\top$. What is $W^\top W W$?
+# </details>
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+def solution_orthogonalize(w, beta=0.001):
+    return (1 + beta) * w - beta * w @ w.T @ w  # W W^T W = U S^3 V^T: only the singular values move
+
+
+exercises.check("orthogonalize", solution_orthogonalize, must_pass=True)
+fixed = repeat(solution_orthogonalize, nearly)
+verify(torch.allclose(torch.linalg.svdvals(fixed), torch.ones(4), atol=1e-4),
+       "2,000 fixed steps turn the nearly orthogonal W into an orthogonal one",
+       singular_values=[round(v, 4) for v in torch.linalg.svdvals(fixed).tolist()])
+
+# ## Summary
+#
+# - An orthogonal map turns one embedding space onto another without distorting it. With pairs it
+#   has a closed form, Procrustes: $W = UV^\top$ from the SVD of $X^\top Y$; $d$ noiseless pairs
+#   determine it, noisy ones average out.
+# - Without pairs, MUSE learns $W$ by fooling a discriminator: identity start, orthogonalisation
+#   after every step, a deliberately weak discriminator (input dropout, label smoothing), then
+#   Procrustes refinement on mutual nearest neighbours. On spaces that are rotated copies it
+#   recovers the map a full dictionary gives.
+# - The mean cosine of mutual CSLS neighbours tells you, without labels, how well the clouds
+#   overlap: it falls with precision@1 as the spaces stop being rotated copies. High overlap is
+#   necessary, not sufficient: a symmetric space overlaps its mirror image perfectly.
+# - Hubs spoil nearest-neighbour retrieval; CSLS penalises them, lowering the skewness of the
+#   k-occurrence and raising precision@1.
+# - Across modalities, separately trained encoders did not share their geometry: Procrustes with
+#   pairs (even ten) retrieves above chance, unsupervised alignment no better than chance. Check the
+#   geometry before you trust an unsupervised map.
+# - An adversarial term on top of regression is not a free gain: here it lowered recall and raised
+#   hubness.
+#
+# **Further reading.**
+# Artetxe, Labaka and Agirre (2018), [*A robust self-learning method for fully unsupervised
+# cross-lingual mappings of word embeddings*](https://arxiv.org/abs/1805.06297) (VecMap): a
+# non-adversarial start from similarity distributions, which are the same in both spaces whatever
+# the rotation, then the same self-learning loop as refinement.
+# Søgaard, Ruder and Vulić (2018), [*On the Limitations of Unsupervised Bilingual Dictionary
+# Induction*](https://arxiv.org/abs/1805.03620): when the spaces are not isomorphic, unsupervised
+# methods fail, and a measure of isomorphism predicts when.
+# Dinu, Lazaridou and Baroni (2015), [*Improving zero-shot learning by mitigating the hubness
+# problem*](https://arxiv.org/abs/1412.6568): hubs in cross-modal mapping.
+# Lesson 05 learns one shared space for both modalities with a variational autoencoder; lesson 07
+# learns it contrastively from pairs and shows the running comparison of speech-to-image retrieval.
