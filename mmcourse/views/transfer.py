@@ -186,10 +186,11 @@ class DistillationView(View):
         self.images, self.logits, self.labels = images, logits, labels
         self.grid, self.baseline, self.teacher = grid, baseline, teacher
         self.temperatures, self.alphas = temperatures, alphas
+        wide = {"description_width": "initial"}
         self.temperature = widgets.SelectionSlider(options=temperatures, value=temperatures[len(temperatures) // 2],
-                                                   description="temperature", continuous_update=False)
+                                                   description="temperature T", continuous_update=False, style=wide)
         self.alpha = widgets.SelectionSlider(options=alphas, value=alphas[-1], description="alpha",
-                                             continuous_update=False)
+                                             continuous_update=False, style=wide)
         self.output = widgets.Output()
         self.shown: dict = {}
         for control in (self.temperature, self.alpha):
