@@ -168,7 +168,7 @@ def _check_present(present: torch.Tensor | None, modalities: int, batch: int) ->
 class Coder(nn.Module):
     """Encoder, decoder and likelihood of one modality; subclasses say how to read and write it.
 
-    ``features(x)`` (B, hidden) is the encoder's body (``x=None`` encodes the all-zero input, which is
+    ``features(x)`` (B, hidden) is the encoder's first layer (``x=None`` encodes the all-zero input, which is
     how :class:`BimodalAutoencoder` marks a missing modality); ``encode(x)`` gives the Gaussian
     posterior q(z | x); ``decode(z)`` the likelihood's parameters; ``log_likelihood(x, params)``
     log p(x | z) per sample, times ``weight`` (the likelihood scaling that balances the modalities);
@@ -260,8 +260,10 @@ class TokenCoder(Coder):
     """A fixed number J of categorical tokens, token j taking one of ``sizes[j]`` values (a caption's
     size, colour, shape and position words).
 
-    The encoder reads the tokens one-hot (concatenated, sum(sizes) numbers); the decoder gives one
-    softmax per token, and log p(x | z) is the sum of the J log-probabilities of the true tokens.
+    The encoder adds up one learned embedding per token (a linear map of the concatenated one-hot
+    codes: a bag of attribute tokens), so a combination never seen in training, "red" with
+    "triangle", still gets a code, the sum of its parts'. The decoder gives one softmax per token,
+    and log p(x | z) is the sum of the J log-probabilities of the true tokens.
 
     Shape: ``x`` (B, J) int64 -> ``encode`` (B, D) twice; ``decode(z)`` (B, D) -> logits (B, sum(sizes)).
     """
@@ -271,6 +273,7 @@ class TokenCoder(Coder):
         if not sizes or not all(isinstance(s, int) and s > 1 for s in sizes):
             raise ValueError(f"sizes: expected the number of values of each token (each > 1), got {sizes!r}")
         super().__init__(sum(sizes), sum(sizes), latent_dim, hidden, weight)
+        self.body = nn.Linear(sum(sizes), hidden)  # no non-linearity: each token adds its own embedding
         self.sizes = sizes
 
     def check(self, x, name: str) -> None:

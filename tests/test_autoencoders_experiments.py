@@ -72,3 +72,12 @@ def test_the_buggy_alignment_is_zero_whatever_the_codes():
     a, b = torch.randn(8, 4), torch.randn(8, 4)
     assert torch.equal(ex.buggy_alignment(a, b), torch.zeros(8))
     assert (ex.standardized_distance(a, b) > 0).all()
+
+
+def test_cca_retrieval_is_lesson_02s_on_the_same_data():
+    from mmcourse.experiments import cca
+
+    av = ex.av_data(seed=2)
+    ours, lesson_02 = ex.cca_retrieval(av), cca.av_digits_retrieval(seed=2, data=av.source)
+    assert (ours["reg"], ours["recall1"], ours["recall5"]) == (lesson_02["reg"], lesson_02["recall1"],
+                                                                lesson_02["recall5"])
