@@ -427,19 +427,49 @@ def _csls_batched(cos: torch.Tensor, k: int) -> torch.Tensor:
     return 2 * cos - r_target - cos.topk(k, dim=-2).values.mean(-2, keepdim=True)
 
 
+def _check_alignment(source, target, truth, runs, smoothing, **counts) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`adversarial_alignment`'s checks; returns source and target as (R, n, d), R the number of runs."""
+    source_r = _stack("source", source)
+    target_r = _stack("target", target, dim=source_r.shape[2])
+    stacked = {len(a) for a, given in ((source_r, source), (target_r, target)) if given.ndim == 3}
+    if len(stacked) > 1:
+        raise ValueError(f"source, target: expected the same number of stacked spaces, got {sorted(stacked)}")
+    r = stacked.pop() if stacked else (runs or 1)
+    if runs is not None and runs != r:
+        raise ValueError(f"runs: expected {r} (the number of stacked spaces) or None, got {runs!r}")
+    if truth is not None and (truth.shape != source_r.shape[1:2] or truth.is_floating_point()):
+        raise ValueError(f"truth: expected an integer tensor of shape ({source_r.shape[1]},), got {tuple(truth.shape)}")
+    for name, value in counts.items():
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+    if not 0 <= smoothing < 0.5:
+        raise ValueError(f"smoothing: expected a label smoothing in [0, 0.5), got {smoothing!r}")
+    return source_r.expand(r, -1, -1), target_r.expand(r, -1, -1)
+
+
 @torch.no_grad()
-def _evaluate(mapped: torch.Tensor, target: torch.Tensor, truth: torch.Tensor | None, k: int):
-    """Criterion and P@1 of R runs at once: ``mapped`` (R, m, d), ``target`` (R, n_t, d) -> two (R,) tensors."""
+def _record(history: AdversarialHistory, step: int, w: torch.Tensor, discriminator: Discriminator,
+            source: torch.Tensor, target: torch.Tensor, truth: torch.Tensor | None, rows: int, k: int) -> None:
+    """Append the map, the discriminator's accuracy, the criterion and P@1 of every run to ``history``,
+    measured on the first ``rows`` rows of each space. ``source`` (R, n_s, d), ``target`` (R, n_t, d)."""
+    m = min(rows, source.shape[1], target.shape[1])
+    mapped = source[:, :m] @ w
+    discriminator.eval()
+    said_source = discriminator(torch.cat([mapped, target[:, :m]], 1)) > 0  # (R, 2m)
+    discriminator.train()
+    is_source = torch.cat([torch.ones(m), torch.zeros(m)]).bool()
     cos = F.normalize(mapped, dim=-1) @ F.normalize(target, dim=-1).transpose(1, 2)  # (R, m, n_t)
     scores = _csls_batched(cos, min(k, *cos.shape[1:]))
     forward, backward = scores.argmax(-1), scores.argmax(-2)  # (R, m), (R, n_t)
-    mutual = backward.gather(1, forward) == torch.arange(cos.shape[1])  # (R, m)
+    mutual = backward.gather(1, forward) == torch.arange(m)  # (R, m)
     best = cos.gather(2, forward[..., None]).squeeze(-1)
-    criterion = (best * mutual).sum(1) / mutual.sum(1).clamp(min=1)
-    if truth is None:
-        return criterion, None
-    known = truth[: cos.shape[1]] >= 0
-    return criterion, (forward[:, known] == truth[: cos.shape[1]][known]).float().mean(1)
+    history.step.append(step)
+    history.maps.append(w.detach().clone())
+    history.discriminator_accuracy.append((said_source == is_source).float().mean(1))
+    history.criterion.append((best * mutual).sum(1) / mutual.sum(1).clamp(min=1))
+    if truth is not None:
+        known = truth[:m] >= 0
+        history.precision.append((forward[:, known] == truth[:m][known]).float().mean(1))
 
 
 def adversarial_alignment(source: torch.Tensor, target: torch.Tensor, *, truth: torch.Tensor | None = None,
@@ -478,24 +508,10 @@ def adversarial_alignment(source: torch.Tensor, target: torch.Tensor, *, truth: 
 
     Returns :class:`AdversarialResult` (maps (R, d, d), history).
     """
-    source_r = _stack("source", source)
-    target_r = _stack("target", target, dim=source_r.shape[2])
-    stacked = {len(a) for a, given in ((source_r, source), (target_r, target)) if given.ndim == 3}
-    if len(stacked) > 1:
-        raise ValueError(f"source, target: expected the same number of stacked spaces, got {sorted(stacked)}")
-    r = stacked.pop() if stacked else (runs or 1)
-    if runs is not None and runs != r:
-        raise ValueError(f"runs: expected {r} (the number of stacked spaces) or None, got {runs!r}")
-    source_r, target_r = source_r.expand(r, -1, -1), target_r.expand(r, -1, -1)
-    d = source_r.shape[2]
-    if truth is not None and (truth.shape != source_r.shape[1:2] or truth.is_floating_point()):
-        raise ValueError(f"truth: expected an integer tensor of shape ({source_r.shape[1]},), got {tuple(truth.shape)}")
-    for name, value in (("steps", steps), ("discriminator_steps", discriminator_steps), ("batch_size", batch_size),
-                        ("record_every", record_every), ("eval_rows", eval_rows)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
-    if not 0 <= smoothing < 0.5:
-        raise ValueError(f"smoothing: expected a label smoothing in [0, 0.5), got {smoothing!r}")
+    source_r, target_r = _check_alignment(source, target, truth, runs, smoothing, steps=steps,
+                                          discriminator_steps=discriminator_steps, batch_size=batch_size,
+                                          record_every=record_every, eval_rows=eval_rows)
+    r, d = len(source_r), source_r.shape[2]
     beta = torch.as_tensor(beta, dtype=source_r.dtype).expand(r).reshape(r, 1, 1)
     scale = d**0.5 / target_r.norm(dim=-1).mean()
     source_r, target_r = source_r * scale, target_r * scale
@@ -508,8 +524,6 @@ def adversarial_alignment(source: torch.Tensor, target: torch.Tensor, *, truth: 
     discriminator_optimizer = torch.optim.SGD(discriminator.parameters(), lr=lr, foreach=True)
     labels = torch.cat([torch.full((batch_size,), 1 - smoothing), torch.full((batch_size,), smoothing)]).expand(r, -1)
     rows = torch.arange(r)[:, None]
-    m = min(eval_rows, source_r.shape[1], target_r.shape[1])
-    held_out = torch.cat([torch.ones(m), torch.zeros(m)]).bool()
 
     def batch() -> tuple[torch.Tensor, torch.Tensor]:  # (R, B, d) source and target rows, drawn independently
         i = torch.randint(source_r.shape[1], (r, batch_size), generator=generator)
@@ -523,19 +537,8 @@ def adversarial_alignment(source: torch.Tensor, target: torch.Tensor, *, truth: 
     with tqdm(total=steps, disable=not progress, desc="adversarial alignment", leave=True) as bar:
         for step in range(steps + 1):
             if step % record_every == 0 or step == steps:
-                with torch.no_grad():
-                    mapped = source_r[:, :m] @ w
-                    discriminator.eval()
-                    said = discriminator(torch.cat([mapped, target_r[:, :m]], 1)) > 0
-                    discriminator.train()
-                    criterion, precision = _evaluate(mapped, target_r, truth, k)
-                history.step.append(step)
-                history.maps.append(w.detach().clone())
-                history.discriminator_accuracy.append((said == held_out).float().mean(1))
-                history.criterion.append(criterion)
-                if precision is not None:
-                    history.precision.append(precision)
-                bar.set_postfix(criterion=f"{criterion.max():.3f}")
+                _record(history, step, w, discriminator, source_r, target_r, truth, eval_rows, k)
+                bar.set_postfix(criterion=f"{history.criterion[-1].max():.3f}")
             if step == steps:
                 break
             for _ in range(discriminator_steps):  # the discriminator learns; the map is held fixed

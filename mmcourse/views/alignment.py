@@ -90,8 +90,8 @@ class AdversarialReplay(View):
     points : how many source points to draw.
 
     ``shown`` holds ``step``, ``precision`` (None without a ground truth), ``criterion``,
-    ``discriminator_accuracy`` and ``offset`` (mean distance, in the picture, between a mapped
-    source point and its partner's position... the target row of the same index).
+    ``discriminator_accuracy`` and ``offset``: the mean distance, in the picture, between each drawn
+    mapped source point and the target point of the same row (its partner in the lesson's spaces).
     """
 
     def __init__(self, source, target, cluster, history, run: int = 0, points: int = 600) -> None:
