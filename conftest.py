@@ -39,3 +39,4 @@ def pytest_runtest_call(item):
     if attempts:
         raise no_network.NetworkAccessError(f"{item.nodeid} tried to use the network:\n{attempts}")
     return result
+

@@ -1,4 +1,5 @@
-"""Every lesson runs in a real JupyterLab in headless Chromium, and its widgets render and respond.
+"""Every lesson runs in a real JupyterLab in headless Chromium, and its widgets render and respond;
+then the course website, built from the lessons executed here, shows every lesson offline.
 
 nbval shows that the code of each notebook runs; this test does what a learner does. It starts
 ``jupyter lab`` on 127.0.0.1 with fresh settings (windowing off so every cell stays in the page,
@@ -8,29 +9,34 @@ as soon as a cell shows an error, with the cell and its error: a claim that fail
 strict mode is such an error), and fails on an error output, a stderr traceback, a widget that did
 not render ("Error displaying widget", "Loading widget...", an error box) or a JavaScript error.
 Then it moves the lesson's first slider (or dropdown) as a learner would, with the keyboard, and
-checks that the output the control drives changes. Screenshots and times go to ``artifacts/browser/`` (ignored by git).
+checks that the output the control drives changes. Screenshots and times go to ``artifacts/browser/``
+(ignored by git); each executed lesson, with its widgets' state, to ``artifacts/executed/``.
 
 Needs Debian's Chromium (``apt-get install chromium``; Playwright's own browser download is not
-used). Without it the test is skipped, except under ``CI=true`` where it fails.
+used), and for the website the pages' scripts that ``scripts/install.sh`` fetches. Without them the
+tests are skipped, except under ``CI=true`` where they fail.
 """
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import unquote, urljoin, urlparse
 
 import pytest
 
 ROOT = Path(__file__).parents[1]
 LESSONS = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.ipynb"))
-pytestmark = pytest.mark.xdist_group("browser")  # one process: the website test then reuses its executed lessons
 ARTIFACTS = ROOT / "artifacts" / "browser"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -269,3 +275,98 @@ def test_lesson_runs_in_jupyterlab_and_widgets_respond(lab, browser, notebook):
         page.evaluate("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
                       " && window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
         page.close()
+
+
+# --- The course website (scripts/build_site.py), built from the lessons executed above ---------------
+#
+# The site build reuses the executed lessons this module saved (artifacts/executed/), so these tests
+# come last in this file and run in the same process (pytest-xdist's --dist loadfile keeps a file's
+# tests together). Every lesson page is opened in Chromium: its title, rendered math (MathJax served
+# by the site), figures, widgets without "Loading widget" or errors, no JavaScript error, no request
+# to any other host than the local server (every such request is blocked and reported), and internal
+# links that resolve.
+
+SITE_DIR = ROOT / "build" / "site"
+
+
+@pytest.fixture(scope="module")
+def site():
+    """Build the site, then serve build/site/ on 127.0.0.1; yields the base URL."""
+    if not (ROOT / "build" / "site-assets" / ".complete").exists():
+        _skip_or_fail("the website's scripts are missing: scripts/install.sh fetches them with npm "
+                      "(bash scripts/site_assets.sh); tests never download")
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_site.py")], capture_output=True,
+                            text=True, timeout=1800)
+    assert result.returncode == 0, f"the site did not build:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(SITE_DIR))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+
+
+def _open_page(browser, url: str):
+    """Open ``url``; block and record every request to another host, and every JavaScript error."""
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    local = urlparse(url).netloc
+    page.outside, page.errors = [], []
+
+    def route(request_route):
+        target = urlparse(request_route.request.url)
+        if target.scheme in ("http", "https") and target.netloc != local:
+            page.outside.append(request_route.request.url)
+            return request_route.abort()
+        return request_route.continue_()
+
+    page.route("**/*", route)
+    page.on("pageerror", lambda err: page.errors.append(str(err)))
+    page.on("console", lambda msg: msg.type == "error" and page.errors.append(msg.text[:300]))
+    page.goto(url, wait_until="networkidle")
+    return page
+
+
+def test_the_index_lists_every_lesson(site, browser):
+    page = _open_page(browser, site + "index.html")
+    links = page.eval_on_selector_all("a[href*='lessons/']", "els => els.map(e => e.getAttribute('href'))")
+    for lesson in LESSONS:
+        assert any(lesson.stem in href for href in links), lesson.stem
+    assert page.outside == [] and page.errors == []
+    page.close()
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_lesson_page_shows_outputs_math_and_widgets_offline(site, browser, lesson):
+    page = _open_page(browser, f"{site}lessons/{lesson.stem}.html")
+    try:
+        assert page.locator("h1").first.inner_text().startswith("Lesson"), "the page has the lesson's title"
+        assert page.locator("img").count() >= 2, "the lesson's figures are on the page"
+        assert page.locator(".cell_output").count() > 5, "the cells' outputs are on the page"
+        source = (SITE_DIR / "lessons" / f"{lesson.stem}.html").read_text()
+        if "\\(" in source or "\\[" in source:
+            page.wait_for_selector("mjx-container", timeout=30_000)  # MathJax, served locally, rendered it
+        if "application/vnd.jupyter.widget-view+json" in source:
+            page.wait_for_selector(".jupyter-widgets", timeout=30_000)
+            page.wait_for_timeout(1000)
+            text = page.inner_text("body")
+            assert "Loading widget" not in text and "Error displaying widget" not in text
+            assert page.locator(".jupyter-widgets-error-widget").count() == 0
+        assert page.outside == [], f"requests to other hosts: {page.outside[:5]}"
+        assert page.errors == [], page.errors[:5]
+        broken = []
+        for href in page.eval_on_selector_all("a[href]", "els => els.map(e => e.getAttribute('href'))"):
+            target = urlparse(urljoin(page.url, href))
+            if target.netloc == urlparse(site).netloc:
+                path = SITE_DIR / unquote(target.path).lstrip("/")
+                if not (path.is_file() or (path / "index.html").is_file()):
+                    broken.append(href)
+        assert broken == [], f"internal links that do not resolve: {broken[:5]}"
+        page.screenshot(path=str(_site_artifact(f"{lesson.stem}.png")), full_page=False)
+    finally:
+        page.close()
+
+
+def _site_artifact(name: str) -> Path:
+    folder = ROOT / "artifacts" / "site"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
