@@ -287,7 +287,7 @@ columns = list(range(7))
 captions = shapes.test["caption"][columns]
 views.generated_rows(shapes, {"real scene": shapes.test["image"][columns],
                               **{m: shapes_run.models[m].generate(None, captions)[0] for m in experiments.MODELS}},
-                     [experiments.describe(c).replace("a ", "", 1).replace(" at the ", "\n") for c in captions])
+                     [views.caption_title(c) for c in captions])
 
 # %%
 caption_to_image = {m: t["caption -> image"] for m, t in tables["shapes"].items()}
@@ -345,7 +345,7 @@ heldout = {m: experiments.heldout_coherence(shapes_run.models[m], shapes, shapes
 print({m: round(c.coherence, 3) for m, c in heldout.items()}, "| chance:", round(heldout["MVAE"].chance, 3))
 captions = experiments.heldout_captions(1)[::3]
 views.generated_rows(shapes, {m: shapes_run.models[m].generate(None, captions)[0] for m in experiments.MODELS},
-                     [experiments.describe(c).replace("a ", "", 1).replace(" at the ", "\n") for c in captions])
+                     [views.caption_title(c) for c in captions])
 
 # %%
 experiments.HELDOUT.check(heldout["MMVAE"].coherence, chance=heldout["MMVAE"].chance)

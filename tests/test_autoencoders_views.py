@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mmcourse.experiments import autoencoders as ex
-from mmcourse.views.autoencoders import LatentExplorer, gaussian_product, generated_rows, three_ways
+from mmcourse.views.autoencoders import LatentExplorer, caption_title, gaussian_product, generated_rows, three_ways
 from mmcourse.views.common import figure
 
 
@@ -23,8 +23,12 @@ def test_the_explorer_decodes_the_point_of_the_sliders(explorer):
     shown = explorer.shown
     x, y = shown["point"]
     assert (x, y) == (explorer.x.value, explorer.y.value) and abs(x - 0.5) < 1e-6 and abs(y + 0.3) < 1e-6
-    code = latent["mean"] + x * latent["components"][0] + y * latent["components"][1]
-    torch.testing.assert_close(torch.tensor(shown["code"]), code)
+    nearest = shown["nearest"]
+    codes, points = latent["codes"]["caption"], latent["points"]["caption"]
+    assert nearest == int((points - torch.tensor([x, y])).pow(2).sum(1).argmin())
+    code = torch.tensor(shown["code"])
+    torch.testing.assert_close(latent["project"](code[None])[0], torch.tensor([x, y]), atol=1e-4, rtol=0)
+    torch.testing.assert_close(code - codes[nearest], (torch.tensor([x, y]) - points[nearest]) @ latent["components"])
     with torch.no_grad():
         caption = explorer.model.decode(code[None])[1][0]
     assert shown["decoded"] == ex.describe(caption)
@@ -52,6 +56,7 @@ def test_the_pictures_draw():
         three_ways(axes)
     with figure(4, 2) as axes:
         gaussian_product(axes[0], [-1.0, 2.0], [1.0, 0.25], with_prior=True)
+    assert caption_title(torch.tensor([1, 0, 2, 8])) == "large red\ntriangle\nbottom right"
     data = ex.shapes_data(seed=1, n_train=5, n_test=4)
     generated_rows(data, {"real": data.test["image"]}, ["a", "b", "c", "d"])
     generated_rows(data, {"real": data.test["caption"]}, ["a", "b", "c", "d"], modality="caption")

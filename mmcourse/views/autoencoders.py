@@ -113,6 +113,12 @@ def _show_output(ax, data, modality: str, x: torch.Tensor, title: str = "") -> N
         show_digit(ax, x, title)
 
 
+def caption_title(tokens: torch.Tensor) -> str:
+    """A caption's four tokens (4,) as a short title on three lines: size and colour, shape, position."""
+    words = describe(tokens).split()  # "a <size> <colour> <shape> at the <position...>"
+    return f"{words[1]} {words[2]}\n{words[3]}\n{' '.join(words[6:])}"
+
+
 def generated_rows(data, rows: dict, titles: list[str], modality: str = "image") -> None:
     """Rows of samples of ``modality``: ``rows = {label: (N, ...) tensor}``, one column per sample,
     the columns titled with ``titles`` (e.g. the conditioning captions) and each row named by its label."""
@@ -160,13 +166,13 @@ def alignment_pitfall(results: dict) -> None:
         axes[0].set_title("training loss: both train happily", fontsize=9)
         axes[0].legend(fontsize=7)
         names = list(results)
-        for k, key in enumerate(("paired", "shuffled")):
+        for k, (key, label) in enumerate((("paired", "real pairs"), ("shuffled", "shuffled pairs"))):
             axes[1].bar([i + (k - 0.5) * 0.35 for i in range(len(names))], [results[n][key] for n in names], 0.35,
-                        label=f"{key} pairs", color=plt.cm.tab10(k))
+                        label=label, color=plt.cm.tab10(k))
         axes[1].set_xticks(range(len(names)), [f"{n} term" for n in names], fontsize=8)
         axes[1].set_ylabel("distance of the two codes", fontsize=8)
         axes[1].set_title("real pairs against shuffled pairs", fontsize=9)
-        axes[1].legend(fontsize=7)
+        axes[1].legend(fontsize=7, loc="upper center")
 
 
 class LatentExplorer(View):
@@ -176,8 +182,10 @@ class LatentExplorer(View):
     from both, drawn on their first two principal components, computed once from the codes of both
     modalities (:func:`~mmcourse.experiments.autoencoders.latent_map`). Scenes are drawn in their
     object's colour with their shape as the marker; digits in one colour each. The two sliders move a
-    point in that plane (it starts near test sample 0): it is mapped back to a code (the mean code
-    plus the two components) and decoded live into both modalities. The two sample sliders pick test
+    point in that plane (it starts near test sample 0); it is decoded live into both modalities. Its
+    code is that of the nearest test code in the plane, moved along the two components to the point:
+    the other D - 2 coordinates come from a real sample, so the decoded point stays among codes the
+    model knows (the mean code would decode to a blur of every scene). The two sample sliders pick test
     samples; their codes (from the "in" modality) are interpolated in 7 steps and decoded into the
     other modality.
 
@@ -186,9 +194,10 @@ class LatentExplorer(View):
     model : a trained model of :mod:`mmcourse.autoencoders` (eval mode).
     data : a :class:`~mmcourse.experiments.autoencoders.Paired` data set.
 
-    ``shown`` holds ``point`` (x, y), ``given`` (the "in" modality), ``code`` (D floats, the decoded
-    point's code), ``decoded`` (the point's decoded caption text or digit image sum), ``samples`` (a, b)
-    and ``path`` (the interpolation's codes, 7 x D).
+    ``shown`` holds ``point`` (x, y), ``given`` (the "in" modality), ``nearest`` (the test sample whose
+    code it starts from), ``code`` (D floats, the decoded point's code), ``decoded`` (the point's
+    decoded caption text, or the sum of its decoded digit image), ``samples`` (a, b) and ``path``
+    (the interpolation's codes, 7 x D).
     """
 
     STEPS = 7
@@ -241,9 +250,11 @@ class LatentExplorer(View):
     def update(self) -> None:
         """Decode the point and the interpolation for the current controls, and redraw."""
         given, first, second = self.given.value, *self.data.modalities
-        code = self.map["mean"] + self.x.value * self.map["components"][0] + self.y.value * self.map["components"][1]
+        codes, points = self.map["codes"][given], self.map["points"][given]
+        target = torch.tensor([self.x.value, self.y.value], dtype=points.dtype)
+        nearest = int((points - target).pow(2).sum(1).argmin())
+        code = codes[nearest] + (target - points[nearest]) @ self.map["components"]  # projects onto the point
         decoded = self.model.decode(code[None])
-        codes = self.map["codes"][given]
         t = torch.linspace(0, 1, self.STEPS)[:, None]
         path = (1 - t) * codes[self.a.value] + t * codes[self.b.value]  # (STEPS, D)
         made = first if given == second else second  # the other modality ("both": the first)
@@ -251,7 +262,7 @@ class LatentExplorer(View):
         path_2d = self.map["project"](path)
         decoded_value = (describe(decoded[1][0]) if self.data.name == "shapes"
                          else round(float(decoded[0].sum()), 4))
-        self.shown = {"point": (self.x.value, self.y.value), "given": given, "code": code.tolist(),
+        self.shown = {"point": (self.x.value, self.y.value), "given": given, "nearest": nearest, "code": code.tolist(),
                       "decoded": decoded_value, "samples": (self.a.value, self.b.value), "path": path.tolist()}
         self.output.clear_output(wait=True)
         with self.output:
@@ -259,7 +270,6 @@ class LatentExplorer(View):
                                             ["path"] * 4], figsize=(10, 6.4),
                                            gridspec_kw={"height_ratios": [1, 1, 0.9]})
             try:
-                points = self.map["points"][given]
                 self._scatter(axes["map"], points)
                 axes["map"].plot(path_2d[:, 0], path_2d[:, 1], "k.-", lw=1, ms=4)
                 axes["map"].plot([self.x.value], [self.y.value], "k*", ms=14, mec="white")
