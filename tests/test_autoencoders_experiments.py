@@ -81,3 +81,10 @@ def test_cca_retrieval_is_lesson_02s_on_the_same_data():
     ours, lesson_02 = ex.cca_retrieval(av), cca.av_digits_retrieval(seed=2, data=av.source)
     assert (ours["reg"], ours["recall1"], ours["recall5"]) == (lesson_02["reg"], lesson_02["recall1"],
                                                                 lesson_02["recall5"])
+
+
+def test_the_running_comparison_entry_is_mvaes_latent_retrieval():
+    (entry,) = ex.speech_to_image_retrieval(seed=1)
+    assert (entry.method, entry.lesson, entry.pairs, entry.labels) == ("MVAE latent", "05", "all", False)
+    r = entry.retrieval
+    assert r.recall_at_5 > r.chance_at_5 and 0.09 < r.chance_at_1 < 0.12  # ten digits, about as many of each
