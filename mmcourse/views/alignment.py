@@ -70,7 +70,7 @@ def _curves(ax, steps, precision, criterion, at: int | None = None, xlabel: str 
             ax.plot([steps[at]], [precision[at]], "o", color=PRECISION_COLOUR, markersize=7)
         twin.plot([steps[at]], [criterion[at]], "s", color=CRITERION_COLOUR, markersize=7)
     lines = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
-    ax.legend(lines, [line.get_label() for line in lines], fontsize=7, loc="center right")
+    ax.legend(lines, [line.get_label() for line in lines], fontsize=7, loc="best", framealpha=0.6)
 
 
 class AdversarialReplay(View):
@@ -125,7 +125,7 @@ class AdversarialReplay(View):
         with self.output, figure(12, 3.4, ncols=3) as axes:
             scatter_clusters(axes[0], self.target2d, colour="0.75", size=5, label="target")
             scatter_clusters(axes[0], mapped2d, self.cluster, size=5, alpha=0.7)
-            axes[0].set_title(f"step {self.slider.value}: mapped source (colours) on target (grey)", fontsize=9)
+            axes[0].set_title(f"step {self.slider.value}: source x W (colour), target (grey)", fontsize=9)
             axes[0].set_xticks([])
             axes[0].set_yticks([])
             _curves(axes[1], self.steps, self.precision, self.criterion, at)
