@@ -25,6 +25,8 @@ nb_ipywidgets_js = {
     "jupyter-widgets-html-manager/dist/embed-amd.js": {"data-jupyter-widgets-cdn": "/", "crossorigin": "anonymous"},
 }
 mathjax_path = "mathjax/es5/tex-chtml.js"
+# After MathJax's configuration, before MathJax: ipywidgets still calls MathJax 2's API (see the file).
+html_js_files = [("mathjax-widgets.js", {"priority": 510})]
 html_static_path = ["_static", "_assets"]  # build_site.py links build/site-assets to _assets
 
 html_theme = "sphinx_book_theme"
