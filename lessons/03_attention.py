@@ -45,6 +45,7 @@ from mmcourse.attention import (
     split_heads,
 )
 from mmcourse.data import ANSWERS, VOCAB
+from mmcourse.data.shapes import RGB
 from mmcourse.experiments import attention as experiments
 from mmcourse.metrics import grounding_accuracy, patch_masks
 from mmcourse.views import attention as views
@@ -69,11 +70,11 @@ with figure(10, 2.6, ncols=4, tight=False) as axes:
 # nearly exact; if it matches several, you get a blend.
 #
 # Here are three objects whose keys describe their shape in two numbers and whose values are their
-# colours (RGB). The query asks "which one is the circle?":
+# colours (RGB, the scene colours of the Shapes data). The query asks "which one is the circle?":
 
 # %%
 keys = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.7, 0.7]])  # circle, square, triangle
-values = torch.tensor([[0.90, 0.15, 0.15], [0.15, 0.75, 0.20], [0.20, 0.35, 0.95]])  # red, green, blue
+values = torch.tensor([RGB["red"], RGB["green"], RGB["blue"]])  # one colour per object
 query = torch.tensor([[3.0, 0.0]])  # "the circle"
 scores = query @ keys.T / math.sqrt(2)  # one score per key, divided by sqrt(d_k), d_k = 2
 weights = torch.softmax(scores, dim=-1)
@@ -90,7 +91,7 @@ print("answer (RGB):", [round(a, 3) for a in answer[0].tolist()])
 # because the triangle's key resembles the circle's:
 
 # %%
-views.soft_lookup(weights[0], values, ["circle", "square", "triangle"])
+views.soft_lookup(weights[0], values, ["circle\n(red)", "square\n(green)", "triangle\n(blue)"])
 
 # %% [markdown]
 # With many queries at once, stack them as the rows of a matrix $Q$ (and the keys and values as
@@ -506,7 +507,8 @@ def buggy_masked_attention(q, k, v, mask):
 exercises.check("masked_attention", buggy_masked_attention)
 
 # %% [markdown]
-# Print `buggy_masked_attention(query, keys, values, torch.tensor([[True, True, False]]))[1].sum(-1)`
+# Print the weights' sums for section 1's query with its third key masked,
+# `buggy_masked_attention(torch.tensor([[3.0, 0.0]]), keys, values, torch.tensor([[True, True, False]]))[1].sum(-1)`,
 # and compare with section 1. Then write a fixed `my_masked_attention(q, k, v, mask)` (`mask` is
 # `True` where a query may attend, broadcastable to `(..., L_q, L_k)`); a query that may attend to
 # nothing must get zero weights and a zero output, not NaN.

@@ -4,10 +4,9 @@ the non-isometry slider, k-occurrence histograms, cross-modal results."""
 from __future__ import annotations
 
 import ipywidgets as widgets
-import matplotlib.pyplot as plt
 import torch
 
-from .common import View, figure, method_bars
+from .common import DIVERGING, View, category_colour, category_marker, figure, method_bars
 
 PRECISION_COLOUR, CRITERION_COLOUR, DISCRIMINATOR_COLOUR = "#0072B2", "#D55E00", "#009E73"  # Okabe-Ito
 
@@ -21,10 +20,18 @@ def principal_axes(points: torch.Tensor, components: int = 2) -> tuple[torch.Ten
 
 def scatter_clusters(ax, points2d: torch.Tensor, cluster: torch.Tensor | None = None, size: float = 4,
                      alpha: float = 0.6, marker: str = "o", colour=None, label: str | None = None) -> None:
-    """A 2-D scatter, coloured by cluster (tab10) unless ``colour`` is given."""
+    """A 2-D scatter, coloured by cluster (the course's colour-blind-safe palette, clusters beyond eight
+    with another marker) unless ``colour`` is given."""
     p = points2d.detach().cpu().numpy()
-    c = colour if colour is not None or cluster is None else plt.cm.tab10(cluster.cpu().numpy() % 10)
-    ax.scatter(p[:, 0], p[:, 1], s=size, alpha=alpha, c=c, marker=marker, label=label, linewidths=0)
+    if colour is not None or cluster is None:
+        ax.scatter(p[:, 0], p[:, 1], s=size, alpha=alpha, c=colour, marker=marker, label=label, linewidths=0)
+        return
+    cluster = cluster.cpu()
+    for i, c in enumerate(cluster.unique().tolist()):
+        at = (cluster == c).numpy()
+        ax.scatter(p[at, 0], p[at, 1], s=size, alpha=alpha, color=category_colour(c),
+                   marker=category_marker(c) if marker == "o" else marker, label=label if i == 0 else None,
+                   linewidths=0)
 
 
 def two_spaces(source2d: torch.Tensor, target2d: torch.Tensor, cluster: torch.Tensor, titles=("space A", "space B")):
@@ -220,7 +227,7 @@ def cross_modal_results(result: dict, names) -> None:
         method_bars(axes[1], {n: result[n]["retrieval"].recall_at_5 for n in names}, first.chance_at_5,
                     "Recall@5", "speech -> image, Recall@5")
         for ax, space in zip(axes[2:], ("image", "audio")):
-            ax.imshow(result["geometry"][space].numpy(), cmap="coolwarm", vmin=-1, vmax=1)
+            ax.imshow(result["geometry"][space].numpy(), cmap=DIVERGING, vmin=-1, vmax=1)
             ax.set_xticks(range(10))
             ax.set_yticks(range(10))
             ax.tick_params(labelsize=6)

@@ -167,7 +167,10 @@ def soft_lookup(weights, values, names: list[str]) -> None:
     the weighted average of the values (RGB colours (K, 3))."""
     answer = weights @ values
     with figure(6, 1.8, ncols=2, tight=False) as axes:
-        axes[0].bar(names, weights.tolist(), color=values.tolist())
+        bars = axes[0].bar(names, weights.tolist(), color=values.tolist())
+        axes[0].bar_label(bars, fmt="%.2f", fontsize=7)  # the numbers, not only the bar heights
+        axes[0].set_ylim(0, 1.15)
+        axes[0].tick_params(labelsize=7)
         axes[0].set_title("weights", fontsize=9)
         axes[1].imshow(answer.reshape(1, 1, 3).numpy())
         axes[1].set_title("answer: the weighted average colour", fontsize=9)

@@ -11,7 +11,7 @@ from ..autoencoders import product_of_experts
 from ..data import COLOURS, DIGIT_NAMES, SHAPES
 from ..data.shapes import RGB
 from ..experiments.autoencoders import COLOUR, SHAPE, describe, latent_map
-from .common import View, figure, show_digit, show_scene, show_spectrogram
+from .common import View, category_colour, category_marker, figure, show_digit, show_scene, show_spectrogram
 
 MARKERS = {"circle": "o", "square": "s", "triangle": "^"}
 
@@ -75,7 +75,7 @@ def gaussian_product(ax, mus, variances, with_prior: bool = False, title: str = 
 
     for i, (m, v) in enumerate(zip(mus, variances)):
         prior = with_prior and i == 0
-        ax.plot(x, density(m, v), ":" if prior else "--", color="0.5" if prior else plt.cm.tab10(i),
+        ax.plot(x, density(m, v), ":" if prior else "--", color="0.5" if prior else category_colour(i),
                 label="prior N(0, 1)" if prior else f"expert N({m:g}, {v:g})")
     m, v = float(product.mu), float(product.logvar.exp())
     ax.plot(x, density(m, v), color="black", lw=2, label=f"product N({m:.2f}, {v:.2f})")
@@ -144,7 +144,7 @@ def coherence_bars(tables: dict, title: str = "") -> None:
             for j, model in enumerate(models):
                 xs = [i + (j - (len(models) - 1) / 2) * width for i in range(len(directions))]
                 values = [table[model][d].coherence for d in directions]
-                ax.bar(xs, values, width, label=model, color=plt.cm.tab10(j))
+                ax.bar(xs, values, width, label=model, color=category_colour(j))
                 ax.hlines([table[model][d].chance for d in directions], [x - width / 2 for x in xs],
                           [x + width / 2 for x in xs], color="0.3", lw=1.5)
             ax.set_xticks(range(len(directions)), directions, fontsize=8)
@@ -168,7 +168,7 @@ def alignment_pitfall(results: dict) -> None:
         names = list(results)
         for k, (key, label) in enumerate((("paired", "real pairs"), ("shuffled", "shuffled pairs"))):
             axes[1].bar([i + (k - 0.5) * 0.35 for i in range(len(names))], [results[n][key] for n in names], 0.35,
-                        label=label, color=plt.cm.tab10(k))
+                        label=label, color=category_colour(k))
         axes[1].set_xticks(range(len(names)), [f"{n} term" for n in names], fontsize=8)
         axes[1].set_ylabel("distance of the two codes", fontsize=8)
         axes[1].set_title("real pairs against shuffled pairs", fontsize=9)
@@ -242,8 +242,8 @@ class LatentExplorer(View):
         else:
             for d in range(10):
                 at = labels == d
-                ax.scatter(points[at, 0], points[at, 1], s=7, color=plt.cm.tab10(d), alpha=0.6,
-                           label=DIGIT_NAMES[d])
+                ax.scatter(points[at, 0], points[at, 1], s=7, color=category_colour(d), marker=category_marker(d),
+                           alpha=0.6, label=DIGIT_NAMES[d])
         ax.legend(fontsize=6, markerscale=1.5, ncol=2, loc="upper right")
 
     @torch.no_grad()

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import ipywidgets as widgets
-import matplotlib.pyplot as plt
 import torch
 
-from .common import View, figure, method_bars, show_digit, show_spectrogram
+from .common import DIVERGING, View, category_colour, category_marker, figure, method_bars, show_digit, show_spectrogram
 
 
 def correlation_bars(ax, values: dict, highlight: int | None = None, title: str = "") -> None:
@@ -33,7 +32,8 @@ def canonical_pair(ax, u: torch.Tensor, v: torch.Tensor, labels: torch.Tensor | 
                    names: list[str] | None = None) -> None:
     """Scatter one canonical pair: the projection of view x (``u``, (N,)) against that of view y (``v``).
 
-    With integer ``labels`` (N,) the points are coloured by class (tab10), with a legend if ``names``.
+    With integer ``labels`` (N,) the points are coloured by class (the course's palette; classes past
+    eight get another marker), with a legend if ``names``.
     """
     u, v = torch.as_tensor(u).cpu().numpy(), torch.as_tensor(v).cpu().numpy()
     if labels is None:
@@ -42,7 +42,8 @@ def canonical_pair(ax, u: torch.Tensor, v: torch.Tensor, labels: torch.Tensor | 
         labels = torch.as_tensor(labels).cpu()
         for c in labels.unique().tolist():
             at = (labels == c).numpy()
-            ax.scatter(u[at], v[at], s=6, alpha=0.7, color=plt.cm.tab10(c % 10), label=names[c] if names else None)
+            ax.scatter(u[at], v[at], s=6, alpha=0.7, color=category_colour(c),
+                       marker=category_marker(c), label=names[c] if names else None)
         if names:
             ax.legend(fontsize=6, markerscale=2, ncol=2)
     ax.set_xlabel("x projection  $w_x^T x$", fontsize=8)
@@ -59,7 +60,7 @@ def two_views_with_directions(axes, x: torch.Tensor, y: torch.Tensor, w_x: torch
     x, y = torch.as_tensor(x).cpu(), torch.as_tensor(y).cpu()
     colour = ((x - x.mean(0)) @ torch.as_tensor(w_x, dtype=x.dtype).cpu()).numpy()
     for ax, data, w, name in ((axes[0], x, w_x, "x"), (axes[1], y, w_y, "y")):
-        ax.scatter(data[:, 0].numpy(), data[:, 1].numpy(), c=colour, cmap="coolwarm", s=6)
+        ax.scatter(data[:, 0].numpy(), data[:, 1].numpy(), c=colour, cmap=DIVERGING, s=6)
         w = torch.as_tensor(w, dtype=data.dtype).cpu()
         w = 2.5 * data.std(0).max() * w / w.norm()
         centre = data.mean(0)

@@ -10,7 +10,17 @@ from IPython.display import Audio, display
 
 from ..data import DIGIT_NAMES, audio_features, corrupt_images
 from ..data.audio import SAMPLE_RATE
-from .common import View, accuracy_curves, figure, method_bars, show_digit, show_scene, show_spectrogram
+from .common import (
+    DIVERGING,
+    View,
+    accuracy_curves,
+    category_colour,
+    figure,
+    method_bars,
+    show_digit,
+    show_scene,
+    show_spectrogram,
+)
 
 
 def fusion_diagram(axes) -> None:
@@ -49,7 +59,7 @@ def tensor_fusion_grid(ax, h1: torch.Tensor, h2: torch.Tensor, title: str = "") 
     b = torch.cat([torch.ones(1), torch.as_tensor(h2, dtype=torch.float32).flatten().cpu()])
     z = torch.outer(a, b)
     limit = float(z.abs().max())
-    ax.imshow(z.numpy(), cmap="coolwarm", vmin=-limit, vmax=limit)
+    ax.imshow(z.numpy(), cmap=DIVERGING, vmin=-limit, vmax=limit)
     ax.add_patch(plt.Rectangle((-0.5, -0.5), len(b), 1, fill=False, edgecolor="black", linewidth=1.5))
     ax.add_patch(plt.Rectangle((-0.5, -0.5), 1, len(a), fill=False, edgecolor="black", linewidth=1.5))
     ax.set_xticks([0, len(b) // 2], ["1", "$h^{(2)}$"], fontsize=8)
@@ -78,7 +88,7 @@ def low_rank_weight(axes, fusion, output: int = 0) -> None:
         panels.append((term, ("" if i == 0 else "+ ") + rf"$\lambda_{i + 1} a_{i + 1} b_{i + 1}^\top$"))
     limit = float(max(p.abs().max() for p, _ in panels))
     for ax, (grid, title) in zip(axes, panels):
-        ax.imshow(grid.numpy(), cmap="coolwarm", vmin=-limit, vmax=limit)
+        ax.imshow(grid.numpy(), cmap=DIVERGING, vmin=-limit, vmax=limit)
         ax.set_xticks([0, grid.shape[1] // 2], ["1", "$h^{(2)}$"], fontsize=8)
         ax.set_yticks([0, grid.shape[0] // 2], ["1", "$h^{(1)}$"], fontsize=8)
         ax.set_title(title, fontsize=9)
@@ -87,7 +97,7 @@ def low_rank_weight(axes, fusion, output: int = 0) -> None:
 def modality_weights(ax, weights, names=("image", "audio"), title: str = "attention weights") -> None:
     """Horizontal bars of one sample's modality weights (they sum to one)."""
     weights = torch.as_tensor(weights).detach().cpu().tolist()
-    ax.barh(range(len(weights)), weights, color=[plt.cm.tab10(i) for i in range(len(weights))])
+    ax.barh(range(len(weights)), weights, color=[category_colour(i) for i in range(len(weights))])
     for i, w in enumerate(weights):
         ax.text(min(w + 0.02, 0.85), i, f"{w:.2f}", va="center", fontsize=8)
     ax.set_yticks(range(len(weights)), list(names), fontsize=8)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import ipywidgets as widgets
-import matplotlib.pyplot as plt
 import torch
 
 from ..data import DIGIT_NAMES
 from ..diagnostics import normal_interval
 from ..experiments.meta import CONDITIONS, few_shot_accuracy, test_sampler
 from ..meta import prototypes
-from .common import View, figure, show_digit, show_scene
+from .common import View, category_colour, figure, show_digit, show_scene
 
 TRAIN_COLOUR, TEST_COLOUR = "#0072B2", "#D55E00"  # Okabe-Ito blue and vermillion
 
@@ -79,7 +78,7 @@ def accuracy_against_shots(grid: dict, title: str = "") -> None:
         for i, n in enumerate(ways):
             shots = sorted(k for m, k in grid if m == n)
             values = [grid[(n, k)] for k in shots]
-            colour = plt.cm.tab10(i)
+            colour = category_colour(i)
             ax.errorbar(shots, [v.estimate for v in values], yerr=[[v.estimate - v.low for v in values],
                                                                    [v.high - v.estimate for v in values]],
                         marker="o", markersize=3, capsize=2, color=colour, label=f"{n}-way")
@@ -102,7 +101,7 @@ def per_class_bars(per_class: dict, title: str = "accuracy on each new digit, 4-
         ax = axes[0]
         for i, name in enumerate(names):
             ax.bar([c + (i - (len(names) - 1) / 2) * width for c in range(len(classes))],
-                   [per_class[name][c] for c in classes], width, label=name, color=plt.cm.tab10(i))
+                   [per_class[name][c] for c in classes], width, label=name, color=category_colour(i))
         ax.set_xticks(range(len(classes)), [DIGIT_NAMES[c] for c in classes], fontsize=8)
         ax.set_ylim(0, 1)
         ax.set_ylabel("accuracy", fontsize=8)
@@ -136,7 +135,8 @@ def weights_by_condition(conditions: torch.Tensor, weights: torch.Tensor, accura
         ax = axes[1]
         names = list(accuracy)
         intervals = [normal_interval(accuracy[n]) for n in names]
-        ax.bar(range(len(names)), [v.estimate for v in intervals], color=[plt.cm.tab10(i) for i in range(len(names))],
+        ax.bar(range(len(names)), [v.estimate for v in intervals],
+               color=[category_colour(i) for i in range(len(names))],
                yerr=[[v.estimate - v.low for v in intervals], [v.high - v.estimate for v in intervals]], capsize=3)
         for i, v in enumerate(intervals):
             ax.text(i, v.high + 0.02, f"{v.estimate:.2f}", ha="center", fontsize=7)
@@ -226,7 +226,7 @@ class FewShotView(View):
         s2, q2, p2 = ((x - centre) @ directions for x in (support, query, protos))
         wrong = torch.cdist(query, protos).argmin(1) != e.query_labels
         for c in range(n):
-            colour = plt.cm.tab10(c)
+            colour = category_colour(c)
             label = DIGIT_NAMES[int(e.classes[c])]
             ax.scatter(*q2[e.query_labels == c].T, marker="x", s=14, color=colour, alpha=0.6)
             ax.scatter(*s2[e.support_labels == c].T, s=22, color=colour, label=label)

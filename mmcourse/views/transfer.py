@@ -9,7 +9,7 @@ import torch
 
 from ..data.shapes import ANSWERS, VOCAB
 from ..transfer import soft_targets
-from .common import View, figure, show_digit, show_scene
+from .common import DIVERGING, View, figure, show_digit, show_scene
 
 SHARED, SEPARATE = "#0072B2", "#E69F00"  # Okabe-Ito blue and orange
 
@@ -141,7 +141,7 @@ def accuracy_grid(ax, grid: dict, temperatures, alphas, reference: float | None 
     values = torch.tensor([[grid[(t, a)] for t in temperatures] for a in alphas])
     centre = reference if reference is not None else float(values.mean())
     spread = max(float((values - centre).abs().max()), 0.01)
-    ax.imshow(values.numpy(), cmap="RdBu", vmin=centre - spread, vmax=centre + spread, origin="lower")
+    ax.imshow(values.numpy(), cmap=DIVERGING, vmin=centre - spread, vmax=centre + spread, origin="lower")
     for i, a in enumerate(alphas):
         for j, t in enumerate(temperatures):
             strong = abs(grid[(t, a)] - centre) > 0.6 * spread  # dark cell: white text
