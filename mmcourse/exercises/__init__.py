@@ -12,6 +12,7 @@ that calls :func:`register`; ``check("name", fn)`` finds them by name.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import math
 import pkgutil
@@ -145,8 +146,11 @@ def check(exercise: str | Exercise, fn: Callable, must_pass: bool = False) -> Ch
     cases = ex.cases()
     for number, case in enumerate(cases, start=1):
         label = f"case {number} of {len(cases)} ({case.description})"
+        # The learner's function gets its own copy of the inputs: one that changes them in place (sets
+        # ``gru.batch_first``, normalises a tensor with ``/=``) must not change what the reference sees.
+        args, kwargs = _copy(case.args), _copy(case.kwargs)
         try:
-            got = fn(*case.args, **case.kwargs)
+            got = fn(*args, **kwargs)
         except NotImplementedError:
             return _report(ex, False, "not done yet: replace `raise NotImplementedError` with your code", must_pass)
         except Exception as err:  # the learner's code failed: say where and how
@@ -155,6 +159,15 @@ def check(exercise: str | Exercise, fn: Callable, must_pass: bool = False) -> Ch
         if problem:
             return _report(ex, False, f"{label}: {problem}", must_pass)
     return _report(ex, True, f"all {len(cases)} cases match the reference", must_pass)
+
+
+def _copy(value):
+    """A deep copy of a case's inputs (tensors, modules, containers); the value itself where one cannot be
+    copied (a tensor in the middle of a graph)."""
+    try:
+        return copy.deepcopy(value)
+    except RuntimeError:
+        return value
 
 
 def _report(ex: Exercise, ok: bool, message: str, must_pass: bool) -> Checked:
