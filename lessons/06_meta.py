@@ -32,6 +32,7 @@
 import inspect
 
 import torch
+from torch.func import functional_call
 
 import mmcourse
 from mmcourse import exercises, verify
@@ -208,10 +209,11 @@ for m in experiments.MODALITIES:
     print(f"{m}: ProtoNet {normal_interval(proto_accuracy[m])}, baseline minus ProtoNet {difference}")
 
 # %% [markdown]
-# Both are tested on the same 300 episodes, so the difference is paired. The plain baseline is as
-# good as the episodically trained ProtoNet, give or take a few points; on other seeds it is often
-# better (`benchmarks/claims.py` runs ten). That is Chen et al.'s point: with six training classes,
-# episodic training has little to add to a well-trained embedding.
+# Both are tested on the same 300 episodes, so the difference is paired: its interval tells you
+# whether this run can separate the two at all. Which one comes out ahead changes from seed to seed,
+# so the lesson claims neither. That is Chen et al.'s point: a well-trained plain embedding is a
+# strong competitor for episodic training, and with six training classes there is little for
+# episodes to add. Whatever method you try, run the plain baseline next to it.
 #
 # How does accuracy change with the number of classes $N$ and of shots $K$? Evaluating is cheap:
 # the meta-test digits are embedded once, and each episode only picks rows and averages them (about
@@ -315,6 +317,56 @@ verify(abs(losses["vmap"] - losses["loop"]).item() < 1e-5 and gap < 1e-5,
        "the vmapped meta-batch gives the per-task loop's loss and meta-gradient", largest_gradient_difference=gap)
 
 # %% [markdown]
+# **Exercise 3 (find the bug).** The loop that most tutorials write computes the inner step with
+# `torch.autograd.grad`. Here is one task's meta-gradient written that way: the gradient, with
+# respect to the initial parameters $\theta$, of the query loss after one inner step. It runs, the
+# shapes are right, and a meta-loss trained with it falls. The check compares it with the
+# package's `maml_loss` differentiated by `torch.func.grad`, on three small tasks: which case
+# passes, and why that one?
+
+# %%
+def buggy_meta_gradient(model, params, support_x, support_y, query_x, query_y, inner_lr):
+    support_loss = torch.nn.functional.cross_entropy(functional_call(model, params, (support_x,)), support_y)
+    g = torch.autograd.grad(support_loss, list(params.values()))
+    adapted = {k: p - inner_lr * g_k for (k, p), g_k in zip(params.items(), g)}
+    query_loss = torch.nn.functional.cross_entropy(functional_call(model, adapted, (query_x,)), query_y)
+    return dict(zip(params, torch.autograd.grad(query_loss, list(params.values()))))
+
+
+exercises.check("meta_gradient", buggy_meta_gradient)
+
+# %% [markdown]
+# Write a fixed `my_meta_gradient` with the same arguments, returning a dict of gradients like
+# `params`. Compare the formula for the meta-gradient above with what this function can see of $g$.
+
+# %%
+def my_meta_gradient(model, params, support_x, support_y, query_x, query_y, inner_lr):
+    # YOUR CODE HERE
+    raise NotImplementedError
+
+
+exercises.check("meta_gradient", my_meta_gradient)
+
+# %% [markdown]
+# <details><summary><b>Hint</b></summary>
+#
+# `torch.autograd.grad` returns gradients that are cut from the graph unless you ask for
+# `create_graph=True`. Without it, $\theta - \alpha g$ changes with $\theta$ as if $g$ were a
+# constant, and the Hessian term of the meta-gradient is lost: first-order MAML by accident.
+# </details>
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+def solution_meta_gradient(model, params, support_x, support_y, query_x, query_y, inner_lr):
+    support_loss = torch.nn.functional.cross_entropy(functional_call(model, params, (support_x,)), support_y)
+    g = torch.autograd.grad(support_loss, list(params.values()), create_graph=True)  # keep g differentiable
+    adapted = {k: p - inner_lr * g_k for (k, p), g_k in zip(params.items(), g)}
+    query_loss = torch.nn.functional.cross_entropy(functional_call(model, adapted, (query_x,)), query_y)
+    return dict(zip(params, torch.autograd.grad(query_loss, list(params.values()))))
+
+
+exercises.check("meta_gradient", solution_meta_gradient, must_pass=True)
+
+# %% [markdown]
 # `tests/test_meta.py` also checks the second-order meta-gradient against finite differences, and
 # the first-order one against the query gradient at the adapted parameters.
 #
@@ -339,9 +391,10 @@ experiments.MAML_BEATS_CHANCE.check(maml["second order"][0].mean().item(),
                                     audio_protonet=proto_accuracy["audio"].mean().item())
 
 # %% [markdown]
-# The meta-test episodes are the ProtoNet's, so you can compare the numbers directly. With this small
-# budget, MAML trails the audio ProtoNet here, and first-order MAML trails second-order MAML
-# (by an amount that varies between seeds, so it is printed, not claimed). A first-order step skips
+# The meta-test episodes are the ProtoNet's, so you can compare the numbers directly: MAML against
+# the audio ProtoNet, first order against second order. The gaps vary between seeds, so they are
+# printed, not claimed; what the lesson checks is that MAML adapts, far above chance, to digits it
+# never saw. A first-order step skips
 # differentiating through the inner gradient, so it costs less; on a network this small the
 # difference in training time is small too.
 #
@@ -393,9 +446,9 @@ gain = {d: per_class["both"][d] - per_class["audio"][d] for d in experiments.MET
 print("gain of both over audio:", {DIGIT_NAMES[d]: round(v, 3) for d, v in gain.items()})
 
 # %% [markdown]
-# The image is weaker than the audio on every digit in this run, yet adding it raises the accuracy on
-# most digits: the two modalities make different errors. Where the audio alone is already very good,
-# the image has little to add. How much fusion adds overall depends on the run (the paired interval
+# Read the bars digit by digit. Where the image alone is weaker than the audio, adding it can still
+# raise the accuracy, because the two modalities make different errors; where the audio alone is
+# already very good, the image has little to add. How much fusion adds overall depends on the run (the paired interval
 # above says how sure this one is); on the seeds we ran it is one to six points at the default
 # corruption, too little to claim.
 #
@@ -450,45 +503,7 @@ experiments.WEIGHTS_FOLLOW_CORRUPTION.check(experiments.weight_gap(fusion))
 # the sum shrinks with it, so equal weights already lean away from it. The predicted weights turn
 # away from whichever modality the support set shows to be corrupted, and the network never saw the
 # digits it is tested on: it learned, across tasks, *how to fuse*.
-#
-# **Exercise 3 (find the bug).** A meta-batch holds $T$ episodes. The weight network gives raw
-# scores of shape $(T, M)$, one per episode and modality, and this function turns them into weights
-# and fuses the $(T, M, Q, N)$ logits. It runs, and the shapes are right:
 
-# %%
-def buggy_fuse(logits, scores):
-    weights = torch.softmax(scores, dim=0)  # (T, M)
-    return torch.einsum("tm,tmqn->tqn", weights, logits)
-
-
-print("shape:", tuple(buggy_fuse(torch.randn(4, 2, 5, 3), torch.randn(4, 2)).shape))
-exercises.check("episode_fusion", buggy_fuse)
-
-# %% [markdown]
-# Write a fixed `my_fuse(logits, scores)`. What should the weights of one episode sum to?
-
-# %%
-def my_fuse(logits, scores):
-    # YOUR CODE HERE
-    raise NotImplementedError
-
-
-exercises.check("episode_fusion", my_fuse)
-
-# %% [markdown]
-# <details><summary><b>Hint</b></summary>
-#
-# Print `torch.softmax(scores, dim=0)` for `scores = torch.tensor([[2.0, -1.0]])`, a batch of one
-# episode. Each row (one episode) should sum to 1 over the modalities.
-# </details>
-
-# %% tags=["solution"] jupyter={"source_hidden": true}
-def solution_fuse(logits, scores):
-    weights = torch.softmax(scores, dim=-1)  # over the modalities of each episode
-    return torch.einsum("tm,tmqn->tqn", weights, logits)
-
-
-exercises.check("episode_fusion", solution_fuse, must_pass=True)
 
 # %% [markdown]
 # ## Summary
@@ -496,12 +511,13 @@ exercises.check("episode_fusion", solution_fuse, must_pass=True)
 # - A few-shot **episode** has an $N$-way $K$-shot support set and a query set; meta-train and
 #   meta-test classes are **disjoint**, and accuracy is reported with a 95% interval over episodes.
 # - A **plain baseline** (a classifier of the training classes, nearest class mean on its features)
-#   is as strong as a ProtoNet here: always run it (Chen et al. 2019).
+#   is a strong competitor for a ProtoNet: always run it (Chen et al. 2019).
 # - **Prototypical Networks** classify by the squared distance to class-mean prototypes and train on
 #   episodes; more shots give better prototypes.
 # - **MAML** learns an initialisation that one gradient step adapts; with `torch.func`
 #   (`functional_call`, `grad`, `vmap`) it is a few lines, second-order by default, first-order by
-#   detaching the inner gradient, and `vmap` runs a meta-batch several times faster than a loop.
+#   detaching the inner gradient (or forgetting `create_graph=True`), and `vmap` runs a meta-batch as
+#   one batched computation instead of a loop over tasks.
 # - With two modalities, fused prototypes help a little; when the reliability of each modality
 #   changes from task to task, **meta-learned fusion** reads it off the support set and weights the
 #   modalities per episode.

@@ -38,18 +38,24 @@ def test_maml_step_exercise(capsys):
     assert not check("maml_inner_step", lambda model, params, x, y, query, lr: functional_call(model, params, (query,)))
 
 
-def test_the_softmax_over_episodes_is_caught_and_explained(capsys):
-    def buggy(logits, scores):
-        return torch.einsum("tm,tmqn->tqn", torch.softmax(scores, dim=0), logits)
+def _meta_gradient(model, params, x, y, qx, qy, lr, create_graph=True):
+    support_loss = F.cross_entropy(functional_call(model, params, (x,)), y)
+    g = torch.autograd.grad(support_loss, list(params.values()), create_graph=create_graph)
+    adapted = {k: p - lr * g_k for (k, p), g_k in zip(params.items(), g)}
+    query_loss = F.cross_entropy(functional_call(model, adapted, (qx,)), qy)
+    return dict(zip(params, torch.autograd.grad(query_loss, list(params.values()))))
 
-    def fixed(logits, scores):
-        return torch.einsum("tm,tmqn->tqn", torch.softmax(scores, dim=1), logits)
 
-    assert not check("episode_fusion", buggy)
+def test_the_first_order_meta_gradient_is_caught_and_explained(capsys):
+    assert not check("meta_gradient", lambda *a: _meta_gradient(*a, create_graph=False))
     out = capsys.readouterr().out
-    assert "case 1 of 4 (one episode, two modalities)" in out and "The bug" not in out
-    assert check("episode_fusion", fixed)
+    assert "case 2 of 3 (a linear model, 2-way 2-shot, inner_lr = 1)" in out and "The bug" not in out
+    assert check("meta_gradient", _meta_gradient)
     out = capsys.readouterr().out
-    assert "all 4 cases match" in out and "The bug: torch.softmax(scores, dim=0)" in out
-    # summing the logits without weights (equal weights of 1) is caught too
-    assert not check("episode_fusion", lambda logits, scores: logits.sum(1))
+    assert "all 3 cases match" in out and "The bug: torch.autograd.grad without create_graph=True" in out
+    # the query gradient at the initial parameters (no inner step at all) is caught too
+    def no_step(model, params, x, y, qx, qy, lr):
+        loss = F.cross_entropy(functional_call(model, params, (qx,)), qy)
+        return dict(zip(params, torch.autograd.grad(loss, list(params.values()))))
+
+    assert not check("meta_gradient", no_step)

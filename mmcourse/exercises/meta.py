@@ -1,5 +1,6 @@
 """Exercises of lesson 06: prototypes and their logits, one MAML inner step with ``torch.func.grad``, and
-per-episode modality weights normalised over the wrong dimension (find the bug)."""
+a meta-gradient that is first-order by accident (find the bug: ``torch.autograd.grad`` without
+``create_graph=True``)."""
 
 from __future__ import annotations
 
@@ -51,7 +52,9 @@ def _maml_cases() -> list[Case]:
     torch.manual_seed(7)  # the models' initial weights
 
     def case(description: str, model: nn.Module, n_way: int, k_shot: int, dim: int, lr: float) -> Case:
-        params = {k: v.detach().clone() for k, v in model.named_parameters()}
+        # parameters that require gradients, as dict(model.named_parameters()) gives them: a step written
+        # with torch.autograd.grad works as well as one written with torch.func.grad
+        params = {k: v.detach().clone().requires_grad_() for k, v in model.named_parameters()}
         y = torch.arange(n_way).repeat_interleave(k_shot)
         return Case(description, (model, params, torch.randn(len(y), dim, generator=g), y,
                                   torch.randn(6, dim, generator=g), lr))
@@ -64,33 +67,41 @@ def _maml_cases() -> list[Case]:
     ]
 
 
-def _reference_fuse(logits: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-    from ..meta import fuse_logits
+def _reference_meta_gradient(model: nn.Module, params: dict, support_x: torch.Tensor, support_y: torch.Tensor,
+                             query_x: torch.Tensor, query_y: torch.Tensor, inner_lr: float) -> dict:
+    from torch.func import grad
 
-    return fuse_logits(logits, torch.softmax(scores, dim=-1))
+    from ..meta import maml_loss
+
+    detached = {k: v.detach() for k, v in params.items()}
+    return grad(lambda p: maml_loss(model, p, (support_x, support_y), (query_x, query_y), F.cross_entropy,
+                                    inner_lr))(detached)
 
 
-def _fuse_cases() -> list[Case]:
+def _meta_gradient_cases() -> list[Case]:
     g = torch.Generator().manual_seed(8)
+    torch.manual_seed(8)  # the models' initial weights
 
-    def case(description: str, episodes: int, modalities: int, scores: torch.Tensor | None = None) -> Case:
-        logits = -10 * torch.rand(episodes, modalities, 5, 3, generator=g)
-        scores = torch.randn(episodes, modalities, generator=g) if scores is None else scores
-        return Case(description, (logits, scores))
+    def case(description: str, model: nn.Module, n_way: int, k_shot: int, dim: int, lr: float) -> Case:
+        params = {k: v.detach().clone().requires_grad_() for k, v in model.named_parameters()}
+        y = torch.arange(n_way).repeat_interleave(k_shot)
+        return Case(description, (model, params, torch.randn(len(y), dim, generator=g), y,
+                                  2 * torch.randn(len(y), dim, generator=g), y, lr))
 
     return [
-        case("one episode, two modalities", 1, 2, torch.tensor([[2.0, -1.0]])),
-        case("one episode that trusts only the audio", 1, 2, torch.tensor([[-20.0, 20.0]])),
-        case("a meta-batch of 4 episodes", 4, 2),
-        case("3 episodes, 3 modalities", 3, 3),
+        case("no inner step (inner_lr = 0)", nn.Linear(3, 2), 2, 2, 3, 0.0),
+        case("a linear model, 2-way 2-shot, inner_lr = 1", nn.Linear(3, 2), 2, 2, 3, 1.0),
+        case("a two-layer perceptron, 3-way 2-shot, inner_lr = 0.5",
+             nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3)), 3, 2, 4, 0.5),
     ]
 
 
 register("prototypical_logits", _reference_prototypical_logits, _prototype_cases)
 register("maml_inner_step", _reference_adapted_scores, _maml_cases)
-register("episode_fusion", _reference_fuse, _fuse_cases, explanation=(
-    "The bug: torch.softmax(scores, dim=0) normalises each modality's scores over the episodes of the "
-    "meta-batch, not each episode's scores over its modalities. The weights of one episode then depended on "
-    "which other episodes shared its batch, and with a single episode (as at meta-test time) every weight was "
-    "exactly 1, whatever the network said: case 1 gives it away. The shapes are right either way, which is "
-    "why the bug survives; the weights belong to the modality dimension, dim=-1 (dim=1 for (T, M) scores)."))
+register("meta_gradient", _reference_meta_gradient, _meta_gradient_cases, explanation=(
+    "The bug: torch.autograd.grad without create_graph=True returns the support gradient g as plain numbers, "
+    "cut from the graph. The adapted parameters theta - alpha g then change with theta as if g were a "
+    "constant, so the meta-gradient loses the -alpha Hessian term: this is first-order MAML, by accident. With inner_lr = 0 "
+    "there is no inner step and the two agree (case 1); with a real step they differ. Nothing else warns "
+    "you: the shapes are right and the meta-loss still falls. Fix: create_graph=True, or torch.func.grad, "
+    "whose result stays differentiable."))
