@@ -533,11 +533,12 @@ for way, accs in late_missing.items():
     print(f"{'term ' + way if way == 'dropped' else way + ' embedding':>15}:", {c: round(a, 3) for c, a in accs.items()})
 
 # %% [markdown]
-# Here the two ways differ little: the constant changes few decisions.
-# Dropping the term is still the principled choice: it is Bayes' combination of the modalities you
+# Compare the two rows: how many decisions the constant changes depends on the run, so the lesson
+# claims no difference between them. Dropping the term is still the principled choice: it is Bayes' combination of the modalities you
 # have, with nothing made up for the one you lack.
 #
-# Why do tensor and low-rank fusion fall so far? With $h^{(2)} = 0$ low-rank fusion's output is
+# Why does low-rank fusion fall so far (the check above prints tensor fusion's shortfall next to
+# it)? With $h^{(2)} = 0$ low-rank fusion's output is
 # $\sum_i \lambda_i ([1, h^{(1)}] W_1^{(i)}) \odot W_2^{(i)}[0] + b$, where $W_2^{(i)}[0]$ is row 0
 # of the audio factor (the row the constant 1 picks): the image's projections, each rescaled by a
 # row that was only ever trained *together with* real audio embeddings on the sphere, never with

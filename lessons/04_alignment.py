@@ -238,10 +238,10 @@ experiments.REFINEMENT_RECOVERS.check(unsupervised["precision"]["refined"],
 views.AdversarialReplay(spaces.source, spaces.target, spaces.cluster, history)
 
 # %% [markdown]
-# The coloured clusters slide onto the grey ones and the criterion climbs with precision@1. The
-# discriminator's accuracy (printed above) jumps early, while the clouds are far apart, then drops
-# well below that peak as the map removes the differences it exploited. The criterion is what you
-# would watch in practice, since precision@1 needs the very dictionary you do not have.
+# The coloured clusters slide onto the grey ones and the criterion climbs with precision@1. Read
+# the discriminator's accuracy in the log above too: while the clouds are far apart it has easy
+# differences to exploit, and the map's job is to remove them. The criterion is what you would
+# watch in practice, since precision@1 needs the very dictionary you do not have.
 #
 # ## 4. Where it breaks
 #
@@ -271,8 +271,9 @@ experiments.CRITERION_TRACKS_PRECISION.check(rank, criterion_isometric=isometry[
                                              criterion_warped=isometry["criterion"][-1])
 
 # %% [markdown]
-# Notice how small the criterion's range is: from about 0.999 to 0.98. On these spaces a
-# criterion below the isometric 0.999 already means "some partners are wrong". Its absolute value
+# Notice how small the criterion's range is: the check above prints its two ends, the rotated copy
+# and the strongest warp. On these spaces a criterion even a little below the rotated copy's
+# already means "some partners are wrong". Its absolute value
 # depends on the spaces, so compare it across maps of the *same* spaces (training steps, settings,
 # restarts), as MUSE does, and distrust a value well below what a rotated copy would give.
 #
@@ -429,9 +430,9 @@ experiments.NO_PAIRS_AT_CHANCE.check(none.recall_at_5 - none.chance_at_5, recall
 # far above chance. Ten pairs, one per digit, already retrieve above chance, though less well:
 # they pin down at most ten of the map's 32 dimensions. Without pairs, the recipe that recovered
 # the synthetic rotation perfectly does no better than chance. Why? Look at the
-# criterion: even the best orthogonal map (all pairs) leaves the mutual neighbours far apart,
-# around 0.86, where the synthetic rotated copy gave 0.999 and the strongest warp of section 4
-# still 0.98. These spaces are not rotated copies of each other:
+# criterion: even the best orthogonal map (all pairs) leaves the mutual neighbours far apart, far
+# below the synthetic rotated copy's (the check prints both). These spaces are not rotated copies
+# of each other:
 
 # %%
 experiments.SPACES_NOT_ISOMETRIC.check(cross["all pairs"]["criterion"],
@@ -489,8 +490,8 @@ gain = experiments.caption_gains(captions)
 experiments.ADVERSARIAL_TERM_NO_HELP.check(max(gain.values()), change_at_weight_0_1=gain[0.1], change_at_weight_1=gain[1.0])
 
 # %% [markdown]
-# The adversarial term does not help here: neither weight raises Recall@5, and the strong one
-# clearly lowers it. With a linear map and bag-of-words targets there is
+# The adversarial term does not help here: neither weight raises Recall@5 (the check prints both
+# changes). With a linear map and bag-of-words targets there is
 # little to sharpen, and the discriminator's "look like a caption" competes with "be this image's
 # caption". Wang et al. use deep networks on both sides and a label-classification loss besides;
 # the lesson here is to measure before you add a loss.
@@ -617,6 +618,7 @@ verify(torch.allclose(torch.linalg.svdvals(fixed), torch.ones(4), atol=1e-4),
        "2,000 fixed steps turn the nearly orthogonal W into an orthogonal one",
        singular_values=[round(v, 4) for v in torch.linalg.svdvals(fixed).tolist()])
 
+# %% [markdown]
 # ## Summary
 #
 # - An orthogonal map turns one embedding space onto another without distorting it. With pairs it
@@ -634,8 +636,8 @@ verify(torch.allclose(torch.linalg.svdvals(fixed), torch.ones(4), atol=1e-4),
 # - Across modalities, separately trained encoders did not share their geometry: Procrustes with
 #   pairs (even ten) retrieves above chance, unsupervised alignment no better than chance. Check the
 #   geometry before you trust an unsupervised map.
-# - An adversarial term on top of regression is not a free gain: here it lowered recall and raised
-#   hubness.
+# - An adversarial term on top of regression is not a free gain: here it did not raise recall at
+#   either weight.
 #
 # **Further reading.**
 # Artetxe, Labaka and Agirre (2018), [*A robust self-learning method for fully unsupervised

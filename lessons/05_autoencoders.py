@@ -498,7 +498,8 @@ exercises.check("sample_and_kl", solution_sample_and_kl, must_pass=True)
 # The negative ELBO of a batch with a Gaussian likelihood of standard deviation `scale` is, per
 # sample, $\sum_{\text{pixels}} (x - \hat x)^2 / (2\,\mathrm{scale}^2)$ (dropping a constant) plus the
 # KL, and then the mean over the batch. The function below, as found in many VAE tutorials, computes
-# something else. The check runs it on three cases: which fail, and why does the first one pass?
+# something else. The check runs it on three cases and stops at the first that fails: which one,
+# and why does the first one pass? (Fix one term and run it again: a later case may fail next.)
 
 # %%
 def buggy_negative_elbo(x, x_mean, mu, logvar, scale=1.0):

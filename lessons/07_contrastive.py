@@ -360,8 +360,8 @@ experiments.AV_RETRIEVES.check(ours[0].retrieval.recall_at_1 / ours[0].retrieval
                                recall_at_1=ours[0].retrieval.recall_at_1, chance=ours[0].retrieval.chance_at_1)
 
 # %% [markdown]
-# The other lessons' methods, each with the fast settings of its own experiments module (a lesson
-# whose module does not provide the comparison yet is left out: the line below says which are in):
+# The other lessons' methods, each with the fast settings of its own experiments module (lessons
+# 02, 04 and 05 each provide `speech_to_image_retrieval`; the line below lists what ran):
 
 # %%
 earlier = [entry for topic in ("cca", "alignment", "autoencoders")

@@ -475,8 +475,9 @@ for t in experiments.TEMPERATURES:
 # %% [markdown]
 # Move the sliders: the soft labels of these images at each temperature, and the test accuracy of
 # the student that was distilled with that $T$ and $\alpha$ (all trained above; nothing trains
-# when you move a slider). $\alpha = 0$ ignores the soft labels and trains on the teacher's
-# pseudo-labels alone, so it is the same student at every $T$.
+# when you move a slider). $\alpha = 0$ ignores the soft labels and trains on hard labels alone
+# (the true ones of the 100 labelled images, the teacher's pseudo-labels for the rest), so it is
+# the same student at every $T$.
 
 # %%
 views.DistillationView(dist.unlabelled["image"][wrong], distillation.teacher_logits[n:][wrong],

@@ -80,3 +80,18 @@ def test_exercises_follow_the_stub_and_solution_convention(script):
             learner = [n for n in re.findall(r"\bmy_\w+", cell.source) if n in stubs.values()]
             assert not learner, f"cell {i} uses the learner's {learner}: {cell.source[:80]}"
     assert stubs and set(stubs) == solved, f"exercises without a solution: {set(stubs) - solved}"
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_prose_is_in_markdown_cells(script):
+    """Headings live in markdown cells: a `# ## Summary` left in a code cell is a comment, invisible as prose,
+    and gone from the student version when that code cell is a solution (mmcourse.instructor removes it)."""
+    import re
+
+    cells = jupytext.read(script).cells
+    summary = re.compile(r"^## Summary", flags=re.MULTILINE)
+    assert any(c.cell_type == "markdown" and summary.search(c.source) for c in cells), "no Summary section"
+    for cell in cells:
+        if cell.cell_type == "code":
+            heading = re.search(r"^# #+ .*", cell.source, flags=re.MULTILINE)
+            assert not heading, f"a heading in a code cell: {heading.group()}"

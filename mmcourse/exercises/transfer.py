@@ -29,7 +29,7 @@ def _distillation_cases() -> list[Case]:
         case("alpha = 0: plain cross-entropy with the labels", 4, 3, 4.0, 0.0),
         case("T = 1, alpha = 0.5, 8 samples of 10 classes", 8, 10, 1.0, 0.5),
         case("T = 4, alpha = 0.9: the soft term needs its factor T^2", 8, 10, 4.0, 0.9),
-        case("T = 10, alpha = 1, one sample: batch mean, not sum", 1, 5, 10.0, 1.0),
+        case("T = 10, alpha = 1, one sample: the KL summed over classes, not averaged", 1, 5, 10.0, 1.0),
     ]
 
 

@@ -441,8 +441,7 @@ def alignment_pitfall(data: Paired, weight: float = 5.0, progress: bool = False)
     For each ("buggy", "correct"): ``history``, ``model``, ``term`` (the trained model's alignment
     term on the real test pairs, mean) and ``term_shuffled`` (on shuffled pairs), ``paired`` and
     ``shuffled`` (mean :func:`~mmcourse.autoencoders.standardized_distance` between the image and the
-    audio code of real and of shuffled test pairs, whatever the model's own term), their ``ratio``
-    (1: the pairing means nothing to the codes),
+    audio code of real and of shuffled test pairs, whatever the model's own term), their
     ``ratio`` = paired / shuffled (1: the pairing means nothing to the codes), and ``retrieval``
     (speech-to-image in the code space).
     """
