@@ -1,8 +1,8 @@
 """For instructors: student versions without solutions that still run, and nbgrader versions that grade.
 
-The student notebooks run top to bottom under nbval in a separate pytest (each exercise check says
-"not done yet"); lesson 00's nbgrader version goes through nbgrader's own generate_assignment and
-autograde: full points for the reference answers, none for the blank release.
+The student notebooks run top to bottom in tests/test_student_notebooks.py (a file of its own, so that
+pytest-xdist can run it next to this one). Lesson 00's nbgrader version goes through nbgrader's own
+generate_assignment and autograde: full points for the reference answers, none for the blank release.
 """
 
 from __future__ import annotations
@@ -47,21 +47,6 @@ def test_student_version_has_no_solution_and_no_pairing(students, lesson):
     text = (students / lesson.name).read_text()
     assert "solution_" not in text and '"solution"' not in text and "jupytext" not in text
     assert "lines_to_next_cell" not in text
-
-
-def test_student_notebooks_run_top_to_bottom(students):
-    """The student versions run under nbval (their checks print "not done yet"), as the lessons do."""
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
-                             "--nbval-current-env", "--nbval-cell-timeout=300", "-o", "addopts=",
-                             "--rootdir", str(students), str(students)],
-                            cwd=students, capture_output=True, text=True, timeout=1800, env=dict(os.environ))
-    assert result.returncode == 0, result.stdout[-4000:]
-    assert f"{sum(1 for c in _code_cells(students))} passed" in result.stdout.splitlines()[-1]
-
-
-def _code_cells(folder: Path):
-    for path in sorted(folder.glob("*.ipynb")):
-        yield from (c for c in nbformat.read(path, 4).cells if c.cell_type == "code")
 
 
 @pytest.fixture(scope="module")
