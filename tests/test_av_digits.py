@@ -64,6 +64,17 @@ def test_images_are_the_sklearn_digits_with_their_labels():
         assert reference[tuple(image.flatten().double().tolist())] == int(label)
 
 
+def test_the_digits_file_reads_as_scikit_learn_loads_it():
+    from sklearn.datasets import load_digits
+
+    from mmcourse.data.av_digits import handwritten_digits
+
+    digits = load_digits()
+    pixels, target = handwritten_digits()
+    assert pixels.shape == (1797, 64) and target.dtype.kind == "i"
+    assert (pixels == digits.data).all() and (target == digits.target).all()
+
+
 def test_shipped_data_is_small_and_decodes():
     from pathlib import Path
 

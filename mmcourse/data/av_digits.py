@@ -15,6 +15,7 @@ imperfect and the pair clearly better (numbers in the docstring of :func:`load_a
 
 from __future__ import annotations
 
+import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
@@ -181,14 +182,28 @@ def load_av_digits(
     return _build(float(image_noise), int(occlusion), float(audio_snr_db), int(seed), tuple(fractions))
 
 
+@lru_cache(maxsize=1)
+def handwritten_digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 1,797 handwritten digits: ``pixels`` (N, 64) in 0..16 and ``target`` (N,) int64.
+
+    The same numbers as ``sklearn.datasets.load_digits()`` (tests/test_av_digits.py compares them),
+    read straight from the file scikit-learn ships: importing scikit-learn itself takes about two
+    seconds, most of a lesson's data loading, and only this file is needed.
+    """
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("the handwritten digits ship with scikit-learn: pip install scikit-learn")
+    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "digits.csv.gz"
+    table = np.loadtxt(path, delimiter=",", dtype=np.float64)
+    return table[:, :-1], table[:, -1].astype(np.int64)
+
+
 @lru_cache(maxsize=2)  # lessons and the running comparison ask for the same data several times
 def _build(image_noise: float, occlusion: int, audio_snr_db: float, seed: int, fractions: tuple):
     """The built-in AV-Digits for checked arguments (see :func:`load_av_digits`), kept for the next call."""
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    images = torch.from_numpy(digits.images).float().div(16.0).unsqueeze(1)  # (N, 1, 8, 8)
-    labels = torch.from_numpy(digits.target)
+    pixels, target = handwritten_digits()
+    images = torch.from_numpy(pixels).float().div(16.0).reshape(-1, 1, 8, 8)  # (N, 1, 8, 8)
+    labels = torch.from_numpy(target)
     clips = spoken_digits()
     voice_of_clip = torch.from_numpy(clips["voice"])
     clip_labels = torch.from_numpy(clips["labels"])
