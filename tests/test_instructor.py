@@ -100,3 +100,25 @@ def test_the_command_names_an_unknown_lesson(capsys):
     with pytest.raises(SystemExit):
         instructor.main(["student", "/tmp/unused", "99"])
     assert "no lesson starts with ['99']" in capsys.readouterr().err
+
+
+GUIDE_SECTIONS = ["## Learning objectives", "## Before the session", "## A 90-minute plan", "## Stop and discuss",
+                  "## Discussion questions (with short answers)", "## Mistakes students make",
+                  "## Shorter or longer sessions"]
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_every_lesson_has_a_lab_guide_whose_links_resolve(lesson):
+    import re
+
+    guides = ROOT / "docs" / "instructors"
+    guide = guides / f"{lesson.stem}.md"
+    assert guide.exists(), f"no lab guide {guide.relative_to(ROOT)}"
+    text = guide.read_text()
+    assert [s for s in GUIDE_SECTIONS if s in text] == GUIDE_SECTIONS, "the guide has every section"
+    assert [text.find(s) for s in GUIDE_SECTIONS] == sorted(text.find(s) for s in GUIDE_SECTIONS), "in this order"
+    assert f"lessons/{lesson.name}" in text, "the guide links its lesson"
+    assert f"({guide.name})" in (guides / "running-a-class.md").read_text(), "running-a-class.md lists it"
+    for target in re.findall(r"\]\(([^)#\s]+)\)", text):
+        if "://" not in target:
+            assert (guide.parent / target).exists(), f"broken link {target}"
