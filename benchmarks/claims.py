@@ -4,6 +4,8 @@
     python benchmarks/claims.py fusion attention      # some topics
     python benchmarks/claims.py --seeds 0-4 --jobs 1  # fewer seeds, one process
     python benchmarks/claims.py --write               # also update the table in benchmarks/README.md
+    python benchmarks/claims.py transfer --merge runs.json --json runs.json --write
+                                                      # rerun one topic; the others' values come from runs.json
 
 A run on another machine is, in effect, another seed, so a lesson claims only what holds on all ten
 seeds with a margin well above the spread between them. For each claim the table gives the worst
@@ -140,6 +142,7 @@ def main() -> int:
     parser.add_argument("--no-variants", action="store_true", help="skip the oneDNN-off and two-thread runs")
     parser.add_argument("--write", action="store_true", help="update the table in benchmarks/README.md")
     parser.add_argument("--json", type=Path, help="also save the raw values there")
+    parser.add_argument("--merge", type=Path, help="the raw values of an earlier run (--json) for the topics not rerun")
     args = parser.parse_args()
     unknown = sorted(set(args.topics) - set(TOPICS))
     if unknown:
@@ -148,10 +151,18 @@ def main() -> int:
     device = args.device if args.device not in (None, "cpu") else None
     start = time.perf_counter()
     runs = run(args.topics, seeds, args.jobs, device, not args.no_variants)
+    if args.merge:  # the earlier run's topics, with the topics just run replaced, in lesson order
+        earlier = json.loads(args.merge.read_text())
+        for key in ("results", "seconds"):
+            merged = {**earlier[key], **runs[key]}
+            runs[key] = {t: merged[t] for t in TOPICS if t in merged}
+        runs["results"] = {t: {v: {int(s): values for s, values in by_seed.items()}  # JSON keys are strings
+                               for v, by_seed in by_variant.items()} for t, by_variant in runs["results"].items()}
     text, weak = table(runs, seeds)
     minutes = (time.perf_counter() - start) / 60
     per_seed = ", ".join(f"{LESSON[t]}: {statistics.median(s):.0f} s" for t, s in runs["seconds"].items() if s)
-    header = (f"Seeds {args.seeds} on {describe_machine(device)}; {args.jobs} processes, {minutes:.0f} min in all; "
+    rerun = f" (this time {', '.join(args.topics)}; the others from an earlier run)" if args.merge else ""
+    header = (f"Seeds {args.seeds} on {describe_machine(device)}; {args.jobs} processes, {minutes:.0f} min{rerun}; "
               f"median time of one seed's experiments: {per_seed}. Robust: every run holds and the worst seed "
               f"is at least {ROBUST_SDS:g} standard deviations (over the seeds) on the right side of the threshold.")
     output = f"{header}\n\n{text}\n"

@@ -415,16 +415,15 @@ print(f"digit named right on the unlabelled pairs: teacher {right['teacher']:.3f
 experiments.TEACHER_HEARS.check(right["teacher"] - right["image only"], **right)
 
 # %% [markdown]
-# The student learns from those labels and sees only images; at the lesson's setting $T = 4$,
-# $\alpha = 0.5$ it beats the same network trained on the 100 labels alone. The interval is a
+# The student learns from those labels and sees only images. At the lesson's setting $T = 4$,
+# $\alpha = 0.5$, does it beat the same network trained on the 100 labels alone? The interval is a
 # paired bootstrap over the test images:
 
 # %%
 key = (experiments.DEFAULT_T, experiments.DEFAULT_ALPHA)
 gain = paired_difference(distillation.correct[key], distillation.correct["baseline"])
-print("distilled minus labels alone:", gain)
-experiments.DISTILLATION_HELPS.check(gain.estimate, distilled=distillation.accuracy(key),
-                                     labels_alone=distillation.accuracy("baseline"))
+print(f"distilled {distillation.accuracy(key):.3f}, labels alone {distillation.accuracy('baseline'):.3f}; "
+      f"distilled minus labels alone: {gain}")
 
 # %% [markdown]
 # Is it the audio, or just more images? Self-training gives the student the same unlabelled images
@@ -433,7 +432,13 @@ experiments.DISTILLATION_HELPS.check(gain.estimate, distilled=distillation.accur
 # %%
 from_audio = paired_difference(distillation.correct[key], distillation.correct["self-trained"])
 print("teacher-distilled minus self-trained:", from_audio)
-experiments.GAIN_FROM_AUDIO.check(from_audio.estimate, self_trained=distillation.accuracy("self-trained"))
+
+# %% [markdown]
+# Read both intervals. The interval covers only which images are in the test set; training has its
+# own randomness (the 100 labelled images, the initial weights), and from seed to seed these two
+# gains vary too much for the course to claim them: on another machine, which acts like another
+# seed, either could come out smaller. The lesson shows them and claims only what held on every
+# seed with room to spare, the teacher's better labels above.
 
 # %% [markdown]
 # Where does the student gain? Per digit, its test gain next to how much more often the teacher
@@ -535,8 +540,10 @@ views.DistillationView(dist.unlabelled["image"][wrong], distillation.teacher_log
 # - **Distillation** trains a student on a teacher's softened probabilities; the factor $T^2$ keeps
 #   the soft term's gradient on the same scale at every temperature.
 # - **Across modalities**, a teacher with a modality the student lacks can label unlabelled pairs
-#   better than the student ever could: the student gains, and a self-training control shows that
-#   the gain comes from the teacher's extra modality, not from the extra images.
+#   better than the student ever could. Whether the student gains, and whether the gain comes from
+#   the teacher's extra modality rather than the extra images, is what the labels-only and
+#   self-training controls measure; read their paired intervals, and rerun with other seeds before
+#   you trust a gain this size.
 #
 # **Try it:** train `experiments.train_multitask(questions.full, uncertainty=True)` and read the
 # learned weights `torch.exp(-model.log_vars)`; which task gets the smallest? Or distil with more

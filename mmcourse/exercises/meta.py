@@ -101,7 +101,7 @@ register("maml_inner_step", _reference_adapted_scores, _maml_cases)
 register("meta_gradient", _reference_meta_gradient, _meta_gradient_cases, explanation=(
     "The bug: torch.autograd.grad without create_graph=True returns the support gradient g as plain numbers, "
     "cut from the graph. The adapted parameters theta - alpha g then change with theta as if g were a "
-    "constant, so the meta-gradient loses the -alpha Hessian term: this is first-order MAML, by accident. With inner_lr = 0 "
-    "there is no inner step and the two agree (case 1); with a real step they differ. Nothing else warns "
-    "you: the shapes are right and the meta-loss still falls. Fix: create_graph=True, or torch.func.grad, "
-    "whose result stays differentiable."))
+    "constant, so the meta-gradient loses the -alpha Hessian term: this is first-order MAML, by accident. "
+    "With inner_lr = 0 there is no inner step and the two agree (case 1); with a real step they differ. "
+    "Nothing else warns you: the shapes are right and the meta-loss still falls. Fix: create_graph=True, or "
+    "torch.func.grad, whose result stays differentiable."))

@@ -11,6 +11,7 @@ so the lesson shows that comparison with its intervals and claims nothing about 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -200,9 +201,11 @@ def teacher_model() -> MultimodalClassifier:
                                 nn.Sequential(nn.ReLU(), nn.Linear(64, 10)))
 
 
-def train_on_labels(model: nn.Module, rows: dict, inputs, seed: int, epochs: int = 40) -> nn.Module:
-    """Train ``model`` on the labelled ``rows`` with cross-entropy (small batches: the rows are few)."""
+def train_on_labels(build: Callable[[], nn.Module], rows: dict, inputs, seed: int, epochs: int = 40) -> nn.Module:
+    """Build a model with ``build()`` after seeding (so its initial weights follow ``seed`` too) and train it
+    on the labelled ``rows`` with cross-entropy (small batches: the rows are few)."""
     seed_everything(seed)
+    model = build()
     fit(model, rows, list(inputs), "label", epochs=epochs, batch_size=32, seed=seed, progress=False)
     return model.cpu().eval()
 
@@ -282,8 +285,8 @@ def distillation_experiment(data: DistillationData, temperatures=TEMPERATURES, a
     With alpha = 0 the soft labels play no part, so that student is trained once and shared by every T.
     """
     seed = data.seed
-    teacher = train_on_labels(teacher_model(), data.labelled, ["image", "audio"], seed)
-    baseline = train_on_labels(image_model(), data.labelled, ["image"], seed)
+    teacher = train_on_labels(teacher_model, data.labelled, ["image", "audio"], seed)
+    baseline = train_on_labels(image_model, data.labelled, ["image"], seed)
     rows = {k: torch.cat([data.labelled[k], data.unlabelled[k]]) for k in ("image", "audio", "label")}
     result = Distillation(data, teacher, baseline, logits_of(teacher, rows, ["image", "audio"]),
                           logits_of(baseline, rows, ["image"]), {})
@@ -319,22 +322,16 @@ def distil_on_labels(data: DistillationData, epochs: int = 8) -> nn.Module:
 
 TEACHER_HEARS = Claim("the teacher labels the unlabelled pairs far better than an image-only model can",
                       "teacher minus image-only accuracy on the unlabelled training pairs", ">=", 0.2)
-DISTILLATION_HELPS = Claim("the student distilled from the teacher beats the same student trained on the labels alone",
-                           "distilled minus labels-only test accuracy (T = 4, alpha = 0.5)", ">=", 0.03)
-GAIN_FROM_AUDIO = Claim("the gain comes from the teacher's audio: the same student distilled from the image-only "
-                        "model instead does worse", "teacher-distilled minus self-trained test accuracy", ">=", 0.02)
+# No claim about the student: distilled minus labels-only test accuracy (T = 4, alpha = 0.5), and distilled minus
+# self-trained, were positive on seeds 0-9, but the worst seed sat only about one standard deviation (over the
+# seeds) above zero, short of the course's rule of two; the lesson prints both with paired bootstrap intervals.
 
 
 def measure_claims(seed: int) -> dict[Claim, float]:
     """Run every experiment of lesson 08 for ``seed``; return the quantity each claim tests."""
     distillation = distillation_experiment(distillation_data(seed))
     right = distillation.labels_right()
-    distilled = distillation.accuracy((DEFAULT_T, DEFAULT_ALPHA))
-    return {
-        TEACHER_HEARS: right["teacher"] - right["image only"],
-        DISTILLATION_HELPS: distilled - distillation.accuracy("baseline"),
-        GAIN_FROM_AUDIO: distilled - distillation.accuracy("self-trained"),
-    }
+    return {TEACHER_HEARS: right["teacher"] - right["image only"]}
 
 
 def per_digit(result: Distillation, key: tuple = (DEFAULT_T, DEFAULT_ALPHA)) -> dict[str, torch.Tensor]:
