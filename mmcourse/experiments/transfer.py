@@ -323,8 +323,8 @@ def distil_on_labels(data: DistillationData, epochs: int = 8) -> nn.Module:
 TEACHER_HEARS = Claim("the teacher labels the unlabelled pairs far better than an image-only model can",
                       "teacher minus image-only accuracy on the unlabelled training pairs", ">=", 0.2)
 # No claim about the student: distilled minus labels-only test accuracy (T = 4, alpha = 0.5), and distilled minus
-# self-trained, were positive on seeds 0-9, but the worst seed sat only about one standard deviation (over the
-# seeds) above zero, short of the course's rule of two; the lesson prints both with paired bootstrap intervals.
+# self-trained, were positive on seeds 0-9, but the worst seed sat only 1.2 and 1.7 standard deviations (over
+# the seeds) above zero, short of the course's rule of two; the lesson prints both with paired bootstrap intervals.
 
 
 def measure_claims(seed: int) -> dict[Claim, float]:
