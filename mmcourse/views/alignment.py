@@ -114,11 +114,7 @@ class AdversarialReplay(View):
         self.accuracy = [float(a[run]) for a in history.discriminator_accuracy]
         self.slider = widgets.SelectionSlider(options=self.steps, value=self.steps[0], description="step",
                                               continuous_update=False)
-        self.output = widgets.Output()
-        self.shown: dict = {}
-        self.slider.observe(lambda _: self.update(), names="value")
-        self.widget = widgets.VBox([self.slider, self.output])
-        self.update()
+        self._lay_out([self.slider], redraw_on=[self.slider])
 
     def update(self) -> None:
         """Map the source with the chosen step's W and redraw."""
@@ -161,11 +157,7 @@ class NonIsometryView(View):
         self.warps = list(result["warps"])
         self.slider = widgets.SelectionSlider(options=self.warps, value=self.warps[0], description="warp",
                                               continuous_update=False)
-        self.output = widgets.Output()
-        self.shown: dict = {}
-        self.slider.observe(lambda _: self.update(), names="value")
-        self.widget = widgets.VBox([self.slider, self.output])
-        self.update()
+        self._lay_out([self.slider], redraw_on=[self.slider])
 
     def update(self) -> None:
         """Show the chosen warp."""

@@ -221,13 +221,8 @@ class LatentExplorer(View):
         n = len(data.test["label"])
         self.a = widgets.IntSlider(0, 0, n - 1, description="sample a", continuous_update=False)
         self.b = widgets.IntSlider(1, 0, n - 1, description="sample b", continuous_update=False)
-        self.output = widgets.Output()
-        self.shown: dict = {}
-        for control in (self.x, self.y, self.given, self.a, self.b):
-            control.observe(lambda _: self.update(), names="value")
-        self.widget = widgets.VBox([widgets.HBox([self.x, self.y, self.given]), widgets.HBox([self.a, self.b]),
-                                    self.output])
-        self.update()
+        self._lay_out([[self.x, self.y, self.given], [self.a, self.b]],
+                      redraw_on=[self.x, self.y, self.given, self.a, self.b])
 
     def _scatter(self, ax, points: torch.Tensor) -> None:
         labels = self.data.test["label"]

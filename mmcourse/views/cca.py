@@ -140,12 +140,7 @@ class CCAExplorer(View):
                                            description="ridge", continuous_update=False)
         self.component = widgets.ToggleButtons(options=[(str(i + 1), i) for i in range(n_components)], value=0,
                                                description="component", style={"button_width": "40px"})
-        self.output = widgets.Output()
-        self.shown: dict = {}
-        self.reg.observe(lambda _: self.update(), names="value")
-        self.component.observe(lambda _: self.update(), names="value")
-        self.widget = widgets.VBox([widgets.HBox([self.reg, self.component]), self.output])
-        self.update()
+        self._lay_out([[self.reg, self.component]], redraw_on=[self.reg, self.component])
 
     def update(self) -> None:
         """Redraw for the current ridge and component."""

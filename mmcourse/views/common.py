@@ -67,6 +67,22 @@ class View:
 
     widget: widgets.Widget
     shown: dict
+    output: widgets.Output
+
+    def update(self) -> None:  # pragma: no cover - every view defines it
+        """Redraw ``output`` for the controls' current values and record it in ``shown``."""
+        raise NotImplementedError
+
+    def _lay_out(self, rows: list, redraw_on=()) -> None:
+        """Stack ``rows`` (a control, or a list of controls side by side) above a new Output, redraw when
+        any control of ``redraw_on`` changes value, and draw once."""
+        self.output = widgets.Output()
+        self.shown = {}
+        for control in redraw_on:
+            control.observe(lambda _: self.update(), names="value")
+        self.widget = widgets.VBox([widgets.HBox(list(r)) if isinstance(r, (list, tuple)) else r for r in rows]
+                                   + [self.output])
+        self.update()
 
     def _ipython_display_(self) -> None:
         display(self.widget)

@@ -149,14 +149,8 @@ class RetrievalBrowser(View):
         self.shape = widgets.Dropdown(options=SHAPES, value="triangle", description="shape")
         self.position = widgets.Dropdown(options=POSITIONS, value="center", description="position")
         self.model = widgets.ToggleButtons(options=list(models), value=next(iter(models)), description="model")
-        self.output = widgets.Output()
-        self.shown: dict = {}
-        controls = (self.size, self.colour, self.shape, self.position, self.model)
-        for control in controls:
-            control.observe(lambda _: self.update(), names="value")
-        self.widget = widgets.VBox([widgets.HBox([self.size, self.colour]), widgets.HBox([self.shape, self.position]),
-                                    self.model, self.output])
-        self.update()
+        self._lay_out([[self.size, self.colour], [self.shape, self.position], self.model],
+                      redraw_on=[self.size, self.colour, self.shape, self.position, self.model])
 
     def query(self) -> torch.Tensor:
         """The object the caption names as (1, 1, 4) attribute indices (shape, colour, size, position)."""

@@ -174,13 +174,8 @@ class FusionRobustnessView(View):
                                                  value=audio_snr_db, description="audio SNR", continuous_update=False)
         self.image_missing = widgets.Checkbox(False, description="no image")
         self.audio_missing = widgets.Checkbox(False, description="no audio")
-        self.output = widgets.Output()
-        self.shown: dict = {}
-        for control in (self.image_noise, self.audio_snr, self.image_missing, self.audio_missing):
-            control.observe(lambda _: self.update(), names="value")
-        self.widget = widgets.VBox([widgets.HBox([self.image_noise, self.image_missing]),
-                                    widgets.HBox([self.audio_snr, self.audio_missing]), self.output])
-        self.update()
+        self._lay_out([[self.image_noise, self.image_missing], [self.audio_snr, self.audio_missing]],
+                      redraw_on=[self.image_noise, self.audio_snr, self.image_missing, self.audio_missing])
 
     def update(self) -> None:
         """Evaluate every model at the current settings and redraw the bars."""
@@ -225,12 +220,8 @@ class ModalityWeightsView(View):
                                                    description="image noise", continuous_update=False)
         self.audio_snr = widgets.SelectionSlider(options=[(f"{d:g} dB", d) for d in audio_snrs], value=audio_snrs[0],
                                                  description="audio SNR", continuous_update=False)
-        self.output = widgets.Output()
-        self.shown: dict = {}
-        for control in (self.index, self.image_noise, self.audio_snr):
-            control.observe(lambda _: self.update(), names="value")
-        self.widget = widgets.VBox([widgets.HBox([self.index, self.image_noise, self.audio_snr]), self.output])
-        self.update()
+        controls = [self.index, self.image_noise, self.audio_snr]
+        self._lay_out([controls], redraw_on=controls)
 
     def sample(self):
         """The current sample, corrupted: image (1, 1, 8, 8), waveform (1, 6400), spectrogram (1, 1, 32, 40)."""

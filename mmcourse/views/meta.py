@@ -181,12 +181,7 @@ class FewShotView(View):
         self.k_shot = widgets.IntSlider(5, 1, max_shots, description="K-shot", continuous_update=False)
         self.n_way = widgets.IntSlider(ways, 2, ways, description="N-way", continuous_update=False)
         self.modality = widgets.Dropdown(options=["both", "image", "audio"], value="both", description="modality")
-        self.output = widgets.Output()
-        self.shown: dict = {}
-        for control in (self.n_way, self.k_shot, self.modality):
-            control.observe(lambda _: self.update(), names="value")
-        self.widget = widgets.VBox([widgets.HBox([self.k_shot, self.n_way, self.modality]), self.output])
-        self.update()
+        self._lay_out([[self.k_shot, self.n_way, self.modality]], redraw_on=[self.n_way, self.k_shot, self.modality])
 
     def columns(self) -> dict:
         """The embeddings of the chosen modality (or both)."""

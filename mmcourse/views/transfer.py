@@ -191,12 +191,7 @@ class DistillationView(View):
                                                    description="temperature T", continuous_update=False, style=wide)
         self.alpha = widgets.SelectionSlider(options=alphas, value=alphas[-1], description="alpha",
                                              continuous_update=False, style=wide)
-        self.output = widgets.Output()
-        self.shown: dict = {}
-        for control in (self.temperature, self.alpha):
-            control.observe(lambda _: self.update(), names="value")
-        self.widget = widgets.VBox([widgets.HBox([self.temperature, self.alpha]), self.output])
-        self.update()
+        self._lay_out([[self.temperature, self.alpha]], redraw_on=[self.temperature, self.alpha])
 
     def update(self) -> None:
         """Read the student's accuracy at the current settings from the grid and redraw."""
@@ -239,11 +234,7 @@ class MultiTaskView(View):
         self.results = results
         tasks = list(next(iter(results.values())).shared)
         self.task = widgets.Dropdown(options=tasks, value=tasks[0], description="task")
-        self.output = widgets.Output()
-        self.shown: dict = {}
-        self.task.observe(lambda _: self.update(), names="value")
-        self.widget = widgets.VBox([self.task, self.output])
-        self.update()
+        self._lay_out([self.task], redraw_on=[self.task])
 
     def update(self) -> None:
         """Redraw the selected task's accuracies in every regime."""
