@@ -32,6 +32,7 @@ Deep Generative Models, https://arxiv.org/abs/1911.03393
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -165,7 +166,7 @@ def _check_present(present: torch.Tensor | None, modalities: int, batch: int) ->
 
 
 # ----------------------------------------------------------------------------- coders: one per modality
-class Coder(nn.Module):
+class Coder(nn.Module, ABC):
     """Encoder, decoder and likelihood of one modality; subclasses say how to read and write it.
 
     ``features(x)`` (B, hidden) is the encoder's first layer (``x=None`` encodes the all-zero input, which is
@@ -187,11 +188,13 @@ class Coder(nn.Module):
         self.to_gaussian = nn.Linear(hidden, 2 * latent_dim)
         self.decoder = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
 
-    def check(self, x, name: str) -> None:  # pragma: no cover - every subclass defines it
-        raise NotImplementedError
+    @abstractmethod
+    def check(self, x, name: str) -> None:
+        """Raise ``ValueError`` naming ``name`` unless ``x`` is a batch of this modality."""
 
-    def _flat(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def _flat(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's input: ``x`` as (B, in_dim)."""
 
     def features(self, x: torch.Tensor | None, batch: int | None = None) -> torch.Tensor:
         """The encoder's hidden layer (B, hidden); ``x=None`` encodes ``batch`` all-zero inputs."""
@@ -204,8 +207,9 @@ class Coder(nn.Module):
         mu, logvar = self.to_gaussian(self.features(x)).chunk(2, dim=-1)
         return Gaussian(mu, logvar)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The decoder's output for codes ``z`` (B, latent_dim): this modality's likelihood parameters."""
 
 
 class VectorCoder(Coder):

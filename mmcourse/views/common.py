@@ -7,6 +7,7 @@ plots and widgets live in ``mmcourse/views/<topic>.py``.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from contextlib import contextmanager
 
 import ipywidgets as widgets
@@ -58,7 +59,7 @@ def figure(width: float, height: float, ncols: int = 1, nrows: int = 1, tight: b
         plt.close(fig)
 
 
-class View:
+class View(ABC):
     """An interactive view: it displays as its ``widget`` (a box of controls and an Output).
 
     Each view keeps what it currently shows in ``shown`` (a dict of plain values), so that tests
@@ -69,9 +70,9 @@ class View:
     shown: dict
     output: widgets.Output
 
-    def update(self) -> None:  # pragma: no cover - every view defines it
+    @abstractmethod
+    def update(self) -> None:
         """Redraw ``output`` for the controls' current values and record it in ``shown``."""
-        raise NotImplementedError
 
     def _lay_out(self, rows: list, redraw_on=()) -> None:
         """Stack ``rows`` (a control, or a list of controls side by side) above a new Output, redraw when
