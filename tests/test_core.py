@@ -141,6 +141,32 @@ def test_fit_is_deterministic_for_a_seed():
     assert results[0] == results[1]
 
 
+def test_fit_takes_the_steps_of_torchs_own_adam():
+    """fit trains with torch.optim.Adam on shuffled batches: a plain loop over the same batches, with
+    torch's Adam and the same settings, ends at the same weights."""
+    data, seed = _blobs(100), 3
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 3))
+    reference = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 3))
+    reference.load_state_dict(model.state_dict())
+    initial = model[0].weight.detach().clone()
+    fit(model, data, ["x"], epochs=2, batch_size=16, lr=1e-2, weight_decay=1e-3, seed=seed, progress=False,
+        device="cpu")
+    optimizer = torch.optim.Adam(reference.parameters(), lr=1e-2, weight_decay=1e-3, foreach=False)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(2):
+        order = torch.randperm(100, generator=generator)
+        for start in range(0, 100, 16):
+            idx = order[start:start + 16]
+            loss = nn.functional.cross_entropy(reference(data["x"][idx]), data["label"][idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    for ours, theirs in zip(model.parameters(), reference.parameters()):
+        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    assert (model[0].weight - initial).abs().max() > 0.05  # the weights did move
+
+
 def test_fit_accepts_a_dataset_and_before_step():
     from datasets import Dataset
 
