@@ -18,7 +18,7 @@
 # cannot help when the modalities are independent given the label, what happens to each method
 # when a modality gets noisy or disappears, how modality dropout and a learned "missing"
 # embedding make a model hold up, and a task that no single modality can solve. **Time:** about
-# 50 minutes. **Runs on:** a laptop CPU in about half a minute (every model here trains in a
+# 50 minutes. **Runs on:** a laptop CPU in 30 to 45 seconds (every model here trains in a
 # second or two); a GPU is used when there is one.
 #
 # You hear a spoken digit in a noisy street and see a smudged handwritten digit. Each alone is
@@ -425,7 +425,7 @@ results = experiments.train_av_methods(data, methods=["image only", "audio only"
 print(results.table())
 
 # %% [markdown]
-# Then the five fusion models, added to the same results (about 8 seconds on a laptop CPU):
+# Then the five fusion models, added to the same results (about 10 seconds on a laptop CPU):
 
 # %%
 experiments.train_av_methods(data, methods=["early", "late", "attention", "tensor", "low-rank"], into=results)

@@ -224,7 +224,7 @@ verify(n_shared < 0.3 * n_separate, "the shared model has under 30% of the four 
        shared=n_shared, separate=n_separate)
 
 # %% [markdown]
-# First with 400 questions of each type, 8 passes (about 6 seconds for the five models):
+# First with 400 questions of each type, 8 passes (about 8 seconds for the five models):
 
 # %%
 full = experiments.compare_sharing(questions.full, questions.test, epochs=experiments.FULL_EPOCHS, seed=0)
@@ -397,7 +397,7 @@ verify(max(with_t2) / min(with_t2) < 2 and norms[1.0][1] / norms[8.0][1] > 30,
 # $\alpha$ of a small grid. Two controls: the same student distilled from the *image-only* model
 # instead of the teacher (self-training: more images, but no audio), and the same student trained
 # on every training image with its true label (what labelling everything would give). About
-# 6 seconds:
+# 8 seconds:
 
 # %%
 distillation = experiments.distillation_experiment(dist)
