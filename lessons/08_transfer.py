@@ -439,12 +439,12 @@ experiments.SELF_TRAINING_ADDS_LITTLE.check(self_gain.estimate, interval=self_ga
 experiments.GAIN_FROM_AUDIO.check(from_audio.estimate, interval=from_audio)
 
 # %% [markdown]
-# More images alone gain little: the image-only model's pseudo-labels are wrong as often as its
-# accuracy on the unlabelled pairs above says, and the student learns those mistakes back. The
+# More images alone gain little: the image-only model's pseudo-labels carry its own mistakes (see
+# its accuracy on the unlabelled pairs above), and the student learns those mistakes back. The
 # teacher's labels are right far more often, because it hears the digit. Each interval covers only
 # which images are in the test set; training has its own randomness (which 100 images are
-# labelled, the initial weights). These claims held on seeds 0-9 with room to spare
-# (`benchmarks/claims.py`), but the size of each gain moves from seed to seed by a few points.
+# labelled, the initial weights). These claims held on seeds 0-9 with the margin the course asks
+# for (`benchmarks/claims.py`), but how large each gain comes out changes from seed to seed.
 
 # %% [markdown]
 # Where does the student gain? Per digit, its test gain next to how much more often the teacher
