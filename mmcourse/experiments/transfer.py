@@ -162,7 +162,7 @@ def compare_sharing(train: dict, test: dict, epochs: int, seed: int = 0, batch_s
 
 # --------------------------------------------------------------------------- 2. cross-modal distillation
 
-# The images of lessons 00-01 (pixel noise 0.3, a 3-pixel square hidden) and clean audio: the teacher hears
+# The images of lessons 00-01 (pixel noise 0.3, a 3 x 3 square hidden) and clean audio: the teacher hears
 # what the student cannot see.
 IMAGE_NOISE, AUDIO_SNR_DB = 0.3, 30.0
 STUDENT_LR, STUDENT_EPOCHS = 3e-3, 8  # the students' Adam step and passes (at 1e-3 they fell short of converged)
