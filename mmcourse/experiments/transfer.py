@@ -341,11 +341,14 @@ def measure_claims(seed: int) -> dict[Claim, float]:
     """Run every experiment of lesson 08 for ``seed``; return the quantity each claim tests."""
     distillation = distillation_experiment(distillation_data(seed))
     right = distillation.labels_right()
-    key = (DEFAULT_T, DEFAULT_ALPHA)
-    return {TEACHER_HEARS: right["teacher"] - right["image only"],
-            DISTILLATION_HELPS: distillation.accuracy(key) - distillation.accuracy("baseline"),
-            SELF_TRAINING_ADDS_LITTLE: distillation.accuracy("self-trained") - distillation.accuracy("baseline"),
-            GAIN_FROM_AUDIO: distillation.accuracy(key) - distillation.accuracy("self-trained")}
+    distilled, alone, self_trained = (distillation.accuracy(name)
+                                      for name in ((DEFAULT_T, DEFAULT_ALPHA), "baseline", "self-trained"))
+    return {
+        TEACHER_HEARS: right["teacher"] - right["image only"],
+        DISTILLATION_HELPS: distilled - alone,
+        SELF_TRAINING_ADDS_LITTLE: self_trained - alone,
+        GAIN_FROM_AUDIO: distilled - self_trained,
+    }
 
 
 def per_digit(result: Distillation, key: tuple = (DEFAULT_T, DEFAULT_ALPHA)) -> dict[str, torch.Tensor]:
