@@ -6,8 +6,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from mmcourse.encoders import AudioEncoder, ImageEncoder, SceneEncoder
+from mmcourse.encoders import AudioEncoder, ImageEncoder, MaxPool, SceneEncoder
 from mmcourse.fusion import (
     AttentionFusion,
     EarlyFusion,
@@ -245,6 +246,24 @@ def test_check_modalities_without_dims_accepts_any_feature_sizes():
     check_modalities([torch.zeros(2, 3), torch.zeros(2, 5)])
     with pytest.raises(ValueError, match=r"hs\[0\]: expected shape \(B, d\)"):
         check_modalities([torch.zeros(2)])
+
+
+@pytest.mark.parametrize("shape", [(4, 16, 8, 8), (2, 5, 7, 9), (3, 32, 32, 32)])
+def test_max_pool_matches_torch_in_values_and_gradients(shape):
+    # After a ReLU many windows tie at 0, and a scene's plain background gives windows of equal
+    # positive values: both poolings must send each window's gradient to the same (first) maximum.
+    g = torch.Generator().manual_seed(0)
+    x = torch.relu(torch.randn(shape, generator=g))
+    x[..., : shape[2] // 2, :] = 0.7  # a plain region: every window ties
+    grad = torch.randn(shape[0], shape[1], shape[2] // 2, shape[3] // 2, generator=g)
+    outputs = []
+    for pool in (MaxPool(), nn.MaxPool2d(2)):
+        leaf = x.clone().requires_grad_()
+        y = pool(leaf)
+        y.backward(grad)
+        outputs.append((y.detach(), leaf.grad))
+    assert outputs[0][0].is_contiguous()
+    assert torch.equal(outputs[0][0], outputs[1][0]) and torch.equal(outputs[0][1], outputs[1][1])
 
 
 def test_scene_encoder_shapes_and_errors():
