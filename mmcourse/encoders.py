@@ -23,8 +23,8 @@ class MaxPool(nn.Module):
 
     The same values and gradients as ``nn.MaxPool2d(2)`` (both keep the first maximum of each
     window), only faster on a CPU: PyTorch's pooling over the usual (B, C, H, W) layout handles one
-    small map at a time, and took a sixth of lesson 01's training (1.2 ms against 0.3 ms for a batch
-    of 64 x 32 x 8 x 8 on one thread). The result is returned in the usual layout.
+    small map at a time (1.2 ms against 0.3 ms for a batch of 64 x 32 x 8 x 8 on one thread). The
+    result is returned in the usual layout.
 
     Shape: ``x`` (B, C, H, W) -> (B, C, H // 2, W // 2).
     """
