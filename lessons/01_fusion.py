@@ -475,7 +475,7 @@ experiments.NOTHING_TO_GAIN.check(gap.estimate, product=product.float().mean(), 
 
 # %% [markdown]
 # The interval comes from `mmcourse.diagnostics.paired_difference`: it resamples the 360 test
-# pairs (each with its 4 noisy copies) and recomputes the difference on the same rows for both
+# pairs (each with its 8 noisy copies) and recomputes the difference on the same rows for both
 # models, so it shows how much of the difference is luck of the test set. Section 8 builds a
 # task where the answer lives *only* in the interaction.
 #
