@@ -250,8 +250,8 @@ def test_check_modalities_without_dims_accepts_any_feature_sizes():
 
 @pytest.mark.parametrize("shape", [(4, 16, 8, 8), (2, 5, 7, 9), (3, 32, 32, 32)])
 def test_max_pool_matches_torch_in_values_and_gradients(shape):
-    # After a ReLU many windows tie at 0, and a scene's plain background gives windows of equal
-    # positive values: both poolings must send each window's gradient to the same (first) maximum.
+    # After a ReLU many windows tie at 0, and a plain image region gives windows of equal positive
+    # values: both poolings must send each window's gradient to the same (first) maximum.
     g = torch.Generator().manual_seed(0)
     x = torch.relu(torch.randn(shape, generator=g))
     x[..., : shape[2] // 2, :] = 0.7  # a plain region: every window ties

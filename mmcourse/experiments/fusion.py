@@ -49,8 +49,8 @@ AUDIO_SNRS = (20.0, 10.0, 0.0, -10.0, -20.0)  # dB, from clean to drowned
 # training. Intervals resample the clean pairs (each with its copies), not the rows.
 TEST_COPIES = 8
 GRID_COPIES = 2
-# The image encoder's convolutions have 8 and 16 channels here (ImageEncoder's default is 16 and 32): the
-# 8 x 8 digits need no more, and the models train about a quarter faster (benchmarks/README.md).
+# The image encoder's convolutions have 8 and 16 channels here (ImageEncoder's default is 16 and 32): a
+# training step is about a quarter faster, and every claim below still holds (benchmarks/README.md).
 AV_CHANNELS = 8
 
 
