@@ -180,6 +180,10 @@ class DistillationData:
     test: dict
     seed: int
 
+    def training_rows(self, columns) -> dict[str, torch.Tensor]:
+        """Every training pair, the labelled rows first, then the unlabelled ones: {column: (N, ...)}."""
+        return {k: torch.cat([self.labelled[k], self.unlabelled[k]]) for k in columns}
+
 
 def distillation_data(seed: int = 0, labels_per_class: int = 10, image_noise: float = IMAGE_NOISE,
                       audio_snr_db: float = AUDIO_SNR_DB) -> DistillationData:
@@ -234,8 +238,8 @@ def distil(data: DistillationData, teacher_logits: torch.Tensor, temperature: fl
     """
     n = len(data.labelled["label"])
     pseudo = teacher_logits[n:].argmax(1)
-    rows = {"image": torch.cat([data.labelled["image"], data.unlabelled["image"]]),
-            "teacher_logits": teacher_logits, "label": torch.cat([data.labelled["label"], pseudo])}
+    rows = {**data.training_rows(["image"]), "teacher_logits": teacher_logits,
+            "label": torch.cat([data.labelled["label"], pseudo])}
     seed_everything(seed)
     student = image_model()
     fit(student, rows, ["image", "teacher_logits"], "label", step=distillation_step(temperature, alpha),
@@ -293,7 +297,7 @@ def distillation_experiment(data: DistillationData, temperatures=TEMPERATURES, a
     seed = data.seed
     teacher = train_on_labels(teacher_model, data.labelled, ["image", "audio"], seed)
     baseline = train_on_labels(image_model, data.labelled, ["image"], seed)
-    rows = {k: torch.cat([data.labelled[k], data.unlabelled[k]]) for k in ("image", "audio", "label")}
+    rows = data.training_rows(["image", "audio", "label"])
     result = Distillation(data, teacher, baseline, logits_of(teacher, rows, ["image", "audio"]),
                           logits_of(baseline, rows, ["image"]), {})
     hard = None  # the alpha = 0 student: the same at every temperature
@@ -317,7 +321,7 @@ def distillation_experiment(data: DistillationData, temperatures=TEMPERATURES, a
 
 def distil_on_labels(data: DistillationData, epochs: int = STUDENT_EPOCHS) -> nn.Module:
     """The student trained on every training image with its true label: what labelling everything would give."""
-    rows = {k: torch.cat([data.labelled[k], data.unlabelled[k]]) for k in ("image", "label")}
+    rows = data.training_rows(["image", "label"])
     seed_everything(data.seed)
     student = image_model()
     fit(student, rows, ["image"], "label", epochs=epochs, lr=STUDENT_LR, seed=data.seed, progress=False)
