@@ -76,7 +76,7 @@ with figure(10, 1.8, ncols=3) as axes:
 # usable; every image also has a 3x3 occluder at a random place. The test set has AV-Digits'
 # default corruption: pixel noise 0.3, the occluder and audio at 0 dB. There are only 360 test
 # pairs, and an accuracy measured on one draw of their noise moves noticeably with the next draw,
-# so each test pair is corrupted 4 times, independently: more test rows for free, no more
+# so each test pair is corrupted 8 times, independently: more test rows for free, no more
 # training. Building everything takes three or four seconds.
 
 # %%
