@@ -9,7 +9,7 @@ from torch import nn
 
 from mmcourse import evaluate, fit
 from mmcourse.data import DIGIT_NAMES, corrupt_images, load_av_digits, spoken_digits
-from mmcourse.data.audio import add_noise_at_snr, log_mel_spectrogram, mel_filterbank, mu_law_decode
+from mmcourse.data.audio import add_noise_at_snr, log_mel_spectrogram, mel_filterbank, mu_law_decode, voiced_power
 from mmcourse.encoders import AudioEncoder, ImageEncoder
 
 
@@ -107,6 +107,22 @@ def test_noise_is_added_at_the_requested_snr():
         assert torch.allclose(measured, torch.full((4,), snr), atol=0.3)
     assert torch.equal(add_noise_at_snr(wave, math.inf), wave)
 
+
+
+def test_voiced_power_measures_the_non_silent_samples_and_can_be_passed_in():
+    wave = torch.zeros(3, 6400)
+    wave[0, :1000] = 0.5  # power 0.25 over the voiced samples, whatever the padding
+    wave[1, :4000] = -0.2
+    assert torch.allclose(voiced_power(wave), torch.tensor([0.25, 0.04, 0.0]))
+    # Several noisy copies of the same clips: measuring the power once gives the very same noise.
+    clips = torch.randn(5, 6400, generator=torch.Generator().manual_seed(1))
+    power = voiced_power(clips)
+    for snr in (-20.0, 0.0, torch.tensor([-5.0, 0.0, 5.0, 10.0, 20.0])):
+        plain = add_noise_at_snr(clips, snr, torch.Generator().manual_seed(2))
+        known = add_noise_at_snr(clips, snr, torch.Generator().manual_seed(2), power)
+        assert torch.equal(plain, known)
+    with pytest.raises(ValueError, match=r"power: expected one value per clip, shape \(5,\)"):
+        add_noise_at_snr(clips, 0.0, power=power[:3])
 
 def test_log_mel_is_standardised_and_sees_the_right_band():
     t = torch.arange(6400) / 8000

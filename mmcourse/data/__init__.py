@@ -1,6 +1,6 @@
 """Offline multimodal data sets, returned as Hugging Face ``datasets`` objects formatted for torch."""
 
-from .audio import SAMPLE_RATE, add_noise_at_snr, log_mel_spectrogram, mel_filterbank, mu_law_decode
+from .audio import SAMPLE_RATE, add_noise_at_snr, log_mel_spectrogram, mel_filterbank, mu_law_decode, voiced_power
 from .av_digits import (
     DEFAULT_AUDIO_SNR_DB,
     DEFAULT_IMAGE_NOISE,
@@ -17,7 +17,7 @@ from .util import as_tensors
 __all__ = [
     "DEFAULT_AUDIO_SNR_DB", "DEFAULT_IMAGE_NOISE", "DEFAULT_OCCLUSION", "DIGIT_NAMES", "SAMPLE_RATE",
     "add_noise_at_snr", "as_tensors", "audio_features", "corrupt_av", "corrupt_images", "load_av_digits",
-    "log_mel_spectrogram", "mel_filterbank", "mu_law_decode", "spoken_digits",
+    "log_mel_spectrogram", "mel_filterbank", "mu_law_decode", "spoken_digits", "voiced_power",
 ]
 
 from .shapes import (  # noqa: E402

@@ -23,24 +23,41 @@ def mu_law_decode(codes: torch.Tensor, mu: int = 255) -> torch.Tensor:
     return torch.sign(y) * ((1 + mu) ** y.abs() - 1) / mu
 
 
-def add_noise_at_snr(
-    waveform: torch.Tensor, snr_db: float | torch.Tensor, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """Add white Gaussian noise so that signal power / noise power is ``snr_db`` decibels.
+def voiced_power(waveform: torch.Tensor) -> torch.Tensor:
+    """Mean power of each clip over its non-silent samples (``|x| > 1e-3``).
 
-    The signal power is measured on the non-silent samples of each clip, so a short word
-    padded with silence gets the same noise as a long one at the same SNR.
-
-    Shape: ``waveform`` (B, T) -> (B, T). ``snr_db`` is a float or a (B,) tensor;
-    ``math.inf`` means no noise.
+    Shape: ``waveform`` (B, T) -> (B,).
     """
     if waveform.ndim != 2:
         raise ValueError(f"waveform: expected shape (B, T), got {tuple(waveform.shape)}")
+    voiced = waveform.abs() > 1e-3
+    return (waveform.pow(2) * voiced).sum(1) / voiced.sum(1).clamp(min=1)
+
+
+def add_noise_at_snr(
+    waveform: torch.Tensor,
+    snr_db: float | torch.Tensor,
+    generator: torch.Generator | None = None,
+    power: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Add white Gaussian noise so that signal power / noise power is ``snr_db`` decibels.
+
+    The signal power is measured on the non-silent samples of each clip (:func:`voiced_power`),
+    so a short word padded with silence gets the same noise as a long one at the same SNR.
+    ``power`` passes that measurement in when it is already known, for example when the same
+    clean clips get several noisy copies.
+
+    Shape: ``waveform`` (B, T) -> (B, T). ``snr_db`` is a float or a (B,) tensor;
+    ``math.inf`` means no noise. ``power``: (B,), optional.
+    """
+    if waveform.ndim != 2:
+        raise ValueError(f"waveform: expected shape (B, T), got {tuple(waveform.shape)}")
+    if power is not None and tuple(power.shape) != (waveform.shape[0],):
+        raise ValueError(f"power: expected one value per clip, shape ({waveform.shape[0]},), got {tuple(power.shape)}")
     snr = torch.as_tensor(snr_db, dtype=torch.float32).expand(waveform.shape[0])
     if torch.isinf(snr).all():
         return waveform.clone()
-    voiced = waveform.abs() > 1e-3
-    power = (waveform.pow(2) * voiced).sum(1) / voiced.sum(1).clamp(min=1)
+    power = voiced_power(waveform) if power is None else power
     noise_std = torch.sqrt(power / 10 ** (snr / 10))
     noise = torch.randn(waveform.shape, generator=generator)
     return waveform + noise_std[:, None] * noise

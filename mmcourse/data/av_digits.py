@@ -91,28 +91,32 @@ def corrupt_images(
 
 
 def audio_features(
-    waveforms: torch.Tensor, snr_db=np.inf, generator: torch.Generator | None = None
+    waveforms: torch.Tensor, snr_db=np.inf, generator: torch.Generator | None = None,
+    power: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Add noise at ``snr_db`` (a number or one per clip, (B,)) and compute log-mel spectrograms.
 
+    ``power``: the clean clips' :func:`~mmcourse.data.audio.voiced_power` (B,), when already known.
     Shape: (B, 6400) -> noisy waveforms (B, 6400) and spectrograms (B, 1, 32, 40).
     """
-    noisy = add_noise_at_snr(waveforms, snr_db, generator)
+    noisy = add_noise_at_snr(waveforms, snr_db, generator, power)
     # In chunks, to keep the STFT's intermediate tensors (and the kernel's peak memory) small.
     return noisy, torch.cat([log_mel_spectrogram(chunk) for chunk in noisy.split(256)])
 
 
 def corrupt_av(clean: dict, image_noise=DEFAULT_IMAGE_NOISE, audio_snr_db=DEFAULT_AUDIO_SNR_DB,
-               occlusion: int = DEFAULT_OCCLUSION, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+               occlusion: int = DEFAULT_OCCLUSION, generator: torch.Generator | None = None,
+               power: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Corrupt clean AV-Digits rows: pixel noise and an occluder on the images, noise at an SNR on the audio.
 
     ``image_noise`` and ``audio_snr_db`` are numbers or one value per row (N,); the defaults are
-    AV-Digits' default corruption, the one :func:`load_av_digits` applies.
+    AV-Digits' default corruption, the one :func:`load_av_digits` applies. ``power`` (N,): the clips'
+    :func:`~mmcourse.data.audio.voiced_power`, to measure it once for several corrupted copies.
     Shape: ``clean`` {"image": (N, 1, 8, 8), "waveform": (N, 6400), "label": (N,)} ->
     {"image" (N, 1, 8, 8), "audio" (N, 1, 32, 40), "label" (N,)}.
     """
     image = corrupt_images(clean["image"], image_noise, occlusion, generator)
-    _, audio = audio_features(clean["waveform"], audio_snr_db, generator)
+    _, audio = audio_features(clean["waveform"], audio_snr_db, generator, power)
     return {"image": image, "audio": audio, "label": clean["label"]}
 
 

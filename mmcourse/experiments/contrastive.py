@@ -25,7 +25,7 @@ from ..contrastive import (
     PatchSetEncoder,
     zero_shot_classifier,
 )
-from ..data import as_tensors, corrupt_av, load_av_digits, load_shapes
+from ..data import as_tensors, corrupt_av, load_av_digits, load_shapes, voiced_power
 from ..data.shapes import CAPTION_LENGTH, COLOURS, HALF_EXTENT, POSITIONS, SHAPES, SIZES, VOCAB, render
 from ..device import seed_everything
 from ..encoders import AudioEncoder, ImageEncoder
@@ -328,7 +328,8 @@ def av_training_copies(seed: int = 0, copies: int = 4) -> dict[str, torch.Tensor
     clean = as_tensors(load_av_digits(image_noise=0.0, occlusion=0, audio_snr_db=math.inf, seed=seed)["train"],
                        ["image", "waveform", "label"])
     g = torch.Generator().manual_seed(seed)
-    parts = [corrupt_av(clean, generator=g) for _ in range(copies)]
+    power = voiced_power(clean["waveform"])  # measured once for every copy
+    parts = [corrupt_av(clean, generator=g, power=power) for _ in range(copies)]
     return {k: torch.cat([p[k] for p in parts]) for k in ("image", "audio")}
 
 

@@ -24,6 +24,7 @@ from ..data import (
     corrupt_av,
     corrupt_images,
     load_av_digits,
+    voiced_power,
 )
 from ..device import one_thread, seed_everything
 from ..diagnostics import modality_controls, unimodal_baselines
@@ -97,14 +98,15 @@ def sensor_failure_copies(clean: dict, copies: int = 8, failure_rate: float = 1 
     if not 0 <= failure_rate <= 0.5:
         raise ValueError(f"failure_rate: expected a probability in [0, 0.5], got {failure_rate!r}")
     n = len(clean["label"])
+    power = voiced_power(clean["waveform"])  # of the clean clips, measured once for every copy
     parts = []
     for _ in range(copies):  # one copy at a time keeps the noisy waveforms (and the memory) small
         case = torch.multinomial(torch.tensor([1 - 2 * failure_rate, failure_rate, failure_rate]), n,
                                  replacement=True, generator=generator)
         image_noise = torch.where(case == 1, _uniform(1.5, 3.0, n, generator), _uniform(0.0, 0.6, n, generator))
         snr = torch.where(case == 2, _uniform(-30.0, -15.0, n, generator), _uniform(-5.0, 10.0, n, generator))
-        parts.append({**corrupt_av(clean, image_noise, snr, generator=generator), "image_noise": image_noise,
-                      "audio_snr_db": snr})
+        corrupted = corrupt_av(clean, image_noise, snr, generator=generator, power=power)
+        parts.append({**corrupted, "image_noise": image_noise, "audio_snr_db": snr})
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
@@ -135,7 +137,8 @@ def av_data(seed: int = 0, copies: int = 8, failure_rate: float = 1 / 3, test_co
     columns = ["image", "waveform", "label"]
     train = sensor_failure_copies(as_tensors(clean["train"], columns), copies, failure_rate, generator=g)
     clean_test = as_tensors(clean["test"], columns)
-    parts = [corrupt_av(clean_test, generator=g) for _ in range(test_copies)]
+    power = voiced_power(clean_test["waveform"])
+    parts = [corrupt_av(clean_test, generator=g, power=power) for _ in range(test_copies)]
     test = {k: torch.cat([part[k] for part in parts]) for k in parts[0]}
     return AVData(train, test, clean_test, seed, test_copies)
 
@@ -249,7 +252,8 @@ class RobustnessGrid:
         images, waveforms = data.clean_test["image"].repeat(copies, 1, 1, 1), data.clean_test["waveform"]
         self.image_noises, self.audio_snrs, self.copies = tuple(image_noises), tuple(audio_snrs), copies
         self.images = {s: corrupt_images(images, s, DEFAULT_OCCLUSION, g) for s in self.image_noises}
-        self.audio = {d: audio_features(waveforms.repeat(copies, 1), d, g)[1] for d in self.audio_snrs}
+        power = voiced_power(waveforms).repeat(copies)
+        self.audio = {d: audio_features(waveforms.repeat(copies, 1), d, g, power)[1] for d in self.audio_snrs}
         self.labels = data.clean_test["label"].repeat(copies)
         self.image0 = min(self.image_noises, key=lambda s: abs(s - DEFAULT_IMAGE_NOISE))
         self.audio0 = min(self.audio_snrs, key=lambda d: abs(d - DEFAULT_AUDIO_SNR_DB))

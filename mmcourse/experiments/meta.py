@@ -29,6 +29,7 @@ from ..data import (
     corrupt_av,
     corrupt_images,
     load_av_digits,
+    voiced_power,
 )
 from ..device import one_thread, seed_everything
 from ..diagnostics import normal_interval
@@ -351,7 +352,8 @@ def corrupted_embeddings(encoders: dict, clean: dict, seed: int) -> CorruptedEmb
     g = torch.Generator().manual_seed(seed + 7)
     images = [corrupt_images(clean["image"], noise, DEFAULT_OCCLUSION, g)
               for noise in (DEFAULT_IMAGE_NOISE, *IMAGE_NOISES)]
-    audio = [audio_features(clean["waveform"], snr, g)[1] for snr in (DEFAULT_AUDIO_SNR_DB, *AUDIO_SNRS)]
+    power = voiced_power(clean["waveform"])
+    audio = [audio_features(clean["waveform"], snr, g, power)[1] for snr in (DEFAULT_AUDIO_SNR_DB, *AUDIO_SNRS)]
     return CorruptedEmbeddings(torch.stack([embed(encoders["image"], x) for x in images]),
                                torch.stack([embed(encoders["audio"], x) for x in audio]), clean["label"])
 
