@@ -8,7 +8,7 @@ from datasets import Dataset, DatasetDict
 from torch import nn
 
 from mmcourse import evaluate, fit
-from mmcourse.data import DIGIT_NAMES, corrupt_images, load_av_digits, spoken_digits
+from mmcourse.data import DIGIT_NAMES, as_tensors, clean_av_tensors, corrupt_images, load_av_digits, spoken_digits
 from mmcourse.data.audio import add_noise_at_snr, log_mel_spectrogram, mel_filterbank, mu_law_decode, voiced_power
 from mmcourse.encoders import AudioEncoder, ImageEncoder
 
@@ -37,6 +37,18 @@ def test_same_seed_same_data_other_seed_other_data(av):
         assert torch.equal(av["test"][column][:], again["test"][column][:])
     assert not torch.equal(av["test"]["image"][:], other["test"]["image"][:])
 
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_clean_tensors_are_the_clean_loaders_rows(seed):
+    tables = load_av_digits(image_noise=0.0, occlusion=0, audio_snr_db=math.inf, seed=seed)
+    tensors = clean_av_tensors(seed)
+    assert list(tensors) == ["train", "validation", "test"]
+    for split, columns in tensors.items():
+        expected = as_tensors(tables[split], ["image", "waveform", "label"])
+        assert list(columns) == list(expected)
+        for name, values in columns.items():
+            assert values.dtype == expected[name].dtype and torch.equal(values, expected[name]), (split, name)
 
 def test_voices_are_disjoint_across_splits_and_audio_matches_label(av):
     voices = {s: set(av[s]["voice"]) for s in av}

@@ -7,6 +7,7 @@ from .av_digits import (
     DEFAULT_OCCLUSION,
     DIGIT_NAMES,
     audio_features,
+    clean_av_tensors,
     corrupt_av,
     corrupt_images,
     load_av_digits,
@@ -16,8 +17,8 @@ from .util import as_tensors
 
 __all__ = [
     "DEFAULT_AUDIO_SNR_DB", "DEFAULT_IMAGE_NOISE", "DEFAULT_OCCLUSION", "DIGIT_NAMES", "SAMPLE_RATE",
-    "add_noise_at_snr", "as_tensors", "audio_features", "corrupt_av", "corrupt_images", "load_av_digits",
-    "log_mel_spectrogram", "mel_filterbank", "mu_law_decode", "spoken_digits", "voiced_power",
+    "add_noise_at_snr", "as_tensors", "audio_features", "clean_av_tensors", "corrupt_av", "corrupt_images",
+    "load_av_digits", "log_mel_spectrogram", "mel_filterbank", "mu_law_decode", "spoken_digits", "voiced_power",
 ]
 
 from .shapes import (  # noqa: E402

@@ -10,7 +10,6 @@ them on its seed-0 run and :func:`measure_claims` computes their quantities for 
 from __future__ import annotations
 
 import importlib
-import math
 from dataclasses import dataclass
 
 import torch
@@ -25,7 +24,7 @@ from ..contrastive import (
     PatchSetEncoder,
     zero_shot_classifier,
 )
-from ..data import as_tensors, corrupt_av, load_av_digits, load_shapes, voiced_power
+from ..data import as_tensors, clean_av_tensors, corrupt_av, load_av_digits, load_shapes, voiced_power
 from ..data.shapes import CAPTION_LENGTH, COLOURS, HALF_EXTENT, POSITIONS, SHAPES, SIZES, VOCAB, render
 from ..device import seed_everything
 from ..encoders import AudioEncoder, ImageEncoder
@@ -325,8 +324,7 @@ def av_training_copies(seed: int = 0, copies: int = 4) -> dict[str, torch.Tensor
     heart (it matches every training pair and generalises poorly); fresh noise each time prevents that.
     The pairs are those of ``load_av_digits(seed=seed)["train"]``: the same images and clips, clean.
     """
-    clean = as_tensors(load_av_digits(image_noise=0.0, occlusion=0, audio_snr_db=math.inf, seed=seed)["train"],
-                       ["image", "waveform", "label"])
+    clean = clean_av_tensors(seed)["train"]
     g = torch.Generator().manual_seed(seed)
     power = voiced_power(clean["waveform"])  # measured once for every copy
     parts = [corrupt_av(clean, generator=g, power=power) for _ in range(copies)]

@@ -7,7 +7,6 @@ checks it on its seed-0 run, :func:`measure_claims` computes every claimed quant
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -21,9 +20,9 @@ from ..data import (
     DEFAULT_OCCLUSION,
     as_tensors,
     audio_features,
+    clean_av_tensors,
     corrupt_av,
     corrupt_images,
-    load_av_digits,
     voiced_power,
 )
 from ..device import one_thread, seed_everything
@@ -132,11 +131,10 @@ def av_data(seed: int = 0, copies: int = 8, failure_rate: float = 1 / 3, test_co
     and ``test_copies`` copies of the test set at the default noise."""
     if not isinstance(test_copies, int) or test_copies < 1:
         raise ValueError(f"test_copies: expected a positive integer, got {test_copies!r}")
-    clean = load_av_digits(image_noise=0.0, occlusion=0, audio_snr_db=math.inf, seed=seed)
+    clean = clean_av_tensors(seed)
     g = torch.Generator().manual_seed(seed)
-    columns = ["image", "waveform", "label"]
-    train = sensor_failure_copies(as_tensors(clean["train"], columns), copies, failure_rate, generator=g)
-    clean_test = as_tensors(clean["test"], columns)
+    train = sensor_failure_copies(clean["train"], copies, failure_rate, generator=g)
+    clean_test = clean["test"]
     power = voiced_power(clean_test["waveform"])
     parts = [corrupt_av(clean_test, generator=g, power=power) for _ in range(test_copies)]
     test = {k: torch.cat([part[k] for part in parts]) for k in parts[0]}

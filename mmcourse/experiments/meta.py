@@ -10,7 +10,6 @@ validation and test splits: new classes, new handwriting and new voices.
 
 from __future__ import annotations
 
-import math
 import statistics
 import time
 from dataclasses import dataclass
@@ -26,9 +25,9 @@ from ..data import (
     DEFAULT_OCCLUSION,
     as_tensors,
     audio_features,
+    clean_av_tensors,
     corrupt_av,
     corrupt_images,
-    load_av_digits,
     voiced_power,
 )
 from ..device import one_thread, seed_everything
@@ -85,10 +84,10 @@ def _rows_of(columns: dict, classes) -> dict:
 def meta_data(seed: int = 0) -> MetaData:
     """Load AV-Digits once and split it into a meta-train and a meta-test pool of disjoint digits."""
     check_disjoint(META_TRAIN_DIGITS, META_TEST_DIGITS)
-    clean = load_av_digits(image_noise=0.0, occlusion=0, audio_snr_db=math.inf, seed=seed)
+    clean = clean_av_tensors(seed)
     columns = ["image", "waveform", "label"]
-    train = _rows_of(as_tensors(clean["train"], columns), META_TRAIN_DIGITS)
-    held_out = [as_tensors(clean[s], columns) for s in ("validation", "test")]
+    train = _rows_of(clean["train"], META_TRAIN_DIGITS)
+    held_out = [clean[s] for s in ("validation", "test")]
     test = _rows_of({k: torch.cat([h[k] for h in held_out]) for k in columns}, META_TEST_DIGITS)
     g = torch.Generator().manual_seed(seed)
     return MetaData(corrupt_av(train, generator=g), corrupt_av(test, generator=g), train, test, seed)
