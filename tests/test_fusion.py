@@ -1,6 +1,7 @@
 """mmcourse.fusion against independent computations: explicit concatenation, einsum outer products,
 the full low-rank weight built by einsum, softmax weights, and measured dropout rates."""
 
+import copy
 import math
 
 import pytest
@@ -265,6 +266,34 @@ def test_max_pool_matches_torch_in_values_and_gradients(shape):
     assert outputs[0][0].is_contiguous()
     assert torch.equal(outputs[0][0], outputs[1][0]) and torch.equal(outputs[0][1], outputs[1][1])
 
+
+
+@pytest.mark.parametrize("make, shape", [(lambda: ImageEncoder(16, channels=4), (6, 1, 8, 8)),
+                                         (lambda: SceneEncoder(16, channels=4), (6, 3, 32, 32))])
+def test_encoders_pool_before_the_relu_with_the_usual_orders_numbers(make, shape):
+    # The encoders pool before their ReLU to save time; the usual order (ReLU, then pool) must give
+    # the same outputs and gradients bit for bit, also where whole windows are negative or tie at zero.
+    torch.manual_seed(0)
+    encoder = make()
+    usual = copy.deepcopy(encoder)
+    layers = list(usual.net)
+    pools = [i for i, layer in enumerate(layers) if isinstance(layer, (MaxPool, nn.MaxPool2d))]
+    assert pools and all(isinstance(layers[i + 1], nn.ReLU) for i in pools)
+    for i in pools:
+        layers[i], layers[i + 1] = layers[i + 1], layers[i]
+    usual.net = nn.Sequential(*layers)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(shape, generator=g)
+    x[0] = -1.0  # a plain negative image: after the first layers, windows of equal values
+    x[1] = 0.0
+    grad = torch.randn(shape[0], 16, generator=g)
+    results = []
+    for model in (encoder, usual):
+        out = model(x)
+        out.backward(grad)
+        results.append((out.detach(), [p.grad for p in model.parameters()]))
+    assert torch.equal(results[0][0], results[1][0])
+    assert all(torch.equal(a, b) for a, b in zip(results[0][1], results[1][1]))
 
 def test_scene_encoder_shapes_and_errors():
     encoder = SceneEncoder(out_dim=24)
