@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .train import SGD, Adam
+
 
 def _check_points(name: str, a, dim: int | None = None, min_rows: int = 1) -> torch.Tensor:
     """Raise ValueError unless ``a`` is a finite floating-point tensor (n, d) with n >= ``min_rows``
@@ -520,8 +522,8 @@ def adversarial_alignment(source: torch.Tensor, target: torch.Tensor, *, truth: 
     generator = torch.Generator().manual_seed(seed)
     w = nn.Parameter(torch.eye(d, dtype=source_r.dtype).repeat(r, 1, 1))
     discriminator = Discriminator(d, hidden, r, dropout).to(source_r.dtype)
-    map_optimizer = torch.optim.SGD([w], lr=lr)
-    discriminator_optimizer = torch.optim.SGD(discriminator.parameters(), lr=lr, foreach=True)
+    map_optimizer = SGD([w], lr=lr)
+    discriminator_optimizer = SGD(discriminator.parameters(), lr=lr)
     labels = torch.cat([torch.full((batch_size,), 1 - smoothing), torch.full((batch_size,), smoothing)]).expand(r, -1)
     rows = torch.arange(r)[:, None]
 
@@ -598,8 +600,8 @@ def regression_map(x: torch.Tensor, y: torch.Tensor, adversarial_weight: float =
     generator = torch.Generator().manual_seed(seed)
     linear = nn.Linear(x.shape[1], y.shape[1])
     discriminator = Discriminator(y.shape[1], hidden, dropout=dropout)
-    map_optimizer = torch.optim.Adam(linear.parameters(), lr=lr)
-    discriminator_optimizer = torch.optim.Adam(discriminator.parameters(), lr=lr / 3)
+    map_optimizer = Adam(linear.parameters(), lr=lr)
+    discriminator_optimizer = Adam(discriminator.parameters(), lr=lr / 3)
     labels = torch.cat([torch.full((batch_size,), 1 - smoothing), torch.full((batch_size,), smoothing)])[None]
     losses = []
     start = time.perf_counter()

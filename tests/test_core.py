@@ -24,6 +24,7 @@ from mmcourse import (
 from mmcourse.claims import STRICT_VARIABLE
 from mmcourse.data import as_tensors
 from mmcourse.metrics import accuracy
+from mmcourse.train import SGD, Adam
 
 
 def test_device_defaults_and_override(monkeypatch):
@@ -142,8 +143,8 @@ def test_fit_is_deterministic_for_a_seed():
 
 
 def test_fit_takes_the_steps_of_torchs_own_adam():
-    """fit trains with torch.optim.Adam on shuffled batches: a plain loop over the same batches, with
-    torch's Adam and the same settings, ends at the same weights."""
+    """fit trains with Adam on shuffled batches: a plain loop over the same batches, with torch's own
+    Adam and the same settings, ends at the same weights, bit for bit."""
     data, seed = _blobs(100), 3
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 3))
@@ -163,8 +164,63 @@ def test_fit_takes_the_steps_of_torchs_own_adam():
             loss.backward()
             optimizer.step()
     for ours, theirs in zip(model.parameters(), reference.parameters()):
-        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+        assert torch.equal(ours, theirs)
     assert (model[0].weight - initial).abs().max() > 0.05  # the weights did move
+
+
+class _TwoPaths(nn.Module):
+    """A model whose second layer gets a gradient only on some steps (as a learned "missing" embedding)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(3, 4), nn.Linear(3, 4)
+
+    def forward(self, x, use_b):
+        return self.a(x) + (self.b(x) if use_b else 0)
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+def test_adam_takes_the_same_steps_as_torchs(weight_decay):
+    torch.manual_seed(0)
+    ours, theirs = _TwoPaths(), _TwoPaths()
+    theirs.load_state_dict(ours.state_dict())
+    optimizers = [Adam(ours.parameters(), lr=3e-2, weight_decay=weight_decay),
+                  torch.optim.Adam(theirs.parameters(), lr=3e-2, weight_decay=weight_decay, foreach=False)]
+    g = torch.Generator().manual_seed(1)
+    for step in range(30):
+        x, target = torch.randn(8, 3, generator=g), torch.randn(8, 4, generator=g)
+        for model, optimizer in zip((ours, theirs), optimizers):
+            loss = (model(x, use_b=step % 3 == 0) - target).pow(2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    for a, b in zip(ours.parameters(), theirs.parameters()):
+        assert torch.equal(a, b)
+    assert optimizers[0].state[ours.b.weight]["t"] == 10  # b was stepped only when it had a gradient
+
+
+def test_sgd_takes_the_same_steps_as_torchs():
+    torch.manual_seed(0)
+    ours, theirs = nn.Linear(3, 2), nn.Linear(3, 2)
+    theirs.load_state_dict(ours.state_dict())
+    optimizers = [SGD(ours.parameters(), lr=0.1), torch.optim.SGD(theirs.parameters(), lr=0.1)]
+    x = torch.randn(16, 3, generator=torch.Generator().manual_seed(1))
+    for _ in range(20):
+        for model, optimizer in zip((ours, theirs), optimizers):
+            optimizer.zero_grad()
+            model(x).pow(2).sum().backward()
+            optimizer.step()
+    assert torch.equal(ours.weight, theirs.weight) and torch.equal(ours.bias, theirs.bias)
+
+
+def test_optimisers_reject_bad_settings():
+    weight = nn.Parameter(torch.zeros(2))
+    with pytest.raises(ValueError, match="lr, betas, eps, weight_decay: expected lr > 0"):
+        Adam([weight], lr=0.0)
+    with pytest.raises(ValueError, match="params: expected at least one tensor"):
+        Adam([torch.zeros(2)])
+    with pytest.raises(ValueError, match="params, lr: expected tensors that require a gradient and lr > 0"):
+        SGD([weight], lr=-1.0)
 
 
 def test_fit_accepts_a_dataset_and_before_step():
