@@ -18,7 +18,7 @@
 # cannot help when the modalities are independent given the label, what happens to each method
 # when a modality gets noisy or disappears, how modality dropout and a learned "missing"
 # embedding make a model hold up, and a task that no single modality can solve. **Time:** about
-# 50 minutes. **Runs on:** a laptop CPU in 30 to 45 seconds (every model here trains in a
+# 50 minutes. **Runs on:** a laptop CPU in 25 to 40 seconds (every model here trains in a
 # second or two); a GPU is used when there is one.
 #
 # You hear a spoken digit in a noisy street and see a smudged handwritten digit. Each alone is
