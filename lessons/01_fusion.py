@@ -77,7 +77,7 @@ with figure(10, 1.8, ncols=3) as axes:
 # default corruption: pixel noise 0.3, the occluder and audio at 0 dB. There are only 360 test
 # pairs, and an accuracy measured on one draw of their noise moves noticeably with the next draw,
 # so each test pair is corrupted 8 times, independently: more test rows for free, no more
-# training. Building everything takes three or four seconds.
+# training. Building everything takes about two seconds.
 
 # %%
 data = experiments.av_data(seed=0)
@@ -418,14 +418,14 @@ print(experiments.build_av_model("attention"))
 # ## 3. Train and compare
 #
 # Seven models, the same recipe: two passes over the 8 corrupted copies (about 270 steps of Adam),
-# the same seed. First the two unimodal baselines (a few seconds):
+# the same seed. First the two unimodal baselines (a second or two):
 
 # %%
 results = experiments.train_av_methods(data, methods=["image only", "audio only"])
 print(results.table())
 
 # %% [markdown]
-# Then the five fusion models, added to the same results (about 10 seconds on a laptop CPU):
+# Then the five fusion models, added to the same results (7 to 10 seconds on a laptop CPU):
 
 # %%
 experiments.train_av_methods(data, methods=["early", "late", "attention", "tensor", "low-rank"], into=results)
@@ -572,7 +572,7 @@ print("audio:", kept[1][:, 0].int().tolist())
 # %% [markdown]
 # Train low-rank fusion again, the same way but with `modality_dropout=0.5`, once with the zero
 # vector for a dropped modality and once with a learned one (`missing="learned"`), and test the
-# three versions with both modalities, without the image and without the audio (about 4 seconds):
+# three versions with both modalities, without the image and without the audio (about 3 seconds):
 
 # %%
 moddrop = experiments.modality_dropout_experiment(data, "low-rank", p=0.5, baseline=results)
@@ -711,7 +711,7 @@ for i in range(6):
 # the two: "is the red shape in the caption the triangle in the picture?" The fused model trains
 # for 3 passes over 3,000 pairs. The controls, an image-only and a caption-only model
 # (`mmcourse.diagnostics.unimodal_baselines`), train for one pass over 256 pairs, since training
-# cannot help them (about 5 seconds in all).
+# cannot help them (about 4 seconds in all).
 
 # %%
 matching = experiments.caption_matching_experiment(seed=0)

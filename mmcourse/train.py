@@ -76,8 +76,8 @@ class Adam:
     ``torch.optim.Adam``'s operations in its order (its per-parameter path, the one it takes on a
     CPU), so the two give the same weights bit for bit (tests/test_core.py compares them). Why not
     just use it: the first ``torch.optim`` optimiser of a process imports TorchDynamo, which took 1.1 s
-    on an idle 2-core machine and up to 2.6 s on a busy one, more than a lesson's whole training of
-    some models, and its wrappers cost a fifth of a millisecond at every step.
+    on an idle 2-core machine and up to 2.6 s on a busy one (as long as training one of lesson 01's
+    models), and its wrappers cost about a fifth of a millisecond at every step.
     Parameters that get no gradient at a step are left alone, and their step count stays.
     """
 

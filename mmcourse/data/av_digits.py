@@ -202,7 +202,7 @@ def handwritten_digits() -> tuple[np.ndarray, np.ndarray]:
     return table[:, :-1], table[:, -1].astype(np.int64)
 
 
-def _clean_splits(seed: int, fractions: tuple, g: torch.Generator):
+def _clean_splits(fractions: tuple, g: torch.Generator):
     """Pair images and clips split by split, drawing from ``g``: yields (split name, clean images
     (n, 1, 8, 8), clean waveforms (n, 6400), labels (n,), voice of each clip (n,)).
 
@@ -243,7 +243,7 @@ def clean_av_tensors(seed: int = 0, fractions: tuple[float, float, float] = (0.6
     check_fraction("fractions", fractions)
     g = torch.Generator().manual_seed(int(seed))
     return {name: {"image": image, "waveform": waveform, "label": label}
-            for name, image, waveform, label, _ in _clean_splits(int(seed), tuple(fractions), g)}
+            for name, image, waveform, label, _ in _clean_splits(tuple(fractions), g)}
 
 
 @lru_cache(maxsize=2)  # lessons and the running comparison ask for the same data several times
@@ -252,7 +252,7 @@ def _build(image_noise: float, occlusion: int, audio_snr_db: float, seed: int, f
     voice_names = spoken_digits()["voice_names"]
     g = torch.Generator().manual_seed(seed)
     parts = {}
-    for name, clean_images, clean_waves, y, voice in _clean_splits(seed, fractions, g):
+    for name, clean_images, clean_waves, y, voice in _clean_splits(fractions, g):
         image = corrupt_images(clean_images, image_noise, occlusion, g)
         waveform, audio = audio_features(clean_waves, audio_snr_db, g)
         parts[name] = {
