@@ -38,7 +38,6 @@ def test_same_seed_same_data_other_seed_other_data(av):
     assert not torch.equal(av["test"]["image"][:], other["test"]["image"][:])
 
 
-
 @pytest.mark.parametrize("seed", [0, 3])
 def test_clean_tensors_are_the_clean_loaders_rows(seed):
     tables = load_av_digits(image_noise=0.0, occlusion=0, audio_snr_db=math.inf, seed=seed)
@@ -49,6 +48,7 @@ def test_clean_tensors_are_the_clean_loaders_rows(seed):
         assert list(columns) == list(expected)
         for name, values in columns.items():
             assert values.dtype == expected[name].dtype and torch.equal(values, expected[name]), (split, name)
+
 
 def test_voices_are_disjoint_across_splits_and_audio_matches_label(av):
     voices = {s: set(av[s]["voice"]) for s in av}
@@ -120,7 +120,6 @@ def test_noise_is_added_at_the_requested_snr():
     assert torch.equal(add_noise_at_snr(wave, math.inf), wave)
 
 
-
 def test_voiced_power_measures_the_non_silent_samples_and_can_be_passed_in():
     wave = torch.zeros(3, 6400)
     wave[0, :1000] = 0.5  # power 0.25 over the voiced samples, whatever the padding
@@ -135,6 +134,7 @@ def test_voiced_power_measures_the_non_silent_samples_and_can_be_passed_in():
         assert torch.equal(plain, known)
     with pytest.raises(ValueError, match=r"power: expected one value per clip, shape \(5,\)"):
         add_noise_at_snr(clips, 0.0, power=power[:3])
+
 
 def test_log_mel_is_standardised_and_sees_the_right_band():
     t = torch.arange(6400) / 8000

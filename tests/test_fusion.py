@@ -267,7 +267,6 @@ def test_max_pool_matches_torch_in_values_and_gradients(shape):
     assert torch.equal(outputs[0][0], outputs[1][0]) and torch.equal(outputs[0][1], outputs[1][1])
 
 
-
 @pytest.mark.parametrize("make, shape", [(lambda: ImageEncoder(16, channels=4), (6, 1, 8, 8)),
                                          (lambda: SceneEncoder(16, channels=4), (6, 3, 32, 32))])
 def test_encoders_pool_before_the_relu_with_the_usual_orders_numbers(make, shape):
@@ -294,6 +293,7 @@ def test_encoders_pool_before_the_relu_with_the_usual_orders_numbers(make, shape
         results.append((out.detach(), [p.grad for p in model.parameters()]))
     assert torch.equal(results[0][0], results[1][0])
     assert all(torch.equal(a, b) for a, b in zip(results[0][1], results[1][1]))
+
 
 def test_scene_encoder_shapes_and_errors():
     encoder = SceneEncoder(out_dim=24)
