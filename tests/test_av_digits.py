@@ -8,7 +8,16 @@ from datasets import Dataset, DatasetDict
 from torch import nn
 
 from mmcourse import evaluate, fit
-from mmcourse.data import DIGIT_NAMES, as_tensors, clean_av_tensors, corrupt_images, load_av_digits, spoken_digits
+from mmcourse.data import (
+    DIGIT_NAMES,
+    as_tensors,
+    clean_av_tensors,
+    corrupt_av,
+    corrupt_av_copies,
+    corrupt_images,
+    load_av_digits,
+    spoken_digits,
+)
 from mmcourse.data.audio import add_noise_at_snr, log_mel_spectrogram, mel_filterbank, mu_law_decode, voiced_power
 from mmcourse.encoders import AudioEncoder, ImageEncoder
 
@@ -48,6 +57,16 @@ def test_clean_tensors_are_the_clean_loaders_rows(seed):
         assert list(columns) == list(expected)
         for name, values in columns.items():
             assert values.dtype == expected[name].dtype and torch.equal(values, expected[name]), (split, name)
+
+
+def test_corrupted_copies_are_corrupt_av_called_once_per_copy():
+    clean = {k: v[:20] for k, v in clean_av_tensors(0)["test"].items()}
+    copied = corrupt_av_copies(clean, 3, torch.Generator().manual_seed(5))
+    g = torch.Generator().manual_seed(5)
+    one_by_one = [corrupt_av(clean, generator=g) for _ in range(3)]
+    for name in ("image", "audio", "label"):
+        assert torch.equal(copied[name], torch.cat([part[name] for part in one_by_one]))
+    assert not torch.equal(copied["audio"][:20], copied["audio"][20:40])  # each copy gets its own noise
 
 
 def test_voices_are_disjoint_across_splits_and_audio_matches_label(av):

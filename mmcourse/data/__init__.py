@@ -9,6 +9,7 @@ from .av_digits import (
     audio_features,
     clean_av_tensors,
     corrupt_av,
+    corrupt_av_copies,
     corrupt_images,
     load_av_digits,
     spoken_digits,
@@ -17,8 +18,9 @@ from .util import as_tensors
 
 __all__ = [
     "DEFAULT_AUDIO_SNR_DB", "DEFAULT_IMAGE_NOISE", "DEFAULT_OCCLUSION", "DIGIT_NAMES", "SAMPLE_RATE",
-    "add_noise_at_snr", "as_tensors", "audio_features", "clean_av_tensors", "corrupt_av", "corrupt_images",
-    "load_av_digits", "log_mel_spectrogram", "mel_filterbank", "mu_law_decode", "spoken_digits", "voiced_power",
+    "add_noise_at_snr", "as_tensors", "audio_features", "clean_av_tensors", "corrupt_av", "corrupt_av_copies",
+    "corrupt_images", "load_av_digits", "log_mel_spectrogram", "mel_filterbank", "mu_law_decode", "spoken_digits",
+    "voiced_power",
 ]
 
 from .shapes import (  # noqa: E402

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import CLIP_SAMPLES, N_FRAMES, N_MELS, add_noise_at_snr, log_mel_spectrogram, mu_law_decode
+from .audio import CLIP_SAMPLES, N_FRAMES, N_MELS, add_noise_at_snr, log_mel_spectrogram, mu_law_decode, voiced_power
 from .schema import Column, check_columns
 from .util import SPLITS, check_fraction, check_nonnegative, dataset_dict, split_dataset, table
 
@@ -119,6 +119,17 @@ def corrupt_av(clean: dict, image_noise=DEFAULT_IMAGE_NOISE, audio_snr_db=DEFAUL
     _, audio = audio_features(clean["waveform"], audio_snr_db, generator, power)
     return {"image": image, "audio": audio, "label": clean["label"]}
 
+
+
+def corrupt_av_copies(clean: dict, copies: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """``copies`` independently corrupted copies of clean rows at the default corruption (:func:`corrupt_av`),
+    one copy after the other; each clip's power is measured once for all of them.
+
+    Shape: ``clean`` as for :func:`corrupt_av` (N rows) -> {"image", "audio", "label"} with copies * N rows.
+    """
+    power = voiced_power(clean["waveform"])
+    parts = [corrupt_av(clean, generator=generator, power=power) for _ in range(copies)]
+    return {k: torch.cat([part[k] for part in parts]) for k in parts[0]}
 
 def load_av_digits(
     image_noise: float = DEFAULT_IMAGE_NOISE,

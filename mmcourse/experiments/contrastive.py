@@ -24,7 +24,7 @@ from ..contrastive import (
     PatchSetEncoder,
     zero_shot_classifier,
 )
-from ..data import as_tensors, clean_av_tensors, corrupt_av, load_av_digits, load_shapes, voiced_power
+from ..data import as_tensors, clean_av_tensors, corrupt_av_copies, load_av_digits, load_shapes
 from ..data.shapes import CAPTION_LENGTH, COLOURS, HALF_EXTENT, POSITIONS, SHAPES, SIZES, VOCAB, render
 from ..device import seed_everything
 from ..encoders import AudioEncoder, ImageEncoder
@@ -325,10 +325,8 @@ def av_training_copies(seed: int = 0, copies: int = 4) -> dict[str, torch.Tensor
     The pairs are those of ``load_av_digits(seed=seed)["train"]``: the same images and clips, clean.
     """
     clean = clean_av_tensors(seed)["train"]
-    g = torch.Generator().manual_seed(seed)
-    power = voiced_power(clean["waveform"])  # measured once for every copy
-    parts = [corrupt_av(clean, generator=g, power=power) for _ in range(copies)]
-    return {k: torch.cat([p[k] for p in parts]) for k in ("image", "audio")}
+    copied = corrupt_av_copies(clean, copies, torch.Generator().manual_seed(seed))
+    return {k: copied[k] for k in ("image", "audio")}
 
 
 def train_av_dual_encoder(train: dict, seed: int = 0, epochs: int = 6, progress: bool = False) -> DualEncoder:

@@ -22,6 +22,7 @@ from ..data import (
     audio_features,
     clean_av_tensors,
     corrupt_av,
+    corrupt_av_copies,
     corrupt_images,
     voiced_power,
 )
@@ -134,11 +135,8 @@ def av_data(seed: int = 0, copies: int = 8, failure_rate: float = 1 / 3, test_co
     clean = clean_av_tensors(seed)
     g = torch.Generator().manual_seed(seed)
     train = sensor_failure_copies(clean["train"], copies, failure_rate, generator=g)
-    clean_test = clean["test"]
-    power = voiced_power(clean_test["waveform"])
-    parts = [corrupt_av(clean_test, generator=g, power=power) for _ in range(test_copies)]
-    test = {k: torch.cat([part[k] for part in parts]) for k in parts[0]}
-    return AVData(train, test, clean_test, seed, test_copies)
+    test = corrupt_av_copies(clean["test"], test_copies, g)
+    return AVData(train, test, clean["test"], seed, test_copies)
 
 
 @torch.no_grad()
