@@ -97,3 +97,46 @@ def test_a_check_shows_only_its_feedback_in_a_notebook(capsys):
     assert result and result.passed and repr(result) == "Checked(passed=True)"
     result._ipython_display_()  # what IPython calls when a cell ends with the check: nothing more to show
     assert capsys.readouterr().out.count("\N{CHECK MARK}") == 1
+
+
+def _every_exercise() -> list[str]:
+    check("accuracy", lambda s, y: (s.argmax(1) == y).float().mean().item())  # loads every lesson's exercises
+    return sorted(EXERCISES)
+
+
+@pytest.mark.parametrize("name", _every_exercise())
+def test_the_reference_itself_is_rejected(name, capsys):
+    """In every exercise, the function the notebook imported (called directly, through the check's own reference,
+    or from a thin wrapper of the learner's) fails with a message that names it, and not with a values mismatch."""
+    import sys
+
+    exercise = EXERCISES[name]
+    assert not check(name, lambda *args, **kwargs: None)  # a wrong answer: finds the functions to watch for
+    capsys.readouterr()
+    implementation = [f for f in exercise._forbidden.values() if ".exercises." not in f]
+    assert exercise._forbidden and all(f.startswith("mmcourse.") for f in exercise._forbidden.values())
+
+    def wrapper(*args, **kwargs):
+        return exercise.reference(*args, **kwargs)
+
+    for fn in (exercise.reference, wrapper):
+        assert not check(name, fn)
+        out = capsys.readouterr().out
+        # The message names the package's method the reference wraps (procrustes, CCA.fit, ...): it is caught
+        # inside the wrapper, so calling it directly is caught too. Only where the reference is the check's own
+        # code (a find-the-bug exercise's corrected function) does it name that.
+        named = implementation[0] if implementation else next(iter(exercise._forbidden.values()))
+        assert out.startswith(f"\N{BALLOT X} {name}: your function calls `{named}`"), out
+        assert "the package's own implementation" in out
+        with pytest.raises(ExerciseError, match="your function calls"):
+            check(name, fn, must_pass=True)
+    assert sys.getprofile() is None, "the check leaves no profile hook behind"
+
+
+def test_a_thin_wrapper_of_the_package_function_is_rejected(capsys):
+    from mmcourse.metrics import accuracy
+
+    assert not check("accuracy", lambda s, y: accuracy(s, y))
+    assert "your function calls `mmcourse.metrics.accuracy`" in capsys.readouterr().out
+    # A learner's own code that happens to share nothing with the package still passes.
+    assert check("accuracy", lambda s, y: (s.argmax(1) == y).double().mean().item())

@@ -4,7 +4,9 @@ An exercise pairs a reference implementation from the package with a few test ca
 runs the learner's function on every case and compares it with the reference, and says *what*
 differs: an exception, a wrong type, a wrong shape, or wrong values (with the largest error and
 where it is), naming the case. A function that still raises ``NotImplementedError`` is reported
-as "not done yet", so a learner can run the whole notebook before attempting the exercises.
+as "not done yet", so a learner can run the whole notebook before attempting the exercises. A function
+that calls the package's own implementation (the reference itself, or a thin wrapper around it) is
+rejected: the exercise is to build it.
 
 Each lesson's exercises live in a module of this package named after its topic (``fusion.py``, ``cca.py``, ...)
 that calls :func:`register`; ``check("name", fn)`` finds them by name.
@@ -16,8 +18,11 @@ import copy
 import importlib
 import math
 import pkgutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import CodeType, FrameType
 
 import torch
 
@@ -46,6 +51,8 @@ class Exercise:
     atol: float = 1e-5
     rtol: float = 1e-4
     explanation: str = ""
+    # The package's functions that the reference calls (found on first use): a learner's function must not.
+    _forbidden: dict[CodeType, str] | None = field(default=None, repr=False)
 
 
 EXERCISES: dict[str, Exercise] = {}
@@ -144,21 +151,90 @@ def check(exercise: str | Exercise, fn: Callable, must_pass: bool = False) -> Ch
     """
     ex = _find(exercise) if isinstance(exercise, str) else exercise
     cases = ex.cases()
+    if ex._forbidden is None:
+        ex._forbidden = _package_calls(ex.reference, cases[0])
     for number, case in enumerate(cases, start=1):
         label = f"case {number} of {len(cases)} ({case.description})"
         # The learner's function gets its own copy of the inputs: one that changes them in place (sets
         # ``gru.batch_first``, normalises a tensor with ``/=``) must not change what the reference sees.
         args, kwargs = _copy(case.args), _copy(case.kwargs)
         try:
-            got = fn(*args, **kwargs)
+            with _CallWatch(ex._forbidden) as watch:
+                got = fn(*args, **kwargs)
         except NotImplementedError:
             return _report(ex, False, "not done yet: replace `raise NotImplementedError` with your code", must_pass)
         except Exception as err:  # the learner's code failed: say where and how
             return _report(ex, False, f"{label} raised {type(err).__name__}: {err}", must_pass)
+        if watch.called:
+            return _report(ex, False, f"your function calls `{watch.called}`, the package's own implementation that "
+                                      "this exercise checks against; write it yourself from the formula (torch "
+                                      "operations are fine)", must_pass)
         problem = compare(got, ex.reference(*case.args, **case.kwargs), ex.atol, ex.rtol)
         if problem:
             return _report(ex, False, f"{label}: {problem}", must_pass)
     return _report(ex, True, f"all {len(cases)} cases match the reference", must_pass)
+
+
+_PACKAGE = Path(__file__).resolve().parents[1]  # mmcourse/
+_EXERCISES = Path(__file__).resolve().parent  # mmcourse/exercises/
+
+
+def _in_package(code: CodeType) -> bool:
+    """Whether ``code`` belongs to mmcourse's methods (not to these checks, not to torch or the learner)."""
+    path = Path(code.co_filename).resolve()
+    return path.is_relative_to(_PACKAGE) and not path.is_relative_to(_EXERCISES)
+
+
+def _package_calls(reference: Callable, case: Case) -> dict[CodeType, str]:
+    """The functions of mmcourse that ``reference`` calls itself (its implementation: ``procrustes``,
+    ``CCA.__init__`` and ``CCA.fit``, ...), found by running it once on ``case``; the reference's own code too,
+    so that calling the check's wrapper is caught as well. Their names, by code object."""
+    own = getattr(reference, "__code__", None)
+    found: dict[CodeType, str] = {} if own is None else {own: _name(own)}
+
+    def profile(frame: FrameType, event: str, arg) -> None:
+        if event == "call" and frame.f_back is not None and frame.f_back.f_code is own and _in_package(frame.f_code):
+            found[frame.f_code] = _name(frame.f_code)
+
+    previous = sys.getprofile()
+    sys.setprofile(profile)
+    try:
+        reference(*case.args, **case.kwargs)
+    finally:
+        sys.setprofile(previous)
+    return found
+
+
+def _name(code: CodeType) -> str:
+    module = Path(code.co_filename).resolve().relative_to(_PACKAGE.parent).with_suffix("")
+    return f"{'.'.join(module.parts)}.{code.co_qualname}"
+
+
+class _CallWatch:
+    """Notes whether any of ``forbidden``'s functions runs inside the ``with`` block, however it was called
+    (an imported name, a wrapper, a method): by the code object, with a profile hook."""
+
+    def __init__(self, forbidden: dict[CodeType, str]) -> None:
+        self.forbidden, self._seen, self._previous = forbidden, [], None
+
+    @property
+    def called(self) -> str:
+        """The forbidden function that ran ("" if none): the package's method rather than the check's wrapper."""
+        methods = [name for name in self._seen if ".exercises." not in name]
+        return (methods or self._seen or [""])[0]
+
+    def _profile(self, frame: FrameType, event: str, arg) -> None:
+        if event == "call" and frame.f_code in self.forbidden and self.forbidden[frame.f_code] not in self._seen:
+            self._seen.append(self.forbidden[frame.f_code])
+
+    def __enter__(self) -> _CallWatch:
+        self._previous = sys.getprofile()
+        if self.forbidden:
+            sys.setprofile(self._profile)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        sys.setprofile(self._previous)
 
 
 def _copy(value):
