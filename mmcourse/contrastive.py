@@ -116,7 +116,9 @@ class DualEncoder(nn.Module):
         attribute (the encoders of :mod:`mmcourse.encoders` have one). The "text" side can be any
         second modality (AV-Digits' spectrograms).
     dim : size of the shared space.
-    temperature : the initial temperature 1 / exp(s) (CLIP: 0.07).
+    temperature : tau = 1 / exp(s): the initial temperature of a learned s (CLIP: 0.07), from 0.01 to 1
+        since a learned s is clamped to [0, log 100] after every step; or the temperature for good
+        when it is fixed, from 0.01 to 1000 (a fixed s is never clamped).
     learn_temperature : whether s is a trained parameter (CLIP) or fixed.
 
     Shape: ``forward(image, text)`` -> :class:`DualOutput` (image (B, dim), text (B, dim), logit_scale ()).
@@ -130,6 +132,9 @@ class DualEncoder(nn.Module):
         if not isinstance(temperature, numbers.Real) or not 1 / 100 <= temperature <= 1e3:
             raise ValueError(f"temperature: expected a number from 0.01 to 1000 (exp(s) at most 100), "
                              f"got {temperature!r}")
+        if learn_temperature and temperature > 1:
+            raise ValueError(f"temperature: a learned temperature is clamped to [0.01, 1] after every step, so it "
+                             f"must start there; got {temperature!r} (pass learn_temperature=False to fix it)")
         for name, encoder in (("image_encoder", image_encoder), ("text_encoder", text_encoder)):
             if not isinstance(getattr(encoder, "out_dim", None), numbers.Integral):
                 raise ValueError(f"{name}: expected a module with an integer out_dim attribute, "
@@ -162,9 +167,11 @@ class DualEncoder(nn.Module):
 
     @torch.no_grad()
     def clamp_logit_scale_(self) -> None:
-        """Clamp s to [0, log 100] in place, as CLIP does after every optimiser step: a scale above 100
-        makes the softmax so sharp that training becomes unstable."""
-        self.logit_scale.clamp_(0.0, LOGIT_SCALE_MAX)
+        """Clamp a learned s to [0, log 100] in place, as CLIP does after every optimiser step: a scale
+        above 100 makes the softmax so sharp that training becomes unstable. A fixed s (a buffer) is
+        left as it was set."""
+        if isinstance(self.logit_scale, nn.Parameter):
+            self.logit_scale.clamp_(0.0, LOGIT_SCALE_MAX)
 
     def fit(self, data, image: str = "image", text: str = "caption_ids", *, epochs: int = 10, batch_size: int = 128,
             lr: float = 2e-3, seed: int = 0, progress: bool = True, device=None,
@@ -172,10 +179,10 @@ class DualEncoder(nn.Module):
         """Train with :func:`clip_loss` through :func:`mmcourse.train.fit` on the columns ``image`` and ``text``.
 
         Batches are full (``drop_last``): every batch gives each pair ``batch_size - 1`` negatives.
-        The step clamps s before each forward pass, that is after the previous optimiser step, and
-        once more after training (``fit`` has no hook after the optimiser step; clamping at the
-        start of the next step is the same thing). The value of s at every step is kept in
-        ``logit_scales_`` (a list of floats). Returns the :class:`~mmcourse.train.History`.
+        The step clamps a learned s before each forward pass, that is after the previous optimiser
+        step, and once more after training (``fit`` has no hook after the optimiser step; clamping at
+        the start of the next step is the same thing); a fixed s stays as it was set. The value of s
+        at every step is kept in ``logit_scales_`` (a list of floats). Returns the :class:`~mmcourse.train.History`.
         """
         step = ContrastiveStep(image, text)
         history = fit(self, data, [image, text], None, step=step, epochs=epochs, batch_size=batch_size,

@@ -131,6 +131,22 @@ def test_fit_learns_matching_pairs_and_clamps_every_step():
     assert (scores.argmax(1) == torch.arange(200)).float().mean() > 0.9
 
 
+def test_a_fixed_temperature_is_never_clamped():
+    fixed = DualEncoder(_Linear(6, 4), _Linear(5, 4), temperature=2.0, learn_temperature=False)
+    fixed.clamp_logit_scale_()
+    assert fixed.temperature == pytest.approx(2.0)
+    torch.manual_seed(0)
+    fixed.fit(_paired(128), "x", "y", epochs=2, batch_size=64, progress=False)
+    assert fixed.temperature == pytest.approx(2.0)  # was silently 1.0 when the clamp applied to a fixed s
+    assert fixed.logit_scales_ == pytest.approx([math.log(1 / 2.0)] * 5)
+
+
+def test_a_learned_temperature_must_start_inside_the_clamp():
+    with pytest.raises(ValueError, match=r"temperature: a learned temperature .* got 2\.0"):
+        DualEncoder(_Linear(2, 2), _Linear(2, 2), temperature=2.0)
+    assert DualEncoder(_Linear(2, 2), _Linear(2, 2), temperature=1.0).temperature == pytest.approx(1.0)
+
+
 def test_contrastive_step_records_only_while_training():
     model, step = DualEncoder(_Linear(6, 4), _Linear(5, 4)), ContrastiveStep("x", "y")
     batch = _paired(8)
