@@ -236,9 +236,12 @@ def test_weighted_and_uncertainty_weighted_losses():
         uncertainty_weighted_loss(losses, torch.zeros(4))
 
 
-# Lesson 03's encoder scores each word with Linear(dim, 1) and takes a softmax over the words: adding a
-# constant to every score changes nothing, so that layer's bias never gets a gradient (AttentionVQA's too).
-SHIFT_INVARIANT = ["encoder.word_weight.1.bias"]
+# Three biases of lesson 03's encoder (AttentionVQA's too) only add the same constant to every score of a
+# softmax, which changes nothing, so their gradient is zero in exact arithmetic: the word scorer's
+# LayerNorm(dim) bias and Linear(dim, 1) bias (a softmax over the words), and the attention's key bias (a
+# softmax over the patches, for each query). In floating point that gradient is rounding noise, exactly 0
+# on one CPU and about 1e-9 on another (AVX2 vs AVX-512 kernels sum in another order).
+SHIFT_INVARIANT = ["encoder.cross.attn.k_proj.bias", "encoder.word_weight.0.bias", "encoder.word_weight.1.bias"]
 
 
 @pytest.mark.parametrize("uncertainty", [False, True])
@@ -250,14 +253,19 @@ def test_every_parameter_is_trained_through_fit(uncertainty):
     batch = _questions(16)
     loss = model.loss(model(batch["image"], batch["question_ids"], batch["task"]), batch["answer_id"], batch["task"])
     loss.total.backward()
-    unused = [name for name, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
-    assert unused == SHIFT_INVARIANT, unused
+    # "no gradient" relative to the others: the real gradients here are 3e-3 to 2 at most, the rounding noise
+    # on the shift-invariant biases 1e-10 to 1e-9 (or exactly 0), so 1e-6 of the largest sits between them
+    largest = {name: 0.0 if p.grad is None else p.grad.abs().max().item() for name, p in model.named_parameters()}
+    unused = sorted(name for name, g in largest.items() if g <= 1e-6 * max(largest.values()))
+    assert unused == SHIFT_INVARIANT, {name: largest[name] for name in unused}
     if uncertainty:  # the log-variances get gradients: exp(-s) L + s / 2 has d/ds = 1/2 - L at s = 0
         assert torch.allclose(model.log_vars.grad, 0.5 - loss.per_task, atol=1e-6)
     model.zero_grad()
     history = fit(model, batch, MULTITASK_COLUMNS, None, step=multitask_step, epochs=2, batch_size=8,
                   progress=False)
     assert len(history.train_loss) == 2
+    # every other parameter moved; the shift-invariant biases may or may not (Adam turns a gradient of rounding
+    # noise into a step of up to lr, while a gradient that rounds to exactly 0 leaves them where they were)
     unchanged = [name for name, p in model.named_parameters() if torch.equal(p.detach().cpu(), before[name])]
     assert set(unchanged) <= set(SHIFT_INVARIANT), unchanged
 
