@@ -9,7 +9,8 @@ of the episode's ``classes``.
 Two families of answers: *metric-based* (:class:`ProtoNet`: embed, average each class's support
 embeddings into a prototype, classify by distance) and *optimisation-based* (:func:`maml_loss`:
 learn an initialisation that a few gradient steps on the support set adapt to the episode). With
-several modalities, :class:`MetaFusion` predicts each episode's modality weights from its support set.
+several modalities, :class:`MetaFusion` predicts each episode's modality weights from its support set, and
+:func:`inverse_spread_weights` is the closed-form rule to compare it with.
 
 References
 ----------
@@ -361,24 +362,82 @@ def maml_predict(model: nn.Module, params: Params, support: Pair, query_x: torch
 
 
 # --------------------------------------------------------------------------------- meta-learned fusion
-def support_statistics(embeddings: Sequence[torch.Tensor], labels: torch.Tensor, n_way: int) -> torch.Tensor:
-    """How well each modality's prototypes separate an episode's classes, from its support set alone.
+def modality_logits(support: Sequence[torch.Tensor], support_labels: torch.Tensor, query: Sequence[torch.Tensor],
+                    n_way: int) -> torch.Tensor:
+    """Each modality's prototype logits, stacked: the input of every fusion rule (:func:`fuse_logits`).
 
-    For each modality m: log of the mean squared distance between two prototypes (spread *between*
-    classes), and log of the mean squared distance of a support embedding to its own prototype (spread
-    *within* a class; it needs K >= 2 to say anything). A noisy modality has a large within-class
-    spread for its between-class spread.
-    Shape: ``embeddings`` [(T, S, D_m)] per modality, ``labels`` (T, S) -> (T, 2 M).
+    Logit (m, q, n) is -||f_m(x_q) - c^(m)_n||^2, with c^(m)_n the prototype of class n in modality m.
+    Shape: ``support`` [(T, S, D_m)] and ``query`` [(T, Q, D_m)], one per modality, ``support_labels``
+    (T, S) -> (T, M, Q, N); without the episode dimension T, (S, D_m), (S,), (Q, D_m) -> (M, Q, N).
     """
-    stats = []
+    if len(support) != len(query) or not support:
+        raise ValueError(f"support, query: expected one tensor per modality in each, got {len(support)} and "
+                         f"{len(query)}")
+    return torch.stack([prototypical_logits(q, prototypes(s, support_labels, n_way))
+                        for s, q in zip(support, query)], dim=-3)
+
+
+class SupportStatistics(NamedTuple):
+    """What :func:`support_statistics` returns: two spreads per modality, as logarithms.
+
+    ``log_between`` (T, M): log of the mean squared distance between two of an episode's prototypes;
+    ``log_within`` (T, M): log of the mean squared distance of a support embedding to its own prototype.
+    """
+
+    log_between: torch.Tensor
+    log_within: torch.Tensor
+
+    def features(self) -> torch.Tensor:
+        """The input of :class:`MetaFusion`'s network, (T, 2 M): for each modality in turn, between then within."""
+        return torch.stack([self.log_between, self.log_within], dim=-1).flatten(-2)
+
+
+def _spreads(embeddings: Sequence[torch.Tensor], labels: torch.Tensor, n_way: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(between, within), each (T, M): the mean squared distances of :class:`SupportStatistics`, not logged."""
+    if isinstance(embeddings, torch.Tensor) or not embeddings:
+        raise ValueError(f"embeddings: expected a list of (T, S, D_m) tensors, one per modality, got "
+                         f"{type(embeddings).__name__} of length {len(embeddings)}")
+    between, within = [], []
     for h in embeddings:
         protos = prototypes(h, labels, n_way)  # (T, N, D)
-        between = -prototypical_logits(protos, protos)  # (T, N, N), zero on the diagonal
-        between = between.sum((-1, -2)) / max(n_way * (n_way - 1), 1)
+        pairs = -prototypical_logits(protos, protos)  # (T, N, N), zero on the diagonal
+        between.append(pairs.sum((-1, -2)) / max(n_way * (n_way - 1), 1))
         own = torch.gather(protos, -2, labels.unsqueeze(-1).expand(*labels.shape, h.shape[-1]))
-        within = (h - own).pow(2).sum(-1).mean(-1)
-        stats += [torch.log(between + 1e-6), torch.log(within + 1e-6)]
-    return torch.stack(stats, dim=-1)
+        within.append((h - own).pow(2).sum(-1).mean(-1))
+    return torch.stack(between, dim=-1), torch.stack(within, dim=-1)
+
+
+def support_statistics(embeddings: Sequence[torch.Tensor], labels: torch.Tensor, n_way: int) -> SupportStatistics:
+    """How well each modality's prototypes separate an episode's classes, from its support set alone.
+
+    For each modality m: the spread *between* classes (mean squared distance between two prototypes)
+    and the spread *within* a class (mean squared distance of a support embedding to its own
+    prototype; it needs K >= 2 to say anything), both as logarithms. A noisy modality has a large
+    within-class spread for its between-class spread.
+    Shape: ``embeddings`` [(T, S, D_m)] per modality, ``labels`` (T, S) -> :class:`SupportStatistics`
+    of two (T, M) tensors.
+    """
+    between, within = _spreads(embeddings, labels, n_way)
+    return SupportStatistics(torch.log(between + 1e-6), torch.log(within + 1e-6))
+
+
+def inverse_spread_weights(support: Sequence[torch.Tensor], support_labels: torch.Tensor, n_way: int) -> torch.Tensor:
+    """A closed-form fusion rule, no training: weight each modality by the inverse of its within-class spread.
+
+    If, in every modality m, each class is a spherical Gaussian N(mu_n^(m), sigma_m^2 I) in D_m
+    dimensions, the modalities independent given the class and the classes equally likely, then
+    log p(y = n | x) = const - sum_m ||f_m(x) - mu_n^(m)||^2 / (2 sigma_m^2): prototype logits weighted
+    by 1 / sigma_m^2. (Snell et al. 2017 read ProtoNets as mixture density estimation; squared Euclidean
+    distance is the case of spherical Gaussians with one fixed variance.) The support set estimates
+    sigma_m^2 as the within-class spread of :func:`support_statistics` over D_m (times K / (K - 1),
+    the same for every modality), so w_m is proportional to D_m / within_m. The weights are scaled to
+    sum to 1, which changes the temperature of the fused logits but not their argmax.
+    Shape: ``support`` [(T, S, D_m)] per modality, ``support_labels`` (T, S) -> (T, M), rows summing to 1.
+    """
+    _, within = _spreads(support, support_labels, n_way)
+    dims = torch.tensor([h.shape[-1] for h in support], dtype=within.dtype, device=within.device)
+    precision = dims / within.clamp_min(1e-12)
+    return precision / precision.sum(-1, keepdim=True)
 
 
 def fuse_logits(logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -386,7 +445,7 @@ def fuse_logits(logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 
     With equal weights 1/M this is -||h - c||^2 / M for the concatenated embedding h = [f_1(x); ...; f_M(x)]
     and the concatenated prototypes: equal-weight fusion is ProtoNet on concatenated embeddings.
-    Shape: ``logits`` (T, M, Q, N), ``weights`` (T, M) (each row sums to 1) -> (T, Q, N).
+    Shape: ``logits`` (T, M, Q, N) (:func:`modality_logits`), ``weights`` (T, M) -> (T, Q, N).
     """
     if logits.ndim != 4 or weights.shape != logits.shape[:2]:
         raise ValueError(f"logits, weights: expected (T, M, Q, N) and (T, M), got {tuple(logits.shape)} and "
@@ -424,11 +483,9 @@ class MetaFusion(nn.Module):
         """Each episode's modality weights, (T, M)."""
         if len(support) != self.modalities:
             raise ValueError(f"support: expected {self.modalities} modalities, got {len(support)}")
-        return torch.softmax(self.net(support_statistics(support, support_labels, n_way)), dim=-1)
+        return torch.softmax(self.net(support_statistics(support, support_labels, n_way).features()), dim=-1)
 
     def forward(self, support: Sequence[torch.Tensor], support_labels: torch.Tensor, query: Sequence[torch.Tensor],
                 n_way: int) -> FusedFewShot:
         weights = self.weights(support, support_labels, n_way)
-        logits = torch.stack([prototypical_logits(q, prototypes(s, support_labels, n_way))
-                              for s, q in zip(support, query)], dim=1)  # (T, M, Q, N)
-        return FusedFewShot(fuse_logits(logits, weights), weights)
+        return FusedFewShot(fuse_logits(modality_logits(support, support_labels, query, n_way), weights), weights)

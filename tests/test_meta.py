@@ -1,6 +1,7 @@
 """mmcourse.meta: the episodic sampler, prototypes against torch.cdist, MAML against finite differences and
 against a plain per-task loop, and meta-learned fusion's pieces."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -16,10 +17,12 @@ from mmcourse.meta import (
     check_disjoint,
     episode_accuracy,
     fuse_logits,
+    inverse_spread_weights,
     maml_loss,
     maml_meta_loss,
     maml_meta_loss_loop,
     maml_predict,
+    modality_logits,
     prototypes,
     prototypical_logits,
     shape_classes,
@@ -264,12 +267,16 @@ def test_equal_weight_fusion_is_a_protonet_on_concatenated_embeddings():
     labels = torch.tensor([0, 0, 1, 1, 2, 2]).repeat(2, 1)
     support = [torch.randn(2, 6, 4, generator=g), torch.randn(2, 6, 3, generator=g)]
     query = [torch.randn(2, 5, 4, generator=g), torch.randn(2, 5, 3, generator=g)]
-    logits = torch.stack([prototypical_logits(q, prototypes(s, labels, 3)) for s, q in zip(support, query)], dim=1)
+    logits = modality_logits(support, labels, query, 3)
+    assert logits.shape == (2, 2, 5, 3)
+    torch.testing.assert_close(logits[:, 1], -torch.cdist(query[1], prototypes(support[1], labels, 3)) ** 2)
     fused = fuse_logits(logits, torch.full((2, 2), 0.5))
     joined = prototypical_logits(torch.cat(query, -1), prototypes(torch.cat(support, -1), labels, 3))
     torch.testing.assert_close(fused, joined / 2)
     with pytest.raises(ValueError, match="logits, weights"):
         fuse_logits(logits, torch.ones(2, 3))
+    with pytest.raises(ValueError, match="support, query"):
+        modality_logits(support, labels, query[:1], 3)
 
 
 def test_meta_fusion_starts_from_equal_weights_and_reads_the_support_spread():
@@ -277,10 +284,53 @@ def test_meta_fusion_starts_from_equal_weights_and_reads_the_support_spread():
     tight = torch.tensor([[[0.0], [0.1], [5.0], [5.1]]])  # classes far apart, little spread
     loose = torch.tensor([[[0.0], [4.0], [1.0], [5.0]]])  # spread as large as the gap
     stats = support_statistics([tight, loose], labels, 2)
-    assert stats.shape == (1, 4)
-    assert stats[0, 0] - stats[0, 1] > stats[0, 2] - stats[0, 3] + 3  # log between - log within
+    assert stats.log_between.shape == stats.log_within.shape == (1, 2)
+    # by hand: tight has prototypes 0.05 and 5.05 (between 25) and within 0.05^2; loose 2 and 3 (1) and 2^2
+    torch.testing.assert_close(stats.log_between.exp(), torch.tensor([[25.0, 1.0]]), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(stats.log_within.exp(), torch.tensor([[0.0025, 4.0]]), rtol=1e-3, atol=1e-5)
+    # the network's input: for each modality in turn, between then within
+    torch.testing.assert_close(stats.features(), torch.stack([stats.log_between[:, 0], stats.log_within[:, 0],
+                                                              stats.log_between[:, 1], stats.log_within[:, 1]], -1))
     fusion = MetaFusion(modalities=2)
     out = fusion([tight, loose], labels, [tight, loose], 2)
     assert out.scores.shape == (1, 4, 2) and torch.allclose(out.weights, torch.full((1, 2), 0.5))
     with pytest.raises(ValueError, match="expected 2 modalities"):
         fusion.weights([tight], labels, 2)
+
+
+def test_the_inverse_spread_rule_is_bayes_for_spherical_gaussian_classes():
+    """The rule's fused logits give scipy's Gaussian posterior with the support set's plug-in estimates."""
+    from scipy.special import log_softmax
+    from scipy.stats import multivariate_normal
+
+    g = torch.Generator().manual_seed(3)
+    n_way, k_shot, dims, sigmas = 3, 6, (4, 7), (0.5, 2.0)
+    labels = torch.arange(n_way).repeat_interleave(k_shot)
+    means = [3 * torch.randn(n_way, d, generator=g, dtype=torch.float64) for d in dims]
+    support = [(m[labels] + s * torch.randn(len(labels), d, generator=g, dtype=torch.float64)).unsqueeze(0)
+               for m, s, d in zip(means, sigmas, dims)]
+    query = [torch.randn(1, 5, d, generator=g, dtype=torch.float64) for d in dims]
+    weights = inverse_spread_weights(support, labels.unsqueeze(0), n_way)
+    # by hand, in numpy: each modality's variance per dimension from the support residuals
+    variances = []
+    for h in support:
+        h = h[0].numpy()
+        centres = [h[labels.numpy() == n].mean(0) for n in range(n_way)]
+        variances.append(((h - [centres[y] for y in labels.tolist()]) ** 2).mean())
+    precision = [1 / v for v in variances]
+    torch.testing.assert_close(weights[0], torch.tensor(precision, dtype=torch.float64) / sum(precision))
+    posterior = log_softmax(sum(np.stack([multivariate_normal(c, v * np.eye(len(c))).logpdf(q[0].numpy())
+                                          for c in prototypes(s[0], labels, n_way).numpy()], -1)
+                                for s, q, v in zip(support, query, variances)), axis=-1)
+    fused = fuse_logits(modality_logits(support, labels.unsqueeze(0), query, n_way), weights)[0]
+    torch.testing.assert_close(torch.log_softmax(fused * sum(precision) / 2, -1), torch.from_numpy(posterior))
+    with pytest.raises(ValueError, match="embeddings"):
+        inverse_spread_weights([], labels.unsqueeze(0), n_way)
+
+
+def test_the_inverse_spread_rule_recovers_known_variances():
+    g = torch.Generator().manual_seed(4)
+    labels = torch.arange(2).repeat_interleave(400).unsqueeze(0)
+    support = [torch.randn(1, 800, 8, generator=g) * s for s in (1.0, 3.0)]
+    weights = inverse_spread_weights(support, labels, 2)
+    assert weights[0, 0] / weights[0, 1] == pytest.approx(9.0, rel=0.1)  # 1 / sigma^2: 1 against 1/9

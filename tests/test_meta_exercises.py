@@ -12,17 +12,31 @@ def _logits(support, labels, query, n_way):
     return -((query[:, None] - protos[None]) ** 2).sum(-1)
 
 
+def _log_probabilities(support, labels, query, n_way):
+    return torch.log_softmax(_logits(support, labels, query, n_way), -1)
+
+
 def test_prototype_exercise(capsys):
-    assert check("prototypical_logits", _logits)
+    assert check("prototype_log_probabilities", _log_probabilities)
+    # the expanded form 2 c^T f(x) - ||c||^2 drops -||f(x)||^2, a constant per query: the same probabilities
+    def expanded(s, y, q, n):
+        protos = torch.stack([s[y == k].mean(0) for k in range(n)])
+        return torch.log_softmax(2 * q @ protos.T - (protos**2).sum(-1), -1)
+
+    assert check("prototype_log_probabilities", expanded)
+    capsys.readouterr()
     # the reshape that assumes the support rows come class by class
     def reshaped(s, y, q, n):
-        return -torch.cdist(q, s.reshape(n, -1, s.shape[1]).mean(1)) ** 2
+        return torch.log_softmax(-torch.cdist(q, s.reshape(n, -1, s.shape[1]).mean(1)) ** 2, -1)
 
-    assert not check("prototypical_logits", reshaped)
+    assert not check("prototype_log_probabilities", reshaped)
     assert "case 3 of 4 (5-way 5-shot, support rows in shuffled order)" in capsys.readouterr().out
-    # distances instead of squared distances
-    assert not check("prototypical_logits", lambda s, y, q, n: -(-_logits(s, y, q, n)).sqrt())
+    # distances instead of squared distances; plus instead of minus; logits without the log-softmax
+    assert not check("prototype_log_probabilities",
+                     lambda s, y, q, n: torch.log_softmax(-(-_logits(s, y, q, n)).sqrt(), -1))
     assert "case 1 of 4 (2-way 1-shot in 1-D)" in capsys.readouterr().out
+    assert not check("prototype_log_probabilities", lambda s, y, q, n: torch.log_softmax(-_logits(s, y, q, n), -1))
+    assert not check("prototype_log_probabilities", _logits)
 
 
 def _adapted(model, params, x, y, query, lr, sign=-1.0):

@@ -7,7 +7,7 @@ import torch
 from claims_hold import claim_tests
 
 from mmcourse.experiments import meta as ex
-from mmcourse.meta import SHAPE_CLASS_NAMES
+from mmcourse.meta import SHAPE_CLASS_NAMES, SupportStatistics
 
 measured, test_every_claim_is_measured, test_claim_holds = claim_tests(ex, seeds=(1,))
 
@@ -92,3 +92,32 @@ def test_build_encoder_and_train_protonet_reject_unknown_modalities():
         ex.build_encoder("video")
     with pytest.raises(ValueError, match="modality"):
         ex.train_protonet(None, "video")
+
+
+def test_fusion_quantities_by_hand():
+    # one episode per condition: image 1, 2, 3, audio -5, -10, -20
+    conditions = torch.arange(6)
+    weights = torch.tensor([0.3, 0.1, 0.05, 0.5, 0.6, 0.7])
+    rule = torch.tensor([0.4, 0.2, 0.1, 0.5, 0.5, 0.5])
+    accuracy = {"image only": torch.tensor([0.3, 0.3, 0.3, 0.5, 0.5, 0.6]),
+                "audio only": torch.tensor([0.7, 0.7, 0.7, 0.6, 0.4, 0.27]),
+                "equal weights": torch.full((6,), 0.5),
+                "inverse-spread rule": torch.tensor([0.6, 0.6, 0.6, 0.6, 0.5, 0.5]),
+                "meta-learned weights": torch.tensor([0.7, 0.7, 0.65, 0.6, 0.5, 0.55])}
+    stats = SupportStatistics(torch.zeros(6, 2), torch.zeros(6, 2))
+    result = ex.FusionResult(None, conditions, stats, torch.stack([weights, 1 - weights], 1),
+                             torch.stack([rule, 1 - rule], 1), accuracy, None)
+    q = ex.fusion_quantities(result)
+    learned_gain = 0.7 + 0.7 + 0.65 + 0.6 + 0.5 + 0.55 - 6 * 0.5
+    assert q["over equal"] == pytest.approx(learned_gain / 6)
+    assert q["rule share"] == pytest.approx((3.4 - 3.0) / learned_gain)
+    assert q["over single"] == pytest.approx(min(3.7 - 2.5, 3.7 - 3.37) / 6)
+    assert q["noisy image weight"] == pytest.approx(0.3)
+    assert q["below rule"] == pytest.approx(-0.05)  # the largest of -0.1, -0.1, -0.05
+    assert q["over rule, noisy images"] == pytest.approx((0.1 + 0.1 + 0.05) / 3)
+    assert q["drowned audio off chance"] == pytest.approx(0.02)
+    assert q["drowned image weight"] == pytest.approx(0.7)
+    assert q["drowned over image"] == pytest.approx(-0.05)
+    oracle = ex.paired_gains(result)["each episode's better single modality"]
+    torch.testing.assert_close(oracle, torch.tensor([0.0, 0.0, -0.05, 0.0, 0.0, -0.05]))
+    assert set(ex.FUSION_CLAIMS.values()) <= set(q)

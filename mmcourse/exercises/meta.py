@@ -1,6 +1,6 @@
-"""Exercises of lesson 06: prototypes and their logits, one MAML inner step with ``torch.func.grad``, and
-a meta-gradient that is first-order by accident (find the bug: ``torch.autograd.grad`` without
-``create_graph=True``)."""
+"""Exercises of lesson 06: prototypes and their class log-probabilities, one MAML inner step with
+``torch.func.grad``, and a meta-gradient that is first-order by accident (find the bug:
+``torch.autograd.grad`` without ``create_graph=True``)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,14 @@ from torch import nn
 from . import Case, register
 
 
-def _reference_prototypical_logits(support: torch.Tensor, support_labels: torch.Tensor, query: torch.Tensor,
-                                   n_way: int) -> torch.Tensor:
+def _reference_log_probabilities(support: torch.Tensor, support_labels: torch.Tensor, query: torch.Tensor,
+                                 n_way: int) -> torch.Tensor:
+    """log p(y = n | x) of Prototypical Networks, (Q, N). The check compares log-probabilities, not logits:
+    logits that differ by a constant per query (the expanded form 2 c_n^T f(x) - ||c_n||^2, which drops
+    -||f(x)||^2) give the same probabilities and pass."""
     from ..meta import prototypes, prototypical_logits
 
-    return prototypical_logits(query, prototypes(support, support_labels, n_way))
+    return torch.log_softmax(prototypical_logits(query, prototypes(support, support_labels, n_way)), dim=-1)
 
 
 def _prototype_cases() -> list[Case]:
@@ -96,7 +99,7 @@ def _meta_gradient_cases() -> list[Case]:
     ]
 
 
-register("prototypical_logits", _reference_prototypical_logits, _prototype_cases)
+register("prototype_log_probabilities", _reference_log_probabilities, _prototype_cases)
 register("maml_inner_step", _reference_adapted_scores, _maml_cases)
 register("meta_gradient", _reference_meta_gradient, _meta_gradient_cases, explanation=(
     "The bug: torch.autograd.grad without create_graph=True returns the support gradient g as plain numbers, "

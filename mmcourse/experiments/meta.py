@@ -38,13 +38,15 @@ from ..meta import (
     EpisodeSampler,
     MetaFusion,
     ProtoNet,
+    SupportStatistics,
     check_disjoint,
     episode_accuracy,
+    fuse_logits,
+    inverse_spread_weights,
     maml_meta_loss,
     maml_meta_loss_loop,
     maml_predict,
-    prototypes,
-    prototypical_logits,
+    modality_logits,
     shape_classes,
     support_statistics,
 )
@@ -190,9 +192,9 @@ def prototype_scores(embeddings: dict, episodes) -> torch.Tensor:
     ``embeddings``: the modalities to use, {name: embeddings}; ``episodes``: an :class:`~mmcourse.meta.Episode`
     batch whose columns include them. Shape: -> (T, Q, N).
     """
-    n_way = episodes.classes.shape[-1]
-    return torch.stack([prototypical_logits(episodes.query[m], prototypes(episodes.support[m], episodes.support_labels,
-                                                                           n_way)) for m in embeddings]).mean(0)
+    logits = modality_logits([episodes.support[m] for m in embeddings], episodes.support_labels,
+                             [episodes.query[m] for m in embeddings], episodes.classes.shape[-1])
+    return logits.mean(-3)
 
 
 def few_shot_accuracy(data: MetaData, embeddings: dict, n_way: int = 4, k_shot: int = 5, n_query: int = 15,
@@ -380,14 +382,17 @@ def corrupted_episodes(pool: CorruptedEmbeddings, sampler: EpisodeSampler, indic
 
 @dataclass
 class FusionResult:
-    """Section 6: the trained :class:`~mmcourse.meta.MetaFusion`, and on the meta-test episodes each
-    episode's condition (E,), support statistics (E, 4) (:func:`~mmcourse.meta.support_statistics`),
-    predicted weights (E, 2) and accuracies (E,) per method; the training ``history``."""
+    """Section 6: the trained :class:`~mmcourse.meta.MetaFusion`, and on the E meta-test episodes: each
+    episode's ``conditions`` (E,) (indices into :data:`CONDITIONS`), its support ``statistics``
+    (:class:`~mmcourse.meta.SupportStatistics`, two (E, 2) tensors), the predicted ``weights`` (E, 2),
+    the closed-form rule's ``rule_weights`` (E, 2) (:func:`~mmcourse.meta.inverse_spread_weights`;
+    column 0 the image, 1 the audio) and ``accuracy`` {method: (E,)}; the training ``history``."""
 
     model: MetaFusion
     conditions: torch.Tensor
-    statistics: torch.Tensor
+    statistics: SupportStatistics
     weights: torch.Tensor
+    rule_weights: torch.Tensor
     accuracy: dict
     history: object
 
@@ -396,7 +401,8 @@ def meta_fusion_experiment(data: MetaData, encoders: dict, n_way: int = 4, k_sho
                            episodes: int = 1600, meta_batch: int = 16, test_episodes: int = 600, lr: float = 1e-2,
                            progress: bool = False) -> FusionResult:
     """Train :class:`~mmcourse.meta.MetaFusion` on meta-train episodes of varied corruption (encoders fixed),
-    then compare on meta-test episodes: image only, audio only, equal weights, and the predicted weights."""
+    then compare on meta-test episodes: image only, audio only, equal weights, the closed-form
+    inverse-spread rule (no training) and the predicted weights."""
     train_pool = corrupted_embeddings(encoders, data.clean_train, data.seed)
     test_pool = corrupted_embeddings(encoders, data.clean_test, data.seed + 1)
     seed_everything(data.seed)
@@ -416,33 +422,76 @@ def meta_fusion_experiment(data: MetaData, encoders: dict, n_way: int = 4, k_sho
     support, ys, query, yq = corrupted_episodes(test_pool, test, range(test_episodes), conditions)
     with torch.no_grad():
         fused = model.eval()(support, ys, query, n_way)
-        single = [prototypical_logits(q, prototypes(s, ys, n_way)) for s, q in zip(support, query)]
-    accuracy = {"image only": episode_accuracy(single[0], yq), "audio only": episode_accuracy(single[1], yq),
-                "equal weights": episode_accuracy((single[0] + single[1]) / 2, yq),
+        logits = modality_logits(support, ys, query, n_way)  # (E, 2, Q, N)
+        rule = inverse_spread_weights(support, ys, n_way)
+    accuracy = {"image only": episode_accuracy(logits[:, 0], yq), "audio only": episode_accuracy(logits[:, 1], yq),
+                "equal weights": episode_accuracy(logits.mean(1), yq),
+                "inverse-spread rule": episode_accuracy(fuse_logits(logits, rule), yq),
                 "meta-learned weights": episode_accuracy(fused.scores, yq)}
-    statistics = support_statistics(support, ys, n_way)
-    return FusionResult(model, conditions, statistics, fused.weights, accuracy, history)
+    return FusionResult(model, conditions, support_statistics(support, ys, n_way), fused.weights, rule, accuracy,
+                        history)
 
 
 def by_condition(result: FusionResult) -> dict:
-    """Means over the meta-test episodes of each condition: {condition: {"image weight", "image spread",
-    "audio spread", method: accuracy ...}}. A modality's spread is the mean squared distance between its
-    prototypes (exp of the first statistic of :func:`~mmcourse.meta.support_statistics`)."""
+    """Means over the meta-test episodes of each condition: {condition: {"image weight", "rule image weight",
+    "image spread", "audio spread", method: accuracy ...}}. A modality's spread is the mean squared distance
+    between its prototypes (``exp`` of :attr:`~mmcourse.meta.SupportStatistics.log_between`)."""
     out = {}
+    between = result.statistics.log_between.exp()  # (E, 2)
     for i, c in enumerate(CONDITIONS):
         rows = result.conditions == i
         out[c] = {"image weight": result.weights[rows, 0].mean().item(),
-                  "image spread": result.statistics[rows, 0].exp().mean().item(),
-                  "audio spread": result.statistics[rows, 2].exp().mean().item(),
+                  "rule image weight": result.rule_weights[rows, 0].mean().item(),
+                  "image spread": between[rows, 0].mean().item(), "audio spread": between[rows, 1].mean().item(),
                   **{k: v[rows].mean().item() for k, v in result.accuracy.items()}}
     return out
 
 
-def weight_gap(result: FusionResult) -> float:
-    """Mean image weight in episodes with noisy audio minus in episodes with noisy images."""
-    image_noisy = torch.tensor([c[0] == "image" for c in CONDITIONS])[result.conditions]
-    w = result.weights[:, 0]
-    return (w[~image_noisy].mean() - w[image_noisy].mean()).item()
+def noisy_image_episodes(result: FusionResult) -> torch.Tensor:
+    """(E,) bool: the meta-test episodes whose image is the corrupted modality."""
+    return torch.tensor([m == "image" for m, _ in CONDITIONS])[result.conditions]
+
+
+def paired_gains(result: FusionResult) -> dict[str, torch.Tensor]:
+    """Per-episode accuracy of the predicted weights minus each comparison, (E,) each: "equal weights",
+    "inverse-spread rule", "image only", "audio only", and "each episode's better single modality" (the
+    larger of the two single accuracies of that episode: an oracle, since it looks at the query labels)."""
+    a = result.accuracy
+    learned = a["meta-learned weights"]
+    gains = {k: learned - a[k] for k in ("equal weights", "inverse-spread rule", "image only", "audio only")}
+    gains["each episode's better single modality"] = learned - torch.maximum(a["image only"], a["audio only"])
+    return gains
+
+
+def fusion_quantities(result: FusionResult) -> dict[str, float]:
+    """The numbers behind section 6's claims, from :func:`meta_fusion_experiment`'s result.
+
+    - "over equal", "over single": paired mean gain of the predicted weights over equal weights, and over
+      the better single modality over all episodes (one modality for every episode);
+    - "rule share": the rule's gain over equal weights as a fraction of the predicted weights' gain;
+    - "noisy image weight": the largest of the three pixel-noise conditions' mean image weight;
+    - "below rule": the largest, over those conditions, of the predicted minus the rule's mean image weight;
+    - "over rule, noisy images": paired mean gain over the rule in noisy-image episodes;
+    - at -20 dB: "drowned audio off chance" (|audio-only accuracy - 0.25|), "drowned image weight" (the
+      mean predicted image weight), "drowned over image" (paired gain over the image alone).
+    """
+    a, table = result.accuracy, by_condition(result)
+    gains = paired_gains(result)
+    learned_gain = gains["equal weights"].mean().item()
+    rule_gain = (a["inverse-spread rule"] - a["equal weights"]).mean().item()
+    image_levels = [table[("image", level)] for level in IMAGE_NOISES]
+    drowned = table[("audio", min(AUDIO_SNRS))]
+    return {
+        "over equal": learned_gain,
+        "rule share": rule_gain / learned_gain,
+        "over single": min(gains["image only"].mean().item(), gains["audio only"].mean().item()),
+        "noisy image weight": max(row["image weight"] for row in image_levels),
+        "below rule": max(row["image weight"] - row["rule image weight"] for row in image_levels),
+        "over rule, noisy images": gains["inverse-spread rule"][noisy_image_episodes(result)].mean().item(),
+        "drowned audio off chance": abs(drowned["audio only"] - 0.25),
+        "drowned image weight": drowned["image weight"],
+        "drowned over image": drowned["meta-learned weights"] - drowned["image only"],
+    }
 
 
 # ---------------------------------------------------------------------- the lesson's claims and quantities
@@ -454,10 +503,34 @@ MAML_BEATS_CHANCE = Claim("MAML adapts to digits never seen in meta-training, fa
                           "4-way 5-shot meta-test accuracy of second-order MAML", ">=", 0.5)
 META_WEIGHTS_BEAT_EQUAL = Claim("when corruption varies between episodes, weights predicted from each support set "
                                 "beat equal weights", "paired gain in meta-test accuracy", ">=", 0.05)
-META_BEATS_BEST_SINGLE = Claim("with predicted weights, the two modalities beat the better single one",
+RULE_GETS_MOST_OF_THE_GAIN = Claim("a closed-form rule with no training (each modality weighted by the inverse of its "
+                                   "within-class spread in the support set) gets most of that gain",
+                                   "the rule's gain over equal weights as a fraction of the predicted weights' gain",
+                                   ">", 0.5)
+META_BEATS_BEST_SINGLE = Claim("with predicted weights, the two modalities beat the better single modality over all "
+                               "episodes (one modality for every episode)",
                                "paired gain over the better single modality", ">", 0.0)
-WEIGHTS_FOLLOW_CORRUPTION = Claim("the predicted weights turn away from the corrupted modality",
-                                  "image weight with noisy audio minus with noisy images", ">=", 0.15)
+WEIGHTS_TURN_FROM_NOISY_IMAGE = Claim("in noisy-image episodes the predicted weights turn away from the image, at "
+                                      "every pixel-noise level", "largest mean image weight over the three levels",
+                                      "<=", 0.4)
+TURN_FURTHER_THAN_RULE = Claim("they turn further away from a noisy image than the rule's weights do, at every "
+                               "pixel-noise level", "largest difference of the mean image weight, predicted minus "
+                               "rule, over the three levels", "<", 0.0)
+META_BEATS_RULE_ON_NOISY_IMAGES = Claim("in noisy-image episodes the predicted weights beat the rule",
+                                        "paired gain over the rule in those episodes", ">", 0.0)
+DROWNED_AUDIO_AT_CHANCE = Claim("with the audio at -20 dB, the audio alone is at chance (0.25)",
+                                "distance of its accuracy from 0.25 in those episodes", "<=", 0.05)
+DROWNED_AUDIO_STILL_WEIGHTED = Claim("the predicted weights do not learn to drop such drowned audio",
+                                     "mean image weight at -20 dB", "<=", 0.9)
+DROWNED_NO_BETTER_THAN_IMAGE = Claim("at -20 dB the predicted weights do no better than the image alone",
+                                     "paired gain over the image alone at -20 dB", "<=", 0.025)
+FUSION_CLAIMS = {  # section 6's claims and the quantity of fusion_quantities each tests
+    META_WEIGHTS_BEAT_EQUAL: "over equal", RULE_GETS_MOST_OF_THE_GAIN: "rule share",
+    META_BEATS_BEST_SINGLE: "over single", WEIGHTS_TURN_FROM_NOISY_IMAGE: "noisy image weight",
+    TURN_FURTHER_THAN_RULE: "below rule", META_BEATS_RULE_ON_NOISY_IMAGES: "over rule, noisy images",
+    DROWNED_AUDIO_AT_CHANCE: "drowned audio off chance", DROWNED_AUDIO_STILL_WEIGHTED: "drowned image weight",
+    DROWNED_NO_BETTER_THAN_IMAGE: "drowned over image",
+}
 
 
 def shot_gain(data: MetaData, embeddings: dict) -> float:
@@ -466,28 +539,16 @@ def shot_gain(data: MetaData, embeddings: dict) -> float:
     return five - one
 
 
-def fusion_gains(result: FusionResult) -> tuple[float, float]:
-    """Of :func:`meta_fusion_experiment`: the paired gain of the predicted weights over equal weights, and
-    over the better of the two single modalities (on average over the episodes)."""
-    a = result.accuracy
-    learned = a["meta-learned weights"]
-    over_single = min((learned - a[m]).mean().item() for m in ("image only", "audio only"))
-    return (learned - a["equal weights"]).mean().item(), over_single
-
-
 def measure_claims(seed: int) -> dict[Claim, float]:
     """Run every experiment of lesson 06 for ``seed``; return the quantity each claim tests."""
     data = meta_data(seed)
     encoders = {m: train_protonet(data, m)[0].encoder for m in MODALITIES}
     audio = {"audio": embed(encoders["audio"], data.test["audio"])}
     maml, _ = train_maml(data)
-    fusion = meta_fusion_experiment(data, encoders)
-    over_equal, over_single = fusion_gains(fusion)
+    fusion = fusion_quantities(meta_fusion_experiment(data, encoders))
     return {
         PROTONET_BEATS_CHANCE: few_shot_accuracy(data, audio).mean().item(),
         MORE_SHOTS_HELP: shot_gain(data, audio),
         MAML_BEATS_CHANCE: maml_accuracy(maml, data).mean().item(),
-        META_WEIGHTS_BEAT_EQUAL: over_equal,
-        META_BEATS_BEST_SINGLE: over_single,
-        WEIGHTS_FOLLOW_CORRUPTION: weight_gap(fusion),
+        **{claim: fusion[name] for claim, name in FUSION_CLAIMS.items()},
     }

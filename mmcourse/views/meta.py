@@ -109,12 +109,14 @@ def per_class_bars(per_class: dict, title: str = "accuracy on each new digit, 4-
         ax.set_title(title, fontsize=9)
 
 
-def weights_by_condition(conditions: torch.Tensor, weights: torch.Tensor, accuracy: dict) -> None:
+def weights_by_condition(conditions: torch.Tensor, weights: torch.Tensor, accuracy: dict,
+                         rule_weights: torch.Tensor | None = None) -> None:
     """Left: each meta-test episode's predicted image weight against its corruption (a dot per episode, a bar
-    at the mean). Right: mean accuracy of each method with its 95% interval.
+    at the mean; a dashed bar at the mean of ``rule_weights``, when given). Right: mean accuracy of each
+    method with its 95% interval.
 
-    ``conditions`` (E,) indices into :data:`~mmcourse.experiments.meta.CONDITIONS`; ``weights`` (E, 2);
-    ``accuracy`` {method: (E,) per-episode accuracy}.
+    ``conditions`` (E,) indices into :data:`~mmcourse.experiments.meta.CONDITIONS`; ``weights`` and
+    ``rule_weights`` (E, 2), column 0 the image; ``accuracy`` {method: (E,) per-episode accuracy}.
     """
     labels = [f"{m} {level:g}" + (" dB" if m == "audio" else "") for m, level in CONDITIONS]
     g = torch.Generator().manual_seed(0)
@@ -126,12 +128,16 @@ def weights_by_condition(conditions: torch.Tensor, weights: torch.Tensor, accura
             colour = TEST_COLOUR if CONDITIONS[i][0] == "image" else TRAIN_COLOUR
             ax.scatter(i + jitter, w, s=4, alpha=0.4, color=colour)
             ax.hlines(w.mean(), i - 0.3, i + 0.3, color="black", linewidth=1.5)
+            if rule_weights is not None:
+                ax.hlines(rule_weights[conditions == i, 0].mean(), i - 0.3, i + 0.3, color="0.45", linewidth=1.2,
+                          linestyle="--")
         ax.axhline(0.5, color="0.6", linestyle=":", linewidth=0.8)
         ax.set_xticks(range(len(CONDITIONS)), ["noisy " + label for label in labels], rotation=25, ha="right",
                       fontsize=7)
         ax.set_ylim(0, 1)
         ax.set_ylabel("predicted image weight", fontsize=8)
-        ax.set_title("each meta-test episode's weights (dotted: equal)", fontsize=9)
+        ax.set_title("each meta-test episode's weights (bar: mean" + ("; dashed: the rule's mean" if rule_weights
+                     is not None else "") + "; dotted: equal)", fontsize=9)
         ax = axes[1]
         names = list(accuracy)
         intervals = [normal_interval(accuracy[n]) for n in names]
