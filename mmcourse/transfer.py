@@ -57,7 +57,7 @@ class MultiTaskOutput(NamedTuple):
     """What :class:`MultiTaskVQA` returns."""
 
     scores: torch.Tensor  # (B, A) answer scores from each row's own task head; other answers get the lowest float
-    features: torch.Tensor  # (B, dim) the shared representation the heads read
+    features: torch.Tensor  # (B, dim) the shared representation the task heads read
 
 
 class MultiTaskLoss(NamedTuple):
@@ -93,7 +93,7 @@ def weighted_task_loss(per_task: torch.Tensor, weights: torch.Tensor) -> torch.T
 
 def uncertainty_weighted_loss(per_task: torch.Tensor, log_vars: torch.Tensor,
                               present: torch.Tensor | None = None) -> torch.Tensor:
-    """Kendall, Gal and Cipolla (2018): sum_t exp(-s_t) L_t + s_t / 2, with s_t = log sigma_t^2 learned.
+    """Kendall, Gal and Cipolla (2018): sum_t (exp(-s_t) L_t + s_t / 2), with s_t = log sigma_t^2 learned.
 
     For a classification task the weight 1 / sigma_t^2 scales the cross-entropy and log sigma_t =
     s_t / 2 keeps sigma_t from growing without bound (without it the loss falls to 0 as every s_t
@@ -113,8 +113,8 @@ class MultiTaskVQA(nn.Module):
 
     The encoder is lesson 03's :class:`~mmcourse.attention.AttentionVQA` without its answer layer:
     the question's words attend over the image's patches and are pooled into one vector h (B, dim).
-    Head t (LayerNorm, Linear) maps h to the scores of task t's answers; each row goes through its
-    own task's head only, and its scores land in that task's columns of a (B, A) tensor over all
+    Task head t, ``task_heads[t]`` (LayerNorm, Linear), maps h to the scores of task t's answers; each
+    row goes through its own task's head only, and its scores land in that task's columns of a (B, A) tensor over all
     answers, so ``answer_id`` is the label of every task and ``argmax`` never picks another task's
     answer. After Caruana (1997) and Ruder (2017), https://arxiv.org/abs/1706.05098.
 
@@ -122,7 +122,9 @@ class MultiTaskVQA(nn.Module):
     ----------
     task_answers : for each task, the answer ids its head scores (:func:`shapes_task_answers`).
     num_answers : A, the size of the whole answer list (``len(ANSWERS)``).
-    vocab_size, dim, num_heads : as for ``AttentionVQA``.
+    vocab_size, dim : as for ``AttentionVQA``.
+    num_heads : the number of *attention* heads of the encoder, as for ``AttentionVQA`` (the task
+        heads are ``task_heads``, one per task).
     task_weights : fixed weights w_t of the loss (default 1 each).
     uncertainty : learn the weights instead, from log-variances ``log_vars`` (T,) (Kendall et al. 2018).
 
@@ -139,7 +141,8 @@ class MultiTaskVQA(nn.Module):
                              f"task, got {task_answers!r}")
         self.encoder = AttentionVQA(vocab_size, 1, dim, num_heads)
         self.encoder.head = nn.Identity()  # lesson 03's model without its answer layer
-        self.heads = nn.ModuleList(nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, len(a))) for a in task_answers)
+        self.task_heads = nn.ModuleList(nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, len(a)))
+                                        for a in task_answers)
         for t, answers in enumerate(task_answers):
             self.register_buffer(f"answers_{t}", torch.tensor(list(answers), dtype=torch.long))
         self.num_tasks, self.num_answers = len(task_answers), num_answers
@@ -162,7 +165,7 @@ class MultiTaskVQA(nn.Module):
                              f"to {int(task.max())}")
         h = self.encoder.summarize(image, tokens).text  # (B, dim): the question after looking at the image
         scores = h.new_full((len(h), self.num_answers), torch.finfo(h.dtype).min)
-        for t, head in enumerate(self.heads):
+        for t, head in enumerate(self.task_heads):
             rows = (task == t).nonzero().squeeze(1)  # this head sees its own task's rows only
             if len(rows):
                 scores[rows[:, None], self.task_answers(t)] = head(h[rows])
@@ -200,9 +203,9 @@ def _check_alpha(alpha) -> None:
 
 
 def soft_targets(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """softmax(logits / T): class probabilities softened by the temperature T (T = 1: the usual softmax).
+    """softmax(logits / tau): class probabilities softened by the temperature tau (tau = 1: the usual softmax).
 
-    Large T flattens them towards uniform and lets the small probabilities (which other classes an
+    Large tau flattens them towards uniform and lets the small probabilities (which other classes an
     input resembles, Hinton's "dark knowledge") show. Shape: (B, C) -> (B, C).
     """
     _check_temperature(temperature)
@@ -211,13 +214,18 @@ def soft_targets(logits: torch.Tensor, temperature: float) -> torch.Tensor:
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
                       temperature: float = 4.0, alpha: float = 0.5) -> torch.Tensor:
-    """Hinton et al. (2015): alpha T^2 KL(p_T || q_T) + (1 - alpha) CE(student, labels).
+    """Hinton et al. (2015): alpha tau^2 KL(p || q) + (1 - alpha) CE(student, labels).
 
-    p_T = softmax(teacher / T) and q_T = softmax(student / T) are the softened distributions; the KL
-    divergence is averaged over the batch. The gradient of the soft term with respect to the student's
-    logits is (q_T - p_T) / T, so it shrinks like 1 / T^2 as T grows (for logits of a fixed spread);
-    the factor T^2 restores its scale, so that alpha means the same at every temperature. The teacher
-    gets no gradient. alpha = 0 is plain cross-entropy with the labels. https://arxiv.org/abs/1503.02531
+    p = softmax(teacher / tau) and q = softmax(student / tau) are the distributions softened by the
+    temperature tau (the argument ``temperature``); the KL divergence is averaged over the batch. The
+    gradient of the soft term with respect to the student's logits is (q - p) / tau, so it shrinks like
+    1 / tau^2 as tau grows (for logits of a fixed spread); the factor tau^2 restores its scale, so that
+    alpha means the same at every temperature. The teacher gets no gradient. alpha = 0 is plain
+    cross-entropy with the labels. https://arxiv.org/abs/1503.02531
+
+    Hinton et al. write the soft term as the cross-entropy with the soft targets, H(p, q) = KL(p || q) +
+    H(p). The teacher's entropy H(p) does not depend on the student, so both have the same gradient;
+    the KL used here has a different value, 0 when the student matches the teacher.
 
     Shape: ``student_logits`` (B, C), ``teacher_logits`` (B, C), ``labels`` (B,) int -> () scalar.
     """
@@ -229,10 +237,10 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
                          f"{labels.dtype} {tuple(labels.shape)}")
     _check_temperature(temperature)
     _check_alpha(alpha)
-    t = temperature
-    soft = F.kl_div(F.log_softmax(student_logits / t, dim=-1), F.log_softmax(teacher_logits.detach() / t, dim=-1),
+    tau = temperature
+    soft = F.kl_div(F.log_softmax(student_logits / tau, dim=-1), F.log_softmax(teacher_logits.detach() / tau, dim=-1),
                     log_target=True, reduction="batchmean")
-    return alpha * t * t * soft + (1 - alpha) * F.cross_entropy(student_logits, labels)
+    return alpha * tau * tau * soft + (1 - alpha) * F.cross_entropy(student_logits, labels)
 
 
 def distillation_step(temperature: float, alpha: float, inputs: Sequence[str] = ("image",),

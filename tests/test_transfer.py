@@ -167,7 +167,7 @@ def test_each_head_sees_only_its_tasks_rows():
     batch = _questions(10)
     batch["task"] = torch.tensor([2, 0, 2, 3, 2, 1, 0, 2, 3, 3])
     seen = {}
-    for t, head in enumerate(model.heads):
+    for t, head in enumerate(model.task_heads):
         head.register_forward_hook(lambda m, inputs, out, t=t: seen.__setitem__(t, inputs[0].detach().clone()))
     out = model(batch["image"], batch["question_ids"], batch["task"])
     assert isinstance(out, MultiTaskOutput)
@@ -176,7 +176,7 @@ def test_each_head_sees_only_its_tasks_rows():
     for t, answers in enumerate(shapes_task_answers()):
         rows = (batch["task"] == t).nonzero().flatten()
         assert torch.equal(seen[t], out.features[rows])  # exactly the task's rows, in order
-        expected = model.heads[t](out.features[rows])
+        expected = model.task_heads[t](out.features[rows])
         assert torch.allclose(out.scores[rows][:, answers], expected)
         others = torch.ones(len(ANSWERS), dtype=torch.bool)
         others[answers] = False
@@ -195,7 +195,7 @@ def test_a_tasks_loss_reaches_its_own_head_only_and_the_shared_encoder():
     out = model(batch["image"], batch["question_ids"], batch["task"])
     per_task, present = per_task_losses(out.scores, batch["answer_id"], batch["task"], 4)
     per_task[2].backward()
-    for t, head in enumerate(model.heads):
+    for t, head in enumerate(model.task_heads):
         grads = [p.grad for p in head.parameters()]
         if t == 2:
             assert all(g is not None and g.abs().sum() > 0 for g in grads)

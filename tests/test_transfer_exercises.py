@@ -1,9 +1,12 @@
 """Lesson 08's exercises: the worked solutions pass, and the typical mistakes are caught and explained."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
+from mmcourse.data import VOCAB
 from mmcourse.exercises import check
+from mmcourse.transfer import MultiTaskVQA, shapes_task_answers, uncertainty_weighted_loss, weighted_task_loss
 
 
 def _distillation(student, teacher, labels, temperature, alpha, t_squared=True, log_input=True):
@@ -12,16 +15,53 @@ def _distillation(student, teacher, labels, temperature, alpha, t_squared=True, 
     return alpha * (temperature**2 if t_squared else 1) * soft + (1 - alpha) * F.cross_entropy(student, labels)
 
 
+def _soft_cross_entropy(student, teacher, labels, temperature, alpha):
+    """Hinton et al.'s form of the soft term: the cross-entropy with the soft targets, KL + the teacher's entropy."""
+    p = F.softmax(teacher / temperature, dim=1)
+    soft = -(p * F.log_softmax(student / temperature, dim=1)).sum(1).mean()
+    return alpha * temperature**2 * soft + (1 - alpha) * F.cross_entropy(student, labels)
+
+
 def test_distillation_exercise(capsys):
     assert check("distillation_loss", _distillation)
     assert not check("distillation_loss", lambda *a: _distillation(*a, t_squared=False))
-    assert "case 4 of 5 (T = 4, alpha = 0.9: the soft term needs its factor T^2)" in capsys.readouterr().out
+    assert "case 4 of 5 (tau = 4, alpha = 0.9: the soft term needs its factor tau^2)" in capsys.readouterr().out
     # probabilities where F.kl_div wants log-probabilities: wrong from the first case
     assert not check("distillation_loss", lambda *a: _distillation(*a, log_input=False))
     assert "case 1 of 5" in capsys.readouterr().out
     # a sum over the batch instead of the mean
     assert not check("distillation_loss", lambda s, t, y, temp, a: _distillation(s, t, y, temp, a) * len(s))
     assert "case 2 of 5" in capsys.readouterr().out
+    # Hinton et al.'s soft cross-entropy: the teacher's entropy above the KL, caught where the KL is 0
+    assert not check("distillation_loss", _soft_cross_entropy)
+    out = capsys.readouterr().out
+    assert "case 1 of 5" in out and "cross-entropy with soft targets is not" in out
+    # the KL the other way round, KL(q || p)
+    assert not check("distillation_loss", lambda s, t, y, temp, a: a * temp**2 * F.kl_div(
+        F.log_softmax(t / temp, dim=1), F.softmax(s / temp, dim=1), reduction="batchmean")
+        + (1 - a) * F.cross_entropy(s, y))
+    # alpha on the wrong term, and the labels' cross-entropy on softened logits
+    assert not check("distillation_loss", lambda s, t, y, temp, a: _distillation(s, t, y, temp, 1 - a))
+    assert not check("distillation_loss", lambda s, t, y, temp, a: _distillation(s, t, y, temp, a)
+                     - (1 - a) * (F.cross_entropy(s, y) - F.cross_entropy(s / temp, y)))
+
+
+def test_soft_cross_entropy_has_the_kls_gradient_but_not_its_value():
+    """What the lesson says where the check rejects Hinton et al.'s form: same gradient, value larger by H(p)."""
+    g = torch.Generator().manual_seed(3)
+    z = 3 * torch.randn(6, 5, generator=g, dtype=torch.float64)
+    v = 3 * torch.randn(6, 5, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 5, (6,), generator=g)
+    grads, values = [], []
+    for loss in (_distillation, _soft_cross_entropy):
+        zz = z.clone().requires_grad_()
+        value = loss(zz, v, y, 2.0, 1.0)
+        values.append(value.item())
+        grads.append(torch.autograd.grad(value, zz)[0])
+    p = F.softmax(v / 2.0, dim=1)
+    entropy = -(p * p.log()).sum(1).mean().item()
+    assert torch.allclose(grads[0], grads[1], atol=1e-12)
+    assert values[1] - values[0] == pytest.approx(4.0 * entropy, rel=1e-9)  # tau^2 H(p_tau)
 
 
 def test_two_heads_exercise(capsys):
@@ -48,3 +88,46 @@ def test_task_losses_find_the_bug(capsys):
     assert "case 3 of 4 (task 1 has no row in this batch)" in out and "NaN" in out
     assert check("task_losses", fixed)
     assert "The bug: F.cross_entropy over the rows of a task that has none" in capsys.readouterr().out
+
+
+def _questions(task: list[int], seed: int):
+    """Random images and questions for the given task ids, each row answered with one of its own task's answers."""
+    g = torch.Generator().manual_seed(seed)
+    answers = torch.tensor([shapes_task_answers()[t][0] for t in task])
+    return (torch.rand(len(task), 3, 32, 32, generator=g), torch.randint(2, len(VOCAB), (len(task), 6), generator=g),
+            torch.tensor(task), answers)
+
+
+@pytest.mark.parametrize("uncertainty", [False, True])
+def test_where_the_nan_of_a_task_without_rows_goes(uncertainty):
+    """The find-the-bug explanation, measured on the real model: with fixed task weights the NaN stays in the
+    loss (the empty mean's gradient is empty); with learned uncertainty weights it reaches s_t at once, and task
+    t's head and the shared encoder at the next step."""
+    torch.manual_seed(0)
+    model = MultiTaskVQA(shapes_task_answers(), uncertainty=uncertainty)
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for step, rows in enumerate(([0, 2, 3, 0, 2, 3], [0, 1, 2, 3, 0, 1])):  # task 1 missing, then every task
+        image, tokens, task, answers = _questions(rows, seed=step)
+        scores = model(image, tokens, task).scores
+        per_task = torch.stack([F.cross_entropy(scores[task == t], answers[task == t]) for t in range(4)])  # the bug
+        if uncertainty:
+            total = uncertainty_weighted_loss(per_task, model.log_vars, torch.bincount(task, minlength=4) > 0)
+        else:
+            total = weighted_task_loss(per_task, model.task_weights)
+        optimiser.zero_grad()
+        total.backward()
+        nan_grads = {name for name, p in model.named_parameters() if p.grad is not None and p.grad.isnan().any()}
+        if step == 0:
+            assert per_task.isnan().tolist() == [False, True, False, False] and total.isnan()
+            assert nan_grads == ({"log_vars"} if uncertainty else set())
+            if uncertainty:
+                assert model.log_vars.grad.isnan().tolist() == [False, True, False, False]  # s_1 only
+        elif uncertainty:
+            assert total.isnan()
+            assert {"log_vars", "encoder.text.embed.weight", "encoder.cross.attn.q_proj.weight",
+                    "task_heads.1.1.weight"} <= nan_grads
+        else:
+            assert not total.isnan() and not nan_grads
+        optimiser.step()
+    if not uncertainty:  # trained on, every parameter finite
+        assert all(torch.isfinite(p).all() for p in model.parameters())

@@ -24,12 +24,12 @@ def _distillation_cases() -> list[Case]:
 
     same = torch.tensor([[2.0, 0.0, -1.0]])
     return [
-        Case("student equals teacher, T = 2, alpha = 1: the KL term is 0", (same, same.clone(), torch.tensor([0]),
-                                                                            2.0, 1.0)),
+        Case("student equals teacher, tau = 2, alpha = 1: the KL term is 0 (a cross-entropy with soft targets "
+             "is not: it is the teacher's entropy there)", (same, same.clone(), torch.tensor([0]), 2.0, 1.0)),
         case("alpha = 0: plain cross-entropy with the labels", 4, 3, 4.0, 0.0),
-        case("T = 1, alpha = 0.5, 8 samples of 10 classes", 8, 10, 1.0, 0.5),
-        case("T = 4, alpha = 0.9: the soft term needs its factor T^2", 8, 10, 4.0, 0.9),
-        case("T = 10, alpha = 1, one sample: the KL summed over classes, not averaged", 1, 5, 10.0, 1.0),
+        case("tau = 1, alpha = 0.5, 8 samples of 10 classes", 8, 10, 1.0, 0.5),
+        case("tau = 4, alpha = 0.9: the soft term needs its factor tau^2", 8, 10, 4.0, 0.9),
+        case("tau = 10, alpha = 1, one sample: the KL summed over classes, not averaged", 1, 5, 10.0, 1.0),
     ]
 
 
@@ -79,6 +79,11 @@ register("distillation_loss", _reference_distillation_loss, _distillation_cases)
 register("two_heads", _reference_two_heads, _two_heads_cases)
 register("task_losses", _reference_task_losses, _task_losses_cases, explanation=(
     "The bug: F.cross_entropy over the rows of a task that has none in the batch is a mean over zero rows, "
-    "0 / 0 = NaN. Most batches hold every task, so training runs fine for a while; then one batch misses a task, "
-    "the loss is NaN, and so is every parameter after that step. Skip (or zero) the tasks without rows, as "
-    "mmcourse.transfer.per_task_losses does."))
+    "0 / 0 = NaN. Most batches hold every task, so training runs fine for a while; then one batch misses a task "
+    "and the loss is NaN. What the NaN does next depends on the task weights. With fixed weights w_t only the "
+    "loss you log is NaN: the empty mean depends on no score, so its gradient is empty and reaches no parameter, "
+    "and training goes on (but a history, an early stop or a scheduler that reads the loss is spoiled). With "
+    "learned uncertainty weights (Kendall et al.) the gradient with respect to s_t, 1/2 - exp(-s_t) L_t, is NaN: "
+    "s_t turns NaN at that step; at the next step its weight exp(-s_t) sends NaN into task t's head and the shared "
+    "encoder, and the encoder's NaN features into every other head: every parameter is lost. Give a task without "
+    "rows a loss of 0 (and leave it out of the sum), as mmcourse.transfer.per_task_losses does."))

@@ -46,7 +46,7 @@ def distillation_diagram(ax) -> None:
                            bbox={**style, "facecolor": "0.93"}),
         "student": ax.text(0.42, 0.22, "student\n(image only)", ha="center", va="center", fontsize=8,
                            bbox={**style, "facecolor": "#fde0c0"}),
-        "soft": ax.text(0.82, 0.5, "soft labels\nsoftmax(z / T)", ha="center", va="center", fontsize=8,
+        "soft": ax.text(0.82, 0.5, "soft labels\n" r"softmax($v / \tau$)", ha="center", va="center", fontsize=8,
                         bbox={**style, "facecolor": "white"}),
     }
     arrow = {"arrowstyle": "->", "color": "0.3", "lw": 0.8, "shrinkA": 2, "shrinkB": 2}
@@ -54,7 +54,7 @@ def distillation_diagram(ax) -> None:
         ax.annotate("", xy=(0, 0.5), xycoords=boxes[b], xytext=(1, 0.5), textcoords=boxes[a], arrowprops=arrow)
     ax.annotate("", xy=(1, 0.5), xycoords=boxes["student"], xytext=(0.5, 0), textcoords=boxes["soft"],
                 arrowprops={**arrow, "linestyle": "--"})
-    ax.text(0.7, 0.22, "match them\n(KL at T)", ha="center", va="center", fontsize=7, color="0.3")
+    ax.text(0.7, 0.22, "match them\n" r"(KL at $\tau$)", ha="center", va="center", fontsize=7, color="0.3")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_title("the teacher hears what the student cannot see", fontsize=9)
@@ -110,7 +110,7 @@ def sharing_bars(ax, shared: dict, separate: dict, intervals: dict | None = None
 
 
 def soft_label_bars(ax, logits: torch.Tensor, temperature: float, label: int | None = None, title: str = "") -> None:
-    """One sample's soft labels softmax(logits / T) over the 10 digits; the true digit's bar is dark."""
+    """One sample's soft labels softmax(logits / tau) over the 10 digits; the true digit's bar is dark."""
     p = soft_targets(logits.reshape(1, -1), temperature)[0]
     colours = ["0.75"] * len(p)
     if label is not None:
@@ -128,14 +128,15 @@ def soft_labels_at_temperatures(images, logits, labels, temperatures) -> None:
         for i in range(n):
             show_digit(axes[i * (k + 1)], images[i], f"digit {int(labels[i])}")
             for j, t in enumerate(temperatures):
-                soft_label_bars(axes[i * (k + 1) + j + 1], logits[i], t, int(labels[i]), f"T = {t:g}" if i == 0 else "")
+                title = rf"$\tau$ = {t:g}" if i == 0 else ""
+                soft_label_bars(axes[i * (k + 1) + j + 1], logits[i], t, int(labels[i]), title)
 
 
 def accuracy_grid(ax, grid: dict, temperatures, alphas, reference: float | None = None,
                   current: tuple | None = None) -> None:
-    """Student test accuracy for each (temperature, alpha) as a heatmap; ``current`` (T, alpha) is boxed.
+    """Student test accuracy for each (temperature, alpha) as a heatmap; ``current`` (tau, alpha) is boxed.
 
-    ``grid``: {(T, alpha): accuracy}; ``reference`` (the student trained on the labels alone) sets the
+    ``grid``: {(tau, alpha): accuracy}; ``reference`` (the student trained on the labels alone) sets the
     colour scale's midpoint, so that gains and losses show as two colours.
     """
     values = torch.tensor([[grid[(t, a)] for t in temperatures] for a in alphas])
@@ -152,7 +153,7 @@ def accuracy_grid(ax, grid: dict, temperatures, alphas, reference: float | None 
         ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2))
     ax.set_xticks(range(len(temperatures)), [f"{t:g}" for t in temperatures], fontsize=8)
     ax.set_yticks(range(len(alphas)), [f"{a:g}" for a in alphas], fontsize=8)
-    ax.set_xlabel("temperature T", fontsize=8)
+    ax.set_xlabel(r"temperature $\tau$", fontsize=8)
     ax.set_ylabel("alpha", fontsize=8)
     ax.set_title("student accuracy\n(blue: above labels alone)", fontsize=8)
 
@@ -161,13 +162,13 @@ class DistillationView(View):
     """Temperature and alpha sliders: the teacher's soft labels for a few images, and the accuracy of the
     student distilled at those settings (lesson 08).
 
-    Nothing trains when a slider moves: the students of every (T, alpha) were trained by the lesson.
+    Nothing trains when a slider moves: the students of every (tau, alpha) were trained by the lesson.
 
     Parameters
     ----------
     images : (K, 1, 8, 8) a few unlabelled training images; ``logits`` (K, 10) the teacher's scores for
         them; ``labels`` (K,) their digits (shown, never used by the student).
-    grid : {(T, alpha): student test accuracy}, over ``temperatures`` x ``alphas``.
+    grid : {(tau, alpha): student test accuracy}, over ``temperatures`` x ``alphas``.
     baseline : test accuracy of the student trained on the labelled images alone; ``teacher``: of the teacher.
 
     ``shown`` holds ``temperature``, ``alpha``, ``accuracy`` (the student's at those settings), ``gain``
@@ -178,7 +179,7 @@ class DistillationView(View):
         temperatures = sorted({t for t, _ in grid})
         alphas = sorted({a for _, a in grid})
         if len(grid) != len(temperatures) * len(alphas):
-            raise ValueError(f"grid: expected an accuracy for every (T, alpha) of {temperatures} x {alphas}, "
+            raise ValueError(f"grid: expected an accuracy for every (tau, alpha) of {temperatures} x {alphas}, "
                              f"got {len(grid)} entries")
         if not (len(images) == len(logits) == len(labels)) or len(labels) == 0:
             raise ValueError(f"images, logits, labels: expected the same number (>= 1) of samples, got "
@@ -188,7 +189,8 @@ class DistillationView(View):
         self.temperatures, self.alphas = temperatures, alphas
         wide = {"description_width": "initial"}
         self.temperature = widgets.SelectionSlider(options=temperatures, value=temperatures[len(temperatures) // 2],
-                                                   description="temperature T", continuous_update=False, style=wide)
+                                                   description="temperature \N{GREEK SMALL LETTER TAU}",
+                                                   continuous_update=False, style=wide)
         self.alpha = widgets.SelectionSlider(options=alphas, value=alphas[-1], description="alpha",
                                              continuous_update=False, style=wide)
         self._lay_out([[self.temperature, self.alpha]], redraw_on=[self.temperature, self.alpha])
@@ -206,13 +208,13 @@ class DistillationView(View):
             with figure(2.2 * k + 3.5, 2.6, ncols=k + 1) as axes:
                 for i in range(k):
                     soft_label_bars(axes[i], self.logits[i], t, int(self.labels[i]),
-                                    f"digit {int(self.labels[i])}: teacher at T = {t:g}")
+                                    rf"digit {int(self.labels[i])}: teacher at $\tau$ = {t:g}")
                     axes[i].set_ylim(0, 1.5)  # room above the bars for the image
                     axes[i].set_yticks([0, 0.5, 1])
                     inset = axes[i].inset_axes([0.7, 0.69, 0.28, 0.3])
                     show_digit(inset, self.images[i])
                 accuracy_grid(axes[k], self.grid, self.temperatures, self.alphas, self.baseline, (t, a))
-            print(f"student at T = {t:g}, alpha = {a:g}: accuracy {accuracy:.3f} ({accuracy - self.baseline:+.3f} "
+            print(f"student at tau = {t:g}, alpha = {a:g}: accuracy {accuracy:.3f} ({accuracy - self.baseline:+.3f} "
                   f"over the labels alone, {self.baseline:.3f}); teacher with audio: {self.teacher:.3f}")
 
 
