@@ -60,6 +60,27 @@ def test_binder_matches_pyproject_runtime_and_versions_satisfy_it():
         pins = [s.version for s in req.specifier if s.operator == "=="]
         for pin in pins:
             assert runtime[name].specifier.contains(Version(pin), prereleases=True), (name, pin)
+        if not pins:  # the same bounds, upper ones included (ipykernel below 7)
+            assert req.specifier == runtime[name].specifier, (name, str(req.specifier), str(runtime[name].specifier))
+
+
+def test_conda_asks_for_the_same_versions_as_pyproject():
+    runtime, dev = _pyproject()
+    wanted = runtime | dev
+    for name, line in _conda().items():
+        conda = Requirement(line.replace("pytorch-cpu", "torch").replace("pytorch", "torch"))
+        assert conda.specifier == wanted[name].specifier, (name, line, str(wanted[name].specifier))
+
+
+def test_every_install_list_keeps_ipykernel_below_7():
+    """ipykernel 7 can leave a shell request unread (ipython/ipykernel#1554): a cell stuck at [*]. Each list
+    says why it pins, so that whoever lifts the pin finds the reason and the benchmark to rerun."""
+    runtime, _ = _pyproject()
+    for req in (runtime["ipykernel"], _binder()["ipykernel"], Requirement(_conda()["ipykernel"])):
+        assert not req.specifier.contains("7.0.0") and not req.specifier.contains("7.4.0")
+        assert req.specifier.contains("6.31.0")
+    for path in ("pyproject.toml", "binder/requirements.txt", "environment.yml"):
+        assert "ipykernel#1554" in (ROOT / path).read_text(), path
 
 
 def test_binder_takes_cpu_torch_pins_python_and_installs_the_package():
