@@ -20,6 +20,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET_S, CELL_BUDGET_S, MEMORY_BUDGET_MB, IMPORT_BUDGET_S = 60.0, 20.0, 1536.0, 1.0
@@ -36,13 +37,17 @@ PEAK_RSS = (
 def run_lesson(path: Path) -> dict:
     """Execute one notebook cell by cell in a new kernel; return timings and peak memory."""
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    # A cell that has not finished in 90 s has stalled (the budget is 20 s): say which, rather than wait.
+    client = NotebookClient(nb, timeout=90, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
     cell_times = []
     with client.setup_kernel():
         for index, cell in enumerate(nb.cells):
             t = time.perf_counter()
-            client.execute_cell(cell, index)
+            try:
+                client.execute_cell(cell, index)
+            except CellTimeoutError as err:
+                raise RuntimeError(f"{path.name}, cell {index}: stalled (see benchmarks/kernel_stress.py)") from err
             cell_times.append((time.perf_counter() - t, index))
         wall = time.perf_counter() - start
         probe = nbformat.v4.new_code_cell(PEAK_RSS)

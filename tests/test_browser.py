@@ -55,6 +55,9 @@ SETTINGS = {  # JupyterLab user settings for a fresh, quiet, non-windowed, non-a
 DISABLED_EXTENSIONS = {"@jupyter/nbgrader": True}
 EXECUTED = ROOT / "artifacts" / "executed"
 LESSON_TIMEOUT_MS = 300_000
+# A cell that has not finished after this long has stalled (the slowest cell takes under 10 s here; the budget
+# is 20 s on the slowest machine we know): fail then, naming the cell, instead of at the lesson's timeout.
+CELL_STALL_S = 90
 WIDGET_PROBLEMS = ["Error displaying widget", "Loading widget..."]
 
 KERNEL_IDLE = """() => {
@@ -67,6 +70,20 @@ ALL_CELLS_RAN = """() => {
   const code = w.content.widgets.filter(c => c.model.type === 'code');
   return code.length > 0 && code.every(c => c.model.executionCount !== null)
     && w.sessionContext.session.kernel.status === 'idle';
+}"""
+# Start Run All without waiting for it: the command's promise settles only when every cell has run, and
+# page.evaluate would wait for it, with no timeout, past any stall.
+RUN_ALL = "() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }"
+PROGRESS = """() => {
+  const w = window.jupyterapp.shell.currentWidget;
+  const cells = w.content.widgets;
+  const code = cells.map((c, i) => [c, i]).filter(([c]) => c.model.type === 'code');
+  const waiting = code.find(([c]) => c.model.executionCount === null);
+  const kernel = w.sessionContext.session && w.sessionContext.session.kernel;
+  return {done: code.filter(([c]) => c.model.executionCount !== null).length,
+          cell: waiting ? waiting[1] : null,
+          source: waiting ? waiting[0].model.sharedModel.getSource().split('\\n')[0].slice(0, 80) : '',
+          kernel: kernel ? kernel.status : 'none'};
 }"""
 OUTPUT_PROBLEMS = """() => {
   const w = window.jupyterapp.shell.currentWidget;
@@ -194,18 +211,28 @@ def _move_first_control(page, notebook: str) -> str:
     return what
 
 
-def _run_all_cells(page, timeout_ms: int) -> None:
+def _run_all_cells(page, timeout_ms: int, stall_s: float = CELL_STALL_S) -> None:
     """Wait until every code cell has run, failing at once (not at the timeout) when a cell shows an
-    error: JupyterLab stops a Run All at the first error, so the remaining cells would never run."""
+    error: JupyterLab stops a Run All at the first error, so the remaining cells would never run. A cell
+    that has not finished within ``stall_s`` fails the test with its lesson, number and first line, and the
+    kernel's status (a stalled kernel reads idle: see benchmarks/kernel_stress.py)."""
     deadline = time.time() + timeout_ms / 1000
+    done, since = -1, time.time()
     while True:
         problems = page.evaluate(OUTPUT_PROBLEMS)
         if problems:
             pytest.fail("a cell failed while the notebook ran:\n" + "\n".join(problems))
         if page.evaluate(ALL_CELLS_RAN):
             return
+        progress = page.evaluate(PROGRESS)
+        if progress["done"] != done:
+            done, since = progress["done"], time.time()
+        elif time.time() - since > stall_s:
+            pytest.fail(f"{page.lesson}: cell {progress['cell']} ({progress['source']!r}) has not finished after "
+                        f"{stall_s:.0f} s, {done} code cells done before it; kernel {progress['kernel']}"
+                        + (" (idle with a cell waiting: a stalled kernel)" if progress["kernel"] == "idle" else ""))
         if time.time() > deadline:
-            pytest.fail(f"the notebook did not finish within {timeout_ms / 1000:.0f} s")
+            pytest.fail(f"{page.lesson}: the notebook did not finish within {timeout_ms / 1000:.0f} s")
         page.wait_for_timeout(500)
 
 
@@ -242,7 +269,7 @@ def test_lesson_runs_in_jupyterlab_and_widgets_respond(lab, browser, notebook):
         assert page.evaluate("window.jupyterapp.shell.currentWidget.context.path") == f"lessons/{notebook.name}"
         nb = f"{panel} .jp-Notebook"
         start = time.perf_counter()
-        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        page.evaluate(RUN_ALL)
         _run_all_cells(page, LESSON_TIMEOUT_MS)
         seconds = time.perf_counter() - start
         _record_time(notebook.stem, seconds)
@@ -271,6 +298,36 @@ def test_lesson_runs_in_jupyterlab_and_widgets_respond(lab, browser, notebook):
         page.evaluate(f"document.querySelectorAll('{nb}, {nb} .jp-WindowedPanel-outer').forEach(e => e.scrollTop = 0)")
         page.wait_for_timeout(500)
         page.screenshot(path=str(ARTIFACTS / f"{notebook.stem}.png"), full_page=True)
+    finally:
+        page.evaluate("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                      " && window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
+        page.close()
+
+
+def test_a_stalled_cell_fails_fast_with_its_cell_named(lab, browser):
+    """A cell that never finishes fails the run after ``stall_s`` (here 5 s instead of the lessons' 90), naming
+    the notebook, the cell and its first line, instead of waiting for the lesson's 300 s."""
+    import nbformat
+
+    base, token, root = lab
+    cells = ["x = 1", "import time\ntime.sleep(600)  # never finishes", "y = 2"]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells],
+                                  metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                           "language": "python"}})
+    nbformat.write(nb, root / "lessons" / "99_stall.ipynb")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.lesson = "99_stall"
+    try:
+        page.goto(f"{base}/lab/tree/lessons/99_stall.ipynb?reset&token={token}")
+        page.wait_for_function(KERNEL_IDLE, timeout=120_000)
+        page.evaluate(RUN_ALL)
+        start = time.perf_counter()
+        with pytest.raises(pytest.fail.Exception) as failure:
+            _run_all_cells(page, LESSON_TIMEOUT_MS, stall_s=5)
+        assert time.perf_counter() - start < 30
+        message = str(failure.value)
+        assert message.startswith("99_stall: cell 1 ('import time') has not finished after 5 s"), message
+        assert "1 code cells done before it; kernel busy" in message
     finally:
         page.evaluate("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
                       " && window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")

@@ -87,12 +87,13 @@ def test_nbgrader_autograde_gives_full_points_to_the_reference_and_none_to_a_bla
     for student, origin in (("reference", "source"), ("blank", "release")):
         (course / "submitted" / student / "00_welcome").mkdir(parents=True)
         shutil.copy(course / origin / "00_welcome" / "00_welcome.ipynb", course / "submitted" / student / "00_welcome")
-    _nbgrader(course, "autograde", "00_welcome", "--force")
+    # nbgrader's own cell timeout (30 s): a stalled cell is graded as an error, and its log says which cell.
+    log = _nbgrader(course, "autograde", "00_welcome", "--force", "--Execute.timeout=30")
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         scores = {s: gradebook.find_submission("00_welcome", s) for s in ("reference", "blank")}
-        assert scores["reference"].score == scores["reference"].max_score == 2
+        assert scores["reference"].score == scores["reference"].max_score == 2, log.stderr[-3000:]
         assert scores["blank"].score == 0
 
 
