@@ -319,7 +319,7 @@ exercises.check("last_hidden", solution_last_hidden, must_pass=True)
 # |---|---|---|
 # | **Representation** | how to encode and combine modalities into one representation | 01 Fusion, 02 CCA, 05 Autoencoders, 07 Contrastive learning |
 # | **Alignment** | which elements of one modality correspond to which of another | 02 CCA (retrieval), 03 Attention (grounding), 04 Alignment without pairs, 07 Contrastive learning (retrieval) |
-# | **Reasoning** | how to compose evidence across modalities in several steps | 03 Attention (visual questions) |
+# | **Reasoning** | how to compose evidence across modalities in several steps | none yet: lesson 03's questions take one step (find the named object, read one attribute), which is grounding, an alignment problem; lesson 08 answers four kinds of such question with one encoder |
 # | **Generation** | how to produce one modality from another | 05 Autoencoders (cross-modal generation) |
 # | **Transference** | how to move knowledge between modalities and tasks | 06 Meta-learning, 07 Contrastive learning (zero-shot), 08 Sharing and transferring knowledge (shared encoders, distillation) |
 # | **Quantification** | how to measure what each modality contributes, and how robust a model is | 01 Fusion (robustness, missing modalities), 03 Attention (is attention explanation?), 08 Sharing and transferring knowledge (what training randomness does) |
