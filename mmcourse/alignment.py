@@ -16,11 +16,13 @@ References
 Schönemann (1966), "A generalized solution of the orthogonal Procrustes problem", Psychometrika 31,
 https://doi.org/10.1007/BF02289451.
 Mikolov, Le and Sutskever (2013), "Exploiting Similarities among Languages for Machine Translation",
-https://arxiv.org/abs/1309.4168.
+https://arxiv.org/abs/1309.4168 (a linear map between word spaces, unconstrained, from a dictionary).
+Xing, Wang, Liu and Lin (2015), "Normalized Word Embedding and Orthogonal Transform for Bilingual Word
+Translation", NAACL, https://aclanthology.org/N15-1104/ (the map made orthogonal).
 Cissé et al. (2017), "Parseval Networks: Improving Robustness to Adversarial Examples",
 https://arxiv.org/abs/1704.08847 (the orthogonalisation step).
 Conneau, Lample, Ranzato, Denoyer and Jégou (2018), "Word Translation Without Parallel Data",
-https://arxiv.org/abs/1710.04087 (MUSE: adversarial map, refinement, CSLS, the criterion).
+https://arxiv.org/abs/1710.04087 (MUSE: adversarial map, refinement, CSLS, a mean-cosine criterion).
 Radovanović, Nanopoulos and Ivanović (2010), "Hubs in Space: Popular Nearest Neighbors in
 High-Dimensional Data", JMLR 11, https://jmlr.org/papers/v11/radovanovic10a.html.
 """
@@ -97,8 +99,14 @@ def procrustes(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def orthogonalize(w: torch.Tensor, beta: float = 0.001) -> torch.Tensor:
     """One step of W <- (1 + beta) W - beta (W W^T) W, which pulls W towards the orthogonal matrices.
 
-    Each singular value s of W becomes (1 + beta) s - beta s^3, whose stable fixed point is 1, so
-    repeated steps drive every singular value to 1 while the singular vectors stay put. MUSE applies
+    With W = U S V^T, W W^T W = U S^3 V^T, so the singular vectors stay put and each singular value
+    s becomes f(s) = (1 + beta) s - beta s^3, whose fixed points are 0 and 1. Repeated steps drive s
+    to 1 only inside a basin: from any 0 < s < sqrt((1 + beta) / beta) (about 10 for beta = 0.01,
+    32 for MUSE's 0.001), since f(s) - 1 = (s - 1)(1 - beta s (1 + s)) moves s towards 1 there, at
+    most overshooting below 1 but never reaching 0. At s = sqrt((1 + beta) / beta) the value
+    becomes 0, and beyond it f(s) < 0: that direction of W is flipped, and for large s
+    (|f(s)| > s once s^2 > (2 + beta) / beta) the values grow without bound. A map that
+    starts near orthogonal, as MUSE's identity start does, stays well inside the basin. MUSE applies
     one step after every update of the map (Cissé et al. 2017; Conneau et al. 2018, beta = 0.001).
 
     Shape: ``w`` (..., d, d) -> the same shape; ``beta`` a number in [0, 0.5] or a tensor of them
@@ -165,8 +173,9 @@ def nearest_neighbours(scores: torch.Tensor) -> torch.Tensor:
 def mutual_nearest_neighbours(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The pairs (i, j) where target j is source i's best match AND source i is target j's best match.
 
-    This is MUSE's dictionary for refinement: a pair both sides agree on is far more often right
-    than a one-way nearest neighbour. Shape: (n_s, n_t) -> source indices (m,), target indices (m,).
+    This is the dictionary of MUSE's refinement as Conneau et al. (2018) describe it (their code's
+    default builds one-way source-to-target pairs instead): a pair both sides agree on is far more
+    often right than a one-way nearest neighbour. Shape: (n_s, n_t) -> source indices (m,), target indices (m,).
 
     >>> mutual_nearest_neighbours(torch.tensor([[0.9, 0.1], [0.8, 0.3]]))
     (tensor([0]), tensor([0]))
@@ -197,11 +206,17 @@ def precision_at_1(scores: torch.Tensor, truth: torch.Tensor) -> float:
 
 
 def mean_cosine_criterion(mapped_source: torch.Tensor, target: torch.Tensor, k: int = 10) -> float:
-    """MUSE's unsupervised model-selection criterion: the mean cosine of the mutual CSLS neighbours.
+    """An unsupervised model-selection criterion: the mean cosine of the mutual CSLS nearest neighbours.
 
     No labels: when the map is right, the pairs it induces lie on top of each other and the mean
-    cosine is near 1; a wrong map leaves its best pairs further apart. Conneau et al. (2018) pick
-    the epoch (here also the restart) with the highest value. Returns 0 when there is no mutual pair.
+    cosine is near 1; a wrong map leaves its best pairs further apart. This is a mutual-pair variant
+    of the criterion of Conneau et al. (2018), who pick the epoch with the highest value. Theirs
+    (``dist_mean_cosine`` in MUSE's ``src/evaluation/evaluator.py``) is one-way: each of the 10,000
+    most frequent source words is translated to its CSLS nearest target word (pairs whose target is
+    not among the 10,000 most frequent are dropped), and the cosines of those translations are
+    averaged, whether the target agrees or not. Ours averages only over the pairs on which
+    both directions agree, over all source points (the lesson's points have no frequency order).
+    Returns 0 when there is no mutual pair.
 
     Shape: ``mapped_source`` (n_s, d), ``target`` (n_t, d) -> a float in [-1, 1].
     """
@@ -343,8 +358,8 @@ def clustered_points(n: int, d: int, branching: tuple[int, ...] = (6, 6), scales
 
 
 def normalize_embeddings(x: torch.Tensor) -> torch.Tensor:
-    """Centre the rows (subtract their mean) and scale each to unit length, as MUSE does before
-    aligning. Shape: (n, d) -> (n, d)."""
+    """Centre the rows (subtract their mean) and scale each to unit length. MUSE offers this as an
+    option (``--normalize_embeddings center,renorm``), off by default. Shape: (n, d) -> (n, d)."""
     _check_points("x", x)
     return F.normalize(x - x.mean(0), dim=1)
 
@@ -397,7 +412,7 @@ class AdversarialHistory:
 
     step: list[int] = field(default_factory=list)
     maps: list[torch.Tensor] = field(default_factory=list)  # each (R, d, d)
-    discriminator_accuracy: list[torch.Tensor] = field(default_factory=list)  # each (R,), on held-out rows
+    discriminator_accuracy: list[torch.Tensor] = field(default_factory=list)  # each (R,), on the first rows
     criterion: list[torch.Tensor] = field(default_factory=list)  # each (R,): mean_cosine_criterion
     precision: list[torch.Tensor] = field(default_factory=list)  # each (R,): P@1 with CSLS (needs ``truth``)
     seconds: float = 0.0
@@ -453,7 +468,8 @@ def _check_alignment(source, target, truth, runs, smoothing, **counts) -> tuple[
 def _record(history: AdversarialHistory, step: int, w: torch.Tensor, discriminator: Discriminator,
             source: torch.Tensor, target: torch.Tensor, truth: torch.Tensor | None, rows: int, k: int) -> None:
     """Append the map, the discriminator's accuracy, the criterion and P@1 of every run to ``history``,
-    measured on the first ``rows`` rows of each space. ``source`` (R, n_s, d), ``target`` (R, n_t, d)."""
+    measured on the first ``rows`` rows of each space (training draws its batches from every row, these
+    included). ``source`` (R, n_s, d), ``target`` (R, n_t, d)."""
     m = min(rows, source.shape[1], target.shape[1])
     mapped = source[:, :m] @ w
     discriminator.eval()
@@ -486,9 +502,11 @@ def adversarial_alignment(source: torch.Tensor, target: torch.Tensor, *, truth: 
     once to make it say the opposite, then pulls W towards orthogonality with :func:`orthogonalize`.
     W starts at the identity and has no bias; both optimisers are plain SGD with learning rate
     ``lr``, as in Conneau et al. (2018), "Word Translation Without Parallel Data",
-    https://arxiv.org/abs/1710.04087. They use beta = 0.001 over about a million steps; over a few
-    hundred steps beta = 0.01 keeps W as close to orthogonal (section 4 of lesson 04 shows why it
-    matters). Refine the result with :func:`refine`.
+    https://arxiv.org/abs/1710.04087. Their code's defaults: beta = 0.001, five discriminator steps,
+    5 epochs of 1,000,000 samples in batches of 32 (about 156,000 map steps), a learning rate that
+    decays. Over a few hundred steps the stronger beta = 0.01 keeps W near orthogonal, not on it
+    (lesson 04 prints its singular values and shows why it matters). Refine the result with
+    :func:`refine`.
 
     Several runs train at once (R independent maps and discriminators, one batched computation):
     give ``source`` or ``target`` as (R, n, d) to align R different pairs of spaces, or ``runs=R``
@@ -499,12 +517,13 @@ def adversarial_alignment(source: torch.Tensor, target: torch.Tensor, *, truth: 
 
     Parameters
     ----------
-    source : (n_s, d) or (R, n_s, d); target : (n_t, d) or (R, n_t, d); MUSE centres them and
-        scales them to unit length first (:func:`normalize_embeddings`).
+    source : (n_s, d) or (R, n_s, d); target : (n_t, d) or (R, n_t, d). The lesson centres them and
+        scales them to unit length first (:func:`normalize_embeddings`; an option in MUSE).
     truth : (n_s,) int, optional. The index of each source row's partner in the target, -1 if none;
         only to record precision@1 (training never sees it).
     record_every, eval_rows : every ``record_every`` steps the history stores the maps, the
-        discriminator's accuracy on the first ``eval_rows`` rows of each space (in eval mode), the
+        discriminator's accuracy on the first ``eval_rows`` rows of each space (in eval mode; training
+        draws from these rows too, so it is an accuracy on training rows), the
         criterion (:func:`mean_cosine_criterion`, of the first ``eval_rows`` source rows against all
         targets) and, with ``truth``, P@1 with CSLS of those rows.
 
@@ -579,14 +598,16 @@ def regression_map(x: torch.Tensor, y: torch.Tensor, adversarial_weight: float =
                    batch_size: int = 128, lr: float = 3e-3, hidden: int = 64, smoothing: float = 0.1,
                    dropout: float = 0.1, seed: int = 0, progress: bool = True) -> RegressionMap:
     """A linear map from paired features x to embeddings y, by least squares plus, optionally, an
-    adversarial term that makes the predictions look like real y (Wang et al. 2017).
+    adversarial term that makes the predictions look like real y.
 
     Least squares predicts the average y given x, which is smoother than any real y; the
     adversarial term asks a :class:`Discriminator` to tell predictions from real embeddings (drawn
     independently) and adds ``adversarial_weight`` times the map's "fool it" loss. Both parts train
     with Adam for the same ``steps``, so ``adversarial_weight=0`` is the plain regression to compare
-    with. Wang, Yang, Xu, Hanjalic and Shen (2017), "Adversarial Cross-Modal Retrieval",
-    https://doi.org/10.1145/3123266.3123326.
+    with. This is only in the spirit of adversarial cross-modal retrieval (ACMR: Wang, Yang, Xu,
+    Hanjalic and Shen 2017, "Adversarial Cross-Modal Retrieval", https://doi.org/10.1145/3123266.3123326),
+    which projects *both* modalities into a common space with triplet and label-classification
+    losses while a modality classifier, the adversary, tries to tell which modality a point came from.
 
     Shape: ``x`` (n, p), ``y`` (n, q), rows paired -> :class:`RegressionMap` (a Linear(p, q)).
     """

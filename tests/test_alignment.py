@@ -94,6 +94,29 @@ def test_orthogonalize_converges_to_an_orthogonal_matrix():
     assert torch.allclose(w.T @ w, torch.eye(8, dtype=w.dtype), atol=1e-8)
 
 
+def test_orthogonalize_reaches_1_only_inside_its_basin():
+    """Singular values in (0, sqrt((1 + beta) / beta)) go to 1 with the singular vectors kept (the polar
+    factor U V^T); just beyond, that direction is flipped; far beyond, the values blow up."""
+    beta = 0.1
+    bound = math.sqrt((1 + beta) / beta)  # 3.32
+    u, _ = torch.linalg.qr(_randn(3, 3, seed=20))
+    v, _ = torch.linalg.qr(_randn(3, 3, seed=21))
+
+    def repeat(values, steps=300):
+        w = u @ torch.diag(torch.tensor(values, dtype=torch.float64)) @ v.T
+        for _ in range(steps):
+            w = orthogonalize(w, beta)
+        return w
+
+    inside = repeat([0.05, 1.7, 0.99 * bound])
+    assert torch.allclose(inside, u @ v.T, atol=1e-8)
+    flipped = repeat([0.5, 1.0, 1.1 * bound])  # f(s) < 0 for the third value: it ends at -1
+    assert torch.allclose(flipped, u @ torch.diag(torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64)) @ v.T,
+                          atol=1e-8)
+    grown = repeat([1.0, 1.0, 1.2 * math.sqrt((2 + beta) / beta)], steps=5)
+    assert torch.linalg.svdvals(grown).max() > 1e6
+
+
 def test_orthogonalize_per_matrix_beta_and_errors():
     w = torch.stack([_randn(3, 3, seed=8), _randn(3, 3, seed=9)])
     out = orthogonalize(w, torch.tensor([0.1, 0.0], dtype=w.dtype).reshape(2, 1, 1))
