@@ -100,3 +100,28 @@ def test_a_model_trained_on_labels_depends_on_the_seed_only(small_distillation, 
         model = ex.train_on_labels(ex.image_model, rows, ["image"], seed=0, epochs=1)
         weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     assert torch.equal(weights[0], weights[1])
+
+
+def test_steps_per_pass_counts_each_models_batches():
+    data = _questions(40)
+    data["task"] = torch.tensor([0] * 13 + [1] * 10 + [2] * 10 + [3] * 7)
+    # the shared model: ceil(40 / 5) = 8 batches; the separate ones: ceil(13/5) + 2 + 2 + ceil(7/5) = 3 + 2 + 2 + 2
+    assert ex.steps_per_pass(data, 5) == {"shared": 8, "separate": 9}
+    assert ex.steps_per_pass(data, 64) == {"shared": 1, "separate": 4}
+    with pytest.raises(ValueError, match="batch_size"):
+        ex.steps_per_pass(data, 0)
+
+
+def test_the_drowned_teacher_changes_the_audio_only(small_distillation):
+    drowned = ex.drowned_teacher_experiment(small_distillation, epochs=1)
+    clean = small_distillation.data
+    assert (drowned.data.seed, drowned.data.labels_per_class, drowned.data.image_noise) == (2, 3, ex.IMAGE_NOISE)
+    assert drowned.data.audio_snr_db == ex.DROWNED_SNR_DB < clean.audio_snr_db == ex.AUDIO_SNR_DB
+    for split in ("labelled", "unlabelled", "test"):  # the baseline it reuses saw the same images
+        assert torch.equal(getattr(drowned.data, split)["image"], getattr(clean, split)["image"])
+        assert torch.equal(getattr(drowned.data, split)["label"], getattr(clean, split)["label"])
+        assert not torch.allclose(getattr(drowned.data, split)["audio"], getattr(clean, split)["audio"])
+    assert drowned.baseline is small_distillation.baseline and drowned.teacher is not small_distillation.teacher
+    assert set(drowned.grid()) == {(ex.DEFAULT_TEMPERATURE, ex.DEFAULT_ALPHA)}
+    assert "self-trained" not in drowned.correct
+    assert torch.equal(drowned.correct["baseline"], small_distillation.correct["baseline"])
