@@ -49,3 +49,70 @@ def test_speech_to_image_retrieval_gives_lesson_07_three_rows():
     assert all(isinstance(e, ComparisonEntry) and e.lesson == "04" and e.labels for e in entries)
     all_pairs, _, none = (e.retrieval for e in entries)
     assert all_pairs.recall_at_1 > 2 * all_pairs.chance_at_1 and none.recall_at_1 < 2 * none.chance_at_1
+
+
+def test_rank_correlation_gives_ties_their_mean_rank_as_scipy_does():
+    a, b = [0.1, 0.3, 0.3, 0.5, 0.9, 0.9], [1.0, 2.0, 4.0, 3.0, 6.0, 5.0]
+    assert experiments.rank_correlation(a, b) == pytest.approx(scipy.stats.spearmanr(a, b).statistic)
+
+
+def test_distinct_in_top_counts_the_labels_of_each_query_top_k():
+    scores = torch.tensor([[0.9, 0.8, 0.1, 0.7], [0.1, 0.2, 0.9, 0.8]])
+    labels = torch.tensor([3, 3, 5, 4])
+    # query 0: top 2 are items 0, 1 (label 3 twice); query 1: items 2, 3 (labels 5, 4)
+    assert experiments.distinct_in_top(scores, labels, k=2) == pytest.approx(1.5)
+    assert experiments.distinct_in_top(scores, labels, k=4) == pytest.approx(3.0)
+
+
+def test_expected_distinct_equals_the_mean_over_every_random_top_k():
+    import itertools
+
+    labels = torch.tensor([0, 0, 0, 1, 1, 2, 3])
+    k = 3
+    draws = [len({int(labels[i]) for i in pick}) for pick in itertools.combinations(range(len(labels)), k)]
+    assert experiments.expected_distinct(labels, k) == pytest.approx(sum(draws) / len(draws))
+
+
+def test_geometry_correlation_is_pearson_over_the_off_diagonal():
+    g = torch.Generator().manual_seed(6)
+    a, b = torch.randn(10, 10, generator=g), torch.randn(10, 10, generator=g)
+    off = ~torch.eye(10, dtype=torch.bool)
+    assert experiments.geometry_correlation(a, b) == pytest.approx(scipy.stats.pearsonr(a[off], b[off]).statistic,
+                                                                   abs=1e-6)
+    assert experiments.geometry_correlation(a, 2 * a + 1) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_same_modality_controls_find_a_rotated_copy_identical():
+    """A 'second' encoder whose embeddings are the first's, turned: Procrustes undoes the turn (criterion 1) and
+    the digit geometry is the same (correlation 1)."""
+    g = torch.Generator().manual_seed(7)
+    labels = {"train": torch.arange(300) % 10, "test": torch.arange(100) % 10}
+    embed = {m: {s: torch.randn(len(labels[s]), 8, generator=g) + labels[s][:, None] for s in labels}
+             for m in ("image", "audio")}
+    turn = random_rotation(8, generator=g)
+    second = {m: {s: e @ turn for s, e in embed[m].items()} for m in embed}
+    controls = experiments.same_modality_controls({"labels": labels, **embed}, second)
+    for m in ("image", "audio"):
+        assert controls[m]["criterion"] == pytest.approx(1.0, abs=1e-5)
+        assert controls[m]["geometry_correlation"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_the_claim_helpers_read_the_right_numbers():
+    isometry = {"warps": [0.0, 0.5, 1.0, 1.5, 2.0], "precision": [0.99, 0.95, 0.7, 0.5, 0.4],
+                "criterion": [0.999, 0.99, 0.98, 0.97, 0.96], "ceiling_criterion": [0.999, 0.99, 0.975, 0.972, 0.95]}
+    assert experiments.warp_steps(isometry) == pytest.approx([0.2, 0.1])
+    assert experiments.refinement_edge(isometry) == pytest.approx(-0.002)
+    w = torch.eye(3)
+    assert experiments.map_distance(2 * w, w) == pytest.approx(1.0)
+
+
+def test_a_second_training_seed_trains_other_encoders_on_the_same_data():
+    from mmcourse.data import load_av_digits
+
+    data = load_av_digits(seed=3)
+    first = experiments.train_unimodal_encoders(3, epochs=1, data=data)
+    again = experiments.train_unimodal_encoders(3, epochs=1, data=data, train_seed=3)
+    other = experiments.train_unimodal_encoders(3, epochs=1, data=data, train_seed=103)
+    assert torch.allclose(first["image"]["train"], again["image"]["train"], atol=1e-6)
+    assert torch.equal(first["labels"]["train"], other["labels"]["train"])
+    assert not torch.allclose(first["audio"]["train"], other["audio"]["train"])

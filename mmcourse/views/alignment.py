@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipywidgets as widgets
 import torch
 
-from .common import DIVERGING, View, category_colour, category_marker, figure, method_bars
+from .common import DIVERGING, View, category_colour, category_marker, figure
 
 PRECISION_COLOUR, CRITERION_COLOUR, DISCRIMINATOR_COLOUR = "#0072B2", "#D55E00", "#009E73"  # Okabe-Ito
 
@@ -210,15 +210,22 @@ def occurrence_histograms(result: dict, k: int = 10) -> None:
 
 
 def cross_modal_results(result: dict, names) -> None:
-    """Speech-to-image Recall@1 and @5 for each alignment with chance dashed, and the digits' centroid
-    geometry in each space (``result`` from :func:`mmcourse.experiments.alignment.cross_modal_alignment`)."""
-    with figure(13, 3.3, ncols=4) as axes:
-        first = result[names[0]]["retrieval"]
-        method_bars(axes[0], {n: result[n]["retrieval"].recall_at_1 for n in names}, first.chance_at_1,
-                    "Recall@1", "speech -> image, Recall@1")
-        method_bars(axes[1], {n: result[n]["retrieval"].recall_at_5 for n in names}, first.chance_at_5,
-                    "Recall@5", "speech -> image, Recall@5")
-        for ax, space in zip(axes[2:], ("image", "audio")):
+    """Speech-to-image Recall@K against K for each alignment, with a random ranking's (chance) dotted,
+    and the digits' centroid geometry in each space (``result`` from
+    :func:`mmcourse.experiments.alignment.cross_modal_alignment`)."""
+    with figure(12, 3.3, ncols=3) as axes:
+        ks = sorted(result[names[0]]["recall_at"])
+        for name in names:
+            axes[0].plot(ks, [result[name]["recall_at"][k][0] for k in ks], "o-", markersize=3, label=name)
+        axes[0].plot(ks, [result[names[0]]["recall_at"][k][1] for k in ks], ":", color="0.4", label="chance")
+        axes[0].set_xscale("log")
+        axes[0].set_xticks(ks, [str(k) for k in ks])
+        axes[0].set_ylim(0, 1.02)
+        axes[0].set_xlabel("K", fontsize=8)
+        axes[0].set_ylabel("Recall@K", fontsize=8)
+        axes[0].set_title("speech -> image retrieval", fontsize=9)
+        axes[0].legend(fontsize=7)
+        for ax, space in zip(axes[1:], ("image", "audio")):
             ax.imshow(result["geometry"][space].numpy(), cmap=DIVERGING, vmin=-1, vmax=1)
             ax.set_xticks(range(10))
             ax.set_yticks(range(10))
