@@ -140,3 +140,35 @@ def test_a_thin_wrapper_of_the_package_function_is_rejected(capsys):
     assert "your function calls `mmcourse.metrics.accuracy`" in capsys.readouterr().out
     # A learner's own code that happens to share nothing with the package still passes.
     assert check("accuracy", lambda s, y: (s.argmax(1) == y).double().mean().item())
+
+
+def test_a_solution_built_on_the_package_one_level_up_is_rejected(capsys):
+    """MAML's meta-gradient: the reference reaches ``maml_loss`` through a lambda inside ``torch.func.grad``, and
+    ``adapt`` (the inner step with its graph kept) would do the find-the-bug exercise's job: both are caught."""
+    import torch.nn.functional as F
+    from torch.func import functional_call, grad
+
+    from mmcourse.meta import adapt, maml_loss
+
+    def via_maml_loss(model, params, support_x, support_y, query_x, query_y, inner_lr):
+        detached = {k: v.detach() for k, v in params.items()}
+        return grad(lambda p: maml_loss(model, p, (support_x, support_y), (query_x, query_y), F.cross_entropy,
+                                        inner_lr))(detached)
+
+    def via_adapt(model, params, support_x, support_y, query_x, query_y, inner_lr):
+        adapted = adapt(model, params, (support_x, support_y), F.cross_entropy, inner_lr)
+        loss = F.cross_entropy(functional_call(model, adapted, (query_x,)), query_y)
+        return dict(zip(params, torch.autograd.grad(loss, list(params.values()))))
+
+    for fn, name in ((via_maml_loss, "mmcourse.meta.maml_loss"), (via_adapt, "mmcourse.meta.adapt")):
+        assert not check("meta_gradient", fn)
+        assert f"your function calls `{name}`" in capsys.readouterr().out
+
+    def own(model, params, support_x, support_y, query_x, query_y, inner_lr):  # written out: passes
+        inner = F.cross_entropy(functional_call(model, params, (support_x,)), support_y)
+        g = torch.autograd.grad(inner, list(params.values()), create_graph=True)
+        adapted = {k: v - inner_lr * gk for (k, v), gk in zip(params.items(), g)}
+        loss = F.cross_entropy(functional_call(model, adapted, (query_x,)), query_y)
+        return dict(zip(params, torch.autograd.grad(loss, list(params.values()))))
+
+    assert check("meta_gradient", own)

@@ -51,7 +51,8 @@ class Exercise:
     atol: float = 1e-5
     rtol: float = 1e-4
     explanation: str = ""
-    # The package's functions that the reference calls (found on first use): a learner's function must not.
+    forbid: tuple[str, ...] = ()  # more of the package's functions a solution must not call (dotted names)
+    # The package's functions that the reference calls (found on first use) and ``forbid``: a solution must not.
     _forbidden: dict[CodeType, str] | None = field(default=None, repr=False)
 
 
@@ -59,13 +60,15 @@ EXERCISES: dict[str, Exercise] = {}
 
 
 def register(name: str, reference: Callable, cases: Callable[[], list[Case]], atol: float = 1e-5,
-             rtol: float = 1e-4, explanation: str = "") -> Exercise:
+             rtol: float = 1e-4, explanation: str = "", forbid: tuple[str, ...] = ()) -> Exercise:
     """Add an exercise to :data:`EXERCISES` (lessons' modules call this) and return it.
 
     ``explanation`` is printed under the check mark once a solution passes: for a "find the bug"
-    exercise, what the bug was and which case gives it away.
+    exercise, what the bug was and which case gives it away. A solution may not call the package's
+    functions that the reference calls (found by running it); ``forbid`` names more, such as a function
+    that does the whole job one level up (``"mmcourse.meta.adapt"``).
     """
-    EXERCISES[name] = Exercise(name, reference, cases, atol, rtol, explanation)
+    EXERCISES[name] = Exercise(name, reference, cases, atol, rtol, explanation, tuple(forbid))
     return EXERCISES[name]
 
 
@@ -152,7 +155,7 @@ def check(exercise: str | Exercise, fn: Callable, must_pass: bool = False) -> Ch
     ex = _find(exercise) if isinstance(exercise, str) else exercise
     cases = ex.cases()
     if ex._forbidden is None:
-        ex._forbidden = _package_calls(ex.reference, cases[0])
+        ex._forbidden = _package_calls(ex.reference, cases[0]) | {_code_of(name): name for name in ex.forbid}
     for number, case in enumerate(cases, start=1):
         label = f"case {number} of {len(cases)} ({case.description})"
         # The learner's function gets its own copy of the inputs: one that changes them in place (sets
@@ -187,13 +190,17 @@ def _in_package(code: CodeType) -> bool:
 
 def _package_calls(reference: Callable, case: Case) -> dict[CodeType, str]:
     """The functions of mmcourse that ``reference`` calls itself (its implementation: ``procrustes``,
-    ``CCA.__init__`` and ``CCA.fit``, ...), found by running it once on ``case``; the reference's own code too,
-    so that calling the check's wrapper is caught as well. Their names, by code object."""
+    ``CCA.__init__`` and ``CCA.fit``, ...), found by running it once on ``case``: called from the reference or
+    from other code of these checks (a lambda it hands to ``torch.func.grad``), not the helpers those functions
+    call in turn. The reference's own code too, so that calling the check's wrapper is caught as well. Their
+    names, by code object."""
     own = getattr(reference, "__code__", None)
     found: dict[CodeType, str] = {} if own is None else {own: _name(own)}
 
     def profile(frame: FrameType, event: str, arg) -> None:
-        if event == "call" and frame.f_back is not None and frame.f_back.f_code is own and _in_package(frame.f_code):
+        caller = frame.f_back
+        if event == "call" and caller is not None and _in_package(frame.f_code) and (
+                caller.f_code is own or _in_checks(caller.f_code)):
             found[frame.f_code] = _name(frame.f_code)
 
     previous = sys.getprofile()
@@ -203,6 +210,24 @@ def _package_calls(reference: Callable, case: Case) -> dict[CodeType, str]:
     finally:
         sys.setprofile(previous)
     return found
+
+
+def _in_checks(code: CodeType) -> bool:
+    return Path(code.co_filename).resolve().is_relative_to(_EXERCISES)
+
+
+def _code_of(dotted: str) -> CodeType:
+    """The code object of the package function ``dotted`` ("mmcourse.meta.adapt", "mmcourse.cca.CCA.fit")."""
+    parts = dotted.split(".")
+    for split in range(len(parts) - 1, 0, -1):
+        try:
+            target = importlib.import_module(".".join(parts[:split]))
+        except ModuleNotFoundError:
+            continue
+        for attribute in parts[split:]:
+            target = getattr(target, attribute)
+        return target.__code__
+    raise ValueError(f"forbid: no function {dotted!r} in the package")
 
 
 def _name(code: CodeType) -> str:

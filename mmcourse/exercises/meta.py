@@ -101,7 +101,10 @@ def _meta_gradient_cases() -> list[Case]:
 
 register("prototype_log_probabilities", _reference_log_probabilities, _prototype_cases)
 register("maml_inner_step", _reference_adapted_scores, _maml_cases)
-register("meta_gradient", _reference_meta_gradient, _meta_gradient_cases, explanation=(
+# The inner step with its graph kept (adapt) or the whole meta-loss would do the exercise's job.
+register("meta_gradient", _reference_meta_gradient, _meta_gradient_cases, forbid=(
+    "mmcourse.meta.adapt", "mmcourse.meta.maml_meta_loss", "mmcourse.meta.maml_meta_loss_loop",
+    "mmcourse.meta.maml_predict"), explanation=(
     "The bug: torch.autograd.grad without create_graph=True returns the support gradient g as plain numbers, "
     "cut from the graph. The adapted parameters theta - alpha g then change with theta as if g were a "
     "constant, so the meta-gradient loses the -alpha Hessian term: this is first-order MAML, by accident. "
