@@ -174,6 +174,11 @@ class Coder(nn.Module, ABC):
     posterior q(z | x); ``decode(z)`` the likelihood's parameters; ``log_likelihood(x, params)``
     log p(x | z) per sample, times ``weight`` (the likelihood scaling that balances the modalities);
     ``to_data(params)`` the most likely x.
+
+    The layers are built once, in this order: ``body`` (``in_dim`` -> ``hidden``, from :meth:`_body`, which
+    a subclass may override), ``to_gaussian`` (``hidden`` -> 2 D) and ``decoder`` (D -> ``hidden`` ->
+    ``out_dim``), where ``in_dim`` and ``out_dim`` are the sizes of the encoder's input and of the
+    decoder's output, whatever the subclass reads and writes.
     """
 
     def __init__(self, in_dim: int, out_dim: int, latent_dim: int, hidden: int, weight: float) -> None:
@@ -184,9 +189,13 @@ class Coder(nn.Module, ABC):
         if not isinstance(weight, (int, float)) or not weight > 0:
             raise ValueError(f"weight: expected a positive likelihood scaling, got {weight!r}")
         self.in_dim, self.latent_dim, self.hidden, self.weight = in_dim, latent_dim, hidden, float(weight)
-        self.body = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU())
+        self.body = self._body(in_dim, hidden)
         self.to_gaussian = nn.Linear(hidden, 2 * latent_dim)
         self.decoder = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
+
+    def _body(self, in_dim: int, hidden: int) -> nn.Module:
+        """The encoder's first layer, (B, in_dim) -> (B, hidden): a linear layer and a ReLU."""
+        return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU())
 
     @abstractmethod
     def check(self, x, name: str) -> None:
@@ -229,9 +238,13 @@ class VectorCoder(Coder):
             raise ValueError(f"shape: expected positive sizes, got {shape!r}")
         if not isinstance(scale, (int, float)) or not scale > 0:
             raise ValueError(f"scale: expected a positive standard deviation, got {scale!r}")
-        n = math.prod(shape)
-        super().__init__(n, n, latent_dim, hidden, weight)
+        super().__init__(*self._sizes(shape), latent_dim, hidden, weight)
         self.shape, self.scale = shape, float(scale)
+
+    def _sizes(self, shape: tuple) -> tuple[int, int]:
+        """The encoder's input size and the decoder's output size: every number of the array, both."""
+        n = math.prod(shape)
+        return n, n
 
     def check(self, x, name: str) -> None:
         """ValueError unless ``x`` is a float tensor (B, *shape) without NaN."""
@@ -277,8 +290,11 @@ class TokenCoder(Coder):
         if not sizes or not all(isinstance(s, int) and s > 1 for s in sizes):
             raise ValueError(f"sizes: expected the number of values of each token (each > 1), got {sizes!r}")
         super().__init__(sum(sizes), sum(sizes), latent_dim, hidden, weight)
-        self.body = nn.Linear(sum(sizes), hidden)  # no non-linearity: each token adds its own embedding
         self.sizes = sizes
+
+    def _body(self, in_dim: int, hidden: int) -> nn.Module:
+        """A linear layer without a non-linearity: each token adds its own embedding."""
+        return nn.Linear(in_dim, hidden)
 
     def check(self, x, name: str) -> None:
         """ValueError unless ``x`` is an integer tensor (B, J) with token j in [0, sizes[j])."""
@@ -327,13 +343,9 @@ class SceneCoder(VectorCoder):
                  weight: float = 1.0, background=(0.08, 0.08, 0.08)) -> None:
         if size not in (16, 32):
             raise ValueError(f"size: expected 16 or 32 pixels, got {size!r}")
+        self.kernel = 3 * size // 8  # 6 or 12 pixels: a cell and a margin (set first: _sizes reads it)
         super().__init__((3, size, size), latent_dim, hidden, scale, weight)
-        self.kernel = 3 * size // 8  # 6 or 12 pixels: a cell and a margin
         self.stride = (size - self.kernel) // 2  # 5 or 10: three overlapping windows cover the scene
-        self.in_dim = size * size + 3
-        self.body = nn.Sequential(nn.Linear(self.in_dim, hidden), nn.ReLU())
-        self.decoder = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU(),
-                                     nn.Linear(hidden, 9 + self.kernel**2 + 3))
         self.register_buffer("background", torch.tensor(background, dtype=torch.float32).view(1, 3, 1, 1))
         # place[c, k, p] = 1 where pixel k of the silhouette lands on pixel p of the scene in cell c (row by row)
         windows = F.unfold(torch.arange(size * size, dtype=torch.float32).view(1, 1, size, size), self.kernel,
@@ -341,6 +353,11 @@ class SceneCoder(VectorCoder):
         place = torch.zeros(9, self.kernel**2, size * size)
         place[torch.arange(9)[:, None], torch.arange(self.kernel**2)[None, :], windows.T] = 1.0
         self.register_buffer("place", place, persistent=False)
+
+    def _sizes(self, shape: tuple) -> tuple[int, int]:
+        """The encoder reads the silhouette (size^2) and the mean colour (3); the decoder writes the 9
+        cells' logits, the silhouette (kernel^2) and the colour (3)."""
+        return shape[1] * shape[2] + 3, 9 + self.kernel**2 + 3
 
     def _flat(self, x: torch.Tensor) -> torch.Tensor:
         silhouette = (x - self.background).abs().amax(1).flatten(1)  # (B, size^2): how far from the background
@@ -495,7 +512,10 @@ class MVAE(_VAE):
 
     q(z | x_S) is proportional to p(z) prod_{m in S} q_m(z | x^(m)): the N(0, I) prior expert times
     the experts of the modalities given, a Gaussian (:func:`product_of_experts`). A missing modality
-    is simply left out of the product, and the prior keeps it proper when one modality is given.
+    is simply left out of the product. The prior expert comes from the paper's factorisation: the
+    exact posterior is prod_m p(z | x^(m)) / p(z)^(M-1), a quotient of Gaussians; writing each
+    p(z | x^(m)) as q_m(z | x^(m)) p(z) cancels the quotient and leaves one prior among the experts.
+    It adds precision 1 in every dimension: the product's mean moves towards 0 and its variance shrinks.
     The loss is minus the joint ELBO plus, with ``unimodal=True`` (the paper), minus the ELBO of each
     modality alone (reconstructing only itself), which teaches every expert to stand on its own.
 
@@ -506,11 +526,17 @@ class MVAE(_VAE):
         super().__init__(coders, beta)
         self.unimodal = bool(unimodal)
 
+    @staticmethod
+    def _with_prior(experts: Gaussian, subset: Sequence[int] | None = None) -> Gaussian:
+        """The product of the N(0, I) prior expert and the experts ``subset`` (all by default), unchecked.
+        Shape: experts (E, B, D) twice -> (mu (B, D), logvar (B, D))."""
+        mu, logvar = (experts.mu, experts.logvar) if subset is None else (experts.mu[subset], experts.logvar[subset])
+        prior = torch.zeros_like(mu[:1])  # N(0, I): mean 0, log-variance 0
+        return _product(torch.cat([prior, mu]), -torch.cat([prior, logvar]))
+
     def posterior(self, *xs: torch.Tensor | None) -> Gaussian:
         """The product of the prior expert and the experts given: (mu (B, D), logvar (B, D))."""
-        experts, _ = self.experts(*xs)
-        prior = torch.zeros_like(experts.mu[:1])  # N(0, I): mean 0, log-variance 0
-        return _product(torch.cat([prior, experts.mu]), -torch.cat([prior, experts.logvar]))
+        return self._with_prior(self.experts(*xs)[0])
 
     def forward(self, *xs: torch.Tensor | None, sample: bool | None = None) -> Generated:
         """The posterior of the modalities given, a code (sampled in training, else the mean), the decoded outputs."""
@@ -522,14 +548,12 @@ class MVAE(_VAE):
     def loss(self, *xs: torch.Tensor | None) -> torch.Tensor:
         """Minus (the joint ELBO + the unimodal ELBOs), averaged over the batch."""
         experts, given = self.experts(*xs)
-        prior_mu, prior_logvar = torch.zeros_like(experts.mu[:1]), torch.zeros_like(experts.logvar[:1])
         subsets = [list(range(len(given)))]
         if self.unimodal and len(given) > 1:
             subsets += [[e] for e in range(len(given))]
         total = 0.0
         for subset in subsets:  # indices into the experts given
-            q = _product(torch.cat([prior_mu, experts.mu[subset]]), -torch.cat([prior_logvar, experts.logvar[subset]]))
-            total = total + self._elbo(xs, q, [given[e] for e in subset])
+            total = total + self._elbo(xs, self._with_prior(experts, subset), [given[e] for e in subset])
         return -total.mean()
 
 
@@ -635,18 +659,20 @@ class AlignedAutoencoders(_MultimodalModel):
         z = torch.stack([z for z in self.codes(*xs) if z is not None]).mean(0)
         return Generated(z, z, None, self.decode(z))
 
+    def _aligned(self, zs: Sequence[torch.Tensor | None]) -> torch.Tensor | float:
+        """``alignment`` summed over the pairs of the codes given (None: missing); 0 with one code. (B,)."""
+        given = [z for z in zs if z is not None]
+        return sum(self.alignment(given[i], given[j]) for i in range(len(given)) for j in range(i + 1, len(given)))
+
     def alignment_term(self, *xs: torch.Tensor) -> torch.Tensor:
         """The alignment term of the loss, per sample, summed over the pairs of modalities given. Shape: (B,)."""
-        zs = [z for z in self.codes(*xs) if z is not None]
-        return sum(self.alignment(zs[i], zs[j]) for i in range(len(zs)) for j in range(i + 1, len(zs)))
+        return self._aligned(self.codes(*xs))
 
     def loss(self, *xs: torch.Tensor | None) -> torch.Tensor:
         """Mean over the batch of minus each modality's log-likelihood from its own code, plus the alignment term."""
         zs = self.codes(*xs)
         recon = sum(c.log_likelihood(x, c.decode(z)) for c, x, z in zip(self.coders, xs, zs) if x is not None)
-        given = [z for z in zs if z is not None]
-        align = sum(self.alignment(given[i], given[j]) for i in range(len(given)) for j in range(i + 1, len(given)))
-        return (-recon + self.weight * align).mean()
+        return (-recon + self.weight * self._aligned(zs)).mean()
 
 
 def vae_step(columns: Sequence[str]):

@@ -234,6 +234,30 @@ def test_scene_coder_draws_one_silhouette_in_the_chosen_cell():
         SceneCoder(20)
 
 
+@pytest.mark.parametrize("kind", ["vector", "token", "scene"])
+def test_a_coder_builds_only_the_layers_it_keeps(kind):
+    """Each coder draws the random numbers of its own layers and no others: the same parameters as its three
+    layers (body, to_gaussian, decoder) built by hand in that order, and the generator left where they leave it."""
+    hidden = 8
+    make, body_in, out = {
+        "vector": (lambda: VectorCoder((1, 4, 5), D, hidden), 20, 20),
+        "token": (lambda: TokenCoder((2, 3), D, hidden), 5, 5),
+        "scene": (lambda: SceneCoder(16, D, hidden), 16 * 16 + 3, 9 + 6 * 6 + 3),
+    }[kind]
+    torch.manual_seed(0)
+    coder = make()
+    after_coder = torch.rand(3)
+    torch.manual_seed(0)
+    layers = [torch.nn.Linear(body_in, hidden), torch.nn.Linear(hidden, 2 * D), torch.nn.Linear(D, hidden),
+              torch.nn.Linear(hidden, out)]
+    torch.testing.assert_close(torch.rand(3), after_coder, atol=0, rtol=0)  # the same draws, no more
+    body = coder.body if kind == "token" else coder.body[0]
+    for ours, theirs in zip((body, coder.to_gaussian, coder.decoder[0], coder.decoder[2]), layers):
+        torch.testing.assert_close(ours.weight, theirs.weight, atol=0, rtol=0)
+        torch.testing.assert_close(ours.bias, theirs.bias, atol=0, rtol=0)
+    assert sum(p.numel() for p in coder.parameters()) == sum(p.numel() for layer in layers for p in layer.parameters())
+
+
 # ----------------------------------------------------------------------------- the models, any subset of modalities
 def _shapes_like(batch=6):
     g = torch.Generator().manual_seed(7)
@@ -336,6 +360,27 @@ def test_mmvae_generates_from_its_mixture_and_its_mean_in_eval_mode():
     torch.testing.assert_close(model(image, audio).mu, mus.mean(0))
     torch.testing.assert_close(model(image, None).mu, mus[0])
     torch.testing.assert_close(model(image, None).logvar, model.coders[0].encode(image).logvar)
+
+
+def test_mvae_loss_is_minus_the_joint_and_the_unimodal_elbos():
+    """The loss against the ELBOs written out: the product of the prior and the experts of each subset
+    (product_of_experts), a reparameterised sample, each subset's own reconstruction, the closed-form KL."""
+    parts, image, audio = _av_like()
+    model = MVAE(parts, beta=0.5)
+    xs = (image, audio)
+    torch.manual_seed(3)
+    loss = model.loss(*xs)
+    experts = [c.encode(x) for c, x in zip(model.coders, xs)]
+    prior = torch.zeros(1, 6, D)
+    torch.manual_seed(3)  # the same noise, drawn in the same order: the joint posterior, then each modality
+    total = 0.0
+    for subset in ([0, 1], [0], [1]):
+        q = product_of_experts(torch.cat([prior, torch.stack([experts[m].mu for m in subset])]),
+                               torch.cat([prior, torch.stack([experts[m].logvar for m in subset])]))
+        z = q.mu + (0.5 * q.logvar).exp() * torch.randn(q.mu.shape)
+        recon = sum(model.coders[m].log_likelihood(xs[m], model.coders[m].decode(z)) for m in subset)
+        total = total + recon - 0.5 * kl_to_standard_normal(q.mu, q.logvar)
+    torch.testing.assert_close(loss, -total.mean())
 
 
 def test_the_aligned_autoencoders_term_is_their_alignment_of_the_two_codes():
