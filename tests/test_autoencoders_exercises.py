@@ -43,6 +43,62 @@ def test_the_negative_elbo_check_catches_a_mean_against_a_sum():
     assert exercises.check("negative_elbo", fixed, must_pass=True)
 
 
+def _precisions(logvar1, logvar2):
+    return (-logvar1).exp(), (-logvar2).exp()
+
+
+def _log_variances_averaged(mu1, logvar1, mu2, logvar2):
+    t1, t2 = _precisions(logvar1, logvar2)
+    return (t1 * mu1 + t2 * mu2) / (t1 + t2), (logvar1 + logvar2) / 2
+
+
+def _variance_as_precision(mu1, logvar1, mu2, logvar2):
+    t1, t2 = logvar1.exp(), logvar2.exp()
+    return (t1 * mu1 + t2 * mu2) / (t1 + t2), -torch.log(t1 + t2)
+
+
+def _variance_not_its_log(mu1, logvar1, mu2, logvar2):
+    t1, t2 = _precisions(logvar1, logvar2)
+    return (t1 * mu1 + t2 * mu2) / (t1 + t2), 1 / (t1 + t2)
+
+
+@pytest.mark.parametrize("wrong, case", [(_log_variances_averaged, 1), (_variance_as_precision, 2),
+                                         (_variance_not_its_log, 1)],
+                         ids=["log-variances averaged", "variance used as precision", "variance, not its log"])
+def test_the_product_check_rejects_the_lab_guides_mistakes(wrong, case):
+    with pytest.raises(ExerciseError, match=rf"case {case} of 4"):
+        exercises.check("product_of_two_experts", wrong, must_pass=True)
+
+
+def _kl_summed_over_the_batch(mu, logvar, eps):
+    return mu + (0.5 * logvar).exp() * eps, 0.5 * (logvar.exp() + mu.pow(2) - 1 - logvar).sum()
+
+
+def _kl_averaged_over_the_dimensions(mu, logvar, eps):
+    return mu + (0.5 * logvar).exp() * eps, 0.5 * (logvar.exp() + mu.pow(2) - 1 - logvar).mean(-1)
+
+
+def test_the_sample_and_kl_check_rejects_a_kl_summed_over_the_batch_or_averaged_over_z():
+    with pytest.raises(ExerciseError, match=r"case 1 of 3.*item 1 of the result has shape \(\), expected \(2,\)"):
+        exercises.check("sample_and_kl", _kl_summed_over_the_batch, must_pass=True)
+    with pytest.raises(ExerciseError, match=r"case 2 of 3"):
+        exercises.check("sample_and_kl", _kl_averaged_over_the_dimensions, must_pass=True)
+
+
+def test_the_negative_elbo_check_rejects_half_a_fix_and_a_sum_over_everything():
+    def reconstruction_fixed_only(x, x_mean, mu, logvar, scale=1.0):
+        reconstruction = (x - x_mean).pow(2).flatten(1).sum(1).mean() / (2 * scale**2)
+        return reconstruction - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+
+    def summed_over_everything(x, x_mean, mu, logvar, scale=1.0):
+        reconstruction = torch.nn.functional.mse_loss(x_mean, x, reduction="sum") / (2 * scale**2)
+        return reconstruction - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+
+    for wrong in (reconstruction_fixed_only, summed_over_everything):
+        with pytest.raises(ExerciseError, match=r"case 3 of 3 \(8 samples"):
+            exercises.check("negative_elbo", wrong, must_pass=True)
+
+
 def test_an_unfinished_exercise_is_not_done_yet(capsys):
     def stub(*args):
         raise NotImplementedError
