@@ -88,3 +88,54 @@ def test_the_running_comparison_entry_is_mvaes_latent_retrieval():
     assert (entry.method, entry.lesson, entry.pairs, entry.labels) == ("MVAE latent", "05", "all", False)
     r = entry.retrieval
     assert r.recall_at_5 > r.chance_at_5 and 0.09 < r.chance_at_1 < 0.12  # ten digits, about as many of each
+
+
+@pytest.fixture(scope="module")
+def small_run(small_shapes):
+    """Untrained models and an untrained referee on a small Shapes split: enough to test the measurements."""
+    torch.manual_seed(0)
+    referees = ex.Referees({"image": ex.SceneReferee().eval(), "caption": None}, {})
+    models = {kind: ex.build_model(kind, small_shapes).eval() for kind in ex.MODELS}
+    return ex.Trained(small_shapes, referees, models, {})
+
+
+def test_coherence_table_gives_joint_coherence_to_the_vaes_only(small_run):
+    table = ex.coherence_table(small_run)
+    assert set(table["autoencoder"]) == {"caption -> image", "image -> caption"}
+    for kind in ex.GENERATIVE:
+        assert set(table[kind]) == {"caption -> image", "image -> caption", "prior -> both"}
+    means = ex.coherence_table(small_run, sample=False)
+    assert all("prior -> both" not in row for row in means.values())
+
+
+def test_mean_and_sampled_read_the_mean_code_and_several_draws(small_run, small_shapes):
+    # the autoencoder's code is deterministic: every draw is its one code, so the two measures agree sample by sample
+    auto = ex.mean_and_sampled(small_run.models["autoencoder"], small_shapes, small_run.referees, "caption", draws=3)
+    assert auto.from_mean.dtype == torch.bool and auto.from_mean.shape == (12,)
+    torch.testing.assert_close(auto.sampled, auto.from_mean.float())
+    # a VAE: the mean code is cross_modal_coherence's with sample=False; a sampled fraction is a multiple of 1/draws
+    mvae = small_run.models["MVAE"]
+    codes = ex.mean_and_sampled(mvae, small_shapes, small_run.referees, "caption", draws=4)
+    mean = ex.cross_modal_coherence(mvae, small_shapes, small_run.referees, sample=False)["caption -> image"]
+    assert torch.equal(codes.from_mean, mean.hits)
+    assert ((codes.sampled * 4).round() - codes.sampled * 4).abs().max() < 1e-6
+    with pytest.raises(ValueError, match="given"):
+        ex.mean_and_sampled(mvae, small_shapes, small_run.referees, "audio")
+    with pytest.raises(ValueError, match="draws"):
+        ex.mean_and_sampled(mvae, small_shapes, small_run.referees, "caption", draws=0)
+
+
+def test_posterior_width_is_the_mean_standard_deviation_of_the_code(small_run, small_shapes):
+    from mmcourse.autoencoders import product_of_experts
+
+    mvae, mmvae = small_run.models["MVAE"], small_run.models["MMVAE"]
+    caption = small_shapes.test["caption"]
+    with torch.no_grad():
+        expert = mvae.coders[1].encode(caption)
+        prior = torch.zeros(1, *expert.mu.shape)
+        product = product_of_experts(torch.cat([prior, expert.mu[None]]), torch.cat([prior, expert.logvar[None]]))
+        alone = mmvae.coders[1].encode(caption)
+    assert ex.posterior_width(mvae, small_shapes, "caption") == pytest.approx(product.logvar.exp().sqrt().mean().item())
+    assert ex.posterior_width(mmvae, small_shapes, "caption") == pytest.approx(alone.logvar.exp().sqrt().mean().item())
+    with pytest.raises(ValueError, match="given"):
+        ex.posterior_width(mvae, small_shapes, "audio")

@@ -60,3 +60,20 @@ def test_the_pictures_draw():
     data = ex.shapes_data(seed=1, n_train=5, n_test=4)
     generated_rows(data, {"real": data.test["image"]}, ["a", "b", "c", "d"])
     generated_rows(data, {"real": data.test["caption"]}, ["a", "b", "c", "d"], modality="caption")
+
+
+def test_coherence_bars_leave_out_a_direction_a_model_lacks(monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from mmcourse.views.autoencoders import coherence_bars
+
+    drawn = {}
+    monkeypatch.setattr(plt, "show", lambda: drawn.update(axes=plt.gcf().axes))
+    cell = ex.Coherence(0.5, 0.1, torch.ones(3, dtype=torch.bool))
+    table = {"autoencoder": {"a -> b": cell, "b -> a": cell},
+             "MVAE": {"a -> b": cell, "b -> a": cell, "prior -> both": ex.Coherence(0.3, 0.1, cell.hits)}}
+    coherence_bars({"shapes": table})
+    (ax,) = drawn["axes"]
+    heights = sorted(round(bar.get_height(), 3) for bar in ax.patches)
+    assert heights == [0.3] + [0.5] * 4  # five bars: the autoencoder has none for "prior -> both"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a -> b", "b -> a", "prior -> both"]

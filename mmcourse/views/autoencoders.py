@@ -135,18 +135,20 @@ def generated_rows(data, rows: dict, titles: list[str], modality: str = "image")
 def coherence_bars(tables: dict, title: str = "") -> None:
     """Cross-modal and joint coherence of each model: one panel per data set, ``tables = {data set:
     {model: {direction: Coherence}}}`` (from :func:`~mmcourse.experiments.autoencoders.coherence_table`);
-    grey ticks mark each bar's chance level."""
+    grey ticks mark each bar's chance level. A direction a model lacks (the autoencoder's joint
+    coherence) leaves its bar out."""
     with figure(5.2 * len(tables), 2.9, ncols=len(tables)) as axes:
         for ax, (name, table) in zip(axes, tables.items()):
             models = list(table)
-            directions = list(next(iter(table.values())))
+            directions = list(dict.fromkeys(d for row in table.values() for d in row))  # every direction, in order
             width = 0.8 / len(models)
             for j, model in enumerate(models):
-                xs = [i + (j - (len(models) - 1) / 2) * width for i in range(len(directions))]
-                values = [table[model][d].coherence for d in directions]
-                ax.bar(xs, values, width, label=model, color=category_colour(j))
-                ax.hlines([table[model][d].chance for d in directions], [x - width / 2 for x in xs],
-                          [x + width / 2 for x in xs], color="0.3", lw=1.5)
+                present = [i for i, d in enumerate(directions) if d in table[model]]
+                xs = [i + (j - (len(models) - 1) / 2) * width for i in present]
+                cells = [table[model][directions[i]] for i in present]
+                ax.bar(xs, [c.coherence for c in cells], width, label=model, color=category_colour(j))
+                ax.hlines([c.chance for c in cells], [x - width / 2 for x in xs], [x + width / 2 for x in xs],
+                          color="0.3", lw=1.5)
             ax.set_xticks(range(len(directions)), directions, fontsize=8)
             ax.set_ylim(0, 1)
             ax.set_ylabel("coherence", fontsize=8)
