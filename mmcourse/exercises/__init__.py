@@ -15,6 +15,7 @@ that calls :func:`register`; ``check("name", fn)`` finds them by name.
 from __future__ import annotations
 
 import copy
+import functools
 import importlib
 import math
 import pkgutil
@@ -182,10 +183,19 @@ _PACKAGE = Path(__file__).resolve().parents[1]  # mmcourse/
 _EXERCISES = Path(__file__).resolve().parent  # mmcourse/exercises/
 
 
+@functools.cache
+def _where(filename: str) -> str:
+    """"checks" for this package's exercise checks, "methods" for the rest of mmcourse, "" for other code
+    (cached: a profile hook asks for every call, millions during an import)."""
+    path = Path(filename).resolve()
+    if path.is_relative_to(_EXERCISES):
+        return "checks"
+    return "methods" if path.is_relative_to(_PACKAGE) else ""
+
+
 def _in_package(code: CodeType) -> bool:
     """Whether ``code`` belongs to mmcourse's methods (not to these checks, not to torch or the learner)."""
-    path = Path(code.co_filename).resolve()
-    return path.is_relative_to(_PACKAGE) and not path.is_relative_to(_EXERCISES)
+    return _where(code.co_filename) == "methods"
 
 
 def _package_calls(reference: Callable, case: Case) -> dict[CodeType, str]:
@@ -213,7 +223,7 @@ def _package_calls(reference: Callable, case: Case) -> dict[CodeType, str]:
 
 
 def _in_checks(code: CodeType) -> bool:
-    return Path(code.co_filename).resolve().is_relative_to(_EXERCISES)
+    return _where(code.co_filename) == "checks"
 
 
 def _code_of(dotted: str) -> CodeType:
