@@ -210,18 +210,6 @@ def solution_sample_and_kl(mu, logvar, eps):
 exercises.check("sample_and_kl", solution_sample_and_kl, must_pass=True)
 
 # %% [markdown]
-# The package's `kl_to_standard_normal` is the same closed form. Check it against `torch.distributions`:
-
-# %%
-from mmcourse.autoencoders import kl_to_standard_normal  # noqa: E402  (imported after the exercise it answers)
-
-mu, logvar = torch.randn(5, 16, dtype=torch.float64), torch.randn(5, 16, dtype=torch.float64)
-ours = kl_to_standard_normal(mu, logvar)
-theirs = kl_divergence(Normal(mu, (0.5 * logvar).exp()), Normal(0.0, 1.0)).sum(-1)
-verify((ours - theirs).abs().max() < 1e-10, "our KL equals torch.distributions'",
-       largest_difference=(ours - theirs).abs().max())
-
-# %% [markdown]
 # ### Exercise 2, find the bug: a VAE loss out of balance
 #
 # The negative ELBO of a batch with a Gaussian likelihood of standard deviation `scale` is, per
@@ -271,6 +259,18 @@ def solution_negative_elbo(x, x_mean, mu, logvar, scale=1.0):
 
 
 exercises.check("negative_elbo", solution_negative_elbo, must_pass=True)
+
+# %% [markdown]
+# The package's `kl_to_standard_normal` is the same closed form as in both exercises. Check it against `torch.distributions`:
+
+# %%
+from mmcourse.autoencoders import kl_to_standard_normal  # noqa: E402  (imported after the exercises that use it)
+
+mu, logvar = torch.randn(5, 16, dtype=torch.float64), torch.randn(5, 16, dtype=torch.float64)
+ours = kl_to_standard_normal(mu, logvar)
+theirs = kl_divergence(Normal(mu, (0.5 * logvar).exp()), Normal(0.0, 1.0)).sum(-1)
+verify((ours - theirs).abs().max() < 1e-10, "our KL equals torch.distributions'",
+       largest_difference=(ours - theirs).abs().max())
 
 # %% [markdown]
 # With two modalities, the question is how to get $q(z \mid x^{(1)}, x^{(2)})$, and $q(z \mid x^{(m)})$
