@@ -261,7 +261,8 @@ def solution_negative_elbo(x, x_mean, mu, logvar, scale=1.0):
 exercises.check("negative_elbo", solution_negative_elbo, must_pass=True)
 
 # %% [markdown]
-# The package's `kl_to_standard_normal` is the same closed form as in both exercises. Check it against `torch.distributions`:
+# The package's `kl_to_standard_normal` is the same closed form as in both exercises. Check it against
+# `torch.distributions`:
 
 # %%
 from mmcourse.autoencoders import kl_to_standard_normal  # noqa: E402  (imported after the exercises that use it)
