@@ -9,7 +9,7 @@ row (image -> text) and column by column (text -> image):
     logits = exp(s) * normalize(h_img) @ normalize(h_txt)^T,      (B, B)
     loss = (CE(logits, diagonal) + CE(logits^T, diagonal)) / 2,
 
-with a learned temperature 1 / exp(s), s initialised to log(1 / 0.07) and clamped to at most
+with a learned temperature tau = 1 / exp(s), s initialised to log(1 / 0.07) and clamped to at most
 log(100), as in CLIP. After training, a caption retrieves images (and an image captions) by cosine
 similarity, and class prompts ("a red triangle") give a classifier for classes never trained on.
 
@@ -162,7 +162,7 @@ class DualEncoder(nn.Module):
 
     @property
     def temperature(self) -> float:
-        """The current temperature 1 / exp(s)."""
+        """The current temperature tau = 1 / exp(s)."""
         return math.exp(-float(self.logit_scale.detach()))
 
     @torch.no_grad()
