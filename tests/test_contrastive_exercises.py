@@ -28,6 +28,10 @@ def test_clip_loss_exercise(capsys):
     assert "case 2 of 4" in capsys.readouterr().out  # case 1 has unit vectors: normalising changes nothing there
     assert not check("clip_loss", lambda i, t, s: _clip(i, t, s, both=False))  # one direction only
     assert "case 2 of 4" in capsys.readouterr().out
+    assert not check("clip_loss", lambda i, t, s: _clip(i, t, s.log()))  # the scale itself, not its exponential
+    assert "case 1 of 4" in capsys.readouterr().out
+    assert not check("clip_loss", lambda i, t, s: 2 * _clip(i, t, s))  # the sum of the two directions
+    assert "case 1 of 4" in capsys.readouterr().out
 
 
 def test_ndcg_exercise(capsys):
@@ -45,12 +49,29 @@ def test_reordered_captions_exercise(capsys):
     def fixed(image, text, order, s):
         return _clip(image, text[order.argsort()], s)
 
-    def buggy(image, text, order, s):
+    def buggy(image, text, order, s):  # the lesson's: the permutation applied again instead of its inverse
+        return _clip(image, text[order], s)
+
+    def targets_ignore_order(image, text, order, s):
         return _clip(image, text, s)
 
     assert check("reordered_captions_loss", fixed)
     assert "The bug:" in capsys.readouterr().out  # the explanation follows a pass
     assert not check("reordered_captions_loss", buggy)
     out = capsys.readouterr().out
-    assert "case 2 of 4 (two captions swapped)" in out and "The bug:" not in out
-    assert not check("reordered_captions_loss", lambda i, t, o, s: _clip(i, t[o], s))  # the inverse permutation
+    assert "case 3 of 4 (three captions in a cycle)" in out and "The bug:" not in out  # a swap is its own inverse
+    assert not check("reordered_captions_loss", targets_ignore_order)
+    assert "case 2 of 4 (two captions swapped)" in capsys.readouterr().out
+    assert not check("reordered_captions_loss", lambda i, t, o, s: (  # the same targets in both directions
+        F.cross_entropy(s.exp() * F.normalize(i, dim=1) @ F.normalize(t, dim=1).T, o)
+        + F.cross_entropy((s.exp() * F.normalize(i, dim=1) @ F.normalize(t, dim=1).T).T, o)) / 2)
+    assert "case 3 of 4" in capsys.readouterr().out
+
+
+def test_the_package_loss_is_rejected_in_both_loss_exercises(capsys):
+    from mmcourse.contrastive import clip_loss
+
+    assert not check("clip_loss", clip_loss)
+    assert "your function calls `mmcourse.contrastive.clip_loss`" in capsys.readouterr().out
+    assert not check("reordered_captions_loss", lambda i, t, o, s: clip_loss(i, t[o.argsort()], s))
+    assert "your function calls `mmcourse.contrastive.clip_loss`" in capsys.readouterr().out

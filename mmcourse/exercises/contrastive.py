@@ -1,5 +1,5 @@
 """Exercises of lesson 07: the symmetric contrastive loss, NDCG of one query by hand, and a contrastive loss
-whose targets stopped being the diagonal when the captions were reordered (find the bug)."""
+whose captions were put back in the wrong order after they had been reordered (find the bug)."""
 
 from __future__ import annotations
 
@@ -80,9 +80,10 @@ def _reordered_cases() -> list[Case]:
 register("clip_loss", _reference_clip_loss, _clip_cases)
 register("ndcg_one_query", _reference_ndcg, _ndcg_cases)
 register("reordered_captions_loss", _reference_reordered, _reordered_cases, explanation=(
-    "The bug: the targets torch.arange(B) say that caption i belongs to image i, but the captions had been "
-    "reordered (sorted by length for a packed RNN, or shuffled by a second data loader), so the matching pairs "
-    "were no longer on the diagonal. The loss still runs, has the right shape and still goes down in training: "
-    "the model learns to match each image with whatever caption shares its row, which is noise, and retrieval "
-    "stays at chance. Only the first case, where the order happened to be the identity, passed. Put the "
-    "captions back (text_emb[order.argsort()]) or use targets that follow the order."))
+    "The bug: text_emb[order] applies the reordering a second time instead of undoing it. Row j of text_emb is "
+    "the caption of image order[j], so the caption of image i sits in row order.argsort()[i]; text_emb[order] puts "
+    "in row i the caption of image order[order[i]]. The two agree only where order is its own inverse (no "
+    "reordering, or captions swapped in pairs), which is why cases 1 and 2 passed and a cycle of three (case 3) "
+    "did not. In a batch sorted by length almost every pair would be mismatched: the loss still runs and returns a "
+    "number, but it trains the model on wrong pairs. Undo a permutation with its inverse: text_emb[order.argsort()] "
+    "(or targets order.argsort() for the rows and order for the columns)."))
