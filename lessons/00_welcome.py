@@ -254,7 +254,7 @@ exercises.check("accuracy", my_accuracy)
 # booleans into floats, average, and call `.item()` to get a Python number.
 # </details>
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 def solution_accuracy(scores, labels):
     return (scores.argmax(dim=1) == labels).float().mean().item()
 
@@ -300,7 +300,7 @@ exercises.check("last_hidden", my_last_hidden)
 # then `(L, B, H)`, and the last time step is `outputs[-1]` (the same as the final state `h_n[-1]`).
 # </details>
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 def solution_last_hidden(x, gru):
     outputs, _ = gru(x.transpose(0, 1))  # (L, B, H): time first, as nn.GRU expects by default
     return outputs[-1]

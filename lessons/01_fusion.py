@@ -149,7 +149,7 @@ exercises.check("late_fusion", my_late_fusion)
 # results with `torch.stack` and take `.mean(dim=0)`.
 # </details>
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 def solution_late_fusion(logits):
     return torch.stack([torch.log_softmax(x, dim=1) for x in logits]).mean(dim=0)
 
@@ -217,7 +217,7 @@ exercises.check("modality_attention_bug", my_modality_attention)
 # 1 over its $M$ modalities and must not depend on the other samples in the batch.
 # </details>
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 def solution_modality_attention(u, v):
     alpha = torch.softmax(u @ v, dim=1)  # over the modalities of each sample, not over the batch
     return (alpha.unsqueeze(-1) * u).sum(1), alpha
@@ -269,7 +269,7 @@ exercises.check("tensor_fusion", my_tensor_fusion)
 # $(B, d_1 + 1, d_2 + 1)$; then `.flatten(1)`.
 # </details>
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 def solution_tensor_fusion(h1, h2):
     a = torch.cat([torch.ones(len(h1), 1), h1], dim=1)
     b = torch.cat([torch.ones(len(h2), 1), h2], dim=1)
@@ -351,7 +351,7 @@ exercises.check("low_rank_fusion", my_low_rank_fusion)
 # `torch.einsum("r,bro->bo", rank_weights, product)`, and add the bias.
 # </details>
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 def solution_low_rank_fusion(hs, factors, rank_weights, bias):
     product = 1.0
     for h, w in zip(hs, factors):

@@ -445,7 +445,7 @@ exercises.check("whitening_matrix", my_whitening)
 # only: `lam.rsqrt()`. Never take an element-wise square root of the matrix itself.
 # </details>
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 def solution_whitening(cov):
     lam, q = torch.linalg.eigh(cov)
     return q @ torch.diag(lam.rsqrt()) @ q.T
@@ -476,7 +476,7 @@ exercises.check("canonical_correlations", my_canonical_correlations)
 # `torch.linalg.svdvals(T)` returns its singular values, already sorted largest first.
 # </details>
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 def solution_canonical_correlations(x, y):
     x, y = x - x.mean(0), y - y.mean(0)
     n = len(x)
@@ -510,7 +510,7 @@ exercises.check("recall_at_k", my_recall_at_k)
 # query succeeded. Average as floats and return `.item()`.
 # </details>
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 def solution_recall_at_k(scores, relevant, k):
     top = scores.topk(k, dim=1).indices
     return relevant.gather(1, top).any(dim=1).float().mean().item()
@@ -564,7 +564,7 @@ exercises.check("total_correlation", my_total_correlation)
 # NaN weights.
 # </details>
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 def solution_total_correlation(h1, h2, eps=1e-4):
     h1, h2 = h1 - h1.mean(0), h2 - h2.mean(0)
     n = len(h1)

@@ -480,7 +480,7 @@ exercises.check("scaled_dot_product_attention", my_attention)
 # `torch.softmax(..., dim=-1)` (over the keys), and multiply by `v`.
 # </details>
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 def solution_attention(q, k, v):
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., L_q, L_k)
     weights = torch.softmax(scores, dim=-1)
@@ -530,7 +530,7 @@ exercises.check("masked_attention", my_masked_attention)
 # mask so that such rows become zeros.
 # </details>
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 def solution_masked_attention(q, k, v, mask):
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
     scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)  # before the softmax
@@ -569,7 +569,7 @@ exercises.check("merge_heads", my_merge_heads)
 # (`reshape`, not `view`: the transposed tensor is not contiguous).
 # </details>
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 def solution_split_heads(x, num_heads):
     b, length, e = x.shape
     return x.reshape(b, length, num_heads, e // num_heads).transpose(1, 2)
@@ -610,7 +610,7 @@ exercises.check("grounding_accuracy", my_grounding)
 # the chance level is the mean of `inside`. `g = math.isqrt(P)`.
 # </details>
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 def solution_grounding(weights, masks, token_to_object):
     rows, cols = (token_to_object >= 0).nonzero(as_tuple=True)
     inside = patch_masks(masks, math.isqrt(weights.shape[-1]))[rows, token_to_object[rows, cols]]
