@@ -1,6 +1,6 @@
 """Execute notebooks again and again with a short cell timeout, and report every stall with the cell it stopped in.
 
-    python benchmarks/kernel_stress.py                           # the stress notebook, both ways, 3 minutes each
+    python benchmarks/kernel_stress.py                           # the stress notebook, each way, 3 minutes each
     python benchmarks/kernel_stress.py --minutes 10 --load 1     # longer, with one busy core beside it
     python benchmarks/kernel_stress.py --lessons 00 04 --runs 3  # lessons instead (cell timeout 60 s)
     python benchmarks/kernel_stress.py --kernel-python /tmp/ipykernel7/bin/python   # a kernel of another environment
@@ -18,6 +18,8 @@ Two ways to run a notebook, as the course's users do, each run in a fresh kernel
 - ``run all``: JupyterLab's Run All. A second client first asks for ``kernel_info`` and leaves without reading
   the reply (what jupyter_server does on every new websocket), then every cell's ``execute_request`` goes out at
   once and the kernel queues them.
+- ``reconnecting``: that unanswered ``kernel_info`` of a new connection before every cell, the cell 0-2 ms later
+  (a browser tab opened or reconnected while the kernel runs): the window that ipython/ipykernel#1554 describes.
 
 The stress notebook repeats the kinds of cell the lessons have: prints, a slider driving an ``Output`` with
 ``interactive_output`` and a matplotlib figure, ``IPython.display.Audio`` and an ``ipywidgets.Audio`` widget,
@@ -32,6 +34,7 @@ import json
 import multiprocessing
 import os
 import platform
+import random
 import subprocess
 import sys
 import tempfile
@@ -140,7 +143,9 @@ def _cpu_percent(process: psutil.Process | None, seconds: float = 2.0) -> float:
 def run_cell_by_cell(nb: nbformat.NotebookNode, name: str, run: int, timeout: float, kernel: str,
                      cwd: Path) -> tuple[int, Stall | None]:
     """Execute ``nb`` with nbclient, one cell after the other, as nbval and nbconvert do."""
-    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel, resources={"metadata": {"path": str(cwd)}})
+    # allow_errors: a cell that fails still counts as answered (a stall is a cell that gets no answer).
+    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel, allow_errors=True,
+                            resources={"metadata": {"path": str(cwd)}})
     done = 0
     with client.setup_kernel():
         process = _kernel_process(client.km)
@@ -168,13 +173,7 @@ def run_all(nb: nbformat.NotebookNode, name: str, run: int, timeout: float, kern
     client.start_channels()
     try:
         client.wait_for_ready(timeout=60)
-        # jupyter_server's nudge: a kernel_info_request from a connection (a session of its own, as each
-        # websocket has) that closes before the reply comes.
-        nudge = manager.client(session=Session(key=manager.session.key,
-                                               signature_scheme=manager.session.signature_scheme))
-        nudge.start_channels(iopub=False, stdin=False, hb=False, control=False)
-        nudge.kernel_info()
-        nudge.stop_channels()
+        _nudge(manager)
         cells = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
         pending = {client.execute(c.source, store_history=True): (i, c) for i, c in cells}
         done, deadline = 0, time.perf_counter() + timeout
@@ -196,7 +195,52 @@ def run_all(nb: nbformat.NotebookNode, name: str, run: int, timeout: float, kern
         manager.shutdown_kernel(now=True)
 
 
-MODES = {"cell by cell": run_cell_by_cell, "run all": run_all}
+def run_reconnecting(nb: nbformat.NotebookNode, name: str, run: int, timeout: float, kernel: str,
+                     cwd: Path) -> tuple[int, Stall | None]:
+    """Before every cell, a new connection's kernel_info request that nobody waits for (what jupyter_server
+    sends whenever a browser tab opens or reconnects to a running kernel), then the cell: the request lands
+    while the kernel answers a peer that has gone, the window of ipython/ipykernel#1554."""
+    manager = KernelManager(kernel_name=kernel)
+    manager.start_kernel(cwd=str(cwd))
+    process = _kernel_process(manager)
+    client = manager.client()
+    client.start_channels()
+    jitter = random.Random(run)
+    try:
+        client.wait_for_ready(timeout=60)
+        done = 0
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            _nudge(manager)
+            time.sleep(jitter.uniform(0, 0.002))
+            msg_id = client.execute(cell.source, store_history=True)
+            deadline = time.perf_counter() + timeout
+            while True:
+                try:
+                    reply = client.get_shell_msg(timeout=max(0.05, deadline - time.perf_counter()))
+                except Exception:  # queue.Empty
+                    return done, Stall(name, "reconnecting", run, index, _first_line(cell.source), timeout,
+                                       _cpu_percent(process))
+                if reply["parent_header"].get("msg_id") == msg_id:
+                    break
+            done += 1
+        return done, None
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
+def _nudge(manager: KernelManager) -> None:
+    """jupyter_server's nudge: a kernel_info_request from a new connection (a session of its own, as each
+    websocket has) that closes before the reply comes."""
+    nudge = manager.client(session=Session(key=manager.session.key, signature_scheme=manager.session.signature_scheme))
+    nudge.start_channels(iopub=False, stdin=False, hb=False, control=False)
+    nudge.kernel_info()
+    nudge.stop_channels()
+
+
+MODES = {"cell by cell": run_cell_by_cell, "run all": run_all, "reconnecting": run_reconnecting}
 
 
 def _busy(stop_at: float) -> None:
