@@ -1,5 +1,8 @@
 """Lesson 07's claims hold on another seed than the lesson's (``claims_hold``); the helpers behind them."""
 
+import math
+
+import pytest
 import torch
 from claims_hold import claim_tests
 
@@ -90,3 +93,85 @@ def test_linear_cca_baseline_and_retrieval_metrics():
     assert perfect["caption -> image"]["R@1"] == 1.0 and perfect["image -> caption"]["NDCG@10"] > 0.99
     assert perfect["chance"]["caption -> image"]["R@1"] < 0.1
     assert "chance" in ex.table({"perfect": perfect})
+
+
+def test_hard_negative_share_against_a_direct_computation_and_its_bound():
+    g = torch.Generator().manual_seed(0)
+    cosines = torch.nn.functional.normalize(torch.randn(12, 6, generator=g), dim=1)
+    cosines = cosines @ torch.nn.functional.normalize(torch.randn(12, 6, generator=g), dim=1).T
+    share = ex.hard_negative_share(cosines, 0.1, k=3)
+    for i in range(12):  # row i: softmax over the row, the 3 most similar of the 11 others
+        weight = [math.exp(float(cosines[i, j]) / 0.1) for j in range(12)]
+        negatives = sorted((j for j in range(12) if j != i), key=lambda j: -float(cosines[i, j]))
+        expected = sum(weight[j] for j in negatives[:3]) / sum(weight[j] for j in negatives)
+        assert share[i].item() == pytest.approx(expected, rel=1e-5)
+    assert (ex.hard_negative_share(cosines, 1.0, k=3) <= ex.hard_negative_bound(12, 3, 1.0) + 1e-6).all()
+    assert ex.hard_negative_share(cosines, 0.01, k=3).mean() > ex.hard_negative_share(cosines, 1.0, k=3).mean()
+    extreme = -torch.ones(8, 8)  # every row: its 2 hardest negatives at cosine 1, the other 5 at -1
+    for i in range(8):
+        extreme[i, (i + 1) % 8] = extreme[i, (i + 2) % 8] = 1.0
+    assert ex.hard_negative_share(extreme, 1.0, k=2) == pytest.approx(torch.full((8,), ex.hard_negative_bound(8, 2)))
+    assert ex.hard_negative_bound(128) == pytest.approx(5 * math.e**2 / (5 * math.e**2 + 122))
+    with pytest.raises(ValueError, match="similarities"):
+        ex.hard_negative_share(torch.zeros(4, 5), 1.0, k=1)
+    with pytest.raises(ValueError, match="k"):
+        ex.hard_negative_share(torch.zeros(4, 4), 1.0, k=3)
+
+
+def test_binding_scenes_swap_the_colours_of_two_seen_combinations():
+    scenes = ex.binding_scenes(n=40, seed=1)
+    assert scenes["image"].shape == (40, 3, 32, 32) and scenes["caption_ids"].shape == scenes["swapped_ids"].shape
+    assert torch.equal(ex.word_counts(scenes["swapped_ids"]), ex.word_counts(scenes["caption_ids"]))
+    seen = set(ex.CLASSES) - set(ex.HOLDOUT)
+    for i in range(40):
+        own, swapped = VOCAB.decode(scenes["caption_ids"][i]).split(), VOCAB.decode(scenes["swapped_ids"][i]).split()
+        colours = [w for w in own if w in COLOURS]
+        shapes = [w for w in own if w in SHAPES]
+        assert len(colours) == len(shapes) == 2 and colours[0] != colours[1] and shapes[0] != shapes[1]
+        assert [w for w in swapped if w in COLOURS] == colours[::-1]  # only the colours moved
+        assert [w for w in swapped if w not in COLOURS] == [w for w in own if w not in COLOURS]
+        assert {(colours[0], shapes[0]), (colours[1], shapes[1]), (colours[1], shapes[0]),
+                (colours[0], shapes[1])} <= seen
+        for colour in colours:  # both colours are drawn in the scene
+            pixels = scenes["image"][i].flatten(1).T
+            assert (pixels - torch.tensor(RGB[colour])).abs().amax(1).min() < 1e-6
+    assert torch.equal(ex.binding_scenes(n=40, seed=1)["image"], scenes["image"])  # the same scenes for a seed
+
+
+def test_object_classes():
+    columns = {"object_shape": torch.tensor([[2, -1, -1], [0, 1, -1]]),
+               "object_colour": torch.tensor([[0, -1, -1], [3, 1, -1]])}
+    classes = ex.object_classes(columns)
+    assert classes.tolist() == [[ex.CLASSES.index(("red", "triangle")), -1, -1],
+                                [ex.CLASSES.index(("yellow", "circle")), ex.CLASSES.index(("green", "square")), -1]]
+
+
+def test_caption_hits_are_recall_query_by_query():
+    objects = _objects(*[[(i % 3, i // 3 % 4, i // 12 % 2, i // 24)] for i in range(40)])  # all different
+    emb = torch.eye(40)
+    assert ex.caption_hits(emb, emb, objects).tolist() == [1.0] * 40
+    assert ex.caption_hits(emb, emb.roll(1, dims=0), objects).tolist() == [0.0] * 40
+    assert ex.caption_hits(emb, emb.roll(1, dims=0), objects, k=40).tolist() == [1.0] * 40
+
+
+def test_zero_shot_scores_each_method_among_9_and_among_12():
+    torch.manual_seed(0)
+    model = ex.build_model().eval()
+    classifier = ex.SeenClassifier(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 9)).eval())
+    result = ex.zero_shot(model, classifier, seed=0)
+    assert set(result.accuracy) == {(m, p) for m in ex.ZERO_SHOT_METHODS for p in ex.ZERO_SHOT_PARTS}
+    assert result.chance == {"seen, among 9": 1 / 9, "seen, among 12": 1 / 12, "unseen, among 12": 1 / 12}
+    label = result.scenes["label"]
+    seen = ~torch.isin(label, torch.tensor(ex.UNSEEN))
+    supervised = result.accuracy
+    assert supervised[("supervised", "unseen, among 12")] == pytest.approx(0.0)  # it never names an unseen class
+    assert supervised[("supervised", "seen, among 9")] == pytest.approx(supervised[("supervised", "seen, among 12")])
+    with torch.no_grad():  # the best prompt among the 9 seen classes, by hand
+        from mmcourse.contrastive import zero_shot_classifier
+
+        scores = zero_shot_classifier(model, ex.class_prompts(), "max")(result.scenes["image"])
+    by_hand = torch.tensor(ex.SEEN)[scores[:, ex.SEEN].argmax(1)]
+    assert result.accuracy[("prompts, best", "seen, among 9")] == pytest.approx(
+        (by_hand[seen] == label[seen]).float().mean().item())
+    assert result.accuracy[("prompts, best", "seen, among 12")] == pytest.approx(
+        (scores.argmax(1)[seen] == label[seen]).float().mean().item())

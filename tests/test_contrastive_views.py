@@ -87,8 +87,9 @@ def test_zero_shot_views_draw():
     scenes = ex.one_object_scenes(per_cell=1)
     labels = scenes["label"]
     predictions = {m: labels.clone() for m in ex.ZERO_SHOT_METHODS}
-    accuracy = {(m, part): 1.0 for m in ex.ZERO_SHOT_METHODS for part in ("seen", "unseen")}
-    result = ex.ZeroShot(accuracy, 1 / 12, predictions, scenes)
+    accuracy = {(m, part): 1.0 for m in ex.ZERO_SHOT_METHODS for part in ex.ZERO_SHOT_PARTS}
+    result = ex.ZeroShot(accuracy, {"seen, among 9": 1 / 9, "seen, among 12": 1 / 12, "unseen, among 12": 1 / 12},
+                         predictions, scenes)
     views.zero_shot_bars(result)
     views.unseen_examples(result, count=4)
-    assert "unseen classes" in result.table()
+    assert "unseen, among 12" in result.table() and "0.111" in result.table()

@@ -9,7 +9,15 @@ import torch
 
 from ..contrastive import LOGIT_SCALE_INIT, LOGIT_SCALE_MAX
 from ..data.shapes import COLOURS, POSITIONS, SHAPES, SIZES
-from ..experiments.contrastive import CLASSES, UNSEEN, attribute_matches, caption_of, contained, encode_captions
+from ..experiments.contrastive import (
+    CLASSES,
+    UNSEEN,
+    ZERO_SHOT_PARTS,
+    attribute_matches,
+    caption_of,
+    contained,
+    encode_captions,
+)
 from .common import View, figure, method_bars, show_scene
 
 
@@ -40,7 +48,7 @@ def similarity_matrix(images: torch.Tensor, similarities: torch.Tensor, title: s
 
 
 def temperature_curve(logit_scales: list[float], title: str = "the learned temperature") -> None:
-    """The temperature 1 / exp(s) at every training step (``logit_scales``: s per step), with CLIP's
+    """The temperature tau = 1 / exp(s) at every training step (``logit_scales``: s per step), with CLIP's
     starting value 0.07 and its floor 0.01 (the clamp s <= log 100)."""
     temperature = torch.tensor(logit_scales).neg().exp()
     with figure(6, 2.6) as axes:
@@ -74,12 +82,14 @@ def retrieval_examples(captions: list[str], images: torch.Tensor, scores: torch.
 
 
 def zero_shot_bars(result) -> None:
-    """Accuracy of each method on seen and unseen classes (``result`` from
-    :func:`mmcourse.experiments.contrastive.zero_shot`); dashed: chance (1 in 12)."""
-    with figure(9, 2.8, ncols=2) as axes:
-        for ax, part in zip(axes, ("seen", "unseen")):
+    """Accuracy of each method on the seen classes (choosing among the 9 seen, then among all 12) and on
+    the unseen ones (among all 12) (``result`` from :func:`mmcourse.experiments.contrastive.zero_shot`);
+    dashed: chance (1 in 9 or 1 in 12)."""
+    with figure(12, 2.8, ncols=len(ZERO_SHOT_PARTS)) as axes:
+        for ax, part in zip(axes, ZERO_SHOT_PARTS):
             values = {m: result.accuracy[(m, part)] for m in dict.fromkeys(m for m, _ in result.accuracy)}
-            method_bars(ax, values, reference=result.chance, title=f"{part} colour-shape combinations")
+            scenes, among = part.split(", ")
+            method_bars(ax, values, reference=result.chance[part], title=f"{scenes} combinations, {among} classes")
 
 
 def unseen_examples(result, method: str = "prompts, best", count: int = 8) -> None:
