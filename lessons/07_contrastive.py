@@ -153,7 +153,7 @@ exercises.check("clip_loss", my_clip_loss)
 # the columns. Average the two.
 # </details>
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 def solution_clip_loss(image_emb, text_emb, logit_scale):
     logits = logit_scale.exp() * F.normalize(image_emb, dim=1) @ F.normalize(text_emb, dim=1).T
     targets = torch.arange(len(logits))
@@ -548,7 +548,7 @@ exercises.check("ndcg_one_query", my_ndcg)
 # `relevance.sort(descending=True).values[:k]` with the same discounts.
 # </details>
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 def solution_ndcg(scores, relevance, k):
     discount = 1 / torch.log2(torch.arange(2, k + 2).float())
     dcg = (relevance[scores.argsort(descending=True)[:k]] * discount).sum()
@@ -611,7 +611,7 @@ exercises.check("reordered_captions_loss", my_reordered_loss)
 # permutation: `order.argsort()[i]` is that j.
 # </details>
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 def solution_reordered_loss(image_emb, text_emb, order, logit_scale):
     logits = logit_scale.exp() * F.normalize(image_emb, dim=1) @ F.normalize(text_emb, dim=1).T
     return (F.cross_entropy(logits, order.argsort()) + F.cross_entropy(logits.T, order)) / 2
