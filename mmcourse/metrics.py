@@ -190,7 +190,9 @@ def ndcg_at_k(scores: torch.Tensor, relevance: torch.Tensor, k: int) -> float:
 
     Each query ranks the gallery by score, highest first. The gain of the item at rank r (1-based)
     is its relevance divided by log2(r + 1); DCG@k sums the top k gains, and NDCG@k divides it by
-    the DCG@k of the best possible ranking (Järvelin and Kekäläinen 2002). Items with tied scores
+    the DCG@k of the best possible ranking. Järvelin and Kekäläinen (2002) introduced (N)DCG with a
+    discount of log_b(r) from rank b on; the log2(r + 1) discount at every rank is the later form that
+    scikit-learn and most of today's papers use. Items with tied scores
     share their average relevance, and a query without any relevant item scores 0: both as
     ``sklearn.metrics.ndcg_score(relevance, scores, k=k)`` does, which this equals.
 
