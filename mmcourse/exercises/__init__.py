@@ -52,7 +52,7 @@ class Exercise:
     atol: float = 1e-5
     rtol: float = 1e-4
     explanation: str = ""
-    forbid: tuple[str, ...] = ()  # more of the package's functions a solution must not call (dotted names)
+    forbid: tuple[str, ...] = ()  # more functions a solution must not call (dotted names, the package's or torch's)
     # The package's functions that the reference calls (found on first use) and ``forbid``: a solution must not.
     _forbidden: dict[CodeType, str] | None = field(default=None, repr=False)
 
@@ -67,7 +67,8 @@ def register(name: str, reference: Callable, cases: Callable[[], list[Case]], at
     ``explanation`` is printed under the check mark once a solution passes: for a "find the bug"
     exercise, what the bug was and which case gives it away. A solution may not call the package's
     functions that the reference calls (found by running it); ``forbid`` names more, such as a function
-    that does the whole job one level up (``"mmcourse.meta.adapt"``).
+    that does the whole job one level up (``"mmcourse.meta.adapt"``) or a library's equal
+    (``"torch.distributions.kl.kl_divergence"``).
     """
     EXERCISES[name] = Exercise(name, reference, cases, atol, rtol, explanation, tuple(forbid))
     return EXERCISES[name]
@@ -170,9 +171,9 @@ def check(exercise: str | Exercise, fn: Callable, must_pass: bool = False) -> Ch
         except Exception as err:  # the learner's code failed: say where and how
             return _report(ex, False, f"{label} raised {type(err).__name__}: {err}", must_pass)
         if watch.called:
-            return _report(ex, False, f"your function calls `{watch.called}`, the package's own implementation that "
-                                      "this exercise checks against; write it yourself from the formula (torch "
-                                      "operations are fine)", must_pass)
+            return _report(ex, False, f"your function calls `{watch.called}`, which already does what this exercise "
+                                      "asks you to write (the package's own implementation or its equal); write it "
+                                      "yourself from the formula (plain torch operations are fine)", must_pass)
         problem = compare(got, ex.reference(*case.args, **case.kwargs), ex.atol, ex.rtol)
         if problem:
             return _report(ex, False, f"{label}: {problem}", must_pass)
@@ -237,7 +238,7 @@ def _code_of(dotted: str) -> CodeType:
         for attribute in parts[split:]:
             target = getattr(target, attribute)
         return target.__code__
-    raise ValueError(f"forbid: no function {dotted!r} in the package")
+    raise ValueError(f"forbid: no function {dotted!r} to import")
 
 
 def _name(code: CodeType) -> str:
