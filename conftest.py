@@ -21,6 +21,9 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 # kernels and in the browser test's JupyterLab (they inherit this environment). Learners get a ✗ instead.
 os.environ["MMCOURSE_STRICT_CLAIMS"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "1"
+# The running comparison's rows that lessons keep for lesson 07 (mmcourse.experiments.comparison): in a folder of
+# this run, shared by the pytest-xdist workers and the kernels they start, never the user's ~/.cache.
+os.environ.setdefault("MMCOURSE_CACHE", str(_scratch / "cache"))
 # Kernels started by nbval (and by the browser test) inherit IPYTHONDIR and run this guard first.
 startup = _scratch / "ipython" / "profile_default" / "startup"
 startup.mkdir(parents=True)

@@ -174,15 +174,35 @@ def class_retrieval(queries: torch.Tensor, gallery: torch.Tensor, query_labels: 
                      chance_recall_at_k(relevant, 1), chance_recall_at_k(relevant, 5))
 
 
+LABEL_USES = ("none", "model selection", "training")
+
+
 class ComparisonEntry(NamedTuple):
     """One row of the course's running comparison (speech-to-image retrieval on AV-Digits' test split)."""
 
     method: str  # e.g. "linear CCA"
     lesson: str  # the lesson that teaches it, e.g. "02"
     pairs: str  # which image-audio pairs training used: "all", "10" (one per digit) or "none"
-    labels: bool  # whether training used the digit labels
+    labels: str  # what the digit labels did, one of LABEL_USES: "model selection" when they chose a hyperparameter
     retrieval: Retrieval  # on the test split (queries: spoken digits; gallery: images)
-    note: str = ""  # e.g. "smaller run than in its lesson"
+    note: str = ""  # e.g. "the encoders were trained apart, as classifiers"
+    hits: tuple[bool, ...] = ()  # Recall@1's hit of each query, in the test split's order: paired comparisons
+
+
+def comparison_entry(method: str, lesson: str, pairs: str, labels: str, queries: torch.Tensor, gallery: torch.Tensor,
+                     query_labels: torch.Tensor, gallery_labels: torch.Tensor, note: str = "") -> ComparisonEntry:
+    """A row of the running comparison from a method's embeddings of the test split: its
+    :func:`class_retrieval` and the per-query hits at 1 (for paired comparisons between rows).
+
+    Shape: ``queries`` (Q, d) spoken digits, ``gallery`` (G, d) images, ``query_labels`` (Q,), ``gallery_labels`` (G,).
+    """
+    if labels not in LABEL_USES:
+        raise ValueError(f"labels: expected one of {LABEL_USES}, got {labels!r}")
+    retrieval = class_retrieval(queries, gallery, query_labels, gallery_labels)
+    scores = torch.nn.functional.normalize(queries.double(), dim=1) @ torch.nn.functional.normalize(
+        gallery.double(), dim=1).T
+    hits = hits_at_k(scores, query_labels[:, None] == gallery_labels[None, :], 1)
+    return ComparisonEntry(method, lesson, pairs, labels, retrieval, note, tuple(bool(h) for h in hits))
 
 
 def ndcg_at_k(scores: torch.Tensor, relevance: torch.Tensor, k: int) -> float:

@@ -490,7 +490,7 @@ def comparison_entries(topic: str, seed: int = 0) -> list[ComparisonEntry]:
     except ModuleNotFoundError:
         return []
     function = getattr(module, "speech_to_image_retrieval", None)
-    return function(seed=seed, fast=True) if function is not None else []
+    return function(seed=seed) if function is not None else []
 
 
 def running_comparison(seed: int = 0, topics=COMPARED_TOPICS) -> list[ComparisonEntry]:
