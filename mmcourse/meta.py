@@ -8,7 +8,8 @@ of the episode's ``classes``.
 
 Two families of answers: *metric-based* (:class:`ProtoNet`: embed, average each class's support
 embeddings into a prototype, classify by distance) and *optimisation-based* (:func:`maml_loss`:
-learn an initialisation that a few gradient steps on the support set adapt to the episode). With
+learn an initialisation that a few gradient steps on the support set adapt to the episode).
+:class:`InputWeighting` is the smallest encoder a ProtoNet can learn: one weight per input cell. With
 several modalities, :class:`MetaFusion` predicts each episode's modality weights from its support set, and
 :func:`inverse_spread_weights` is the closed-form rule to compare it with.
 
@@ -255,6 +256,38 @@ class ProtoNet(nn.Module):
         return FewShot(prototypical_logits(_embed(self.encoder, query, lead), protos), protos)
 
 
+class InputWeighting(nn.Module):
+    """An encoder that only weighs each cell of its input: f(x)_j = exp(v_j) x_j, one learned v_j per cell.
+
+    Under a :class:`ProtoNet` the squared distance becomes sum_j exp(2 v_j) (x_j - c_j)^2, a learned
+    diagonal metric on the raw input (a Mahalanobis distance with a diagonal matrix; like the squared
+    Euclidean distance it is a Bregman divergence, the family for which Snell et al. 2017, section 2.3,
+    show that the class mean is the right prototype). v starts at 0, so the encoder starts as the raw
+    input. The weights are the same for every class: what training can teach it is how much a
+    difference in each cell counts, not features of the training classes. A common factor on every
+    weight changes no nearest prototype.
+
+    Shape: ``x`` (B, *shape) -> (B, prod(shape)); ``weights`` is exp(v), of shape ``shape``.
+    """
+
+    def __init__(self, shape: Sequence[int]) -> None:
+        super().__init__()
+        self.shape = tuple(int(s) for s in shape)
+        if not self.shape or min(self.shape) < 1:
+            raise ValueError(f"shape: expected the positive sizes of one input, e.g. (1, 32, 40), got {shape}")
+        self.log_weights = nn.Parameter(torch.zeros(self.shape))
+
+    @property
+    def weights(self) -> torch.Tensor:
+        """exp(v), one positive weight per input cell, of shape ``shape``."""
+        return self.log_weights.exp()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape[1:]) != self.shape:
+            raise ValueError(f"x: expected shape (B, {', '.join(map(str, self.shape))}), got {tuple(x.shape)}")
+        return (x * self.weights).flatten(1)
+
+
 def episode_accuracy(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Accuracy of each episode. Shape: ``scores`` (T, Q, N), ``labels`` (T, Q) -> (T,)."""
     if scores.shape[:-1] != labels.shape:
@@ -421,7 +454,8 @@ def support_statistics(embeddings: Sequence[torch.Tensor], labels: torch.Tensor,
     return SupportStatistics(torch.log(between + 1e-6), torch.log(within + 1e-6))
 
 
-def inverse_spread_weights(support: Sequence[torch.Tensor], support_labels: torch.Tensor, n_way: int) -> torch.Tensor:
+def inverse_spread_weights(support: Sequence[torch.Tensor], support_labels: torch.Tensor, n_way: int,
+                          power: float = 1.0) -> torch.Tensor:
     """A closed-form fusion rule, no training: weight each modality by the inverse of its within-class spread.
 
     If, in every modality m, each class is a spherical Gaussian N(mu_n^(m), sigma_m^2 I) in D_m
@@ -432,11 +466,17 @@ def inverse_spread_weights(support: Sequence[torch.Tensor], support_labels: torc
     sigma_m^2 as the within-class spread of :func:`support_statistics` over D_m (times K / (K - 1),
     the same for every modality), so w_m is proportional to D_m / within_m. The weights are scaled to
     sum to 1, which changes the temperature of the fused logits but not their argmax.
+
+    ``power`` p > 0 gives w_m proportional to (D_m / within_m)^p: p = 1 is the rule above; p = 2 is
+    no longer Bayes' rule for these Gaussians but the same rule made sharper (the log weights
+    multiplied by p, a temperature of 1/p on them), so that a scattered modality loses its say faster.
     Shape: ``support`` [(T, S, D_m)] per modality, ``support_labels`` (T, S) -> (T, M), rows summing to 1.
     """
+    if not power > 0:
+        raise ValueError(f"power: expected a number > 0, got {power}")
     _, within = _spreads(support, support_labels, n_way)
     dims = torch.tensor([h.shape[-1] for h in support], dtype=within.dtype, device=within.device)
-    precision = dims / within.clamp_min(1e-12)
+    precision = (dims / within.clamp_min(1e-12)) ** power
     return precision / precision.sum(-1, keepdim=True)
 
 

@@ -11,6 +11,7 @@ from torch.func import functional_call
 from mmcourse.meta import (
     SHAPE_CLASS_NAMES,
     EpisodeSampler,
+    InputWeighting,
     MetaFusion,
     ProtoNet,
     adapt,
@@ -334,3 +335,36 @@ def test_the_inverse_spread_rule_recovers_known_variances():
     support = [torch.randn(1, 800, 8, generator=g) * s for s in (1.0, 3.0)]
     weights = inverse_spread_weights(support, labels, 2)
     assert weights[0, 0] / weights[0, 1] == pytest.approx(9.0, rel=0.1)  # 1 / sigma^2: 1 against 1/9
+    squared = inverse_spread_weights(support, labels, 2, power=2.0)
+    assert squared[0, 0] / squared[0, 1] == pytest.approx(81.0, rel=0.2)  # the same ratio, squared
+    torch.testing.assert_close(squared, weights ** 2 / (weights ** 2).sum(-1, keepdim=True))
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="power"):
+            inverse_spread_weights(support, labels, 2, power=bad)
+
+
+def test_input_weighting_starts_as_the_raw_input_and_weighs_each_cell():
+    x = torch.randn(5, 1, 4, 3)
+    encoder = InputWeighting((1, 4, 3))
+    torch.testing.assert_close(encoder(x), x.flatten(1))  # v = 0: the raw input
+    with torch.no_grad():
+        encoder.log_weights[0, 2, 1] = np.log(3.0)
+    out = encoder(x)
+    torch.testing.assert_close(out[:, 2 * 3 + 1], 3 * x[:, 0, 2, 1])
+    torch.testing.assert_close(torch.cat([out[:, :7], out[:, 8:]], 1), torch.cat([x.flatten(1)[:, :7],
+                                                                                  x.flatten(1)[:, 8:]], 1))
+    # under a ProtoNet: a diagonal metric, sum_j w_j^2 (x_j - c_j)^2, by hand against the weighted cdist
+    labels = torch.tensor([0, 0, 1, 1])
+    support, query = torch.randn(4, 1, 4, 3), torch.randn(3, 1, 4, 3)
+    scores = ProtoNet(encoder)(support, labels, query, 2).scores
+    w = encoder.weights.detach().flatten()
+    centres = torch.stack([support.flatten(1)[labels == n].mean(0) for n in range(2)])
+    by_hand = -((query.flatten(1)[:, None, :] - centres[None]) ** 2 * w ** 2).sum(-1)
+    torch.testing.assert_close(scores, by_hand)
+    # one number per cell, and every one of them receives a gradient
+    ProtoNet(encoder)(support, labels, query, 2).scores.logsumexp(-1).sum().backward()
+    assert encoder.log_weights.shape == (1, 4, 3) and (encoder.log_weights.grad != 0).all()
+    with pytest.raises(ValueError, match="x: expected shape"):
+        encoder(torch.randn(5, 1, 3, 4))
+    with pytest.raises(ValueError, match="shape"):
+        InputWeighting((1, 0, 3))
