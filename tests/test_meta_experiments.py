@@ -95,29 +95,79 @@ def test_build_encoder_and_train_protonet_reject_unknown_modalities():
 
 
 def test_fusion_quantities_by_hand():
-    # one episode per condition: image 1, 2, 3, audio -5, -10, -20
-    conditions = torch.arange(6)
-    weights = torch.tensor([0.3, 0.1, 0.05, 0.5, 0.6, 0.7])
-    rule = torch.tensor([0.4, 0.2, 0.1, 0.5, 0.5, 0.5])
-    accuracy = {"image only": torch.tensor([0.3, 0.3, 0.3, 0.5, 0.5, 0.6]),
-                "audio only": torch.tensor([0.7, 0.7, 0.7, 0.6, 0.4, 0.27]),
-                "equal weights": torch.full((6,), 0.5),
-                "inverse-spread rule": torch.tensor([0.6, 0.6, 0.6, 0.6, 0.5, 0.5]),
-                "meta-learned weights": torch.tensor([0.7, 0.7, 0.65, 0.6, 0.5, 0.55])}
-    stats = SupportStatistics(torch.zeros(6, 2), torch.zeros(6, 2))
+    # two episodes per condition: image 0.5, 1, 2, audio -5, -10, -20
+    conditions = torch.arange(6).repeat_interleave(2)
+
+    def per_condition(*values):
+        return torch.tensor(values).repeat_interleave(2)
+
+    weights = per_condition(0.45, 0.2, 0.05, 0.5, 0.6, 0.7)
+    rule = per_condition(0.5, 0.3, 0.1, 0.5, 0.5, 0.45)
+    accuracy = {"image only": per_condition(0.4, 0.3, 0.25, 0.5, 0.5, 0.6),
+                "audio only": per_condition(0.7, 0.7, 0.7, 0.6, 0.4, 0.27),
+                "equal weights": per_condition(0.72, 0.6, 0.45, 0.66, 0.55, 0.5),
+                "inverse-spread rule": per_condition(0.72, 0.65, 0.6, 0.66, 0.55, 0.49),
+                "squared rule": per_condition(0.71, 0.68, 0.7, 0.65, 0.54, 0.48),
+                "meta-learned weights": per_condition(0.73, 0.68, 0.69, 0.65, 0.56, 0.55)}
+    stats = SupportStatistics(torch.zeros(12, 2), torch.zeros(12, 2))
     result = ex.FusionResult(None, conditions, stats, torch.stack([weights, 1 - weights], 1),
-                             torch.stack([rule, 1 - rule], 1), accuracy, None)
+                             torch.stack([rule, 1 - rule], 1), torch.stack([rule ** 2, 1 - rule ** 2], 1), accuracy,
+                             None)
     q = ex.fusion_quantities(result)
-    learned_gain = 0.7 + 0.7 + 0.65 + 0.6 + 0.5 + 0.55 - 6 * 0.5
-    assert q["over equal"] == pytest.approx(learned_gain / 6)
-    assert q["rule share"] == pytest.approx((3.4 - 3.0) / learned_gain)
-    assert q["over single"] == pytest.approx(min(3.7 - 2.5, 3.7 - 3.37) / 6)
-    assert q["noisy image weight"] == pytest.approx(0.3)
-    assert q["below rule"] == pytest.approx(-0.05)  # the largest of -0.1, -0.1, -0.05
-    assert q["over rule, noisy images"] == pytest.approx((0.1 + 0.1 + 0.05) / 3)
-    assert q["drowned audio off chance"] == pytest.approx(0.02)
-    assert q["drowned image weight"] == pytest.approx(0.7)
-    assert q["drowned over image"] == pytest.approx(-0.05)
+    learned_gain = (0.01 + 0.08 + 0.24) / 3
+    assert q["over equal, noisy images"] == pytest.approx(learned_gain, abs=1e-6)
+    assert q["rule share"] == pytest.approx((0.05 + 0.15) / 3 / learned_gain, abs=1e-6)
+    assert q["squared rule gap"] == pytest.approx(abs(0.02 + 0.0 - 0.01) / 3, abs=1e-6)
+    assert q["noisy image weight"] == pytest.approx(0.2, abs=1e-6)  # pixel noise 1 and 2 only: 0.2 and 0.05
+    assert q["below rule"] == pytest.approx(-0.05, abs=1e-6)  # the larger of -0.1 and -0.05
+    assert q["equal gap, noisy audio"] == pytest.approx(abs(-0.01 + 0.01 + 0.05) / 3, abs=1e-6)
+    assert q["over single, audio -5 and -10 dB"] == pytest.approx(0.05, abs=1e-6)  # -5: 0.15, 0.05; -10: 0.06, 0.16
+    assert q["drowned audio off chance"] == pytest.approx(0.02, abs=1e-6)
+    assert q["drowned image weight"] == pytest.approx(0.7, abs=1e-6)
+    gains = ex.paired_gains(result, ex.condition_episodes(result, ("audio", -20.0)))
+    torch.testing.assert_close(gains["image only"], torch.full((2,), -0.05))
     oracle = ex.paired_gains(result)["each episode's better single modality"]
-    torch.testing.assert_close(oracle, torch.tensor([0.0, 0.0, -0.05, 0.0, 0.0, -0.05]))
+    torch.testing.assert_close(oracle, per_condition(0.03, -0.02, -0.01, 0.05, 0.06, -0.05))
     assert set(ex.FUSION_CLAIMS.values()) <= set(q)
+    assert ex.noisy_image_episodes(result).tolist() == [True] * 6 + [False] * 6
+
+
+def test_raw_margin_is_the_smallest_gain_of_the_raw_input():
+    raw = {"image": torch.tensor([0.6, 0.7]), "audio": torch.tensor([0.9, 0.8])}
+    baseline = {"image": torch.tensor([0.5, 0.5]), "audio": torch.tensor([0.8, 0.8])}
+    proto = {"image": torch.tensor([0.4, 0.4]), "audio": torch.tensor([0.9, 0.9])}
+    assert ex.raw_margin(raw, [baseline]) == pytest.approx(0.05, abs=1e-6)
+    assert ex.raw_margin(raw, [baseline, proto]) == pytest.approx(-0.05, abs=1e-6)  # the audio ProtoNet is ahead
+
+
+def test_input_weighting_trains_from_the_raw_input_and_the_closed_form_scale(data):
+    net, history = ex.train_input_weighting(data, "audio")
+    assert len(history.train_loss) == 1 and net.encoder.weights.shape == (1, 32, 40)
+    assert not torch.allclose(net.encoder.weights, torch.ones(1, 32, 40))  # it moved from the raw input
+    h = ex.embed(net.encoder, data.test["audio"][:5])
+    torch.testing.assert_close(h, ex.raw_inputs(data.test["audio"][:5]) * net.encoder.weights.detach().flatten())
+    scale = ex.within_class_scale(data, "image")
+    x, labels = ex.raw_inputs(data.train["image"]), data.train["label"]
+    by_hand = torch.cat([x[labels == c] - x[labels == c].mean(0) for c in ex.META_TRAIN_DIGITS]).std(0)
+    torch.testing.assert_close(scale, 1 / by_hand.clamp_min(1e-6))
+    with pytest.raises(ValueError, match="modality"):
+        ex.train_input_weighting(data, "video")
+
+
+def test_maml_start_is_where_meta_training_starts(data):
+    settings = ex.MAMLSettings(steps=1, meta_batch=2, lr=1e-9)  # one Adam step of 1e-9: where it started
+    start = ex.maml_start(data, settings)
+    trained, _ = ex.train_maml(data, settings)
+    for (name, a), b in zip(start.named_parameters(), trained.parameters()):
+        torch.testing.assert_close(a, b, msg=name)
+    other = ex.maml_start(ex.meta_data(seed=4), settings)
+    assert not torch.allclose(next(other.parameters()), next(start.parameters()))
+    accuracy = ex.maml_accuracies(data, {"start": start}, steps=(0, 2))
+    assert set(accuracy) == {("start", 0), ("start", 2)} and accuracy[("start", 2)].shape == (300,)
+    # no step: the untrained network's own scores, the same for every support set
+    x = ex.maml_inputs(data.test["audio"], "audio")
+    batch = ex.test_sampler(data, {"x": x}).sample_batch(range(300))
+    with torch.no_grad():
+        scores = start(batch.query["x"].flatten(0, 1)).unflatten(0, batch.query_labels.shape)
+    expected = (scores.argmax(-1) == batch.query_labels).float().mean(-1)
+    torch.testing.assert_close(accuracy[("start", 0)], expected)

@@ -110,16 +110,21 @@ def per_class_bars(per_class: dict, title: str = "accuracy on each new digit, 4-
 
 
 def weights_by_condition(conditions: torch.Tensor, weights: torch.Tensor, accuracy: dict,
-                         rule_weights: torch.Tensor | None = None) -> None:
+                         rule_weights: torch.Tensor | None = None,
+                         squared_rule_weights: torch.Tensor | None = None) -> None:
     """Left: each meta-test episode's predicted image weight against its corruption (a dot per episode, a bar
-    at the mean; a dashed bar at the mean of ``rule_weights``, when given). Right: mean accuracy of each
-    method with its 95% interval.
+    at the mean; a dashed bar at the mean of ``rule_weights`` and a dash-dotted one at the mean of
+    ``squared_rule_weights``, when given). Right: mean accuracy of each method with its 95% interval.
 
-    ``conditions`` (E,) indices into :data:`~mmcourse.experiments.meta.CONDITIONS`; ``weights`` and
-    ``rule_weights`` (E, 2), column 0 the image; ``accuracy`` {method: (E,) per-episode accuracy}.
+    ``conditions`` (E,) indices into :data:`~mmcourse.experiments.meta.CONDITIONS`; ``weights``,
+    ``rule_weights`` and ``squared_rule_weights`` (E, 2), column 0 the image; ``accuracy`` {method: (E,)
+    per-episode accuracy}.
     """
     labels = [f"{m} {level:g}" + (" dB" if m == "audio" else "") for m, level in CONDITIONS]
     g = torch.Generator().manual_seed(0)
+    rules = [(w, style, name) for w, style, name in ((rule_weights, "--", "dashed: the rule's mean"),
+                                                      (squared_rule_weights, "-.", "dash-dot: the squared rule's"))
+             if w is not None]
     with figure(11, 3, ncols=2) as axes:
         ax = axes[0]
         for i in range(len(CONDITIONS)):
@@ -128,16 +133,16 @@ def weights_by_condition(conditions: torch.Tensor, weights: torch.Tensor, accura
             colour = TEST_COLOUR if CONDITIONS[i][0] == "image" else TRAIN_COLOUR
             ax.scatter(i + jitter, w, s=4, alpha=0.4, color=colour)
             ax.hlines(w.mean(), i - 0.3, i + 0.3, color="black", linewidth=1.5)
-            if rule_weights is not None:
-                ax.hlines(rule_weights[conditions == i, 0].mean(), i - 0.3, i + 0.3, color="0.45", linewidth=1.2,
-                          linestyle="--")
+            for rule, style, _ in rules:
+                ax.hlines(rule[conditions == i, 0].mean(), i - 0.3, i + 0.3, color="0.45", linewidth=1.2,
+                          linestyle=style)
         ax.axhline(0.5, color="0.6", linestyle=":", linewidth=0.8)
         ax.set_xticks(range(len(CONDITIONS)), ["noisy " + label for label in labels], rotation=25, ha="right",
                       fontsize=7)
         ax.set_ylim(0, 1)
         ax.set_ylabel("predicted image weight", fontsize=8)
-        ax.set_title("each meta-test episode's weights (bar: mean" + ("; dashed: the rule's mean" if rule_weights
-                     is not None else "") + "; dotted: equal)", fontsize=9)
+        ax.set_title("each meta-test episode's weights (bar: mean" + "".join(f"; {name}" for *_, name in rules)
+                     + "; dotted: equal)", fontsize=9)
         ax = axes[1]
         names = list(accuracy)
         intervals = [normal_interval(accuracy[n]) for n in names]
@@ -238,3 +243,22 @@ class FewShotView(View):
         ax.legend(fontsize=7, loc="best")
         ax.set_title("one episode in 2-D: support (dots), queries (x),\nprototypes (stars), wrong queries ringed",
                      fontsize=9)
+
+
+def input_weights(weights: torch.Tensor, title: str = "") -> None:
+    """The learned weight of each input cell of :class:`~mmcourse.meta.InputWeighting`, as a map.
+
+    ``weights``: (1, n_mels, frames) for a spectrogram (drawn with time across, low frequencies at the
+    bottom) or (1, 8, 8) for an image.
+    """
+    with figure(5, 2.6) as axes:
+        ax = axes[0]
+        grid = weights.detach()[0]
+        shown = ax.imshow(grid, origin="lower" if grid.shape[0] != grid.shape[1] else "upper", cmap="viridis",
+                          aspect="auto")
+        ax.figure.colorbar(shown, ax=ax, fraction=0.04)
+        if grid.shape[0] != grid.shape[1]:
+            ax.set_xlabel("frame", fontsize=8)
+            ax.set_ylabel("mel band", fontsize=8)
+        ax.set_title(title or f"learned weight of each cell (1 = as in the raw input; {grid.min():.2f} to "
+                     f"{grid.max():.2f})", fontsize=9)
