@@ -139,3 +139,26 @@ def test_posterior_width_is_the_mean_standard_deviation_of_the_code(small_run, s
     assert ex.posterior_width(mmvae, small_shapes, "caption") == pytest.approx(alone.logvar.exp().sqrt().mean().item())
     with pytest.raises(ValueError, match="given"):
         ex.posterior_width(mvae, small_shapes, "audio")
+
+
+class _AlwaysReads(torch.nn.Module):
+    """A stand-in scene referee that reads the same (shape, colour) in every image."""
+
+    def __init__(self, shape: str, colour: str) -> None:
+        super().__init__()
+        self.scores = torch.zeros(len(ex.SHAPES) + len(ex.COLOURS))
+        self.scores[ex.SHAPES.index(shape)] = self.scores[len(ex.SHAPES) + ex.COLOURS.index(colour)] = 1.0
+
+    def forward(self, image):
+        return ex.Reading(self.scores.expand(len(image), -1))
+
+
+def test_referee_on_heldout_reads_only_the_test_splits_red_triangles():
+    red, triangle, blue = ex.COLOURS.index("red"), ex.SHAPES.index("triangle"), ex.COLOURS.index("blue")
+    caption = torch.tensor([[0, red, triangle, 0], [1, blue, triangle, 4], [2, red, triangle, 8], [0, red, 0, 3]])
+    data = ex.Paired("shapes", ("image", "caption"), {}, {"image": torch.rand(4, 3, 16, 16), "caption": caption},
+                     None, 0)
+    right = ex.Referees({"image": _AlwaysReads("triangle", "red"), "caption": None}, {})
+    wrong = ex.Referees({"image": _AlwaysReads("square", "red"), "caption": None}, {})
+    assert ex.referee_on_heldout(data, right) == (2, 1.0)  # rows 0 and 2 only
+    assert ex.referee_on_heldout(data, wrong) == (2, 0.0)
