@@ -1,6 +1,8 @@
 """Lesson 05's exercise checks: the worked solutions pass, and typical mistakes fail with a message that says
 which case and what differs."""
 
+import re
+
 import pytest
 import torch
 
@@ -115,13 +117,87 @@ def test_the_lesson_imports_each_reference_after_its_exercises_and_no_solution_c
     def last(text: str) -> int:
         return max(i for i, source in enumerate(sources) if text in source)
 
-    for function, exercise_names in (("kl_to_standard_normal", ("sample_and_kl", "negative_elbo")),
+    kl_exercises = ("sample_and_kl", "negative_elbo")
+    for function, exercise_names in (("kl_to_standard_normal", kl_exercises), ("kl_divergence", kl_exercises),
                                      ("product_of_experts", ("product_of_two_experts",))):
-        imported = first(f"import {function}")
+        imported = first(f"import {function}") if function != "kl_divergence" else first("import Normal, kl_divergence")
         assert all(last(f'exercises.check("{name}"') < imported for name in exercise_names), function
     solutions = [cell.source for cell in notebook.cells if "solution" in cell.metadata.get("tags", [])]
     assert len(solutions) == 3
-    assert not any(f in source for source in solutions for f in ("kl_to_standard_normal", "product_of_experts"))
+    calls = re.compile(r"\b(kl_to_standard_normal|product_of_experts|kl_divergence|_kl|_product)\(")
+    assert not any(calls.search(source) for source in solutions)
+
+
+def _sample(mu, logvar, eps):
+    return mu + (0.5 * logvar).exp() * eps
+
+
+def _kl_by_torch(mu, logvar, eps):
+    from torch.distributions import Normal, kl_divergence
+
+    return _sample(mu, logvar, eps), kl_divergence(Normal(mu, (0.5 * logvar).exp()), Normal(0.0, 1.0)).sum(-1)
+
+
+def _kl_by_torchs_normal_normal(mu, logvar, eps):
+    from torch.distributions import Normal
+    from torch.distributions.kl import _kl_normal_normal
+
+    prior = Normal(torch.zeros_like(mu), torch.ones_like(mu))
+    return _sample(mu, logvar, eps), _kl_normal_normal(Normal(mu, (0.5 * logvar).exp()), prior).sum(-1)
+
+
+def _kl_by_the_private_helper(mu, logvar, eps):
+    from mmcourse.autoencoders import _kl
+
+    return _sample(mu, logvar, eps), _kl(mu, logvar)
+
+
+def _kl_by_the_package(mu, logvar, eps):
+    from mmcourse.autoencoders import kl_to_standard_normal
+
+    return _sample(mu, logvar, eps), kl_to_standard_normal(mu, logvar)
+
+
+@pytest.mark.parametrize("solution, called", [
+    (_kl_by_torch, "torch.distributions.kl.kl_divergence"),
+    (_kl_by_torchs_normal_normal, "torch.distributions.kl._kl_normal_normal"),
+    (_kl_by_the_private_helper, "mmcourse.autoencoders._kl"),
+    (_kl_by_the_package, "mmcourse.autoencoders.kl_to_standard_normal"),
+], ids=["torch.distributions", "torch's Normal-Normal KL", "the package's _kl", "kl_to_standard_normal"])
+def test_the_kl_checks_reject_a_kl_they_did_not_write(solution, called):
+    """Exercises 1 and 2 reject a KL taken from torch.distributions or from the package, public or private: each
+    gives the right numbers, so only the call can tell."""
+    with pytest.raises(ExerciseError, match=rf"calls `{called}`"):
+        exercises.check("sample_and_kl", solution, must_pass=True)
+
+    def negative_elbo(x, x_mean, mu, logvar, scale=1.0):
+        reconstruction = (x - x_mean).pow(2).flatten(1).sum(1) / (2 * scale**2)
+        return (reconstruction + solution(mu, logvar, torch.zeros_like(mu))[1]).mean()
+
+    with pytest.raises(ExerciseError, match=rf"calls `{called}`"):
+        exercises.check("negative_elbo", negative_elbo, must_pass=True)
+
+
+@pytest.mark.parametrize("helper", ["_product", "product_of_experts"])
+def test_the_product_check_rejects_the_packages_product_public_or_private(helper):
+    import mmcourse.autoencoders as methods
+
+    def product(mu1, logvar1, mu2, logvar2):
+        mu, logvar = torch.stack([mu1, mu2]), torch.stack([logvar1, logvar2])
+        return tuple(methods._product(mu, -logvar) if helper == "_product" else methods.product_of_experts(mu, logvar))
+
+    with pytest.raises(ExerciseError, match=rf"calls `mmcourse.autoencoders.{helper}`"):
+        exercises.check("product_of_two_experts", product, must_pass=True)
+
+
+def test_the_find_the_bug_explains_itself_once_fixed(capsys):
+    def fixed(x, x_mean, mu, logvar, scale=1.0):
+        reconstruction = (x - x_mean).pow(2).flatten(1).sum(1) / (2 * scale**2)
+        return (reconstruction + 0.5 * (logvar.exp() + mu.pow(2) - 1 - logvar).sum(-1)).mean()
+
+    assert exercises.check("negative_elbo", fixed)
+    out = capsys.readouterr().out
+    assert "mse_loss" in out and "case 2" in out and "case 3" in out
 
 
 def test_an_unfinished_exercise_is_not_done_yet(capsys):

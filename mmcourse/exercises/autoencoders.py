@@ -71,6 +71,20 @@ def _elbo_cases() -> list[Case]:
     ]
 
 
-register("product_of_two_experts", _reference_product, _product_cases)
-register("sample_and_kl", _reference_sample_and_kl, _sample_cases)
-register("negative_elbo", _reference_negative_elbo, _elbo_cases)
+# Besides the package's functions each reference calls (rejected by ``check`` itself), a solution may not call
+# what does the same job one level down or in torch: the unchecked helpers behind them, and torch.distributions' KL.
+KL_ELSEWHERE = ("mmcourse.autoencoders._kl", "torch.distributions.kl.kl_divergence",
+                "torch.distributions.kl._kl_normal_normal")
+PRODUCT_ELSEWHERE = ("mmcourse.autoencoders._product",)
+
+UNBALANCED_LOSS = (
+    "The bug: `mse_loss` averages the squared errors over every pixel of every sample, while `torch.sum` adds the "
+    "KL over every latent dimension of every sample, so the two terms are weighed against each other wrongly: "
+    "the reconstruction counts P times too little (P pixels) and the KL B times too much (B samples). Case 1 (one "
+    "sample, one pixel, one dimension) passes because there every sum is also a mean; case 2 (64 pixels) catches "
+    "the reconstruction, case 3 (8 samples) the KL. Out of balance, the KL wins: the posteriors are pushed onto "
+    "the prior and the decoder draws blurry averages.")
+
+register("product_of_two_experts", _reference_product, _product_cases, forbid=PRODUCT_ELSEWHERE)
+register("sample_and_kl", _reference_sample_and_kl, _sample_cases, forbid=KL_ELSEWHERE)
+register("negative_elbo", _reference_negative_elbo, _elbo_cases, explanation=UNBALANCED_LOSS, forbid=KL_ELSEWHERE)
