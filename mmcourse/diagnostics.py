@@ -164,8 +164,8 @@ def mean_ablation(inputs: Inputs, names: Iterable[str]) -> Inputs:
 
 
 def shuffled_pairs(inputs: Inputs, name: str, generator: torch.Generator | None = None) -> Inputs:
-    """A copy of ``inputs`` where column ``name`` is permuted so that no row keeps its own partner
-    (Hessel and Lee 2020).
+    """A copy of ``inputs`` where column ``name`` is permuted so that no row keeps its own partner (a
+    related idea for classifiers: EMAP, Hessel and Lee 2020, averages predictions over every pairing).
 
     Each modality's distribution is unchanged but every pairing is broken: a model that uses the
     pairing falls to chance. The derangement is one random cycle: row ``order[i]`` takes row
