@@ -314,9 +314,11 @@ print(f"      chance: precision@1 {unsupervised['chance']:.4f} (one partner amon
 # adversarial map alone already finds a sizeable fraction of the partners, hundreds of times more
 # than chance; refinement then finds nearly every partner without having seen a single pair, and
 # lands on the all-pairs map itself (the check prints how far apart the two maps are). Along the
-# way, over the 21 recorded steps, the criterion ordered the steps almost as precision@1 did: you
-# could have chosen the step without labels, as MUSE chooses its epoch. Section 5 reads off the
-# translations one by one, with CSLS.
+# way, over the 21 recorded steps, the criterion ordered the steps almost as precision@1 did,
+# without labels: that agreement within a run is what MUSE relies on to choose its epoch. Here
+# precision@1 rises almost steadily, so the step number orders the steps about as well; the check
+# shows that the criterion agrees with precision@1 within a run, not that it finds a better step
+# than the last. Section 5 reads off the translations one by one, with CSLS.
 
 # %%
 experiments.ADVERSARIAL_ABOVE_CHANCE.check(unsupervised["precision"]["adversarial"], chance=unsupervised["chance"])
@@ -373,10 +375,10 @@ views.NonIsometryView(isometry)
 # Below warp 1 it falls too, but by amounts too small and too variable to check step by step.
 #
 # Now the criterion columns. The criterion moves far less than precision@1, and its level depends
-# on the spaces, so a value near 1 does not by itself promise right partners. It is reliable for
-# comparing maps of the *same* spaces made the *same* way: section 3 checked that it orders the
-# steps of a training run as precision@1 does, which is how MUSE uses it (to pick the epoch). It
-# cannot referee between a refined map and a map made another way. Refinement solves Procrustes on
+# on the spaces, so a value near 1 does not by itself promise right partners. Within one training
+# run it follows precision@1 (section 3 checked that it orders the steps as precision@1 does),
+# which is how MUSE uses it, to pick the epoch. It cannot referee between a refined map and a map
+# made another way. Refinement solves Procrustes on
 # exactly the mutual pairs that the criterion averages over, so it raises the criterion whether or
 # not those pairs are right: at every warp the criterion rates the refined map at least as high as
 # the map from all true pairs, the map that fits the true pairs best, whichever of the two finds
@@ -707,10 +709,9 @@ experiments.ADVERSARIAL_TERM_NO_HELP.check(max(gain.values()), change_at_weight_
 #   Procrustes refinement on mutual nearest neighbours. On spaces that are rotated copies it
 #   recovers the map a full dictionary gives.
 # - The criterion, here the mean cosine of mutual CSLS neighbours (MUSE's averages one-way
-#   translations), needs no labels. It is reliable for comparing maps of the same spaces made the
-#   same way, such as the steps of one training run; its level depends on the spaces, refinement
-#   inflates it, and high overlap is necessary, not sufficient: a symmetric space overlaps its
-#   mirror image perfectly.
+#   translations), needs no labels. Within one training run it follows precision@1; but its level
+#   depends on the spaces, refinement inflates it, and high overlap is necessary, not sufficient:
+#   a symmetric space overlaps its mirror image perfectly.
 # - Hubs spoil nearest-neighbour retrieval; CSLS penalises them, lowering the skewness of the
 #   k-occurrence and raising precision@1.
 # - Across modalities, separately trained encoders did not share their geometry, while two encoders
