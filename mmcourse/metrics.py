@@ -186,7 +186,8 @@ class ComparisonEntry(NamedTuple):
     labels: str  # what the digit labels did, one of LABEL_USES: "model selection" when they chose a hyperparameter
     retrieval: Retrieval  # on the test split (queries: spoken digits; gallery: images)
     note: str = ""  # e.g. "the encoders were trained apart, as classifiers"
-    hits: tuple[bool, ...] = ()  # Recall@1's hit of each query, in the test split's order: paired comparisons
+    hits: tuple[float, ...] = ()  # Recall@1's hit (1 or 0) of each query, in the test split's order, or its mean
+    # over several maps (ten draws of ten pairs): for comparisons of two rows on the same queries
 
 
 def comparison_entry(method: str, lesson: str, pairs: str, labels: str, queries: torch.Tensor, gallery: torch.Tensor,
@@ -202,7 +203,7 @@ def comparison_entry(method: str, lesson: str, pairs: str, labels: str, queries:
     scores = torch.nn.functional.normalize(queries.double(), dim=1) @ torch.nn.functional.normalize(
         gallery.double(), dim=1).T
     hits = hits_at_k(scores, query_labels[:, None] == gallery_labels[None, :], 1)
-    return ComparisonEntry(method, lesson, pairs, labels, retrieval, note, tuple(bool(h) for h in hits))
+    return ComparisonEntry(method, lesson, pairs, labels, retrieval, note, tuple(float(h) for h in hits))
 
 
 def ndcg_at_k(scores: torch.Tensor, relevance: torch.Tensor, k: int) -> float:
