@@ -145,8 +145,8 @@ experiments.IMAGE_ALONE_WITHOUT_ZEROING.check(without.coherence - without.chance
 # digit well above chance, but less often. A likely reason (the lesson does not test it): a missing
 # input enters as zeros, and the spectrograms are standardised, so zero audio is the training
 # split's *mean* spectrogram, not silence; without zeroing, no training code was ever computed with
-# that input in place of the audio. With zeroing, a quarter of the training codes come from the image
-# alone, which must then carry the digit. The other direction, audio -> image, changes too, but not the
+# that input in place of the audio. With zeroing, about a quarter of the training codes come from the
+# image alone, which must then carry the digit. The other direction, audio -> image, changes too, but not the
 # same way on every seed (up on most of the ten the course checks, down on some): read this run's
 # interval above. The lesson claims nothing about it.
 #
