@@ -34,6 +34,29 @@ def test_clip_loss_exercise(capsys):
     assert "case 1 of 4" in capsys.readouterr().out
 
 
+def test_clip_loss_gradients_exercise(capsys):
+    import math
+
+    from mmcourse.exercises.contrastive import loss_gradients
+
+    assert check("clip_loss_gradients", loss_gradients(_clip))
+
+    def scale_as_a_number(image, text, s):  # the right values, but no gradient reaches s
+        return _clip(image, text, torch.tensor(math.log(math.exp(float(s.detach())))))
+
+    assert check("clip_loss", scale_as_a_number)  # the values alone cannot tell
+    capsys.readouterr()
+    assert not check("clip_loss_gradients", loss_gradients(scale_as_a_number))
+    assert "no gradient with respect to logit_scale" in capsys.readouterr().out
+    assert not check("clip_loss_gradients", loss_gradients(lambda i, t, s: _clip(i.detach(), t.detach(), s)))
+    assert "image_emb and text_emb" in capsys.readouterr().out
+    assert not check("clip_loss_gradients", loss_gradients(lambda i, t, s: _clip(i, t, s).item()))
+    assert "no gradient at all" in capsys.readouterr().out
+    assert not check("clip_loss_gradients", loss_gradients(lambda i, t, s: _clip(i, t, s, normalise=False)))
+    # on unit vectors (case 1) the values agree, but normalising removes the gradient along each vector
+    assert "case 1 of 4" in capsys.readouterr().out
+
+
 def test_ndcg_exercise(capsys):
     assert check("ndcg_one_query", _ndcg)
     assert not check("ndcg_one_query", lambda s, r, k: _ndcg(s, r, k, gain=lambda x: 2**x - 1))  # another gain
@@ -75,3 +98,18 @@ def test_the_package_loss_is_rejected_in_both_loss_exercises(capsys):
     assert "your function calls `mmcourse.contrastive.clip_loss`" in capsys.readouterr().out
     assert not check("reordered_captions_loss", lambda i, t, o, s: clip_loss(i, t[o.argsort()], s))
     assert "your function calls `mmcourse.contrastive.clip_loss`" in capsys.readouterr().out
+
+
+def test_the_similarity_helper_is_rejected_too(capsys):
+    from mmcourse.contrastive import similarity
+    from mmcourse.exercises.contrastive import loss_gradients
+
+    def with_helper(image, text, s):  # half of the exercise done by the package
+        logits = s.exp() * similarity(image, text)
+        targets = torch.arange(len(logits))
+        return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+
+    for name, fn in (("clip_loss", with_helper), ("clip_loss_gradients", loss_gradients(with_helper)),
+                     ("reordered_captions_loss", lambda i, t, o, s: with_helper(i, t[o.argsort()], s))):
+        assert not check(name, fn)
+        assert "your function calls `mmcourse.contrastive.similarity`" in capsys.readouterr().out

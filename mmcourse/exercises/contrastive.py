@@ -1,13 +1,17 @@
-"""Exercises of lesson 07: the symmetric contrastive loss, NDCG of one query by hand, and a contrastive loss
-whose captions were put back in the wrong order after they had been reordered (find the bug)."""
+"""Exercises of lesson 07: the symmetric contrastive loss (its values and its gradients), a contrastive loss
+whose captions were put back in the wrong order after they had been reordered (find the bug), and NDCG of
+one query by hand."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
 from . import Case, register
+
+EMBEDDINGS_AND_SCALE = ("image_emb", "text_emb", "logit_scale")
 
 
 def _reference_clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
@@ -31,6 +35,40 @@ def _clip_cases() -> list[Case]:
         Case("image i close to text (i + 1) mod 4: not symmetric in the two directions",
              (torch.eye(4) + 0.1, torch.eye(4).roll(1, dims=0) + 0.3 * torch.eye(4), torch.tensor(2.0))),
     ]
+
+
+def _reference_clip_gradients(image_emb: torch.Tensor, text_emb: torch.Tensor,
+                              logit_scale: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    from ..contrastive import clip_loss
+
+    inputs = [x.detach().clone().requires_grad_() for x in (image_emb, text_emb, logit_scale)]
+    return torch.autograd.grad(clip_loss(*inputs), inputs)
+
+
+def loss_gradients(loss: Callable) -> Callable:
+    """The function ``(image_emb, text_emb, logit_scale) -> (d loss / d image_emb, d loss / d text_emb,
+    d loss / d logit_scale)`` of a loss written like ``clip_loss``: what the check "clip_loss_gradients"
+    compares with the package's. A loss that matches in value can still train nothing: one that reads
+    the scale as a Python number (``math.exp(float(logit_scale))``) or detaches the embeddings gives no
+    gradient to them, and this says which.
+
+    Shape: ``image_emb``, ``text_emb`` (B, d), ``logit_scale`` () -> three tensors of those shapes.
+    """
+    def gradients(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor) -> tuple:
+        inputs = [x.detach().clone().requires_grad_() for x in (image_emb, text_emb, logit_scale)]
+        value = loss(*inputs)
+        if not isinstance(value, torch.Tensor) or not value.requires_grad:
+            raise ValueError("the loss has no gradient at all: compute it from the tensors you are given with torch "
+                             "operations (no .item(), float() or .detach() on the way)")
+        grads = torch.autograd.grad(value, inputs, allow_unused=True)
+        missing = [name for name, grad in zip(EMBEDDINGS_AND_SCALE, grads) if grad is None]
+        if missing:
+            raise ValueError(f"the loss has no gradient with respect to {' and '.join(missing)}, so training "
+                             "could never change it: keep it a tensor all the way (logit_scale.exp(), not "
+                             "math.exp(float(...)); no .detach())")
+        return grads
+
+    return gradients
 
 
 def _reference_ndcg(scores: torch.Tensor, relevance: torch.Tensor, k: int) -> float:
@@ -77,9 +115,12 @@ def _reordered_cases() -> list[Case]:
             case("captions sorted by length: 8 in a new order", [3, 7, 0, 5, 1, 6, 2, 4])]
 
 
-register("clip_loss", _reference_clip_loss, _clip_cases)
+# mmcourse.contrastive.similarity does the loss's first half (normalise both, then multiply): the exercises ask for it.
+SIMILARITY = ("mmcourse.contrastive.similarity",)
+register("clip_loss", _reference_clip_loss, _clip_cases, forbid=SIMILARITY)
+register("clip_loss_gradients", _reference_clip_gradients, _clip_cases, forbid=SIMILARITY)
 register("ndcg_one_query", _reference_ndcg, _ndcg_cases)
-register("reordered_captions_loss", _reference_reordered, _reordered_cases, explanation=(
+register("reordered_captions_loss", _reference_reordered, _reordered_cases, forbid=SIMILARITY, explanation=(
     "The bug: text_emb[order] applies the reordering a second time instead of undoing it. Row j of text_emb is "
     "the caption of image order[j], so the caption of image i sits in row order.argsort()[i]; text_emb[order] puts "
     "in row i the caption of image order[order[i]]. The two agree only where order is its own inverse (no "
