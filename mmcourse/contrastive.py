@@ -9,9 +9,11 @@ row (image -> text) and column by column (text -> image):
     logits = exp(s) * normalize(h_img) @ normalize(h_txt)^T,      (B, B)
     loss = (CE(logits, diagonal) + CE(logits^T, diagonal)) / 2,
 
-with a learned temperature tau = 1 / exp(s), s initialised to log(1 / 0.07) and clamped to at most
-log(100), as in CLIP. After training, a caption retrieves images (and an image captions) by cosine
-similarity, and class prompts ("a red triangle") give a classifier for classes never trained on.
+with a learned temperature tau = 1 / exp(s), s initialised to log(1 / 0.07), as in CLIP, and clamped
+to [0, log(100)] after every optimiser step, as OpenCLIP's training code does (the CLIP paper says only
+that the scale is clipped at 100; OpenAI's released code has no training loop). After training, a
+caption retrieves images (and an image captions) by cosine similarity, and class prompts ("a red
+triangle") give a classifier for classes never trained on.
 
 References
 ----------
@@ -23,6 +25,7 @@ Faghri, Fleet, Kiros and Fidler (2018), "VSE++: Improving Visual-Semantic Embedd
 Negatives", BMVC, https://arxiv.org/abs/1707.05612
 Radford et al. (2021), "Learning Transferable Visual Models From Natural Language Supervision" (CLIP),
 https://arxiv.org/abs/2103.00020
+Ilharco et al. (2021), OpenCLIP, https://github.com/mlfoundations/open_clip (src/training/train.py: the clamp)
 Jia et al. (2021), "Scaling Up Visual and Vision-Language Representation Learning With Noisy Text
 Supervision" (ALIGN), https://arxiv.org/abs/2102.05918
 Järvelin and Kekäläinen (2002), "Cumulated gain-based evaluation of IR techniques", ACM TOIS 20(4),
@@ -167,9 +170,9 @@ class DualEncoder(nn.Module):
 
     @torch.no_grad()
     def clamp_logit_scale_(self) -> None:
-        """Clamp a learned s to [0, log 100] in place, as CLIP does after every optimiser step: a scale
-        above 100 makes the softmax so sharp that training becomes unstable. A fixed s (a buffer) is
-        left as it was set."""
+        """Clamp a learned s to [0, log 100] in place, as OpenCLIP's ``train.py`` does after every optimiser
+        step (Radford et al. 2021 clip the scale at 100: larger made training unstable). A fixed s (a
+        buffer) is left as it was set."""
         if isinstance(self.logit_scale, nn.Parameter):
             self.logit_scale.clamp_(0.0, LOGIT_SCALE_MAX)
 

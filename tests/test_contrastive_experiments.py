@@ -9,7 +9,7 @@ from claims_hold import claim_tests
 from mmcourse.data import VOCAB
 from mmcourse.data.shapes import COLOURS, RGB, SHAPES
 from mmcourse.experiments import contrastive as ex
-from mmcourse.metrics import ComparisonEntry
+from mmcourse.metrics import ComparisonEntry, ndcg_at_k
 
 measured, test_every_claim_is_measured, test_claim_holds = claim_tests(ex, seeds=(1,))
 
@@ -175,3 +175,77 @@ def test_zero_shot_scores_each_method_among_9_and_among_12():
         (by_hand[seen] == label[seen]).float().mean().item())
     assert result.accuracy[("prompts, best", "seen, among 12")] == pytest.approx(
         (scores.argmax(1)[seen] == label[seen]).float().mean().item())
+
+
+def test_zero_shot_scores_colour_and_shape_apart():
+    torch.manual_seed(0)
+    model = ex.build_model().eval()
+    classifier = ex.SeenClassifier(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 9)).eval())
+    result = ex.zero_shot(model, classifier, seed=0)
+    label = result.scenes["label"]
+    unseen = torch.isin(label, torch.tensor(ex.UNSEEN))
+    for method in ("prompts, mean", "prompts, best"):  # by the classes' names, not by index arithmetic
+        names = [(ex.CLASSES[int(p)], ex.CLASSES[int(t)]) for p, t in zip(result.predictions[method][unseen],
+                                                                          label[unseen])]
+        colour = sum(p[0] == t[0] for p, t in names) / len(names)
+        shape = sum(p[1] == t[1] for p, t in names) / len(names)
+        assert result.attributes[(method, "colour")] == pytest.approx(colour)
+        assert result.attributes[(method, "shape")] == pytest.approx(shape)
+        both = result.accuracy[(method, "unseen, among 12")]
+        assert both <= min(colour, shape) + 1e-9  # a right class has the right colour and the right shape
+    assert ex.COLOUR_ONLY == pytest.approx(1 / len(SHAPES))
+    assert "colour right" in result.attribute_table()
+
+
+def test_tune_linear_cca_chooses_on_held_out_training_pairs_only():
+    data = ex.load_scenes(seed=0, n_train=700, n_test=50)
+    tuned = ex.tune_linear_cca(data["train"], n_validation=200, components=(2, 6), ridges=(1e-3, 1.0))
+    assert set(tuned.validation) == {(2, 1e-3), (2, 1.0), (6, 1e-3), (6, 1.0)}
+    assert (tuned.n_components, tuned.reg) == max(tuned.validation, key=tuned.validation.get)
+    # the validation score of a setting, by hand: fitted on the first 500 pairs, scored on the last 200
+    fitted = {k: v[:500] for k, v in data["train"].items()}
+    held = {k: v[500:] for k, v in data["train"].items()}
+    image, caption = ex.embed(ex.fit_linear_cca(fitted, 6, 1.0), held)
+    objects = ex.objects_of(held)
+    assert tuned.validation[(6, 1.0)] == pytest.approx(
+        ndcg_at_k(caption @ image.T, ex.contained(objects, objects), 10))
+    # the model returned is refitted on every training pair with the chosen settings
+    refit = ex.fit_linear_cca(data["train"], tuned.n_components, tuned.reg)
+    assert torch.allclose(tuned.model.cca.x_weights_, refit.cca.x_weights_)
+    assert "chosen:" in str(tuned)
+    with pytest.raises(ValueError, match="n_validation"):
+        ex.tune_linear_cca(data["train"], n_validation=695)
+
+
+def test_ndcg_by_objects_splits_the_captions():
+    objects = _objects(*[[(i % 3, i // 3 % 4, i // 12 % 2, i // 24)][: 1] + [(2, 3, 1, 8)] * (i % 2)
+                         for i in range(40)])
+    emb = torch.eye(40)
+    perfect = ex.ndcg_by_objects(emb, emb, objects)
+    assert set(perfect) == {1, 2} and perfect[1] == pytest.approx(1.0)
+    shuffled = ex.ndcg_by_objects(emb, emb.roll(1, dims=0), objects)
+    scores, relevance = emb.roll(1, dims=0) @ emb.T, ex.contained(objects, objects)
+    two = torch.arange(40) % 2 == 1
+    assert shuffled[2] == pytest.approx(ndcg_at_k(scores[two], relevance[two], 10))
+
+
+def test_temperature_drift_against_a_hand_computed_run():
+    model = ex.build_model()
+    s = [math.log(1 / 0.07) + 0.003 * i for i in range(11)]
+    s[4] = s[3] - 0.001  # one step down
+    model.logit_scales_ = s
+    drift = ex.temperature_drift(model, lr=0.003)
+    assert drift.steps == 10 and drift.lr_steps == pytest.approx(0.03)
+    assert drift.start == pytest.approx(0.07) and drift.end == pytest.approx(0.07 * math.exp(-0.03))
+    assert drift.change == pytest.approx(0.03) and drift.rising == pytest.approx(0.9)
+    assert drift.reachable == pytest.approx(0.07 * math.exp(-0.03))
+    assert "lr x steps" in str(drift)
+    with pytest.raises(ValueError, match="model"):
+        ex.temperature_drift(ex.build_model())
+
+
+def test_random_push_shares_at_a_small_temperature():
+    shares = ex.random_push_shares(0.05, b=64, seed=3)
+    assert shares.shape == (64,) and torch.equal(shares, ex.random_push_shares(0.05, b=64, seed=3))
+    assert (ex.random_push_shares(1.0, b=64) <= ex.hard_negative_bound(64) + 1e-6).all()
+    assert ex.random_push_shares(0.05, b=64).mean() > ex.random_push_shares(1.0, b=64).mean()

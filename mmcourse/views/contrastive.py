@@ -7,7 +7,7 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
 
-from ..contrastive import LOGIT_SCALE_INIT, LOGIT_SCALE_MAX
+from ..contrastive import LOGIT_SCALE_MAX
 from ..data.shapes import COLOURS, POSITIONS, SHAPES, SIZES
 from ..experiments.contrastive import (
     CLASSES,
@@ -22,45 +22,58 @@ from .common import View, figure, method_bars, show_scene
 
 
 def similarity_matrix(images: torch.Tensor, similarities: torch.Tensor, title: str = "") -> None:
-    """A batch of B scenes above the B x B matrix of caption-to-scene similarities; the matching pairs
-    (the diagonal, which the loss asks to win its row and its column) are outlined.
+    """B scenes, each left of its row of the B x B matrix of scene-to-caption similarities (rows scenes,
+    columns captions, as in the loss's logits); the matching pairs (the diagonal, which the loss asks
+    to win its row and its column) are outlined.
 
-    ``images`` (B, 3, 32, 32); ``similarities`` (B, B): row i is caption i, column j scene j.
+    ``images`` (B, 3, 32, 32); ``similarities`` (B, B): row i is scene i, column j caption j.
     """
     b = len(images)
-    with figure(0.8 * b + 1.6, 0.8 * b + 1.6, ncols=b, nrows=2, tight=False) as axes:
+    cell, left, bottom = 0.8, 1.4, 0.5  # inches: one cell of the matrix, the margins left of and below it
+    width, height = cell * b + left + 0.3, cell * b + bottom + 0.6
+    with figure(width, height, ncols=b, nrows=2, tight=False) as axes:
         fig = axes[0].figure
-        for j, ax in enumerate(axes[:b]):  # one thumbnail above each column of the matrix
-            show_scene(ax, images[j], title=f"scene {j}")
-            ax.set_position((0.2 + 0.7 * j / b, 0.78, 0.7 / b * 0.9, 0.16))
+        for i, ax in enumerate(axes[:b]):  # one thumbnail left of each row of the matrix
+            show_scene(ax, images[i])
+            y = bottom + cell * (b - 1 - i) + 0.05
+            ax.set_position((0.05 / width, y / height, 0.7 * cell / width, 0.7 * cell / height))
         for ax in axes[b:]:
             ax.remove()
-        ax = fig.add_axes((0.2, 0.03, 0.7, 0.7))
+        ax = fig.add_axes((left / width, bottom / height, cell * b / width, cell * b / height))
         ax.imshow(similarities.detach().cpu().numpy(), cmap="viridis", vmin=-1, vmax=1)
         for i in range(b):
             ax.add_patch(plt.Rectangle((i - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="white", linewidth=2))
             for j in range(b):
                 ax.text(j, i, f"{float(similarities[i, j]):.2f}", ha="center", va="center", fontsize=7,
                         color="black" if similarities[i, j] > 0.3 else "white")
-        ax.set_xticks(range(b), [f"scene {j}" for j in range(b)], fontsize=7)
-        ax.set_yticks(range(b), [f"caption {i}" for i in range(b)], fontsize=7)
+        ax.set_xticks(range(b), [f"caption {j}" for j in range(b)], fontsize=7)
+        ax.set_yticks(range(b), [f"scene {i}" for i in range(b)], fontsize=7)
         ax.set_title(title, fontsize=9)
 
 
-def temperature_curve(logit_scales: list[float], title: str = "the learned temperature") -> None:
-    """The temperature tau = 1 / exp(s) at every training step (``logit_scales``: s per step), with CLIP's
-    starting value 0.07 and its floor 0.01 (the clamp s <= log 100)."""
-    temperature = torch.tensor(logit_scales).neg().exp()
-    with figure(6, 2.6) as axes:
+def temperature_curve(runs: dict[str, list[float]] | list[float], lr: float | None = None,
+                      title: str = "the learned temperature") -> None:
+    """The temperature tau = 1 / exp(s) at every training step of one run (``runs``: s per step) or of
+    several ({name: s per step}), on a log scale, with CLIP's floor 0.01 (the clamp s <= log 100). With
+    ``lr``, a dotted line for each run where tau would be if s rose by exactly ``lr`` every step
+    (about the fastest Adam moves it: :class:`~mmcourse.experiments.contrastive.TemperatureDrift`)."""
+    runs = runs if isinstance(runs, dict) else {"learned": runs}
+    with figure(6, 2.8) as axes:
         ax = axes[0]
-        ax.plot(range(len(temperature)), temperature.numpy(), label="learned")
-        ax.axhline(torch.tensor(-LOGIT_SCALE_INIT).exp().item(), color="0.5", ls="--", lw=0.8, label="start: 0.07")
-        ax.axhline(torch.tensor(-LOGIT_SCALE_MAX).exp().item(), color="0.3", ls=":", lw=0.8, label="floor: 0.01")
-        ax.set_ylim(0, 0.08)
+        for name, scales in runs.items():
+            s = torch.tensor(scales, dtype=torch.float64)
+            line, = ax.plot(range(len(s)), s.neg().exp().numpy(), label=name)
+            if lr is not None:
+                steps = torch.arange(len(s), dtype=torch.float64)
+                ax.plot(steps.numpy(), (-s[0] - lr * steps).exp().numpy(), color=line.get_color(), ls=":", lw=1,
+                        label=f"{name}: s up by lr every step")
+        ax.axhline(torch.tensor(-LOGIT_SCALE_MAX).exp().item(), color="0.3", ls="--", lw=0.8, label="floor: 0.01")
+        ax.set_yscale("log")
+        ax.set_ylim(0.002, 1.5)
         ax.set_xlabel("training step", fontsize=8)
         ax.set_ylabel("temperature", fontsize=8)
         ax.set_title(title, fontsize=9)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="lower left", ncol=2)
 
 
 def retrieval_examples(captions: list[str], images: torch.Tensor, scores: torch.Tensor, relevance: torch.Tensor,
