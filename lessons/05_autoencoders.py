@@ -37,6 +37,7 @@ from mmcourse.autoencoders import mixture_of_experts_sample, reparameterize
 from mmcourse.data import COLOURS, DIGIT_NAMES, SHAPES
 from mmcourse.diagnostics import paired_difference
 from mmcourse.experiments import autoencoders as experiments
+from mmcourse.experiments import comparison
 from mmcourse.views import autoencoders as views
 from mmcourse.views.common import figure
 
@@ -626,7 +627,13 @@ experiments.RETRIEVAL.check(mvae.recall_at_5 - mvae.chance_at_5, recall_at_5=mva
 # %% [markdown]
 # A generative model's latent space is not built for retrieval: it must also hold what the two
 # modalities do not share (the handwriting, the voice), which CCA's nine canonical directions can leave
-# out. Lesson 07 trains a space *for* retrieval.
+# out. Lesson 07 trains a space *for* retrieval. The MVAE's row joins the course's running comparison
+# as printed above (no labels: the ELBO needs none), kept for lesson 07:
+
+# %%
+rows = experiments.comparison_rows(av_run.models["MVAE"], av)
+print(comparison.table(rows))
+comparison.keep("autoencoders", seed=0, entries=rows)
 #
 # ### See it: the latent space
 #
