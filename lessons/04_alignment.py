@@ -171,7 +171,7 @@ exercises.check("procrustes", my_procrustes)
 # other way round (that would give $W^\top$).
 # </details>
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 def solution_procrustes(source, target):
     u, _, vh = torch.linalg.svd(source.T @ target)
     return u @ vh
@@ -263,7 +263,7 @@ exercises.check("orthogonalize", my_orthogonalize)
 # $W = U S V^\top$, $W W^\top W = U S^3 V^\top$. What is $W^\top W W$?
 # </details>
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 def solution_orthogonalize(w, beta=0.001):
     return (1 + beta) * w - beta * w @ w.T @ w  # W W^T W = U S^3 V^T: only the singular values move
 
@@ -514,7 +514,7 @@ exercises.check("csls_scores", my_csls)
 # column. Broadcast them: `r_t[:, None]` and `r_s[None, :]`.
 # </details>
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 def solution_csls(mapped_source, target, k):
     a = torch.nn.functional.normalize(mapped_source, dim=1)
     b = torch.nn.functional.normalize(target, dim=1)

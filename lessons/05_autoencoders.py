@@ -212,7 +212,7 @@ exercises.check("sample_and_kl", my_sample_and_kl)
 # variance). KL $= \tfrac12 \sum_d (\sigma_d^2 + \mu_d^2 - 1 - \log \sigma_d^2)$: `.sum(-1)`.
 # </details>
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 def solution_sample_and_kl(mu, logvar, eps):
     z = mu + (0.5 * logvar).exp() * eps
     kl = 0.5 * (logvar.exp() + mu.pow(2) - 1 - logvar).sum(-1)
@@ -264,7 +264,7 @@ exercises.check("negative_elbo", my_negative_elbo)
 # the batch.
 # </details>
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 def solution_negative_elbo(x, x_mean, mu, logvar, scale=1.0):
     reconstruction = (x - x_mean).pow(2).flatten(1).sum(1) / (2 * scale**2)  # (B,)
     kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=-1)  # (B,)
@@ -342,7 +342,7 @@ exercises.check("product_of_two_experts", my_product_of_two_experts)
 # log) and its mean $(T_1 \mu_1 + T_2 \mu_2) / (T_1 + T_2)$.
 # </details>
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 def solution_product_of_two_experts(mu1, logvar1, mu2, logvar2):
     t1, t2 = (-logvar1).exp(), (-logvar2).exp()
     return (t1 * mu1 + t2 * mu2) / (t1 + t2), -torch.log(t1 + t2)

@@ -198,7 +198,7 @@ exercises.check("prototype_log_probabilities", my_prototype_log_probabilities)
 # `reshape(n_way, k_shot, D)`: that assumes the support rows come class by class.
 # </details>
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 def solution_prototype_log_probabilities(support, support_labels, query, n_way):
     protos = torch.stack([support[support_labels == n].mean(0) for n in range(n_way)])  # (N, D)
     logits = -((query[:, None, :] - protos[None, :, :]) ** 2).sum(-1)  # (Q, N)
@@ -351,7 +351,7 @@ exercises.check("maml_inner_step", my_adapted_scores)
 # run `functional_call` with them on `query_x`.
 # </details>
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 def solution_adapted_scores(model, params, support_x, support_y, query_x, inner_lr):
     from torch.func import functional_call, grad
 
@@ -418,7 +418,7 @@ exercises.check("meta_gradient", my_meta_gradient)
 # constant, and the Hessian term of the meta-gradient is lost: first-order MAML by accident.
 # </details>
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 def solution_meta_gradient(model, params, support_x, support_y, query_x, query_y, inner_lr):
     support_loss = torch.nn.functional.cross_entropy(functional_call(model, params, (support_x,)), support_y)
     g = torch.autograd.grad(support_loss, list(params.values()), create_graph=True)  # keep g differentiable
