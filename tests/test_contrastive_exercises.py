@@ -113,3 +113,29 @@ def test_the_similarity_helper_is_rejected_too(capsys):
                      ("reordered_captions_loss", lambda i, t, o, s: with_helper(i, t[o.argsort()], s))):
         assert not check(name, fn)
         assert "your function calls `mmcourse.contrastive.similarity`" in capsys.readouterr().out
+
+
+def test_the_lesson_imports_each_reference_after_its_exercises_and_no_solution_calls_one():
+    """Lesson 07 imports clip_loss, similarity and ndcg_at_k only after the exercises that ask for them (the
+    find-the-bug exercise comes later and forbids the first two itself), and the worked solutions call none."""
+    import re
+    from pathlib import Path
+
+    import jupytext
+
+    notebook = jupytext.read(Path(__file__).parents[1] / "lessons" / "07_contrastive.py")
+    sources = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
+
+    def first(pattern: str) -> int:
+        return next(i for i, source in enumerate(sources) if re.search(pattern, source))
+
+    def last(text: str) -> int:
+        return max(i for i, source in enumerate(sources) if text in source)
+
+    loss_import = first(r"from mmcourse\.contrastive import .*\bclip_loss\b.*\bsimilarity\b")
+    assert last('exercises.check("clip_loss_gradients"') < loss_import
+    assert not any(re.search(r"\bsimilarity\b|\bclip_loss\b", s) for s in sources[:first(r'check\("clip_loss"')])
+    assert last('exercises.check("ndcg_one_query"') < first(r"from mmcourse\.metrics import ndcg_at_k")
+    solutions = [cell.source for cell in notebook.cells if "solution" in cell.metadata.get("tags", [])]
+    assert len(solutions) == 3
+    assert not any(re.search(r"\b(clip_loss|similarity|ndcg_at_k)\(", source) for source in solutions)
