@@ -21,7 +21,9 @@ def distillation_view():
 
 def test_distillation_view_reads_the_grid_and_softens_the_labels(distillation_view):
     view = distillation_view
-    assert view.shown["temperature"] == 2.0 and view.shown["alpha"] == 1.0  # the middle T, the largest alpha
+    assert view.shown["temperature"] == 2.0 and view.shown["alpha"] == 0.5  # the middle tau and alpha
+    assert view.shown["accuracy"] == pytest.approx(0.46) and view.shown["gain"] == pytest.approx(0.04)
+    view.alpha.value = 1.0
     assert view.shown["accuracy"] == pytest.approx(0.51) and view.shown["gain"] == pytest.approx(0.09)
     view.temperature.value = 4.0
     view.alpha.value = 0.0
@@ -31,6 +33,17 @@ def test_distillation_view_reads_the_grid_and_softens_the_labels(distillation_vi
     view.temperature.value = 1.0
     cold = view.shown["soft_labels"]
     assert all(max(c) > max(h) for c, h in zip(cold, hot))  # a lower temperature sharpens every row
+
+
+def test_distillation_view_opens_where_it_is_told():
+    grid = {(t, a): 0.4 + 0.01 * i + 0.1 * a for i, t in enumerate(TEMPERATURES) for a in ALPHAS}
+    view = DistillationView(torch.rand(1, 1, 8, 8), torch.randn(1, 10), torch.tensor([0]), grid, 0.4, 0.8,
+                            start=(4.0, 1.0))
+    assert (view.shown["temperature"], view.shown["alpha"]) == (4.0, 1.0)
+    assert view.shown["accuracy"] == pytest.approx(0.52)
+    with pytest.raises(ValueError, match="start"):
+        DistillationView(torch.rand(1, 1, 8, 8), torch.randn(1, 10), torch.tensor([0]), grid, 0.4, 0.8,
+                         start=(8.0, 0.5))
 
 
 def test_distillation_view_checks_its_input():

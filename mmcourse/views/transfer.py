@@ -1,5 +1,5 @@
-"""Lesson 08's views: the multi-task comparison with a task selector, the teacher's soft labels, and the
-distillation explorer (temperature and alpha sliders over precomputed runs), and the course's map."""
+"""Lesson 08's views: the two diagrams, the multi-task comparison with a task selector, the teacher's soft labels,
+and the distillation explorer (temperature and alpha sliders over the students the lesson trained)."""
 
 from __future__ import annotations
 
@@ -170,12 +170,14 @@ class DistillationView(View):
         them; ``labels`` (K,) their digits (shown, never used by the student).
     grid : {(tau, alpha): student test accuracy}, over ``temperatures`` x ``alphas``.
     baseline : test accuracy of the student trained on the labelled images alone; ``teacher``: of the teacher.
+    start : the (tau, alpha) the sliders open at (a cell of ``grid``); default the middle temperature and alpha.
 
     ``shown`` holds ``temperature``, ``alpha``, ``accuracy`` (the student's at those settings), ``gain``
     (over the baseline) and ``soft_labels`` (K lists of 10 probabilities).
     """
 
-    def __init__(self, images, logits, labels, grid: dict, baseline: float, teacher: float) -> None:
+    def __init__(self, images, logits, labels, grid: dict, baseline: float, teacher: float,
+                 start: tuple | None = None) -> None:
         temperatures = sorted({t for t, _ in grid})
         alphas = sorted({a for _, a in grid})
         if len(grid) != len(temperatures) * len(alphas):
@@ -184,14 +186,17 @@ class DistillationView(View):
         if not (len(images) == len(logits) == len(labels)) or len(labels) == 0:
             raise ValueError(f"images, logits, labels: expected the same number (>= 1) of samples, got "
                              f"{len(images)}, {len(logits)}, {len(labels)}")
+        start = (temperatures[len(temperatures) // 2], alphas[len(alphas) // 2]) if start is None else tuple(start)
+        if start not in grid:
+            raise ValueError(f"start: expected a (tau, alpha) of the grid, {temperatures} x {alphas}, got {start}")
         self.images, self.logits, self.labels = images, logits, labels
         self.grid, self.baseline, self.teacher = grid, baseline, teacher
         self.temperatures, self.alphas = temperatures, alphas
         wide = {"description_width": "initial"}
-        self.temperature = widgets.SelectionSlider(options=temperatures, value=temperatures[len(temperatures) // 2],
+        self.temperature = widgets.SelectionSlider(options=temperatures, value=start[0],
                                                    description="temperature \N{GREEK SMALL LETTER TAU}",
                                                    continuous_update=False, style=wide)
-        self.alpha = widgets.SelectionSlider(options=alphas, value=alphas[-1], description="alpha",
+        self.alpha = widgets.SelectionSlider(options=alphas, value=start[1], description="alpha",
                                              continuous_update=False, style=wide)
         self._lay_out([[self.temperature, self.alpha]], redraw_on=[self.temperature, self.alpha])
 
