@@ -37,6 +37,9 @@ def test_compare_sharing_gives_every_task_both_models_on_its_own_test_rows():
     for t, name in enumerate(ex.TASKS):
         assert result.shared[name].shape == result.separate[name].shape == ((test["task"] == t).sum(),)
         assert result.models[name].num_tasks == 1 and result.majority[name] == 1.0  # every answer is the first
+        assert torch.equal(result.majority_correct[name], torch.ones((test["task"] == t).sum()))
+        over = result.over_majority("shared", name)  # the majority answer is always right here: none is above it
+        assert over.estimate == pytest.approx(float(result.shared[name].mean()) - 1) and over.high <= 1e-9
     assert result.models["shared"].num_tasks == 4
     d = result.difference("size")
     assert d.low <= d.estimate <= d.high
@@ -66,6 +69,9 @@ def test_distillation_data_keeps_few_labels_per_digit(small_distillation):
     data = small_distillation.data
     assert torch.bincount(data.labelled["label"], minlength=10).tolist() == [3] * 10
     assert len(data.labelled["label"]) + len(data.unlabelled["label"]) > 1000
+    av = ex.load_av_digits(image_noise=ex.IMAGE_NOISE, audio_snr_db=ex.AUDIO_SNR_DB, seed=2)
+    held_out = torch.cat([ex.as_tensors(av[split], ["label"])["label"] for split in ("validation", "test")])
+    assert torch.equal(data.test["label"], held_out)  # tested on the validation and test splits together
     assert data.labelled["audio"].shape[1:] == (1, 32, 40) and data.test["image"].shape[1:] == (1, 8, 8)
 
 
@@ -102,6 +108,26 @@ def test_a_model_trained_on_labels_depends_on_the_seed_only(small_distillation, 
     assert torch.equal(weights[0], weights[1])
 
 
+def test_the_labels_alone_take_at_least_a_students_steps(small_distillation):
+    data = small_distillation.data  # 30 labelled rows: ceil(30 / 32) = 1 batch a pass
+    n = len(data.labelled["label"]) + len(data.unlabelled["label"])
+    steps = ex.training_steps(data, epochs=2)
+    assert steps == {"labels alone": ex.LABELS_EPOCHS, "student": 2 * -(-n // ex.STUDENT_BATCH)}
+    lesson = ex.training_steps(ex.distillation_data(seed=0))  # the lesson's 100 labels: the baseline is not short
+    assert lesson["labels alone"] >= lesson["student"]
+
+
+def test_the_self_trained_control_learns_the_image_only_models_hard_labels(small_distillation):
+    result, seed = small_distillation, small_distillation.data.seed
+    images = {"image": result.data.test["image"]}
+    control = ex.logits_of(result.controls["self-trained"], images, ["image"])
+    for (tau, alpha), logits, same in ((ex.HARD, result.baseline_logits, True),
+                                       ((ex.DEFAULT_TEMPERATURE, ex.DEFAULT_ALPHA), result.baseline_logits, False),
+                                       (ex.HARD, result.teacher_logits, False)):
+        student = ex.distil(result.data, logits, tau, alpha, epochs=1, seed=seed)
+        assert torch.allclose(ex.logits_of(student, images, ["image"]), control, atol=1e-2) == same, (tau, alpha)
+
+
 def test_steps_per_pass_counts_each_models_batches():
     data = _questions(40)
     data["task"] = torch.tensor([0] * 13 + [1] * 10 + [2] * 10 + [3] * 7)
@@ -122,6 +148,6 @@ def test_the_drowned_teacher_changes_the_audio_only(small_distillation):
         assert torch.equal(getattr(drowned.data, split)["label"], getattr(clean, split)["label"])
         assert not torch.allclose(getattr(drowned.data, split)["audio"], getattr(clean, split)["audio"])
     assert drowned.baseline is small_distillation.baseline and drowned.teacher is not small_distillation.teacher
-    assert set(drowned.grid()) == {(ex.DEFAULT_TEMPERATURE, ex.DEFAULT_ALPHA)}
+    assert set(drowned.grid()) == {ex.HARD} and ex.HARD[1] == 0  # the student of hard labels alone
     assert "self-trained" not in drowned.correct
     assert torch.equal(drowned.correct["baseline"], small_distillation.correct["baseline"])
