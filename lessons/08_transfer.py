@@ -659,10 +659,10 @@ views.DistillationView(dist.unlabelled["image"][wrong], distillation.teacher_log
 # - **Multi-task learning** shares one encoder between tasks and gives each task a head; the loss
 #   is a weighted sum of the tasks' losses, with fixed weights or weights learned from each task's
 #   uncertainty. It needs far fewer parameters than one model per task. Whether it is more accurate
-#   you must measure, on the same budget, task by task and over several training seeds: here the
-#   shared model was ahead on average on ten seeds, but on some by almost nothing, so no difference
-#   is claimed; an interval over the test questions alone would have missed the spread that
-#   retraining adds.
+#   you must measure, on the same budget, task by task and over several training seeds: here, with
+#   400 questions per type, the shared model was ahead on average on ten seeds, but on some by
+#   almost nothing, so no difference is claimed; an interval over the test questions alone would
+#   have missed the spread that retraining adds.
 # - Per-task losses need care: different numbers of classes put them on different scales, and a
 #   task without rows in a batch must add nothing, not NaN.
 # - **Distillation** trains a student on a teacher's softened probabilities and hard labels; the
@@ -672,9 +672,10 @@ views.DistillationView(dist.unlabelled["image"][wrong], distillation.teacher_log
 #   on the labels alone. The controls say where the gain comes from: the teacher's hard labels
 #   alone ($\alpha = 0$) give it, and the softened probabilities add nothing measurable here;
 #   self-training on the image-only model's own labels adds nothing measurable. Without labels of
-#   their own, the extra images help only when the teacher's audio makes their labels right. With its audio drowned, the
-#   teacher labels fewer pairs right than the image-only model, and its student falls short of the
-#   student of the teacher that hears, gaining nothing over the labels alone.
+#   their own, the extra images help only when the teacher's audio makes their labels right. With
+#   its audio drowned, the teacher labels fewer pairs right than the image-only model, and its
+#   student falls short of the student of the teacher that hears, gaining nothing over the labels
+#   alone.
 #
 # **Try it:** train `experiments.train_multitask(questions.full, uncertainty=True)` and read the
 # learned weights `torch.exp(-model.log_vars)`; which task gets the largest, and why? Compare each
