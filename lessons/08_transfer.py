@@ -130,7 +130,7 @@ exercises.check("two_heads", my_two_heads)
 # the second computes only what it needs, which is what `MultiTaskVQA` does.
 # </details>
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 def solution_two_heads(h, task, w0, b0, w1, b1):
     out = torch.empty(len(h), w0.shape[0])
     for t, (w, b) in enumerate(((w0, b0), (w1, b1))):
@@ -208,7 +208,7 @@ exercises.check("task_losses", my_task_losses)
 # rows in the batch should add nothing to the loss: give it 0 (`scores.new_zeros(())`).
 # </details>
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 def solution_task_losses(scores, answers, task, num_tasks):
     losses = []
     for t in range(num_tasks):
@@ -399,7 +399,7 @@ exercises.check("distillation_loss", my_distillation_loss)
 # cross-entropy with the labels.
 # </details>
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 def solution_distillation_loss(student_logits, teacher_logits, labels, temperature, alpha):
     log_q = torch.log_softmax(student_logits / temperature, dim=1)
     p = torch.softmax(teacher_logits / temperature, dim=1)
