@@ -3,6 +3,7 @@
     python -m mmcourse.instructor student OUT            # every lesson, solutions removed, into OUT/
     python -m mmcourse.instructor student OUT 01 03      # only lessons 01 and 03
     python -m mmcourse.instructor nbgrader COURSE        # COURSE/source/NN_topic/NN_topic.ipynb for nbgrader
+    python -m mmcourse.instructor executed OUT 04        # lesson 04 run top to bottom, outputs and widgets kept
 
 (also installed as the console script ``mmcourse-instructor``). A **student version** is the lesson
 without the cells tagged ``solution`` (removed with nbconvert's ``TagRemovePreprocessor``, which a
@@ -18,6 +19,11 @@ nbgrader's cell metadata (``grade_id``, ``points``, ``schema_version: 3``). Then
 grades the students' submissions (nbgrader is in the ``instructor`` extra: ``pip install
 mmcourse[instructor]``).
 
+An **executed** version is the lesson run top to bottom in a fresh kernel, with its outputs and its widgets'
+state, as ``jupyter nbconvert --to notebook --execute`` would write it, but with :class:`NotebookExecutor`:
+nbconvert's executor (nbclient) can wait for a cell's reply until its timeout, or for ever, after a cell that
+writes into an ipywidgets ``Output`` widget (jupyter/nbclient#312), and most lessons' widgets do.
+
 Lessons follow one convention that makes this possible (``tests/test_notebooks.py`` checks it): an
 exercise's stub cell defines ``my_<name>`` functions that raise ``NotImplementedError`` and calls
 ``exercises.check("<exercise>", my_<name>)``; its solution cell, tagged ``solution``, defines
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import re
 import sys
 from pathlib import Path
@@ -157,15 +164,109 @@ def write_nbgrader_source(course: Path, numbers: list[str] | None = None) -> lis
     return written
 
 
+CELL_TIMEOUT = 90  # seconds: a lesson cell takes under 10 s here (20 s is its budget); one that has not
+# answered after 90 s has stalled
+REPLY_SLICE = 0.5  # seconds: how often a wait for the kernel looks at its socket again
+
+
+def _wait_in_slices(channel) -> None:
+    """Make ``channel.get_msg(timeout)`` poll its zmq.asyncio socket for at most :data:`REPLY_SLICE` at a time:
+    pyzmq reads the socket afresh whenever one slice ends, so a message whose wake-up was swallowed (see
+    :class:`NotebookExecutor`) waits at most that long instead of until the timeout."""
+    import time
+    from queue import Empty
+
+    async def get_msg(timeout: float | None = None) -> dict:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = REPLY_SLICE if deadline is None else max(0.0, min(REPLY_SLICE, deadline - time.monotonic()))
+            if await channel.socket.poll(int(left * 1000)):
+                return await channel._recv()
+            if deadline is not None and time.monotonic() >= deadline:
+                raise Empty
+
+    channel.get_msg = get_msg
+
+
+@functools.cache
+def _executor_class():
+    """:class:`NotebookExecutor`, built on first use (nbclient is imported only when notebooks are run)."""
+    from nbclient import NotebookClient
+    from nbclient.util import run_sync
+
+    class NotebookExecutor(NotebookClient):
+        """nbclient's ``NotebookClient`` (what ``jupyter nbconvert --execute`` uses), made safe for cells that
+        write into an ipywidgets ``Output`` widget.
+
+        nbclient stands in for the front end's ``Output`` widget: while a cell prints into one, its stand-in
+        sends the widget's new state to the kernel on the shell channel, from the coroutine that reads IOPub,
+        while another coroutine waits on the same zmq.asyncio socket for the cell's ``execute_reply``. The
+        send can use up the socket's (edge-triggered) wake-up for a reply that arrives meanwhile, and the
+        wait then lasts until its timeout, when pyzmq looks at the socket once more, or for ever without one
+        (jupyter/nbclient#312; measured by ``benchmarks/kernel_stress.py``: about 1 such cell in 60 without
+        this class, none with it). The kernel is idle and so is the client: a cell stuck at ``[*]``. Here
+        every wait polls in slices of :data:`REPLY_SLICE` seconds, so a reply is read at most that late.
+        The default cell timeout is :data:`CELL_TIMEOUT`.
+        """
+
+        def __init__(self, nb, **kwargs) -> None:
+            kwargs.setdefault("timeout", CELL_TIMEOUT)
+            kwargs.setdefault("kernel_name", "python3")
+            super().__init__(nb, **kwargs)
+
+        async def async_start_new_kernel_client(self):
+            kc = await super().async_start_new_kernel_client()
+            _wait_in_slices(kc.shell_channel)
+            _wait_in_slices(kc.iopub_channel)
+            return kc
+
+        start_new_kernel_client = run_sync(async_start_new_kernel_client)
+
+    return NotebookExecutor
+
+
+def __getattr__(name: str):
+    if name == "NotebookExecutor":
+        return _executor_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def executed_version(path: Path, timeout: float = CELL_TIMEOUT) -> nbformat.NotebookNode:
+    """The notebook at ``path`` run top to bottom in a fresh kernel (in its own folder), with outputs and widget
+    state, by :class:`NotebookExecutor`. A cell that fails raises nbclient's ``CellExecutionError``; one with no
+    answer after ``timeout`` seconds raises ``RuntimeError`` naming the lesson and the cell."""
+    from nbclient.exceptions import CellTimeoutError
+
+    nb = nbformat.read(path, as_version=4)
+    try:
+        _executor_class()(nb, timeout=timeout, store_widget_state=True,
+                          resources={"metadata": {"path": str(Path(path).parent)}}).execute()
+    except CellTimeoutError as err:
+        raise RuntimeError(f"{Path(path).name}: a cell stalled: {err}") from err
+    return nb
+
+
+def write_executed_versions(out: Path, numbers: list[str] | None = None) -> list[Path]:
+    """Write each chosen lesson, executed (:func:`executed_version`), into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in lessons(numbers):
+        nbformat.write(executed_version(path), out / path.name)
+        written.append(out / path.name)
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mmcourse-instructor", description=__doc__.split("\n\n")[0])
-    parser.add_argument("version", choices=["student", "nbgrader"],
-                        help="student: solutions removed; nbgrader: an nbgrader source folder")
+    parser.add_argument("version", choices=["student", "nbgrader", "executed"],
+                        help="student: solutions removed; nbgrader: an nbgrader source folder; executed: the lessons "
+                             "run top to bottom, with outputs")
     parser.add_argument("out", type=Path, help="the folder to write into (for nbgrader: the course folder)")
     parser.add_argument("lessons", nargs="*", help="lesson numbers, e.g. 01 03 (default: every lesson)")
     args = parser.parse_args(argv)
     try:
-        write = write_student_versions if args.version == "student" else write_nbgrader_source
+        write = {"student": write_student_versions, "nbgrader": write_nbgrader_source,
+                 "executed": write_executed_versions}[args.version]
         for path in write(args.out, args.lessons or None):
             print("wrote", path)
     except ValueError as err:

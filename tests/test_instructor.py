@@ -123,3 +123,56 @@ def test_every_lesson_has_a_lab_guide_whose_links_resolve(lesson):
     for target in re.findall(r"\]\(([^)#\s]+)\)", text):
         if "://" not in target:
             assert (guide.parent / target).exists(), f"broken link {target}"
+
+
+def test_the_executor_reads_a_reply_whose_wake_up_was_swallowed():
+    """nbclient's wait for a reply can miss the socket's wake-up (jupyter/nbclient#312); the course's executor
+    waits in slices of REPLY_SLICE seconds, so a message that is there is read within one slice, and a wait with
+    nothing to read still ends at its timeout with Empty."""
+    import asyncio
+    import time
+    from queue import Empty
+
+    class Socket:  # says "nothing yet" once although the message is there, as a swallowed wake-up does
+        def __init__(self, misses: int) -> None:
+            self.misses = misses
+
+        async def poll(self, timeout_ms: int) -> int:
+            if self.misses:
+                self.misses -= 1
+                await asyncio.sleep(timeout_ms / 1000)
+                return 0
+            return 1
+
+    class Channel:
+        def __init__(self, misses: int) -> None:
+            self.socket = Socket(misses)
+
+        async def _recv(self) -> dict:
+            return {"msg_type": "execute_reply"}
+
+    channel = Channel(misses=1)
+    instructor._wait_in_slices(channel)
+    start = time.perf_counter()
+    assert asyncio.run(channel.get_msg(timeout=30)) == {"msg_type": "execute_reply"}
+    assert time.perf_counter() - start < 3 * instructor.REPLY_SLICE
+    never = Channel(misses=10**6)
+    instructor._wait_in_slices(never)
+    start = time.perf_counter()
+    with pytest.raises(Empty):
+        asyncio.run(never.get_msg(timeout=1.2))
+    assert 1.1 < time.perf_counter() - start < 1.2 + 2 * instructor.REPLY_SLICE
+
+
+def test_an_executed_version_keeps_outputs_and_widgets_and_names_a_stalled_cell(tmp_path):
+    cells = ["import ipywidgets as widgets\nfrom IPython.display import display",
+             "out = widgets.Output()\ndisplay(out)\nwith out:\n    print('inside')", "print(6 * 7)"]
+    path = tmp_path / "98_tiny.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), path)
+    nb = instructor.executed_version(path)
+    assert nb.cells[2].outputs[0]["text"] == "42\n"
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    assert any(w["state"].get("outputs") for w in state.values()), "the Output widget's captured print is kept"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import time\ntime.sleep(60)")]), path)
+    with pytest.raises(RuntimeError, match="98_tiny.ipynb: a cell stalled"):
+        instructor.executed_version(path, timeout=2)
