@@ -41,12 +41,14 @@ def test_notebook_is_stored_clean_with_a_kernel(notebook):
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
 def test_solutions_are_hidden_and_checked(script):
-    """Every exercise solution is a hidden cell tagged `solution` that calls a check with must_pass."""
+    """Every exercise solution is a cell tagged `solution`, its source and its outputs hidden (Run All gives no
+    answer away, not even a find-the-bug explanation), that calls a check with must_pass."""
     cells = jupytext.read(script).cells
     solutions = [c for c in cells if "solution" in c.metadata.get("tags", [])]
     assert solutions, "every lesson has at least one exercise"
     for cell in solutions:
-        assert cell.metadata.get("jupyter", {}).get("source_hidden") is True
+        hidden = cell.metadata.get("jupyter", {})
+        assert hidden.get("source_hidden") is True and hidden.get("outputs_hidden") is True, cell.source[:60]
         assert "must_pass=True" in cell.source
 
 
