@@ -47,7 +47,7 @@ from mmcourse import exercises, verify
 from mmcourse.contrastive import LOGIT_SCALE_INIT, LOGIT_SCALE_MAX
 from mmcourse.data import VOCAB
 from mmcourse.diagnostics import paired_difference
-from mmcourse.exercises.contrastive import loss_gradients
+from mmcourse.exercises.contrastive import check_loss_gradients
 from mmcourse.experiments import contrastive as experiments
 from mmcourse.views import contrastive as views
 
@@ -146,7 +146,7 @@ def my_clip_loss(image_emb, text_emb, logit_scale):
 
 
 exercises.check("clip_loss", my_clip_loss)
-exercises.check("clip_loss_gradients", loss_gradients(my_clip_loss))
+check_loss_gradients(my_clip_loss)
 
 # %% [markdown]
 # <details><summary><b>Hint 1</b></summary>
@@ -170,7 +170,7 @@ def solution_clip_loss(image_emb, text_emb, logit_scale):
 
 
 exercises.check("clip_loss", solution_clip_loss, must_pass=True)
-exercises.check("clip_loss_gradients", loss_gradients(solution_clip_loss), must_pass=True)
+check_loss_gradients(solution_clip_loss, must_pass=True)
 
 # %% [markdown]
 # The package's `clip_loss(image_emb, text_emb, logit_scale)` does the same (the checks compared your

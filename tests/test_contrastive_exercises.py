@@ -37,9 +37,11 @@ def test_clip_loss_exercise(capsys):
 def test_clip_loss_gradients_exercise(capsys):
     import math
 
-    from mmcourse.exercises.contrastive import loss_gradients
+    from mmcourse.exercises.contrastive import check_loss_gradients, loss_gradients
 
     assert check("clip_loss_gradients", loss_gradients(_clip))
+    assert check_loss_gradients(_clip) and not check_loss_gradients(lambda i, t, s: _clip(i.detach(), t, s))
+    capsys.readouterr()
 
     def scale_as_a_number(image, text, s):  # the right values, but no gradient reaches s
         return _clip(image, text, torch.tensor(math.log(math.exp(float(s.detach())))))
@@ -133,7 +135,7 @@ def test_the_lesson_imports_each_reference_after_its_exercises_and_no_solution_c
         return max(i for i, source in enumerate(sources) if text in source)
 
     loss_import = first(r"from mmcourse\.contrastive import .*\bclip_loss\b.*\bsimilarity\b")
-    assert last('exercises.check("clip_loss_gradients"') < loss_import
+    assert last("check_loss_gradients(") < loss_import
     assert not any(re.search(r"\bsimilarity\b|\bclip_loss\b", s) for s in sources[:first(r'check\("clip_loss"')])
     assert last('exercises.check("ndcg_one_query"') < first(r"from mmcourse\.metrics import ndcg_at_k")
     solutions = [cell.source for cell in notebook.cells if "solution" in cell.metadata.get("tags", [])]

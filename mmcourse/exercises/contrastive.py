@@ -71,6 +71,16 @@ def loss_gradients(loss: Callable) -> Callable:
     return gradients
 
 
+def check_loss_gradients(loss: Callable, must_pass: bool = False):
+    """Check a loss written like ``clip_loss`` on its gradients: ``check("clip_loss_gradients",
+    loss_gradients(loss))``. Lesson 07 calls it right after ``check("clip_loss", my_clip_loss)`` in the
+    same cell; the instructor kit's autograder (which keeps only ``check("<exercise>", my_<name>)``
+    calls) grades the values alone."""
+    from . import check
+
+    return check("clip_loss_gradients", loss_gradients(loss), must_pass=must_pass)
+
+
 def _reference_ndcg(scores: torch.Tensor, relevance: torch.Tensor, k: int) -> float:
     from ..metrics import ndcg_at_k
 
