@@ -9,7 +9,7 @@ from claims_hold import claim_tests
 from mmcourse.data import VOCAB
 from mmcourse.data.shapes import COLOURS, RGB, SHAPES
 from mmcourse.experiments import contrastive as ex
-from mmcourse.metrics import ComparisonEntry, ndcg_at_k
+from mmcourse.metrics import ndcg_at_k
 
 measured, test_every_claim_is_measured, test_claim_holds = claim_tests(ex, seeds=(1,))
 
@@ -69,14 +69,15 @@ def test_class_of_scene_and_the_seen_classifier():
     assert not torch.isin(scores.argmax(1), torch.tensor(ex.UNSEEN)).any()
 
 
-def test_the_comparison_skips_what_does_not_exist_yet():
-    assert ex.comparison_entries("no_such_topic") == []
-    assert ex.comparison_entries("fusion") == []  # exists, without speech_to_image_retrieval
-    assert ex.running_comparison(seed=0, topics=("no_such_topic", "fusion")) == []
-    labels = torch.arange(6) % 3
-    entry = ComparisonEntry("x", "07", "all", False, ex.class_retrieval(torch.eye(6), torch.eye(6), labels, labels))
-    text = ex.comparison_table([entry])
-    assert "pairs" in text and "1.000" in text
+def test_the_running_comparison_row_is_the_lessons_dual_encoder():
+    """The row lesson 07 prints: its dual encoder, no labels, each query's hit kept for paired comparisons; the
+    same numbers computed again (as lesson 07 does when nothing was kept)."""
+    (entry,) = ex.speech_to_image_retrieval(seed=1)
+    assert (entry.method, entry.lesson, entry.pairs, entry.labels) == ("contrastive dual encoder", "07", "all", "none")
+    assert len(entry.hits) == 360 and sum(entry.hits) / 360 == pytest.approx(entry.retrieval.recall_at_1)
+    assert entry.retrieval.recall_at_1 > 2 * entry.retrieval.chance_at_1
+    torch.rand(1000)  # as the lesson's earlier cells draw
+    assert ex.speech_to_image_retrieval(seed=1) == [entry]
 
 
 def test_linear_cca_baseline_and_retrieval_metrics():

@@ -80,8 +80,8 @@ def test_static_views_draw():
     scores, relevance = torch.rand(3, 4, generator=g), torch.randint(0, 3, (3, 4), generator=g)
     views.retrieval_examples(["one", "two", "three"], images, scores, relevance, queries=[0, 2], top=3)
     retrieval = Retrieval(0.5, 0.8, 0.1, 0.4)
-    views.comparison_chart([ComparisonEntry("linear CCA", "02", "all", False, retrieval),
-                            ComparisonEntry("contrastive dual encoder", "07", "all", False, retrieval)])
+    views.comparison_chart([ComparisonEntry("linear CCA", "02", "all", "model selection", retrieval),
+                            ComparisonEntry("contrastive dual encoder", "07", "all", "none", retrieval)])
 
 
 def test_zero_shot_views_draw():

@@ -111,11 +111,11 @@ def gather(seed: int = 0, lessons=tuple(TOPICS)) -> Comparison:
 
 def table(entries: list[ComparisonEntry]) -> str:
     """The running comparison as aligned text: what each method used, and its retrieval against chance."""
-    rows = [f"{'method':<32}{'lesson':>7}{'pairs':>7}{'labels':>17}{'R@1':>7}{'chance':>8}{'R@5':>7}{'chance':>8}"
+    rows = [f"{'method':<37}{'lesson':>7}{'pairs':>7}{'labels':>17}{'R@1':>7}{'chance':>8}{'R@5':>7}{'chance':>8}"
             "  note"]
     for e in entries:
         r = e.retrieval
-        rows.append(f"{e.method:<32}{e.lesson:>7}{e.pairs:>7}{e.labels:>17}{r.recall_at_1:>7.3f}{r.chance_at_1:>8.3f}"
+        rows.append(f"{e.method:<37}{e.lesson:>7}{e.pairs:>7}{e.labels:>17}{r.recall_at_1:>7.3f}{r.chance_at_1:>8.3f}"
                     f"{r.recall_at_5:>7.3f}{r.chance_at_5:>8.3f}  {e.note}")
     return "\n".join(rows)
 

@@ -119,7 +119,7 @@ def unseen_examples(result, method: str = "prompts, best", count: int = 8) -> No
 def comparison_chart(entries) -> None:
     """The running comparison: Recall@1 and @5 of each method (bars) with their chance levels (ticks),
     and under each method what its training used (``entries``: :class:`mmcourse.metrics.ComparisonEntry`)."""
-    names = [f"{e.method} ({e.lesson})\npairs: {e.pairs}\nlabels: {'yes' if e.labels else 'no'}" for e in entries]
+    names = [f"{e.method} ({e.lesson})\npairs: {e.pairs}\nlabels: {e.labels}" for e in entries]
     with figure(max(6.0, 1.8 * len(entries)), 3.4) as axes:
         ax = axes[0]
         x = torch.arange(len(entries)).float()
