@@ -203,7 +203,7 @@ def _executor_class():
         while another coroutine waits on the same zmq.asyncio socket for the cell's ``execute_reply``. The
         send can use up the socket's (edge-triggered) wake-up for a reply that arrives meanwhile, and the
         wait then lasts until its timeout, when pyzmq looks at the socket once more, or for ever without one
-        (jupyter/nbclient#312; measured by ``benchmarks/kernel_stress.py``: about 1 such cell in 60 without
+        (jupyter/nbclient#312; measured by ``benchmarks/kernel_stress.py``: about 1 such cell in 70 without
         this class, none with it). The kernel is idle and so is the client: a cell stuck at ``[*]``. Here
         every wait polls in slices of :data:`REPLY_SLICE` seconds, so a reply is read at most that late.
         The default cell timeout is :data:`CELL_TIMEOUT`.
