@@ -1,7 +1,9 @@
-"""A cell that stalls (a kernel that never answers, as ipykernel 7 can: ipython/ipykernel#1554) fails the notebook
-tests within a minute or two, naming the lesson and the cell, instead of after 300 s per cell.
+"""A cell that stalls (a reply that never comes or is never read: ipython/ipykernel#1554 on the kernel's side,
+jupyter/nbclient#312 on the client's, benchmarks/README.md "Kernel stalls") fails the notebook tests within a
+minute or two, naming the lesson and the cell, instead of after 300 s per cell.
 
-The browser test's own check of this is in tests/test_browser.py (``test_a_stalled_cell_fails_fast``).
+The browser test's own check of this is in tests/test_browser.py (``test_a_stalled_cell_fails_fast``); the course's
+executor, which does not stall on Output widgets, is tested in tests/test_instructor.py.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ def test_the_suites_cell_timeout_is_short_but_far_above_the_slowest_cell():
     assert 40 <= cell_timeout() <= 120
 
 
-def test_the_install_lists_pin_an_ipykernel_without_the_stall():
+def test_the_installed_ipykernel_is_below_7():
     import ipykernel
 
     assert int(ipykernel.__version__.split(".")[0]) < 7, f"ipykernel {ipykernel.__version__}: see pyproject.toml"
@@ -48,3 +50,12 @@ def test_nbval_fails_a_stalled_cell_fast_and_names_it(tmp_path):
     assert "07_stalls.ipynb::Cell 1" in result.stdout and "Timeout of 3 seconds exceeded" in result.stdout
     assert result.stdout.splitlines()[-1].startswith("1 failed, 1 passed"), result.stdout[-3000:]
     assert seconds < 60, f"the stalled notebook took {seconds:.0f} s to fail"
+
+
+def test_the_course_runs_notebooks_with_its_executor_not_plain_nbclient():
+    """Every tool of the course that executes lessons outside JupyterLab and nbval uses the executor that cannot
+    wait for ever on an Output widget's cell (plain nbclient and nbconvert --execute can: jupyter/nbclient#312)."""
+    for path in ("scripts/build_site.py", "benchmarks/lessons.py", "tests/test_binder.py"):
+        text = (ROOT / path).read_text()
+        assert "NotebookClient(" not in text and '"nbconvert"' not in text, path
+        assert "mmcourse.instructor" in text, path
