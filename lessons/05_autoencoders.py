@@ -634,7 +634,8 @@ experiments.RETRIEVAL.check(mvae.recall_at_5 - mvae.chance_at_5, recall_at_5=mva
 rows = experiments.comparison_rows(av_run.models["MVAE"], av)
 print(comparison.table(rows))
 comparison.keep("autoencoders", seed=0, entries=rows)
-#
+
+# %% [markdown]
 # ### See it: the latent space
 #
 # The test scenes' codes, computed from their captions alone, drawn on the two principal components of
