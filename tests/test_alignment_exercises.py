@@ -44,6 +44,56 @@ def test_orthogonalize_find_the_bug(capsys):
         return (1 + beta) * w - beta * w.T @ w @ w
 
     assert check("orthogonalize", fixed)
+    assert "The bug: the tutorial computes W^T W W" in capsys.readouterr().out  # explained once fixed
     assert not check("orthogonalize", tutorial)
     out = capsys.readouterr().out
-    assert "case 3 of 4 (a shear" in out and "W W^T W and W^T W W differ" in out
+    assert "case 3 of 4 (a shear" in out and "W^T W W" not in out  # the failing case does not name the fix
+
+
+def test_scipys_procrustes_is_rejected_and_scipys_svd_is_not(capsys):
+    import scipy.linalg
+
+    def with_scipy(source, target):
+        return torch.from_numpy(scipy.linalg.orthogonal_procrustes(source.numpy(), target.numpy())[0])
+
+    assert not check("procrustes", with_scipy)
+    assert "your function calls `scipy.linalg.orthogonal_procrustes" in capsys.readouterr().out
+
+    def by_hand_with_scipys_svd(source, target):  # the SVD is the learner's to call, from any library
+        u, _, vh = scipy.linalg.svd((source.T @ target).numpy())
+        return torch.from_numpy(u @ vh)
+
+    assert check("procrustes", by_hand_with_scipys_svd)
+
+
+def test_the_packages_private_csls_is_rejected(capsys):
+    from mmcourse.alignment import _csls_batched
+
+    assert not check("csls_scores", lambda a, b, k: _csls_batched(F.normalize(a, dim=1) @ F.normalize(b, dim=1).T, k))
+    assert "your function calls `mmcourse.alignment._csls_batched`" in capsys.readouterr().out
+
+
+def test_the_lesson_imports_each_reference_after_its_exercise_and_no_solution_calls_one():
+    """Lesson 04 imports procrustes and SciPy (whose orthogonal_procrustes the check rejects), orthogonalize and
+    csls_scores only after the exercises that ask for them; the worked solutions call none of them."""
+    import re
+    from pathlib import Path
+
+    import jupytext
+
+    notebook = jupytext.read(Path(__file__).parents[1] / "lessons" / "04_alignment.py")
+    sources = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
+
+    def first(text: str) -> int:
+        return next(i for i, source in enumerate(sources) if text in source)
+
+    def last(text: str) -> int:
+        return max(i for i, source in enumerate(sources) if text in source)
+
+    for imported, exercise in (("import procrustes", "procrustes"), ("import scipy", "procrustes"),
+                               ("import orthogonalize", "orthogonalize"), ("import csls_scores", "csls_scores")):
+        assert last(f'exercises.check("{exercise}"') < first(imported), imported
+    solutions = [cell.source for cell in notebook.cells if "solution" in cell.metadata.get("tags", [])]
+    assert len(solutions) == 3
+    calls = re.compile(r"\b(procrustes|orthogonal_procrustes|orthogonalize|csls_scores|_csls_batched)\(")
+    assert not any(calls.search(source) for source in solutions)
