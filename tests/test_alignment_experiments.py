@@ -59,6 +59,10 @@ def test_speech_to_image_retrieval_gives_lesson_04s_rows_as_the_lesson_prints_th
         assert sum(entry.hits) / len(entry.hits) == pytest.approx(entry.retrieval.recall_at_1)
     all_pairs, _, none = (e.retrieval for e in entries)
     assert all_pairs.recall_at_1 > 2 * all_pairs.chance_at_1 and none.recall_at_1 < 2 * none.chance_at_1
+    rotations = cross["maps"][experiments.RANDOM]  # the baseline row: random orthogonal maps, averaged
+    assert len(rotations) == experiments.RANDOM_ROTATIONS
+    assert all(torch.allclose(w.T @ w, torch.eye(len(w)), atol=1e-5) for w in rotations)
+    assert cross[experiments.RANDOM]["criterion"] < cross["refined_criterion"][experiments.RANDOM]
 
 
 def test_rank_correlation_gives_ties_their_mean_rank_as_scipy_does():
@@ -92,28 +96,58 @@ def test_geometry_correlation_is_pearson_over_the_off_diagonal():
     assert experiments.geometry_correlation(a, 2 * a + 1) == pytest.approx(1.0, abs=1e-6)
 
 
-def test_same_modality_controls_find_a_rotated_copy_identical():
-    """A 'second' encoder whose embeddings are the first's, turned: Procrustes undoes the turn (criterion 1) and
-    the digit geometry is the same (correlation 1)."""
+def test_digit_pairs_join_rows_of_disjoint_halves_that_show_the_same_digit():
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 0, 1, 3, 3, 3])
+    a, b = experiments.digit_pairs(labels, seed=4)
+    assert len(a) == len(b) and torch.equal(labels[a], labels[b])
+    assert not set(a.tolist()) & set(b.tolist())  # no row is paired with itself or sits in both halves
+    assert len(set(a.tolist())) == len(a) and len(set(b.tolist())) == len(b)  # each row at most once
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(4))
+    first, second = order[: len(labels) // 2], order[len(labels) // 2:]
+    assert set(a.tolist()) <= set(first.tolist()) and set(b.tolist()) <= set(second.tolist())
+    expected = sum(min(int((labels[first] == c).sum()), int((labels[second] == c).sum())) for c in labels.unique())
+    assert len(a) == expected  # every digit pairs as many rows as its smaller half holds
+
+
+def test_same_modality_controls_compare_half_against_half_on_the_same_pairs():
+    """Each criterion is Procrustes on the digit pairs, then the criterion of the first half against the second;
+    audio -> image uses the same rows; the digit geometry of a turned copy is the same (correlation 1)."""
+    from mmcourse.alignment import mean_cosine_criterion, procrustes
+
     g = torch.Generator().manual_seed(7)
     labels = {"train": torch.arange(300) % 10, "test": torch.arange(100) % 10}
     embed = {m: {s: torch.randn(len(labels[s]), 8, generator=g) + labels[s][:, None] for s in labels}
              for m in ("image", "audio")}
     turn = random_rotation(8, generator=g)
     second = {m: {s: e @ turn for s, e in embed[m].items()} for m in embed}
-    controls = experiments.same_modality_controls({"labels": labels, **embed}, second)
+    controls = experiments.same_modality_controls({"labels": labels, **embed}, second, seed=3)
+    a, b = experiments.digit_pairs(labels["train"], seed=3)
+    for name, (x, y) in {"image": (embed["image"], second["image"]), "audio": (embed["audio"], second["audio"]),
+                         "audio -> image": (embed["audio"], embed["image"])}.items():
+        x, y = experiments.centred_unit(x)["train"], experiments.centred_unit(y)["train"]
+        w = procrustes(x[a], y[b])
+        assert controls[name]["criterion"] == pytest.approx(mean_cosine_criterion(x[a.sort().values] @ w,
+                                                                                  y[b.sort().values]), abs=1e-6)
     for m in ("image", "audio"):
-        assert controls[m]["criterion"] == pytest.approx(1.0, abs=1e-5)
         assert controls[m]["geometry_correlation"] == pytest.approx(1.0, abs=1e-5)
+    assert experiments.isometry_gap(controls) == pytest.approx(
+        min(controls["image"]["criterion"], controls["audio"]["criterion"]) - controls["audio -> image"]["criterion"])
 
 
 def test_the_claim_helpers_read_the_right_numbers():
     isometry = {"warps": [0.0, 0.5, 1.0, 1.5, 2.0], "precision": [0.99, 0.95, 0.7, 0.5, 0.4],
-                "criterion": [0.999, 0.99, 0.98, 0.97, 0.96], "ceiling_criterion": [0.999, 0.99, 0.975, 0.972, 0.95]}
-    assert experiments.warp_steps(isometry) == pytest.approx([0.2, 0.1])
-    assert experiments.refinement_edge(isometry) == pytest.approx(-0.002)
+                "ceiling": [0.99, 0.96, 0.75, 0.48, 0.41]}
+    steps = experiments.warp_steps(isometry)
+    assert steps["refined"] == pytest.approx([0.2, 0.1]) and steps["all pairs"] == pytest.approx([0.27, 0.07])
+    assert experiments.ceiling_gap(isometry) == pytest.approx(0.05)
     w = torch.eye(3)
     assert experiments.map_distance(2 * w, w) == pytest.approx(1.0)
+    effect = {"no orthogonalisation": {"singular_values": torch.tensor([1.4, 1.0, 0.5])}}
+    assert experiments.distortion(effect) == pytest.approx(0.4)  # stretched by 0.4, squashed by 0.5: the smaller
+    effect = {"no orthogonalisation": {"singular_values": torch.tensor([1.4, 1.2, 1.1])}}
+    assert experiments.distortion(effect) < 0  # stretched only
+    cross = {"refined_criterion": {experiments.RANDOM: 0.86}, "unrefined_criterion": {experiments.RANDOM: 0.45}}
+    assert experiments.refinement_lift(cross) == pytest.approx(0.41)
 
 
 def test_a_second_training_seed_trains_other_encoders_on_the_same_data():

@@ -56,7 +56,7 @@ def procrustes_curves(recovery: dict) -> None:
         ax.text(recovery["dim"], ax.get_ylim()[1] * 0.9, f" d = {recovery['dim']}", fontsize=8, color="0.4")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("number of pairs", fontsize=8)
-        ax.set_ylabel("||W - Q|| / ||Q||", fontsize=8)
+        ax.set_ylabel("||W - R|| / ||R||", fontsize=8)
         ax.set_title("Procrustes: how many pairs pin down the rotation", fontsize=9)
         ax.legend(fontsize=7)
 
