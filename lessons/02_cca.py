@@ -418,9 +418,10 @@ experiments.DEEP_NO_CLEAR_GAIN.check(deep_av["recall1"] - av_result["recall1"], 
 # These two rows open the course's **running comparison**: speech-to-image retrieval on the
 # AV-Digits test split, Recall@1 and @5 at the digit level, with their chance levels. Lessons 04, 05
 # and 07 add their methods, and lesson 07 shows the whole table. The "labels" column says what the
-# digit labels did: no method here trained on them, but they chose linear CCA's ridge on the
-# validation split (and Deep CCA's ridge was set as large), so both rows say "model selection".
-# The rows are kept for lesson 07, which shows them exactly as printed here:
+# digit labels did in each method's run: neither method here trained on them, but in linear CCA's
+# run they chose the ridge on the validation split ("model selection"). Deep CCA's ridge is a fixed
+# setting, as every method's settings are, so its row says "none". The rows are kept for lesson 07,
+# which shows them exactly as printed here:
 
 # %%
 rows = experiments.comparison_rows(av_result, deep_av)

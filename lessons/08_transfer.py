@@ -656,16 +656,17 @@ views.DistillationView(dist.unlabelled["image"][wrong], distillation.teacher_log
 #
 # **The running comparison, once more.** Lesson 07's table put every method that maps sounds and
 # images into one space on the same task, spoken digits retrieving images of the same digit, and
-# said for each what help it had. Read as a whole, it says three things that the rest of this page
+# said for each what help it had. Read as a whole, it makes three points that the rest of this page
 # generalises. First, *pairs are the signal*: every method given all the training pairs retrieved
-# above chance, ten pairs still did (lesson 04), and with no pairs the unsupervised map fell below
-# chance at Recall@20, for nothing told it which sound goes with which image (lesson 04). Second,
-# *help must be counted*: lesson 04's rows rest on encoders trained with each modality's labels,
-# lesson 02's CCA on labels that chose its ridge, and the MVAE and the dual encoder on none; a row
-# that used labels answered an easier question, which the table's "labels" column is there to show.
-# Third, *a single number is not a ranking*: the dual encoder came out ahead of linear CCA on this
-# task on most seeds but not all, so the course does not rank the two here, while on Shapes captions
-# its lead held on every seed (lesson 07). Each of these sentences is checked in the lesson named.
+# above chance, ten pairs still did, and with no pairs the unsupervised map fell below chance at
+# Recall@20, because the digits are arranged differently in the two spaces (each checked in lessons
+# 02, 04, 05 and 07). Second, *help must be counted*: lesson 04's rows rest on encoders trained with
+# each modality's labels, lesson 02's linear CCA on labels that chose its ridge, the MVAE and the
+# dual encoder on none; the table's "labels" column is there so that you read each number with the
+# help it had. Third, *one run is not a ranking*: in lesson 07 the dual encoder led linear CCA on the
+# lesson's seed, but over the ten seeds recorded in `benchmarks/README.md` it was behind on one, so
+# the course does not rank the two at this task, while on Shapes captions its lead over a tuned CCA
+# held on every seed (a claim of lesson 07).
 #
 # ## Summary
 #

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import numbers
 from typing import NamedTuple
@@ -188,6 +189,13 @@ class ComparisonEntry(NamedTuple):
     note: str = ""  # e.g. "the encoders were trained apart, as classifiers"
     hits: tuple[float, ...] = ()  # Recall@1's hit (1 or 0) of each query, in the test split's order, or its mean
     # over several maps (ten draws of ten pairs): for comparisons of two rows on the same queries
+    split: str = ""  # which test split: split_id of the query labels (rows of different splits do not compare)
+
+
+def split_id(query_labels: torch.Tensor) -> str:
+    """A short name for a test split, from its queries' labels in order: two rows compare query by query only
+    when it is the same. Shape: (Q,) int."""
+    return hashlib.sha256(query_labels.to(torch.int64).cpu().numpy().tobytes()).hexdigest()[:12]
 
 
 def comparison_entry(method: str, lesson: str, pairs: str, labels: str, queries: torch.Tensor, gallery: torch.Tensor,
@@ -203,7 +211,8 @@ def comparison_entry(method: str, lesson: str, pairs: str, labels: str, queries:
     scores = torch.nn.functional.normalize(queries.double(), dim=1) @ torch.nn.functional.normalize(
         gallery.double(), dim=1).T
     hits = hits_at_k(scores, query_labels[:, None] == gallery_labels[None, :], 1)
-    return ComparisonEntry(method, lesson, pairs, labels, retrieval, note, tuple(float(h) for h in hits))
+    return ComparisonEntry(method, lesson, pairs, labels, retrieval, note, tuple(float(h) for h in hits),
+                           split_id(query_labels))
 
 
 def ndcg_at_k(scores: torch.Tensor, relevance: torch.Tensor, k: int) -> float:
