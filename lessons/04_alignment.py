@@ -459,10 +459,11 @@ experiments.REFINEMENT_UNDOES_DISTORTION.check(abs(failures["recipe"]["refined"]
 # %% [markdown]
 # Without the step, the map stretches some directions and squashes others (checked: by more than a
 # quarter each way): it distorts the cloud to fool the discriminator instead of turning it. The
-# recipe's map stays nearer orthogonal, though not on it: each step of $\beta = 0.01$ pulls the
-# singular values only part of the way back after every gradient step, which is why MUSE's long
-# run can afford a gentler $\beta$. The distorted map also finds fewer partners: on seeds 0-9 it did
-# on every seed, by 0.015 to 0.23, amounts too variable to claim. Refinement replaces whatever it
+# recipe's map (the first line) stays nearer orthogonal, though not on it: each step of
+# $\beta = 0.01$ pulls the singular values only part of the way back after every gradient step,
+# which is why MUSE's long run can afford a gentler $\beta$. The distorted map also found fewer
+# partners on every seed we ran (seeds 0-9), by 0.015 to 0.23, amounts too variable to claim.
+# Refinement replaces whatever it
 # gets by an orthogonal map, and here it removes the difference entirely: both refined maps find the
 # same partners (checked). On these spaces orthogonalisation improves the adversarial map, not the
 # final result.
@@ -471,8 +472,9 @@ experiments.REFINEMENT_UNDOES_DISTORTION.check(abs(failures["recipe"]["refined"]
 #
 # A common piece of GAN advice is to keep the discriminator from winning, and MUSE regularises its
 # own: smoothed targets and dropout on its input, practices from GAN training (Salimans et al. 2016,
-# [*Improved Techniques for Training GANs*](https://arxiv.org/abs/1606.03498), smooth the labels so
-# that the discriminator does not grow overconfident). Does a stronger discriminator hurt the map?
+# [*Improved Techniques for Training GANs*](https://arxiv.org/abs/1606.03498), smooth the real
+# targets so that the discriminator does not grow overconfident; MUSE smooths both sides). Does a
+# stronger discriminator hurt the map?
 # Train the recipe once more on the 86-degree spaces with 10 discriminator steps per map step instead
 # of 5, everything else equal (about a second):
 
@@ -486,7 +488,7 @@ print("discriminator accuracy (10 steps):", {s: round(float(a[0]), 2) for s, a i
 experiments.STRONGER_DISCRIMINATOR_HELPS.check(stronger["precision"] - mild["adversarial"])
 
 # %% [markdown]
-# The stronger discriminator gives the better map. The map learns only what the discriminator's
+# Here the stronger discriminator gives the better map. The map learns only what the discriminator's
 # gradient tells it, and a discriminator that has learned more tells it more. Nor does a confident
 # discriminator starve the map of gradient here: for each mapped point the map's loss is the binary
 # cross-entropy with the swapped target $\epsilon = 0.1$, whose derivative with respect to the
@@ -689,9 +691,10 @@ experiments.RANDOM_ROTATION_CONFIDENT.check(cross["random_distinct"] - cross[exp
 # Recall@1 minus theirs ranged from -0.11 to +0.06, and its Recall@5 minus theirs from -0.26 to
 # +0.15, above on some seeds and below on most, while ten pairs were 0.16 to 0.27 above the random
 # rotations at Recall@1 on every seed. These differences vary too much from seed to seed for the
-# course to claim a bound; at Recall@1 and @5 the unsupervised map is below chance on most seeds but
-# not on all. This is the row of unsupervised alignment in the course's running comparison (lesson
-# 07), and the reason it sits at or below chance there. The three rows of (a) to (c) join that
+# course to claim a bound. Against chance, the unsupervised map was below it at Recall@5 on every
+# seed we ran, but by as little as 0.01 on one, and at Recall@1 on seven seeds of ten; the checks
+# test Recall@20. This is the row of unsupervised alignment in the course's running comparison
+# (lesson 07), and the reason it sits at or below chance there. The three rows of (a) to (c) join that
 # comparison as printed above; their "labels" column says "training", since each encoder learned
 # its space as a classifier of its own modality's digits (lesson 02's CCA used labels only to choose
 # its ridge). They are kept for lesson 07:

@@ -19,7 +19,9 @@ with this module's settings, one torch thread):
   0.04 (``adversarial_alignment(..., smoothing=0.0, dropout=0.0, discriminator_steps=10)``); refinement found
   nearly every partner (>= 0.99) from each of these maps;
 - section 6: Recall@1 of the unsupervised map minus that of the random rotations, -0.11 to +0.06; at Recall@5,
-  -0.26 to +0.15; ten pairs minus the random rotations at Recall@1, 0.16 to 0.27;
+  -0.26 to +0.15; ten pairs minus the random rotations at Recall@1, 0.16 to 0.27; the unsupervised map minus
+  chance, at Recall@5 -0.37 to -0.010 (below on every seed, too close on one to claim), at Recall@1 -0.10 to
+  +0.04 (below on seven seeds);
 - section 7 (seeds 0-9, five other batch orders for plain regression): the change in Recall@5, -0.022 to -0.069 at
   weight 0.1 and -0.059 to -0.158 at weight 1; plain regression's standard deviation over batch orders, 0.004 to
   0.013; the skewness of N_10 rose at weight 0.1 on every seed (by 0.10 to 1.23) and at weight 1 on nine.
