@@ -8,7 +8,7 @@ from claims_hold import claim_tests
 from mmcourse.alignment import random_rotation
 from mmcourse.data import load_av_digits
 from mmcourse.experiments import alignment as experiments
-from mmcourse.metrics import ComparisonEntry
+from mmcourse.metrics import ComparisonEntry, split_id
 
 measured, test_every_claim_is_measured, test_claim_holds = claim_tests(experiments, seeds=(1,))
 
@@ -54,8 +54,10 @@ def test_speech_to_image_retrieval_gives_lesson_04s_rows_as_the_lesson_prints_th
     data = load_av_digits(seed=2)
     cross = experiments.cross_modal_alignment(seed=2, encoders=experiments.train_unimodal_encoders(seed=2, data=data))
     assert entries == experiments.comparison_rows(cross)
+    queries = split_id(torch.tensor(data["test"]["label"]))  # the test split in its order, as the other rows have it
     for entry, name in zip(entries, experiments.ALIGNMENTS):
         assert entry.retrieval == cross[name]["retrieval"] and len(entry.hits) == len(data["test"])
+        assert entry.split == queries
         assert sum(entry.hits) / len(entry.hits) == pytest.approx(entry.retrieval.recall_at_1)
     all_pairs, _, none = (e.retrieval for e in entries)
     assert all_pairs.recall_at_1 > 2 * all_pairs.chance_at_1 and none.recall_at_1 < 2 * none.chance_at_1

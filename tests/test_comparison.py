@@ -57,7 +57,6 @@ def test_the_fingerprint_follows_the_code_torch_the_device_and_the_threads(tmp_p
     before = comparison.code_hash(package)
     (package / "a.py").write_text("x = 2\n")
     assert comparison.code_hash(package) != before
-    assert comparison.CODE == comparison.code_hash()  # this process's code, computed when it was imported
     start = comparison.fingerprint()
     threads = torch.get_num_threads()
     try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import functools
 import importlib
+import inspect
 import math
 import pkgutil
 import sys
@@ -228,7 +229,8 @@ def _in_checks(code: CodeType) -> bool:
 
 
 def _code_of(dotted: str) -> CodeType:
-    """The code object of the package function ``dotted`` ("mmcourse.meta.adapt", "mmcourse.cca.CCA.fit")."""
+    """The code object of the function ``dotted`` ("mmcourse.meta.adapt", "mmcourse.cca.CCA.fit",
+    "scipy.linalg.orthogonal_procrustes"), unwrapped from its decorators; importing it if need be."""
     parts = dotted.split(".")
     for split in range(len(parts) - 1, 0, -1):
         try:
@@ -237,7 +239,9 @@ def _code_of(dotted: str) -> CodeType:
             continue
         for attribute in parts[split:]:
             target = getattr(target, attribute)
-        return target.__code__
+        # A decorated function's own code, not its wrapper's: SciPy's batching wrapper, for one, shares its code
+        # with every batched scipy.linalg function.
+        return inspect.unwrap(target).__code__
     raise ValueError(f"forbid: no function {dotted!r} to import")
 
 

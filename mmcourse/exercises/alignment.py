@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from importlib.metadata import version
 
 import torch
 
@@ -41,16 +40,9 @@ def _procrustes_cases() -> list[Case]:
     ]
 
 
-def _scipy_procrustes() -> str:
-    """SciPy's ``orthogonal_procrustes`` (same convention and result), named so that the check can find its code
-    without importing SciPy now: from SciPy 1.16 on, the public name is a batching wrapper whose code every
-    batched ``scipy.linalg`` function shares (``svd`` too), and the function itself is its ``__wrapped__``."""
-    major, minor = (int(part) for part in version("scipy").split(".")[:2])
-    return "scipy.linalg.orthogonal_procrustes" + (".__wrapped__" if (major, minor) >= (1, 16) else "")
-
-
+# SciPy's orthogonal_procrustes has the same convention and result.
 register("procrustes", _reference_procrustes, _procrustes_cases, atol=1e-6, rtol=1e-5,
-         forbid=(_scipy_procrustes(),))
+         forbid=("scipy.linalg.orthogonal_procrustes",))
 
 
 def _reference_csls(mapped_source, target, k):

@@ -54,7 +54,15 @@ from ..claims import Claim
 from ..data import as_tensors, load_av_digits
 from ..device import seed_everything
 from ..encoders import AudioEncoder, ImageEncoder
-from ..metrics import ComparisonEntry, Retrieval, chance_recall_at_k, class_retrieval, hits_at_k, recall_at_k
+from ..metrics import (
+    ComparisonEntry,
+    Retrieval,
+    chance_recall_at_k,
+    class_retrieval,
+    hits_at_k,
+    recall_at_k,
+    split_id,
+)
 from ..train import fit
 
 DIM, POINTS, NOISE = 16, 1500, 0.1  # the synthetic spaces: 1,500 points in 16 dimensions
@@ -518,9 +526,10 @@ def comparison_rows(cross: dict) -> list[ComparisonEntry]:
               "no pairs": "unsupervised alignment (MUSE-style)"}
     note = {"10 pairs": "mean over 10 draws of the ten pairs",
             "no pairs": "below chance at Recall@20, like a random rotation"}
+    split = split_id(cross["encoders"]["labels"]["test"])  # the queries: the test split's clips, in order
     return [ComparisonEntry(method[name], "04", pairs[name], "training", cross[name]["retrieval"],
                             "encoders trained apart as digit classifiers" + (f"; {note[name]}" if name in note else ""),
-                            tuple(cross[name]["hits"].tolist()))
+                            tuple(cross[name]["hits"].tolist()), split)
             for name in ALIGNMENTS]
 
 
