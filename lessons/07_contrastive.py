@@ -711,9 +711,9 @@ views.comparison_chart(entries)
 # - **Pairs.** Every method given all the training pairs retrieves above chance (each lesson checks its
 #   rows on ten seeds, at Recall@1 or Recall@5), and ten pairs, one per digit, still put Procrustes
 #   above chance (lesson 04). With no pairs, lesson 04's unsupervised map falls below chance at
-#   Recall@20; lesson 04 shows why: the digits are arranged differently in the image space and the
-#   sound space, so no rotation found without pairs lines them up, and its criterion cannot tell the
-#   right map from a wrong one.
+#   Recall@20, as a random rotation of those two spaces does (lesson 04 checks both): the digits are
+#   arranged differently in the image space and the sound space, so without pairs the recipe finds no
+#   rotation that lines them up, and its criterion cannot tell the right map from a wrong one.
 # - **Rows that agree in both columns** compare most directly: the MVAE latent and the dual encoder
 #   (all pairs, no labels). The dual encoder and linear CCA differ only in the help linear CCA had
 #   choosing its ridge. Both comparisons are on the same spoken queries, so compare query by query.

@@ -645,7 +645,7 @@ views.DistillationView(dist.unlabelled["image"][wrong], distillation.teacher_log
 # |---|---|---|
 # | two modalities at training and test time, to predict one label | fusion; late fusion or modality dropout if a modality may be missing | 01 |
 # | paired data, and you want a shared space to compare or retrieve across modalities | CCA (linear, fast, closed form); Deep CCA; a contrastive dual encoder when pairs are many | 02, 07 |
-# | two embedding spaces and few or no pairs between them | Procrustes on a few pairs; adversarial alignment with refinement, checked with the unsupervised criterion | 04 |
+# | two embedding spaces and few or no pairs between them | Procrustes on a few pairs; without pairs, Procrustes refinement from the identity, or from an adversarial start when the identity is too far, and only when the two spaces share their geometry (compare refined maps with refined maps only) | 04 |
 # | questions about *parts* of an input (which object, which word) | cross-modal attention, checked with grounding and deletion curves | 03 |
 # | to generate or fill in a missing modality | a multimodal VAE (product or mixture of experts) | 05 |
 # | new classes with a handful of examples | Prototypical Networks, MAML | 06 |
@@ -659,8 +659,8 @@ views.DistillationView(dist.unlabelled["image"][wrong], distillation.teacher_log
 # said for each what help it had. Read as a whole, it makes three points that the rest of this page
 # generalises. First, *pairs are the signal*: every method given all the training pairs retrieved
 # above chance, ten pairs still did, and with no pairs the unsupervised map fell below chance at
-# Recall@20, because the digits are arranged differently in the two spaces (each checked in lessons
-# 02, 04, 05 and 07). Second, *help must be counted*: lesson 04's rows rest on encoders trained with
+# Recall@20, as a random rotation of those spaces does: the digits are arranged differently in the two
+# spaces, so without pairs the recipe finds nothing better (each checked in lessons 02, 04, 05 and 07). Second, *help must be counted*: lesson 04's rows rest on encoders trained with
 # each modality's labels, lesson 02's linear CCA on labels that chose its ridge, the MVAE and the
 # dual encoder on none; the table's "labels" column is there so that you read each number with the
 # help it had. Third, *one run is not a ranking*: in lesson 07 the dual encoder led linear CCA on the
