@@ -245,6 +245,9 @@ def prototype_scores(embeddings: dict, episodes) -> torch.Tensor:
     return logits.mean(-3)
 
 
+EPISODE_CHUNK = 50  # episodes scored at once: all 300 on raw spectrograms took about 0.9 GB of the kernel's memory
+
+
 def few_shot_accuracy(data: MetaData, embeddings: dict, n_way: int = 4, k_shot: int = 5, n_query: int = 15,
                       episodes: int = 300) -> torch.Tensor:
     """Accuracy of nearest-prototype classification on ``episodes`` meta-test episodes.
@@ -253,8 +256,12 @@ def few_shot_accuracy(data: MetaData, embeddings: dict, n_way: int = 4, k_shot: 
     are averaged (fused prototypes with equal weights). The same seed gives the same episodes, so two
     calls with the same sizes compare methods on the same tasks (paired). Returns (episodes,).
     """
-    batch = test_sampler(data, embeddings, n_way, k_shot, n_query).sample_batch(range(episodes))
-    return episode_accuracy(prototype_scores(embeddings, batch), batch.query_labels)
+    sampler = test_sampler(data, embeddings, n_way, k_shot, n_query)
+    parts = []
+    for start in range(0, episodes, EPISODE_CHUNK):  # in chunks: raw spectrograms make (T, Q, N, D) large
+        batch = sampler.sample_batch(range(start, min(start + EPISODE_CHUNK, episodes)))
+        parts.append(episode_accuracy(prototype_scores(embeddings, batch), batch.query_labels))
+    return torch.cat(parts)
 
 
 def accuracy_grid(data: MetaData, embeddings: dict, ways=(2, 3, 4), shots=(1, 2, 5, 10), episodes: int = 300) -> dict:
