@@ -91,6 +91,8 @@ def keep(topic: str, seed: int, entries: list[ComparisonEntry], by: str = BY_LES
 
 
 class Kept(NamedTuple):
+    """What :func:`kept` returns: the rows, and who kept them."""
+
     entries: list[ComparisonEntry]
     by: str  # BY_LESSON, or a note on who computed them
 
