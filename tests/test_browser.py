@@ -43,16 +43,15 @@ CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
     "--disable-background-networking", "--disable-component-update",
 ]
-SETTINGS = {  # JupyterLab user settings for a fresh, quiet, non-windowed, non-autosaving session
+SETTINGS = {  # JupyterLab user settings for a fresh, non-windowed, non-autosaving session
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
     "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
     # Save the widgets' state with the notebook: the executed lessons feed the course website.
     "@jupyter-widgets/jupyterlab-manager/plugin.jupyterlab-settings": {"saveState": True},
 }
-# Extensions a learner's JupyterLab does not have: nbgrader comes with the test environment (the
-# instructor kit's tests use it) and adds panels of its own to JupyterLab.
-DISABLED_EXTENSIONS = {"@jupyter/nbgrader": True}
+# The news pop-up, the jupytext sources in the file browser and nbgrader's panels are kept away by the course's
+# own settings in this environment (scripts/jupyter_settings.py, which scripts/install.sh runs), not by this
+# test's: test_a_learner_sees_each_lesson_once_and_no_tools checks what a learner gets.
 EXECUTED = ROOT / "artifacts" / "executed"
 LESSON_TIMEOUT_MS = 300_000
 # A cell that has not finished after this long has stalled (the slowest cell takes under 10 s here; the budget
@@ -127,13 +126,11 @@ def lab(tmp_path_factory):
     (tmp / "root" / "lessons").mkdir(parents=True)
     for notebook in LESSONS:
         shutil.copy(notebook, tmp / "root" / "lessons" / notebook.name)
+        shutil.copy(notebook.with_suffix(".py"), tmp / "root" / "lessons" / notebook.with_suffix(".py").name)
     for name, values in SETTINGS.items():
         path = tmp / "settings" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(values))
-    page_config = tmp / "config" / "labconfig" / "page_config.json"
-    page_config.parent.mkdir(parents=True)
-    page_config.write_text(json.dumps({"disabledExtensions": DISABLED_EXTENSIONS}))
     port, token = _free_port(), "mmcourse-browser-test"
     env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(tmp / "settings"), JUPYTERLAB_WORKSPACES_DIR=str(tmp / "ws"),
                JUPYTER_CONFIG_DIR=str(tmp / "config"), JUPYTER_RUNTIME_DIR=str(tmp / "runtime"))
@@ -283,6 +280,7 @@ def test_lesson_runs_in_jupyterlab_and_widgets_respond(lab, browser, notebook):
         assert page.locator(f"{nb} .jupyter-widgets-error-widget").count() == 0
         assert js_errors == []
         _save_executed(page, root / "lessons" / notebook.name)
+        _check_nothing_given_away(EXECUTED / notebook.name)
 
         _move_first_control(page, nb)
         assert page.evaluate(OUTPUT_PROBLEMS) == []
@@ -301,6 +299,65 @@ def test_lesson_runs_in_jupyterlab_and_widgets_respond(lab, browser, notebook):
     finally:
         page.evaluate("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
                       " && window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
+        page.close()
+
+
+def _check_nothing_given_away(path: Path) -> None:
+    """After Run All, as lesson 00 tells learners to start: a find-the-bug explanation is printed only by its
+    solution cell, and a solution cell shows nothing unfolded. (JupyterLab shows a cell's outputs again when it
+    runs it, whatever ``jupyter.outputs_hidden`` says, so a solution's check displays itself folded.)"""
+    import importlib
+    import pkgutil
+
+    import mmcourse.exercises
+    from mmcourse.exercises import EXERCISES
+
+    for module in pkgutil.iter_modules(mmcourse.exercises.__path__):  # every lesson's exercises, registered
+        importlib.import_module(f"mmcourse.exercises.{module.name}")
+    explanations = {name: ex.explanation for name, ex in EXERCISES.items() if ex.explanation}
+    cells = json.loads(path.read_text())["cells"]
+    for i, cell in enumerate(cells):
+        if cell["cell_type"] != "code":
+            continue
+        printed = "".join("".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
+                          for o in cell.get("outputs", []))
+        solution = "solution" in cell["metadata"].get("tags", [])
+        if solution:
+            for out in cell.get("outputs", []):
+                folded = out["output_type"] == "display_data" and "".join(out["data"].get("text/html", "")) \
+                    .startswith("<details>")
+                assert folded, f"{path.stem} cell {i}: a solution shows an output unfolded: {str(out)[:200]}"
+        for name, explanation in explanations.items():
+            if explanation[:60] in printed:
+                assert solution, f"{path.stem} cell {i} prints the explanation of {name!r} outside its solution"
+
+
+def test_a_learner_sees_each_lesson_once_and_no_tools(lab, browser):
+    """What JupyterLab shows in the environment the course installs: each lesson once in the file browser (its
+    jupytext source hidden), no news pop-up, no nbgrader menu or panel (nbgrader is a test tool here)."""
+    base, token, root = lab
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(f"{base}/lab/tree/lessons?reset&token={token}")
+        page.wait_for_selector(".jp-DirListing-item", timeout=120_000)
+        page.wait_for_function("n => document.querySelectorAll('.jp-DirListing-item').length >= n",
+                               arg=len(LESSONS), timeout=30_000)
+        listed = page.locator(".jp-DirListing-itemText").all_inner_texts()
+        assert sorted(n for n in listed if n[:2].isdigit()) == sorted(p.name for p in LESSONS), listed
+        news = page.evaluate("""async () => {
+          const s = await window.jupyterapp.serviceManager.settings.fetch(
+              '@jupyterlab/apputils-extension:notification');
+          const p = s.schema.properties;  // overrides.json sets these defaults; the user settings here are empty
+          return [p.fetchNews.default, p.checkForUpdates.default];
+        }""")
+        assert news == ["false", False], news
+        menus = page.locator(".lm-MenuBar-itemLabel").all_inner_texts()
+        assert menus and not [m for m in menus if "nbgrader" in m.lower()], menus
+        assert not page.evaluate("() => [...window.jupyterapp.commands.listCommands()]"
+                                 ".filter(c => c.includes('nbgrader') || c.includes('create-assignment'))")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "file-browser.png"))
+    finally:
         page.close()
 
 

@@ -42,8 +42,11 @@ def _binder() -> dict[str, Requirement]:
 
 
 def test_conda_environment_matches_pyproject():
+    """A learner's set, as Binder's: the test tools come with pyproject's "dev" extra."""
     runtime, dev = _pyproject()
-    assert set(_conda()) == set(runtime) | set(dev)
+    assert set(_conda()) == set(runtime)
+    tools = {"nbval", "jupytext", "nbgrader"}
+    assert tools | {"pytest"} <= set(dev) and not tools & set(runtime)
 
 
 def test_conda_uses_cpu_pytorch_and_a_new_python():
@@ -65,8 +68,8 @@ def test_binder_matches_pyproject_runtime_and_versions_satisfy_it():
 
 
 def test_conda_asks_for_the_same_versions_as_pyproject():
-    runtime, dev = _pyproject()
-    wanted = runtime | dev
+    runtime, _ = _pyproject()
+    wanted = runtime
     for name, line in _conda().items():
         conda = Requirement(line.replace("pytorch-cpu", "torch").replace("pytorch", "torch"))
         assert conda.specifier == wanted[name].specifier, (name, line, str(wanted[name].specifier))
@@ -101,3 +104,40 @@ def test_install_script_pins_the_same_torch_as_binder():
 def test_readme_badge_opens_lesson_00_on_binder():
     readme = (ROOT / "README.md").read_text()
     assert re.search(r"mybinder\.org/v2/gh/[^)\s]+\?urlpath=lab/tree/lessons/00_welcome\.ipynb", readme)
+
+
+def test_learners_install_no_test_tools_and_the_test_command_does():
+    """`scripts/install.sh` installs a learner's set; the README's test command asks for the test tools itself
+    (CI runs that command on a clean clone, so a missing install step would fail there)."""
+    script = (ROOT / "scripts/install.sh").read_text()
+    assert '"${pip[@]}" -e .\n' in script and "--dev) DEV=1" in script and "scripts/jupyter_settings.py" in script
+    readme = (ROOT / "README.md").read_text()
+    assert "bash scripts/install.sh --dev && .venv/bin/ruff check . && .venv/bin/python -m pytest" in readme
+    assert "bash scripts/install.sh && .venv/bin/jupyter lab lessons/00_welcome.ipynb" in readme
+    assert "python scripts/jupyter_settings.py" in (ROOT / "binder/postBuild").read_text()
+
+
+def test_jupyterlab_settings_hide_the_sources_the_news_and_nbgrader(tmp_path):
+    """What scripts/jupyter_settings.py writes, and what a contents manager configured by it lists (the browser
+    test checks the real JupyterLab that this environment starts)."""
+    import json
+    import subprocess
+    import sys
+
+    from jupyter_server.services.contents.filemanager import FileContentsManager
+    from traitlets.config import Config
+
+    run = lambda *flags: subprocess.run([sys.executable, str(ROOT / "scripts/jupyter_settings.py"), "--prefix",  # noqa: E731
+                                         str(tmp_path), *flags], check=True, capture_output=True)
+    run()
+    server = json.loads((tmp_path / "etc/jupyter/jupyter_server_config.json").read_text())
+    manager = FileContentsManager(config=Config(server), root_dir=str(ROOT / "lessons"))
+    listed = {m["name"] for m in manager.get("", content=True)["content"]}
+    lessons = sorted(p.stem for p in (ROOT / "lessons").glob("[0-9][0-9]_*.ipynb"))
+    assert {f"{name}.ipynb" for name in lessons} <= listed and not {f"{name}.py" for name in lessons} & listed
+    overrides = json.loads((tmp_path / "share/jupyter/lab/settings/overrides.json").read_text())
+    assert overrides["@jupyterlab/apputils-extension:notification"] == {"fetchNews": "false", "checkForUpdates": False}
+    page = tmp_path / "etc/jupyter/labconfig/page_config.json"
+    assert json.loads(page.read_text())["disabledExtensions"] == {"@jupyter/nbgrader": True}
+    run("--instructor")
+    assert json.loads(page.read_text())["disabledExtensions"] == {"@jupyter/nbgrader": False}

@@ -68,12 +68,23 @@ def test_unknown_exercise_is_a_clear_error():
         check("nope", lambda: None)
 
 
-def test_the_explanation_is_printed_once_the_solution_passes(capsys):
+def test_the_explanation_is_printed_by_the_solution_cell_only(capsys):
+    """Run All runs the learner's cells too: a find-the-bug explanation must come only from the hidden solution
+    (``must_pass=True``); a learner's passing fix is sent there, a failing or unfinished one hears nothing."""
     ex = register("triple", lambda x: 3 * x, lambda: [Case("ones", (torch.ones(2),))],
                   explanation="the bug was a factor of two")
     assert not check(ex, lambda x: 2 * x)
-    assert "the bug was" not in capsys.readouterr().out  # only once fixed
+    assert "the bug was" not in capsys.readouterr().out
+
+    def unfinished(x):
+        raise NotImplementedError
+
+    assert not check(ex, unfinished)
+    assert "the bug was" not in capsys.readouterr().out
     assert check(ex, lambda x: x * 3)
+    out = capsys.readouterr().out
+    assert "the bug was" not in out and "solution cell" in out
+    assert check(ex, lambda x: x * 3, must_pass=True)
     assert capsys.readouterr().out.endswith("\n  the bug was a factor of two\n")
     del EXERCISES["triple"]
 
@@ -88,7 +99,7 @@ def test_the_gru_bug_of_lesson_00_is_caught_and_the_fix_passes(capsys):
 
     assert not check("last_hidden", buggy)
     assert "case 1 of 4 (one caption of 6 words): the result has wrong values" in capsys.readouterr().out
-    assert check("last_hidden", fixed)
+    assert check("last_hidden", fixed, must_pass=True)
     assert "batch_first" in capsys.readouterr().out
 
 

@@ -1,0 +1,159 @@
+"""Every lesson follows the course's template (../shared/COURSE.md, "What a learner gets"; the markup is in
+"Notebooks"): an opening with prerequisites and an honest time, numbered sections each closed by self-check
+questions with folded answers, exercises beside the section that teaches them (no exercise block at the end),
+hints folded in three tiers with no code in the first, claim checks in short cells of their own, and a closing
+with a summary, papers and what comes next."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import jupytext
+import pytest
+
+LESSONS = sorted((Path(__file__).parents[1] / "lessons").glob("[0-9][0-9]_*.py"))
+WORDS_PER_MINUTE = 150  # technical prose with equations, read with care
+MINUTES_PER_EXERCISE = 6  # one function from a formula, with the hints, for a learner working alone
+LONGEST_LESSON_MINUTES = 45  # one sitting of a 90-minute lab, with time to start and to discuss
+TIERS = ("Hint 1: a nudge", "Hint 2: what helps", "Hint 3: the code")
+DETAILS = re.compile(r"<details><summary>(.*?)</summary>(.*?)</details>", flags=re.DOTALL)
+TIME = re.compile(r"\*\*Time:\*\* about (\d+) minutes of reading and (\d+) minutes of exercises")
+
+
+def _cells(script: Path):
+    return jupytext.read(script).cells
+
+
+def _tags(cell) -> list[str]:
+    return cell.metadata.get("tags", [])
+
+
+def _is_stub(cell) -> bool:
+    return cell.cell_type == "code" and "solution" not in _tags(cell) and "NotImplementedError" in cell.source \
+        and "exercises.check(" in cell.source
+
+
+def _sections(cells) -> list[tuple[str, list]]:
+    """(heading, cells) for the opening (heading "") and every `## ` section, in order."""
+    sections: list[tuple[str, list]] = [("", [])]
+    for cell in cells:
+        first = cell.source.splitlines()[0] if cell.source else ""
+        if cell.cell_type == "markdown" and first.startswith("## "):
+            sections.append((first[3:].strip(), []))
+        sections[-1][1].append(cell)
+    return sections
+
+
+def _visible(markdown: str) -> str:
+    """The text a learner reads without opening anything: folded hints and answers removed."""
+    return DETAILS.sub("", markdown)
+
+
+def _prose_words(cells) -> int:
+    text = " ".join(_visible(c.source) for c in cells if c.cell_type == "markdown")
+    return len(re.findall(r"[A-Za-z]+", text))
+
+
+@pytest.mark.parametrize("script", LESSONS, ids=lambda p: p.stem)
+def test_the_opening_says_what_why_what_first_and_how_long(script):
+    opening = _cells(script)[0]
+    assert opening.cell_type == "markdown" and re.match(rf"# Lesson {script.name[:2]}: \S", opening.source)
+    for part in ("**What you will learn:**", "**Prerequisites:**", "**Time:**"):
+        assert part in opening.source, f"the opening has no {part}"
+    prerequisites = opening.source.split("**Prerequisites:**")[1].split("**")[0]
+    assert re.search(r"\[[^]]+\]\([^)]+\)", prerequisites), "each prerequisite links to where it is taught"
+
+
+@pytest.mark.parametrize("script", LESSONS, ids=lambda p: p.stem)
+def test_the_stated_time_covers_reading_and_exercises(script):
+    """Reading at 150 words a minute (folded hints and answers not counted) and 6 minutes an exercise: the
+    opening may say more, never less. No lesson needs more than one sitting of a lab."""
+    cells = _cells(script)
+    found = TIME.search(cells[0].source)
+    assert found, "the opening says '**Time:** about R minutes of reading and E minutes of exercises'"
+    reading, exercising = map(int, found.groups())
+    words, exercises = _prose_words(cells), sum(map(_is_stub, cells))
+    assert reading >= round(words / WORDS_PER_MINUTE), f"{words} words take {words / WORDS_PER_MINUTE:.0f} min"
+    assert exercising >= MINUTES_PER_EXERCISE * exercises, f"{exercises} exercises"
+    assert reading + exercising <= LONGEST_LESSON_MINUTES, "too long for one sitting: cut or split the lesson"
+
+
+@pytest.mark.parametrize("script", LESSONS, ids=lambda p: p.stem)
+def test_sections_are_numbered_and_each_ends_with_self_check_questions(script):
+    sections = _sections(_cells(script))
+    headings = [h for h, _ in sections[1:]]
+    assert headings[-1] == "Summary", "the lesson closes with '## Summary'"
+    numbered = headings[:-1]
+    assert numbered, "at least one numbered section"
+    for i, heading in enumerate(numbered, 1):
+        assert heading.startswith(f"{i}. "), f"section {heading!r} should be '## {i}. ...'"
+    for heading, cells in sections[1:-1]:
+        last = cells[-1]
+        assert last.cell_type == "markdown" and last.source.startswith("### Check yourself"), \
+            f"section {heading!r} does not end with a '### Check yourself' cell"
+        answers = [s for s, _ in DETAILS.findall(last.source) if s == "Answer"]
+        questions = re.findall(r"^\d+\. ", _visible(last.source), flags=re.MULTILINE)
+        assert 2 <= len(answers) <= 3 and len(questions) == len(answers), \
+            f"section {heading!r}: two or three numbered questions, each with a folded Answer"
+
+
+@pytest.mark.parametrize("script", LESSONS, ids=lambda p: p.stem)
+def test_exercises_sit_beside_the_idea_they_practise(script):
+    """No 'Exercises' block: a section with an exercise also teaches (has code that is not an exercise), and
+    the closing has none."""
+    for cell in _cells(script):
+        if cell.cell_type == "markdown":
+            assert not re.search(r"^#+ .*Exercises", cell.source, flags=re.MULTILINE), "an 'Exercises' heading"
+    sections = _sections(_cells(script))
+    for heading, cells in sections:
+        if not any(map(_is_stub, cells)):
+            continue
+        assert heading and heading != "Summary", f"an exercise in {heading or 'the opening'!r}"
+        teaching = [c for c in cells if c.cell_type == "code" and "exercises.check(" not in c.source
+                    and not re.search(r"^def (buggy|my|solution)_", c.source, flags=re.MULTILINE)]
+        assert teaching, f"section {heading!r} holds exercises and nothing they practise"
+
+
+@pytest.mark.parametrize("script", LESSONS, ids=lambda p: p.stem)
+def test_hints_are_folded_in_three_tiers(script):
+    """Right after each exercise's stub: one markdown cell of three folded hints, a nudge in words (no code),
+    the names that help, then the code. Nothing of a hint is visible before it is opened."""
+    cells = _cells(script)
+    for i, cell in enumerate(cells):
+        if "<summary><b>Hint" in cell.source and cell.cell_type == "markdown":
+            assert _is_stub(cells[i - 1]), f"a hint cell not right after an exercise: {cell.source[:60]!r}"
+        if not _is_stub(cell):
+            continue
+        hint = cells[i + 1]
+        assert hint.cell_type == "markdown", f"no hint after {cell.source[:60]!r}"
+        blocks = DETAILS.findall(hint.source)
+        assert [re.sub(r"</?b>", "", s) for s, _ in blocks] == list(TIERS), f"hint tiers: {blocks!r:.200}"
+        assert not _visible(hint.source).strip(), "hint text outside the folds"
+        nudge, names, code = (body for _, body in blocks)
+        assert "`" not in nudge, f"the nudge gives code: {nudge.strip()[:80]!r}"
+        assert "`" in names and "`" in code
+
+
+@pytest.mark.parametrize("script", LESSONS, ids=lambda p: p.stem)
+def test_claims_are_checked_in_short_cells_of_their_own(script):
+    """A cell that checks a claim does nothing else: one `experiments.NAME.check(...)` per line, one printed
+    line per claim, so the checks never bury the text."""
+    pattern = re.compile(r"experiments\.[A-Z][A-Z0-9_]*\.check\(")
+    for cell in _cells(script):
+        if cell.cell_type != "code" or not pattern.search(cell.source):
+            continue
+        for statement in ast.parse(cell.source).body:
+            call = statement.value if isinstance(statement, ast.Expr) else None
+            ok = isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "check" \
+                and isinstance(call.func.value, ast.Attribute) and call.func.value.attr.isupper()
+            assert ok, f"a claim-check cell also does: {ast.unparse(statement)[:80]!r}"
+
+
+@pytest.mark.parametrize("script", LESSONS, ids=lambda p: p.stem)
+def test_the_closing_gives_the_summary_papers_and_what_comes_next(script):
+    heading, cells = _sections(_cells(script))[-1]
+    text = "\n".join(c.source for c in cells if c.cell_type == "markdown")
+    assert heading == "Summary" and "**Papers**" in text and "**Next:**" in text
+    assert re.search(r"\*\*Papers\*\*[\s\S]*\]\(https?://", text), "the papers are linked"
