@@ -15,8 +15,13 @@
 #
 # **What you will learn:** how this course works, the three data sets every lesson uses, and the
 # tools you will call again and again: `verify` and `Claim`, exercise checks, the training loop and widgets.
-# **Time:** about 20 minutes. **Runs on:** any laptop CPU in well under a minute; a GPU is used
-# when there is one, but nothing needs it.
+#
+# **Prerequisites:** Python, and a first contact with PyTorch tensors and a training loop (the
+# [PyTorch basics tutorial](https://pytorch.org/tutorials/beginner/basics/intro.html), or chapters 2 and 3 of
+# [Dive into Deep Learning](https://d2l.ai/chapter_preliminaries/index.html)).
+#
+# **Time:** about 15 minutes of reading and 15 minutes of exercises. **Runs on:** any laptop CPU in well under a
+# minute; a GPU is used when there is one, but nothing needs it.
 #
 # Multimodal machine learning builds models that learn from several *modalities* at once: images,
 # sounds, text. A spoken "seven" and a handwritten 7 carry the same meaning through two channels
@@ -25,10 +30,12 @@
 # implemented in the small package `mmcourse` that you can open and read.
 
 # %% [markdown]
-# ## How the course works
+# ## 1. How the course works
 #
 # Every lesson is one notebook. Run it top to bottom (**Run > Run All Cells**), then go back and
-# play. Four things recur:
+# read it section by section, doing the exercises where they come. Each lesson opens with what you will
+# learn, what you should know first and how long it takes, and closes with a summary, papers and what comes
+# next; every numbered section ends with a few questions to check yourself. Four things recur:
 #
 # - **Checked statements.** When the text states an identity ("our attention equals PyTorch's"),
 #   a cell computes both sides and calls `verify(condition, message, **numbers)`: you see a check
@@ -39,11 +46,15 @@
 #   only claims what holds on ten seeds with a clear margin; if a claim ever fails in your run, you
 #   see a ✗ with the numbers and the notebook goes on. The course's test suite runs every notebook
 #   in a strict mode where a false claim is an error, so a lesson cannot quietly stop telling the
-#   truth.
-# - **Exercises.** You fill in a function; a check runs it against the package's reference
-#   implementation on several inputs and tells you what is wrong (shape, values, which case).
-# - **Hints and solutions.** Hints are folded (click them). Worked solutions are code cells whose
-#   source is hidden: click the three dots to reveal one when you are done or stuck.
+#   truth. A result that does not clear that bar is not claimed: the lesson reports it once, with its
+#   interval, and says it is too small to call.
+# - **Exercises**, right after the idea they practise. You fill in a function; a check runs it against the
+#   package's reference implementation on several inputs and tells you what is wrong (shape, values, which
+#   case). Calling the package's own implementation does not count: the check rejects it.
+# - **Hints and solutions.** Hints come in three folds (click to open): a nudge in words, then the
+#   functions that help, then the code. Open one at a time. Worked solutions are code cells whose source
+#   *and output* are hidden, so Run All gives nothing away: click the three dots to reveal one when you are
+#   done or stuck. The explanation of a find-the-bug exercise is printed only under its solution.
 # - **Widgets.** Sliders and menus let you move a knob and watch a result change.
 
 # %%
@@ -85,7 +96,66 @@ if not mmcourse.claims.strict():  # in the test suite's strict mode this one wou
     Claim("a fair coin always lands heads", "share of heads in 10,000 flips", ">=", 0.99).check(heads)
 
 # %% [markdown]
-# ## Data set 1: AV-Digits (image + audio)
+# ### Notation
+#
+# Every lesson writes its maths with one notation. Come back to this table when a symbol is unclear:
+#
+# | symbol | means | where |
+# |---|---|---|
+# | $x$, $y$ | one example of the first and the second modality (a column vector) | all |
+# | $X$, $Y$ | a data matrix: one example per **row**, $n \times d$ | 02, 04 |
+# | $n$ | the number of examples | all |
+# | $B$ | the batch size (examples, or tasks in a meta-batch) | all |
+# | $d$, $d_x$, $d_y$ | a dimension (of an embedding, of each view) | all |
+# | $M$ | the number of modalities | 01, 05 |
+# | $C$ | the number of classes | 01, 06, 08 |
+# | $W$ | a linear map acting **on the left** of a column vector, $Wx$; with examples in rows, $XW^\top$ (as `nn.Linear` and `x @ W.T` in code) | 01, 02, 04 |
+# | $w_x$, $w_y$ | one projection direction in each view | 02 |
+# | $C_{xx}$, $C_{yy}$, $C_{xy}$ | covariance and cross-covariance blocks (of whatever the two views are: inputs, or a network's outputs) | 02 |
+# | $\tilde C_{xy}$ | the whitened cross-covariance $C_{xx}^{-1/2} C_{xy} C_{yy}^{-1/2}$, whose singular values are the canonical correlations | 02 |
+# | $Q$, $K$, $V$ | queries, keys and values; $Q$ means queries only (a query set in 06, retrieval queries in 02 and 07) | 03, 06 |
+# | $T$ | the number of time steps or tokens of a sequence, and nothing else | 03 |
+# | $H$ | the number of attention heads | 03 |
+# | $\tau$ | the temperature of a softmax, wherever one is divided by it | 07, 08 |
+# | $\sigma$, $\sigma^2$ | a standard deviation, a variance; a precision is written $1/\sigma^2$ | 04, 05 |
+# | $\sigma(\cdot)$ | the logistic sigmoid, when applied to something | 04 |
+# | $\mu$ | a mean | 05, 06 |
+# | $z$ | a latent code or an embedding | 05, 07 |
+# | $\theta$, $\phi$ | parameters (a model's; an encoder's $\phi$ beside a decoder's $\theta$) | 05, 06 |
+# | $\alpha$ | a weight between 0 and 1 that mixes two things (an attention weight, the distillation mix) | 01, 03, 08 |
+# | $\eta$ | a step size (a learning rate), with a subscript where there are two | 04, 06 |
+# | $\beta$ | the orthogonalisation step of lesson 04 (MUSE's name) | 04 |
+# | $\lambda$ | the weight of a penalty or of an extra loss term (a ridge, a KL weight) | 01, 02, 05 |
+# | $N$, $k$ | an episode's classes and shots: an $N$-way $k$-shot task | 06 |
+# | $\mathcal{T}$ | a task | 06, 08 |
+# | $\mathcal{L}$ | a loss | all |
+# | $\mathcal{N}(\mu, \sigma^2)$ | a Gaussian | 05 |
+
+# %% [markdown]
+# ### Check yourself
+#
+# 1. A cell prints ✗ under a claim in your run. Is the code wrong? What should you do?
+#
+# <details><summary>Answer</summary>
+#
+# Not necessarily. A claim is a result of training, and your run is in effect another seed: the course
+# checks each claim on seeds 0-9 with a margin, so a clear miss with the lesson's own settings is unusual
+# and worth reporting, but it does not mean the code is wrong. A failing `verify` would: it states an
+# identity, and it stops the notebook.
+# </details>
+#
+# 2. Why does the coin claim use a threshold of 0.45 rather than 0.5?
+#
+# <details><summary>Answer</summary>
+#
+# The share of heads in 10,000 fair flips is 0.5 give or take about 0.005 (one standard deviation,
+# $\sqrt{0.25 / 10000}$). Asking for at least 0.5 would fail on about half of all seeds; 0.45 is ten
+# standard deviations away, so the claim holds on any seed, and still rules out a coin that lands heads
+# only 40% of the time.
+# </details>
+
+# %% [markdown]
+# ## 2. AV-Digits (image + audio) and the training loop
 #
 # Each sample pairs a handwritten digit (scikit-learn's 8x8 digits, from the UCI repository) with
 # a spoken digit. The speech was synthesised with [espeak-ng](https://github.com/espeak-ng/espeak-ng)
@@ -144,7 +214,7 @@ verify(not shared, "train and test voices are disjoint",
       train_voices=len(voices["train"]), test_voices=len(voices["test"]), shared=len(shared))
 
 # %% [markdown]
-# ## The training loop
+# ### The training loop
 #
 # `mmcourse.fit(model, data, inputs, target)` trains with Adam, shows a progress bar and returns a
 # history; `mmcourse.evaluate` measures loss and accuracy. Every lesson trains through this one
@@ -163,7 +233,67 @@ experiments.IMAGE_MODEL_IMPERFECT.check(image_result["accuracy"])
 # %% [markdown]
 # Lesson 01 asks how much better a model gets when it also hears the digit.
 #
-# ## Data set 2: Shapes & captions (image + text)
+# ### Exercise: accuracy
+#
+# `evaluate` reported an accuracy above. Write it yourself: `my_accuracy(scores, labels)`, where `scores` is
+# a `(B, C)` tensor of class scores and `labels` a `(B,)` tensor of true classes. Return the fraction of rows
+# whose highest score is at the true label, as a Python `float`. The check below runs it on three cases and
+# tells you what differs.
+
+# %%
+def my_accuracy(scores, labels):
+    # YOUR CODE HERE
+    raise NotImplementedError
+
+
+exercises.check("accuracy", my_accuracy)
+
+# %% [markdown]
+# <details><summary><b>Hint 1: a nudge</b></summary>
+#
+# A row is right when the class with the highest score is the true one. Find each row's predicted class,
+# compare, and average the rights and wrongs as numbers.
+# </details>
+# <details><summary><b>Hint 2: what helps</b></summary>
+#
+# `Tensor.argmax(dim=...)` gives each row's predicted class; `==` compares two tensors element by element;
+# `.float().mean()` averages booleans; `.item()` turns a one-element tensor into a Python number.
+# </details>
+# <details><summary><b>Hint 3: the code</b></summary>
+#
+# `(scores.argmax(dim=1) == labels).float().mean().item()`
+# </details>
+
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
+def solution_accuracy(scores, labels):
+    return (scores.argmax(dim=1) == labels).float().mean().item()
+
+
+exercises.check("accuracy", solution_accuracy, must_pass=True)
+
+# %% [markdown]
+# ### Check yourself
+#
+# 1. Why are the test voices never heard in training?
+#
+# <details><summary>Answer</summary>
+#
+# So that an audio model must recognise the word, not the speaker. On voices it heard in training it could
+# also lean on the voice itself, and its test accuracy would overstate how well it works for a new speaker.
+# The lesson verifies that no test voice occurs in training.
+# </details>
+#
+# 2. The lesson claims that the image model is far *from perfect*. Why would a course on fusion want that?
+#
+# <details><summary>Answer</summary>
+#
+# The corruption (pixel noise and a 3x3 occluder on 8x8 digits) is there to make each modality alone
+# imperfect, so that combining image and sound has something to add. If the image alone were nearly perfect,
+# lesson 01 could not show fusion helping.
+# </details>
+
+# %% [markdown]
+# ## 3. Shapes & captions (image + text)
 #
 # Small scenes of one to three shapes, each with a caption and a question. Because we draw them
 # ourselves, we know the truth down to the pixel: which pixels belong to each object, and which
@@ -208,61 +338,7 @@ verify(inside_ok and count_red_triangles("train") == 0 < count_red_triangles("te
       train=count_red_triangles("train"), test=count_red_triangles("test"))
 
 # %% [markdown]
-# ## Data set 3: two views with known correlations
-#
-# For canonical correlation analysis (lesson 02) we need data where we know the right answer.
-# `make_two_views` draws two views, x in R^10 and y in R^8, from a shared latent, so that the best
-# linear projections of the two views correlate with exactly the correlations you ask for.
-
-# %%
-two_views = make_two_views(n=2000, correlations=(0.9, 0.5), seed=0)
-print("x:", tuple(two_views.x.shape), "y:", tuple(two_views.y.shape), "true canonical correlations:", two_views.correlations.tolist())
-raw = torch.corrcoef(torch.cat([two_views.x, two_views.y], 1).T)[:10, 10:].abs().max()
-print(f"largest correlation between any raw x and y coordinate: {raw:.2f}")
-
-# %% [markdown]
-# No single pair of raw coordinates reveals the 0.9: it is spread over all of them by a random
-# mixing. Finding it is CCA's job.
-#
-# ## Browse the data
-#
-# Pick a data set, a split and a sample. AV-Digits samples come with a player.
-
-# %%
-browser = SampleBrowser({"AV-Digits": av, "Shapes & captions": shapes})
-browser
-
-# %% [markdown]
-# ## Exercise: accuracy
-#
-# Write `my_accuracy(scores, labels)`: `scores` is a `(B, C)` tensor of class scores, `labels` a
-# `(B,)` tensor of true classes. Return the fraction of rows whose highest score is at the true
-# label, as a Python `float`. The check below runs it on three cases and tells you what differs.
-
-# %%
-def my_accuracy(scores, labels):
-    # YOUR CODE HERE
-    raise NotImplementedError
-
-
-exercises.check("accuracy", my_accuracy)
-
-# %% [markdown]
-# <details><summary><b>Hint</b></summary>
-#
-# `scores.argmax(dim=1)` gives the predicted class of each row; compare it with `labels`, turn the
-# booleans into floats, average, and call `.item()` to get a Python number.
-# </details>
-
-# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
-def solution_accuracy(scores, labels):
-    return (scores.argmax(dim=1) == labels).float().mean().item()
-
-
-exercises.check("accuracy", solution_accuracy, must_pass=True)
-
-# %% [markdown]
-# ## Exercise: find the bug
+# ### Find the bug: the last word of a caption
 #
 # Every lesson has one exercise with a bug of the kind found in multimodal tutorial code on the web:
 # the code runs, the shapes look right, and the numbers are wrong. Here is the first. A caption
@@ -282,8 +358,7 @@ exercises.check("last_hidden", buggy_last_hidden)
 
 # %% [markdown]
 # The check compares it with the right answer on four cases and stops at the first that differs.
-# Read the documentation of `torch.nn.GRU` (its `batch_first` argument), then write a fixed
-# `my_last_hidden(x, gru)` for the same `gru`, built without `batch_first`.
+# Write a fixed `my_last_hidden(x, gru)` for the same `gru`.
 
 # %%
 def my_last_hidden(x, gru):
@@ -294,10 +369,20 @@ def my_last_hidden(x, gru):
 exercises.check("last_hidden", my_last_hidden)
 
 # %% [markdown]
-# <details><summary><b>Hint</b></summary>
+# <details><summary><b>Hint 1: a nudge</b></summary>
 #
-# By default a GRU expects `(L, B, E)`: time first. `x.transpose(0, 1)` gives it that; its output is
-# then `(L, B, H)`, and the last time step is `outputs[-1]` (the same as the final state `h_n[-1]`).
+# The output has the right shape, but is it the state after each caption's last word? Ask which of the input's
+# three dimensions the GRU walks along as time, and read its documentation to find out.
+# </details>
+# <details><summary><b>Hint 2: what helps</b></summary>
+#
+# The documentation of `torch.nn.GRU`: the shapes of its input and output, and its `batch_first` argument.
+# `Tensor.transpose(0, 1)` swaps the first two dimensions.
+# </details>
+# <details><summary><b>Hint 3: the code</b></summary>
+#
+# By default a GRU expects `(L, B, E)`, time first: `outputs, _ = gru(x.transpose(0, 1))` gives `(L, B, H)`,
+# and the last time step is `outputs[-1]`.
 # </details>
 
 # %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
@@ -309,7 +394,76 @@ def solution_last_hidden(x, gru):
 exercises.check("last_hidden", solution_last_hidden, must_pass=True)
 
 # %% [markdown]
-# ## The map of the course
+# ### Check yourself
+#
+# 1. Why can lesson 03 *measure* whether an attention map looks at the right object, when most data sets
+#    cannot?
+#
+# <details><summary>Answer</summary>
+#
+# Because the scenes are drawn by the course: every object's pixel mask and every word's object
+# (`caption_object`) are known exactly. With photographs one would need people to draw boxes or masks.
+# </details>
+#
+# 2. Try the find-the-bug exercise first. Then: the buggy function returned a `(B, H)` tensor as promised.
+#    What test would have caught it on the first day?
+#
+# <details><summary>Answer</summary>
+#
+# The GRU read the captions as time steps and the word positions as the batch. So row $b$ of
+# `outputs[:, -1]` is the state after reading the *last word* of captions 0 to $b$, one after the other: it
+# ignores every other word and mixes captions. A test that runs one caption alone and then inside a batch
+# would have caught it: a caption's summary must not depend on the other captions in the batch.
+# </details>
+
+# %% [markdown]
+# ## 4. Two views with known correlations
+#
+# For canonical correlation analysis (lesson 02) we need data where we know the right answer.
+# `make_two_views` draws two views, x in R^10 and y in R^8, from a shared latent, so that the best
+# linear projections of the two views correlate with exactly the correlations you ask for.
+
+# %%
+two_views = make_two_views(n=2000, correlations=(0.9, 0.5), seed=0)
+print("x:", tuple(two_views.x.shape), "y:", tuple(two_views.y.shape), "true canonical correlations:", two_views.correlations.tolist())
+raw = torch.corrcoef(torch.cat([two_views.x, two_views.y], 1).T)[:10, 10:].abs().max()
+print(f"largest correlation between any raw x and y coordinate: {raw:.2f}")
+
+# %% [markdown]
+# No single pair of raw coordinates reveals the 0.9: it is spread over all of them by a random
+# mixing. Finding it is CCA's job.
+#
+# ### Browse the data
+#
+# Pick a data set, a split and a sample. AV-Digits samples come with a player.
+
+# %%
+browser = SampleBrowser({"AV-Digits": av, "Shapes & captions": shapes})
+browser
+
+# %% [markdown]
+# ### Check yourself
+#
+# 1. The largest correlation between a raw coordinate of x and one of y is printed above. Why is it well
+#    below 0.9, although the two views share a direction with correlation 0.9?
+#
+# <details><summary>Answer</summary>
+#
+# The shared latent is mixed into all coordinates of each view by a random map, with other, independent
+# latents. Each raw coordinate holds only part of the shared direction, diluted by the rest; only a
+# weighted combination of all coordinates, the one CCA finds, recovers the full 0.9.
+# </details>
+#
+# 2. Why generate data with known correlations at all, when real paired data exists?
+#
+# <details><summary>Answer</summary>
+#
+# With the true answer known, a method can be checked: lesson 02 verifies that CCA recovers the planted
+# correlations within a few standard errors. On real data one can only compare methods with each other.
+# </details>
+
+# %% [markdown]
+# ## 5. The map of the course
 #
 # Liang, Zadeh and Morency (2022), [*Foundations and Trends in Multimodal Machine Learning:
 # Principles, Challenges, and Open Questions*](https://arxiv.org/abs/2209.03430), organise the field
@@ -323,14 +477,43 @@ exercises.check("last_hidden", solution_last_hidden, must_pass=True)
 # | **Generation** | how to produce one modality from another | 05 Autoencoders (cross-modal generation) |
 # | **Transference** | how to move knowledge between modalities and tasks | 06 Meta-learning, 07 Contrastive learning (zero-shot), 08 Sharing and transferring knowledge (shared encoders, distillation) |
 # | **Quantification** | how to measure what each modality contributes, and how robust a model is | 01 Fusion (robustness, missing modalities), 03 Attention (is attention explanation?), 08 Sharing and transferring knowledge (what training randomness does) |
+
+# %% [markdown]
+# ### Check yourself
 #
+# 1. Where on the map would you put "does the word *triangle* look at the triangle?", and where "the model
+#    still works when the microphone is off"?
+#
+# <details><summary>Answer</summary>
+#
+# The first is alignment (which word corresponds to which region: lesson 03's grounding). The second is
+# quantification, of robustness to a missing modality (lesson 01).
+# </details>
+#
+# 2. Why does no lesson claim to teach reasoning?
+#
+# <details><summary>Answer</summary>
+#
+# Reasoning composes evidence over several steps. The course's questions take one step (find the named
+# object, read one attribute), which is grounding, an alignment problem; calling that reasoning would claim
+# more than the lessons show.
+# </details>
+
+# %% [markdown]
 # ## Summary
 #
 # - Lessons run top to bottom on a CPU; identities are checked with `verify`, results of training
-#   with a `Claim` that holds on ten seeds.
+#   with a `Claim` that holds on ten seeds; a result too small to claim is reported once, with its interval.
 # - `load_av_digits`, `load_shapes` and `make_two_views` give you offline data with known truth.
 # - `fit` / `evaluate` train and measure; `exercises.check` gives feedback on your code.
+# - One notation for the whole course: the table in section 1.
 #
-# **Further reading:** Baltrusaitis, Ahuja and Morency (2019), [*Multimodal Machine Learning:
-# A Survey and Taxonomy*](https://arxiv.org/abs/1705.09406), the earlier taxonomy the one above
-# extends.
+# **Papers**
+#
+# - Baltrusaitis, Ahuja and Morency (2019), [*Multimodal Machine Learning: A Survey and
+#   Taxonomy*](https://arxiv.org/abs/1705.09406), the earlier taxonomy the one above extends.
+# - Liang, Zadeh and Morency (2022), [*Foundations and Trends in Multimodal Machine
+#   Learning*](https://arxiv.org/abs/2209.03430), the map above.
+#
+# **Next:** [lesson 01](01_fusion.ipynb) combines the image and the sound of AV-Digits (fusion), and asks what
+# each modality contributes and what happens when one is missing.

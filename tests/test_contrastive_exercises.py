@@ -80,8 +80,8 @@ def test_reordered_captions_exercise(capsys):
     def targets_ignore_order(image, text, order, s):
         return _clip(image, text, s)
 
-    assert check("reordered_captions_loss", fixed)
-    assert "The bug:" in capsys.readouterr().out  # the explanation follows a pass
+    assert check("reordered_captions_loss", fixed, must_pass=True)
+    assert "The bug:" in capsys.readouterr().out  # the solution cell explains
     assert not check("reordered_captions_loss", buggy)
     out = capsys.readouterr().out
     assert "case 3 of 4 (three captions in a cycle)" in out and "The bug:" not in out  # a swap is its own inverse

@@ -86,7 +86,7 @@ def test_task_losses_find_the_bug(capsys):
     assert not check("task_losses", buggy)
     out = capsys.readouterr().out
     assert "case 3 of 4 (task 1 has no row in this batch)" in out and "NaN" in out
-    assert check("task_losses", fixed)
+    assert check("task_losses", fixed, must_pass=True)
     assert "The bug: F.cross_entropy over the rows of a task that has none" in capsys.readouterr().out
 
 

@@ -65,8 +65,10 @@ def register(name: str, reference: Callable, cases: Callable[[], list[Case]], at
              rtol: float = 1e-4, explanation: str = "", forbid: tuple[str, ...] = ()) -> Exercise:
     """Add an exercise to :data:`EXERCISES` (lessons' modules call this) and return it.
 
-    ``explanation`` is printed under the check mark once a solution passes: for a "find the bug"
-    exercise, what the bug was and which case gives it away. A solution may not call the package's
+    ``explanation`` is printed under the check mark by the worked solution (``must_pass=True``): for a
+    "find the bug" exercise, what the bug was and which case gives it away. A learner's passing fix is
+    pointed to the solution cell instead, so that Run All, which runs the learner's cells too, prints no
+    explanation outside the hidden solution. A solution may not call the package's
     functions that the reference calls (found by running it); ``forbid`` names more, such as a function
     that does the whole job one level up (``"mmcourse.meta.adapt"``) or a library's equal
     (``"torch.distributions.kl.kl_divergence"``).
@@ -291,10 +293,43 @@ def _report(ex: Exercise, ok: bool, message: str, must_pass: bool) -> Checked:
     line = f"{mark} {ex.name}: {message}"
     if not ok and must_pass:
         raise ExerciseError(line)
-    if ok and ex.explanation:
-        line += "\n  " + ex.explanation
-    print(line)
+    if ok and ex.explanation:  # the why of a find-the-bug exercise: only the (hidden) solution cell tells it
+        line += "\n  " + (ex.explanation if must_pass else "Open the solution cell below to read why the bug mattered.")
+    if must_pass and _in_a_notebook():
+        _show_folded(line)
+    else:
+        print(line)
     return Checked(ok)
+
+
+def _in_a_notebook() -> bool:
+    """True in a Jupyter kernel (JupyterLab, nbval, nbclient); False in plain Python and under pytest."""
+    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
+    return shell is not None and hasattr(shell, "kernel")
+
+
+class _Folded:
+    """A worked solution's check, folded: JupyterLab shows a cell's outputs again whenever it runs the cell, so
+    ``jupyter.outputs_hidden`` cannot keep them hidden through Run All. Its HTML is a closed ``<details>``; its
+    plain text (terminals, nbval) is the line itself."""
+
+    def __init__(self, line: str) -> None:
+        self.line = line
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return ("<details><summary>Worked solution, checked (open to read the result)</summary><pre>"
+                + html.escape(self.line) + "</pre></details>")
+
+    def __repr__(self) -> str:
+        return self.line
+
+
+def _show_folded(line: str) -> None:
+    from IPython.display import display
+
+    display(_Folded(line))
 
 
 def _find(name: str) -> Exercise:
