@@ -53,8 +53,8 @@
 #   case). Calling the package's own implementation does not count: the check rejects it.
 # - **Hints and solutions.** Hints come in three folds (click to open): a nudge in words, then the
 #   functions that help, then the code. Open one at a time. Worked solutions are code cells whose source
-#   *and output* are hidden, so Run All gives nothing away: click the three dots to reveal one when you are
-#   done or stuck. The explanation of a find-the-bug exercise is printed only under its solution.
+#   is hidden and whose result is folded, so Run All gives nothing away: click the three dots to reveal one
+#   when you are done or stuck. The explanation of a find-the-bug exercise is printed only by its solution.
 # - **Widgets.** Sliders and menus let you move a knob and watch a result change.
 
 # %%
