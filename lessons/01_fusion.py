@@ -13,22 +13,25 @@
 # %% [markdown]
 # # Lesson 01: Fusion
 #
-# **What you will learn:** five ways to combine two modalities into one prediction (early, late,
-# attention, tensor and low-rank fusion), how to compare them fairly, why modelling interactions
-# cannot help when the modalities are independent given the label, what happens to each method
-# when a modality gets noisy or disappears, how modality dropout and a learned "missing"
-# embedding make a model hold up, and a task that no single modality can solve. **Time:** about
-# 50 minutes. **Runs on:** a laptop CPU in 25 to 40 seconds (every model here trains in a
-# second or two); a GPU is used when there is one.
+# **What you will learn:** five ways to fuse two modalities (early, late, attention, tensor and
+# low-rank fusion), why modelling interactions cannot help when the modalities are independent
+# given the label, what each method does when a modality gets noisy or goes missing, how modality
+# dropout makes a model hold up, and a task that no single modality can solve.
+#
+# **Prerequisites:** [lesson 00](00_welcome.ipynb) (the data and the toolkit); softmax and
+# cross-entropy ([d2l.ai, softmax regression](https://d2l.ai/chapter_linear-classification/softmax-regression.html));
+# [Bayes' rule](https://en.wikipedia.org/wiki/Bayes%27_theorem); PyTorch
+# [broadcasting](https://pytorch.org/docs/stable/notes/broadcasting.html) and
+# [`torch.einsum`](https://pytorch.org/docs/stable/generated/torch.einsum.html).
+#
+# **Time:** about 21 minutes of reading and 24 minutes of exercises. **Runs on:** a laptop CPU in
+# 25 to 40 seconds (every model here trains in a second or two); a GPU is used when there is one.
 #
 # You hear a spoken digit in a noisy street and see a smudged handwritten digit. Each alone is
-# unreliable; together they are not, because the noise in one has nothing to do with the noise in
-# the other. That is **complementarity**. And when one channel fails completely (the microphone
-# is off), a good multimodal model should still do as well as the remaining channel alone. That is
-# **robustness**. *Fusion* is where both are won or lost: the step that turns the modalities'
-# representations into one.
-#
-# Fusion methods differ in *where* they combine the modalities:
+# unreliable; together they are not, because their noises are unrelated (**complementarity**). And
+# when one channel fails (the microphone is off), a good model still does as well as the other
+# alone (**robustness**). *Fusion*, the step that turns the modalities' representations into one,
+# is where both are won or lost. Fusion methods differ in *where* they combine the modalities:
 
 # %%
 import copy
@@ -46,7 +49,6 @@ from mmcourse.fusion import (
     ModalityDropout,
     TensorFusion,
     TuckerFusion,
-    tensor_product,
 )
 from mmcourse.views import fusion as views
 from mmcourse.views.common import figure, method_bars
@@ -58,26 +60,21 @@ with figure(10, 1.8, ncols=3) as axes:
     views.fusion_diagram(axes)
 
 # %% [markdown]
-# **Notation.** Modalities $m = 1, \dots, M$ (here $M = 2$: image and audio); a sample's inputs
-# $x^{(m)}$; encoders $f_m$; embeddings $h^{(m)} = f_m(x^{(m)}) \in \mathbb{R}^{d_m}$; the fused
-# representation $z$; the label $y$; batch size $B$. Every fusion module in `mmcourse.fusion` takes
-# the list $[h^{(1)}, \dots, h^{(M)}]$ as tensors of shape $(B, d_m)$ and returns $z$ of shape
-# $(B, d_{out})$. Baltrusaitis, Ahuja and Morency (2019), [*Multimodal Machine Learning: A Survey
-# and Taxonomy*](https://arxiv.org/abs/1705.09406), give the map of early, late and hybrid fusion
-# this lesson follows.
+# **Notation** (lesson 00's table). Modalities $m = 1, \dots, M$ (here $M = 2$: image and audio);
+# a sample's inputs $x^{(m)}$; their embeddings $h^{(m)} \in \mathbb{R}^{d_m}$; the fused
+# representation $z$; the label $y$, one of $C$ classes; batch size $B$. A linear map acts on the
+# left, $Wh$; in code, with one example per row, that is `h @ W.T`, as in `nn.Linear`.
+
+# %% [markdown]
+# ## 1. The data, early and late fusion
 #
-# ## 1. The data: sensors that fail
-#
-# You use AV-Digits from lesson 00: handwritten 8x8 digits paired with spoken digits from voices
-# that differ between training and test. To learn *which modality to trust*, a model must see
-# samples where one modality is useless. So every clean training pair appears in 8 corrupted
-# copies: in about a third of them the image "fails" (pixel noise of standard deviation 1.5 to 3),
-# in another third the audio fails (-30 to -15 dB signal-to-noise ratio), and in the rest both are
-# usable; every image also has a 3x3 occluder at a random place. The test set has AV-Digits'
-# default corruption: pixel noise 0.3, the occluder and audio at 0 dB. There are only 360 test
-# pairs, and an accuracy measured on one draw of their noise moves noticeably with the next draw,
-# so each test pair is corrupted 8 times, independently: more test rows for free, no more
-# training. Building everything takes about two seconds.
+# You use AV-Digits from lesson 00: handwritten 8x8 digits paired with spoken digits (the test
+# voices are new). To learn *which modality to trust*, a model must see samples where one modality
+# is useless. So every training pair appears in 8 corrupted copies: in about a third the image
+# fails (pixel noise of standard deviation 1.5 to 3), in another third the audio (-30 to -15 dB
+# signal-to-noise ratio); every image also has a 3x3 occluder. The test set has AV-Digits' default
+# corruption (pixel noise 0.3, the occluder, audio at 0 dB), each of its 360 pairs corrupted 8
+# times so that one draw of the noise matters less.
 
 # %%
 data = experiments.av_data(seed=0)
@@ -95,43 +92,37 @@ examples = {"both usable": int((~image_failed & ~audio_failed).nonzero()[0]),
 views.sensor_failure_examples(train, examples)
 
 # %% [markdown]
-# ## 2. Five ways to fuse
-#
 # ### Early fusion: concatenate, then learn
 #
-# Stack the embeddings into one long vector and apply one linear map:
+# Stack the embeddings into one vector and apply one linear map:
 #
-# $$z = W \begin{bmatrix} h^{(1)} \\ h^{(2)} \end{bmatrix} + b,
-# \qquad W \in \mathbb{R}^{d_{out} \times (d_1 + d_2)}.$$
+# $$z = W \begin{bmatrix} h^{(1)} \\ h^{(2)} \end{bmatrix} + b = W_1 h^{(1)} + W_2 h^{(2)} + b,
+# \qquad W = [W_1 \;\, W_2] \in \mathbb{R}^{d_{out} \times (d_1 + d_2)}.$$
 #
-# Everything after the concatenation sees both modalities, but nothing in it knows which numbers
-# came from which sensor. This one linear layer can only *add* evidence from the two modalities,
-# $W_1 h^{(1)} + W_2 h^{(2)}$; it cannot multiply them. A network with a hidden layer after the
-# concatenation can (section 8 needs exactly that).
+# This one layer can only *add* the modalities' evidence; it cannot multiply them. A hidden layer
+# with a non-linearity after the concatenation can (section 6 needs exactly that).
 #
 # ### Late fusion: predict, then combine
 #
-# Each modality gets its own classifier $p_m(y \mid x^{(m)})$; the decision combines their
-# log-probabilities and renormalises:
+# Each modality gets its own classifier $p_m(y \mid x^{(m)})$; the decision adds their weighted
+# log-probabilities, and $Z$ renormalises:
 #
-# $$\log p(y \mid x^{(1)}, \dots, x^{(M)}) = \sum_m w_m \log p_m(y \mid x^{(m)}) - \log Z, \qquad
-# Z = \sum_{y'} \prod_m p_m(y' \mid x^{(m)})^{w_m},$$
+# $$\log p(y \mid x^{(1)}, \dots, x^{(M)}) = \sum_m \alpha_m \log p_m(y \mid x^{(m)}) - \log Z,$$
 #
-# with $w_m = 1 / M$ or learned. Adding log-probabilities multiplies probabilities, so a confident
-# modality outvotes an unsure one, and a modality that is sure a class is impossible vetoes it.
-# `LateFusion` returns the sum without $\log Z$, which changes no argmax, and the softmax of the
-# cross-entropy puts it back. Why this form? If the modalities are *conditionally independent*
-# given the label, Bayes' rule gives
+# with $\alpha_m = 1/M$ or learned. Adding log-probabilities multiplies probabilities: a confident
+# modality outvotes an unsure one, and one that is sure a class is impossible vetoes it. If the
+# modalities are *conditionally independent* given the label, Bayes' rule gives
 #
-# $$p(y \mid x^{(1)}, \dots, x^{(M)}) = \frac{\prod_m p_m(y \mid x^{(m)})}{p(y)^{M-1}} \Big/ Z',$$
+# $$p(y \mid x^{(1)}, \dots, x^{(M)}) \propto \frac{\prod_m p_m(y \mid x^{(m)})}{p(y)^{M-1}},$$
 #
-# which is late fusion with $w_m = 1$ and a correction for the prior $p(y)$; with balanced classes
-# the prior is a constant and only the normaliser changes. Late fusion cannot learn interactions
-# between the modalities, but each part works on its own, and a missing modality's term can simply
-# be left out (section 4).
+# which is late fusion with $\alpha_m = 1$ and a correction for the prior, a constant when the
+# classes are balanced. Late fusion cannot learn interactions, but a missing modality's term can
+# simply be left out (section 5).
 #
-# **Exercise 1.** Write late fusion with equal weights: `logits` is a list of $(B, C)$ class scores,
-# one per modality; return the average of their log-softmaxes, shape $(B, C)$.
+# ### Exercise: late fusion
+#
+# Write late fusion with equal weights: `logits` is a list of $M$ tensors of class scores, each
+# $(B, C)$; return the average of their log-softmaxes, shape $(B, C)$.
 
 # %%
 def my_late_fusion(logits):
@@ -142,11 +133,23 @@ def my_late_fusion(logits):
 exercises.check("late_fusion", my_late_fusion)
 
 # %% [markdown]
-# <details><summary><b>Hint</b></summary>
+# <details><summary><b>Hint 1: a nudge</b></summary>
 #
-# `torch.log_softmax(x, dim=1)` turns scores into log-probabilities (subtracting the log of the
-# sum of the exponentials, so adding a constant to every score changes nothing). Stack the $M$
-# results with `torch.stack` and take `.mean(dim=0)`.
+# First turn each modality's scores into log-probabilities over the classes, sample by sample, so
+# that adding a constant to all of one modality's scores changes nothing. Then average over the
+# modalities.
+# </details>
+# <details><summary><b>Hint 2: what helps</b></summary>
+#
+# `torch.log_softmax(x, dim=1)` gives log-probabilities over the classes of each sample.
+# `torch.stack` puts the $M$ results into one $(M, B, C)$ tensor, and `.mean(dim=0)` averages
+# over the modalities.
+# </details>
+# <details><summary><b>Hint 3: the code</b></summary>
+#
+# ```python
+# return torch.stack([torch.log_softmax(x, dim=1) for x in logits]).mean(dim=0)
+# ```
 # </details>
 
 # %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
@@ -157,21 +160,52 @@ def solution_late_fusion(logits):
 exercises.check("late_fusion", solution_late_fusion, must_pass=True)
 
 # %% [markdown]
-# ### Attention fusion: weigh each modality, per sample
+# ### Check yourself
 #
-# A noisy image should count less *for this sample*. Attention fusion projects each embedding into
-# a shared space, $u^{(m)} = W_m h^{(m)} + b_m$, scores each projection on its own with a small
-# network $s_m = v^\top \tanh(A u^{(m)} + c)$, and mixes with softmax weights over the modalities:
+# 1. Late fusion averages with weights $1/M$, but Bayes' rule gives weights 1. Do the two pick
+#    different classes?
+#
+# <details><summary>Answer</summary>
+#
+# No. Multiplying every log-probability by the same positive number changes how confident the fused
+# posterior is, not which class has the largest sum. The prior term is the same for every class
+# when the classes are balanced, so it changes no decision either.
+# </details>
+#
+# 2. Why can one linear layer after a concatenation not express "this image goes with that sound"?
+#
+# <details><summary>Answer</summary>
+#
+# It computes $W_1 h^{(1)} + W_2 h^{(2)} + b$: each modality adds its own share, whatever the
+# other one says. A judgement that depends on both at once needs a product of the two, which a
+# hidden layer with a non-linearity after the concatenation, or tensor fusion (section 3), can form.
+# </details>
+
+# %% [markdown]
+# ## 2. Attention fusion: weigh each modality, per sample
+#
+# A noisy image should count less *for this sample*. Attention fusion scores each modality for
+# every sample and turns the scores into weights with a softmax. Say that, for one sample, the clean
+# image scores 2 and the noisy audio 0, and each modality has been projected to two numbers:
+
+# %%
+scores = torch.tensor([2.0, 0.0])  # this sample's scores: image, audio
+alpha = scores.exp() / scores.exp().sum()  # the softmax: positive weights that sum to 1
+u = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # the projected image and audio
+print("weights:", [round(a, 2) for a in alpha.tolist()], "| fused:", [round(v, 2) for v in (alpha @ u).tolist()])
+
+# %% [markdown]
+# The image gets $e^2 / (e^2 + e^0) \approx 0.88$ of the weight, so the fused vector is mostly the
+# image's. In general, attention fusion projects each embedding into a shared space,
+# $u^{(m)} = W_m h^{(m)} + b_m$, scores each projection on its own with a small network,
+# $s_m = v^\top \tanh(A u^{(m)} + c)$, and mixes:
 #
 # $$\alpha = \operatorname{softmax}(s_1, \dots, s_M), \qquad z = \sum_m \alpha_m u^{(m)}.$$
 #
-# The weights $\alpha$ are computed for every sample, and you can read them: section 6 shows them
-# move. Here the scores look at nothing but the modality itself: there is no *query*. The
-# *multimodal attention* of Hori et al. (2017), [*Attention-Based Multimodal Fusion for Video
-# Description*](https://arxiv.org/abs/1701.03126), also conditions the scores on the state of the
-# decoder that writes the description, $s_m = v^\top \tanh(A u^{(m)} + C q + c)$, so the weights
-# change with each word it writes; lesson 03 builds attention with queries. Every fusion module
-# returns a `Fused(z, weights)` pair; `AttentionFusion`'s weights are $\alpha$:
+# You can read the weights of every sample (section 5 shows them move). The scores look at the
+# modality alone, with no *query* (lesson 03 adds queries). Every fusion module takes the list of
+# $(B, d_m)$ embeddings and returns a `Fused(z, weights)` pair; for `AttentionFusion` the weights
+# are $\alpha$:
 
 # %%
 attention = AttentionFusion(dims=[64, 64], out_dim=32)
@@ -179,15 +213,14 @@ z, alpha = attention([torch.randn(4, 64), torch.randn(4, 64)])  # a Fused(z, wei
 print("z:", tuple(z.shape), "| alpha:", tuple(alpha.shape), "| first row of alpha:", alpha[0].tolist())
 
 # %% [markdown]
-# The weights start equal, $1/M$ each (the scoring network's last layer starts at zero). Otherwise a random
-# early preference for one modality would shrink the other's gradient, which is multiplied by its
-# weight, before its encoder had learned anything.
+# The weights start equal, $1/M$ each, because the scoring network's last layer starts at zero.
 #
-# **Exercise 2 (find the bug).** The function below is modality attention as it appears in more
-# than one tutorial: `u` holds the projected embeddings $(B, M, d)$, `v` is a scoring vector
-# $(d,)$, and it returns $z$ $(B, d)$ and $\alpha$ $(B, M)$. It runs and the shapes are right,
-# but its weights are wrong. The check runs it on three batches: which case fails first, and what
-# do that sample's weights add up to?
+# ### Find the bug: modality attention
+#
+# Below is modality attention as more than one tutorial writes it: `u` holds the projected
+# embeddings $(B, M, d)$, `v` is a scoring vector $(d,)$, and it returns $z$ $(B, d)$ and $\alpha$
+# $(B, M)$. It runs and the shapes are right, but it is wrong. Read which case of the check fails,
+# then copy the function into `my_modality_attention` and fix it.
 
 # %%
 def buggy_modality_attention(u, v):
@@ -198,8 +231,6 @@ def buggy_modality_attention(u, v):
 
 exercises.check("modality_attention_bug", buggy_modality_attention)
 
-# %% [markdown]
-# Copy the function into `my_modality_attention` below and fix it.
 
 # %%
 def my_modality_attention(u, v):
@@ -210,11 +241,19 @@ def my_modality_attention(u, v):
 exercises.check("modality_attention_bug", my_modality_attention)
 
 # %% [markdown]
-# <details><summary><b>Hint</b></summary>
+# <details><summary><b>Hint 1: a nudge</b></summary>
 #
-# Which dimension does the softmax normalise? With a batch of one sample, what does
-# `torch.softmax(scores, dim=0)` return, whatever the scores? The weights of one sample must sum to
-# 1 over its $M$ modalities and must not depend on the other samples in the batch.
+# Look at the line that turns the scores into weights. Run the buggy function on a batch of a
+# single sample and print the weights it returns.
+# </details>
+# <details><summary><b>Hint 2: what helps</b></summary>
+#
+# `torch.softmax(scores, dim=...)` normalises along one axis of the $(B, M)$ scores. Compare
+# `alpha.sum(dim=0)` and `alpha.sum(dim=1)` for the buggy function: which one should be all ones?
+# </details>
+# <details><summary><b>Hint 3: the code</b></summary>
+#
+# `alpha = torch.softmax(u @ v, dim=1)`, and the rest of the function as it was.
 # </details>
 
 # %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
@@ -226,16 +265,36 @@ def solution_modality_attention(u, v):
 exercises.check("modality_attention_bug", solution_modality_attention, must_pass=True)
 
 # %% [markdown]
-# With `dim=0` each weight says how this sample's modality scores compared with *the other samples'*:
-# in a batch of one every weight is 1, and at test time a sample's prediction changes with its
-# neighbours in the batch. The weights must be normalised over the modality axis, `dim=1` (or `-1`).
+# ### Check yourself
 #
-# ### Tensor fusion: every product of the two modalities
+# 1. In the buggy version, what do a sample's weights add up to in a batch of one, and what happens
+#    to a test prediction when you change the other samples in its batch?
 #
-# One linear layer after a concatenation adds the modalities' evidence. Zadeh et al. (2017),
-# [*Tensor Fusion Network for Multimodal Sentiment Analysis*](https://arxiv.org/abs/1707.07250),
-# give the linear layer the products themselves: the outer product of the two embeddings, each
-# extended by a constant 1. Here is that grid for two small embeddings, $d_1 = 5$ and $d_2 = 4$:
+# <details><summary>Answer</summary>
+#
+# The softmax ran over the batch (`dim=0`): each weight compared this sample's score for a modality
+# with the other samples' scores for it. In a batch of one every weight is 1, so the weights add
+# up to $M$, and in a larger batch a sample's weights, and so its prediction, change with its
+# neighbours. Normalising over the modalities, `dim=1` (or `-1`), makes each sample's weights sum
+# to 1 and depend on that sample alone.
+# </details>
+#
+# 2. Why does `AttentionFusion` start with equal weights? What could go wrong otherwise?
+#
+# <details><summary>Answer</summary>
+#
+# A modality's share of $z$, and so the gradient that reaches its encoder, is multiplied by its
+# weight. A random early preference for one modality would starve the other encoder of gradient
+# before it had learned anything, and the preference could then feed itself.
+# </details>
+
+# %% [markdown]
+# ## 3. Tensor, low-rank and Tucker fusion
+#
+# Zadeh et al. (2017), [*Tensor Fusion Network for Multimodal Sentiment
+# Analysis*](https://arxiv.org/abs/1707.07250), give a linear layer the products themselves: the
+# outer product of the two embeddings, each extended by a constant 1. Here is that grid for two
+# small embeddings, $d_1 = 5$ and $d_2 = 4$:
 
 # %%
 h1, h2 = torch.randn(5), torch.randn(4)
@@ -243,15 +302,17 @@ with figure(3.2, 3.2) as axes:
     views.tensor_fusion_grid(axes[0], h1, h2, "[1, h1] (rows) x [1, h2] (columns)")
 
 # %% [markdown]
-# The boxed row 0 is $[1, h^{(2)}]$, the boxed column 0 is $[1, h^{(1)}]$, and every other cell
+# The boxed column 0 is $[1, h^{(1)}]$, the boxed row 0 is $[1, h^{(2)}]$, and every other cell
 # is a product $h^{(1)}_i h^{(2)}_j$. A linear map of the flattened grid gives
 #
 # $$z = W \operatorname{vec}\left(\begin{bmatrix} 1 \\ h^{(1)} \end{bmatrix} \otimes
 # \begin{bmatrix} 1 \\ h^{(2)} \end{bmatrix}\right) + b,
 # \qquad W \in \mathbb{R}^{d_{out} \times (d_1 + 1)(d_2 + 1)}.$$
 #
-# **Exercise 3.** Write the Tensor Fusion vector for two modalities: `h1` $(B, d_1)$ and `h2`
-# $(B, d_2)$ in, $(B, (d_1 + 1)(d_2 + 1))$ out, the grid of each sample flattened row by row.
+# ### Exercise: the Tensor Fusion vector
+#
+# Write the Tensor Fusion vector for two modalities: `h1` $(B, d_1)$ and `h2` $(B, d_2)$ in,
+# $(B, (d_1 + 1)(d_2 + 1))$ out, the grid of each sample flattened row by row.
 
 # %%
 def my_tensor_fusion(h1, h2):
@@ -262,11 +323,25 @@ def my_tensor_fusion(h1, h2):
 exercises.check("tensor_fusion", my_tensor_fusion)
 
 # %% [markdown]
-# <details><summary><b>Hint</b></summary>
+# <details><summary><b>Hint 1: a nudge</b></summary>
 #
-# Prepend the ones with `torch.cat([torch.ones(len(h1), 1), h1], dim=1)`. The outer product of
-# every sample at once is a broadcast: `a[:, :, None] * b[:, None, :]` has shape
-# $(B, d_1 + 1, d_2 + 1)$; then `.flatten(1)`.
+# Extend each embedding with a leading one first. Then you need, for each sample on its own, every
+# product of an entry of the first vector with an entry of the second, laid out as a grid whose
+# rows follow the first modality.
+# </details>
+# <details><summary><b>Hint 2: what helps</b></summary>
+#
+# `torch.cat` with a column of `torch.ones(len(h1), 1)` prepends the ones along `dim=1`.
+# Broadcasting forms the products of every sample at once: index the two extended tensors with
+# `None` so that their shapes are $(B, d_1 + 1, 1)$ and $(B, 1, d_2 + 1)$. Then `.flatten(1)`.
+# </details>
+# <details><summary><b>Hint 3: the code</b></summary>
+#
+# ```python
+# a = torch.cat([torch.ones(len(h1), 1), h1], dim=1)
+# b = torch.cat([torch.ones(len(h2), 1), h2], dim=1)
+# return (a[:, :, None] * b[:, None, :]).flatten(1)
+# ```
 # </details>
 
 # %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
@@ -279,13 +354,14 @@ def solution_tensor_fusion(h1, h2):
 exercises.check("tensor_fusion", solution_tensor_fusion, must_pass=True)
 
 # %% [markdown]
-# **Why the 1 matters.** Without it the grid holds only products, and a linear map of products
-# cannot express "the audio alone says seven". Worse, when one embedding is zero every product is
-# zero, and the other modality vanishes with it. With the 1, the grid contains each embedding on
-# its own, so Tensor Fusion contains early fusion: put early fusion's weights in row 0 and column 0,
+# **Why the 1 matters.** Without it the grid holds only products, and a zero embedding makes every
+# one of them zero, erasing the other modality. With the 1 the grid also holds each embedding on
+# its own, so tensor fusion contains early fusion: put early fusion's weights in row 0 and column 0,
 # zeros elsewhere, and the two layers compute the same thing.
 
 # %%
+from mmcourse.fusion import tensor_product
+
 early, tfn = EarlyFusion([3, 2], 4), TensorFusion([3, 2], 4)
 weight = torch.zeros(4, 3 + 1, 2 + 1)  # one weight per cell of the grid, for each output
 weight[:, 1:, 0] = early.linear.weight[:, :3]  # column 0 holds h1
@@ -303,21 +379,18 @@ verify(difference < 1e-6 and without_ones.abs().max() == 0 and tensor_product(hs
 # %% [markdown]
 # ### Low-rank fusion: the same, without building the grid
 #
-# The weight of tensor fusion is a tensor $\mathcal{W}$ of $(d_1 + 1)(d_2 + 1) d_{out}$ entries,
-# and with three modalities it grows with the product of three sizes. Liu et al. (2018),
-# [*Efficient Low-rank Multimodal Fusion with Modality-Specific
-# Factors*](https://arxiv.org/abs/1806.00064), write it as a sum of $r$ outer products of
-# per-modality factors $W_m^{(i)} \in \mathbb{R}^{(d_m + 1) \times d_{out}}$, a **CP decomposition**
-# of the tensor (CANDECOMP/PARAFAC):
+# Tensor fusion's weight has one number per cell of the grid and output; with three modalities it
+# grows with the product of three sizes. Liu et al. (2018), [*Efficient Low-rank Multimodal Fusion
+# with Modality-Specific Factors*](https://arxiv.org/abs/1806.00064), write it as a weighted sum of
+# $r$ products of per-modality factors $W_m^{(i)} \in \mathbb{R}^{d_{out} \times (d_m + 1)}$, a
+# **CP decomposition**:
 #
-# $$\mathcal{W} = \sum_{i=1}^{r} \lambda_i \, W_1^{(i)} \otimes W_2^{(i)},
-# \qquad z = \sum_{i=1}^{r} \lambda_i \left([1, h^{(1)}] W_1^{(i)}\right) \odot
-# \left([1, h^{(2)}] W_2^{(i)}\right) + b.$$
+# $$z = \sum_{i=1}^{r} \omega_i \left(W_1^{(i)} \begin{bmatrix} 1 \\ h^{(1)} \end{bmatrix}\right)
+# \odot \left(W_2^{(i)} \begin{bmatrix} 1 \\ h^{(2)} \end{bmatrix}\right) + b.$$
 #
-# For one output $o$, the weight grid $\mathcal{W}_{:,:,o}$ (one weight per cell of the grid
-# above) is a sum of $r$ rank-one grids $\lambda_i a_i b_i^\top$, where $a_i$ and $b_i$ are
-# column $o$ of $W_1^{(i)}$ and $W_2^{(i)}$. Every row of a rank-one grid is a multiple of the
-# same row $b_i$:
+# Each modality is projected on its own and the projections are multiplied element by element: the
+# grid is never built. Yet for output $o$ its weights are a sum of $r$ rank-one grids
+# $\omega_i a_i b_i^\top$, with $a_i$ and $b_i$ row $o$ of $W_1^{(i)}$ and $W_2^{(i)}$:
 
 # %%
 small_lmf = LowRankFusion([5, 4], 3, rank=3)
@@ -325,14 +398,27 @@ with figure(11, 2.4, ncols=4) as axes:
     views.low_rank_weight(axes, small_lmf, output=0)
 
 # %% [markdown]
-# The right-hand form of $z$ never builds the grid: each modality is projected on its own, and the
-# projections are multiplied element by element. So low-rank fusion *is* tensor fusion, with a
-# weight restricted to rank $r$; `LowRankFusion.to_tensor_fusion()` builds the full weight, and
-# section 7 checks that both give the same outputs.
+# So low-rank fusion *is* tensor fusion with a rank-$r$ weight (`to_tensor_fusion()` builds it;
+# section 4 checks that both give the same outputs). What that saves at the sizes you train in
+# section 4:
+
+# %%
+d, out, r = 64, 64, 4
+layers = {"tensor": TensorFusion([d, d], out), "low-rank": LowRankFusion([d, d], out, rank=r)}
+formula = {"tensor": out * (d + 1) ** 2 + out, "low-rank": r * 2 * (d + 1) * out + r + out}
+counts = {m: experiments.count_parameters(layer) for m, layer in layers.items()}
+for m in layers:
+    print(f"{m:>9}: {counts[m]:>7,} parameters (formula {formula[m]:,})")
+verify(counts == formula and counts["tensor"] > 8 * counts["low-rank"],
+       "the parameter counts are the formulas', and low-rank fusion has over 8 times fewer",
+       parameter_ratio=counts["tensor"] / counts["low-rank"])
+
+# %% [markdown]
+# ### Exercise: low-rank fusion with `einsum`
 #
-# **Exercise 4.** Write low-rank fusion's forward pass for any number of modalities with
-# `torch.einsum`: `hs` is a list of $(B, d_m)$ tensors, `factors` a list of $(r, d_m + 1, d_{out})$
-# tensors, `rank_weights` $(r,)$ and `bias` $(d_{out},)$; return $z$, shape $(B, d_{out})$.
+# Write low-rank fusion's forward pass for any number of modalities: `hs` is a list of $(B, d_m)$
+# tensors, `factors` a list of $(r, d_m + 1, d_{out})$ tensors (entry $i$ is $W_m^{(i)\top}$),
+# `rank_weights` the $\omega_i$, shape $(r,)$, and `bias` $(d_{out},)$; return $z$, $(B, d_{out})$.
 
 # %%
 def my_low_rank_fusion(hs, factors, rank_weights, bias):
@@ -343,71 +429,97 @@ def my_low_rank_fusion(hs, factors, rank_weights, bias):
 exercises.check("low_rank_fusion", my_low_rank_fusion)
 
 # %% [markdown]
-# <details><summary><b>Hint</b></summary>
+# <details><summary><b>Hint 1: a nudge</b></summary>
 #
-# For each modality, prepend a column of ones and project with every rank at once:
-# `torch.einsum("bd,rdo->bro", h1, w)` has shape $(B, r, d_{out})$. Multiply these projections
-# across the modalities, element by element, then sum over the rank with the weights:
-# `torch.einsum("r,bro->bo", rank_weights, product)`, and add the bias.
+# Treat each modality the same way: extend it with a leading one and project it with all $r$
+# factors at once. Then combine the projections of the modalities by multiplying them, entry by
+# entry, and finally take the weighted sum over the rank. A loop over the modalities keeps a
+# running product.
+# </details>
+# <details><summary><b>Hint 2: what helps</b></summary>
+#
+# `torch.cat` prepends the column of ones. `torch.einsum("bd,rdo->bro", ...)` projects a
+# $(B, d_m + 1)$ batch with a $(r, d_m + 1, d_{out})$ factor into $(B, r, d_{out})$.
+# `torch.einsum("r,bro->bo", rank_weights, product)` sums over the rank; then add `bias`.
+# </details>
+# <details><summary><b>Hint 3: the code</b></summary>
+#
+# ```python
+# product = 1.0
+# for h, w in zip(hs, factors):
+#     extended = torch.cat([torch.ones(len(h), 1), h], dim=1)
+#     product = product * torch.einsum("bd,rdo->bro", extended, w)
+# return torch.einsum("r,bro->bo", rank_weights, product) + bias
+# ```
 # </details>
 
 # %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 def solution_low_rank_fusion(hs, factors, rank_weights, bias):
     product = 1.0
     for h, w in zip(hs, factors):
-        h1 = torch.cat([torch.ones(len(h), 1), h], dim=1)  # (B, d_m + 1)
-        product = product * torch.einsum("bd,rdo->bro", h1, w)  # (B, r, d_out)
+        extended = torch.cat([torch.ones(len(h), 1), h], dim=1)  # (B, d_m + 1)
+        product = product * torch.einsum("bd,rdo->bro", extended, w)  # (B, r, d_out)
     return torch.einsum("r,bro->bo", rank_weights, product) + bias
 
 
 exercises.check("low_rank_fusion", solution_low_rank_fusion, must_pass=True)
 
 # %% [markdown]
-# CP is one way to factorise a tensor. The other one in use is the **Tucker decomposition**:
-# project each modality to a small space, $p_m = [1, h^{(m)}] U_m$ with $U_m \in
-# \mathbb{R}^{(d_m + 1) \times t_m}$, and combine the projections with a small core tensor
-# $\mathcal{G} \in \mathbb{R}^{t_1 \times t_2 \times d_{out}}$,
-# $z_o = \sum_{a,b} \mathcal{G}_{abo}\, p_{1,a}\, p_{2,b} + b_o$. Where CP multiplies component $i$
-# of one modality only with component $i$ of the other, the core lets every component meet every
-# other. This is the fusion of MUTAN (Ben-younes, Cadene, Cord and Thome 2017, [*MUTAN: Multimodal
-# Tucker Fusion for Visual Question Answering*](https://arxiv.org/abs/1705.06676)); a CP
-# decomposition is a Tucker decomposition whose core is diagonal. `TuckerFusion` also turns into
-# the `TensorFusion` it stands for:
+# ### Tucker fusion
+#
+# CP pairs projection $i$ of one modality only with projection $i$ of the other. With two
+# projections per modality, $p_1 = (1, 2)$ for the image and $p_2 = (3, -1)$ for the audio, a
+# rank-2 CP layer uses two of the four products:
+
+# %%
+p1, p2 = torch.tensor([1.0, 2.0]), torch.tensor([3.0, -1.0])  # two projections of the image, two of the audio
+print("every product p1[j] p2[k]:", torch.outer(p1, p2).tolist(), "| the ones CP uses:", (p1 * p2).tolist())
+
+# %% [markdown]
+# The **Tucker decomposition** uses all of them: it projects each modality,
+# $p_m = U_m [1; h^{(m)}]$ with $U_m \in \mathbb{R}^{t_m \times (d_m + 1)}$, and weighs every
+# product of the projections with a small core tensor $\mathcal{G}$:
+#
+# $$z_o = \sum_{j, k} \mathcal{G}_{jko} \, p_{1,j} \, p_{2,k} + b_o,$$
+#
+# tensor fusion of small projections (CP is Tucker with a diagonal core). This is the fusion of
+# MUTAN (Ben-younes et al. 2017, [*MUTAN*](https://arxiv.org/abs/1705.06676)). `TuckerFusion` also
+# turns into the `TensorFusion` it stands for:
 
 # %%
 tucker = TuckerFusion([5, 4], 3, ranks=2).double()
 hs = [torch.randn(6, 5, dtype=torch.float64), torch.randn(6, 4, dtype=torch.float64)]
 difference = (tucker(hs).z - tucker.to_tensor_fusion()(hs).z).abs().max().item()
-verify(difference < 1e-10, "Tucker fusion equals tensor fusion with the weight G x_1 U_1 x_2 U_2",
+verify(difference < 1e-10, "Tucker fusion equals tensor fusion with the full weight its core and factors build",
        largest_difference=difference)
 
 # %% [markdown]
-# ### Putting a model together, and what "missing" means
+# ### Check yourself
 #
-# `MultimodalClassifier(encoders, fusion, head)` runs each encoder, layer-normalises each
-# embedding (so that no modality dominates just by the size of its numbers), fuses and classifies.
-# Layer normalisation works on each vector over its *own* features: it subtracts their mean and
-# divides by their standard deviation, so every normalised embedding has mean 0, variance 1 and
-# norm $\sqrt{d}$. All of them lie on one sphere. Check it on the test set, with $d = 64$:
-
-# %%
-model = experiments.build_av_model("early")  # untrained: the sphere does not depend on training
-with torch.no_grad():
-    hs = model.embed(data.test["image"], data.test["audio"])
-for name, h in zip(("image", "audio"), hs):
-    norms = h.norm(dim=1)
-    print(f"{name}: norms from {norms.min():.2f} to {norms.max():.2f} (sqrt(d) = {h.shape[1] ** 0.5:.0f}); "
-          f"the mean embedding has norm {h.mean(0).norm():.2f}")
+# 1. Why does tensor fusion prepend a 1 to each embedding?
+#
+# <details><summary>Answer</summary>
+#
+# With the 1s the grid holds each embedding on its own as well as every product, so a linear map of
+# it contains early fusion; without them a zero embedding makes every entry zero and erases the
+# other modality. The cell after the exercise verifies both.
+# </details>
+#
+# 2. Is low-rank fusion an approximation of tensor fusion?
+#
+# <details><summary>Answer</summary>
+#
+# It is tensor fusion whose weight is restricted to a sum of $r$ rank-one terms. Nothing else is
+# approximated: `to_tensor_fusion()` builds the full weight, and section 4 verifies that the trained
+# low-rank model and its tensor twin give the same outputs. Whether the restriction costs accuracy
+# is a question for training, which section 4 answers too.
+# </details>
 
 # %% [markdown]
-# Passing `None` for a modality means it is missing. What should the fusion see? The zero vector
-# (`missing="zero"`, the default) is the *centre* of that sphere: far from every embedding the
-# model was trained on, and not even their average. A model that never saw it in training can do
-# anything with it. The alternative, `missing="learned"`, is a trained vector per modality, kept on
-# the sphere by the same normalisation, which the model learns to treat as "nothing here" while it
-# trains with modalities dropped (section 5). Late fusion needs neither: it leaves the missing
-# modality's term out (section 4).
+# ## 4. Train and compare
 #
+# `MultimodalClassifier(encoders, fusion, head)` runs each encoder, layer-normalises each embedding
+# (so that no modality dominates by the size of its numbers), fuses and classifies.
 # `build_av_model` builds the seven models you compare, all with the same encoders (a small CNN for
 # images, a perceptron over the spectrogram) and the same head:
 
@@ -415,19 +527,15 @@ for name, h in zip(("image", "audio"), hs):
 print(experiments.build_av_model("attention"))
 
 # %% [markdown]
-# ## 3. Train and compare
-#
-# Seven models, the same recipe: two passes over the 8 corrupted copies (about 270 steps of Adam),
-# the same seed. First the two unimodal baselines (a second or two):
+# Seven models, one recipe: two passes over the 8 corrupted copies (about 270 steps of Adam), the
+# same seed. First the two unimodal baselines, then the five fusion models:
 
 # %%
-results = experiments.train_av_methods(data, methods=["image only", "audio only"])
+results = experiments.train_av_methods(data, methods=["image only", "audio only"])  # a second or two
 print(results.table())
 
-# %% [markdown]
-# Then the five fusion models, added to the same results (7 to 10 seconds on a laptop CPU):
-
 # %%
+# the five fusion models, added to the same results: 7 to 10 seconds on a laptop CPU
 experiments.train_av_methods(data, methods=["early", "late", "attention", "tensor", "low-rank"], into=results)
 print(results.table())
 
@@ -436,241 +544,67 @@ with figure(6, 2.8) as axes:
     method_bars(axes[0], results.accuracy, reference=0.1, title="test accuracy at the default noise (dashed: chance)")
 
 # %% [markdown]
-# The image-only model reads noisy, occluded digits; the audio-only model hears words from voices
-# it never heard in training. They make mistakes, but mostly on *different* samples:
+# The two unimodal models make mistakes, but mostly on *different* samples, so a model that hears
+# and sees can do better than either:
 
 # %%
 wrong = {m: ~results.correct[m] for m in ("image only", "audio only")}
 print(f"image model wrong on {wrong['image only'].float().mean():.3f} of the test set, "
       f"audio model on {wrong['audio only'].float().mean():.3f}, "
       f"both on {(wrong['image only'] & wrong['audio only']).float().mean():.3f}")
-
-# %% [markdown]
-# So a model that hears and sees can do much better than either:
-
-# %%
 gains = experiments.fusion_gains(results.accuracy)
 print("gain over the best single modality:", {m: round(g, 3) for m, g in gains.items()})
-experiments.FUSION_BEATS_SINGLE.check(experiments.mean_fusion_gain(results.accuracy),
-                                      smallest=min(gains.values()), largest=max(gains.values()))
+mean_gain, smallest_gain, largest_gain = experiments.mean_fusion_gain(results.accuracy), min(gains.values()), \
+    max(gains.values())
+
+# %%
+experiments.FUSION_BEATS_SINGLE.check(mean_gain, smallest=smallest_gain, largest=largest_gain)
 
 # %% [markdown]
 # ### Why tensor fusion cannot win here
 #
-# Tensor and low-rank fusion can model *interactions*: evidence that only means something in
-# combination ("this image goes with that sound"). AV-Digits has none. Each image is paired with a
-# clip of the same digit drawn independently, by a different writer and a different voice, so the
-# two modalities are **conditionally independent given the label**. Then Bayes' rule above says
-# that the product of the two unimodal posteriors, divided by the prior, is already the best
-# possible combination: there is nothing for interactions to add. Try it without any fusion
-# training: multiply the posteriors of the image-only and audio-only models you just trained.
+# Tensor and low-rank fusion can model *interactions*: evidence that means something only in
+# combination. AV-Digits has none. Each image is paired with a clip of the same digit drawn
+# independently, so the modalities are conditionally independent given the label, and by Bayes'
+# rule (section 1) the product of the two unimodal posteriors is already the best combination.
+# Multiply them, with no fusion training at all:
 
 # %%
 product = experiments.product_of_posteriors(results.models, data.test)
+product_accuracy = product.float().mean()
 best = max(experiments.fused_methods(results.accuracy), key=results.accuracy.get)
 gap = paired_difference(results.correct[best], product, copies=data.test_copies)
-print(f"product of posteriors: {product.float().mean():.3f}; best fusion model ({best}): "
+print(f"product of posteriors: {product_accuracy:.3f}; best fusion model ({best}): "
       f"{results.accuracy[best]:.3f}; difference with 95% interval: {gap}")
-experiments.NOTHING_TO_GAIN.check(gap.estimate, product=product.float().mean(), best_fusion=results.accuracy[best])
+
+# %%
+experiments.NOTHING_TO_GAIN.check(gap.estimate, product=product_accuracy, best_fusion=results.accuracy[best])
 
 # %% [markdown]
-# The interval comes from `mmcourse.diagnostics.paired_difference`: it resamples the 360 test
-# pairs (each with its 8 noisy copies) and recomputes the difference on the same rows for both
-# models, so it shows how much of the difference is luck of the test set. Section 8 builds a
-# task where the answer lives *only* in the interaction.
+# The interval (`paired_difference`) resamples the 360 test pairs with their copies, scoring both
+# models on the same rows: it shows what the luck of the test set alone could do.
 #
-# ## 4. Robustness: noisier and missing modalities
+# ### Tensor against low-rank fusion, trained
 #
-# Now you stress the trained models, without retraining: corrupt the test images more and more
-# (with the audio at its default 0 dB), then drown the audio (with the images at their default
-# noise). The corrupted test sets (2 copies of the test pairs at every level) are computed once,
-# so evaluating is instant.
+# Time one training step of each fusion layer of section 3 on a batch of 64 (one CPU thread,
+# fastest of 20 runs), and compare the two models' accuracy on the same test rows:
 
 # %%
-grid = experiments.RobustnessGrid(data)
-curves = grid.curves(results.models)
-views.robustness_curves(grid, curves)
-
-# %%
-fused = experiments.fused_methods(results.accuracy)
-drowned = {m: experiments.drowned_accuracy(curves, m) for m in fused}
-image_alone, audio_alone = curves["image_noise"]["image only"][-1], curves["audio_snr_db"]["audio only"][-1]
-experiments.DROWNED_FUSED_HOLD.check(min(drowned.values()), most_affected=min(drowned, key=drowned.get))
-experiments.DROWNED_ALONE_FALLS.check(max(image_alone, audio_alone), image_only=image_alone, audio_only=audio_alone)
-
-# %% [markdown]
-# The unimodal models (dashed) fall to chance as their modality drowns; every fused model falls
-# only towards the *other* modality's level, because it learned from the failed copies to lean on
-# whichever sensor still works. A *missing* modality is a different matter: the model never saw
-# an empty input in training. Compare each fused model with the remaining modality's own model:
-
-# %%
-missing = {"image missing": ("audio only", curves["image missing"]),
-           "audio missing": ("image only", curves["audio missing"])}
-print(f"{'method':<10}" + "".join(f"{case:>15}" for case in missing))
-for m in fused:
-    print(f"{m:<10}" + "".join(f"{acc[m]:>15.3f}" for _, acc in missing.values()))
-print(f"{'alone':<10}" + "".join(f"{acc[alone]:>15.3f}" for alone, acc in missing.values()))
-
-# %%
-shortfall = {m: experiments.missing_shortfall(curves, m) for m in fused}
-print("shortfall against the remaining modality's own model:", {m: round(s, 3) for m, s in shortfall.items()})
-experiments.MISSING_ADDITIVE_HOLD.check(max(shortfall[m] for m in experiments.ADDITIVE))
-experiments.MISSING_LOW_RANK_FALLS.check(shortfall["low-rank"], tensor=shortfall["tensor"])
-
-# %% [markdown]
-# Late fusion got `None` for the missing modality and left its term out, renormalising the
-# weights over the modality that is there (`Fused.weights` shows them). That is the same as
-# asking the remaining modality's head alone. Feeding it the zero embedding instead would add the
-# constant $\log p_m(y \mid h^{(m)} = 0)$, a fixed preference for some classes:
-
-# %%
-late = results.models["late"].eval()
-with torch.no_grad():
-    print("late fusion's weights without the image:", late(None, grid.audio[grid.audio0]).weights[0].tolist())
-late_missing = experiments.late_fusion_missing(late, grid)
-for way, accs in late_missing.items():
-    print(f"{'term ' + way if way == 'dropped' else way + ' embedding':>15}:", {c: round(a, 3) for c, a in accs.items()})
-
-# %% [markdown]
-# Compare the two rows: how many decisions the constant changes depends on the run, so the lesson
-# claims no difference between them. Dropping the term is still the principled choice: it is Bayes' combination of the modalities you
-# have, with nothing made up for the one you lack.
-#
-# Why does low-rank fusion fall so far (the check above prints tensor fusion's shortfall next to
-# it)? With $h^{(2)} = 0$ low-rank fusion's output is
-# $\sum_i \lambda_i ([1, h^{(1)}] W_1^{(i)}) \odot W_2^{(i)}[0] + b$, where $W_2^{(i)}[0]$ is row 0
-# of the audio factor (the row the constant 1 picks): the image's projections, each rescaled by a
-# row that was only ever trained *together with* real audio embeddings on the sphere, never with
-# the centre of it. Early fusion's zero simply removes the audio's additive share. Section 5 fixes
-# low-rank fusion.
-#
-# Move the sliders yourself. Each change evaluates all seven models on the precomputed test sets
-# (no training); tick a box to take a modality away.
-
-# %%
-views.FusionRobustnessView(results.models, grid)
-
-# %% [markdown]
-# ## 5. Modality dropout and a learned "missing" embedding
-#
-# If a model should cope with a missing modality, show it missing modalities while it trains.
-# *Modality dropout* (Neverova, Wolf, Taylor and Nebout 2016, [*ModDrop: adaptive multi-modal
-# gesture recognition*](https://arxiv.org/abs/1501.00102)) removes whole modalities at random
-# during training. `ModalityDropout(p)` removes one modality, chosen at random, from a fraction
-# $p$ of the samples, by putting the "missing" embedding in its place, exactly as a missing
-# modality looks at test time. It does nothing in evaluation mode. Here are 8 samples of two
-# modalities (1 = kept, 0 = dropped):
-
-# %%
-dropout = ModalityDropout(p=0.5)  # a new module is in training mode
-torch.manual_seed(3)
-kept = dropout([torch.ones(8, 4), torch.ones(8, 2)])
-print("image:", kept[0][:, 0].int().tolist())
-print("audio:", kept[1][:, 0].int().tolist())
-
-# %% [markdown]
-# Train low-rank fusion again, the same way but with `modality_dropout=0.5`, once with the zero
-# vector for a dropped modality and once with a learned one (`missing="learned"`), and test the
-# three versions with both modalities, without the image and without the audio (about 3 seconds):
-
-# %%
-moddrop = experiments.modality_dropout_experiment(data, "low-rank", p=0.5, baseline=results)
-print(f"{'':>17}" + "".join(f"{case:>15}" for case in ("both", "image missing", "audio missing")))
-for variant, accs in moddrop["accuracy"].items():
-    print(f"{variant:>17}" + "".join(f"{a:>15.3f}" for a in accs.values()))
-print(f"{'alone':>17}{'':>15}{results.accuracy['audio only']:>15.3f}{results.accuracy['image only']:>15.3f}")
-
-# %%
-shortfall, cost = experiments.dropout_shortfall_and_cost(moddrop, results.accuracy)
-experiments.DROPOUT_HOLDS.check(shortfall)
-experiments.DROPOUT_COST.check(cost)
-correct = moddrop["correct"]
-for case in ("both", "image missing", "audio missing"):
-    print(f"learned minus zero, {case}:",
-          paired_difference(correct["dropout, learned"][case], correct["dropout, zero"][case], copies=data.test_copies))
-
-# %% [markdown]
-# Dropout turns a model that collapses without a modality into one that stays close to the
-# remaining modality's own model. The intervals compare the two "missing" embeddings on the same
-# test rows: an interval that excludes zero is more than the luck of this test set. The learned
-# vector sits where the model's inputs live, and it gets a meaning of its own instead of sharing
-# row 0 of the factors with every real embedding. Still, it is not ahead in every case on every
-# seed (`benchmarks/claims.py` runs ten), so the lesson claims only what held on all of them: with
-# a learned vector, dropout makes the model hold up and costs little with both modalities.
-#
-# ## 6. Attention follows the clean modality
-#
-# The attention model computes a weight per modality for every sample. Average the weights over
-# the test set while you corrupt one modality, then the other:
-
-# %%
-weights = experiments.mean_attention_weights(results.models["attention"], grid)
-views.attention_weight_curves(weights, grid)
-
-# %%
-image_w, audio_w = weights["image_noise"][:, 0], weights["audio_snr_db"][:, 1]
-experiments.ATTENTION_FOLLOWS.check(experiments.drowned_weight_ratio(weights), image_weight_clean=image_w[0],
-                                    image_weight_drowned=image_w[-1], audio_weight_clean=audio_w[0],
-                                    audio_weight_drowned=audio_w[-1])
-
-# %% [markdown]
-# A weight is what the model computes, not yet proof of what it *uses*. The control: with one
-# modality drowned, pair every sample with another sample's input of one modality
-# (`mmcourse.diagnostics.shuffled_pairs`, through `modality_controls`). A model that ignores the
-# drowned modality barely notices when it is shuffled; a model that answers from the clean one
-# falls to chance when that one is shuffled.
-
-# %%
-controls = experiments.drowned_controls(results.models["attention"], grid)
-for case, values in controls.items():
-    print(f"{case}:", {k: round(v, 3) for k, v in values.items() if k in ("all", "shuffled image", "shuffled audio")})
-lost, left = experiments.shuffle_effects(controls)
-experiments.DROWNED_IGNORED.check(lost)
-experiments.CLEAN_NEEDED.check(left)
-
-# %% [markdown]
-# Nobody told the model which modality was noisy: it learned from the failed training copies that
-# a noise-like embedding is not worth listening to. Look at single samples: pick one, corrupt each
-# modality, listen, and watch the two weights (the view runs the model on that one sample).
-
-# %%
-test = data.clean_test
-views.ModalityWeightsView(results.models["attention"], test["image"], test["waveform"], test["label"])
-
-# %% [markdown]
-# ## 7. Tensor fusion against low-rank fusion
-#
-# With $d_1 = d_2 = 64$, $d_{out} = 64$ and rank $r = 4$, tensor fusion has
-# $d_{out}(d_1 + 1)(d_2 + 1) + d_{out}$ numbers to learn and low-rank fusion
-# $r (d_1 + 1 + d_2 + 1) d_{out} + r + d_{out}$. Count them, time one training step of each fusion
-# layer on a batch of 64 (one CPU thread, fastest of 20 runs), and compare their accuracy on the
-# same test rows:
-
-# %%
-d, out, r = 64, 64, 4
-formula = {"tensor": out * (d + 1) ** 2 + out, "low-rank": r * 2 * (d + 1) * out + r + out}
-layers = {"tensor": TensorFusion([d, d], out), "low-rank": LowRankFusion([d, d], out, rank=r)}
 ms = {m: 1000 * experiments.time_per_batch(layer, [d, d], repeats=20) for m, layer in layers.items()}
 for m in layers:
-    print(f"{m:>9}: {results.fusion_parameters[m]:>7,} parameters (formula {formula[m]:,}), "
-          f"{ms[m]:.2f} ms per step, test accuracy {results.accuracy[m]:.3f}")
+    print(f"{m:>9}: {results.fusion_parameters[m]:>7,} parameters in the fusion layer, {ms[m]:.2f} ms per step, "
+          f"test accuracy {results.accuracy[m]:.3f}")
+low_rank_gap = paired_difference(results.correct["tensor"], results.correct["low-rank"], copies=data.test_copies)
+print("tensor minus low-rank accuracy, with 95% interval:", low_rank_gap)
+gap_size = abs(low_rank_gap.estimate)
 
 # %%
-ratio = results.fusion_parameters["tensor"] / results.fusion_parameters["low-rank"]
-verify(all(results.fusion_parameters[m] == formula[m] for m in formula) and ratio > 8,
-       "the parameter counts are the formulas', and low-rank fusion has over 8 times fewer", parameter_ratio=ratio)
-gap = paired_difference(results.correct["tensor"], results.correct["low-rank"], copies=data.test_copies)
-print("tensor minus low-rank accuracy, with 95% interval:", gap)
-experiments.LOW_RANK_MATCHES_TENSOR.check(abs(gap.estimate))
+experiments.LOW_RANK_MATCHES_TENSOR.check(gap_size)
 
 # %% [markdown]
-# The time per step depends on your machine, but the work does not: the tensor layer multiplies a
-# $4225$-long vector per sample by its weight, the low-rank layer two $65$-long ones by its factors.
-#
-# Now the equivalence. `to_tensor_fusion()` builds the full weight $\sum_i \lambda_i W_1^{(i)}
-# \otimes W_2^{(i)}$ of the *trained* low-rank layer; swap it into a copy of the model and compare
-# the two models on the test set:
+# Per sample, the tensor layer multiplies a $(d + 1)^2$-long vector by its weight, the low-rank
+# layer two $(d + 1)$-long ones by its factors. Now build the full weight of the *trained* low-rank
+# layer with `to_tensor_fusion()`, swap it into a copy of the model, and compare on the test set:
 
 # %%
 lmf_model = results.models["low-rank"].eval()
@@ -685,15 +619,233 @@ verify(difference < 1e-4 and torch.equal(a.argmax(1), b.argmax(1)),
       largest_difference=difference, tensor_twin_parameters=experiments.count_parameters(tfn_model.fusion))
 
 # %% [markdown]
-# ## 8. When neither modality suffices alone
+# ### Check yourself
 #
-# So far each modality alone did reasonably well, and the two were independent given the label.
-# Now a task where each alone is *useless*: Shapes & captions scenes, and the question "does this
-# caption describe this image?" Every scene appears twice: once with its own caption (label 1) and
-# once with another scene's caption (label 0), chosen so that it really describes something else.
-# Every caption also appears exactly twice, once with each label. So a model that sees only the
-# image, or only the caption, gives the same answer to both copies, and is right exactly half of
-# the time, however long it trains.
+# 1. Tensor fusion can model products of the two embeddings. Why does it not beat early fusion on
+#    AV-Digits, and what would a data set need for it to win?
+#
+# <details><summary>Answer</summary>
+#
+# The modalities are conditionally independent given the label, so the product of the unimodal
+# posteriors is already the Bayes combination, and the check above bounds how far the best fusion
+# model gets above it. There is no interaction to find. Tensor fusion could win on data where
+# evidence means something only in combination, as in section 6.
+# </details>
+#
+# 2. Why do the fused models beat the better single modality by so much?
+#
+# <details><summary>Answer</summary>
+#
+# The two unimodal models are wrong mostly on different samples: the printed share of samples on
+# which both are wrong is far below either model's error rate. Where one modality is unsure, the
+# other often knows.
+# </details>
+
+# %% [markdown]
+# ## 5. Noisier and missing modalities
+#
+# Now stress the trained models: corrupt the test images more and more (the audio at its default),
+# then drown the audio (the images at their default). The corrupted test sets (2 copies of the test
+# pairs per level) are computed once, so evaluating is instant.
+
+# %%
+grid = experiments.RobustnessGrid(data)
+curves = grid.curves(results.models)
+views.robustness_curves(grid, curves)
+
+# %%
+fused = experiments.fused_methods(results.accuracy)
+drowned = {m: experiments.drowned_accuracy(curves, m) for m in fused}
+worst_drowned, most_affected = min(drowned.values()), min(drowned, key=drowned.get)
+image_alone, audio_alone = curves["image_noise"]["image only"][-1], curves["audio_snr_db"]["audio only"][-1]
+alone_drowned = max(image_alone, audio_alone)
+
+# %%
+experiments.DROWNED_FUSED_HOLD.check(worst_drowned, most_affected=most_affected)
+experiments.DROWNED_ALONE_FALLS.check(alone_drowned, image_only=image_alone, audio_only=audio_alone)
+
+# %% [markdown]
+# The unimodal models (dashed) fall to chance as their modality drowns; every fused model falls
+# only towards the *other* modality's level: the failed copies taught it to lean on whichever
+# sensor still works.
+#
+# ### A missing modality
+#
+# A *missing* modality (passed as `None`) is different: no model saw an empty input in training.
+# What should the fusion see? Layer normalisation gives each embedding's features mean 0 and
+# variance 1, so every normalised embedding has norm $\sqrt{d}$: all lie on one sphere. Check it on
+# the test set:
+
+# %%
+model = experiments.build_av_model("early")  # untrained: the sphere does not depend on training
+with torch.no_grad():
+    hs = model.embed(data.test["image"], data.test["audio"])
+for name, h in zip(("image", "audio"), hs):
+    norms = h.norm(dim=1)
+    print(f"{name}: norms from {norms.min():.2f} to {norms.max():.2f} (sqrt(d) = {h.shape[1] ** 0.5:.0f}); "
+          f"the mean embedding has norm {h.mean(0).norm():.2f}")
+
+# %% [markdown]
+# The zero vector (`missing="zero"`, the default) is the *centre* of that sphere: far from every
+# embedding the model was trained on, and not even their mean. The alternative, `missing="learned"`,
+# is a trained vector kept on the sphere. Compare each fused model with the remaining modality's own
+# model:
+
+# %%
+missing = {"image missing": ("audio only", curves["image missing"]),
+           "audio missing": ("image only", curves["audio missing"])}
+print(f"{'method':<10}" + "".join(f"{case:>15}" for case in missing))
+for m in fused:
+    print(f"{m:<10}" + "".join(f"{acc[m]:>15.3f}" for _, acc in missing.values()))
+print(f"{'alone':<10}" + "".join(f"{acc[alone]:>15.3f}" for alone, acc in missing.values()))
+shortfall = {m: experiments.missing_shortfall(curves, m) for m in fused}
+print("shortfall against the remaining modality's own model:", {m: round(s, 3) for m, s in shortfall.items()})
+additive_shortfall = max(shortfall[m] for m in experiments.ADDITIVE)
+
+# %%
+experiments.MISSING_ADDITIVE_HOLD.check(additive_shortfall)
+experiments.MISSING_LOW_RANK_FALLS.check(shortfall["low-rank"], tensor=shortfall["tensor"])
+
+# %% [markdown]
+# Late fusion drops the missing term, which asks the remaining modality's head alone. Feeding it the
+# zero embedding instead adds a constant $\log p_m(y \mid h^{(m)} = 0)$, a fixed preference for some classes:
+
+# %%
+late = results.models["late"].eval()
+with torch.no_grad():
+    print("late fusion's weights without the image:", late(None, grid.audio[grid.audio0]).weights[0].tolist())
+late_missing = experiments.late_fusion_missing(late, grid)
+for way, accs in late_missing.items():
+    print(f"{'term ' + way if way == 'dropped' else way + ' embedding':>15}:", {c: round(a, 3) for c, a in accs.items()})
+
+# %% [markdown]
+# How many decisions the constant changes varies from run to run, too little to claim; dropping the
+# term is still the principled choice, Bayes' combination of the modalities you have.
+#
+# Why does low-rank fusion fall so far? With $h^{(2)} = 0$ its output is
+# $\sum_i \omega_i \big(W_1^{(i)} [1; h^{(1)}]\big) \odot w_{2,0}^{(i)} + b$, with $w_{2,0}^{(i)}$
+# column 0 of the audio factor (the one the constant 1 picks): the image's projections, rescaled by
+# vectors only ever trained *together with* real audio embeddings, never with the sphere's centre.
+# Early fusion's zero simply removes the audio's additive share.
+#
+# Move the sliders, or tick a box to take a modality away (no training, only evaluation):
+
+# %%
+views.FusionRobustnessView(results.models, grid)
+
+# %% [markdown]
+# ### Modality dropout and a learned "missing" embedding
+#
+# To cope with a missing modality, a model should meet missing modalities in training: *modality
+# dropout* (Neverova et al. 2016, [*ModDrop*](https://arxiv.org/abs/1501.00102)).
+# `ModalityDropout(p)` puts the "missing" embedding in place of one random modality in a fraction
+# $p$ of the samples, exactly as a missing modality looks at test time; in evaluation mode it does
+# nothing. Here are 8 samples (1 = kept, 0 = dropped):
+
+# %%
+dropout = ModalityDropout(p=0.5)  # a new module is in training mode
+torch.manual_seed(3)
+kept = dropout([torch.ones(8, 4), torch.ones(8, 2)])
+print("image:", kept[0][:, 0].int().tolist())
+print("audio:", kept[1][:, 0].int().tolist())
+
+# %% [markdown]
+# Train low-rank fusion again with `modality_dropout=0.5`, once with the zero vector and once with a
+# learned one, and test with both modalities and with each missing (about 3 seconds):
+
+# %%
+moddrop = experiments.modality_dropout_experiment(data, "low-rank", p=0.5, baseline=results)
+print(f"{'':>17}" + "".join(f"{case:>15}" for case in ("both", "image missing", "audio missing")))
+for variant, accs in moddrop["accuracy"].items():
+    print(f"{variant:>17}" + "".join(f"{a:>15.3f}" for a in accs.values()))
+print(f"{'alone':>17}{'':>15}{results.accuracy['audio only']:>15.3f}{results.accuracy['image only']:>15.3f}")
+correct = moddrop["correct"]
+for case in ("both", "image missing", "audio missing"):
+    print(f"learned minus zero, {case}:",
+          paired_difference(correct["dropout, learned"][case], correct["dropout, zero"][case], copies=data.test_copies))
+dropout_shortfall, dropout_cost = experiments.dropout_shortfall_and_cost(moddrop, results.accuracy)
+
+# %%
+experiments.DROPOUT_HOLDS.check(dropout_shortfall)
+experiments.DROPOUT_COST.check(dropout_cost)
+
+# %% [markdown]
+# Dropout turns a model that collapses without a modality into one that stays close to the
+# remaining modality's own model. The learned vector sits where the model's inputs live and gets a
+# meaning of its own. The intervals compare it with the zero vector on the same rows; it is not
+# ahead in every case on every seed, so it is not claimed.
+#
+# ### Attention follows the clean modality
+#
+# The attention model computes a weight per modality for every sample. Average the weights over the
+# test set while you corrupt one modality, then the other:
+
+# %%
+weights = experiments.mean_attention_weights(results.models["attention"], grid)
+views.attention_weight_curves(weights, grid)
+image_w, audio_w = weights["image_noise"][:, 0], weights["audio_snr_db"][:, 1]
+weight_ratio = experiments.drowned_weight_ratio(weights)
+
+# %%
+experiments.ATTENTION_FOLLOWS.check(weight_ratio, image_weight_clean=image_w[0], image_weight_drowned=image_w[-1],
+                                    audio_weight_clean=audio_w[0], audio_weight_drowned=audio_w[-1])
+
+# %% [markdown]
+# A weight is what the model computes, not yet proof of what it *uses*. The control: with one
+# modality drowned, give every sample another sample's input of one modality (`shuffled_pairs` in
+# `mmcourse.diagnostics`). Shuffling a modality the model ignores changes little; shuffling the one
+# it answers from drops it to chance.
+
+# %%
+controls = experiments.drowned_controls(results.models["attention"], grid)
+for case, values in controls.items():
+    print(f"{case}:", {k: round(v, 3) for k, v in values.items() if k in ("all", "shuffled image", "shuffled audio")})
+lost, left = experiments.shuffle_effects(controls)
+
+# %%
+experiments.DROWNED_IGNORED.check(lost)
+experiments.CLEAN_NEEDED.check(left)
+
+# %% [markdown]
+# The model learned which modality to trust from the failed training copies alone. Pick a sample,
+# corrupt each modality, listen, and watch the two weights:
+
+# %%
+test = data.clean_test
+views.ModalityWeightsView(results.models["attention"], test["image"], test["waveform"], test["label"])
+
+# %% [markdown]
+# ### Check yourself
+#
+# 1. Why does low-rank fusion hold up when the audio is drowned in noise, but fall when it is
+#    missing? What does the model see in each case?
+#
+# <details><summary>Answer</summary>
+#
+# Drowned audio still gives an embedding on the sphere, like those of the failed training copies
+# the model learned to discount. Missing audio becomes the zero vector, the sphere's centre, which
+# the model never saw. Low-rank fusion multiplies the image's projections by what the audio factors
+# make of that input, vectors never trained for it; early fusion's zero only removes the audio's
+# additive share. A learned "missing" embedding, trained with modality dropout, avoids both.
+# </details>
+#
+# 2. The weight of a drowned modality drops. Does that prove the model ignores it?
+#
+# <details><summary>Answer</summary>
+#
+# No: a weight is what the model computes, not what it relies on. The shuffled-pairs control tests
+# use. Shuffling the drowned modality across samples cost almost nothing and shuffling the clean
+# one left near-chance accuracy (both checked above), so the model does answer from the clean one.
+# </details>
+
+# %% [markdown]
+# ## 6. When neither modality suffices alone
+#
+# Now a task where each modality alone is *useless*: Shapes & captions scenes, and the question
+# "does this caption describe this image?" Every scene appears with its own caption (label 1) and
+# with another scene's caption that describes something else (label 0); every caption also appears
+# once with each label. A model that sees one modality gives both copies the same answer,
+# and is right exactly half of the time, however long it trains.
 
 # %%
 from mmcourse.data import VOCAB, as_tensors, load_shapes
@@ -705,60 +857,89 @@ for i in range(6):
     print(f"row {i} (label {int(pairs['label'][i])}): {VOCAB.decode(pairs['caption_ids'][i])}")
 
 # %% [markdown]
-# The model: the small CNN `SceneEncoder` for the image, a GRU (`TokenEncoder`) over the caption,
-# concatenation fusion and a two-way head with a ReLU between: a small network *after* the
-# concatenation, which can multiply what a single linear layer could only add. It must *compare*
-# the two: "is the red shape in the caption the triangle in the picture?" The fused model trains
-# for 3 passes over 3,000 pairs. The controls, an image-only and a caption-only model
-# (`mmcourse.diagnostics.unimodal_baselines`), train for one pass over 256 pairs, since training
-# cannot help them (about 4 seconds in all).
+# The model: a small CNN for the image, a GRU over the caption, concatenation, and a head with a
+# hidden ReLU layer, which can multiply what one linear layer could only add. It must *compare*:
+# "is the red shape in the caption the triangle in the picture?" It trains for 3 passes over 3,000
+# pairs; the unimodal controls for one pass over 256, since training cannot help them (about 4
+# seconds in all).
 
 # %%
 matching = experiments.caption_matching_experiment(seed=0)
-print({kind: round(acc, 3) for kind, acc in matching.accuracy.items()})
-
-# %%
 acc = matching.accuracy
+print({kind: round(a, 3) for kind, a in acc.items()})
 verify(acc["image only"] == 0.5 and acc["caption only"] == 0.5,
        "each modality alone is exactly at chance, as the construction guarantees",
        image_only=acc["image only"], caption_only=acc["caption only"])
+
+# %%
 experiments.CAPTION_MATCHING_NEEDS_BOTH.check(acc["both"])
 
 # %% [markdown]
-# Here fusion is not a bonus but the whole point: the answer lives only in the *relation* between
-# the modalities, the interaction that AV-Digits lacked. The concatenation here is early fusion of
-# whole-image and whole-caption vectors; lesson 03 lets each word look at the part of the image it
+# Here fusion is the whole model: the answer lives only in the *relation* between the modalities,
+# the interaction that AV-Digits lacked. Lesson 03 lets each word look at the part of the image it
 # names.
+
+# %% [markdown]
+# ### Check yourself
 #
+# 1. Why does the lesson `verify` that each unimodal model is at exactly 0.5, instead of checking
+#    a claim?
+#
+# <details><summary>Answer</summary>
+#
+# It follows from the construction, not from training: every scene and every caption appears once
+# with each label, so a model that sees one modality gets the same input for both copies and gives
+# them the same answer, one right and one wrong, on any seed. A fact that must hold is verified; a
+# result of training is claimed.
+# </details>
+#
+# 2. Could late fusion, which adds a score of the image to a score of the caption, favour the
+#    matching pairs?
+#
+# <details><summary>Answer</summary>
+#
+# Not on average: every scene and every caption appears once with each label, so the matching pairs
+# and the wrong ones receive the same total score, whatever the two scores are. Matching is an
+# interaction, which a sum of separate scores cannot express.
+# </details>
+
+# %% [markdown]
 # ## Summary
 #
-# - **Early fusion** concatenates embeddings; **late fusion** adds log-probabilities of
-#   per-modality classifiers (Bayes' rule when the modalities are independent given the label) and
-#   drops a missing modality's term; **attention fusion** mixes modalities with per-sample weights
-#   that you can read; **tensor fusion** adds every product of the two embeddings (the 1s keep the
-#   unimodal terms); **low-rank fusion** is tensor fusion with a CP-factorised weight, far fewer
-#   parameters and the same outputs as its tensor twin; **Tucker fusion** (MUTAN) factorises it
-#   with a core tensor.
-# - Fusion beats the best single modality when the modalities' errors differ (complementarity).
-#   When the modalities are independent given the label, the product of the unimodal posteriors
-#   is already the best combination, and modelling interactions cannot add anything.
-# - Noise and absence are different: models trained with failing sensors handle noise, but a
-#   *missing* modality needs to be seen in training: **modality dropout**, best with a learned
-#   "missing" embedding that lies where real embeddings do, not at the zero vector.
-# - A weight is not an explanation: back it with a control (shuffled pairs).
-# - Some tasks need both modalities by construction; then fusion is the whole model.
+# - **Early fusion** concatenates; **late fusion** adds per-modality log-probabilities (Bayes' rule
+#   under conditional independence) and can drop a missing term; **attention fusion** weighs the
+#   modalities per sample; **tensor fusion** adds every product (the 1s keep the unimodal terms);
+#   **low-rank** and **Tucker fusion** factorise its weight.
+# - Fusion beats the best single modality when their errors differ. When the modalities are
+#   independent given the label, the product of the unimodal posteriors is already the best
+#   combination, and interactions cannot add anything.
+# - Noise and absence differ: failing sensors in training teach a model to handle noise; a
+#   *missing* modality needs **modality dropout**, best with a learned "missing" embedding.
+# - A weight is not an explanation: back it with a control.
+# - Where the answer lies in the relation between the modalities, fusion is the whole model.
 #
-# **Try it:** build the data without sensor failures, `experiments.av_data(seed=0, failure_rate=0.0)`,
-# train the attention model on it and draw the weights of section 6 again. Or train
+# <details><summary>More: try it</summary>
+#
+# Build the data without sensor failures, `experiments.av_data(seed=0, failure_rate=0.0)`, train the
+# attention model on it and draw the weights of section 5 again. Or train
 # `experiments.build_av_model("low-rank", rank=16)` with
 # `mmcourse.fit(model, data.train, ["image", "audio"], epochs=2)` and compare it with tensor fusion.
+# </details>
 #
-# **Further reading.** Wang, Tran and Feiszli (2020), [*What Makes Training Multi-Modal
-# Classification Networks Hard?*](https://arxiv.org/abs/1905.12681): why a multimodal network can
-# end up worse than its best modality (one modality overfits faster and the joint model leans on
-# it). Arevalo et al. (2017), [*Gated Multimodal Units for Information
-# Fusion*](https://arxiv.org/abs/1702.01992): per-sample gates instead of softmax weights.
-# Ben-younes et al. (2017), [*MUTAN*](https://arxiv.org/abs/1705.06676), and Kolda and Bader (2009),
-# *Tensor Decompositions and Applications* (SIAM Review 51(3)), for CP and Tucker. Liang, Zadeh and
-# Morency (2022), [*Foundations and Trends in Multimodal Machine
-# Learning*](https://arxiv.org/abs/2209.03430), section on representation fusion.
+# **Papers**
+#
+# - Baltrusaitis, Ahuja and Morency (2019), [*Multimodal Machine Learning: A Survey and
+#   Taxonomy*](https://arxiv.org/abs/1705.09406).
+# - Zadeh et al. (2017), [*Tensor Fusion Network*](https://arxiv.org/abs/1707.07250); Liu et al.
+#   (2018), [*Low-rank Multimodal Fusion*](https://arxiv.org/abs/1806.00064); Kolda and Bader
+#   (2009), [*Tensor Decompositions and Applications*](https://doi.org/10.1137/07070111X), for CP
+#   and Tucker.
+# - Wang, Tran and Feiszli (2020), [*What Makes Training Multi-Modal Classification Networks
+#   Hard?*](https://arxiv.org/abs/1905.12681): why a fused model can end up worse than its best
+#   modality.
+# - Hori et al. (2017), [*Attention-Based Multimodal Fusion for Video
+#   Description*](https://arxiv.org/abs/1701.03126): modality weights that follow a decoder's state.
+#
+# **Next:** lesson 02 (CCA) learns a shared space for two views instead of fusing them for one
+# label. Attention with queries comes in lesson 03, inference with a missing modality in lesson 05
+# (the MVAE), and a fused model as the teacher of a unimodal student in lesson 08.

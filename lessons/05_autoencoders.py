@@ -13,22 +13,28 @@
 # %% [markdown]
 # # Lesson 05: Autoencoders: one code for several modalities
 #
-# **What you will learn:** how a bimodal autoencoder learns one code from an image and a caption (or
-# a sound) and why it must be trained with modalities taken away; what a variational autoencoder
-# (VAE) optimises, and the reparameterisation trick; two ways to combine what each modality says
-# about the code, a product of experts (MVAE) and a mixture of experts (MMVAE); how to generate one
-# modality from another and *measure* whether the result is right; how to infer the code with a
-# modality missing; how to draw a combination never seen in training; and how a broken "alignment"
-# term can train happily while aligning nothing. **Time:** about 60 minutes. **Runs on:** a laptop
-# CPU in about half a minute (every model trains in a second or two); a GPU is used when there is one.
+# **What you will learn:** how a bimodal autoencoder learns one code from two modalities, and why it is
+# trained with one modality taken away; what a variational autoencoder (VAE) optimises, and the
+# reparameterisation trick; how to combine what each modality says about the code, as a product of
+# experts (MVAE) or a mixture of experts (MMVAE); how to *measure* whether a generated modality is
+# right; and how an "alignment" term can train well while aligning nothing.
 #
-# A caption says "a large red triangle at the top left"; a picture shows one. Both describe the same
-# scene, so both should map to the same point of one *shared* latent space, a code $z$ from which
-# either can be rebuilt. With such a code you can go from words to pictures (encode the caption,
-# decode an image), from a picture to words, or from a spoken "seven" to a handwritten 7, and you can
-# still encode a sample when one modality is missing. Three ways to get the code from two encoders:
+# **Prerequisites:** the data sets and the course's claims ([lesson 00](00_welcome.ipynb)); encoders
+# per modality and modality dropout ([lesson 01](01_fusion.ipynb)); CCA ([lesson 02](02_cca.ipynb));
+# the [normal distribution](https://en.wikipedia.org/wiki/Normal_distribution) and the [KL
+# divergence](https://en.wikipedia.org/wiki/Kullback%E2%80%93Leibler_divergence).
+#
+# **Time:** about 25 minutes of reading and 18 minutes of exercises. **Runs on:** a laptop CPU in about
+# half a minute (every model trains in a second or two); a GPU is used when there is one.
+#
+# A caption says "a large red triangle at the top left"; a picture shows one. Both should map to the
+# same point of one *shared* latent space, a code $z$ from which either can be rebuilt. With it you can
+# go from words to pictures, or from a spoken "seven" to a handwritten 7, and still encode a sample
+# with one modality missing. Three ways to get the code from two encoders:
 
 # %%
+import math
+
 import torch
 
 import mmcourse
@@ -48,12 +54,13 @@ with figure(12, 2.2, ncols=3) as axes:
     views.three_ways(axes)
 
 # %% [markdown]
-# **Notation.** Modalities $m = 1, \dots, M$ (here $M = 2$); a sample's inputs $x^{(m)}$; the
-# latent code $z \in \mathbb{R}^D$ ($D = 16$ here); modality $m$'s encoder gives a Gaussian
-# $q_m(z \mid x^{(m)})$ over the code, its *expert* (the posterior from that modality alone, except in
-# MVAE, section 4, which multiplies it by the prior); a decoder gives the likelihood
-# $p(x^{(m)} \mid z)$; the prior is $p(z) = \mathcal{N}(0, I)$; batch size $B$.
-#
+# **Notation** (lesson 00's table). Modalities $m = 1, \dots, M$ ($M = 2$), a sample's inputs
+# $x^{(m)}$, the code $z \in \mathbb{R}^d$ ($d = 16$); an encoder (parameters $\phi$) gives a
+# Gaussian $q_\phi(z \mid x)$, a decoder (parameters $\theta$) the likelihood $p_\theta(x \mid z)$;
+# the prior is $p(z) = \mathcal{N}(0, I)$; modality $m$'s encoder alone gives its *expert*
+# $q_m(z \mid x^{(m)})$.
+
+# %% [markdown]
 # ## 1. Two data sets, and referees
 #
 # **Shapes & captions** with one object per scene, averaged over 2 x 2 pixels to 16 x 16 (shape and
@@ -69,7 +76,7 @@ av = experiments.av_data(seed=0)
 for data in (shapes, av):
     print(f"{data.name}: train {len(data.train['label'])}, test {len(data.test['label'])}, "
           + ", ".join(f"{m} {tuple(data.train[m].shape[1:])}" for m in data.modalities))
-caption = shapes.train["caption"]  # (N, 4) tokens: size, colour, shape, position
+caption = shapes.train["caption"]  # (n, 4) tokens: size, colour, shape, position
 red_triangles = ((caption[:, experiments.COLOUR] == COLOURS.index("red"))
                  & (caption[:, experiments.SHAPE] == SHAPES.index("triangle")))
 print("red triangles in training:", red_triangles.sum().item())
@@ -78,13 +85,11 @@ print("red triangles in training:", red_triangles.sum().item())
 views.show_pairs(shapes, av)
 
 # %% [markdown]
-# Generated images must be *judged*, not admired. So before building anything you train
-# **referees**: classifiers of real data that read what a sample shows. For scenes, a small network
-# that reads the object's shape (from its silhouette) and its colour; a caption's tokens say shape and
-# colour exactly. For AV-Digits, one perceptron reads the digit in an image, another in a spectrogram.
-# They never see a generated sample in training. Their accuracy on the real test split is a rough guide
-# to how far to trust what they read, not a ceiling: a generated sample can be cleaner than a real one
-# (a perfect silhouette, no noise) and then be read correctly more often (a second or two):
+# Generated samples must be *judged*, not admired. So first you train **referees**: classifiers of real
+# data that read what a sample shows. A small network reads a scene's shape (from its silhouette) and
+# colour; a caption's tokens say them exactly. For AV-Digits, one perceptron reads the digit in an
+# image, another in a spectrogram. Their accuracy on the real test split says roughly how far to trust
+# them (a second or two):
 
 # %%
 shapes_run = experiments.with_referees(shapes)
@@ -93,18 +98,38 @@ print("scene referee (shape and colour both right):", round(shapes_run.referees.
 print("digit referees:", {m: round(a, 3) for m, a in av_run.referees.accuracy.items()})
 
 # %% [markdown]
+# ### Check yourself
+#
+# 1. Why train referees instead of looking at the generated samples?
+#
+# <details><summary>Answer</summary>
+#
+# A referee reads every test sample the same way and turns "does it show the right thing?" into a
+# number that you can compare between models and with chance. Eyes judge a handful of samples, are
+# swayed by how clean they look, and cannot read a spectrogram at all.
+# </details>
+#
+# 2. A referee's accuracy on the real test split is below 1. Can a model's generated samples be read
+#    correctly more often than that?
+#
+# <details><summary>Answer</summary>
+#
+# Yes. A generated scene can be cleaner than a real one (a perfect silhouette, no noise), and then
+# the referee reads it correctly more often. The accuracy on real data says roughly how far to trust
+# the referee, not how well a model can score.
+# </details>
+
+# %% [markdown]
 # ## 2. A bimodal autoencoder
 #
 # Ngiam et al. (2011), [*Multimodal Deep Learning*](https://people.csail.mit.edu/khosla/papers/icml2011_ngiam.pdf),
 # encode each modality, $h^{(m)} = f_m(x^{(m)})$, map the concatenation to one code
 # $z = W [h^{(1)}; h^{(2)}] + b$, and decode *both* modalities from $z$, minimising the two
 # reconstruction errors. A missing modality enters as zeros. Trained only on complete pairs, the code
-# never has to work from one input alone, and can lean on whichever input is easier. Their trick: add
-# training samples with one modality zeroed and still ask for both (a third of their training data
-# had only video, a third only audio, a third both). `BimodalAutoencoder(coders, zero_rate)` zeroes
-# one modality, picked at random, in half the training samples by default: a quarter lose the image,
-# a quarter the audio. Train it on AV-Digits, once with the trick and once without (about a second
-# each):
+# never has to work from one input alone. Their trick (lesson 01's modality dropout is the same idea):
+# zero one modality in some training samples and still ask for both. `BimodalAutoencoder` zeroes one,
+# picked at random, in half the training samples by default. Train it on AV-Digits with the trick and
+# without (about a second each):
 
 # %%
 experiments.train_models(av_run, ["autoencoder"])
@@ -113,11 +138,9 @@ for label, result in zeroing.items():
     print(f"{label:>16}:", {d: f"{c.coherence:.3f} (chance {c.chance:.3f})" for d, c in result.items()})
 
 # %% [markdown]
-# Each number is a **coherence**: the modality was generated from the other one *alone* (the image
-# from the spoken digit, the spectrogram from the image), and the referee read the digit in it; it is
-# coherent when that is the digit of the input. Chance is the same measure against another sample's
-# digit (shuffled pairs). Spectrograms are hard to judge by eye, so here is the other direction: test
-# digits generated from the audio alone.
+# Each number is a **coherence**: one modality was generated from the other *alone*, and it is
+# coherent when the referee reads in it the input's digit. Chance is the same measure against another
+# sample's digit (shuffled pairs). Here are test digits generated from the audio alone:
 
 # %%
 test, columns = av.test, list(range(8))
@@ -127,8 +150,8 @@ views.generated_rows(av, {"real image": test["image"][columns],
                      [f"said: {DIGIT_NAMES[int(y)]}" for y in test["label"][columns]])
 
 # %% [markdown]
-# Both directions, with zeroing minus without, each with a bootstrap interval over the test pairs
-# (the two models generated from the same test samples, so compare them sample by sample):
+# With zeroing minus without, with a bootstrap interval over the test pairs (both models generated from
+# the same test samples, so compare them sample by sample):
 
 # %%
 for direction in ("image -> audio", "audio -> image"):
@@ -136,46 +159,92 @@ for direction in ("image -> audio", "audio -> image"):
     print(f"{direction}: with zeroing minus without",
           paired_difference(with_.hits.float(), without.hits.float()))
 with_, without = (zeroing[k]["image -> audio"] for k in ("with zeroing", "without zeroing"))
-experiments.ZEROING_HELPS.check(with_.coherence - without.coherence, with_zeroing=with_.coherence,
-                                without_zeroing=without.coherence)
-experiments.IMAGE_ALONE_WITHOUT_ZEROING.check(without.coherence - without.chance, without_zeroing=without.coherence,
-                                              chance=without.chance)
+gain, over_chance = with_.coherence - without.coherence, without.coherence - without.chance
+
+# %%
+experiments.ZEROING_HELPS.check(gain, with_zeroing=with_.coherence, without_zeroing=without.coherence)
+experiments.IMAGE_ALONE_WITHOUT_ZEROING.check(over_chance, without_zeroing=without.coherence, chance=without.chance)
 
 # %% [markdown]
-# What zeroing buys is the image alone. Without it the image alone still calls up the right spoken
-# digit well above chance, but less often. A likely reason (the lesson does not test it): a missing
-# input enters as zeros, and the spectrograms are standardised, so zero audio is the training
-# split's *mean* spectrogram, not silence; without zeroing, no training code was ever computed with
-# that input in place of the audio. With zeroing, about a quarter of the training codes come from the
-# image alone, which must then carry the digit. The other direction, audio -> image, changes too, but not the
-# same way on every seed (up on most of the ten the course checks, down on some): read this run's
-# interval above. The lesson claims nothing about it.
+# Zeroing makes the image alone call up the right spoken digit more often; without it, still well above
+# chance. A likely reason (untested): the spectrograms are standardised, so zeroed audio is the mean
+# spectrogram, not silence, and without zeroing no training code was computed with it.
 #
+# Audio -> image moves up on most of the ten seeds and down on some: too small to claim. Its interval
+# above says how far it could move in your run.
+
+# %% [markdown]
+# ### Check yourself
+#
+# 1. Trained only on complete pairs, why can the code fail when one input is missing?
+#
+# <details><summary>Answer</summary>
+#
+# No training code was ever computed from one input alone, so nothing asked that input to carry the
+# content: the code can lean on the easier modality. A missing input then enters as zeros, a value the
+# encoder never saw in its place during training.
+# </details>
+#
+# 2. Why does the cell above compare the two models sample by sample (a paired difference) instead of
+#    putting an interval on each model's coherence and comparing those?
+#
+# <details><summary>Answer</summary>
+#
+# Both models generated from the same test samples, and a sample that is hard for one is often hard
+# for the other. Resampling the pairs jointly lets that shared difficulty cancel, so the interval of
+# the difference is narrower than two separate intervals would suggest.
+# </details>
+
+# %% [markdown]
 # ## 3. From autoencoder to VAE
 #
 # An autoencoder's codes come with no distribution: nothing says which $z$ are likely, so there is
-# nothing to draw a new code from (you can decode any $z$, but that samples no model of the data). A
-# variational autoencoder (Kingma and Welling 2014, [*Auto-Encoding Variational Bayes*](https://arxiv.org/abs/1312.6114))
-# makes $z$ random: the encoder gives a Gaussian $q(z \mid x) = \mathcal{N}(\mu, \operatorname{diag}
-# \sigma^2)$ (as $\mu$ and $\log \sigma^2$), the decoder a likelihood $p(x \mid z)$, and training
-# maximises the **evidence lower bound**
+# nothing to draw a new code from. A variational autoencoder (Kingma and Welling 2014,
+# [*Auto-Encoding Variational Bayes*](https://arxiv.org/abs/1312.6114)) makes $z$ random: the encoder
+# answers an input with a Gaussian $q$ over codes, and training scores that answer.
 #
-# $$\log p(x) \;\ge\; \mathrm{ELBO}(x) = \mathbb{E}_{q(z \mid x)}\big[\log p(x \mid z)\big]
-#   - \mathrm{KL}\big(q(z \mid x) \,\|\, p(z)\big).$$
-#
-# The first term rebuilds $x$ from codes drawn from $q$; the second keeps $q$ close to the prior, so
-# that codes drawn from $\mathcal{N}(0, I)$ decode to something sensible. For a Gaussian $q$ the KL
-# has a closed form, summed over the $D$ dimensions:
-#
-# $$\mathrm{KL} = \tfrac12 \sum_{d=1}^{D} \left(\sigma_d^2 + \mu_d^2 - 1 - \log \sigma_d^2\right).$$
+# Start with one number. The prior is $p(z) = \mathcal{N}(0, 1)$ and the decoder says that $x$ is $z$
+# plus noise, $p(x \mid z) = \mathcal{N}(z, 1)$. You observe $x = 2$: which codes could have made it?
+# Score three answers $q$ with two terms: how well codes drawn from $q$ rebuild $x$ (the expected
+# log-likelihood), and how far $q$ strays from the prior (the KL divergence).
+
+# %%
+x = 2.0
+log_px = -0.5 * math.log(2 * math.pi * 2) - x**2 / (2 * 2)  # z and the decoder's noise add up: p(x) = N(0, 2)
+answers = {"the prior N(0, 1)": (0.0, 1.0), "sure of z = 2: N(2, 0.01)": (2.0, 0.01),
+           "the posterior N(1, 0.5)": (1.0, 0.5)}  # q = N(mean, variance)
+elbo = {}
+for name, (mean, variance) in answers.items():
+    # E_q[log p(x | z)], with E_q[(x - z)^2] = (x - mean)^2 + variance
+    reconstruction = -0.5 * math.log(2 * math.pi) - 0.5 * ((x - mean) ** 2 + variance)
+    kl = 0.5 * (variance + mean**2 - 1 - math.log(variance))
+    elbo[name] = reconstruction - kl
+    print(f"q = {name:<26} reconstruction {reconstruction:6.3f}   KL {kl:5.3f}   score {elbo[name]:6.3f}")
+print(f"log p(x) = {log_px:.3f}")
+verify(max(elbo.values()) <= log_px + 1e-12 and abs(elbo["the posterior N(1, 0.5)"] - log_px) < 1e-12,
+       "no answer scores above log p(x); the posterior scores exactly log p(x)", log_px=log_px)
 
 # %% [markdown]
+# The sure answer rebuilds $x$ best but pays the most KL; the prior pays no KL but rebuilds badly. The
+# true posterior $p(z \mid x) = \mathcal{N}(1, \tfrac12)$ scores best, exactly $\log p(x)$. That score
+# is the **evidence lower bound** (ELBO). In general, with an encoder $q_\phi$ and a decoder
+# $p_\theta$,
+#
+# $$\log p_\theta(x) \;\ge\; \mathrm{ELBO}(x) = \mathbb{E}_{q_\phi(z \mid x)}\big[\log p_\theta(x \mid z)\big]
+#   - \mathrm{KL}\big(q_\phi(z \mid x) \,\|\, p(z)\big),$$
+#
+# and the gap is $\mathrm{KL}\big(q_\phi(z \mid x) \,\|\, p_\theta(z \mid x)\big)$, zero only at the
+# posterior. Training maximises the ELBO over $\phi$ and $\theta$. The KL term keeps $q$ close to the
+# prior, so that codes drawn from $\mathcal{N}(0, I)$ decode to something sensible. For
+# $q = \mathcal{N}(\mu, \operatorname{diag}\sigma^2)$ the KL has a closed form, summed over the
+# code's $d$ dimensions:
+#
+# $$\mathrm{KL} = \tfrac12 \sum_{j=1}^{d} \left(\sigma_j^2 + \mu_j^2 - 1 - \log \sigma_j^2\right).$$
+#
 # **The reparameterisation trick.** The expectation needs samples of $z$, and a sample drawn by
-# `torch.normal(mu, std)` carries no gradient to $\mu$ and $\sigma$. Worse, it does not complain:
-# backpropagation silently gives them gradients of zero (the cell below shows it), so the encoder just
-# stops learning. Write the sample instead as
-# $z = \mu + \sigma \odot \varepsilon$ with $\varepsilon \sim \mathcal{N}(0, I)$ drawn outside the
-# network: then $\partial z / \partial \mu = 1$ and $\partial z / \partial \log \sigma^2 =
+# `torch.normal(mu, std)` carries no gradient to $\mu$ and $\sigma$, silently: backpropagation gives
+# them zeros (the cell below shows it). Write the sample instead as $z = \mu + \sigma \odot \varepsilon$ with $\varepsilon \sim \mathcal{N}(0, I)$ drawn
+# outside the network: then $\partial z / \partial \mu = 1$ and $\partial z / \partial \log \sigma^2 =
 # \tfrac12 \sigma \varepsilon$, and backpropagation reaches the encoder.
 
 # %%
@@ -190,10 +259,10 @@ verify(bool((mu.grad == 1).all()) and torch.allclose(logvar.grad, 0.5 * z.detach
        "gradients reach mu (all 1) and logvar (sigma * eps / 2, here z / 2)", mean_abs_logvar_grad=logvar.grad.abs().mean())
 
 # %% [markdown]
-# ### Exercise 1: the reparameterised sample and its KL
+# ### Exercise: the reparameterised sample and its KL
 #
-# Write `my_sample_and_kl(mu, logvar, eps)`: all three `(B, D)`; return the tuple `(z, kl)` with
-# $z = \mu + \sigma \odot \varepsilon$ `(B, D)` and $\mathrm{KL}\big(\mathcal{N}(\mu,
+# Write `my_sample_and_kl(mu, logvar, eps)`: all three `(B, d)`; return the tuple `(z, kl)` with
+# $z = \mu + \sigma \odot \varepsilon$ `(B, d)` and $\mathrm{KL}\big(\mathcal{N}(\mu,
 # \operatorname{diag}\sigma^2) \,\|\, \mathcal{N}(0, I)\big)$ (the closed form above, one value per
 # sample), `(B,)`.
 
@@ -206,10 +275,24 @@ def my_sample_and_kl(mu, logvar, eps):
 exercises.check("sample_and_kl", my_sample_and_kl)
 
 # %% [markdown]
-# <details><summary><b>Hint</b></summary>
+# <details><summary><b>Hint 1: a nudge</b></summary>
 #
-# $\sigma = e^{\log \sigma^2 / 2}$, so `(0.5 * logvar).exp()`, not `logvar.exp()` (that is the
-# variance). KL $= \tfrac12 \sum_d (\sigma_d^2 + \mu_d^2 - 1 - \log \sigma_d^2)$: `.sum(-1)`.
+# The encoder gives the log of the variance, not the standard deviation: work out which of the two
+# scales the noise, and which one the KL needs. The KL is one number per sample, so add up over the
+# code's dimensions only, never over the batch.
+# </details>
+# <details><summary><b>Hint 2: what helps</b></summary>
+#
+# $\sigma = e^{\log \sigma^2 / 2}$ is `(0.5 * logvar).exp()`, while `logvar.exp()` is the variance
+# $\sigma^2$. `.sum(-1)` adds over the last dimension, the code's.
+# </details>
+# <details><summary><b>Hint 3: the code</b></summary>
+#
+# ```python
+# z = mu + (0.5 * logvar).exp() * eps
+# kl = 0.5 * (logvar.exp() + mu.pow(2) - 1 - logvar).sum(-1)
+# return z, kl
+# ```
 # </details>
 
 # %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
@@ -222,17 +305,17 @@ def solution_sample_and_kl(mu, logvar, eps):
 exercises.check("sample_and_kl", solution_sample_and_kl, must_pass=True)
 
 # %% [markdown]
-# ### Exercise 2, find the bug: a VAE loss out of balance
+# ### Find the bug: a VAE loss
 #
 # The negative ELBO of a batch with a Gaussian likelihood of standard deviation `scale` is, per
 # sample, $\sum_{\text{pixels}} (x - \hat x)^2 / (2\,\mathrm{scale}^2)$ (dropping a constant) plus the
 # KL, and then the mean over the batch. The function below, as found in many VAE tutorials, computes
-# something else. The check runs it on three cases and stops at the first that fails: which one,
-# and why does the first one pass? (Fix one term and run it again: a later case may fail next.)
+# something else. The check runs it on three cases and stops at the first that fails: which one, and
+# why does the first one pass?
 
 # %%
 def buggy_negative_elbo(x, x_mean, mu, logvar, scale=1.0):
-    """Minus the ELBO of a batch: x, x_mean (B, ...) data and decoded means; mu, logvar (B, D)."""
+    """Minus the ELBO of a batch: x, x_mean (B, ...) data and decoded means; mu, logvar (B, d)."""
     reconstruction = torch.nn.functional.mse_loss(x_mean, x) / (2 * scale**2)
     kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
     return reconstruction + kl
@@ -252,16 +335,25 @@ def my_negative_elbo(x, x_mean, mu, logvar, scale=1.0):
 exercises.check("negative_elbo", my_negative_elbo)
 
 # %% [markdown]
-# <details><summary><b>Hint</b></summary>
+# <details><summary><b>Hint 1: a nudge</b></summary>
 #
-# `mse_loss` *averages* over every pixel of every sample, while `torch.sum` adds the KL over every
-# dimension of every sample. With one sample and one pixel both agree; with 64 pixels the
-# reconstruction counts 64 times too little, and with 8 samples the KL counts 8 times too much. The
-# balance of the two terms is what a VAE learns from: this one pushes every posterior onto the prior
-# (*posterior collapse*: the code of every input is the same $\mathcal{N}(0, I)$, so it carries nothing
-# about the input) and decodes blurry averages. Sum the squared errors over each sample's pixels
-# (`.flatten(1).sum(1)`), the KL over each sample's dimensions (`.sum(-1)`), then average both over
-# the batch.
+# Read the description of the first case that fails, and what it adds to the case before it. Then
+# follow each of the two terms: how does it turn many numbers (pixels, dimensions, samples) into one?
+# The check stops at the first failing case, so after one fix a later case may fail next.
+# </details>
+# <details><summary><b>Hint 2: what helps</b></summary>
+#
+# `torch.nn.functional.mse_loss` returns the mean over every element it is given; `torch.sum` with no
+# `dim` adds every element. `.flatten(1).sum(1)` adds each sample's pixels, `.sum(-1)` each sample's
+# code dimensions, and `.mean()` then averages over the batch.
+# </details>
+# <details><summary><b>Hint 3: the code</b></summary>
+#
+# ```python
+# reconstruction = (x - x_mean).pow(2).flatten(1).sum(1) / (2 * scale**2)  # (B,)
+# kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=-1)  # (B,)
+# return (reconstruction + kl).mean()
+# ```
 # </details>
 
 # %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
@@ -289,43 +381,100 @@ verify((ours - theirs).abs().max() < 1e-10, "our KL equals torch.distributions'"
        largest_difference=(ours - theirs).abs().max())
 
 # %% [markdown]
-# With two modalities, the question is how to get $q(z \mid x^{(1)}, x^{(2)})$, and $q(z \mid x^{(m)})$
-# when one is missing, without a separate encoder for every subset.
+# ### Check yourself
 #
-# ## 4. Product of experts: MVAE
+# 1. In the worked example, the answer "sure of z = 2" rebuilds $x$ best. Why does it score below the
+#    posterior, and what would happen if training had no KL term?
 #
-# Wu and Goodman (2018), [*Multimodal Generative Models for Scalable Weakly-Supervised
-# Learning*](https://arxiv.org/abs/1802.05335), let each modality be an **expert** $q_m(z \mid x^{(m)})$
-# and multiply them, together with the prior as one more expert:
+# <details><summary>Answer</summary>
+#
+# It pays far more KL than it gains in reconstruction: a narrow $q$ far from the prior costs a lot. No
+# answer can score above $\log p(x)$, because the gap is the KL from $q$ to the true posterior. Without
+# the KL term nothing keeps the codes near the prior: the encoder is free to make them narrow and put
+# them anywhere, and codes drawn from $\mathcal{N}(0, I)$ no longer decode to anything sensible, which
+# is the plain autoencoder again.
+# </details>
+#
+# 2. You write `z = torch.normal(mu, std)` in a VAE. Does it train, and would you notice?
+#
+# <details><summary>Answer</summary>
+#
+# It runs without an error, and the loss can still fall as the decoder learns. But the reconstruction
+# term sends no gradient to the encoder (the cell printed zeros); only the KL term reaches $\mu$ and
+# $\log\sigma^2$, so it pulls every posterior towards the prior and the code forgets the input.
+# </details>
+#
+# 3. In the find-the-bug, why did case 1 pass, and which term wins in a real batch of many pixels and
+#    many samples?
+#
+# <details><summary>Answer</summary>
+#
+# With one sample, one pixel and one dimension every mean is also a sum. `mse_loss` averages over
+# pixels and samples, so the reconstruction counts $P$ times too little for $P$ pixels; `torch.sum`
+# adds the KL over the batch, so it counts $B$ times too much. The KL wins: every posterior is pushed
+# onto the prior (*posterior collapse*: the code carries nothing about the input), and the decoder
+# draws blurry averages.
+# </details>
+
+# %% [markdown]
+# ## 4. Two ways to combine experts: product (MVAE) and mixture (MMVAE)
+#
+# With two modalities you need $q(z \mid x^{(1)}, x^{(2)})$, and $q(z \mid x^{(m)})$ when one is
+# missing, without a separate encoder for every subset of the modalities. Both models below give each
+# modality its own expert $q_m(z \mid x^{(m)})$ and combine the experts: one multiplies them, the other
+# averages them.
+#
+# ### Product of experts: MVAE
+#
+# First a picture: two experts and their product (left), one expert and the prior as a second expert
+# (right). Then the left panel's product by hand.
+
+# %%
+with figure(10, 2.6, ncols=2) as axes:
+    views.gaussian_product(axes[0], [-1.0, 2.0], [1.0, 0.25], title="two experts and their product")
+    views.gaussian_product(axes[1], [2.0], [0.25], with_prior=True, title="one expert and the prior expert")
+
+# %%
+mu_1, var_1, mu_2, var_2 = -1.0, 1.0, 2.0, 0.25  # the left panel's experts
+precision = 1 / var_1 + 1 / var_2  # precisions add up
+mean = (mu_1 / var_1 + mu_2 / var_2) / precision  # each mean weighted by its precision
+print(f"precisions {1 / var_1:g} + {1 / var_2:g} = {precision:g}: product mean {mean:.2f}, variance {1 / precision:.2f}")
+
+# %% [markdown]
+# The product is narrower than either expert, and its mean leans towards the surer one. Wu and
+# Goodman (2018), [*Multimodal Generative Models for Scalable Weakly-Supervised
+# Learning*](https://arxiv.org/abs/1802.05335), multiply the experts, with the prior as one more:
 #
 # $$q(z \mid x^{(1)}, \dots, x^{(M)}) \;\propto\; p(z) \prod_m q_m(z \mid x^{(m)}).$$
 #
-# A product of Gaussians is Gaussian. For experts $\mathcal{N}(\mu_i, \operatorname{diag}\sigma_i^2)$,
-# $i = 1, \dots, E$ (here the prior and the modalities' experts), with precisions $T_i = 1 / \sigma_i^2$,
-# the product is $\mathcal{N}(\bar\mu, \operatorname{diag}\bar\sigma^2)$ with, in every dimension,
+# For Gaussian experts $\mathcal{N}(\mu_i, \operatorname{diag}\sigma_i^2)$, $i$ running over the
+# prior and the modalities' experts, the product is $\mathcal{N}(\bar\mu, \operatorname{diag}\bar\sigma^2)$
+# with, in every dimension,
 #
-# $$\bar\mu = \frac{\sum_i T_i \mu_i}{\sum_i T_i}, \qquad \bar\sigma^2 = \frac{1}{\sum_i T_i}.$$
+# $$\bar\mu = \bar\sigma^2 \sum_i \frac{\mu_i}{\sigma_i^2}, \qquad \frac{1}{\bar\sigma^2} = \sum_i \frac{1}{\sigma_i^2}.$$
 #
-# The precisions add up, so the product is narrower than every expert, its surest one included, and
-# its mean leans to the most certain expert. A missing modality is simply left out of the product.
+# A missing modality is simply left out of the product. The prior expert adds precision 1 in every
+# dimension, so it pulls the mean towards 0 and narrows the product, the more the vaguer the other
+# experts: one expert $\mathcal{N}(\mu_1, \sigma_1^2)$ times the prior is
+# $\mathcal{N}\big(\mu_1 / (1 + \sigma_1^2),\ \sigma_1^2 / (1 + \sigma_1^2)\big)$ (the right panel).
 #
-# **Why the prior is one of the experts.** For modalities that are independent given $z$, Bayes' rule
-# gives $p(z \mid x^{(1)}, \dots, x^{(M)}) \propto \prod_m p(z \mid x^{(m)}) \,/\, p(z)^{M-1}$: a
-# *quotient* of Gaussians, whose precisions are differences, Gaussian only while they stay positive,
-# which nothing guarantees for learned experts. Wu and Goodman write each unimodal posterior as the
-# network's expert times the prior, $p(z \mid x^{(m)}) \propto q_m(z \mid x^{(m)})\, p(z)$; then
-# $M - 1$ of the priors cancel the quotient, and one remains as an expert of the product above. (It is
-# not what makes the product proper: one Gaussian expert alone already is.) What the prior expert
-# *does*: it adds precision 1 in every dimension, so it pulls the mean towards 0 and narrows the
-# product, the more the vaguer the other experts. One expert $\mathcal{N}(m, s^2)$ times the prior is
-# $\mathcal{N}\big(m / (1 + s^2),\ s^2 / (1 + s^2)\big)$.
+# <details><summary>More: why the prior is one of the experts</summary>
+#
+# For modalities that are independent given $z$, Bayes' rule gives
+# $p(z \mid x^{(1)}, \dots, x^{(M)}) \propto \prod_m p(z \mid x^{(m)}) \,/\, p(z)^{M-1}$: a *quotient*
+# of Gaussians, whose precisions are differences, Gaussian only while they stay positive, which nothing
+# guarantees for learned experts. Wu and Goodman write each unimodal posterior as the network's expert
+# times the prior, $p(z \mid x^{(m)}) \propto q_m(z \mid x^{(m)})\, p(z)$; then $M - 1$ of the priors
+# cancel the quotient, and one remains as an expert of the product. (It is not what makes the product
+# proper: one Gaussian expert alone already is.)
+# </details>
 
 # %% [markdown]
-# ### Exercise 3: the product of two Gaussian experts
+# ### Exercise: the product of two Gaussian experts
 #
 # Write `my_product_of_two_experts(mu1, logvar1, mu2, logvar2)`: two Gaussian experts, each given by
-# its mean and log-variance of shape `(B, D)`; return the product as a tuple `(mu, logvar)`, both
-# `(B, D)`.
+# its mean and log-variance of shape `(B, d)`; return the product as a tuple `(mu, logvar)`, both
+# `(B, d)`.
 
 # %%
 def my_product_of_two_experts(mu1, logvar1, mu2, logvar2):
@@ -336,63 +485,76 @@ def my_product_of_two_experts(mu1, logvar1, mu2, logvar2):
 exercises.check("product_of_two_experts", my_product_of_two_experts)
 
 # %% [markdown]
-# <details><summary><b>Hint</b></summary>
+# <details><summary><b>Hint 1: a nudge</b></summary>
 #
-# Precisions are $T_i = e^{-\log \sigma_i^2}$. The product's variance is $1 / (T_1 + T_2)$ (return its
-# log) and its mean $(T_1 \mu_1 + T_2 \mu_2) / (T_1 + T_2)$.
+# Turn each log-variance into a precision, one over the variance: precisions add up. The mean is an
+# average of the two means, each weighted by its expert's precision. Return the log of the product's
+# variance, not the variance.
+# </details>
+# <details><summary><b>Hint 2: what helps</b></summary>
+#
+# A precision $1/\sigma^2 = e^{-\log \sigma^2}$ is `(-logvar1).exp()`. The product's variance is one
+# over the sum of the precisions, so its log is minus `torch.log` of that sum.
+# </details>
+# <details><summary><b>Hint 3: the code</b></summary>
+#
+# ```python
+# prec1, prec2 = (-logvar1).exp(), (-logvar2).exp()
+# return (prec1 * mu1 + prec2 * mu2) / (prec1 + prec2), -torch.log(prec1 + prec2)
+# ```
 # </details>
 
 # %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 def solution_product_of_two_experts(mu1, logvar1, mu2, logvar2):
-    t1, t2 = (-logvar1).exp(), (-logvar2).exp()
-    return (t1 * mu1 + t2 * mu2) / (t1 + t2), -torch.log(t1 + t2)
+    prec1, prec2 = (-logvar1).exp(), (-logvar2).exp()  # precisions 1 / sigma^2
+    return (prec1 * mu1 + prec2 * mu2) / (prec1 + prec2), -torch.log(prec1 + prec2)
 
 
 exercises.check("product_of_two_experts", solution_product_of_two_experts, must_pass=True)
 
 # %% [markdown]
 # The package's `product_of_experts` takes any number of experts stacked along a first dimension.
-# The picture: two experts and their product (left), one expert and the prior expert (right).
+# Check it against the closed form, and the prior expert's effect on the right panel's expert:
 
 # %%
 from mmcourse.autoencoders import product_of_experts  # noqa: E402  (imported after the exercise it answers)
 
-with figure(10, 2.6, ncols=2) as axes:
-    views.gaussian_product(axes[0], [-1.0, 2.0], [1.0, 0.25], title="two experts and their product")
-    views.gaussian_product(axes[1], [2.0], [0.25], with_prior=True, title="one expert and the prior expert")
-
-# %%
 g = torch.Generator().manual_seed(0)
-mu_e, logvar_e = torch.randn(3, 5, 16, generator=g), torch.randn(3, 5, 16, generator=g)  # 3 experts, B = 5, D = 16
+mu_e, logvar_e = torch.randn(3, 5, 16, generator=g), torch.randn(3, 5, 16, generator=g)  # 3 experts, B = 5, d = 16
 product = product_of_experts(mu_e, logvar_e)
-precision = (-logvar_e).exp()
-closed_mu, closed_var = (precision * mu_e).sum(0) / precision.sum(0), 1 / precision.sum(0)
+precisions = (-logvar_e).exp()
+closed_mu, closed_var = (precisions * mu_e).sum(0) / precisions.sum(0), 1 / precisions.sum(0)
 verify(torch.allclose(product.mu, closed_mu, atol=1e-5) and torch.allclose(product.logvar.exp(), closed_var),
        "product_of_experts is the precision-weighted closed form", largest_difference=(product.mu - closed_mu).abs().max())
-m, s2 = torch.tensor([[2.0]]), torch.tensor([[0.25]])  # the right panel's expert N(2, 0.25)
-one = product_of_experts(torch.stack([torch.zeros(1, 1), m]), torch.stack([torch.zeros(1, 1), s2.log()]))
-verify(torch.allclose(one.mu, m / (1 + s2)) and torch.allclose(one.logvar.exp(), s2 / (1 + s2)),
-       "with the prior expert, N(m, s^2) becomes N(m / (1 + s^2), s^2 / (1 + s^2))",
+mu_1, var_1 = torch.tensor([[2.0]]), torch.tensor([[0.25]])  # the right panel's expert N(2, 0.25)
+one = product_of_experts(torch.stack([torch.zeros(1, 1), mu_1]), torch.stack([torch.zeros(1, 1), var_1.log()]))
+verify(torch.allclose(one.mu, mu_1 / (1 + var_1)) and torch.allclose(one.logvar.exp(), var_1 / (1 + var_1)),
+       "with the prior expert, N(mu, sigma^2) becomes N(mu / (1 + sigma^2), sigma^2 / (1 + sigma^2))",
        mean=one.mu, variance=one.logvar.exp())
 
 # %% [markdown]
 # MVAE trains on the ELBO of the joint posterior **plus** the ELBO of each modality alone
-# (reconstructing only itself), so that every expert learns to stand on its own:
+# (reconstructing only itself), so that every expert learns to stand on its own; the loss is minus
+# their sum:
 #
-# $$\mathcal{L} = \mathrm{ELBO}(x^{(1)}, x^{(2)}) + \mathrm{ELBO}(x^{(1)}) + \mathrm{ELBO}(x^{(2)}),
-#   \qquad \mathrm{ELBO}(x_S) = \mathbb{E}_{q(z \mid x_S)}\Big[\sum_{m \in S} \lambda_m \log p(x^{(m)} \mid z)\Big]
+# $$\mathcal{L}_{\mathrm{MVAE}} = -\big[\mathrm{ELBO}(x^{(1)}, x^{(2)}) + \mathrm{ELBO}(x^{(1)}) + \mathrm{ELBO}(x^{(2)})\big],
+#   \qquad \mathrm{ELBO}(x_S) = \mathbb{E}_{q(z \mid x_S)}\Big[\sum_{m \in S} \lambda_m \log p_\theta(x^{(m)} \mid z)\Big]
 #   - \mathrm{KL}\big(q(z \mid x_S) \,\|\, p(z)\big),$$
 #
 # where $x_S$ are the modalities of the set $S$, $q(z \mid x_S)$ their product with the prior, and
-# $\lambda_m$ a weight on each likelihood so that the modalities count alike: a caption's four tokens
-# carry a few nats at most, while a scene's log-likelihood adds up errors over its 3 x 16 x 16 = 768
-# numbers, so $\lambda = 1$ for the scene and each caption token counts ten times, $\lambda = 10$
-# (`TokenCoder(weight=10)`). A weighted ELBO stays below $\log p$ where $\lambda_m \log p \le \log p$:
-# true here, since a token's log-probability is at most 0, but not for a Gaussian density in general
+# $\lambda_m$ a weight on each likelihood so that the modalities count alike: a scene's log-likelihood
+# adds up errors over its 3 x 16 x 16 numbers, a caption's over four tokens, so $\lambda = 1$ for the
+# scene and 10 for each token.
+#
+# <details><summary>More: is a weighted ELBO still a bound?</summary>
+#
+# A weighted ELBO stays below $\log p$ where $\lambda_m \log p \le \log p$: true here, since a token's
+# log-probability is at most 0 and the scene's weight is 1, but not for a Gaussian density in general
 # (its log can be positive).
-# The image decoder is built for one-object scenes (`SceneCoder`): it draws one silhouette in one of
-# the grid's nine cells, in one colour, which lets a tiny model learn to draw in seconds. Train MVAE
-# on Shapes, then on AV-Digits (about five seconds):
+# </details>
+#
+# The scene decoder (`SceneCoder`) draws one silhouette in one colour in one of nine cells, which a
+# tiny model learns in seconds. Train MVAE on Shapes and on AV-Digits (about five seconds):
 
 # %%
 experiments.train_models(shapes_run, ["MVAE"], progress=True)
@@ -400,43 +562,69 @@ experiments.train_models(av_run, ["MVAE"], progress=True)
 print(shapes_run.models["MVAE"])
 
 # %% [markdown]
-# ## 5. Mixture of experts: MMVAE
+# ### Mixture of experts: MMVAE
+#
+# Now average the same two experts instead of multiplying them. Then the mixture's numbers, and its
+# KL to the prior, which has no closed form: estimate it from codes drawn from each expert in turn (a
+# *stratum* each), and set it against the experts' average KL.
+
+# %%
+two = Normal(torch.tensor([-1.0, 2.0]), torch.tensor([1.0, 0.5]))  # the experts N(-1, 1) and N(2, 0.25), as above
+grid = torch.linspace(-4, 6, 400)
+density = two.log_prob(grid.unsqueeze(-1)).exp()  # (400, 2): each expert's density
+with figure(10, 2.6, ncols=2) as axes:
+    views.gaussian_product(axes[0], [-1.0, 2.0], [1.0, 0.25], title="their product (MVAE)")
+    axes[1].plot(grid, density, "--", lw=1)
+    axes[1].plot(grid, density.mean(-1), "k", lw=2, label="mixture")
+    axes[1].legend(fontsize=7)
+    axes[1].set(yticks=[], xlabel="z")
+    axes[1].set_title("their mixture (MMVAE)", fontsize=9)
+
+# %%
+mean = two.mean.mean()
+variance = two.variance.mean() + (two.mean - mean).pow(2).mean()  # average variance + spread of the means
+print(f"mixture: mean {mean:.2f}, variance {variance:.2f}")
+g = torch.Generator().manual_seed(0)
+z = two.mean + two.stddev * torch.randn(100_000, 2, generator=g)  # column i: a stratum drawn from expert i
+log_mixture = two.log_prob(z.unsqueeze(-1)).logsumexp(-1) - math.log(2)  # the mixture's density at each z
+kl_mixture = (log_mixture - Normal(0.0, 1.0).log_prob(z)).mean()  # both strata weighted 1/2
+kl_average = kl_divergence(two, Normal(0.0, 1.0)).mean()
+print(f"KL to the prior: the mixture's {kl_mixture:.3f} (sampled), the experts' average {kl_average:.3f}")
+
+# %% [markdown]
+# A mixture *covers* every expert: wherever one expert puts mass, so does the mixture (at least $1/M$
+# of it). Its variance is the experts' average variance plus the spread of their means. And its KL came
+# out below the experts' average KL, as it always does: KL is convex in its first argument.
 #
 # Shi, Siddharth, Paige and Torr (2019), [*Variational Mixture-of-Experts Autoencoders for Multi-Modal
-# Deep Generative Models*](https://arxiv.org/abs/1911.03393), average the experts instead:
-#
-# $$q(z \mid x^{(1)}, x^{(2)}) = \tfrac12 \big(q_1(z \mid x^{(1)}) + q_2(z \mid x^{(2)})\big).$$
-#
-# A product is narrower than its surest expert. A mixture *covers* every expert: wherever one expert
-# puts mass, so does the mixture (its density is at least $1/M$ times that expert's). That does not
-# make it as wide as its widest expert: its variance is the experts' average variance plus the spread
-# of their means, so two experts with the same mean mix to a variance below the wider one's.
-#
-# Under the mixture, the expected log-likelihood of the ELBO is the average of the experts'
-# expectations, so it is estimated by **stratified sampling**: draw $z$ from *each* expert (a
-# stratum), decode *every* modality from it, and weight each stratum by $1/M$. The mixture's KL to
-# the prior has no closed form; MMVAE uses the experts' average KL instead, which is larger, because
-# KL is convex in its first argument:
+# Deep Generative Models*](https://arxiv.org/abs/1911.03393), take the mixture
+# $q(z \mid x^{(1)}, \dots, x^{(M)}) = \frac1M \sum_m q_m(z \mid x^{(m)})$ as the posterior. Its
+# expected log-likelihood is estimated by **stratified sampling**: draw $z$ from *each* expert, decode
+# *every* modality from it, weight each stratum by $1/M$. Its KL is replaced by the experts' average, which is larger:
 #
 # $$\mathrm{KL}\Big(\tfrac1M \textstyle\sum_m q_m \,\Big\|\, p\Big) \;\le\; \frac1M \sum_m \mathrm{KL}(q_m \,\|\, p).$$
 #
-# So MMVAE maximises a lower bound on the mixture's ELBO, itself a lower bound on the evidence:
+# So MMVAE minimises the loss
 #
-# $$\mathcal{L}_{\mathrm{MMVAE}} = \frac{1}{M} \sum_{m=1}^{M} \Big(\mathbb{E}_{z \sim q_m}\Big[\sum_{n}
-#   \lambda_n \log p(x^{(n)} \mid z)\Big] - \mathrm{KL}(q_m \,\|\, p)\Big) \;\le\; \mathrm{ELBO}_{\text{mixture}}
-#   \;\le\; \log p(x^{(1)}, \dots, x^{(M)}),$$
+# $$\mathcal{L}_{\mathrm{MMVAE}} = -\frac{1}{M} \sum_{m=1}^{M} \Big(\mathbb{E}_{z \sim q_m}\Big[\sum_{n}
+#   \lambda_n \log p_\theta(x^{(n)} \mid z)\Big] - \mathrm{KL}(q_m \,\|\, p)\Big), \qquad
+#   -\mathcal{L}_{\mathrm{MMVAE}} \;\le\; \mathrm{ELBO}_{\text{mixture}} \;\le\; \log p_\theta(x^{(1)}, \dots, x^{(M)}),$$
 #
-# with the likelihood weights $\lambda_n$ of section 4 (the last step holds because $\lambda_n \log p \le
-# \log p$ here, as there). So each unimodal posterior must, on its own, explain *all* the modalities:
-# the code from the caption must already say enough to draw the scene. (In the authors' code,
-# iffsid/mmvae, this objective is `m_elbo_naive`. Their experiments train on tighter
-# *importance-weighted* bounds: the IWAE bound of Burda, Grosse and Salakhutdinov (2016),
-# [*Importance Weighted Autoencoders*](https://arxiv.org/abs/1509.00519), draws $k$ codes, weights
-# each by $p(x, z) / q(z \mid x)$ and takes the log of the weights' mean, which approaches
-# $\log p(x)$ as $k$ grows. `MMVAE(k=...)` implements it with the plain IWAE gradient; their runs
-# used a lower-variance gradient estimator (DReG) with $k$ = 30 or 50, and Laplace distributions for
-# the prior, the posteriors and the likelihoods, with the prior's scale learned.) Here is one batch
-# of three test pairs, sampled:
+# with MVAE's weights $\lambda_n$. Each unimodal posterior must, on its own, explain *all* the
+# modalities: the code from the caption must say enough to draw the scene.
+#
+# <details><summary>More: the bound the authors train on</summary>
+#
+# In the authors' code, iffsid/mmvae, this objective is `m_elbo_naive`. Their experiments train on
+# tighter *importance-weighted* bounds: the IWAE bound of Burda, Grosse and Salakhutdinov (2016),
+# [*Importance Weighted Autoencoders*](https://arxiv.org/abs/1509.00519), draws several codes, weights
+# each by $p(x, z) / q(z \mid x)$ and takes the log of the weights' mean, which approaches $\log p(x)$
+# as the number of codes grows. `MMVAE(k=...)` implements it with the plain IWAE gradient; their runs
+# used a lower-variance gradient estimator (DReG) with 30 or 50 codes, and Laplace distributions for
+# the prior, the posteriors and the likelihoods, with the prior's scale learned.
+# </details>
+#
+# Train the two MMVAEs (about five seconds) and sample a batch of three test pairs:
 
 # %%
 experiments.train_models(shapes_run, ["MMVAE"])
@@ -444,28 +632,58 @@ experiments.train_models(av_run, ["MMVAE"])
 with torch.no_grad():
     experts, _ = shapes_run.models["MMVAE"].experts(shapes.test["image"][:3], shapes.test["caption"][:3])
     strata = mixture_of_experts_sample(*experts, k=2)
-print("experts:", tuple(experts.mu.shape), "| samples:", tuple(strata.z.shape), "(expert, k, B, D)")
+print("experts:", tuple(experts.mu.shape), "| samples:", tuple(strata.z.shape), "(expert, k, B, d)")
 print("weight of each stratum, sample 0:", strata.weight[:, 0].tolist())
 
 # %% [markdown]
-# Training the two MMVAEs takes about five seconds. The VAEs' training curves:
+# The VAEs' training curves:
 
 # %%
 views.training_curves({f"{run.data.name}: {m}": run.histories[m] for run in (shapes_run, av_run)
                        for m in ("MVAE", "MMVAE")})
 
 # %% [markdown]
-# ## 6. Measure generation, don't eyeball it
+# ### Check yourself
 #
-# For every model and direction: generate one modality from the other alone and let the referee read
-# it. A scene generated from a caption is coherent when the referee reads the caption's shape *and*
-# colour; a caption generated from a scene, when its tokens name the scene's shape and colour; a digit
-# generated from speech, when the referee reads the spoken digit. The VAEs decode a code *sampled*
-# from the posterior (one per test sample), the autoencoder its one code. **Joint coherence**, for
-# the VAEs: decode codes drawn from the prior into both modalities and ask whether the two referees
-# agree. Chance for each is the same measure against shuffled pairs. Section 2 trained the bimodal
-# autoencoder on AV-Digits only, so the cell first trains it on Shapes too (with zeroing, about a
-# second).
+# 1. One expert is sure (a small variance), the other vague. Predict where the product lies and what
+#    the mixture looks like.
+#
+# <details><summary>Answer</summary>
+#
+# The product lies close to the sure expert's mean and is narrower still: precisions add, and the
+# sure expert's dominates. The mixture covers both: with means apart it has two bumps, one at each expert.
+# Its variance is the average variance plus the spread of the means, so it is wide when the means are
+# far apart.
+# </details>
+#
+# 2. A caption expert $\mathcal{N}(\mu_1, \sigma_1^2)$ is vague (large $\sigma_1^2$). What does MVAE's
+#    prior expert do to it, when the caption is all you have?
+#
+# <details><summary>Answer</summary>
+#
+# It adds precision 1: the posterior is $\mathcal{N}\big(\mu_1 / (1 + \sigma_1^2),\ \sigma_1^2 / (1 +
+# \sigma_1^2)\big)$, so its mean is pulled towards 0, the more the vaguer the expert, and its variance
+# stays below 1.
+# </details>
+#
+# 3. What does MMVAE ask of the code from the caption alone that MVAE does not?
+#
+# <details><summary>Answer</summary>
+#
+# MMVAE decodes every modality from the caption's stratum, so a code drawn from the caption expert
+# alone must draw the scene too. MVAE asks the caption's expert, in the caption's own ELBO, only to
+# rebuild the caption; in the joint posterior the image's expert does the rest.
+# </details>
+
+# %% [markdown]
+# ## 5. Measure generation, don't eyeball it
+#
+# For every model and direction, generate one modality from the other alone and let the referee read
+# it: a scene from a caption is coherent when the referee reads the caption's shape *and* colour, a
+# caption from a scene when its tokens name them. The VAEs decode a code *sampled* from the posterior,
+# the autoencoder its one code. **Joint coherence**, for the VAEs: decode codes drawn from the prior
+# into both modalities and ask whether the two referees agree. Chance is the same measure on shuffled
+# pairs. The cell first trains the autoencoder on Shapes too (about a second).
 
 # %%
 experiments.train_models(shapes_run, ["autoencoder"])
@@ -487,29 +705,24 @@ captions = shapes.test["caption"][columns]
 views.generated_rows(shapes, {"real scene": shapes.test["image"][columns],
                               **{m: shapes_run.models[m].generate(None, captions)[0] for m in experiments.MODELS}},
                      [views.caption_title(c) for c in captions])
-
-# %%
 caption_to_image = {m: t["caption -> image"] for m, t in tables["shapes"].items()}
 speech_to_image = {m: t["audio -> image"] for m, t in tables["av"].items()}
-experiments.CAPTION_TO_IMAGE.check(min(c.coherence / c.chance for c in caption_to_image.values()),
-                                   **{m: c.coherence for m, c in caption_to_image.items()})
-experiments.SPEECH_TO_IMAGE.check(min(c.coherence - c.chance for c in speech_to_image.values()),
-                                  **{m: c.coherence for m, c in speech_to_image.items()})
+worst_caption = min(c.coherence / c.chance for c in caption_to_image.values())
+worst_speech = min(c.coherence - c.chance for c in speech_to_image.values())
+
+# %%
+experiments.CAPTION_TO_IMAGE.check(worst_caption, **{m: c.coherence for m, c in caption_to_image.items()})
+experiments.SPEECH_TO_IMAGE.check(worst_speech, **{m: c.coherence for m, c in speech_to_image.items()})
 
 # %% [markdown]
-# The autoencoder has no joint coherence: nothing in its training puts its codes where
-# $\mathcal{N}(0, I)$ draws them, so decoding such draws samples no model of the data. Joint coherence
-# asks the most of the VAEs: a code drawn from the prior must decode into a scene *and* a caption
-# that agree.
+# The autoencoder has no joint coherence: nothing puts its codes where $\mathcal{N}(0, I)$ draws them.
 #
 # ### Where the code lies, and how wide it is: MVAE against MMVAE
 #
-# Compare MVAE and MMVAE in caption -> image. A coherence from sampled codes mixes two things: where
-# the posterior puts the code of a caption, and how far a sample strays from it. Separate them:
-# decode the posterior *mean*, and decode sampled codes, ten per caption; and measure how wide the
-# posterior from the caption alone is (the standard deviation of the code, averaged over its
-# dimensions and the test captions). Both models drew from the same test captions, so compare them
-# caption by caption, with a bootstrap interval over the captions:
+# A coherence from sampled codes mixes where the posterior puts a caption's code with how far a sample
+# strays from it. Separate them: decode the posterior *mean*, and ten sampled codes per caption; and
+# measure the width of the posterior from the caption (the code's standard deviation, averaged). Compare
+# the two models caption by caption, with a bootstrap interval:
 
 # %%
 codes = {m: experiments.mean_and_sampled(shapes_run.models[m], shapes, shapes_run.referees, "caption")
@@ -521,64 +734,42 @@ for m, c in codes.items():
 for label in ("from_mean", "sampled"):
     print(f"MMVAE minus MVAE, {label.replace('_', ' ')}:",
           paired_difference(getattr(codes["MMVAE"], label).float(), getattr(codes["MVAE"], label).float()))
+cost = {m: c.from_mean.float().mean().item() - c.sampled.mean().item() for m, c in codes.items()}
+wider, costlier = width["MVAE"] / width["MMVAE"], cost["MVAE"] - cost["MMVAE"]
 
 # %%
-cost = {m: c.from_mean.float().mean().item() - c.sampled.mean().item() for m, c in codes.items()}
-experiments.CAPTION_CODE_WIDER.check(width["MVAE"] / width["MMVAE"], **width)
-experiments.SAMPLING_COSTS_MVAE_MORE.check(cost["MVAE"] - cost["MMVAE"], **cost)
+experiments.CAPTION_CODE_WIDER.check(wider, **width)
+experiments.SAMPLING_COSTS_MVAE_MORE.check(costlier, **cost)
 
 # %% [markdown]
-# MVAE's code from the caption alone is wider than MMVAE's, and sampling costs MVAE more coherence
-# than it costs MMVAE: a sample from a wide posterior strays into the codes of other scenes. Both are
-# claimed. So compare the two models twice. From the mean, the difference says which model puts the
-# code of a caption in a better place; sampled, it adds what sampling costs each model, which is where
-# the width acts. The two are not wholly apart for MVAE: its prior expert turns a caption expert
-# $\mathcal{N}(m, s^2)$ into a posterior with mean $m / (1 + s^2)$ (section 4), so the wider the caption
-# expert, the further its mean code is pulled towards 0. MMVAE's mean from the caption alone is the
-# expert's own.
+# MVAE's code from the caption alone is wider than MMVAE's, and sampling costs MVAE more: a sample from
+# a wide posterior strays into other scenes' codes. A likely reason (untested): MVAE's caption expert
+# is trained to explain only four coarse tokens, while MMVAE's must draw the scene from its own samples.
 #
-# Why would MVAE's code be wider? A likely reason, from the objectives (the lesson does not test it):
-# MVAE's caption expert is trained, in the caption's own ELBO, to explain only the caption, four
-# coarse tokens that need little precision, and in the joint posterior the image's sharp expert does
-# the rest. MMVAE's caption expert must draw the scene from its own samples (its stratum), which
-# takes a narrow code.
-#
-# The intervals say how far each difference could move on another set of test captions. Another seed
-# trains other models and can move the differences between the two models further. From the mean,
-# the difference goes either way across the ten seeds the course checks, so the lesson claims
-# nothing about which model puts the caption's code in a better place. Sampled, MMVAE came out ahead
-# on each of the ten, but its smallest lead is less than two standard deviations (over the seeds) from
-# zero, too close to claim: a claim must hold on ten seeds with a margin well beyond their spread
-# (`benchmarks/claims.py`).
+# Which model does better from the mean goes either way across the ten seeds; sampled, MMVAE led on
+# all ten, but its smallest lead is under two standard deviations (over the seeds) from zero. Neither
+# is claimed: read this run's intervals above.
 #
 # ### Inference with a modality missing
 #
-# How much does the code degrade when a modality is missing? Fit a linear probe (linear discriminant
-# analysis) that reads the digit from codes of both modalities (training split), then test it on codes
-# computed from both, from the image alone and from the audio alone:
+# A linear probe (linear discriminant analysis) learns to read the digit from codes of both modalities,
+# then reads codes from both, from the image alone and from the audio alone:
 
 # %%
 for m in experiments.MODELS:
     print(f"{m:>11}:", {case: round(a, 3) for case, a in experiments.latent_probe(av_run.models[m], av).items()})
 
 # %% [markdown]
-# Compare each row: how much does the probe lose without the image, how much without the audio? The
-# probe expects codes from both; each model trains codes from one modality in its own way (the
-# autoencoder by zeroing, MVAE by its unimodal ELBOs, MMVAE by its strata), and none of them is asked
-# to put a code from one modality exactly where the code from both lies. The lesson claims nothing
-# about these rows: read them with the seed in mind.
+# How much does each model lose without the image, and without the audio? No model is asked to put a
+# one-modality code where the code from both lies. These rows move with the seed, and none is claimed.
 #
 # ### Drawing what was never seen
 #
 # No training scene held a red triangle. Ask each model for "a red triangle" in every size and place
-# (five samples of each) and let the referee read the scenes. Handling a combination with no training
-# example is called *zero-shot* (lesson 07 does zero-shot recognition). Two parts of the architecture,
-# the same in all three models, are built for it: the caption encoder adds up one learned
-# embedding per token, so "red" and "triangle" each bring what they meant in other scenes; and the
-# scene decoder (`SceneCoder`) draws one silhouette in one colour, so shape and colour come out of
-# separate parts of it. Nothing in it needs a VAE: compare the deterministic autoencoder. (The referee
-# never saw a red triangle either; it reads shape and colour apart, and the cell prints how it reads
-# the test split's real red triangles.)
+# and let the referee read the scenes (*zero-shot*: lesson 07 does zero-shot recognition). Two parts
+# shared by all three models are built for it: the caption encoder adds one learned embedding per token,
+# so "red" and "triangle" each bring what they meant in other scenes, and the scene decoder draws shape
+# and colour in separate parts. The cell also prints how the referee reads real red triangles.
 
 # %%
 heldout = {m: experiments.heldout_coherence(shapes_run.models[m], shapes, shapes_run.referees)
@@ -590,21 +781,17 @@ print(f"referee on the test split's {count} real red triangles: {accuracy:.3f}")
 captions = experiments.heldout_captions(1)[::3]
 views.generated_rows(shapes, {m: shapes_run.models[m].generate(None, captions)[0] for m in experiments.MODELS},
                      [views.caption_title(c) for c in captions])
+mmvae, auto = heldout["MMVAE"], heldout["autoencoder"]
 
 # %%
-mmvae, auto = heldout["MMVAE"], heldout["autoencoder"]
 experiments.HELDOUT.check(mmvae.coherence / mmvae.chance, coherence=mmvae.coherence, chance=mmvae.chance)
 experiments.HELDOUT_AUTOENCODER.check(auto.coherence / auto.chance, coherence=auto.coherence, chance=auto.chance)
 
 # %% [markdown]
-# MMVAE and the deterministic autoencoder both draw red triangles more than twice as often as chance:
-# both are claimed. So the VAE's objective is not what draws the unseen combination, since a model
-# without it does too; the caption encoder and the scene decoder, shared by all three models, are the
-# likely reason (the lesson does not test it). MVAE draws from sampled codes of its wide caption
-# posterior (measured above), which can stray to other scenes; the lesson claims nothing about its
-# number.
-
-# %% [markdown]
+# MMVAE and the deterministic autoencoder both draw red triangles more than twice as often as chance,
+# so the VAE's objective is not what draws the unseen combination. MVAE's number is not claimed: its
+# samples from a wide caption posterior can stray.
+#
 # ### The running comparison: retrieval in the latent space
 #
 # Lesson 02 retrieved test images with spoken queries in CCA's shared space. Do the same in each
@@ -618,17 +805,16 @@ print(f"{'linear CCA (02)':>16}: Recall@1 {cca['recall1']:.3f}, Recall@5 {cca['r
 for m, r in retrieval.items():
     print(f"{m + ' latent':>16}: Recall@1 {r.recall_at_1:.3f}, Recall@5 {r.recall_at_5:.3f}")
 print(f"{'chance':>16}: Recall@1 {cca['chance1']:.3f}, Recall@5 {cca['chance5']:.3f}")
+mvae = retrieval["MVAE"]
 
 # %%
-mvae = retrieval["MVAE"]
-experiments.RETRIEVAL.check(mvae.recall_at_5 - mvae.chance_at_5, recall_at_5=mvae.recall_at_5,
-                            chance=mvae.chance_at_5)
+experiments.RETRIEVAL.check(mvae.recall_at_5 - mvae.chance_at_5, recall_at_5=mvae.recall_at_5, chance=mvae.chance_at_5)
 
 # %% [markdown]
 # A generative model's latent space is not built for retrieval: it must also hold what the two
-# modalities do not share (the handwriting, the voice), which CCA's nine canonical directions can leave
+# modalities do not share (the handwriting, the voice), which CCA's canonical directions can leave
 # out. Lesson 07 trains a space *for* retrieval. The MVAE's row joins the course's running comparison
-# as printed above (no labels: the ELBO needs none), kept for lesson 07:
+# (no labels: the ELBO needs none), kept for lesson 07:
 
 # %%
 rows = experiments.comparison_rows(av_run.models["MVAE"], av)
@@ -638,26 +824,55 @@ comparison.keep("autoencoders", seed=0, entries=rows)
 # %% [markdown]
 # ### See it: the latent space
 #
-# The test scenes' codes, computed from their captions alone, drawn on the two principal components of
-# the latent space (marker: shape, colour: colour). Move the point with the two sliders: it is decoded
-# live into a scene and a caption. The two sample sliders pick two test captions; their codes are
-# interpolated and decoded into scenes: one modality in, the other out. Set "in" to `image only` to
-# interpolate between two test scenes' codes instead and decode captions. Where in the plane do the
-# red triangles' codes fall, although no red triangle was ever drawn in training?
+# The test scenes' codes from their captions, on the latent space's two principal components (marker:
+# shape, colour: colour). Move the point with two sliders: it is decoded live into a scene and a
+# caption. The sample sliders pick two test captions whose codes are interpolated and decoded; set "in"
+# to `image only` to go from scenes to captions. Where do the red triangles' codes fall?
 
 # %%
 explorer = views.LatentExplorer(shapes_run.models["MMVAE"], shapes)
 explorer
 
 # %% [markdown]
-# ## 7. A pitfall: an "alignment" term that aligns nothing
+# ### Check yourself
+#
+# 1. What does "chance" measure in the coherence table, and what is it for the held-out red triangles?
+#
+# <details><summary>Answer</summary>
+#
+# The same coherence measured against another sample's condition (shuffled pairs): how often the
+# referee's reading would match by accident. For the red triangles the cell prints it: roughly the
+# share of one (shape, colour) combination among all those the referee reads.
+# </details>
+#
+# 2. Why compare the two VAEs from the posterior mean as well as from sampled codes?
+#
+# <details><summary>Answer</summary>
+#
+# A sampled code mixes where the posterior puts the code with how wide the posterior is. MVAE's code
+# from the caption is wider, so sampling costs it more (both claimed); the mean takes most of the width
+# out and asks only where the code lies, although MVAE's prior expert still pulls a wide expert's mean
+# towards 0.
+# </details>
+#
+# 3. The deterministic autoencoder draws red triangles well above chance too. What does that tell you?
+#
+# <details><summary>Answer</summary>
+#
+# That drawing an unseen combination needs no VAE objective. What the three models share does it: a
+# caption encoder that adds one embedding per token, so "red" and "triangle" each bring what they
+# meant elsewhere, and a decoder that draws shape and colour in separate parts.
+# </details>
+
+# %% [markdown]
+# ## 6. A pitfall: an "alignment" term that aligns nothing
 #
 # Tutorials on cross-modal autoencoders often train one autoencoder per modality and add a term that
 # pulls the two codes of a pair together, as in the correspondence autoencoder of Feng, Wang and Li
 # (2014), [*Cross-modal Retrieval with Correspondence Autoencoder*](https://doi.org/10.1145/2647868.2654902).
 # Here the term is the squared distance between the two codes after standardising each dimension over
-# the batch (`standardized_distance`). Its mean over the batch is $\frac{2(B-1)}{B} \sum_d (1 - \rho_d)$,
-# where $\rho_d$ is the correlation across the batch between dimension $d$ of the image code and of the
+# the batch (`standardized_distance`). Its mean over the batch is $\frac{2(B-1)}{B} \sum_j (1 - \rho_j)$,
+# where $\rho_j$ is the correlation across the batch between dimension $j$ of the image code and of the
 # audio code: so it makes the codes *correlate*, as CCA does, and shrinking the codes cannot meet it.
 # One typo turns it into a constant:
 
@@ -680,10 +895,10 @@ for name, r in pitfall.items():
           f"code distance paired {r['paired']:.1f}, shuffled {r['shuffled']:.1f} | "
           f"retrieval Recall@1 {r['retrieval'].recall_at_1:.3f} (chance {r['retrieval'].chance_at_1:.3f})")
 views.alignment_pitfall(pitfall)
-
-# %%
 buggy, correct = pitfall["buggy"], pitfall["correct"]
 verify(buggy["term"] == 0 and buggy["term_shuffled"] == 0, "the buggy term is 0 on real and on shuffled pairs alike")
+
+# %%
 experiments.ALIGNMENT_CONSTANT.check(abs(buggy["ratio"] - 1), ratio=buggy["ratio"], paired=buggy["paired"],
                                      shuffled=buggy["shuffled"])
 experiments.ALIGNMENT_WORKS.check(correct["ratio"], paired=correct["paired"], shuffled=correct["shuffled"])
@@ -691,50 +906,84 @@ experiments.ALIGNMENT_WORKS.check(correct["ratio"], paired=correct["paired"], sh
 # %% [markdown]
 # Both losses fell (first and last epoch, above), and the buggy term even reports a perfect alignment
 # of 0. But a term that does not change when you shuffle the pairs cannot know anything about the
-# pairs. The loss could not tell the two models apart; the shuffled-pairs control, which needs no
-# labels, could (so could retrieval, printed on the same lines, but it needs the digit labels). Run the
-# control whenever a model claims to use the pairing.
+# pairs. The loss could not tell the two models apart; the shuffled-pairs control could, without labels
+# (so could retrieval, printed on the same lines, but it needs the digit labels).
+
+# %% [markdown]
+# ### Check yourself
+#
+# 1. Both losses fell. Why is a falling loss no evidence that the alignment term works?
+#
+# <details><summary>Answer</summary>
+#
+# The loss adds the two reconstructions to the term, and the reconstructions improve whatever the term
+# does. The buggy term was 0 from the start, so the whole fall came from the reconstructions.
+# </details>
+#
+# 2. Why can a term that has the same value on shuffled pairs know nothing about the pairs?
+#
+# <details><summary>Answer</summary>
+#
+# Whatever it measures, it measures the same whether the image and the audio belong together or not,
+# so its gradient cannot push the codes of a true pair together rather than a stranger's. Here the
+# buggy term compares the image code with itself.
+# </details>
+#
+# 3. Why can the correct term not be met by shrinking both codes towards 0?
+#
+# <details><summary>Answer</summary>
+#
+# It standardises each dimension over the batch first, so the scale of the codes cancels: what is left
+# is $\frac{2(B-1)}{B} \sum_j (1 - \rho_j)$, which only a higher correlation between the two codes
+# lowers.
+# </details>
 
 # %% [markdown]
 # ## Summary
 #
-# - A **bimodal autoencoder** learns one code from both modalities; zero one modality at random in
-#   training, so that one input alone must make the code: here the image alone then calls up the right
-#   spoken digit more often (audio -> image moves either way with the seed). Without zeroing, the image
-#   alone still calls it up well above chance, but less often.
-# - A **VAE** maximises the ELBO, reconstruction minus the KL to the prior; the reparameterisation
-#   $z = \mu + \sigma \odot \varepsilon$ lets gradients reach the encoder.
-# - **MVAE** multiplies the experts with the prior expert (precision-weighted: narrower than every
-#   expert, leaning to the surest; the prior expert pulls the mean towards 0 and narrows it); a missing
-#   modality is left out. **MMVAE** averages them (the mixture covers every expert) and samples each
-#   stratum, so each unimodal code must explain every modality; its objective is a lower bound on the
-#   mixture's ELBO.
-# - **Measure** generation with referees trained on real data (cross-modal coherence, and joint
-#   coherence for models with a prior, against chance), from sampled codes *and* from the posterior
-#   mean: here MVAE's code from a caption is wider than MMVAE's, and sampling costs it more. Probe
-#   codes with a modality missing, and test combinations held out of training: here the deterministic
-#   autoencoder draws them far above chance too, as MMVAE does, so that takes no VAE.
+# - A **bimodal autoencoder** learns one code from both modalities; zeroing one modality at random in
+#   training makes one input alone carry the code (here the image alone then calls up the right spoken
+#   digit more often).
+# - A **VAE** maximises the ELBO, reconstruction minus the KL to the prior, a lower bound on
+#   $\log p(x)$; the reparameterisation $z = \mu + \sigma \odot \varepsilon$ lets gradients reach the
+#   encoder.
+# - **MVAE** multiplies the experts with the prior expert (precisions add); a missing modality is left
+#   out. **MMVAE** averages them and samples each stratum, so each unimodal code must explain every
+#   modality.
+# - **Measure** generation with referees against shuffled-pairs chance, from sampled codes *and* from
+#   the posterior mean. Here MVAE's code from a caption is wider than MMVAE's, and the deterministic
+#   autoencoder draws held-out combinations too: that takes no VAE.
 # - A term that does not change under **shuffled pairs** knows nothing about the pairs, however well
 #   the loss falls.
 #
 # **Try it:** train MVAE on the joint ELBO only, `model, _ = experiments.train_model("MVAE", shapes,
 # unimodal=False)`, and compare its image -> caption coherence,
-# `experiments.cross_modal_coherence(model, shapes, shapes_run.referees)`, with the table of section 6;
+# `experiments.cross_modal_coherence(model, shapes, shapes_run.referees)`, with the table of section 5;
 # or open the explorer on AV-Digits, `views.LatentExplorer(av_run.models["MVAE"], av)`.
 #
-# **Further reading.**
-# Ngiam et al. (2011), [*Multimodal Deep Learning*](https://people.csail.mit.edu/khosla/papers/icml2011_ngiam.pdf).
-# Kingma and Welling (2014), [*Auto-Encoding Variational Bayes*](https://arxiv.org/abs/1312.6114).
-# Suzuki, Nakayama and Matsuo (2017), [*Joint Multimodal Learning with Deep Generative Models*
-# (JMVAE)](https://arxiv.org/abs/1611.01891): a joint encoder plus unimodal encoders pulled towards it.
-# Wu and Goodman (2018), [*Multimodal Generative Models for Scalable Weakly-Supervised Learning*
-# (MVAE)](https://arxiv.org/abs/1802.05335).
-# Shi, Siddharth, Paige and Torr (2019), [*Variational Mixture-of-Experts Autoencoders for Multi-Modal
-# Deep Generative Models* (MMVAE)](https://arxiv.org/abs/1911.03393).
-# Sutter, Daunhawer and Vogt (2021), [*Generalized Multimodal ELBO* (MoPoE)](https://arxiv.org/abs/2105.02470):
-# a mixture of products over every subset of modalities.
-# Daunhawer, Sutter, Chin-Cheong, Palumbo and Vogt (2022), [*On the Limitations of Multimodal
-# VAEs*](https://arxiv.org/abs/2110.04121): models trained on subsets of the modalities (MMVAE, MoPoE,
-# and MVAE with its unimodal ELBOs, as here) have their multimodal ELBO capped by that sub-sampling, and
-# so generate worse samples than unimodal VAEs; on harder data none of the models they test gets both
-# coherence and sample quality.
+# **Papers**
+#
+# - Ngiam et al. (2011), [*Multimodal Deep Learning*](https://people.csail.mit.edu/khosla/papers/icml2011_ngiam.pdf).
+# - Kingma and Welling (2014), [*Auto-Encoding Variational Bayes*](https://arxiv.org/abs/1312.6114).
+# - Wu and Goodman (2018), [*Multimodal Generative Models for Scalable Weakly-Supervised Learning*
+#   (MVAE)](https://arxiv.org/abs/1802.05335).
+# - Shi, Siddharth, Paige and Torr (2019), [*Variational Mixture-of-Experts Autoencoders for Multi-Modal
+#   Deep Generative Models* (MMVAE)](https://arxiv.org/abs/1911.03393).
+#
+# <details><summary>More: three papers for going further</summary>
+#
+# - Suzuki, Nakayama and Matsuo (2017), [*Joint Multimodal Learning with Deep Generative Models*
+#   (JMVAE)](https://arxiv.org/abs/1611.01891): a joint encoder, with unimodal encoders pulled towards it.
+# - Sutter, Daunhawer and Vogt (2021), [*Generalized Multimodal ELBO* (MoPoE)](https://arxiv.org/abs/2105.02470):
+#   a mixture of products over every subset of the modalities.
+# - Daunhawer, Sutter, Chin-Cheong, Palumbo and Vogt (2022), [*On the Limitations of Multimodal
+#   VAEs*](https://arxiv.org/abs/2110.04121): models trained on subsets of the modalities (MMVAE, MoPoE,
+#   and MVAE with its unimodal ELBOs, as here) have their multimodal ELBO capped by that sub-sampling,
+#   and so generate worse samples than unimodal VAEs; on harder data none of the models they test gets
+#   both coherence and sample quality.
+# </details>
+#
+# **Next:** [lesson 06](06_meta.ipynb) learns from a few examples of new classes (meta-learning). The
+# MVAE's latent space returns in [lesson 07](07_contrastive.ipynb), whose running comparison sets its
+# row beside a space trained *for* retrieval, and [lesson 08](08_transfer.ipynb) places MVAE and MMVAE on the course's map of
+# multimodal challenges (representation and generation).

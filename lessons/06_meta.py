@@ -13,22 +13,26 @@
 # %% [markdown]
 # # Lesson 06: Meta-learning
 #
-# **What you will learn:** how to set up few-shot tasks honestly (the classes you test on are
-# never seen in training); the two families of answers, metric-based (Prototypical Networks) and
-# optimisation-based (MAML, written in a few lines with `torch.func`); why every learned method must
-# be checked against the raw input and a plain classifier, and what that check finds here; and how a
-# model can learn, across tasks, how much to trust each modality, and how much of that a closed-form
-# rule already does. **Time:** about 45 minutes.
+# **What you will learn:** how to set up few-shot tasks honestly; Prototypical Networks and MAML
+# (a few lines with `torch.func`); why a learned method must be checked against the raw input and a
+# plain classifier; and how a model can learn, across tasks, how much to trust each modality, next to
+# a closed-form rule that needs no training.
+#
+# **Prerequisites:** AV-Digits and its encoders ([lesson 00](00_welcome.ipynb),
+# [lesson 01](01_fusion.ipynb)); gradients and `nn.Module` (the
+# [PyTorch tutorials](https://pytorch.org/tutorials/beginner/basics/intro.html)); softmax and
+# cross-entropy ([d2l.ai, softmax regression](https://d2l.ai/chapter_linear-classification/softmax-regression.html));
+# for MAML, what a [Hessian](https://en.wikipedia.org/wiki/Hessian_matrix) is.
+#
+# **Time:** about 26 minutes of reading and 18 minutes of exercises.
 # **Runs on:** a laptop CPU in about half a minute; every model here trains in a second or two.
 #
-# You have learned the digits zero to five. Now someone shows you five handwritten sevens, each
-# with a recording of a voice saying "seven", and asks you to recognise sevens from now on. You do
-# not need thousands of examples. A model trained once on some classes cannot simply do the same:
-# give it five examples of a new class and ordinary training overfits them. **Meta-learning** trains
-# for exactly this situation. It trains on many small tasks, each with a few examples, so that the
-# model gets good at learning a *new* task from a few examples: it learns to learn. Whether what it
-# learned on the old classes *transfers* to new ones is something you measure, not assume. In this
-# lesson, with six training classes, most of it does not, and you will see how to find that out.
+# You know the digits zero to five. Someone shows you five handwritten sevens, each with a voice
+# saying "seven", and you recognise sevens from then on. A network trained the ordinary way on five
+# examples of a new class overfits them. **Meta-learning** trains on many small tasks, each with a few
+# examples, so that the model gets good at learning a *new* task from a few examples. Whether what it
+# learned transfers to new classes is something you measure: here, with six training classes, most of
+# it does not.
 
 # %%
 import inspect
@@ -47,33 +51,28 @@ from mmcourse.views import meta as views
 print("training on:", mmcourse.get_device())
 
 # %% [markdown]
-# ## 1. Episodes: tasks of N classes with K examples each
+# ## 1. Episodes: tasks of N classes with k examples each
 #
-# A few-shot **task**, or *episode*, has $N$ classes (it is *$N$-way*) and two sets of examples:
-# the **support set** $S$, with $K$ labelled examples of each class (*$K$-shot*), to learn from; and
-# the **query set** $Q$, more examples of the same classes, to classify. What keeps this honest is
-# the split: the classes form two disjoint pools, $\mathcal{C}_{train} \cap \mathcal{C}_{test} =
-# \emptyset$, and the model is tested only on classes it never trained on, as in the benchmarks of
-# Vinyals et al. (2016), [*Matching Networks for One Shot Learning*](https://arxiv.org/abs/1606.04080).
-# Their training rule, "test and train conditions must match" (*train as you test*), is about how to
-# train: on episodes built like the test episodes, a new few-shot task in every minibatch. Meta-training
-# draws episodes from $\mathcal{C}_{train}$ and minimises the loss on their queries after seeing their
-# supports:
+# A few-shot **task** $\mathcal{T}$, or *episode*, has $N$ classes (it is *$N$-way*) and two sets of
+# examples: the **support set** $S$, with $k$ labelled examples of each class (*$k$-shot*), to learn
+# from; and the **query set** $Q$, more examples of the same classes, to classify. What keeps this
+# honest is the split: the classes form two disjoint pools, $\mathcal{C}_{train} \cap \mathcal{C}_{test}
+# = \emptyset$, and the model is tested only on classes it never trained on (Vinyals et al. 2016).
+# Meta-training draws tasks from $\mathcal{C}_{train}$, built like the test tasks, and minimises the
+# loss on their queries after seeing their supports:
 #
-# $$\min_\theta \; \mathbb{E}_{(S, Q) \sim \mathcal{C}_{train}} \Big[ \sum_{(x, y) \in Q}
+# $$\min_\theta \; \mathbb{E}_{\mathcal{T} = (S, Q) \sim \mathcal{C}_{train}} \Big[ \sum_{(x, y) \in Q}
 # \ell\big(f_\theta(x \mid S), y\big) \Big],$$
 #
-# where $f_\theta(x \mid S)$ is the model's prediction for a query $x$ after seeing the support set $S$,
-# and $\ell$ the loss of one query (here the cross-entropy).
+# where $f_\theta(x \mid S)$ is the prediction for a query $x$ after seeing $S$, and $\ell$ the
+# cross-entropy. Meta-testing draws tasks from $\mathcal{C}_{test}$ and reports the mean query accuracy
+# with its 95% interval. Inside an episode the labels are $0, \dots, N-1$ in the order the classes
+# were drawn.
 #
-# Meta-testing draws episodes from $\mathcal{C}_{test}$ and reports the mean query accuracy with its
-# 95% confidence interval over many episodes. Inside an episode the labels are $0, \dots, N-1$ in
-# whatever order the classes were drawn, so a model cannot memorise "output 3 means seven".
-#
-# Here: AV-Digits with digits 0-5 for meta-training (from its training split) and digits 6-9 for
-# meta-testing (from its validation and test splits: new classes, new handwriting *and* new voices).
-# Both modalities have AV-Digits' default corruption (pixel noise, a 3x3 occluder, audio at 0 dB);
-# the pictures show the digits clean. Loading takes a second or two.
+# Here: AV-Digits, digits 0-5 for meta-training (its training split) and digits 6-9 for meta-testing
+# (its validation and test splits: new classes, new handwriting *and* new voices). Both modalities
+# have AV-Digits' default corruption (pixel noise, a 3x3 occluder, audio at 0 dB); the pictures show
+# the digits clean.
 
 # %%
 data = experiments.meta_data(seed=0)
@@ -89,9 +88,8 @@ examples |= {DIGIT_NAMES[d]: data.clean_test["image"][data.clean_test["label"] =
 views.class_split(examples, [DIGIT_NAMES[d] for d in train_classes], [DIGIT_NAMES[d] for d in test_classes])
 
 # %% [markdown]
-# An `EpisodeSampler` draws episodes from a pool of columns (here the clean images, waveforms and
-# labels of the meta-test digits). Episode number $i$ is the same every time for the same seed, so
-# you can come back to it. Here is a 4-way 3-shot meta-test episode:
+# An `EpisodeSampler` draws episodes from a pool of columns; episode number $i$ is the same every time
+# for the same seed. Here is a 4-way 3-shot meta-test episode with 5 queries per class:
 
 # %%
 sampler = EpisodeSampler(data.clean_test, data.clean_test["label"], test_classes, n_way=4, k_shot=3, n_query=5,
@@ -103,11 +101,9 @@ views.episode(episode.support["image"], episode.support_labels, episode.query["i
               [DIGIT_NAMES[c] for c in episode.classes])
 
 # %% [markdown]
-# Classes need not be whole categories. In one-object Shapes scenes, a class can be an *attribute
-# combination*, shape x colour x size: 24 classes. Holding out 8 combinations gives meta-test
-# classes whose shapes, colours and sizes all occur in meta-training classes, but never combined this
-# way. This lesson trains on the digits only; the Shapes pool shows that the split can follow any
-# labels you define:
+# A class need not be a whole category. In one-object Shapes scenes a class can be an *attribute
+# combination*, shape x colour x size: 24 classes. Holding out 8 gives meta-test classes whose shapes,
+# colours and sizes all occur in training, never combined this way. The split can follow any labels:
 
 # %%
 shapes, shapes_train, shapes_test = experiments.shapes_pool(seed=0)
@@ -117,28 +113,52 @@ views.episode(shape_episode.support["image"], shape_episode.support_labels, shap
               shape_episode.query_labels, [SHAPE_CLASS_NAMES[c] for c in shape_episode.classes])
 
 # %% [markdown]
+# ### Check yourself
+#
+# 1. How many support and query examples does the 4-way 3-shot episode above hold?
+#
+# <details><summary>Answer</summary>
+#
+# 12 support examples (3 of each of 4 classes) and 20 queries (5 of each). The printed support shape
+# starts with 12, and its labels are 0 to 3, three of each.
+# </details>
+#
+# 2. Why are the labels inside an episode 0 to $N-1$, in the order the classes were drawn, and not the
+#    digits themselves?
+#
+# <details><summary>Answer</summary>
+#
+# So that no output belongs to a class: label 2 is a seven in one episode and a nine in the next. The
+# model cannot memorise "output 3 means seven"; it has to read the support set to know what each label
+# means, which is the skill a new class needs.
+# </details>
+#
+# 3. What would go wrong if digit 7 were also in the meta-training pool?
+#
+# <details><summary>Answer</summary>
+#
+# The encoder would have learned sevens from hundreds of examples. Test episodes with sevens would then
+# measure recognising a known class, not learning a new one from $k$ examples, and the accuracy would
+# overstate what the method does with a class it has never seen.
+# </details>
+
+# %% [markdown]
 # ## 2. Baselines first
 #
 # Before anything clever, the two obvious approaches. The first needs no training at all: average each
-# class's $K$ support examples *as they are*, pixels or spectrogram cells, into a class mean $c_n$, and
+# class's $k$ support examples *as they are*, pixels or spectrogram cells, into a class mean $c_n$, and
 # give each query the class of the nearest mean (squared Euclidean distance). A learned method has
 # learned something that transfers only if it beats this.
 #
 # The second trains an ordinary classifier on all the meta-train classes at once (encoder $f_\theta$,
-# linear head, cross-entropy), then throws the head away and keeps the features. Chen et al. (2019),
+# linear head, cross-entropy), throws the head away and keeps the features. Chen et al. (2019),
 # [*A Closer Look at Few-shot Classification*](https://arxiv.org/abs/1904.04232), showed that such a
-# baseline is hard to beat. Their Baseline fits a new linear classifier on the support features of
-# each episode; their **Baseline++** replaces the linear layer, in training and on each episode, by a
-# cosine classifier (scores are cosine similarities between a feature and one weight vector per
-# class), and it was competitive with the meta-learning methods of the time; with deeper backbones the
-# differences between all the methods shrank. The simplest version needs no fitting at test time: the
-# nearest class mean again, now on the features (Wang et al. 2019,
-# [*SimpleShot*](https://arxiv.org/abs/1911.04623); their best results first centre the features and
-# scale them to unit length, here you use their plain, unnormalised version). That is the second
-# baseline here.
+# baseline was competitive with the meta-learning methods of the time. Its simplest version fits
+# nothing at test time: the nearest class mean again, on the features (Wang et al. 2019, SimpleShot,
+# without their normalisation).
 #
-# Score the raw inputs, train one baseline per modality on digits 0-5 (about a second in all), and
-# test both on the same 300 4-way 5-shot episodes of digits 6-9:
+# Score the raw inputs, train one baseline per modality on digits 0-5 (about a second in all), and test
+# both on the same 300 4-way 5-shot episodes of digits 6-9:
 
 # %%
 raw_accuracy = {m: experiments.few_shot_accuracy(data, {m: experiments.raw_inputs(data.test[m])})
@@ -151,12 +171,33 @@ for m in experiments.MODALITIES:
           "(4-way 5-shot accuracy, chance 0.25)")
 
 # %% [markdown]
-# The numbers in brackets are the 95% confidence interval over episodes, mean $\pm 1.96\,
-# \mathrm{sd} / \sqrt{E}$ over $E$ episodes, as few-shot papers report them. The audio is the stronger
-# modality here, as raw input and as features. But compare the two numbers of each row: the
-# classifier's features do worse on the new digits than the raw input they were computed from.
-# Section 3 checks this.
+# The brackets hold the 95% interval over episodes, mean $\pm 1.96\, \mathrm{sd} / \sqrt{\text{episodes}}$,
+# as few-shot papers report it. The audio is the stronger modality, as raw input and as features. But
+# compare the two numbers of each row: the classifier's features do worse on the new digits than the
+# raw input they were computed from. Section 3 checks this.
+
+# %% [markdown]
+# ### Check yourself
 #
+# 1. Why run the nearest class mean on the raw input before any learned method?
+#
+# <details><summary>Answer</summary>
+#
+# It needs no training, so whatever it scores was not learned. A learned embedding shows that something
+# transferred from the training classes only when it beats this number on the same episodes; an
+# accuracy far above chance shows nothing by itself, since the raw input is far above chance already.
+# </details>
+#
+# 2. The baseline is trained as a 6-class classifier. Why keep its features and throw away its head?
+#
+# <details><summary>Answer</summary>
+#
+# The head has one output for each of the digits 0-5; the test digits have none. The features are the
+# part that might carry over to new classes, and a class mean of the support features classifies any
+# new class with no fitting.
+# </details>
+
+# %% [markdown]
 # ## 3. Prototypical Networks
 #
 # Snell, Swersky and Zemel (2017), [*Prototypical Networks for Few-shot
@@ -164,7 +205,7 @@ for m in experiments.MODALITIES:
 # Each class's **prototype** is the mean embedding of its support examples, and a query's class
 # probabilities are a softmax over minus its squared distances to the prototypes:
 #
-# $$c_n = \frac{1}{K} \sum_{(x_i, y_i) \in S,\; y_i = n} f_\theta(x_i), \qquad
+# $$c_n = \frac{1}{k} \sum_{(x_i, y_i) \in S,\; y_i = n} f_\theta(x_i), \qquad
 # p(y = n \mid x) = \frac{\exp(-\lVert f_\theta(x) - c_n \rVert^2)}{\sum_{n'} \exp(-\lVert f_\theta(x) - c_{n'}
 # \rVert^2)}.$$
 #
@@ -174,12 +215,12 @@ for m in experiments.MODALITIES:
 # last term is the same for every class: a ProtoNet is a linear classifier whose weights are built
 # from the support set.
 #
-# **Exercise 1.** Write the prototypes and the class probabilities they give. `support` holds the
-# $(|S|, D)$ embeddings of the support set, with `support_labels` $(|S|,)$ in $0..N-1$, in *any*
-# order; `query` is $(|Q|, D)$. Return the $(|Q|, N)$ log-probabilities $\log p(y = n \mid x)$: the
-# logits, then `torch.log_softmax` over the classes. The check compares log-probabilities because
-# logits that differ by a constant per query give the same probabilities: minus the squared distances
-# and the expanded form above both pass.
+# ### Exercise: prototypes and their log-probabilities
+#
+# `support` holds the $(|S|, d)$ embeddings of the support set, with `support_labels` $(|S|,)$ in
+# $0..N-1$, in *any* order; `query` is $(|Q|, d)$. Return the $(|Q|, N)$ log-probabilities
+# $\log p(y = n \mid x)$. Logits that differ by a constant per query give the same probabilities, so
+# the expanded form above passes too.
 
 # %%
 def my_prototype_log_probabilities(support, support_labels, query, n_way):
@@ -190,18 +231,31 @@ def my_prototype_log_probabilities(support, support_labels, query, n_way):
 exercises.check("prototype_log_probabilities", my_prototype_log_probabilities)
 
 # %% [markdown]
-# <details><summary><b>Hint</b></summary>
+# <details><summary><b>Hint 1: a nudge</b></summary>
 #
-# Prototype $n$ is `support[support_labels == n].mean(0)`; stack the $N$ of them into $(N, D)$. For
-# the distances, broadcast: `query[:, None, :] - protos[None, :, :]` is $(|Q|, N, D)$; square, sum
-# over the last dimension, negate, and finish with `torch.log_softmax(logits, dim=-1)`. Do not
-# `reshape(n_way, k_shot, D)`: that assumes the support rows come class by class.
+# A prototype is the average of the support rows of one class, and those rows need not come class by
+# class. Each query then gets one score per class, higher the closer it is to that prototype, and the
+# scores are normalised over the classes.
+# </details>
+# <details><summary><b>Hint 2: what helps</b></summary>
+#
+# `support[support_labels == n]` picks the rows of class `n` wherever they are; `.mean(0)` and
+# `torch.stack` give the $(N, d)$ prototypes. Broadcasting `query[:, None, :]` against the prototypes
+# as `[None, :, :]` gives every difference, $(|Q|, N, d)$. `torch.log_softmax(..., dim=-1)` normalises.
+# </details>
+# <details><summary><b>Hint 3: the code</b></summary>
+#
+# ```python
+# protos = torch.stack([support[support_labels == n].mean(0) for n in range(n_way)])
+# logits = -((query[:, None, :] - protos[None, :, :]) ** 2).sum(-1)
+# return torch.log_softmax(logits, dim=-1)
+# ```
 # </details>
 
 # %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 def solution_prototype_log_probabilities(support, support_labels, query, n_way):
-    protos = torch.stack([support[support_labels == n].mean(0) for n in range(n_way)])  # (N, D)
-    logits = -((query[:, None, :] - protos[None, :, :]) ** 2).sum(-1)  # (Q, N)
+    protos = torch.stack([support[support_labels == n].mean(0) for n in range(n_way)])  # (N, d)
+    logits = -((query[:, None, :] - protos[None, :, :]) ** 2).sum(-1)  # (|Q|, N)
     return torch.log_softmax(logits, dim=-1)
 
 
@@ -212,7 +266,7 @@ exercises.check("prototype_log_probabilities", solution_prototype_log_probabilit
 # `prototypical_logits` equals minus PyTorch's squared `cdist`:
 
 # %%
-from mmcourse.meta import prototypes, prototypical_logits  # imported after exercise 1, which writes them
+from mmcourse.meta import prototypes, prototypical_logits  # imported after the exercise, which writes them
 
 q, p = torch.randn(6, 8, dtype=torch.float64), torch.randn(4, 8, dtype=torch.float64)
 gap = (prototypical_logits(q, p) + torch.cdist(q, p) ** 2).abs().max().item()
@@ -230,34 +284,29 @@ for m in experiments.MODALITIES:
     print(f"{m}: ProtoNet {normal_interval(proto_accuracy[m])}, baseline minus ProtoNet "
           f"{normal_interval(baseline_accuracy[m] - proto_accuracy[m])}, raw input minus ProtoNet "
           f"{normal_interval(raw_accuracy[m] - proto_accuracy[m])}")
+raw_over_learned = experiments.raw_margin(raw_accuracy, [baseline_accuracy, proto_accuracy])
 
 # %%
-experiments.RAW_BEATS_LEARNED.check(experiments.raw_margin(raw_accuracy, [baseline_accuracy, proto_accuracy]))
+experiments.RAW_BEATS_LEARNED.check(raw_over_learned)
 
 # %% [markdown]
-# All of them are tested on the same 300 episodes, so the differences are paired: their intervals
-# tell you whether this run can separate two methods at all. Two findings, each of which you should
-# look for before you believe a few-shot result:
+# All are tested on the same 300 episodes, so the differences are paired. Two findings:
 #
 # - **The plain classifier against the ProtoNet** depends on the modality. For the audio the plain
-#   classifier came out ahead on every one of the ten seeds the course checks, but by too variable a
-#   margin to claim; for the image, which one is ahead changes from seed to seed. That is Chen et
-#   al.'s point: episodic training is not automatically better than a well-trained plain embedding.
-# - **Both learned embeddings lose to the raw input**, for both modalities (checked above): what the
-#   encoders learned about digits 0-5 makes digits 6-9 *harder* to tell apart than the pixels and
-#   spectrogram cells themselves. With only six training classes, an encoder learns the features that
-#   separate those six, squeezed into 32 numbers, and drops what separates the others. Snell et al.
-#   meta-trained on far more classes (Omniglot: 1,200 characters, 4,800 with rotations;
-#   miniImageNet: 64 classes). So an accuracy far above chance is no evidence that anything
-#   transferred: the raw input was far above chance before any training.
+#   classifier was ahead on each of the ten seeds checked, by too variable a margin to claim; for the
+#   image the sign changes from seed to seed. Episodic training is not automatically better.
+# - **Both learned embeddings lose to the raw input**, for both modalities (checked). From six classes
+#   an encoder learns the features that separate those six, squeezed into 32 numbers, and drops what
+#   separates the others. Snell et al. meta-trained on far more classes (Omniglot: 1,200 characters).
 #
-# What could six classes teach that holds for new ones? Not features of the digits, but something
-# about the *input* that is the same for every digit: how much to trust each part of it. Give the
-# ProtoNet the smallest encoder there is, one weight per input cell, $f(x)_j = e^{v_j} x_j$
-# (`InputWeighting`), so that the squared distance becomes $\sum_j e^{2 v_j} (x_j - c_j)^2$: a learned
-# diagonal metric on the raw input. It starts at $v = 0$, which is exactly the raw input, and trains on
-# the same episodes with the same loss as the ProtoNet above (about half a second for both
-# modalities). To compare, a closed-form weighting with no episodes: each cell divided by its
+# ### What does transfer from six classes
+#
+# Not features of the digits, but something about the *input* that is the same for every digit: how
+# much to trust each part of it. Give the ProtoNet the smallest encoder there is, one weight per input
+# cell, $f(x)_j = e^{v_j} x_j$ (`InputWeighting`), so that the squared distance becomes
+# $\sum_j e^{2 v_j} (x_j - c_j)^2$: a learned diagonal metric on the raw input. It starts at $v = 0$,
+# exactly the raw input, and trains on the same episodes with the same loss (about half a second for
+# both modalities). To compare, a closed-form weighting with no episodes: each cell divided by its
 # within-class standard deviation over digits 0-5.
 
 # %%
@@ -272,66 +321,129 @@ for m in experiments.MODALITIES:
           f"{normal_interval(weighting_accuracy[m] - raw_accuracy[m])}, "
           f"closed-form scaling {normal_interval(scaled_accuracy[m] - raw_accuracy[m])}")
 views.input_weights(weighting["audio"].weights)
+weighting_gain = {m: (weighting_accuracy[m] - raw_accuracy[m]).mean().item() for m in experiments.MODALITIES}
+weighting_gap = {m: abs(gain) for m, gain in weighting_gain.items()}
 
 # %%
-experiments.WEIGHTING_BEATS_RAW_AUDIO.check((weighting_accuracy["audio"] - raw_accuracy["audio"]).mean().item())
-experiments.WEIGHTING_MATCHES_RAW_IMAGE.check(abs((weighting_accuracy["image"] - raw_accuracy["image"]).mean().item()))
+experiments.WEIGHTING_BEATS_RAW_AUDIO.check(weighting_gain["audio"])
+experiments.WEIGHTING_MATCHES_RAW_IMAGE.check(weighting_gap["image"])
 
 # %% [markdown]
-# For the audio, the learned weights beat the raw spectrogram (checked above), and the closed-form
-# scaling does not (it scored below the raw input on every seed the course checks). A common factor on
-# every weight would move no query to another class mean, so the gain lies in how the cells are
-# weighed against each other: the map shows which time-frequency cells the episodes taught it to count
-# more (bright) or less (dark), the same for every digit, new ones included (in this run, the low mel
-# bands count less while the word is spoken). For the image, the learned weights stay within 0.02 of
-# the raw pixels (checked): with pixel noise everywhere and an occluder in a different place in every
-# image, there is probably no pixel that is more or less trustworthy for every digit. What transfers
-# from six classes is what does not depend on the class.
+# For the audio, the learned weights beat the raw spectrogram (checked); the closed-form scaling does
+# not. The map shows which time-frequency cells count more (bright) or less (dark), the same for every
+# digit. For the image, the learned weights stay within 0.02 of the raw pixels (checked): with noise
+# everywhere and the occluder placed at random, probably no pixel is more trustworthy than another.
 #
-# Whatever method you try, run the raw input and the plain baseline next to it, on the same episodes.
-#
-# How does the audio ProtoNet's accuracy change with the number of classes $N$ and of shots $K$?
-# Evaluating is cheap: the meta-test digits are embedded once, and each episode only picks rows and
-# averages them (about a second for 3,600 episodes):
+# How does the audio ProtoNet's accuracy change with the number of classes $N$ and of shots $k$? The
+# meta-test digits are embedded once, and each episode only picks rows and averages them (about a
+# second for 3,600 episodes):
 
 # %%
 grid = experiments.accuracy_grid(data, {"audio": embeddings["audio"]})
 views.accuracy_against_shots(grid, "audio ProtoNet on digits 6-9 (bars: 95% intervals; dotted: chance)")
 print({f"{n}-way {k}-shot": round(v.estimate, 3) for (n, k), v in grid.items() if k in (1, 5)})
+one_shot, five_shot = grid[(4, 1)].estimate, grid[(4, 5)].estimate
+shot_gain = five_shot - one_shot
 
 # %%
-experiments.MORE_SHOTS_HELP.check(grid[(4, 5)].estimate - grid[(4, 1)].estimate, one_shot=grid[(4, 1)].estimate,
-                                  five_shot=grid[(4, 5)].estimate)
+experiments.MORE_SHOTS_HELP.check(shot_gain, one_shot=one_shot, five_shot=five_shot)
 
 # %% [markdown]
-# Fewer classes make an easier task (chance is $1/N$), and more shots give better prototypes: the
-# mean of $K$ noisy embeddings has $1/K$ of their variance.
+# ### Check yourself
 #
+# 1. Why is a ProtoNet a linear classifier?
+#
+# <details><summary>Answer</summary>
+#
+# Expanding the square, $-\lVert f(x) - c_n \rVert^2 = 2 c_n^\top f(x) - \lVert c_n \rVert^2 - \lVert f(x)
+# \rVert^2$. The last term is the same for every class and cancels in the softmax, so the scores are a
+# linear function of $f(x)$ with weights $2 c_n$ and bias $-\lVert c_n \rVert^2$, built from the support set.
+# </details>
+#
+# 2. Why can one weight per input cell transfer from six classes when a whole encoder cannot?
+#
+# <details><summary>Answer</summary>
+#
+# A weight per cell says how much a difference in that cell counts, the same for every class, so what
+# it learns on digits 0-5 holds for 6-9. An encoder learns features that separate the six training
+# digits and can drop what separates the others.
+# </details>
+#
+# 3. Predict from the grid: which is harder, 4-way 1-shot or 2-way 5-shot?
+#
+# <details><summary>Answer</summary>
+#
+# 4-way 1-shot, on both counts: chance is $1/N$, so a quarter instead of a half, and a prototype of one
+# example is noisier than the mean of five, which has a fifth of one embedding's variance. The printed
+# grid shows it in your run.
+# </details>
+
+# %% [markdown]
 # ## 4. MAML: learn an initialisation that adapts in one step
 #
 # Finn, Abbeel and Levine (2017), [*Model-Agnostic Meta-Learning for Fast Adaptation of Deep
 # Networks*](https://arxiv.org/abs/1703.03400), take the other road: no distances, an ordinary
 # classifier $f_\theta$ with $N$ outputs, and *gradient descent* as the learner. The **inner loop**
-# adapts the parameters to an episode with a step on its support loss; the **outer loop** moves
-# the initialisation $\theta$ so that this one step works well on the queries. For the tasks $j$ of a
-# meta-batch, with support set $S_j$ and query set $Q_j$:
+# adapts to one task: a gradient step from $\theta$ on its support loss. The **outer loop** moves the
+# start $\theta$ so that this step lands well on the task's queries.
 #
-# $$\theta'_j = \theta - \alpha \nabla_\theta \mathcal{L}_{S_j}(\theta), \qquad
-# \min_\theta \sum_{j} \mathcal{L}_{Q_j}(\theta'_j).$$
+# ### One step by hand
 #
-# The meta-gradient goes *through* the inner step:
-# $\nabla_\theta \mathcal{L}_Q(\theta') = (I - \alpha \nabla^2_\theta \mathcal{L}_S(\theta))\,
-# \nabla_{\theta'} \mathcal{L}_Q(\theta')$, with a Hessian. **First-order MAML** drops the Hessian
-# term and uses $\nabla_{\theta'} \mathcal{L}_Q(\theta')$ alone; Nichol, Achiam and Schulman (2018),
-# [*On First-Order Meta-Learning Algorithms*](https://arxiv.org/abs/1803.02999), show why that
-# still works.
+# Take one number $\theta$ and a task whose support loss is $\mathcal{L}_S(\theta) = \tfrac{h}{2}
+# (\theta - a_S)^2$, lowest at $a_S$ with curvature $h$, and whose query loss is $\mathcal{L}_Q(\theta) =
+# \tfrac12 (\theta - a_Q)^2$. Start at $\theta = 0$, with $a_S = 2$, $h = 2$, $a_Q = 3$ and the inner step
+# size $\eta_{\text{in}} = 0.25$:
 #
-# With `torch.func` this is a few lines. `functional_call(model, params, x)` runs the model with
-# the parameters you pass (a dict), `grad(f)` returns the gradient function of `f`, and the inner
-# step is a dict comprehension.
+# - inner step: $\theta' = \theta - \eta_{\text{in}} h (\theta - a_S) = 0 - 0.25 \cdot 2 \cdot (0 - 2) = 1$;
+# - query loss after it: $\mathcal{L}_Q(\theta') = \tfrac12 (1 - 3)^2 = 2$;
+# - how that loss changes with the start, by the chain rule: $\frac{d \theta'}{d \theta} (\theta' - a_Q) =
+#   (1 - \eta_{\text{in}} h)(\theta' - a_Q) = 0.5 \cdot (-2) = -1$.
 #
-# **Exercise 2.** Write one inner step: return the scores of `query_x` after one gradient step on the
-# cross-entropy of the support set. `params` is a dict of tensors, as `dict(model.named_parameters())`.
+# The factor $1 - \eta_{\text{in}} h$ is there because the step depends on where it starts: moving the
+# start by $\delta$ moves the adapted point by only $0.5\,\delta$. Leave it out and you get $-2$. The
+# cell checks the three numbers with `torch.func.grad`:
+
+# %%
+theta, a_support, h, a_query, inner_lr = torch.tensor(0.0), 2.0, 2.0, 3.0, 0.25
+
+
+def adapted_theta(theta):  # one inner step on the support loss h/2 (theta - a_support)^2
+    return theta - inner_lr * h * (theta - a_support)
+
+
+def query_loss_after_step(theta):
+    return 0.5 * (adapted_theta(theta) - a_query) ** 2
+
+
+by_hand = {"adapted": 1.0, "query_loss": 0.5 * (1.0 - a_query) ** 2,
+           "meta_gradient": (1 - inner_lr * h) * (1.0 - a_query)}
+by_torch = {"adapted": adapted_theta(theta).item(), "query_loss": query_loss_after_step(theta).item(),
+            "meta_gradient": torch.func.grad(query_loss_after_step)(theta).item()}
+verify(all(abs(by_hand[k] - by_torch[k]) < 1e-6 for k in by_hand), "one MAML step by hand equals torch.func",
+       **by_torch)
+
+# %% [markdown]
+# In general, for a meta-batch of $B$ tasks $\mathcal{T}_b$ with support sets $S_b$ and query sets $Q_b$,
+# and an outer step size $\eta_{\text{out}}$ (the paper calls the two step sizes $\alpha$ and $\beta$):
+#
+# $$\theta'_b = \theta - \eta_{\text{in}} \nabla_\theta \mathcal{L}_{S_b}(\theta), \qquad
+# \theta \leftarrow \theta - \eta_{\text{out}} \nabla_\theta \sum_{b=1}^{B} \mathcal{L}_{Q_b}(\theta'_b).$$
+#
+# The meta-gradient goes *through* the inner step, as in the example:
+# $\nabla_\theta \mathcal{L}_Q(\theta') = (I - \eta_{\text{in}} \nabla^2_\theta \mathcal{L}_S(\theta))\,
+# \nabla_{\theta'} \mathcal{L}_Q(\theta')$, where the Hessian $\nabla^2_\theta \mathcal{L}_S$ takes the
+# place of $h$. **First-order MAML** drops the Hessian term and uses $\nabla_{\theta'}
+# \mathcal{L}_Q(\theta')$ alone; Nichol, Achiam and Schulman (2018), [*On First-Order Meta-Learning
+# Algorithms*](https://arxiv.org/abs/1803.02999), show why that still works.
+#
+# With `torch.func`, `functional_call(model, params, x)` runs the model with the parameters you pass
+# (a dict), and `grad(f)` returns the gradient function of `f`.
+#
+# ### Exercise: one MAML inner step
+#
+# Return the scores of `query_x` after one gradient step, of size `inner_lr` ($\eta_{\text{in}}$), on
+# the cross-entropy of the support set. `params` is a dict of tensors, as
+# `dict(model.named_parameters())`.
 
 # %%
 def my_adapted_scores(model, params, support_x, support_y, query_x, inner_lr):
@@ -342,13 +454,29 @@ def my_adapted_scores(model, params, support_x, support_y, query_x, inner_lr):
 exercises.check("maml_inner_step", my_adapted_scores)
 
 # %% [markdown]
-# <details><summary><b>Hint</b></summary>
+# <details><summary><b>Hint 1: a nudge</b></summary>
 #
-# `from torch.func import functional_call, grad`. Define
-# `loss(p) = torch.nn.functional.cross_entropy(functional_call(model, p, (support_x,)), support_y)`;
-# `g = grad(loss)(params)`
-# is a dict like `params`; the new parameters are `{k: params[k] - inner_lr * g[k] for k in params}`;
-# run `functional_call` with them on `query_x`.
+# Write the support loss as a function of a dictionary of parameters. Its gradient is a dictionary of
+# the same shape; step downhill from the given parameters, then score the queries with the stepped
+# parameters, not with the model's own.
+# </details>
+# <details><summary><b>Hint 2: what helps</b></summary>
+#
+# `torch.func.functional_call(model, p, (x,))` runs the model with the parameters `p`;
+# `torch.func.grad(loss)(params)` returns the gradient as a dict like `params`;
+# `torch.nn.functional.cross_entropy` is the loss.
+# </details>
+# <details><summary><b>Hint 3: the code</b></summary>
+#
+# ```python
+# from torch.func import functional_call, grad
+#
+# def loss(p):
+#     return torch.nn.functional.cross_entropy(functional_call(model, p, (support_x,)), support_y)
+#
+# g = grad(loss)(params)
+# return functional_call(model, {k: params[k] - inner_lr * g[k] for k in params}, (query_x,))
+# ```
 # </details>
 
 # %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
@@ -369,23 +497,21 @@ exercises.check("maml_inner_step", solution_adapted_scores, must_pass=True)
 # first-order MAML:
 
 # %%
-from mmcourse.meta import adapt  # imported after exercise 2, which writes its step
+from mmcourse.meta import adapt  # imported after the exercise, which writes its step
 
 print(inspect.getsource(adapt))
 
 # %% [markdown]
 # `maml_loss` is the query loss after `adapt`, and `maml_meta_loss` runs a meta-batch of tasks
-# through `torch.func.vmap`: one batched computation instead of a Python loop over tasks (the
-# model must not keep BatchNorm running statistics, which would be updated inside a transform).
-# The gradient of `grad(...)` is itself differentiable, so `.backward()` on the meta-loss gives
-# the second-order meta-gradient; `first_order=True` detaches $g$.
+# through `torch.func.vmap`: one batched computation instead of a Python loop over tasks.
+# `.backward()` on the meta-loss gives the second-order meta-gradient; `first_order=True` detaches $g$.
 #
-# **Exercise 3 (find the bug).** The loop that most tutorials write computes the inner step with
-# `torch.autograd.grad`. Here is one task's meta-gradient written that way: the gradient, with
-# respect to the initial parameters $\theta$, of the query loss after one inner step. It runs, the
-# shapes are right, and a meta-loss trained with it falls. The check compares it with the
-# package's `maml_loss` differentiated by `torch.func.grad`, on three small tasks: which case
-# passes, and why that one?
+# ### Find the bug: a meta-gradient
+#
+# Most tutorials write the inner step with `torch.autograd.grad`. Here is one task's meta-gradient
+# written that way: the gradient, with respect to $\theta$, of the query loss after one inner step. It
+# runs, the shapes are right, and a meta-loss trained with it falls. The check compares it with the
+# package's `maml_loss` differentiated by `torch.func.grad`, on three small tasks.
 
 # %%
 def buggy_meta_gradient(model, params, support_x, support_y, query_x, query_y, inner_lr):
@@ -400,7 +526,7 @@ exercises.check("meta_gradient", buggy_meta_gradient)
 
 # %% [markdown]
 # Write a fixed `my_meta_gradient` with the same arguments, returning a dict of gradients like
-# `params`. Compare the formula for the meta-gradient above with what this function can see of $g$.
+# `params`.
 
 # %%
 def my_meta_gradient(model, params, support_x, support_y, query_x, query_y, inner_lr):
@@ -411,11 +537,20 @@ def my_meta_gradient(model, params, support_x, support_y, query_x, query_y, inne
 exercises.check("meta_gradient", my_meta_gradient)
 
 # %% [markdown]
-# <details><summary><b>Hint</b></summary>
+# <details><summary><b>Hint 1: a nudge</b></summary>
 #
-# `torch.autograd.grad` returns gradients that are cut from the graph unless you ask for
-# `create_graph=True`. Without it, $\theta - \alpha g$ changes with $\theta$ as if $g$ were a
-# constant, and the Hessian term of the meta-gradient is lost: first-order MAML by accident.
+# Look at the first gradient the function computes, and at the factor that the example of one step by
+# hand needed. Which case of the check passes tells you a lot.
+# </details>
+# <details><summary><b>Hint 2: what helps</b></summary>
+#
+# Read the arguments of `torch.autograd.grad` in its documentation, `create_graph` above all. The
+# package's way, `torch.func.grad`, returns a gradient that can itself be differentiated.
+# </details>
+# <details><summary><b>Hint 3: the code</b></summary>
+#
+# Copy the buggy function and change one line:
+# `g = torch.autograd.grad(support_loss, list(params.values()), create_graph=True)`.
 # </details>
 
 # %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
@@ -430,12 +565,12 @@ def solution_meta_gradient(model, params, support_x, support_y, query_x, query_y
 exercises.check("meta_gradient", solution_meta_gradient, must_pass=True)
 
 # %% [markdown]
-# Before training, check `vmap` against the plain loop over tasks that most tutorials write (each
-# task adapted with `torch.autograd.grad(..., create_graph=True)`), on a meta-batch of 16 audio
-# tasks: same loss, same meta-gradient.
+# Before training, check `vmap` against the plain loop over tasks (each task adapted with
+# `torch.autograd.grad(..., create_graph=True)`), on a meta-batch of 16 audio tasks: same loss, same
+# meta-gradient. (`tests/test_meta.py` also checks the meta-gradients against finite differences.)
 
 # %%
-from mmcourse.meta import maml_meta_loss, maml_meta_loss_loop  # imported after exercise 3
+from mmcourse.meta import maml_meta_loss, maml_meta_loss_loop  # imported after the find-the-bug exercise
 
 settings = experiments.MAMLSettings()
 tasks = experiments.meta_batch_tasks(experiments.maml_sampler(data, settings), range(16))
@@ -449,17 +584,12 @@ verify(abs(losses["vmap"] - losses["loop"]).item() < 1e-5 and gap < 1e-5,
        "the vmapped meta-batch gives the per-task loop's loss and meta-gradient", largest_gradient_difference=gap)
 
 # %% [markdown]
-# `tests/test_meta.py` also checks the second-order meta-gradient against finite differences, and
-# the first-order one against the query gradient at the adapted parameters.
-#
-# MAML's model is a small perceptron on the spectrogram average-pooled to 16 x 10. Meta-train it on
-# 4-way 5-shot audio tasks of digits 0-5, one inner step with $\alpha = 0.2$, 150 outer steps of 8
-# tasks, with second-order and with first-order meta-gradients (about 3 seconds in all). At
-# meta-test time it adapts to each new support set with the one step it was trained for, and with 5
-# steps. Two controls, on the same episodes: the same perceptron at its *untrained* initialisation
-# (the very weights meta-training starts from), adapted the same way, which shows what meta-training
-# added to the gradient steps; and the nearest class mean on the same pooled spectrogram, with no
-# training at all.
+# MAML's model is a small perceptron on the spectrogram pooled to 16 x 10. Meta-train it on 4-way
+# 5-shot audio tasks of digits 0-5 (one inner step of size `inner_lr`; 150 outer steps of $B = 8$
+# tasks, with Adam at $\eta_{\text{out}}$ = `lr`), second- and first-order (about 3 seconds). At test
+# time it adapts with 1 step and with 5. Two controls, on the same episodes: the same perceptron at
+# its *untrained* initialisation, adapted the same way; and the nearest class mean on the same pooled
+# spectrogram.
 
 # %%
 print(experiments.MAMLSettings())
@@ -481,31 +611,24 @@ for k in (1, 5):
     print(f"after {k} step(s), second order minus untrained start "
           f"{normal_interval(second - maml[('untrained start', k)])}, "
           f"minus first order {normal_interval(second - maml[('first order', k)])}")
-experiments.MAML_BEATS_ITS_START.check((maml[("second order", 1)] - maml[("untrained start", 1)]).mean().item())
-experiments.SECOND_ORDER_AHEAD.check((maml[("second order", 1)] - maml[("first order", 1)]).mean().item())
-experiments.RAW_BEATS_MAML.check((pooled - maml[("second order", 5)]).mean().item())
+over_start = (maml[("second order", 1)] - maml[("untrained start", 1)]).mean().item()
+over_first_order = (maml[("second order", 1)] - maml[("first order", 1)]).mean().item()
+pooled_over_maml = (pooled - maml[("second order", 5)]).mean().item()
+
+# %%
+experiments.MAML_BEATS_ITS_START.check(over_start)
+experiments.SECOND_ORDER_AHEAD.check(over_first_order)
+experiments.RAW_BEATS_MAML.check(pooled_over_maml)
 
 # %% [markdown]
-# What MAML learns is to adapt *fast*. After the one step it was trained for, its initialisation is
-# far ahead of the untrained one (checked above). Give both five steps and the untrained network
-# catches up: which one is ahead then changes from seed to seed (on two of the ten seeds the course
-# checks, the untrained start is clearly ahead), so that difference is printed, not claimed. First
-# order against second order is a clean comparison (same model, same episodes): after one step,
-# dropping the Hessian term costs accuracy (checked); after five, second order was ahead on every
-# seed checked, but by too variable a margin to claim. And neither comes near the nearest class mean
-# on the same pooled input (checked): as with the ProtoNets, six training classes teach these
-# networks less than the raw input already holds.
+# What MAML learns is to adapt *fast*. After the one step it was trained for, its initialisation is far
+# ahead of the untrained one (checked). Give both five steps and the untrained network catches up: which
+# one is ahead then changes from seed to seed. After one step, dropping the Hessian term costs accuracy
+# (checked). And the nearest class mean on the same pooled input beats MAML (checked): six training
+# classes teach these networks less than the raw input already holds. The gap to the ProtoNet mixes
+# method and architecture (a pooled spectrogram against the full one), so it compares neither alone.
 #
-# The meta-test episodes are the ProtoNet's too, so those numbers are paired as well, but read the
-# gap between MAML and the audio ProtoNet with care: it mixes method and architecture. MAML's model
-# is a perceptron with 4 outputs on the spectrogram pooled to 16 x 10, trained for 150 outer steps;
-# the ProtoNet's encoder is a perceptron on the full 32 x 40 spectrogram with 32-dimensional
-# embeddings, trained on other episodes. To compare the methods alone, give both the same network and
-# inputs. A first-order step skips differentiating through the inner gradient, so it costs less; on a
-# network this small the difference in training time is small too.
-#
-# How much does `vmap` save? Time one second-order meta-step of 16 tasks both ways (one CPU thread,
-# median of 7 runs). `benchmarks/maml_step.py` does the same at more sizes.
+# How much does `vmap` save? One second-order meta-step of 16 tasks, both ways (one thread, median of 7):
 
 # %%
 vmapped = experiments.time_meta_step(model, tasks, vmapped=True)
@@ -517,21 +640,54 @@ print(f"one meta-step of 16 tasks: vmap {1000 * vmapped:.1f} ms, Python loop {10
 # Raghu et al. (2020), [*Rapid Learning or Feature Reuse?*](https://arxiv.org/abs/1909.09157), found
 # that MAML's inner loop mostly changes the last layer: the features are reused. Their ANIL adapts
 # only the head, which is close to what a ProtoNet does with its prototypes.
+
+# %% [markdown]
+# ### Check yourself
 #
+# 1. In the find-the-bug check, case 1 passes and case 2 fails. Why does case 1 pass?
+#
+# <details><summary>Answer</summary>
+#
+# Case 1 has `inner_lr = 0`: there is no inner step, so $\theta' = \theta$ and there is no Hessian term to
+# lose. With a real step, the support gradient $g$ depends on $\theta$. `torch.autograd.grad` without
+# `create_graph=True` returns $g$ cut from the graph, so $\theta - \eta_{\text{in}} g$ changes with
+# $\theta$ as if $g$ were a constant: the factor $I - \eta_{\text{in}} \nabla^2_\theta \mathcal{L}_S$ becomes
+# $I$, which is first-order MAML by accident.
+# </details>
+#
+# 2. In the example by hand, what is the meta-gradient if $\eta_{\text{in}} h = 1$, and why?
+#
+# <details><summary>Answer</summary>
+#
+# Zero. With $\eta_{\text{in}} h = 1$ one step lands exactly on $a_S$ from any start, so $\theta'$ does not
+# depend on $\theta$ and moving the start cannot change the query loss. The factor $1 - \eta_{\text{in}} h$
+# is that dependence.
+# </details>
+#
+# 3. After one step MAML's start is far ahead of the untrained start; after five the untrained network
+#    catches up. What, then, did meta-training learn?
+#
+# <details><summary>Answer</summary>
+#
+# A starting point from which the one step it was trained for goes far: fast adaptation, not a better
+# final accuracy. Neither network comes near the nearest class mean on the same pooled input.
+# </details>
+
+# %% [markdown]
 # ## 5. Few-shot with two modalities
 #
-# Each modality gives its own prototypes. `modality_logits` stacks each modality's prototype logits
-# for $E$ episodes, $(E, M, |Q|, N)$, and `fuse_logits` takes a weighted sum over the modalities. The
-# simplest fusion adds the two squared distances, which is a ProtoNet on the concatenated embedding
-# $[f_1(x); f_2(x)]$ and the concatenated prototypes; `fuse_logits` with equal weights $\tfrac12$
-# computes the same up to a factor 2:
+# Each modality gives its own prototypes. For a batch of $B$ episodes, `modality_logits` stacks each
+# modality's prototype logits, $(B, M, |Q|, N)$, and `fuse_logits` takes a weighted sum over the
+# modalities. The simplest fusion adds the two squared distances, which is a ProtoNet on the
+# concatenated embedding $[f_1(x); f_2(x)]$ and the concatenated prototypes; `fuse_logits` with equal
+# weights $\tfrac12$ computes the same up to a factor 2:
 
 # %%
 from mmcourse.meta import fuse_logits, modality_logits
 
 e = experiments.test_sampler(data, embeddings).sample_batch(range(3))
 logits = modality_logits([e.support[m] for m in experiments.MODALITIES], e.support_labels,
-                         [e.query[m] for m in experiments.MODALITIES], 4)  # (E, M, |Q|, N)
+                         [e.query[m] for m in experiments.MODALITIES], 4)  # (B, M, |Q|, N)
 joined = {k: torch.cat([e.support["image"], e.support["audio"]], -1) if k == "s" else
           torch.cat([e.query["image"], e.query["audio"]], -1) for k in ("s", "q")}
 concatenated = prototypical_logits(joined["q"], prototypes(joined["s"], e.support_labels, 4))
@@ -556,57 +712,73 @@ gain = {d: per_class["both"][d] - per_class["audio"][d] for d in experiments.MET
 print("gain of both over audio:", {DIGIT_NAMES[d]: round(v, 3) for d, v in gain.items()})
 
 # %% [markdown]
-# Read the bars digit by digit. Where the image alone is weaker than the audio, adding it can still
-# raise the accuracy, because the two modalities make different errors; where the audio alone is
-# already very good, the image has little to add. How much fusion adds overall at the default
-# corruption: the paired interval above says how sure this run is. Fusion came out ahead of the audio
-# alone on every one of the ten seeds the course checks (`mmcourse/experiments/meta.py` lists them),
-# but by too variable a margin to claim.
+# Where the image alone is weaker than the audio, adding it can still raise the accuracy, because the
+# two modalities make different errors; where the audio alone is already very good, the image has
+# little to add. Overall, at the default corruption, fusion came out ahead of the audio alone on each
+# of the ten seeds checked, but by too variable a margin to claim: the paired interval above is this
+# run's.
 #
-# Explore: choose $K$, $N$ and the modality. Each change evaluates the trained ProtoNets on 200
-# meta-test episodes (no training) and draws the first of them in 2-D, on its two principal
-# directions.
+# Explore: choose $k$, $N$ and the modality. Each change evaluates the trained ProtoNets on 200
+# meta-test episodes (no training) and draws the first of them in 2-D, on its two principal directions.
 
 # %%
 views.FewShotView(data, embeddings)
 
 # %% [markdown]
+# ### Check yourself
+#
+# 1. Why is adding the two modalities' squared distances the same as a ProtoNet on the concatenated
+#    embeddings?
+#
+# <details><summary>Answer</summary>
+#
+# The squared distance between two concatenations is the sum of the squared distances between their
+# parts, and the prototype of a concatenation is the concatenation of the prototypes. Weights of one
+# half give half of that sum, the same ranking of the classes (the cell above verifies it).
+# </details>
+#
+# 2. How can a modality that is weaker on its own still raise the accuracy of the pair?
+#
+# <details><summary>Answer</summary>
+#
+# When it makes different errors: on a query where the audio's distances are nearly tied, the image
+# can tip the sum to the right class. Where the audio alone is already right almost always, there is
+# little left to fix; the per-digit bars show where in your run.
+# </details>
+
+# %% [markdown]
 # ## 6. Meta-learned fusion: how much to trust each modality, per episode
 #
 # Equal weights are right only when both modalities are equally reliable. Suppose each episode comes
-# from a different recording setup: in some the camera is noisy, in others the microphone. Within an
-# episode the corruption is the same for all examples, and the support set shows it: a noisy
-# modality scatters the examples of each class widely compared with the distances between its
-# prototypes. So let a small network $g_\phi$ read that from the support set and output the episode's
-# weights:
+# from a different recording setup, the camera noisy in some, the microphone in others. The support set
+# shows it: a noisy modality scatters each class widely compared with the distances between its
+# prototypes. So let a small network $g_\phi$ read that and output the episode's modality weights
+# $\alpha_m$:
 #
 # $$s_m = \Big(\log \overline{\lVert c^{(m)}_n - c^{(m)}_{n'} \rVert^2},\; \log \overline{\lVert f_m(x_i) -
-# c^{(m)}_{y_i} \rVert^2}\Big), \qquad w = \operatorname{softmax}\big(g_\phi(s_1, s_2)\big), \qquad
-# \text{logits} = \sum_m w_m \big(-\lVert f_m(x) - c^{(m)}_n \rVert^2\big),$$
+# c^{(m)}_{y_i} \rVert^2}\Big), \qquad \alpha = \operatorname{softmax}\big(g_\phi(s_1, s_2)\big), \qquad
+# \text{logits} = \sum_m \alpha_m \big(-\lVert f_m(x) - c^{(m)}_n \rVert^2\big),$$
 #
-# where $c^{(m)}_n$ is class $n$'s prototype in modality $m$, the first bar a mean over pairs of
-# classes $n \neq n'$ and the second a mean over the support examples $(x_i, y_i)$.
+# where $c^{(m)}_n$ is class $n$'s prototype in modality $m$, the first bar a mean over pairs of classes
+# $n \neq n'$ and the second a mean over the support examples $(x_i, y_i)$.
 #
-# The encoders stay fixed (the ProtoNets of section 3); only $g_\phi$ (a perceptron with 16 hidden
-# units) is meta-trained, on 1,600 episodes of digits 0-5 in which one modality is corrupted, at a
-# level drawn per episode (pixel noise 0.5, 1 or 2, against 0.3 by default; audio at -5, -10 or -20
-# dB), then tested on 600 such episodes of digits 6-9.
+# The encoders stay fixed (section 3's ProtoNets); only $g_\phi$, a perceptron with 16 hidden units, is
+# meta-trained, on 1,600 episodes of digits 0-5 with one modality corrupted at a level drawn per episode
+# (pixel noise 0.5, 1 or 2, against 0.3 by default; audio at -5, -10 or -20 dB), and tested on 600 such
+# episodes of digits 6-9.
 #
-# A network has to earn its place against the simplest rule that could do the job. Suppose that in
-# each modality $m$, whose embeddings have $D_m$ dimensions, every class were a spherical Gaussian
-# around its prototype, with variance $\sigma_m^2$ per dimension for every class, and that the
-# modalities were independent given the class. Bayes' rule would then add the modalities' squared
+# A network has to beat the simplest rule that could do the job. If in each modality $m$ (of $d_m$
+# dimensions) every class were a spherical Gaussian around its prototype, with variance $\sigma_m^2$ per
+# dimension, and the modalities independent given the class, Bayes' rule would add the squared
 # distances, each weighted by $1/\sigma_m^2$:
 #
 # $$\log p(y = n \mid x) = \text{const} - \sum_m \frac{\lVert f_m(x) - c^{(m)}_n \rVert^2}{2 \sigma_m^2},
-# \qquad w^{\text{rule}}_m \propto \frac{D_m}{\overline{\lVert f_m(x_i) - c^{(m)}_{y_i} \rVert^2}}.$$
+# \qquad \alpha^{\text{rule}}_m \propto \frac{d_m}{\overline{\lVert f_m(x_i) - c^{(m)}_{y_i} \rVert^2}}.$$
 #
-# The support set estimates $\sigma_m^2$ as the within-class spread (the second statistic above)
-# divided by $D_m$, so this **inverse-spread rule** (`inverse_spread_weights`) needs no training at
-# all. One variant of it shows what a sharper turn alone would do: the **squared rule**, $w_m \propto
-# (w^{\text{rule}}_m)^2$, which is no longer Bayes' rule for these Gaussians and needs no training
-# either. The experiment scores both next to equal weights and the learned weights, on the same
-# episodes (about 2 seconds):
+# The support set estimates $\sigma_m^2$ as the within-class spread (the second statistic above) over
+# $d_m$, so this **inverse-spread rule** needs no training. The **squared rule**, $\alpha_m \propto
+# (\alpha^{\text{rule}}_m)^2$, shows what a sharper turn alone does (it is no longer Bayes' rule). The
+# experiment scores both, equal weights and the learned weights on the same episodes (about 2 seconds):
 
 # %%
 fusion = experiments.meta_fusion_experiment(data, {m: net.encoder for m, net in protonets.items()})
@@ -615,12 +787,11 @@ for name, acc in fusion.accuracy.items():
     print(f"{name:>20}: {normal_interval(acc)}")
 
 # %% [markdown]
-# The same, condition by condition: the mean image weight (learned, the rule's and the squared
-# rule's), each modality's *prototype distance* (the mean squared distance between two of its
-# prototypes; not the within-class spread the rule reads), and the accuracy of each method.
+# Condition by condition: the mean image weight (learned, rule, squared rule), each modality's
+# *prototype distance* (the mean squared distance between two of its prototypes), and each accuracy.
 
 # %%
-columns = {"w image": "image weight", "rule w": "rule image weight", "rule² w": "squared rule image weight",
+columns = {"α image": "image weight", "rule α": "rule image weight", "rule² α": "squared rule image weight",
            "dist i": "image prototype distance", "dist a": "audio prototype distance", "image": "image only",
            "audio": "audio only", "equal": "equal weights", "rule": "inverse-spread rule", "rule²": "squared rule",
            "learned": "meta-learned weights"}
@@ -642,9 +813,9 @@ for m, level in experiments.CONDITIONS:
     other = "audio only" if m == "image" else "image only"
     gain = experiments.paired_gains(fusion, experiments.condition_episodes(fusion, (m, level)))[other]
     print(f"noisy {m} {level:g}: learned weights minus {other} {normal_interval(gain)}")
+q = experiments.fusion_quantities(fusion)
 
 # %%
-q = experiments.fusion_quantities(fusion)
 experiments.META_WEIGHTS_BEAT_EQUAL.check(q["over equal, noisy images"])
 experiments.RULE_GETS_MOST_OF_THE_GAIN.check(q["rule share"])
 experiments.SQUARED_RULE_MATCHES.check(q["squared rule gap"])
@@ -656,77 +827,93 @@ experiments.DROWNED_AUDIO_AT_CHANCE.check(q["drowned audio off chance"])
 experiments.DROWNED_AUDIO_STILL_WEIGHTED.check(q["drowned image weight"])
 
 # %% [markdown]
-# Read the table row by row, noisy images first. A noisy image scatters the image embeddings: the
-# distances between its prototypes grow with the noise, and so does the image's say in the
-# equal-weight sum, so that at pixel noise 1 and 2 equal weights fall far below the audio alone.
-# Weights read off the support set repair most of this. In noisy-image episodes the learned weights
-# beat equal weights, and at pixel noise 1 and 2 they turn away from the image, further than the
-# rule does (all checked above). But most of that gain needs no meta-learning: the inverse-spread
-# rule, with no training, gets most of it, and the squared rule comes within 0.02 of the learned
-# weights in these episodes (checked). What the network added to the rule is a sharper turn, and one
-# fixed exponent on the rule gives the same. (Over the ten seeds the course checks, the learned
-# weights were ahead of the plain rule in noisy-image episodes on every seed, by too variable a
-# margin to claim.)
+# Noisy images first. Their prototype distances grow with the noise, and so does their say in the
+# equal-weight sum: at pixel noise 1 and 2 equal weights fall far below the audio alone. In noisy-image
+# episodes the learned weights beat equal weights, and at pixel noise 1 and 2 they turn away from the
+# image, further than the rule does (all checked). But most of that gain needs no learning: the rule
+# gets most of it, and the squared rule comes within 0.02 of the learned weights (checked). The network
+# added a sharper turn, which one fixed exponent also gives. Even so, with the image near chance the
+# best fusion would be none, and the learned weights fall slightly short of the audio alone.
 #
-# Are those weights right, though? At pixel noise 1 and 2 the image alone is close to chance, so the
-# best fusion is no fusion: the audio alone. Neither the learned weights nor the rules ever give the
-# image a weight of exactly zero, and the learned weights fall slightly short of the audio alone (the
-# intervals above; at pixel noise 2 on every seed checked). At pixel noise 0.5 the image still carries
-# a little, and fusion came out ahead of the audio alone on most seeds, by too little to claim.
-#
-# With noisy audio it is the other way round. At -5 and -10 dB both modalities carry something, and
-# the learned weights beat each modality alone (checked); but equal weights do as well: in
-# noisy-audio episodes the learned weights stay within 0.025 of them (checked). Drowned audio is
-# where every weighting falls short. Its embeddings huddle together: its prototypes draw close (the
-# audio prototype distance shrinks), and so do the examples of each class. Equal weights then already
-# lean away from it, since its small distances add little to the sum. The Gaussian rule reads the
-# huddle the other way: a small within-class spread looks like a *reliable* modality, so on nine of
-# the ten seeds checked the rule gives drowned audio more say than equal weights (an image weight
-# below one half) and scores below them. At -20 dB the audio alone is at chance (checked), so the best
-# weight for it would be zero; yet the learned image weight stays below 0.9 (checked), and the learned
-# weights score below the image alone (the last interval above; below it on every seed checked, by
-# too variable a margin to claim). Across tasks, on digits it never saw, the network learned what a
-# sharper rule does; it did not learn to drop a drowned modality.
+# With noisy audio it is the other way round. At -5 and -10 dB the learned weights beat each modality
+# alone (checked), but equal weights do as well, within 0.025 (checked). Drowned audio huddles: its
+# prototypes draw close (its prototype distance shrinks), and so do the examples of each class. Equal
+# weights already lean away from it, since its small distances add little to the sum. The rule reads the
+# small within-class spread as *reliability*, and can give the audio more than half the weight. At -20 dB
+# the audio alone is at chance (checked), so its best weight is zero; yet the learned image weight stays
+# below 0.9 (checked). The network learned what a sharper rule does, not to drop a drowned modality.
 
+# %% [markdown]
+# ### Check yourself
+#
+# 1. A noisy image makes its prototype distance grow; drowned audio makes its prototype distance shrink.
+#    Which of the two do equal weights already handle, and why?
+#
+# <details><summary>Answer</summary>
+#
+# The drowned audio: its distances are small, so it adds little to the equal-weight sum, and the image
+# decides. The noisy image's large distances instead dominate the sum, which is why equal weights fall
+# below the audio alone there and why weights read off the support set help in those episodes.
+# </details>
+#
+# 2. Why does the inverse-spread rule give drowned audio more say than it deserves?
+#
+# <details><summary>Answer</summary>
+#
+# It reads only the within-class spread. Drowned audio's embeddings huddle, so that spread is small and
+# looks like a small variance, the mark of a reliable modality; but its prototypes huddle too, and the
+# rule does not look at the distances between them.
+# </details>
+#
+# 3. The rule gets most of the learned weights' gain with no training, and the squared rule matches them.
+#    What does that tell you about reporting a learned method against equal weights only?
+#
+# <details><summary>Answer</summary>
+#
+# Equal weights are a weak bar: beating them shows that reading the support set helps, not that
+# learning was needed to read it. Report the closed-form rule next to the learned one, condition by
+# condition, and say what the learning adds (here a sharper turn, which the squared rule also gives).
+# </details>
 
 # %% [markdown]
 # ## Summary
 #
-# - A few-shot **episode** has an $N$-way $K$-shot support set and a query set; meta-train and
-#   meta-test classes are **disjoint**, and accuracy is reported with a 95% interval over episodes.
-# - Run every learned method next to **the raw input** (nearest class mean, no training) and a **plain
-#   baseline** (a classifier of the training classes, nearest class mean on its features; Chen et al.
-#   2019), on the same episodes. Here, with six training classes, both learned embeddings transfer
-#   worse than the raw input; what did transfer, for the audio, is one learned weight per input cell,
-#   the same for every class.
+# - A few-shot **episode** has an $N$-way $k$-shot support set and a query set; meta-train and meta-test
+#   classes are **disjoint**; accuracy comes with a 95% interval over episodes.
+# - Run every learned method next to **the raw input** and a **plain baseline**, on the same episodes.
+#   From six training classes both learned embeddings transfer worse than the raw input; what did
+#   transfer, for the audio, is one weight per input cell, the same for every class.
 # - **Prototypical Networks** classify by the squared distance to class-mean prototypes and train on
-#   episodes; more shots give better prototypes.
-# - **MAML** learns an initialisation from which the gradient step it was trained for goes far: after
-#   that step it beats its own untrained start, and second order beats first order; given more steps,
-#   the untrained start catches up. With `torch.func` (`functional_call`, `grad`, `vmap`) it is a few
-#   lines, second-order by default, first-order by detaching the inner gradient (or forgetting
-#   `create_graph=True`), and `vmap` runs a meta-batch as one batched computation instead of a loop
-#   over tasks.
-# - With two modalities at the default corruption, fused prototypes came out ahead of the audio alone
-#   on every seed checked, by too variable a margin to claim. When the reliability of each modality
-#   changes from task to task, weights read off each support set beat equal weights in noisy-image
-#   episodes and do no better in noisy-audio ones. Most of that gain needs no learning: the
-#   **inverse-spread rule** (Bayes' rule for spherical Gaussian classes) gets most of it, and the
-#   same rule squared matches the **meta-learned weights**. None of them learns to drop a drowned
-#   modality, and the rule even trusts it more than equal weights do: always compare a learned rule
-#   with the closed-form one, condition by condition.
+#   episodes.
+# - **MAML** learns an initialisation from which one gradient step goes far. Its meta-gradient has a
+#   Hessian term that first-order MAML drops, and `torch.autograd.grad` without `create_graph=True`
+#   drops by accident.
+# - Weights read off each support set beat equal weights in noisy-image episodes, but a closed-form
+#   **inverse-spread rule** gets most of that gain and its square matches the **meta-learned weights**;
+#   none drops a drowned modality. Compare a learned rule with the closed-form one.
 #
-# **Try it:** meta-train the ProtoNets 4-way instead of 6-way (`experiments.train_protonet(data, m,
-# n_way=4)`) and compare; give MAML's untrained start 20 test steps
-# (`experiments.maml_accuracy(models["untrained start"], data, steps=20)`); or set
-# `MAMLSettings(inner_steps=3)` and see what MAML gains and what it costs.
+# **Try it:** meta-train the ProtoNets 4-way (`experiments.train_protonet(data, m, n_way=4)`); give
+# MAML's untrained start 20 test steps (`experiments.maml_accuracy(models["untrained start"], data,
+# steps=20)`); or set `MAMLSettings(inner_steps=3)`.
 #
-# **Further reading.** Vinyals et al. (2016), [*Matching Networks for One Shot
-# Learning*](https://arxiv.org/abs/1606.04080). Snell, Swersky and Zemel (2017), [*Prototypical
-# Networks for Few-shot Learning*](https://arxiv.org/abs/1703.05175). Finn, Abbeel and Levine (2017),
-# [*Model-Agnostic Meta-Learning*](https://arxiv.org/abs/1703.03400). Nichol, Achiam and Schulman
-# (2018), [*On First-Order Meta-Learning Algorithms*](https://arxiv.org/abs/1803.02999). Chen et al.
-# (2019), [*A Closer Look at Few-shot Classification*](https://arxiv.org/abs/1904.04232). Raghu,
-# Raghu, Bengio and Vinyals (2020), [*Rapid Learning or Feature Reuse? Towards Understanding the
-# Effectiveness of MAML*](https://arxiv.org/abs/1909.09157). Antoniou, Edwards and Storkey (2019),
-# [*How to train your MAML*](https://arxiv.org/abs/1810.09502), on making MAML train reliably.
+# **Papers**
+#
+# - Vinyals et al. (2016), [*Matching Networks for One Shot Learning*](https://arxiv.org/abs/1606.04080).
+# - Snell, Swersky and Zemel (2017), [*Prototypical Networks for Few-shot
+#   Learning*](https://arxiv.org/abs/1703.05175).
+# - Finn, Abbeel and Levine (2017), [*Model-Agnostic Meta-Learning for Fast Adaptation of Deep
+#   Networks*](https://arxiv.org/abs/1703.03400).
+# - Nichol, Achiam and Schulman (2018), [*On First-Order Meta-Learning
+#   Algorithms*](https://arxiv.org/abs/1803.02999).
+# - Chen et al. (2019), [*A Closer Look at Few-shot Classification*](https://arxiv.org/abs/1904.04232);
+#   Wang et al. (2019), [*SimpleShot*](https://arxiv.org/abs/1911.04623).
+# - Raghu, Raghu, Bengio and Vinyals (2020), [*Rapid Learning or Feature Reuse? Towards Understanding
+#   the Effectiveness of MAML*](https://arxiv.org/abs/1909.09157).
+# - Antoniou, Edwards and Storkey (2019), [*How to train your MAML*](https://arxiv.org/abs/1810.09502),
+#   on making MAML train reliably.
+#
+# **Next:** [lesson 07](07_contrastive.ipynb) learns one space for images and text from matching pairs,
+# and recognises attribute combinations it never saw with no examples at all, the far end of few-shot
+# (this lesson's Shapes split held out the same kind of combinations). Lesson 08 returns to what a
+# shared encoder transfers between tasks, and weighing each modality by how reliable it is goes back to
+# the fusion weights of [lesson 01](01_fusion.ipynb).

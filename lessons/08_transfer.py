@@ -14,27 +14,28 @@
 # # Lesson 08: Sharing and transferring knowledge
 #
 # **What you will learn:** how one encoder with a head per task learns several tasks at once
-# (multi-task learning), how to compare it fairly with one model per task and read the comparison
-# with confidence intervals (and why one run cannot settle it), how to weigh task losses that live
-# on different scales, how a teacher that hears *and* sees can teach a student that only sees
-# (cross-modal distillation), what the temperature of the soft labels does, and, to close the
-# course, which method of lessons 00-08 to reach for when. **Time:** about 45 minutes. **Runs on:**
-# a laptop CPU in about half a minute (every model here trains in a second or a few); a GPU is used
-# when there is one.
+# (multi-task learning), how to weigh task losses that live on different scales, and how to compare
+# a shared model fairly with one model per task; how a teacher that hears *and* sees can teach a
+# student that only sees (cross-modal distillation), how controls show where the student's gain
+# comes from, and what the temperature of the soft labels does; and, to close the course, which
+# method of lessons 00-08 to reach for when.
+#
+# **Prerequisites:** [lesson 01](01_fusion.ipynb) (early fusion, bootstrap intervals), [lesson
+# 03](03_attention.ipynb) (the question-answering model whose words attend over image patches),
+# the KL divergence ([lesson 05](05_autoencoders.ipynb)) and a softmax with a temperature
+# ([lesson 07](07_contrastive.ipynb)).
+#
+# **Time:** about 27 minutes of reading and 18 minutes of exercises. **Runs on:** a laptop CPU in
+# about half a minute (every model here trains in a second or a few); a GPU is used when there is
+# one.
 #
 # Labels are the expensive part of machine learning. This lesson is about two ways to get more out
 # of the labels you have. **Share**: four kinds of question about the same scenes all need the same
 # skill, finding the object the question names; one encoder trained on all of them sees four times
-# as many examples of that skill as an encoder trained on one kind. That is the hope. What you will
-# find here: the shared model needs under 30% of the parameters of four separate ones, and it was
-# ahead on average on each of ten training seeds, but on some seeds by so little that the course,
-# which claims only what holds on ten seeds with a margin, cannot call that a finding.
-# **Transfer**: a model that has a modality you will not have later (audio) can label data for a
-# model that lacks it (images only); here the student taught that way beats the same network
-# trained the same way on the labels alone, on each of ten seeds, and controls show where the gain
-# comes from: the teacher's hard labels, right far more often than an image-only model's, not its
-# softened probabilities. In the taxonomy of lesson 00 both are *transference*: knowledge moving
-# between tasks, and between modalities.
+# as many examples of that skill as an encoder trained on one kind. **Transfer**: a model that has
+# a modality you will not have later (audio) can label data for a model that lacks it (images
+# only). In the taxonomy of lesson 00 both are *transference*: knowledge moving between tasks, and
+# between modalities. The two pictures below show the two set-ups.
 
 # %%
 import math
@@ -74,20 +75,20 @@ views.question_examples(questions.test, first)
 
 # %% [markdown]
 # **Hard parameter sharing** (Caruana 1997, [*Multitask
-# Learning*](https://doi.org/10.1023/A:1007379606734); Ruder 2017, [*An Overview of Multi-Task
-# Learning in Deep Neural Networks*](https://arxiv.org/abs/1706.05098)): one encoder $f$ shared by
-# every task $t = 1, \dots, T$, and a small head $g_t$ of its own per task. A question $x$ of task
-# $t$ gets the answer scores $g_t(f(x))$, and training minimises a weighted sum of the tasks' losses,
+# Learning*](https://doi.org/10.1023/A:1007379606734)), as in the left-hand picture above: one
+# encoder $f$ shared by every task $t$, and a small head $g_t$ of its own per task. An image with
+# its question, $x$, of task $t$ gets the answer scores $g_t(f(x))$, and training minimises a
+# weighted sum of the tasks' losses,
 #
-# $$\mathcal{L} = \sum_{t=1}^{T} w_t \, \mathcal{L}_t, \qquad
+# $$\mathcal{L} = \sum_{t} \lambda_t \, \mathcal{L}_t, \qquad
 # \mathcal{L}_t = \frac{1}{|\mathcal{I}_t|} \sum_{i \in \mathcal{I}_t} \mathrm{CE}\big(g_t(f(x_i)), y_i\big),$$
 #
-# where $\mathcal{I}_t$ is the set of the batch's rows of task $t$ and $|\mathcal{I}_t|$ their
-# number. The encoder gets the gradients of every task; each head only those of its own rows.
-# Caruana's reasons why this can help: the shared encoder sees more data for what the tasks have in
-# common, and a feature that is easy to learn from one task (where is the triangle?) serves another
-# that would learn it slowly on its own. The reasons it can hurt: the tasks compete for one
-# encoder, and their losses live on different scales.
+# where $\mathcal{I}_t$ is the set of the batch's rows of task $t$. The encoder gets the gradients
+# of every task; each head only those of its own rows. Caruana's reasons why this can help: the
+# shared encoder sees more data for what the tasks have in common, and a feature that is easy to
+# learn from one task (where is the triangle?) serves another that would learn it slowly on its
+# own. Why it can hurt: the tasks compete for one encoder, and their losses live on different
+# scales (section 2).
 #
 # `MultiTaskVQA` is lesson 03's model (the words of the question attend over the patches of the
 # image) without its answer layer, plus one head (LayerNorm and a linear layer) per question type.
@@ -108,10 +109,13 @@ verify(all(int(a) in own[int(t)] for a, t in zip(picked, batch["task"])),
        "every row's best answer is one of its own type's answers", rows=len(picked))
 
 # %% [markdown]
-# **Exercise 1 (two heads).** Write the forward pass of two task heads over shared features: `h` is
-# $(B, d)$, `task` is $(B,)$ with values 0 or 1, and head $t$ is the linear map `w_t` $(C, d)$,
-# `b_t` $(C,)$. Row $i$ gets the scores of the head of its own task, $h_i W_t^\top + b_t$; return
-# a $(B, C)$ tensor.
+# ### Exercise: two heads
+#
+# Write the forward pass of two task heads over shared features. `h` is $(B, d)$, one row of
+# features per example; `task` is $(B,)$ with values 0 or 1; head $t$ is the linear map $W_t$
+# (`w0` or `w1`, of shape $(C, d)$) with the bias $b_t$ (`b0` or `b1`, of shape $(C,)$). Row $i$
+# gets the scores of its own task's head, $W_t h_i + b_t$ (with examples in rows,
+# $h W_t^\top + b_t$). Return a $(B, C)$ tensor.
 
 # %%
 def my_two_heads(h, task, w0, b0, w1, b1):
@@ -122,12 +126,30 @@ def my_two_heads(h, task, w0, b0, w1, b1):
 exercises.check("two_heads", my_two_heads)
 
 # %% [markdown]
-# <details><summary><b>Hint</b></summary>
+# <details><summary><b>Hint 1: a nudge</b></summary>
 #
-# Either compute both heads for every row and choose per row with `torch.where(condition, a, b)`
-# (the condition must have shape $(B, 1)$ to broadcast over the $C$ columns), or select the rows of
-# each task with a boolean mask (`rows = task == 0`) and fill them in. Both give the same answer;
-# the second computes only what it needs, which is what `MultiTaskVQA` does.
+# The rows of the two tasks come mixed, in any order. There are two ways to route them: score every
+# row with both heads and keep, row by row, the scores of its own head; or pick out the rows of each
+# task, score only those with their head, and put them back in their places.
+# </details>
+# <details><summary><b>Hint 2: what helps</b></summary>
+#
+# `task == 0` is a boolean mask over the rows, and `h[rows] @ w.T + b` scores the rows it selects.
+# To fill a result in place, start from `torch.empty(len(h), w0.shape[0])`. To choose per row
+# instead, `torch.where(condition, a, b)` needs a condition of shape $(B, 1)$,
+# `(task == 0)[:, None]`, to broadcast over the $C$ columns.
+# </details>
+# <details><summary><b>Hint 3: the code</b></summary>
+#
+# ```python
+# out = torch.empty(len(h), w0.shape[0])
+# for t, (w, b) in enumerate(((w0, b0), (w1, b1))):
+#     rows = task == t
+#     out[rows] = h[rows] @ w.T + b
+# return out
+# ```
+#
+# or, in one line, `torch.where((task == 0)[:, None], h @ w0.T + b0, h @ w1.T + b1)`.
 # </details>
 
 # %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
@@ -142,7 +164,40 @@ def solution_two_heads(h, task, w0, b0, w1, b1):
 exercises.check("two_heads", solution_two_heads, must_pass=True)
 
 # %% [markdown]
-# ### Losses on different scales
+# ### Check yourself
+#
+# 1. A batch of 64 rows holds 10 size questions. Which parameters does the size task's loss send
+#    gradients to?
+#
+# <details><summary>Answer</summary>
+#
+# To the size head and to the shared encoder, through those 10 rows only. The other heads never
+# score a size question, so the size loss does not depend on them. The encoder collects the
+# gradients of all four tasks, which is how one task's rows can teach another.
+# </details>
+#
+# 2. The model above is untrained, yet the check found every row's best answer among its own
+#    type's answers. Why?
+#
+# <details><summary>Answer</summary>
+#
+# Because of how the scores are laid out, not because of anything learned. A row's head fills only
+# its own type's columns of the score table; every other column holds the smallest number the
+# tensor's type can hold, so the largest score is always one of the row's own answers.
+# </details>
+#
+# 3. Give one reason to expect the shared model to do better than four separate ones, and one to
+#    expect it to do worse.
+#
+# <details><summary>Answer</summary>
+#
+# Better: the skill every type needs, finding the named object, is learned from all the questions
+# rather than a quarter of them. Worse: one encoder's features must serve four heads that pull in
+# different directions, and losses on different scales let one task dominate the gradient.
+# </details>
+
+# %% [markdown]
+# ## 2. Losses on different scales
 #
 # Before training, a head that knows nothing spreads its probability over its $C_t$ answers, and
 # its cross-entropy is about $\log C_t$: larger for the 9 positions than for yes or no. Summed with
@@ -157,30 +212,31 @@ for t, name in enumerate(experiments.TASKS):
 # %% [markdown]
 # Kendall, Gal and Cipolla (2018), [*Multi-Task Learning Using Uncertainty to Weigh Losses for
 # Scene Geometry and Semantics*](https://arxiv.org/abs/1705.07115), learn the weights instead. Each
-# task gets a learned log-variance $s_t = \log \sigma_t^2$. For a regression task $\sigma_t^2$ is
-# the variance of the output's noise; for a classification task Kendall et al. divide the task's
-# logits by $\sigma_t^2$ before the softmax, as a temperature $\tau$ does in section 2: a large
-# $\sigma_t^2$ flattens the task's probabilities, the model saying it is unsure. Their approximation
-# of the negative log-likelihood then gives the loss
+# task gets a learned log-variance $s_t = \log \sigma_t^2$: for a classification task they divide
+# its logits by $\sigma_t^2$ before the softmax, as a temperature does, so a large $\sigma_t^2$
+# flattens the task's probabilities, the model saying it is unsure. Their approximation of the
+# negative log-likelihood gives the loss
 #
-# $$\mathcal{L} = \sum_{t=1}^{T} \Big( e^{-s_t} \mathcal{L}_t + \frac{s_t}{2} \Big).$$
+# $$\mathcal{L} = \sum_{t} \Big( e^{-s_t} \mathcal{L}_t + \frac{s_t}{2} \Big).$$
 #
 # The weight $e^{-s_t}$ falls as the task's uncertainty grows; the term $s_t / 2$ stops every
-# $\sigma_t$ from growing without bound (without it, the loss falls to zero by switching every task
-# off). Setting the derivative to zero gives $e^{-s_t} = 1 / (2 \mathcal{L}_t)$: a task whose loss
+# $\sigma_t$ from growing without bound, which would switch every task off. Setting the derivative to zero gives $e^{-s_t} = 1 / (2 \mathcal{L}_t)$: a task whose loss
 # stays high gets a small weight. For the losses above, those weights would be:
 
 # %%
 print({name: round(1 / (2 * loss.per_task[t].item()), 2) for t, name in enumerate(experiments.TASKS)})
 
 # %% [markdown]
-# `MultiTaskVQA(..., uncertainty=True)` learns the $s_t$ with the rest of the model (they follow the
-# losses as training goes on); the experiments below keep the plain sum, $w_t = 1$.
+# `MultiTaskVQA(..., uncertainty=True)` learns the $s_t$ with the rest of the model; the
+# experiments below keep the plain sum, $\lambda_t = 1$.
 #
-# **Exercise 2 (find the bug).** This function computes $\mathcal{L}_t$, the mean cross-entropy
-# of each task over its rows of a batch, as you will find it in many multi-task training loops. It
-# trains fine for a while, then the loss turns to NaN. Run the check, find out why, and write a
-# fixed `my_task_losses` with the same arguments (`num_tasks` is $T$; return a $(T,)$ tensor).
+# ### Find the bug: per-task losses
+#
+# This function computes $\mathcal{L}_t$, the mean cross-entropy of each task over its rows of a
+# batch, as you will find it in many multi-task training loops. It trains fine for a while, then
+# the logged loss turns to NaN. Run the check, find out why, and write a fixed `my_task_losses`
+# with the same arguments (`num_tasks` is the number of tasks; return a tensor of shape
+# `(num_tasks,)`).
 
 # %%
 def buggy_task_losses(scores, answers, task, num_tasks):
@@ -202,10 +258,27 @@ def my_task_losses(scores, answers, task, num_tasks):
 exercises.check("task_losses", my_task_losses)
 
 # %% [markdown]
-# <details><summary><b>Hint</b></summary>
+# <details><summary><b>Hint 1: a nudge</b></summary>
 #
-# Look at the case that fails: which task has no rows? What is the mean of nothing? A task without
-# rows in the batch should add nothing to the loss: give it 0 (`scores.new_zeros(())`).
+# Read the description of the case that fails, and look at that batch one task at a time. For each
+# task, ask which rows the function averages over, and what it returns for that task.
+# </details>
+# <details><summary><b>Hint 2: what helps</b></summary>
+#
+# `rows = task == t` selects a task's rows and `rows.any()` says whether there are any.
+# `scores.new_zeros(())` is a zero of the scores' type and device, and `torch.stack` of one value
+# per task keeps a result of shape `(num_tasks,)`.
+# </details>
+# <details><summary><b>Hint 3: the code</b></summary>
+#
+# ```python
+# losses = []
+# for t in range(num_tasks):
+#     rows = task == t
+#     losses.append(torch.nn.functional.cross_entropy(scores[rows], answers[rows]) if rows.any()
+#                   else scores.new_zeros(()))
+# return torch.stack(losses)
+# ```
 # </details>
 
 # %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
@@ -221,15 +294,46 @@ def solution_task_losses(scores, answers, task, num_tasks):
 exercises.check("task_losses", solution_task_losses, must_pass=True)
 
 # %% [markdown]
-# ### Shared against separate, on the same budget
+# ### Check yourself
 #
-# The comparison: one shared model trained on all four types, against four models of the same
-# architecture, each trained on its own type's questions alone. Same recipe, same seed (so the same
-# starting encoder), and the same budget: every model passes over its questions the same number of
-# times, so every question is seen equally often and the four separate models together take about
-# as many training steps as the shared one (a few more: each one's last batch of a pass is a small
-# one). With 400 questions of each type, 8 passes in batches of 64; with 100 of each, 12 passes in
-# batches of 32, so that the shared model takes not far from as many steps as with 400:
+# 1. Why did the buggy function train fine for a while before its loss turned to NaN?
+#
+# <details><summary>Answer</summary>
+#
+# Most batches hold rows of every task. When one batch misses a task, the cross-entropy over that
+# task's rows is a mean over zero rows, 0 / 0 = NaN. With fixed weights only the logged loss is
+# NaN (the empty mean depends on no score, so no parameter gets its gradient); with learned
+# uncertainty weights the NaN reaches $s_t$, then the head, the encoder and every other head. A
+# task without rows must add 0.
+# </details>
+#
+# 2. Before training, which task has the largest loss, and roughly how large is it?
+#
+# <details><summary>Answer</summary>
+#
+# The position task: an untrained head spreads its probability about evenly over its 9 answers, and
+# the cross-entropy of a uniform guess is $\log 9$, the largest of the printed $\log C_t$. With
+# equal weights it starts with the largest share of the loss.
+# </details>
+#
+# 3. With uncertainty weighting, does a task whose loss stays high get a large weight or a small
+#    one, and what stops every weight from falling to zero?
+#
+# <details><summary>Answer</summary>
+#
+# A small one: at the optimum $e^{-s_t} = 1 / (2 \mathcal{L}_t)$. The term $s_t / 2$ grows as the
+# weight falls, so switching a task off is not free.
+# </details>
+
+# %% [markdown]
+# ## 3. Shared against separate, on the same budget
+#
+# One shared model trained on all four types, against four models of the same architecture, each
+# trained on its own type's questions alone. Same recipe, same seed (so the same starting encoder),
+# and the same budget: every model passes over its questions the same number of times, so every
+# question is seen equally often, and the four separate models together take about as many steps
+# as the shared one. With 400 questions of each type, 8 passes in batches of 64; with 100 of each,
+# 12 passes in batches of 32:
 
 # %%
 for name, rows, size, epochs in (("400 per type", questions.full, 64, experiments.FULL_EPOCHS),
@@ -255,8 +359,7 @@ full = experiments.compare_sharing(questions.full, questions.test, epochs=experi
 print(full.table())
 
 # %% [markdown]
-# Then with 100 questions of each type, where each separate model has only 100 examples to learn
-# from (12 passes in batches of 32; about 3 seconds):
+# Then with 100 questions of each type (about 3 seconds):
 
 # %%
 little = experiments.compare_sharing(questions.little, questions.test, epochs=experiments.LITTLE_EPOCHS, seed=0,
@@ -272,11 +375,10 @@ with figure(11, 3, ncols=2) as axes:
 # %% [markdown]
 # Above each pair: the shared model's accuracy minus the separate model's, with a 95% bootstrap
 # interval over the test questions (`diagnostics.paired_difference`: the same questions for both
-# models, resampled together). An interval that contains 0 says that this test set cannot tell
-# the two apart. Read each accuracy against the table's majority column first: that is the accuracy
-# of always giving the type's most common training answer. A model that does no better has learned
-# nothing about its type, and a difference between two such models says nothing about sharing. Which
-# types did sharing help or hurt in this run, by that standard, and which models learned nothing?
+# models, resampled together). An interval that contains 0 says that this test set cannot tell the
+# two apart. Read each accuracy against the table's majority column first, the accuracy of always
+# giving the type's most common training answer: a model that does no better has learned nothing
+# about its type, and a difference between two such models says nothing about sharing.
 
 # %%
 for name, result in (("400 per type", full), ("100 per type", little)):
@@ -288,19 +390,10 @@ for name, result in (("400 per type", full), ("100 per type", little)):
           f"hurt: {', '.join(hurt) or 'none'}; no better than the majority answer: {', '.join(nothing) or 'none'}")
 
 # %% [markdown]
-# **Reading it.** Before you trust the bars, list the reasons to expect either outcome. For
-# sharing: three of the four types name one shape and ask about it, and *is there a red triangle?*
-# needs the shapes found too, so every type needs the encoder to find the object the question names
-# (lesson 03's attention of a word over the patches); the shared encoder learns that from all the
-# questions, in nearly four times as many steps as any one separate encoder. Against: 32 numbers
-# per question must carry colour, size and place of the object for four heads that pull in
-# different directions, and with 100 questions per type there is little for any encoder to learn
-# from, shared or not. Which reason wins in this run, and how far can you trust the answer?
-#
 # **How sure can you be?** The intervals cover one source of chance: which questions happen to be
 # in the test set. Training has its own: the starting weights and the order of the batches. Train
-# the separate colour model again with seeds 1 and 2 instead of 0, on the same questions (about
-# two seconds):
+# the separate colour model again with seeds 1 and 2, on the same questions (about two seconds),
+# and set the spread over the three seeds beside the width of its interval:
 
 # %%
 colour = experiments.TASKS.index("colour")
@@ -311,26 +404,51 @@ for seed in (1, 2):
     print(f"the same model, seed {seed}:        {experiments.correct_answers(again, own_test).mean().item():.3f}")
 
 # %% [markdown]
-# Set the spread over the three seeds beside the width of the interval. Whenever retraining with
-# another seed moves an accuracy by as much as the interval is wide, a single run cannot carry a
-# finding, however small its interval. That is why this section checks no claim: the course states
-# a finding only when it holds on ten seeds with a margin (`benchmarks/claims.py`).
-#
-# What did ten seeds show? With 400 questions per type, the shared model came out ahead of the
-# separate ones on average over the four types on every one of the ten seeds (with 100 per type,
-# on nine), and the position questions gained most, on every seed. But how far ahead moved from
-# seed to seed by more than the lead itself: on the worst seed the shared model was ahead by
-# almost nothing, far from the margin of two standard deviations (over the seeds) that the course
-# asks of a claim. So the direction is a hint, not a finding. On a GPU, train longer, and over
-# several seeds, before you trust a difference.
-#
-# Pick a type to see both data regimes side by side:
+# Whenever retraining moves an accuracy by as much as the interval is wide, a single run cannot
+# carry a finding. **So does sharing help?** Over ten seeds (`benchmarks/claims.py`), with 400
+# questions per type the shared model was ahead of the separate ones on average on every seed, the
+# position questions gaining most, but on the worst seed by almost nothing: far from the margin the
+# course asks of a claim. Take the direction as a hint. Pick a type to see both data regimes side
+# by side:
 
 # %%
 views.MultiTaskView({"400 per type": full, "100 per type": little})
 
 # %% [markdown]
-# ## 2. Distillation across modalities
+# ### Check yourself
+#
+# 1. What keeps the comparison fair, and why do the four separate models take a few more steps in
+#    all than the shared one?
+#
+# <details><summary>Answer</summary>
+#
+# The same architecture, recipe and seed, and the same number of passes over each model's own
+# questions, so every question is seen equally often. Each pass of each separate model ends with a
+# smaller batch, so four models take a few more steps than one model over the same questions (the
+# steps printed at the start of this section).
+# </details>
+#
+# 2. In your run, the shared model's interval for some type lies above 0. Why is that not enough
+#    to claim that sharing helps that type?
+#
+# <details><summary>Answer</summary>
+#
+# The interval covers only which questions are in the test set. Retraining with another seed moves
+# an accuracy too, as the colour model at seeds 1 and 2 showed; a claim must hold over training
+# seeds with a margin, and this comparison did not.
+# </details>
+#
+# 3. A type's shared and separate models are both no better than the majority answer. What does
+#    the difference between them tell you about sharing?
+#
+# <details><summary>Answer</summary>
+#
+# Nothing: neither model has learned anything about the type, so their difference is noise around
+# the majority answer, whatever its interval says.
+# </details>
+
+# %% [markdown]
+# ## 4. Distillation across modalities
 #
 # Now the other kind of transfer. You will deploy a camera-only digit reader, but while you collect
 # data you can also record sound: every training image comes with a spoken digit. You can afford
@@ -348,22 +466,31 @@ with figure(9, 1.4, ncols=8) as axes:
         show_digit(ax, dist.unlabelled["image"][i], "unlabelled images" if i == 0 else "")
 
 # %% [markdown]
+# A teacher that has heard a "seven" is sure it is a 7, but its logits also say that the image
+# looks a little like a 1. Divided by a temperature $\tau$ before the softmax, the same logits make
+# that second guess visible:
+
+# %%
+v = torch.tensor([[0.0, 4.0, 0.0, 0.0, 0.0, 0.0, 0.0, 7.0, 0.0, 0.0]])  # a teacher's logits over the 10 digits
+for tau in (1.0, 4.0):
+    print(f"tau = {tau:g}: probabilities", [round(p, 2) for p in soft_targets(v, tau)[0].tolist()])
+
+# %% [markdown]
 # **Knowledge distillation** (Hinton, Vinyals and Dean 2015, [*Distilling the Knowledge in a
 # Neural Network*](https://arxiv.org/abs/1503.02531)) trains a *student* to match a *teacher*'s
-# class probabilities instead of (or besides) the labels. Softened by a temperature $\tau$, the
-# teacher's logits $v$ and the student's logits $z$ give
+# softened probabilities as well as the labels. With the teacher's logits $v$ and the student's
+# logits $u$,
 #
-# $$p_\tau = \mathrm{softmax}(v / \tau), \qquad q_\tau = \mathrm{softmax}(z / \tau),$$
+# $$p_\tau = \mathrm{softmax}(v / \tau), \qquad q_\tau = \mathrm{softmax}(u / \tau),$$
 #
-# $$\mathcal{L}_{KD} = \alpha \, \tau^2 \, \frac{1}{B}\sum_{b=1}^{B} \mathrm{KL}\big(p_\tau^{(b)} \,\|\, q_\tau^{(b)}\big)
-# + (1 - \alpha) \, \mathrm{CE}(z, y).$$
+# $$\mathcal{L}_{KD} = \alpha \, \tau^2 \, \frac{1}{B}\sum_{i=1}^{B} \mathrm{KL}\big(p_\tau^{(i)} \,\|\, q_\tau^{(i)}\big)
+# + (1 - \alpha) \, \mathrm{CE}(u, y),$$
 #
-# A high $\tau$ flattens $p_\tau$ and shows what else the teacher thinks an input could be (a 7 that
-# looks a bit like a 1): Hinton's "dark knowledge". The factor $\tau^2$ is there because the soft
-# term's gradient with respect to $z$ is $(q_\tau - p_\tau) / \tau$, and $q_\tau - p_\tau$ itself
-# shrinks like $1 / \tau$; multiplying by $\tau^2$ keeps the gradient's scale, so $\alpha$ means the
-# same at every temperature. (The course writes $\tau$ for a temperature, as in lesson 07; $T$ is
-# the number of tasks in section 1.)
+# where $\alpha$ mixes the soft term and the hard one. What the flattened $p_\tau$ shows, what else
+# the teacher thinks an input could be, is Hinton's "dark knowledge". The factor $\tau^2$ is there
+# because the soft term's gradient with respect to $u$ is $(q_\tau - p_\tau) / \tau$, and
+# $q_\tau - p_\tau$ itself shrinks like $1 / \tau$; multiplying by $\tau^2$ keeps the gradient's
+# scale, so $\alpha$ means the same at every temperature.
 #
 # **Across modalities** (Gupta, Hoffman and Malik 2016, [*Cross Modal Distillation for
 # Supervision Transfer*](https://arxiv.org/abs/1507.00448)) the teacher and the student see
@@ -371,15 +498,16 @@ with figure(9, 1.4, ncols=8) as axes:
 # intermediate features, you match its soft labels. Here the teacher hears and sees, the student
 # only sees. For the unlabelled pairs the cross-entropy part uses the teacher's most likely digit
 # as the label (a *pseudo-label*): the student never sees their true labels.
+
+# %% [markdown]
+# ### Exercise: the distillation loss
 #
-# **Exercise 3 (the distillation loss).** Write $\mathcal{L}_{KD}$ as above, with the KL divergence:
-# `student_logits` and `teacher_logits` $(B, C)$, `labels` $(B,)$, a temperature $\tau$
-# (`temperature`) and a weight `alpha`; return a number (a 0-dimensional tensor). Hinton et al.
-# write the soft term as a cross-entropy with the soft targets, $-\sum_c p_{\tau,c} \log q_{\tau,c}
-# = \mathrm{KL}(p_\tau \,\|\, q_\tau) + H(p_\tau)$. The teacher's entropy $H(p_\tau)$ does not depend
-# on the student, so both have the same gradient, but not the same value: the KL is 0 when the
-# student matches the teacher, the cross-entropy is not, and the check (which wants the KL) rejects
-# it.
+# Write $\mathcal{L}_{KD}$ as above, with the KL divergence: `student_logits` ($u$) and
+# `teacher_logits` ($v$) are $(B, C)$, `labels` $(B,)$, `temperature` is $\tau$ and `alpha` is
+# $\alpha$; return a number (a 0-dimensional tensor). Hinton et al. write the soft term as a
+# cross-entropy with the soft targets, which exceeds the KL by the teacher's entropy: the same
+# gradient, but not the same value, and the check wants the KL (0 when the student matches the
+# teacher).
 
 # %%
 def my_distillation_loss(student_logits, teacher_logits, labels, temperature, alpha):
@@ -390,13 +518,29 @@ def my_distillation_loss(student_logits, teacher_logits, labels, temperature, al
 exercises.check("distillation_loss", my_distillation_loss)
 
 # %% [markdown]
-# <details><summary><b>Hint</b></summary>
+# <details><summary><b>Hint 1: a nudge</b></summary>
 #
-# `torch.nn.functional.kl_div(input, target, reduction="batchmean")` computes
-# $\frac{1}{B}\sum_b \mathrm{KL}(\text{target} \,\|\, \cdot)$ but wants `input` as
-# *log*-probabilities: pass `log_softmax(student_logits / tau, dim=1)` as the input and
-# `softmax(teacher_logits / tau, dim=1)` as the target. Then multiply by $\tau^2$ and add the
-# cross-entropy with the labels.
+# Build the two terms apart. The soft one compares two distributions softened by the same
+# temperature, the teacher's as the target, and is scaled by the square of the temperature. The
+# hard one is the ordinary classification loss on the student's own logits, with no temperature.
+# Then mix them with the weight.
+# </details>
+# <details><summary><b>Hint 2: what helps</b></summary>
+#
+# `torch.nn.functional.kl_div(input, target, reduction="batchmean")` computes the KL of `target`
+# from the distribution of `input`, averaged over the batch, but wants `input` as
+# *log*-probabilities: pass `torch.log_softmax(student_logits / temperature, dim=1)` as the input
+# and `torch.softmax(teacher_logits / temperature, dim=1)` as the target. The hard term is
+# `torch.nn.functional.cross_entropy(student_logits, labels)`.
+# </details>
+# <details><summary><b>Hint 3: the code</b></summary>
+#
+# ```python
+# log_q = torch.log_softmax(student_logits / temperature, dim=1)
+# p = torch.softmax(teacher_logits / temperature, dim=1)
+# soft = torch.nn.functional.kl_div(log_q, p, reduction="batchmean") * temperature**2
+# return alpha * soft + (1 - alpha) * torch.nn.functional.cross_entropy(student_logits, labels)
+# ```
 # </details>
 
 # %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
@@ -414,14 +558,14 @@ exercises.check("distillation_loss", solution_distillation_loss, must_pass=True)
 # several temperatures, with the factor and without it:
 
 # %%
-from mmcourse.transfer import distillation_loss  # the package's version of exercise 3, from here on
+from mmcourse.transfer import distillation_loss  # the package's version of the exercise, from here on
 
 g = torch.Generator().manual_seed(0)
-z, v, y = 3 * torch.randn(64, 10, generator=g), 3 * torch.randn(64, 10, generator=g), torch.randint(0, 10, (64,))
+u, v, y = 3 * torch.randn(64, 10, generator=g), 3 * torch.randn(64, 10, generator=g), torch.randint(0, 10, (64,))
 norms = {}
 for tau in (1.0, 2.0, 4.0, 8.0):
-    zt = z.clone().requires_grad_()
-    (grad,) = torch.autograd.grad(distillation_loss(zt, v, y, temperature=tau, alpha=1.0), zt)
+    ut = u.clone().requires_grad_()
+    (grad,) = torch.autograd.grad(distillation_loss(ut, v, y, temperature=tau, alpha=1.0), ut)
     norms[tau] = (grad.norm().item(), grad.norm().item() / tau**2)  # with tau^2, and without it
     print(f"tau = {tau:g}: gradient norm {norms[tau][0]:.4f} with tau^2, {norms[tau][1]:.5f} without")
 
@@ -432,20 +576,51 @@ verify(max(with_factor) / min(with_factor) < 2 and norms[1.0][1] / norms[8.0][1]
        spread_with=max(with_factor) / min(with_factor), shrink_without=norms[1.0][1] / norms[8.0][1])
 
 # %% [markdown]
+# ### Check yourself
+#
+# 1. In the worked example above, what happened to the probability of the 1 when $\tau$ went from
+#    1 to 4, and what can a student learn from it?
+#
+# <details><summary>Answer</summary>
+#
+# It rose, and the 7's fell: dividing the logits by $\tau$ shrinks their differences, so the
+# probabilities flatten towards uniform. The raised 1 tells the student that this 7 looks a little
+# like a 1, something a hard label cannot say.
+# </details>
+#
+# 2. Why the factor $\tau^2$, and what would go wrong without it?
+#
+# <details><summary>Answer</summary>
+#
+# The soft term's gradient shrinks like $1 / \tau^2$ (a factor $1 / \tau$ from the division, and
+# $q_\tau - p_\tau$ shrinks like $1 / \tau$ too). Without the factor a high temperature would
+# quietly turn the soft term off, and $\alpha$ would mean something different at every $\tau$; the
+# check above verified both.
+# </details>
+#
+# 3. Predict: with $\alpha = 0$, does the temperature change the student?
+#
+# <details><summary>Answer</summary>
+#
+# No. With $\alpha = 0$ the loss is the cross-entropy with the labels alone, and $\tau$ appears only
+# in the soft term; the next section trains that student once and uses it for every $\tau$.
+# </details>
+
+# %% [markdown]
+# ## 5. Where the student's gain comes from
+#
 # ### Teacher, student, and the controls
 #
 # `distillation_experiment` trains the teacher (lesson 01's early fusion of image and audio) and
 # the *image-only model* (lesson 00's image classifier, the student's own network) on the 100
-# labelled pairs, then distils a fresh student on all the training images for every temperature
-# $\tau$ and weight $\alpha$ of a small grid. A gain is only as real as its baseline, so the
-# image-only model is the student trained *the same way* on the labels alone: the same network
-# and the same Adam step (3e-3), with at least as many steps as a student takes (printed below).
-# Two controls, with the students' recipe: a student *self-trained* on the image-only model's
-# hard labels instead of the teacher's (the same extra images, no audio), and one trained on every
-# training image with its true label (what labelling everything would give). Every model is tested
-# on the held-out pairs printed above, AV-Digits' validation and test splits together (nothing here
-# is tuned on the validation split, and twice the pairs make each accuracy less noisy). About 8
-# seconds:
+# labelled pairs, then distils a fresh student on all the training images for every $\tau$ and
+# $\alpha$ of a small grid. A gain is only as real as its baseline, so the image-only model is the
+# student trained *the same way* on the labels alone: the same network and Adam step, with at least
+# as many steps as a student takes (printed below). Two controls use the students' recipe: a
+# student *self-trained* on the image-only model's hard labels instead of the teacher's (the same
+# extra images, no audio), and one trained on every training image with its true label. Every model
+# is tested on the held-out pairs printed above (nothing here is tuned on the validation split).
+# About 8 seconds:
 
 # %%
 distillation = experiments.distillation_experiment(dist)
@@ -464,16 +639,17 @@ print("distilled students (tau, alpha):", {k: round(a, 3) for k, a in distillati
 right = distillation.labels_right()
 print(f"digit named right on the unlabelled pairs: teacher {right['teacher']:.3f}, "
       f"image-only model {right['image only']:.3f}")
+
+# %%
 experiments.TEACHER_HEARS.check(right["teacher"] - right["image only"], **right)
 
 # %% [markdown]
-# ### Where the gain comes from
+# ### Hard labels or soft ones?
 #
-# The student's loss has two parts: the hard labels (the 100 true ones, and for the unlabelled
-# images the teacher's most likely digit) through the cross-entropy, and the teacher's softened
-# probabilities through the KL term. Which one does the student learn from? Line the students up,
-# all on the same images with the same recipe, each against the labels alone (a paired bootstrap
-# interval over the held-out images):
+# The student's loss has two parts: the hard labels (the 100 true ones, and the teacher's
+# pseudo-labels for the rest) through the cross-entropy, and the teacher's softened probabilities
+# through the KL term. Line the students up, all on the same images with the same recipe, each
+# against the labels alone (a paired bootstrap interval over the held-out images):
 
 # %%
 hard, key = experiments.HARD, (experiments.DEFAULT_TEMPERATURE, experiments.DEFAULT_ALPHA)
@@ -499,6 +675,8 @@ print("the teacher's hard labels minus self-training: ", from_audio)
 print("distilled minus the teacher's hard labels alone:", soft)
 self_gain, hard_gain, distilled_gain = (paired_difference(distillation.correct[k], alone)
                                         for k in ("self-trained", hard, key))
+
+# %%
 experiments.GAIN_FROM_AUDIO.check(from_audio.estimate, interval=from_audio)
 experiments.SELF_TRAINING_ADDS_NOTHING.check(abs(self_gain.estimate), interval=self_gain)
 experiments.TEACHER_LABELS_HELP.check(hard_gain.estimate, interval=hard_gain)
@@ -506,27 +684,17 @@ experiments.DISTILLATION_HELPS.check(distilled_gain.estimate, interval=distilled
 
 # %% [markdown]
 # Read the ladder. With every true label (its last row) the student gains most: the extra images
-# help when their labels are right. With the image-only model's own labels (its first row) they add
-# nothing measurable: those labels carry the model's own mistakes (it names the digit of only about
-# half the unlabelled pairs, above), and the student learns the mistakes back. The teacher's labels
-# are right far more often, because it hears the digit, and its student gains most of what the
-# true labels give. So, without labels of their own, the extra images help only when the teacher's
-# audio makes their labels right.
+# help when their labels are right. With the image-only model's own labels (its first row) they
+# add nothing measurable: those labels carry the model's own mistakes, and the student learns them
+# back. The teacher's labels are right far more often, because it hears the digit, and its student
+# gains most of what the true labels give.
 #
-# And the soft labels? The distilled student learns from the teacher's softened probabilities as
-# well, and lands close to the student of the hard labels alone (the second interval above). Over
-# ten seeds that difference came out sometimes above zero and sometimes below, never by a margin
-# the course could claim: here the gain comes from the teacher's hard labels (pseudo-labels), and
-# the softened probabilities add nothing the course can measure. Hinton et al.'s teachers were large
-# networks trained on every label, whose small probabilities carry information; this one learned
-# from 100 pairs (more in "What the temperature does").
+# And the soft labels? The distilled student lands close to the student of the hard labels alone:
+# the second interval above. Over ten seeds that difference fell sometimes above zero and sometimes
+# below, so the gain comes from the teacher's hard labels, and the softened probabilities add
+# nothing measurable here. Hinton et al.'s teachers were large networks trained on every label;
+# this one learned from 100 pairs.
 #
-# Each interval covers only which images are in the held-out set; training has its own randomness
-# (which 100 images are labelled, the initial weights). The four claims held on seeds 0-9 with the
-# margin the course asks for (`benchmarks/claims.py`), but how large each gain comes out changes
-# from seed to seed.
-
-# %% [markdown]
 # Where does the student gain? Per digit, the held-out gain of the student of the teacher's hard
 # labels next to how much more often the teacher than the image-only model got the unlabelled
 # pairs of that digit right:
@@ -537,18 +705,15 @@ views.per_digit_gains(digits["student gain"], digits["teacher advantage"])
 print("correlation across digits:", round(torch.corrcoef(torch.stack(list(digits.values())))[0, 1].item(), 2))
 
 # %% [markdown]
-# Where the two kinds of bar rise and fall together (a positive correlation), the student gains
-# most on the digits whose unlabelled images the teacher labelled better than images alone could:
-# what it learned there came from the audio. With ten digits and under a hundred held-out images
-# per digit, expect a rough relation, not a line.
-
-# %% [markdown]
+# A positive correlation says that the student gains most on the digits whose unlabelled images the
+# teacher labelled better than images alone could: what it learned there came from the audio. With
+# ten digits and under a hundred held-out images per digit, expect a rough relation, not a line.
+#
 # ### How good must the teacher be?
 #
-# The student can learn from the teacher only what the teacher's labels get right. Drown the audio
-# in noise (-10 dB) and train the teacher again on the same 100 labelled pairs; the images, the
-# labels, the image-only model and the student's recipe stay the same, and the student learns the
-# drowned teacher's hard labels (about 2 seconds):
+# Drown the audio in noise (-10 dB) and train the teacher again on the same 100 labelled pairs; the
+# images, the labels, the image-only model and the student's recipe stay the same, and the student
+# learns the drowned teacher's hard labels (about 2 seconds):
 
 # %%
 drowned = experiments.drowned_teacher_experiment(distillation)
@@ -561,29 +726,25 @@ for name, labels_right, student in (
           f"({student - distillation.accuracy('baseline'):+.3f} over the labels alone)")
 less = paired_difference(distillation.correct[hard], drowned.correct[hard])
 print("student of the teacher that hears minus student of the drowned one:", less)
+
+# %%
 experiments.DROWNED_TEACHER_WORSE.check(drowned_right["teacher"] - drowned_right["image only"], **drowned_right)
 experiments.DROWNED_STUDENT_GAINS_LESS.check(less.estimate, interval=less)
 
 # %% [markdown]
-# How much the student gains depends on how often its labels are right. The teacher that hears
-# labels most unlabelled pairs right, and its student gains; the image-only model labels about half
-# right, and its self-trained student gains nothing measurable; the drowned teacher, trained on 100
-# pairs whose audio is mostly noise, labels fewer right than even the image-only model, and its
-# student gains nothing over the labels alone: over ten seeds it fell below them on every seed,
-# though on some by almost nothing, too little for a claim. The checks claim the two teachers' ends,
-# not a smooth curve between them: how the gain changes between clean and drowned audio the course
-# does not claim. Apart from the drowned teacher's two claims, this section's claims use clean audio
-# (30 dB), a setting chosen so that the teacher's labels are good; try
+# The student can learn only what its labels get right. The drowned teacher labels fewer pairs right
+# than even the image-only model, and its student gains nothing over the labels alone (over ten
+# seeds it fell below them on every seed, on some by almost nothing: too little for a claim). The
+# checks claim the two ends, not a curve between them; the clean 30 dB was chosen so that the
+# teacher's labels are good. Try
 # `experiments.drowned_teacher_experiment(distillation, audio_snr_db=10)` or `0` and see where your
 # teacher's labels and your student's gain land.
-
-# %% [markdown]
+#
 # ### What the temperature does
 #
-# Here are the teacher's soft labels for three unlabelled images that the image-only model gets
-# wrong, at three temperatures (the true digit's bar is dark). As $\tau$ grows, the other digits'
-# probabilities come up and the bars flatten towards uniform; the mean entropy over all the
-# unlabelled pairs, printed below, measures how far:
+# The teacher's soft labels for three unlabelled images that the image-only model gets wrong, at
+# three temperatures (the true digit's bar is dark), and the mean entropy over all the unlabelled
+# pairs, which measures how far the bars flatten towards uniform:
 
 # %%
 n = len(dist.labelled["label"])
@@ -601,11 +762,9 @@ for tau in experiments.TEMPERATURES:
 
 # %% [markdown]
 # Move the sliders: the soft labels of these images at each temperature, and the test accuracy of
-# the student that was distilled with that $\tau$ and $\alpha$ (all trained above; nothing trains
-# when you move a slider). $\alpha = 0$ ignores the soft labels and trains on hard labels alone
-# (the true ones of the 100 labelled images, the teacher's pseudo-labels for the rest), so it is
-# the same student at every $\tau$: the control of the section above. The sliders open at the
-# lesson's setting, $\tau = 4$, $\alpha = 0.5$.
+# the student distilled with that $\tau$ and $\alpha$ (all trained above; nothing trains when you
+# move a slider). $\alpha = 0$ is the student of the hard labels alone, the same at every $\tau$.
+# The sliders open at the lesson's setting, $\tau = 4$, $\alpha = 0.5$.
 
 # %%
 views.DistillationView(dist.unlabelled["image"][wrong], distillation.teacher_logits[n:][wrong],
@@ -613,18 +772,45 @@ views.DistillationView(dist.unlabelled["image"][wrong], distillation.teacher_log
                        distillation.accuracy("teacher"), start=key)
 
 # %% [markdown]
-# Read the grid along each row. Hinton et al. raise $\tau$ so that a large, well-trained teacher's
-# small probabilities (a 3 that looks a little like an 8) become loud enough to learn from. This
-# teacher learned from 100 pairs, and its small probabilities are partly noise; a high $\tau$ makes
-# that noise as loud as the rest. With $\alpha = 0.5$ the pseudo-labels can keep the student
-# anchored; with $\alpha = 1$ nothing does. Whether a higher temperature helps therefore depends on
-# how much the teacher's ranking of the *wrong* classes is worth: compare the $\alpha = 1$ row at
-# $\tau = 1$ and $\tau = 16$ in your run, and set every cell beside the $\alpha = 0$ row, the
-# hard labels alone. The course states no claim about the temperature: which cell of the grid comes
-# out best changes from seed to seed, and none was ahead of the hard labels alone by a margin on
-# ten seeds.
+# Read the grid along each row, and set every cell beside the $\alpha = 0$ row. This teacher's small
+# probabilities are partly noise, and a high $\tau$ makes that noise as loud as the rest; with
+# $\alpha = 0.5$ the pseudo-labels keep the student anchored, with $\alpha = 1$ nothing does. The
+# course states no claim about the temperature: the best cell changes from seed to seed.
+
+# %% [markdown]
+# ### Check yourself
 #
-# ## 3. The course in one page
+# 1. The distilled student beats the labels alone. Is that the audio, or only more images? Which
+#    two rows of the ladder tell?
+#
+# <details><summary>Answer</summary>
+#
+# Self-training and the student of the teacher's hard labels: the same images and recipe, only the
+# labels' source differs. Self-training adds nothing measurable and the teacher's labels do better
+# (both checked above), so the gain comes from the audio, through labels that are right more often.
+# </details>
+#
+# 2. Why must the labels-only model be trained with the students' step and at least as many steps?
+#
+# <details><summary>Answer</summary>
+#
+# A baseline trained less well would make any student look good: the gain would measure the
+# weaker training, not the teacher. The lesson prints the step and the numbers of steps so that you
+# can see that the baseline had at least as many.
+# </details>
+#
+# 3. Hinton et al. raise $\tau$ to hear a teacher's small probabilities. Why might that not help
+#    here?
+#
+# <details><summary>Answer</summary>
+#
+# This teacher learned from 100 pairs, so its small probabilities are partly noise rather than a
+# well-trained model's knowledge of which digits look alike. A high $\tau$ makes that noise as loud
+# as the rest.
+# </details>
+
+# %% [markdown]
+# ## 6. The course in one page
 #
 # Liang, Zadeh and Morency (2022), [*Foundations and Trends in Multimodal Machine Learning:
 # Principles, Challenges, and Open Questions*](https://arxiv.org/abs/2209.03430), organise the
@@ -632,12 +818,12 @@ views.DistillationView(dist.unlabelled["image"][wrong], distillation.teacher_log
 #
 # | challenge | the question | methods, and the lesson that teaches them |
 # |---|---|---|
-# | **Representation** | how to encode and combine modalities | early, late, attention, tensor and low-rank fusion (01); CCA and Deep CCA (02); bimodal autoencoders, MVAE and MMVAE (05); contrastive dual encoders (07) |
+# | **Representation** | how to encode and combine modalities | fusion (01); CCA and Deep CCA (02); bimodal autoencoders, MVAE and MMVAE (05); contrastive dual encoders (07) |
 # | **Alignment** | which elements of one modality match which of another | CCA retrieval (02); cross-modal attention and grounding (03); Procrustes, adversarial alignment and CSLS (04); contrastive retrieval (07) |
-# | **Reasoning** | how to compose evidence across modalities in several steps | none yet: lesson 03's questions take one step (find the named object, read one attribute), which is grounding, an alignment problem; section 1 above answers four kinds of such question with one encoder |
+# | **Reasoning** | how to compose evidence in several steps | none yet: lesson 03's questions take one step, which is grounding |
 # | **Generation** | how to produce one modality from another | cross-modal generation with MVAE and MMVAE (05) |
-# | **Transference** | how to move knowledge between modalities and tasks | few-shot learning with Prototypical Networks and MAML, meta-learned fusion (06); zero-shot recognition from text prompts (07); multi-task learning and cross-modal distillation (08) |
-# | **Quantification** | how to measure what each modality contributes, and how sure you can be | robustness to noisy and missing modalities (01); deletion curves for attention (03); hubness (04); coherence of generated samples (05); confidence intervals over episodes (06); bootstrap intervals and controls from `mmcourse.diagnostics` (every lesson) |
+# | **Transference** | how to move knowledge between modalities and tasks | Prototypical Networks, MAML, meta-learned fusion (06); zero-shot recognition (07); multi-task learning and cross-modal distillation (08) |
+# | **Quantification** | how to measure what each modality contributes, and how sure you can be | robustness to missing modalities (01); deletion curves (03); hubness (04); coherence of generated samples (05); intervals over episodes (06); bootstrap intervals and controls (every lesson) |
 #
 # And the same course as a decision table, from the problem you have to the method to try first:
 #
@@ -645,64 +831,87 @@ views.DistillationView(dist.unlabelled["image"][wrong], distillation.teacher_log
 # |---|---|---|
 # | two modalities at training and test time, to predict one label | fusion; late fusion or modality dropout if a modality may be missing | 01 |
 # | paired data, and you want a shared space to compare or retrieve across modalities | CCA (linear, fast, closed form); Deep CCA; a contrastive dual encoder when pairs are many | 02, 07 |
-# | two embedding spaces and few or no pairs between them | Procrustes on a few pairs; without pairs, Procrustes refinement from the identity, or from an adversarial start when the identity is too far, and only when the two spaces share their geometry (compare refined maps with refined maps only) | 04 |
+# | two embedding spaces and few or no pairs between them | Procrustes on a few pairs; without pairs, Procrustes refinement from the identity or from an adversarial start, and only when the two spaces share their geometry | 04 |
 # | questions about *parts* of an input (which object, which word) | cross-modal attention, checked with grounding and deletion curves | 03 |
 # | to generate or fill in a missing modality | a multimodal VAE (product or mixture of experts) | 05 |
 # | new classes with a handful of examples | Prototypical Networks, MAML | 06 |
 # | classes with no examples at all, but a description in words | zero-shot recognition with a contrastive model | 07 |
-# | several related tasks with few labels each | one shared encoder with a head per task: under 30% of the parameters of separate models; whether it is also more accurate you must measure, on the same budget and over several seeds (at lesson 08's budget it was ahead on average on ten seeds, but not by a margin the course can claim) | 08 |
+# | several related tasks with few labels each | one shared encoder with a head per task; measure accuracy on the same budget, over several seeds | 08 |
 # | labels or a modality at training time that will be missing when you deploy | distillation from a teacher that has them | 08 |
 # | any claim about what a model uses or where it looks | a control: unimodal baselines, shuffled pairs, ablations, deletion curves, bootstrap intervals | 01-08 |
 #
 # **The running comparison, once more.** Lesson 07's table put every method that maps sounds and
-# images into one space on the same task, spoken digits retrieving images of the same digit, and
-# said for each what help it had. Read as a whole, it makes three points that the rest of this page
-# generalises. First, *pairs are the signal*: every method given all the training pairs retrieved
-# above chance, ten pairs still did, and with no pairs the unsupervised map fell below chance at
-# Recall@20, as a random rotation of those spaces does: the digits are arranged differently in the two
-# spaces, so without pairs the recipe finds nothing better (each checked in lessons 02, 04, 05 and 07). Second, *help must be counted*: lesson 04's rows rest on encoders trained with
-# each modality's labels, lesson 02's linear CCA on labels that chose its ridge, the MVAE and the
-# dual encoder on none; the table's "labels" column is there so that you read each number with the
-# help it had. Third, *one run is not a ranking*: in lesson 07 the dual encoder led linear CCA on the
-# lesson's seed, but over the ten seeds recorded in `benchmarks/README.md` it was behind on one, so
-# the course does not rank the two at this task, while on Shapes captions its lead over a tuned CCA
-# held on every seed (a claim of lesson 07).
+# images into one space on the same task, spoken digits retrieving images of the same digit. Read
+# as a whole, it makes three points. *Pairs are the signal*: every method given the training pairs
+# retrieved above chance, and without pairs the unsupervised map did no better than a random
+# rotation. *Help must be counted*: the table's "labels" column says where labels helped a row.
+# *One run is not a ranking*: a lead on the lesson's seed must also hold over ten seeds before the
+# course ranks two methods.
+
+# %% [markdown]
+# ### Check yourself
 #
+# 1. You train on photos with spoken descriptions, but your app will get photos only. Which row of
+#    the decision table applies, and which baseline and control would back a gain?
+#
+# <details><summary>Answer</summary>
+#
+# Distillation from a teacher that has the missing modality (this lesson). Compare the student with
+# the same network trained the same way on the labels alone, and with a student self-trained on an
+# image-only model's labels, so that you know the gain comes from the audio and not from more images.
+# </details>
+#
+# 2. On the map of challenges, where does this lesson's distillation sit, and where does lesson
+#    03's grounding?
+#
+# <details><summary>Answer</summary>
+#
+# Distillation is transference: knowledge moves from one modality's model to another's. Grounding
+# a word in image patches is alignment: it asks which element of one modality matches which of the
+# other.
+# </details>
+
+# %% [markdown]
 # ## Summary
 #
 # - **Multi-task learning** shares one encoder between tasks and gives each task a head; the loss
 #   is a weighted sum of the tasks' losses, with fixed weights or weights learned from each task's
-#   uncertainty. It needs far fewer parameters than one model per task. Whether it is more accurate
-#   you must measure, on the same budget, task by task and over several training seeds: here, with
-#   400 questions per type, the shared model was ahead on average on ten seeds, but on some by
-#   almost nothing, so no difference is claimed; an interval over the test questions alone would
-#   have missed the spread that retraining adds.
+#   uncertainty. It needs far fewer parameters than one model per task; whether it is also more
+#   accurate you must measure on the same budget, task by task and over several training seeds.
 # - Per-task losses need care: different numbers of classes put them on different scales, and a
 #   task without rows in a batch must add nothing, not NaN.
 # - **Distillation** trains a student on a teacher's softened probabilities and hard labels; the
 #   factor $\tau^2$ keeps the soft term's gradient on the same scale at every temperature.
 # - **Across modalities**, a teacher with a modality the student lacks labels unlabelled pairs far
-#   better than an image-only model, and its student beats the same network trained the same way
-#   on the labels alone. The controls say where the gain comes from: the teacher's hard labels
-#   alone ($\alpha = 0$) give it, and the softened probabilities add nothing measurable here;
-#   self-training on the image-only model's own labels adds nothing measurable. Without labels of
-#   their own, the extra images help only when the teacher's audio makes their labels right. With
-#   its audio drowned, the teacher labels fewer pairs right than the image-only model, and its
-#   student falls short of the student of the teacher that hears, gaining nothing over the labels
-#   alone.
+#   better than an image-only model, and its student beats the same network trained the same way on
+#   the labels alone. The controls say why: the gain comes with the teacher's hard labels, and only
+#   when its audio makes them right.
 #
 # **Try it:** train `experiments.train_multitask(questions.full, uncertainty=True)` and read the
-# learned weights `torch.exp(-model.log_vars)`; which task gets the largest, and why? Compare each
-# weight with $1 / (2 \mathcal{L}_t)$ from the task's loss on the training questions
-# (`model.loss(...).per_task`): after ten passes, have the weights reached that optimum? Or distil
-# with more labels, `experiments.distillation_data(seed=0, labels_per_class=30)`: does the teacher
-# still help, and do its hard labels still give all of the gain?
+# learned weights `torch.exp(-model.log_vars)`: which task gets the largest, and why? Or distil with
+# more labels, `experiments.distillation_data(seed=0, labels_per_class=30)`: does the teacher still
+# help?
 #
-# **Further reading.** Standley et al. (2020), [*Which Tasks Should Be Learned Together in
-# Multi-task Learning?*](https://arxiv.org/abs/1905.07553), and Fifty et al. (2021), [*Efficiently
-# Identifying Task Groupings for Multi-Task Learning*](https://arxiv.org/abs/2109.04617), measure
-# which tasks help each other. Yu et al. (2020), [*Gradient Surgery for Multi-Task
-# Learning*](https://arxiv.org/abs/2001.06782), remove conflicting gradients. Furlanello et al.
-# (2018), [*Born-Again Neural Networks*](https://arxiv.org/abs/1805.04770): a student can beat
-# its teacher. Aytar, Vondrick and Torralba (2016), [*SoundNet*](https://arxiv.org/abs/1610.09001):
-# an audio network taught by image networks on unlabelled video, cross-modal distillation at scale.
+# **Papers**
+#
+# - Ruder (2017), [*An Overview of Multi-Task Learning in Deep Neural
+#   Networks*](https://arxiv.org/abs/1706.05098): hard and soft parameter sharing.
+# - Kendall, Gal and Cipolla (2018), [*Multi-Task Learning Using Uncertainty to Weigh Losses for
+#   Scene Geometry and Semantics*](https://arxiv.org/abs/1705.07115): the learned weights of section 2.
+# - Standley et al. (2020), [*Which Tasks Should Be Learned Together in Multi-task
+#   Learning?*](https://arxiv.org/abs/1905.07553), and Yu et al. (2020), [*Gradient Surgery for
+#   Multi-Task Learning*](https://arxiv.org/abs/2001.06782): which tasks help each other, and how to
+#   remove conflicting gradients.
+# - Hinton, Vinyals and Dean (2015), [*Distilling the Knowledge in a Neural
+#   Network*](https://arxiv.org/abs/1503.02531), and Furlanello et al. (2018), [*Born-Again Neural
+#   Networks*](https://arxiv.org/abs/1805.04770): a student can beat its teacher.
+# - Gupta, Hoffman and Malik (2016), [*Cross Modal Distillation for Supervision
+#   Transfer*](https://arxiv.org/abs/1507.00448), and Aytar, Vondrick and Torralba (2016),
+#   [*SoundNet*](https://arxiv.org/abs/1610.09001): cross-modal distillation at scale.
+#
+# **Next:** this is the course's last lesson for now. Its parts came from earlier lessons: the
+# question model from lesson 03, the teacher's early fusion from lesson 01, the image classifier
+# and the data from lesson 00, the intervals and controls from lesson 01 onwards; transference
+# began with few-shot learning (06) and zero-shot recognition (07). A lesson on generation
+# (captions from images) is planned; until it comes, the Generation row of the map points to
+# lesson 05.

@@ -103,9 +103,9 @@ def test_the_fix_passes_and_the_bug_is_explained(capsys):
 
 def test_split_and_merge_checks_catch_a_reshape_without_transpose(capsys):
     assert not check("split_heads", lambda x, h: x.reshape(x.shape[0], h, x.shape[1], -1))
-    assert "case 1 of 4 (B=1, L=2, E=4 into 2 heads): the result has wrong values" in capsys.readouterr().out
+    assert "case 1 of 4 (B=1, T=2, d=4 into 2 heads): the result has wrong values" in capsys.readouterr().out
     assert not check("merge_heads", lambda x: x.reshape(x.shape[0], x.shape[2], -1))
-    assert "case 1 of 3 (B=1, 2 heads, L=2, D=2): the result has wrong values" in capsys.readouterr().out
+    assert "case 1 of 3 (B=1, 2 heads, T=2, d/H=2): the result has wrong values" in capsys.readouterr().out
 
 
 def test_grounding_check_catches_swapped_outputs(capsys):

@@ -58,7 +58,10 @@ def test_tensor_and_late_fusion_mistakes_are_explained(capsys):
 def test_the_softmax_over_the_batch_is_caught_and_explained(capsys):
     assert not exercises.check("modality_attention_bug", buggy_modality_attention)
     out = capsys.readouterr().out
-    assert "case 1 of 3 (one sample" in out and "a softmax over the batch of one gives every weight 1" in out
+    assert "case 1 of 3 (one sample" in out and "its weights must sum to 1 over the modalities" in out
+    assert "softmax" not in out, "the failing check states the symptom; the cause is the solution's explanation"
+    assert exercises.check("modality_attention_bug", _fixed_attention, must_pass=True)
+    assert "a softmax over the batch of one gives every weight 1" in capsys.readouterr().out
     # each case catches the bug on its own, even where the shapes give nothing away (B = M)
     for case in exercises.EXERCISES["modality_attention_bug"].cases():
         z, alpha = buggy_modality_attention(*case.args)

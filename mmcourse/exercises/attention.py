@@ -25,7 +25,7 @@ def _attention_cases() -> list[Case]:
         Case("d_k=64 with large scores: divide by sqrt(d_k) before the softmax",
              (torch.randn(2, 3, 64, generator=g), torch.randn(2, 5, 64, generator=g),
               torch.randn(2, 5, 4, generator=g))),
-        Case("4 dimensions (batch, heads, L, d)",
+        Case("4 dimensions (batch, heads, T, d)",
              (torch.randn(2, 3, 5, 4, generator=g), torch.randn(2, 3, 7, 4, generator=g),
               torch.randn(2, 3, 7, 4, generator=g))),
     ]
@@ -53,7 +53,7 @@ def _masked_cases() -> list[Case]:
         Case("a batch of 2, 4 queries, 6 keys, random mask: every row of weights sums to one over its allowed keys",
              (torch.randn(2, 4, 8, generator=g), torch.randn(2, 6, 8, generator=g), torch.randn(2, 6, 3, generator=g),
               mask)),
-        Case("(batch, heads, L, d) with a padding mask (2, 1, 1, 7) that broadcasts over heads and queries",
+        Case("(batch, heads, T, d) with a padding mask (2, 1, 1, 7) that broadcasts over heads and queries",
              (torch.randn(2, 3, 5, 4, generator=g), torch.randn(2, 3, 7, 4, generator=g),
               torch.randn(2, 3, 7, 4, generator=g), padding)),
         Case("query 1 may attend to nothing: its weights and output must be zeros, not NaN",
@@ -79,8 +79,8 @@ def _reference_split_heads(x, num_heads):
 def _split_cases() -> list[Case]:
     g = torch.Generator().manual_seed(4)
     return [
-        Case("B=1, L=2, E=4 into 2 heads", (torch.arange(8.0).reshape(1, 2, 4), 2)),
-        Case("B=3, L=5, E=12 into 3 heads", (torch.randn(3, 5, 12, generator=g), 3)),
+        Case("B=1, T=2, d=4 into 2 heads", (torch.arange(8.0).reshape(1, 2, 4), 2)),
+        Case("B=3, T=5, d=12 into 3 heads", (torch.randn(3, 5, 12, generator=g), 3)),
         Case("one head keeps everything", (torch.randn(2, 4, 6, generator=g), 1)),
         Case("as many heads as features", (torch.randn(2, 3, 4, generator=g), 4)),
     ]
@@ -95,8 +95,8 @@ def _reference_merge_heads(x):
 def _merge_cases() -> list[Case]:
     g = torch.Generator().manual_seed(5)
     return [
-        Case("B=1, 2 heads, L=2, D=2", (torch.arange(8.0).reshape(1, 2, 2, 2),)),
-        Case("B=3, 3 heads, L=5, D=4", (torch.randn(3, 3, 5, 4, generator=g),)),
+        Case("B=1, 2 heads, T=2, d/H=2", (torch.arange(8.0).reshape(1, 2, 2, 2),)),
+        Case("B=3, 3 heads, T=5, d/H=4", (torch.randn(3, 3, 5, 4, generator=g),)),
         Case("one head", (torch.randn(2, 1, 4, 6, generator=g),)),
     ]
 

@@ -65,9 +65,10 @@ def _elbo_cases() -> list[Case]:
                                   0.5))
 
     return [
-        case("one sample, one pixel, one latent dimension: here every sum is also a mean", 1, 1, 1),
-        case("one sample, 64 pixels: the reconstruction term sums over the pixels, as the KL sums over z", 1, 64, 1),
-        case("8 samples: both terms are per sample, then averaged over the batch", 8, 64, 4),
+        # Neutral descriptions: a learner sees them on Run All, before trying; the explanation says the rest.
+        case("one sample, one pixel, one latent dimension", 1, 1, 1),
+        case("one sample, 64 pixels, one latent dimension", 1, 64, 1),
+        case("8 samples, 64 pixels, 4 latent dimensions", 8, 64, 4),
     ]
 
 
@@ -83,7 +84,8 @@ UNBALANCED_LOSS = (
     "the reconstruction counts P times too little (P pixels) and the KL B times too much (B samples). Case 1 (one "
     "sample, one pixel, one dimension) passes because there every sum is also a mean; case 2 (64 pixels) catches "
     "the reconstruction, case 3 (8 samples) the KL. Out of balance, the KL wins: the posteriors are pushed onto "
-    "the prior and the decoder draws blurry averages.")
+    "the prior (posterior collapse: the code carries nothing about the input) and the decoder draws blurry "
+    "averages. The fix: sum each sample's squared errors and KL, then average over the batch.")
 
 register("product_of_two_experts", _reference_product, _product_cases, forbid=PRODUCT_ELSEWHERE)
 register("sample_and_kl", _reference_sample_and_kl, _sample_cases, forbid=KL_ELSEWHERE)

@@ -1,5 +1,6 @@
 """Exercises of lesson 02 (CCA): the whitening matrix, canonical correlations from the SVD, Recall@K, and
-the "find the bug" exercise: a Deep CCA objective with an element-wise square root of T^T T."""
+the "find the bug" exercise: a Deep CCA objective with an element-wise square root of C~^T C~, where C~ is the
+whitened cross-covariance."""
 
 from __future__ import annotations
 
@@ -79,7 +80,7 @@ register("recall_at_k", _reference_recall, _recall_cases)
 
 
 def _axis_aligned_views(n: int = 200) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two views whose sample covariances and cross-covariance are exactly diagonal (T is diagonal):
+    """Two views whose sample covariances and cross-covariance are exactly diagonal (so is the whitened one):
     orthonormal centred columns, scaled, with correlations 0.8 and 0.3 between matching columns."""
     g = torch.Generator().manual_seed(3)
     q = torch.randn(n, 4, generator=g, dtype=torch.float64)
@@ -99,9 +100,11 @@ def _total_correlation_cases() -> list[Case]:
     h2 = h1 @ torch.randn(2, 5, generator=g, dtype=torch.float64) + 2 * torch.randn(300, 5, generator=g,
                                                                                   dtype=torch.float64)
     return [
-        Case("axis-aligned views, h1 (200, 2), h2 (200, 2): covariances and T are diagonal", _axis_aligned_views()),
-        Case("mixed views, h1 (500, 4), h2 (500, 3): T^T T has non-zero entries off its diagonal", (mixed.x, mixed.y)),
-        Case("h1 (300, 2), h2 (300, 5): T is 2 x 5, T^T T is 5 x 5 of rank 2", (h1, h2)),
+        Case("axis-aligned views, h1 (200, 2), h2 (200, 2): every covariance and the cross-covariance are diagonal",
+             _axis_aligned_views()),
+        Case("mixed views, h1 (500, 4), h2 (500, 3): the whitened cross-covariance has non-zero entries off its "
+             "diagonal", (mixed.x, mixed.y)),
+        Case("h1 (300, 2), h2 (300, 5): the whitened cross-covariance is 2 x 5", (h1, h2)),
     ]
 
 
@@ -111,4 +114,12 @@ def _reference_total_correlation(h1: torch.Tensor, h2: torch.Tensor, eps: float 
     return -cca_loss(h1, h2, None, eps)
 
 
-register("total_correlation", _reference_total_correlation, _total_correlation_cases, atol=1e-6, rtol=1e-5)
+register("total_correlation", _reference_total_correlation, _total_correlation_cases, atol=1e-6, rtol=1e-5,
+         explanation=(
+    "The bug: torch.sqrt takes the square root of every entry of c_tilde.T @ c_tilde, not the square root of the "
+    "matrix. The diagonal entries of c_tilde.T @ c_tilde are the squared lengths of the columns of c_tilde, so the "
+    "trace summed those lengths: the sum of the singular values only when the columns are orthogonal, as in case 1, "
+    "where every covariance is diagonal (and there an entry-wise square root is the matrix square root). With "
+    "mixed views (case 2) the column lengths add up to more. Fix: torch.linalg.svdvals(c_tilde).sum(). There is a "
+    "second reason to fix it: where an entry of c_tilde.T @ c_tilde is negative, its entry-wise square root is "
+    "NaN. The trace never reads it, but the gradient does, and training stops with NaN weights."))

@@ -87,8 +87,8 @@ def _reference_modality_attention(u: torch.Tensor, v: torch.Tensor) -> tuple[tor
 def _attention_cases() -> list[Case]:
     g = torch.Generator().manual_seed(4)
     return [
-        Case("one sample, 2 modalities: its weights must sum to 1 over the modalities (a softmax over the batch "
-             "of one gives every weight 1)", (torch.randn(1, 2, 3, generator=g), torch.randn(3, generator=g))),
+        Case("one sample, 2 modalities: its weights must sum to 1 over the modalities",
+             (torch.randn(1, 2, 3, generator=g), torch.randn(3, generator=g))),
         Case("3 samples, 2 modalities: each sample's weights sum to 1, whatever the other samples are",
              (torch.randn(3, 2, 4, generator=g), torch.randn(4, generator=g))),
         Case("2 samples, 2 modalities (B = M): the shapes are right either way, only the values tell",
@@ -99,4 +99,9 @@ def _attention_cases() -> list[Case]:
 register("low_rank_fusion", _reference_low_rank_fusion, _low_rank_cases)
 register("tensor_fusion", _reference_tensor_fusion, _tensor_cases)
 register("late_fusion", _reference_late_fusion, _late_cases)
-register("modality_attention_bug", _reference_modality_attention, _attention_cases)
+register("modality_attention_bug", _reference_modality_attention, _attention_cases,
+         explanation="The bug: the softmax ran over the batch (dim=0), not over each sample's modalities. Each "
+                     "weight then compared this sample's score for a modality with the other samples' scores for "
+                     "it: a softmax over the batch of one gives every weight 1 (case 1), and in a larger batch a "
+                     "sample's weights, and so its prediction, change with its neighbours. Normalise over the "
+                     "modalities: dim=1 (or -1).")

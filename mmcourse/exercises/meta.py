@@ -13,7 +13,7 @@ from . import Case, register
 
 def _reference_log_probabilities(support: torch.Tensor, support_labels: torch.Tensor, query: torch.Tensor,
                                  n_way: int) -> torch.Tensor:
-    """log p(y = n | x) of Prototypical Networks, (Q, N). The check compares log-probabilities, not logits:
+    """log p(y = n | x) of Prototypical Networks, (|Q|, N). The check compares log-probabilities, not logits:
     logits that differ by a constant per query (the expanded form 2 c_n^T f(x) - ||c_n||^2, which drops
     -||f(x)||^2) give the same probabilities and pass."""
     from ..meta import prototypes, prototypical_logits
@@ -106,8 +106,8 @@ register("meta_gradient", _reference_meta_gradient, _meta_gradient_cases, forbid
     "mmcourse.meta.adapt", "mmcourse.meta.maml_meta_loss", "mmcourse.meta.maml_meta_loss_loop",
     "mmcourse.meta.maml_predict"), explanation=(
     "The bug: torch.autograd.grad without create_graph=True returns the support gradient g as plain numbers, "
-    "cut from the graph. The adapted parameters theta - alpha g then change with theta as if g were a "
-    "constant, so the meta-gradient loses the -alpha Hessian term: this is first-order MAML, by accident. "
+    "cut from the graph. The adapted parameters theta - eta_in g then change with theta as if g were a "
+    "constant, so the meta-gradient loses the -eta_in Hessian term: this is first-order MAML, by accident. "
     "With inner_lr = 0 there is no inner step and the two agree (case 1); with a real step they differ. "
     "Nothing else warns you: the shapes are right and the meta-loss still falls. Fix: create_graph=True, or "
     "torch.func.grad, whose result stays differentiable."))

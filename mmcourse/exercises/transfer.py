@@ -80,7 +80,7 @@ register("two_heads", _reference_two_heads, _two_heads_cases)
 register("task_losses", _reference_task_losses, _task_losses_cases, explanation=(
     "The bug: F.cross_entropy over the rows of a task that has none in the batch is a mean over zero rows, "
     "0 / 0 = NaN. Most batches hold every task, so training runs fine for a while; then one batch misses a task "
-    "and the loss is NaN. What the NaN does next depends on the task weights. With fixed weights w_t only the "
+    "and the loss is NaN. What the NaN does next depends on the task weights. With fixed weights lambda_t only the "
     "loss you log is NaN: the empty mean depends on no score, so its gradient is empty and reaches no parameter, "
     "and training goes on (but a history, an early stop or a scheduler that reads the loss is spoiled). With "
     "learned uncertainty weights (Kendall et al.) the gradient with respect to s_t, 1/2 - exp(-s_t) L_t, is NaN: "

@@ -69,7 +69,7 @@ def tensor_fusion_grid(ax, h1: torch.Tensor, h2: torch.Tensor, title: str = "") 
 
 def low_rank_weight(axes, fusion, output: int = 0) -> None:
     """Picture of low-rank fusion's weight for one output: the full (d_1 + 1) x (d_2 + 1) grid of weights,
-    one per cell of the tensor-fusion grid, as the sum of r outer products lambda_i a_i b_i^T.
+    one per cell of the tensor-fusion grid, as the sum of r outer products omega_i a_i b_i^T.
 
     ``fusion`` is a two-modality :class:`~mmcourse.fusion.LowRankFusion` of rank r; a_i and b_i are
     column ``output`` of its factors W_1^(i) and W_2^(i). ``axes``: r + 1 matplotlib axes (the grid,
@@ -85,7 +85,7 @@ def low_rank_weight(axes, fusion, output: int = 0) -> None:
         terms = fusion.rank_weights.detach().cpu()[:, None, None] * a[:, :, None] * b[:, None, :]  # (r, d_1+1, d_2+1)
     panels = [(terms.sum(0), r"weight grid $\mathcal{W}_{:,:,o}$ =")]
     for i, term in enumerate(terms):
-        panels.append((term, ("" if i == 0 else "+ ") + rf"$\lambda_{i + 1} a_{i + 1} b_{i + 1}^\top$"))
+        panels.append((term, ("" if i == 0 else "+ ") + rf"$\omega_{i + 1} a_{i + 1} b_{i + 1}^\top$"))
     limit = float(max(p.abs().max() for p, _ in panels))
     for ax, (grid, title) in zip(axes, panels):
         ax.imshow(grid.numpy(), cmap=DIVERGING, vmin=-limit, vmax=limit)
