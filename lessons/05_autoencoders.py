@@ -570,15 +570,7 @@ print(shapes_run.models["MVAE"])
 
 # %%
 two = Normal(torch.tensor([-1.0, 2.0]), torch.tensor([1.0, 0.5]))  # the experts N(-1, 1) and N(2, 0.25), as above
-grid = torch.linspace(-4, 6, 400)
-density = two.log_prob(grid.unsqueeze(-1)).exp()  # (400, 2): each expert's density
-with figure(10, 2.6, ncols=2) as axes:
-    views.gaussian_product(axes[0], [-1.0, 2.0], [1.0, 0.25], title="their product (MVAE)")
-    axes[1].plot(grid, density, "--", lw=1)
-    axes[1].plot(grid, density.mean(-1), "k", lw=2, label="mixture")
-    axes[1].legend(fontsize=7)
-    axes[1].set(yticks=[], xlabel="z")
-    axes[1].set_title("their mixture (MMVAE)", fontsize=9)
+views.product_and_mixture(two.mean.tolist(), two.variance.tolist())
 
 # %%
 mean = two.mean.mean()

@@ -51,7 +51,7 @@ class Gaussian(NamedTuple):
 class Strata(NamedTuple):
     """What :func:`mixture_of_experts_sample` returns."""
 
-    z: torch.Tensor  # (E, K, B, D): K samples from each of the E experts
+    z: torch.Tensor  # (E, k, B, D): k samples from each of the E experts
     weight: torch.Tensor  # (E, B): each stratum's weight in the mixture (1 / number of experts present; 0 if missing)
 
 
@@ -103,16 +103,17 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Gene
 def product_of_experts(mu: torch.Tensor, logvar: torch.Tensor, mask: torch.Tensor | None = None) -> Gaussian:
     """The product of E Gaussian experts, which is Gaussian: precision-weighted mean, summed precisions.
 
-    With precisions T_i = exp(-logvar_i): mu = sum_i T_i mu_i / sum_i T_i and var = 1 / sum_i T_i, so
-    the product is sharper than every expert and leans towards the most certain one. It combines
-    exactly the experts it is given; :class:`MVAE` adds the N(0, I) prior expert (Wu and Goodman 2018).
+    With precisions 1/sigma_i^2 = exp(-logvar_i): mu = (sum_i mu_i / sigma_i^2) / (sum_i 1/sigma_i^2) and
+    var = 1 / (sum_i 1/sigma_i^2), so the product is sharper than every expert and leans towards the
+    most certain one. It combines exactly the experts it is given; :class:`MVAE` adds the N(0, I) prior
+    expert (Wu and Goodman 2018).
     ``mask`` leaves out the experts missing for a sample (every sample needs at least one).
 
     Shape: ``mu``, ``logvar`` (E, B, D); ``mask`` (E, B) bool, True where the expert is present ->
     :class:`Gaussian` (mu (B, D), logvar (B, D)).
     """
     _check_gaussian(mu, logvar, 3)
-    precision_logits = -logvar  # log T_i
+    precision_logits = -logvar  # log(1/sigma_i^2)
     if mask is not None:
         if mask.shape != mu.shape[:2] or mask.dtype != torch.bool:
             raise ValueError(f"mask: expected a bool tensor of shape {tuple(mu.shape[:2])}, got {mask.dtype} "
@@ -126,7 +127,7 @@ def product_of_experts(mu: torch.Tensor, logvar: torch.Tensor, mask: torch.Tenso
 
 def _product(mu: torch.Tensor, precision_logits: torch.Tensor) -> Gaussian:
     """The product of experts from their means and log-precisions (-inf for a missing expert), unchecked."""
-    weights = torch.softmax(precision_logits, dim=0)  # T_i / sum_j T_j, computed stably
+    weights = torch.softmax(precision_logits, dim=0)  # (1/sigma_i^2) / sum_j 1/sigma_j^2, computed stably
     return Gaussian((weights * mu).sum(0), -torch.logsumexp(precision_logits, dim=0))
 
 

@@ -2,12 +2,13 @@
 
 CCA (Hotelling 1936) finds directions w_x, w_y whose projections x^T w_x and y^T w_y are as
 correlated as possible; then further pairs, uncorrelated with the earlier ones. Whitening each
-view turns this into a singular value decomposition:
+view turns this into a singular value decomposition of the whitened cross-covariance C~_xy:
 
-    T = Cxx^(-1/2) Cxy Cyy^(-1/2) = U S V^T,   w_x = Cxx^(-1/2) U,   w_y = Cyy^(-1/2) V,
+    C~_xy = C_xx^(-1/2) C_xy C_yy^(-1/2) = U S V^T,   w_x = C_xx^(-1/2) U,   w_y = C_yy^(-1/2) V,
 
-and the singular values S are the canonical correlations. Any whitening matrix K (K C K^T = I)
-may replace C^(-1/2), with w_x = Kx^T U: it changes U by a rotation and the directions not at all.
+with C_xx, C_yy the covariances of the two views and C_xy their cross-covariance; the singular values
+S are the canonical correlations. Any whitening matrix K (K C K^T = I) may replace C^(-1/2), with
+w_x = K_x^T U: it changes U by a rotation and the directions not at all.
 ``CCA.fit`` uses the inverse of the Cholesky factor, the cheapest. Deep CCA (Andrew et al. 2013) trains
 two networks so that the canonical correlations of their outputs are large.
 
@@ -135,7 +136,7 @@ class CCA:
         n = len(X)
         cxx = xc.T @ xc / (n - 1) + self.reg * torch.eye(X.shape[1], dtype=X.dtype)
         cyy = yc.T @ yc / (n - 1) + self.reg * torch.eye(Y.shape[1], dtype=Y.dtype)
-        kx, ky = whitening(cxx), whitening(cyy)  # Kx Cxx Kx^T = I, Ky Cyy Ky^T = I
+        kx, ky = whitening(cxx), whitening(cyy)  # K_x C_xx K_x^T = I, K_y C_yy K_y^T = I
         u, s, vh = torch.linalg.svd(kx @ (xc.T @ yc / (n - 1)) @ ky.T, full_matrices=False)
         wx, wy = kx.T @ u[:, :k], ky.T @ vh[:k].T
         # Fix the sign of each pair (it is arbitrary): largest entry of w_x positive.
@@ -190,7 +191,8 @@ def cca_loss(h1: torch.Tensor, h2: torch.Tensor, n_components: int | None = None
     positive definite even for constant or duplicated features; each view is whitened with a
     Cholesky factor, whose gradient has no 1/(lambda_i - lambda_j) terms (the gradient of an
     eigendecomposition has them, and they blow up when eigenvalues tie); the correlations are the
-    singular values of the whitened cross-covariance, and the gradient of a sum of singular values
+    singular values of the whitened cross-covariance C~_xy (lesson 02's notation, with C_xx, C_yy and
+    C_xy the covariances of ``h1`` and ``h2`` and their cross-covariance), and the gradient of a sum of singular values
     is U_k V_k^T, finite when correlations tie or vanish. No square root of a matrix is taken.
 
     The ridge biases the result slightly downwards: a canonical pair whose projections have variance
@@ -218,8 +220,8 @@ def cca_loss(h1: torch.Tensor, h2: torch.Tensor, n_components: int | None = None
     cyy = y.T @ y / (n - 1) + eps * torch.eye(y.shape[1], dtype=y.dtype, device=y.device)
     lx, ly = torch.linalg.cholesky(cxx), torch.linalg.cholesky(cyy)  # C = L L^T, whitening L^(-1)
     cxy = x.T @ y / (n - 1)
-    t = torch.linalg.solve_triangular(lx, cxy, upper=False)  # Lx^(-1) Cxy
-    t = torch.linalg.solve_triangular(ly, t.T, upper=False).T  # ... Ly^(-T)
+    t = torch.linalg.solve_triangular(lx, cxy, upper=False)  # L_x^(-1) C_xy
+    t = torch.linalg.solve_triangular(ly, t.T, upper=False).T  # ... (L_y^(-1))^T: t is C~_xy up to rotations
     return -torch.linalg.svdvals(t)[:k].sum().to(h1.device, h1.dtype)
 
 

@@ -230,7 +230,7 @@ class ConvTextEncoder(nn.Module):
     window, wherever it is in the caption. Unlike the last state of a GRU, nothing has to be carried
     from the first words to the end, and it trains several times faster.
 
-    Shape: ``tokens`` (B, L) int64 padded with ``pad_id`` -> (B, out_dim).
+    Shape: ``tokens`` (B, T) int64 padded with ``pad_id`` -> (B, out_dim).
     """
 
     def __init__(self, vocab_size: int, out_dim: int = 64, embed_dim: int = 32, hidden: int = 64, kernel: int = 8,
@@ -245,7 +245,7 @@ class ConvTextEncoder(nn.Module):
         if not isinstance(tokens, torch.Tensor) or tokens.ndim != 2 or tokens.is_floating_point():
             got = f"{tokens.dtype} {tuple(tokens.shape)}" if isinstance(tokens, torch.Tensor) else type(tokens).__name__
             raise ValueError(f"tokens: expected integer token ids of shape (B, L), got {got}")
-        windows = torch.relu(self.conv(self.embed(tokens).transpose(1, 2)))  # (B, hidden, L + kernel - 1)
+        windows = torch.relu(self.conv(self.embed(tokens).transpose(1, 2)))  # (B, hidden, T + kernel - 1)
         return self.linear(windows.amax(dim=2))
 
 
@@ -300,7 +300,7 @@ def zero_shot_classifier(model: DualEncoder, prompts: torch.Tensor, ensemble: st
     prompt, so an image gets the class of the one caption that describes it best. No image of any
     class is needed, so the classes may be ones the model never saw.
 
-    Shape: ``prompts`` (C, L) or (C, P, L): the text encoder's input for one or P prompts per class
+    Shape: ``prompts`` (C, T) or (C, P, T): the text encoder's input for one or P prompts per class
     -> a :class:`ZeroShotClassifier` with ``class_embeddings`` (C, dim) ("mean") or (C, P, dim) ("max").
     """
     if ensemble not in ("mean", "max"):

@@ -305,7 +305,7 @@ def deletion_curve(predict: Callable[[torch.Tensor], torch.Tensor], images: torc
 
     A saliency that found what the model needs makes the curve fall sooner than a random order does.
     One k at a time, ``predict`` gets all N deleted images, so pass a model's other inputs by closing
-    over them: ``predict = lambda x: model(x, captions)``, with ``captions`` (N, L) in the same rows.
+    over them: ``predict = lambda x: model(x, captions)``, with ``captions`` (N, T) in the same rows.
 
     Shape:
         - images (N, C, H, W); order long (N, P) from :func:`saliency_order` or :func:`random_order`

@@ -111,7 +111,7 @@ class SceneEncoder(nn.Module):
 class TokenEncoder(nn.Module):
     """Word embeddings and a GRU over a padded token sequence; the last real step is the embedding.
 
-    Shape: ``tokens`` (B, L) int64 with ``pad_id`` after the real tokens -> (B, out_dim).
+    Shape: ``tokens`` (B, T) int64 with ``pad_id`` after the real tokens -> (B, out_dim).
     """
 
     def __init__(self, vocab_size: int, out_dim: int = 64, embed_dim: int = 32, pad_id: int = 0) -> None:
@@ -125,7 +125,7 @@ class TokenEncoder(nn.Module):
         _check_input("tokens", tokens, (None,))
         if tokens.is_floating_point():
             raise ValueError(f"tokens: expected integer token ids, got {tokens.dtype}")
-        states, _ = self.gru(self.embed(tokens))  # (B, L, out_dim)
+        states, _ = self.gru(self.embed(tokens))  # (B, T, out_dim)
         last = (tokens != self.pad_id).sum(1).clamp(min=1) - 1  # index of the last real token
         return states[torch.arange(len(tokens), device=tokens.device), last]
 
@@ -187,7 +187,7 @@ class TokenSequenceEncoder(nn.Module):
     which tokens are padding (True), in the convention of ``torch.nn.MultiheadAttention``'s
     ``key_padding_mask``.
 
-    Shape: ``tokens`` (B, L) int64, L <= max_length -> (B, L, out_dim) and mask (B, L) bool.
+    Shape: ``tokens`` (B, T) int64, T <= max_length -> (B, T, out_dim) and mask (B, T) bool.
     """
 
     def __init__(self, vocab_size: int, out_dim: int = 32, max_length: int = 32, pad_id: int = 0) -> None:

@@ -1,14 +1,15 @@
 """Meta-learning: few-shot episodes, Prototypical Networks, MAML with ``torch.func``, meta-learned fusion.
 
-A few-shot *episode* (task) has N classes ("N-way"), K labelled examples of each (the *support*
-set, "K-shot") and more examples of the same classes to classify (the *query* set). Episodes for
+A few-shot *episode* (task) has N classes ("N-way"), k labelled examples of each (the *support*
+set S, "k-shot") and more examples of the same classes to classify (the *query* set Q). Episodes for
 meta-training use one pool of classes, episodes for meta-testing another pool, disjoint from the
 first: a model is judged on classes it never saw. Labels inside an episode are 0..N-1, in the order
 of the episode's ``classes``.
 
 Two families of answers: *metric-based* (:class:`ProtoNet`: embed, average each class's support
 embeddings into a prototype, classify by distance) and *optimisation-based* (:func:`maml_loss`:
-learn an initialisation that a few gradient steps on the support set adapt to the episode).
+learn an initialisation that a few gradient steps on the support set adapt to the episode; the inner
+step size eta_in is ``inner_lr``, the outer one eta_out the optimiser's learning rate).
 :class:`InputWeighting` is the smallest encoder a ProtoNet can learn: one weight per input cell. With
 several modalities, :class:`MetaFusion` predicts each episode's modality weights from its support set, and
 :func:`inverse_spread_weights` is the closed-form rule to compare it with.
@@ -44,22 +45,23 @@ SHAPE_CLASS_NAMES = [f"{size} {colour} {shape}" for shape in SHAPES for colour i
 
 # ------------------------------------------------------------------------------------------- episodes
 class Episode(NamedTuple):
-    """One few-shot task, or T of them stacked (a leading dimension T on every field).
+    """One few-shot task, or B of them stacked (a leading dimension B on every field).
 
-    Support and query rows are ordered class by class (K rows of class 0, then of class 1, ...).
+    Support and query rows are ordered class by class (k rows of class 0, then of class 1, ...); the
+    support set has |S| = N * k rows, the query set |Q| = N * ``n_query``.
     """
 
-    support: dict[str, torch.Tensor]  # column -> (N * K, ...) or (T, N * K, ...)
-    support_labels: torch.Tensor  # (N * K,) int64 in 0..N-1, or (T, N * K)
-    query: dict[str, torch.Tensor]  # column -> (N * Q, ...) or (T, N * Q, ...)
-    query_labels: torch.Tensor  # (N * Q,) or (T, N * Q)
-    classes: torch.Tensor  # (N,) or (T, N): the pool's label of each episode class
-    support_rows: torch.Tensor  # (N * K,) or (T, N * K): rows of the pool's columns
-    query_rows: torch.Tensor  # (N * Q,) or (T, N * Q)
+    support: dict[str, torch.Tensor]  # column -> (|S|, ...) or (B, |S|, ...), |S| = N * k
+    support_labels: torch.Tensor  # (|S|,) int64 in 0..N-1, or (B, |S|)
+    query: dict[str, torch.Tensor]  # column -> (|Q|, ...) or (B, |Q|, ...), |Q| = N * n_query
+    query_labels: torch.Tensor  # (|Q|,) or (B, |Q|)
+    classes: torch.Tensor  # (N,) or (B, N): the pool's label of each episode class
+    support_rows: torch.Tensor  # (|S|,) or (B, |S|): rows of the pool's columns
+    query_rows: torch.Tensor  # (|Q|,) or (B, |Q|)
 
 
 class EpisodeSampler:
-    """N-way K-shot episodes drawn from the rows of a pool whose label is in ``classes``.
+    """N-way k-shot episodes drawn from the rows of a pool whose label is in ``classes``.
 
     Episode ``index`` is the same every time for the same ``seed`` (its generator is seeded by the
     seed and the index), so a lesson, its test and a widget can ask for the same episodes, and two
@@ -140,7 +142,7 @@ class EpisodeSampler:
                        classes, support, query)
 
     def sample_batch(self, indices) -> Episode:
-        """Episodes ``indices`` stacked: every field gets a leading dimension T = len(indices)."""
+        """Episodes ``indices`` stacked: every field gets a leading dimension B = len(indices)."""
         indices = [int(i) for i in torch.as_tensor(indices).flatten().tolist()]
         if not indices:
             raise ValueError("indices: expected at least one episode index, got none")
@@ -188,13 +190,13 @@ def check_disjoint(meta_train: Sequence[int], meta_test: Sequence[int]) -> None:
 def prototypes(embeddings: torch.Tensor, labels: torch.Tensor, n_way: int) -> torch.Tensor:
     """Class means of the support embeddings: c_n = mean of f(x_i) over the support rows with y_i = n.
 
-    Shape: ``embeddings`` (S, D) and ``labels`` (S,) in 0..n_way-1 -> (n_way, D); with a leading
-    episode dimension, (T, S, D) and (T, S) -> (T, n_way, D). Every class needs a support row.
+    Shape: ``embeddings`` (|S|, d) and ``labels`` (|S|,) in 0..n_way-1 -> (n_way, d); with a leading
+    dimension of B episodes, (B, |S|, d) and (B, |S|) -> (B, n_way, d). Every class needs a support row.
     """
     if embeddings.ndim < 2 or labels.shape != embeddings.shape[:-1]:
         raise ValueError(f"labels: expected shape {tuple(embeddings.shape[:-1])} (one per embedding row of "
                          f"{tuple(embeddings.shape)}), got {tuple(labels.shape)}")
-    onehot = F.one_hot(labels, n_way).to(embeddings.dtype)  # (..., S, N)
+    onehot = F.one_hot(labels, n_way).to(embeddings.dtype)  # (..., |S|, N)
     counts = onehot.sum(-2)  # (..., N)
     if (counts == 0).any():
         raise ValueError(f"labels: every class 0..{n_way - 1} needs at least one support example; "
@@ -206,10 +208,10 @@ def prototypical_logits(queries: torch.Tensor, prototypes: torch.Tensor) -> torc
     """Logits of Prototypical Networks: minus the squared Euclidean distance to each prototype.
 
     softmax of these is p(y = n | x) = exp(-||f(x) - c_n||^2) / sum_n' exp(-||f(x) - c_n'||^2) (Snell et al. 2017).
-    Shape: ``queries`` (Q, D), ``prototypes`` (N, D) -> (Q, N); or (T, Q, D), (T, N, D) -> (T, Q, N).
+    Shape: ``queries`` (|Q|, d), ``prototypes`` (N, d) -> (|Q|, N); or (B, |Q|, d), (B, N, d) -> (B, |Q|, N).
     """
     if queries.shape[-1] != prototypes.shape[-1] or queries.shape[:-2] != prototypes.shape[:-2]:
-        raise ValueError(f"queries, prototypes: expected (..., Q, D) and (..., N, D) with the same D and leading "
+        raise ValueError(f"queries, prototypes: expected (..., |Q|, d) and (..., N, d) with the same d and leading "
                          f"dimensions, got {tuple(queries.shape)} and {tuple(prototypes.shape)}")
     return -(queries.unsqueeze(-2) - prototypes.unsqueeze(-3)).pow(2).sum(-1)
 
@@ -217,8 +219,8 @@ def prototypical_logits(queries: torch.Tensor, prototypes: torch.Tensor) -> torc
 class FewShot(NamedTuple):
     """What :class:`ProtoNet` returns."""
 
-    scores: torch.Tensor  # (Q, N) or (T, Q, N): logits of each query over the episode's classes
-    prototypes: torch.Tensor  # (N, D) or (T, N, D)
+    scores: torch.Tensor  # (|Q|, N) or (B, |Q|, N): logits of each query over the episode's classes
+    prototypes: torch.Tensor  # (N, d) or (B, N, d)
 
 
 def _check_episode(support: torch.Tensor, support_labels: torch.Tensor, query: torch.Tensor) -> int:
@@ -226,8 +228,8 @@ def _check_episode(support: torch.Tensor, support_labels: torch.Tensor, query: t
     lead = support_labels.ndim
     if lead not in (1, 2) or support.shape[:lead] != support_labels.shape or query.shape[: lead - 1] != \
             support.shape[: lead - 1]:
-        raise ValueError(f"support, support_labels, query: expected (S, ...), (S,), (Q, ...) or with T episodes "
-                         f"(T, S, ...), (T, S), (T, Q, ...); got {tuple(support.shape)}, "
+        raise ValueError(f"support, support_labels, query: expected (|S|, ...), (|S|,), (|Q|, ...) or with B "
+                         f"episodes (B, |S|, ...), (B, |S|), (B, |Q|, ...); got {tuple(support.shape)}, "
                          f"{tuple(support_labels.shape)}, {tuple(query.shape)}")
     return lead
 
@@ -240,9 +242,9 @@ def _embed(encoder: nn.Module, x: torch.Tensor, lead: int) -> torch.Tensor:
 class ProtoNet(nn.Module):
     """Prototypical Network around an ``encoder``: prototypes from the support set, logits for the queries.
 
-    Shape: ``support`` (S, *input), ``support_labels`` (S,), ``query`` (Q, *input) -> :class:`FewShot`
-    (scores (Q, N), prototypes (N, D)); with T episodes stacked, (T, S, *input), (T, S), (T, Q, *input)
-    -> (T, Q, N), (T, N, D).
+    Shape: ``support`` (|S|, *input), ``support_labels`` (|S|,), ``query`` (|Q|, *input) -> :class:`FewShot`
+    (scores (|Q|, N), prototypes (N, d)); with B episodes stacked, (B, |S|, *input), (B, |S|),
+    (B, |Q|, *input) -> (B, |Q|, N), (B, N, d).
     """
 
     def __init__(self, encoder: nn.Module) -> None:
@@ -289,7 +291,7 @@ class InputWeighting(nn.Module):
 
 
 def episode_accuracy(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Accuracy of each episode. Shape: ``scores`` (T, Q, N), ``labels`` (T, Q) -> (T,)."""
+    """Accuracy of each episode. Shape: ``scores`` (B, |Q|, N), ``labels`` (B, |Q|) -> (B,)."""
     if scores.shape[:-1] != labels.shape:
         raise ValueError(f"labels: expected shape {tuple(scores.shape[:-1])}, got {tuple(labels.shape)}")
     return (scores.argmax(-1) == labels).float().mean(-1)
@@ -298,7 +300,9 @@ def episode_accuracy(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
 # --------------------------------------------------------------------------------------------- MAML
 def adapt(model: nn.Module, params: Params, support: Pair, loss_fn: Callable, inner_lr: float,
           inner_steps: int = 1, first_order: bool = False) -> Params:
-    """The inner loop of MAML: ``inner_steps`` gradient steps on the support set, theta' = theta - alpha g.
+    """The inner loop of MAML: ``inner_steps`` gradient steps on the support set, theta' = theta - eta_in g.
+
+    eta_in is ``inner_lr``, the inner step size (the paper's alpha).
 
     ``g = torch.func.grad(inner_loss)(params)`` is itself differentiable, so the meta-gradient flows
     through the steps (second order). ``first_order=True`` detaches g: the update is then a constant
@@ -318,18 +322,19 @@ def maml_loss(model: nn.Module, params: Params, support: Pair, query: Pair, loss
               inner_steps: int = 1, first_order: bool = False) -> torch.Tensor:
     """MAML's loss of one task: the query loss after ``inner_steps`` steps on the support set (Finn et al. 2017).
 
-    L(theta) = loss(f_{theta'}(x_q), y_q) with theta' = theta - alpha grad loss(f_theta(x_s), y_s).
+    L_Q(theta') = loss(f_{theta'}(x_q), y_q) with theta' = theta - eta_in grad loss(f_theta(x_s), y_s); the
+    outer loop then moves theta by eta_out (the optimiser's learning rate) against the gradient of L_Q(theta').
 
     Parameters
     ----------
     model : the network; only its structure is used, through ``torch.func.functional_call``.
     params : {name: tensor}, as ``dict(model.named_parameters())`` gives.
-    support, query : (x, y) pairs: x (S, *input) and y (S,); x (Q, *input) and y (Q,).
+    support, query : (x, y) pairs: x (|S|, *input) and y (|S|,); x (|Q|, *input) and y (|Q|,).
     loss_fn : ``loss_fn(scores, y) -> scalar``, e.g. ``torch.nn.functional.cross_entropy``.
-    inner_lr : alpha, the step size of the inner loop.
+    inner_lr : eta_in, the step size of the inner loop (the paper's alpha).
     inner_steps, first_order : see :func:`adapt`.
 
-    Returns a scalar tensor. A meta-batch of tasks goes through :func:`maml_meta_loss` (``vmap``); the
+    Returns a scalar tensor. A meta-batch of B tasks goes through :func:`maml_meta_loss` (``vmap``); the
     model must then hold no BatchNorm running statistics (``track_running_stats=False``).
     """
     adapted = adapt(model, params, support, loss_fn, inner_lr, inner_steps, first_order)
@@ -339,16 +344,16 @@ def maml_loss(model: nn.Module, params: Params, support: Pair, query: Pair, loss
 def _check_tasks(support: Pair, query: Pair) -> None:
     (xs, ys), (xq, yq) = support, query
     if ys.ndim != 2 or yq.ndim != 2 or xs.shape[:2] != ys.shape or xq.shape[:2] != yq.shape or len(ys) != len(yq):
-        raise ValueError(f"support, query: expected (x (T, S, ...), y (T, S)) and (x (T, Q, ...), y (T, Q)) with the "
-                         f"same T, got x {tuple(xs.shape)}, y {tuple(ys.shape)} and x {tuple(xq.shape)}, "
+        raise ValueError(f"support, query: expected (x (B, |S|, ...), y (B, |S|)) and (x (B, |Q|, ...), y (B, |Q|)) "
+                         f"with the same B, got x {tuple(xs.shape)}, y {tuple(ys.shape)} and x {tuple(xq.shape)}, "
                          f"y {tuple(yq.shape)}")
 
 
 def maml_meta_loss(model: nn.Module, params: Params, support: Pair, query: Pair, loss_fn: Callable,
                    inner_lr: float, inner_steps: int = 1, first_order: bool = False) -> torch.Tensor:
-    """Mean of :func:`maml_loss` over a meta-batch of T tasks, all at once with ``torch.func.vmap``.
+    """Mean of :func:`maml_loss` over a meta-batch of B tasks, all at once with ``torch.func.vmap``.
 
-    Shape: ``support`` (x (T, S, *input), y (T, S)), ``query`` (x (T, Q, *input), y (T, Q)) -> scalar.
+    Shape: ``support`` (x (B, |S|, *input), y (B, |S|)), ``query`` (x (B, |Q|, *input), y (B, |Q|)) -> scalar.
     ``params`` are shared by the tasks (not batched); ``backward()`` on the result gives the meta-gradient.
     """
     _check_tasks(support, query)
@@ -382,9 +387,9 @@ def maml_meta_loss_loop(model: nn.Module, params: Params, support: Pair, query: 
 
 def maml_predict(model: nn.Module, params: Params, support: Pair, query_x: torch.Tensor, loss_fn: Callable,
                  inner_lr: float, inner_steps: int = 1) -> torch.Tensor:
-    """Scores of the queries of T tasks after adapting to each task's support set (meta-testing).
+    """Scores of the queries of B tasks after adapting to each task's support set (meta-testing).
 
-    Shape: ``support`` (x (T, S, *input), y (T, S)), ``query_x`` (T, Q, *input) -> (T, Q, N).
+    Shape: ``support`` (x (B, |S|, *input), y (B, |S|)), ``query_x`` (B, |Q|, *input) -> (B, |Q|, N).
     """
     def one(xs, ys, xq):
         adapted = adapt(model, {k: v.detach() for k, v in params.items()}, (xs, ys), loss_fn, inner_lr, inner_steps,
@@ -400,8 +405,8 @@ def modality_logits(support: Sequence[torch.Tensor], support_labels: torch.Tenso
     """Each modality's prototype logits, stacked: the input of every fusion rule (:func:`fuse_logits`).
 
     Logit (m, q, n) is -||f_m(x_q) - c^(m)_n||^2, with c^(m)_n the prototype of class n in modality m.
-    Shape: ``support`` [(T, S, D_m)] and ``query`` [(T, Q, D_m)], one per modality, ``support_labels``
-    (T, S) -> (T, M, Q, N); without the episode dimension T, (S, D_m), (S,), (Q, D_m) -> (M, Q, N).
+    Shape: ``support`` [(B, |S|, d_m)] and ``query`` [(B, |Q|, d_m)], one per modality, ``support_labels``
+    (B, |S|) -> (B, M, |Q|, N); without the episode dimension B, (|S|, d_m), (|S|,), (|Q|, d_m) -> (M, |Q|, N).
     """
     if len(support) != len(query) or not support:
         raise ValueError(f"support, query: expected one tensor per modality in each, got {len(support)} and "
@@ -413,27 +418,27 @@ def modality_logits(support: Sequence[torch.Tensor], support_labels: torch.Tenso
 class SupportStatistics(NamedTuple):
     """What :func:`support_statistics` returns: two spreads per modality, as logarithms.
 
-    ``log_between`` (T, M): log of the mean squared distance between two of an episode's prototypes;
-    ``log_within`` (T, M): log of the mean squared distance of a support embedding to its own prototype.
+    ``log_between`` (B, M): log of the mean squared distance between two of an episode's prototypes;
+    ``log_within`` (B, M): log of the mean squared distance of a support embedding to its own prototype.
     """
 
     log_between: torch.Tensor
     log_within: torch.Tensor
 
     def features(self) -> torch.Tensor:
-        """The input of :class:`MetaFusion`'s network, (T, 2 M): for each modality in turn, between then within."""
+        """The input of :class:`MetaFusion`'s network, (B, 2 M): for each modality in turn, between then within."""
         return torch.stack([self.log_between, self.log_within], dim=-1).flatten(-2)
 
 
 def _spreads(embeddings: Sequence[torch.Tensor], labels: torch.Tensor, n_way: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(between, within), each (T, M): the mean squared distances of :class:`SupportStatistics`, not logged."""
+    """(between, within), each (B, M): the mean squared distances of :class:`SupportStatistics`, not logged."""
     if isinstance(embeddings, torch.Tensor) or not embeddings:
-        raise ValueError(f"embeddings: expected a list of (T, S, D_m) tensors, one per modality, got "
+        raise ValueError(f"embeddings: expected a list of (B, |S|, d_m) tensors, one per modality, got "
                          f"{type(embeddings).__name__} of length {len(embeddings)}")
     between, within = [], []
     for h in embeddings:
-        protos = prototypes(h, labels, n_way)  # (T, N, D)
-        pairs = -prototypical_logits(protos, protos)  # (T, N, N), zero on the diagonal
+        protos = prototypes(h, labels, n_way)  # (B, N, d)
+        pairs = -prototypical_logits(protos, protos)  # (B, N, N), zero on the diagonal
         between.append(pairs.sum((-1, -2)) / max(n_way * (n_way - 1), 1))
         own = torch.gather(protos, -2, labels.unsqueeze(-1).expand(*labels.shape, h.shape[-1]))
         within.append((h - own).pow(2).sum(-1).mean(-1))
@@ -445,10 +450,10 @@ def support_statistics(embeddings: Sequence[torch.Tensor], labels: torch.Tensor,
 
     For each modality m: the spread *between* classes (mean squared distance between two prototypes)
     and the spread *within* a class (mean squared distance of a support embedding to its own
-    prototype; it needs K >= 2 to say anything), both as logarithms. A noisy modality has a large
+    prototype; it needs k >= 2 to say anything), both as logarithms. A noisy modality has a large
     within-class spread for its between-class spread.
-    Shape: ``embeddings`` [(T, S, D_m)] per modality, ``labels`` (T, S) -> :class:`SupportStatistics`
-    of two (T, M) tensors.
+    Shape: ``embeddings`` [(B, |S|, d_m)] per modality, ``labels`` (B, |S|) -> :class:`SupportStatistics`
+    of two (B, M) tensors.
     """
     between, within = _spreads(embeddings, labels, n_way)
     return SupportStatistics(torch.log(between + 1e-6), torch.log(within + 1e-6))
@@ -458,19 +463,19 @@ def inverse_spread_weights(support: Sequence[torch.Tensor], support_labels: torc
                           power: float = 1.0) -> torch.Tensor:
     """A closed-form fusion rule, no training: weight each modality by the inverse of its within-class spread.
 
-    If, in every modality m, each class is a spherical Gaussian N(mu_n^(m), sigma_m^2 I) in D_m
+    If, in every modality m, each class is a spherical Gaussian N(mu_n^(m), sigma_m^2 I) in d_m
     dimensions, the modalities independent given the class and the classes equally likely, then
     log p(y = n | x) = const - sum_m ||f_m(x) - mu_n^(m)||^2 / (2 sigma_m^2): prototype logits weighted
     by 1 / sigma_m^2. (Snell et al. 2017 read ProtoNets as mixture density estimation; squared Euclidean
     distance is the case of spherical Gaussians with one fixed variance.) The support set estimates
-    sigma_m^2 as the within-class spread of :func:`support_statistics` over D_m (times K / (K - 1),
-    the same for every modality), so w_m is proportional to D_m / within_m. The weights are scaled to
+    sigma_m^2 as the within-class spread of :func:`support_statistics` over d_m (times k / (k - 1),
+    the same for every modality), so alpha_m is proportional to d_m / within_m. The weights are scaled to
     sum to 1, which changes the temperature of the fused logits but not their argmax.
 
-    ``power`` p > 0 gives w_m proportional to (D_m / within_m)^p: p = 1 is the rule above; p = 2 is
+    ``power`` p > 0 gives alpha_m proportional to (d_m / within_m)^p: p = 1 is the rule above; p = 2 is
     no longer Bayes' rule for these Gaussians but the same rule made sharper (the log weights
     multiplied by p, a temperature of 1/p on them), so that a scattered modality loses its say faster.
-    Shape: ``support`` [(T, S, D_m)] per modality, ``support_labels`` (T, S) -> (T, M), rows summing to 1.
+    Shape: ``support`` [(B, |S|, d_m)] per modality, ``support_labels`` (B, |S|) -> (B, M), rows summing to 1.
     """
     if not power > 0:
         raise ValueError(f"power: expected a number > 0, got {power}")
@@ -481,14 +486,14 @@ def inverse_spread_weights(support: Sequence[torch.Tensor], support_labels: torc
 
 
 def fuse_logits(logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Weighted sum of per-modality prototype logits: sum_m w_m (-||f_m(x) - c_m||^2).
+    """Weighted sum of per-modality prototype logits: sum_m alpha_m (-||f_m(x) - c^(m)_n||^2).
 
     With equal weights 1/M this is -||h - c||^2 / M for the concatenated embedding h = [f_1(x); ...; f_M(x)]
     and the concatenated prototypes: equal-weight fusion is ProtoNet on concatenated embeddings.
-    Shape: ``logits`` (T, M, Q, N) (:func:`modality_logits`), ``weights`` (T, M) -> (T, Q, N).
+    Shape: ``logits`` (B, M, |Q|, N) (:func:`modality_logits`), ``weights`` (B, M) -> (B, |Q|, N).
     """
     if logits.ndim != 4 or weights.shape != logits.shape[:2]:
-        raise ValueError(f"logits, weights: expected (T, M, Q, N) and (T, M), got {tuple(logits.shape)} and "
+        raise ValueError(f"logits, weights: expected (B, M, |Q|, N) and (B, M), got {tuple(logits.shape)} and "
                          f"{tuple(weights.shape)}")
     return torch.einsum("tm,tmqn->tqn", weights, logits)
 
@@ -496,20 +501,20 @@ def fuse_logits(logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 class FusedFewShot(NamedTuple):
     """What :class:`MetaFusion` returns."""
 
-    scores: torch.Tensor  # (T, Q, N) fused logits
-    weights: torch.Tensor  # (T, M) each episode's modality weights (rows sum to 1)
+    scores: torch.Tensor  # (B, |Q|, N) fused logits
+    weights: torch.Tensor  # (B, M) each episode's modality weights alpha_m (rows sum to 1)
 
 
 class MetaFusion(nn.Module):
     """Meta-learned fusion: a small network maps statistics of an episode's support set to modality weights.
 
-    The weights w = softmax(g(s)) come from :func:`support_statistics` s, per episode, and weigh the
+    The weights alpha = softmax(g_phi(s)) come from :func:`support_statistics` s, per episode, and weigh the
     modalities' prototype logits (:func:`fuse_logits`). Trained across many episodes whose corruption
-    differs, g learns which modality to trust from what the support set looks like; the encoders stay
+    differs, g_phi learns which modality to trust from what the support set looks like; the encoders stay
     fixed. The last layer starts at zero, so training starts from equal weights.
 
-    Shape: ``support`` [(T, S, D_m)] per modality, ``support_labels`` (T, S), ``query`` [(T, Q, D_m)]
-    -> :class:`FusedFewShot` (scores (T, Q, N), weights (T, M)).
+    Shape: ``support`` [(B, |S|, d_m)] per modality, ``support_labels`` (B, |S|), ``query`` [(B, |Q|, d_m)]
+    -> :class:`FusedFewShot` (scores (B, |Q|, N), weights (B, M)).
     """
 
     def __init__(self, modalities: int = 2, hidden: int = 16) -> None:
@@ -520,7 +525,7 @@ class MetaFusion(nn.Module):
         nn.init.zeros_(self.net[-1].bias)
 
     def weights(self, support: Sequence[torch.Tensor], support_labels: torch.Tensor, n_way: int) -> torch.Tensor:
-        """Each episode's modality weights, (T, M)."""
+        """Each episode's modality weights alpha_m, (B, M)."""
         if len(support) != self.modalities:
             raise ValueError(f"support: expected {self.modalities} modalities, got {len(support)}")
         return torch.softmax(self.net(support_statistics(support, support_labels, n_way).features()), dim=-1)

@@ -69,10 +69,10 @@ def grounding_accuracy(weights: torch.Tensor, masks: torch.Tensor, token_to_obje
     touch the object.
 
     Shape:
-        - weights (B, L, P): attention of each of L words over P = g * g patches (average the
+        - weights (B, T, P): attention of each of T words over P = g * g patches (average the
           heads first, ``w.mean(1)``, or pick one, ``w[:, h]``)
         - masks bool (B, K, H, W): the objects' masks (Shapes' ``masks`` column)
-        - token_to_object int (B, L): the object each word names, -1 for none (``question_object``)
+        - token_to_object int (B, T): the object each word names, -1 for none (``question_object``)
         - returns :class:`Grounding` (accuracy, chance), two floats in [0, 1]
     """
     if weights.ndim != 3:

@@ -64,8 +64,8 @@ class MultiTaskLoss(NamedTuple):
     """What :meth:`MultiTaskVQA.loss` and the loss functions below return."""
 
     total: torch.Tensor  # () the weighted sum that training minimises
-    per_task: torch.Tensor  # (T,) each task's mean cross-entropy over its rows of the batch, 0 where it has none
-    present: torch.Tensor  # (T,) bool: which tasks have rows in the batch
+    per_task: torch.Tensor  # (num_tasks,) each task's mean cross-entropy over its rows of the batch, 0 if it has none
+    present: torch.Tensor  # (num_tasks,) bool: which tasks have rows in the batch
 
 
 def per_task_losses(scores: torch.Tensor, answers: torch.Tensor, task: torch.Tensor,
@@ -73,19 +73,23 @@ def per_task_losses(scores: torch.Tensor, answers: torch.Tensor, task: torch.Ten
     """Mean cross-entropy of each task over its own rows, and which tasks have rows at all.
 
     A task without rows in the batch gets 0, not the NaN of an empty mean.
-    Shape: ``scores`` (B, A), ``answers`` (B,), ``task`` (B,) ints in [0, T) -> (T,) losses, (T,) bool.
+    Shape: ``scores`` (B, A), ``answers`` (B,), ``task`` (B,) ints in [0, num_tasks) -> (num_tasks,) losses,
+    (num_tasks,) bool.
     """
     if scores.ndim != 2 or answers.shape != scores.shape[:1] or task.shape != scores.shape[:1]:
         raise ValueError(f"scores, answers, task: expected shapes (B, A), (B,), (B,), got {tuple(scores.shape)}, "
                          f"{tuple(answers.shape)}, {tuple(task.shape)}")
     rows = F.cross_entropy(scores, answers, reduction="none")  # (B,)
-    one_hot = F.one_hot(task, num_tasks).to(rows.dtype)  # (B, T)
+    one_hot = F.one_hot(task, num_tasks).to(rows.dtype)  # (B, num_tasks)
     counts = one_hot.sum(0)
     return (one_hot * rows[:, None]).sum(0) / counts.clamp_min(1), counts > 0
 
 
 def weighted_task_loss(per_task: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """sum_t w_t L_t: the plain multi-task loss with fixed task weights. Shape: (T,), (T,) -> ()."""
+    """sum_t lambda_t L_t: the plain multi-task loss with fixed task weights lambda_t.
+
+    Shape: (num_tasks,), (num_tasks,) -> ().
+    """
     if per_task.shape != weights.shape or per_task.ndim != 1:
         raise ValueError(f"weights: expected shape {tuple(per_task.shape)} (one per task), got {tuple(weights.shape)}")
     return (weights * per_task).sum()
@@ -98,7 +102,8 @@ def uncertainty_weighted_loss(per_task: torch.Tensor, log_vars: torch.Tensor,
     For a classification task the weight 1 / sigma_t^2 scales the cross-entropy and log sigma_t =
     s_t / 2 keeps sigma_t from growing without bound (without it the loss falls to 0 as every s_t
     grows). At the optimum exp(-s_t) = 1 / (2 L_t): a task whose loss stays high gets a small weight.
-    Tasks absent from the batch (``present`` False) add nothing. Shape: (T,), (T,), (T,) bool -> ().
+    Tasks absent from the batch (``present`` False) add nothing. Shape: (num_tasks,) three times, the last
+    bool -> ().
     https://arxiv.org/abs/1705.07115
     """
     if per_task.shape != log_vars.shape or per_task.ndim != 1:
@@ -125,10 +130,10 @@ class MultiTaskVQA(nn.Module):
     vocab_size, dim : as for ``AttentionVQA``.
     num_heads : the number of *attention* heads of the encoder, as for ``AttentionVQA`` (the task
         heads are ``task_heads``, one per task).
-    task_weights : fixed weights w_t of the loss (default 1 each).
-    uncertainty : learn the weights instead, from log-variances ``log_vars`` (T,) (Kendall et al. 2018).
+    task_weights : fixed weights lambda_t of the loss (default 1 each).
+    uncertainty : learn the weights instead, from log-variances s_t, ``log_vars`` (num_tasks,) (Kendall et al. 2018).
 
-    Shape: image (B, 3, 32, 32), tokens (B, L), task (B,) ints in [0, T) -> :class:`MultiTaskOutput`
+    Shape: image (B, 3, 32, 32), tokens (B, T), task (B,) ints in [0, num_tasks) -> :class:`MultiTaskOutput`
     (scores (B, A), features (B, dim)).
     """
 
@@ -172,7 +177,7 @@ class MultiTaskVQA(nn.Module):
         return MultiTaskOutput(scores, h)
 
     def loss(self, output: MultiTaskOutput, answers: torch.Tensor, task: torch.Tensor) -> MultiTaskLoss:
-        """The training loss: fixed weights sum_t w_t L_t, or uncertainty weighting with ``uncertainty=True``."""
+        """The training loss: fixed weights sum_t lambda_t L_t, or uncertainty weighting with ``uncertainty=True``."""
         per_task, present = per_task_losses(output.scores, answers, task, self.num_tasks)
         if self.log_vars is not None:
             return MultiTaskLoss(uncertainty_weighted_loss(per_task, self.log_vars, present), per_task, present)

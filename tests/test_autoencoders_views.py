@@ -5,7 +5,14 @@ import pytest
 import torch
 
 from mmcourse.experiments import autoencoders as ex
-from mmcourse.views.autoencoders import LatentExplorer, caption_title, gaussian_product, generated_rows, three_ways
+from mmcourse.views.autoencoders import (
+    LatentExplorer,
+    caption_title,
+    gaussian_product,
+    generated_rows,
+    product_and_mixture,
+    three_ways,
+)
 from mmcourse.views.common import figure
 
 
@@ -56,6 +63,7 @@ def test_the_pictures_draw():
         three_ways(axes)
     with figure(4, 2) as axes:
         gaussian_product(axes[0], [-1.0, 2.0], [1.0, 0.25], with_prior=True)
+    product_and_mixture([-1.0, 2.0], [1.0, 0.25])
     assert caption_title(torch.tensor([1, 0, 2, 8])) == "large red\ntriangle\nbottom right"
     data = ex.shapes_data(seed=1, n_train=5, n_test=4)
     generated_rows(data, {"real": data.test["image"]}, ["a", "b", "c", "d"])

@@ -55,7 +55,7 @@ def test_deep_cca_architecture_shows_two_networks_and_the_objective(shown_figure
     deep_cca_architecture()
     (fig,) = shown_figures
     texts = " ".join(t.get_text() for t in fig.axes[0].texts)
-    assert "$f_1$" in texts and "$f_2$" in texts and r"\sigma_i(T)" in texts
+    assert "$f_1$" in texts and "$f_2$" in texts and r"\tilde C_{xy}" in texts
     assert len(fig.axes[0].patches) == 7  # 2 x (input, network, output) and the objective
 
 

@@ -1,6 +1,6 @@
 """Exercises of lesson 02 (CCA): the whitening matrix, canonical correlations from the SVD, Recall@K, and
-the "find the bug" exercise: a Deep CCA objective with an element-wise square root of C~^T C~, where C~ is the
-whitened cross-covariance."""
+the "find the bug" exercise: a Deep CCA objective with an element-wise square root of C~_xy^T C~_xy, where C~_xy
+is the whitened cross-covariance."""
 
 from __future__ import annotations
 

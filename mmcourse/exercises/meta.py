@@ -34,7 +34,7 @@ def _prototype_cases() -> list[Case]:
     return [
         Case("2-way 1-shot in 1-D", (torch.tensor([[0.0], [4.0]]), torch.tensor([0, 1]), torch.tensor([[1.0], [3.0]]),
                                       2)),
-        case("3-way 2-shot, 4 queries, D = 5", 3, 2, 4, 5),
+        case("3-way 2-shot, 4 queries, d = 5", 3, 2, 4, 5),
         case("5-way 5-shot, support rows in shuffled order", 5, 5, 6, 8, shuffle=True),
         case("4-way 3-shot, one query", 4, 3, 1, 3, shuffle=True),
     ]

@@ -106,7 +106,7 @@ class QuestionAnswering:
     model: AttentionVQA
     test: dict  # the test split as tensors
     scores: torch.Tensor  # (N, len(ANSWERS))
-    weights: torch.Tensor  # (N, H, L, P): each word's attention over the patches
+    weights: torch.Tensor  # (N, H, T, P): each word's attention over the patches
     accuracy: float
     text_only_accuracy: float
     image_only_accuracy: float  # the image-only ceiling, :func:`image_only_answers`
@@ -195,8 +195,8 @@ def object_grounding(weights: torch.Tensor, masks: torch.Tensor, token_to_object
     ``any_object_baseline``, the average of that over the words. On scenes with one object it equals
     ``named``'s ceiling, so compare on scenes with two or three objects.
 
-    Shape: as :func:`mmcourse.metrics.grounding_accuracy`: weights (B, L, P), masks bool (B, K, H, W),
-    token_to_object int (B, L) with -1 for words that name nothing -> :class:`ObjectGrounding`.
+    Shape: as :func:`mmcourse.metrics.grounding_accuracy`: weights (B, T, P), masks bool (B, K, H, W),
+    token_to_object int (B, T) with -1 for words that name nothing -> :class:`ObjectGrounding`.
     """
     accuracy_, chance = grounding_accuracy(weights, masks, token_to_object)  # checks the arguments
     rows, cols = (token_to_object >= 0).nonzero(as_tuple=True)
@@ -293,8 +293,8 @@ class BothDirections:
     top_word_counts: dict  # how often each word is the most attended, over patches inside the named object
     without_image_summary: float  # accuracy with the image's summary branch replaced by its test-set mean
     without_question_summary: float  # accuracy with the question's summary branch replaced by its test-set mean
-    text_to_image: torch.Tensor  # (N, H, L, P)
-    image_to_text: torch.Tensor  # (N, H, P, L)
+    text_to_image: torch.Tensor  # (N, H, T, P)
+    image_to_text: torch.Tensor  # (N, H, P, T)
 
 
 def co_attention(shapes, start: AttentionVQA | None, seed: int = 0, epochs: int = CO_EPOCHS,
@@ -322,7 +322,7 @@ def co_attention(shapes, start: AttentionVQA | None, seed: int = 0, epochs: int 
         no_text = model.head(torch.cat([text.mean(0).expand_as(text), image], dim=-1))
     word, obj = _named(test)
     rows = torch.arange(len(word))
-    per_patch = image_to_text.mean(1)  # (N, P, L): each patch's weights over the words
+    per_patch = image_to_text.mean(1)  # (N, P, T): each patch's weights over the words
     on_shape_word = per_patch[rows, :, word]  # (N, P)
     patches = patch_masks(test["masks"], patch_grid(per_patch.shape[1]))  # (N, K, P)
     inside = patches[rows, obj]  # (N, P)

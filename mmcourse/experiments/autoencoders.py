@@ -493,7 +493,7 @@ def speech_to_image_retrieval(seed: int = 0) -> list[ComparisonEntry]:
     return comparison_rows(model, data)
 
 
-# ----------------------------------------------------------------------------- section 7: a constant "alignment"
+# ----------------------------------------------------------------------------- section 6: a constant "alignment"
 def buggy_alignment(z_image: torch.Tensor, z_audio: torch.Tensor) -> torch.Tensor:
     """An "alignment" term as found in tutorial code: the distance between the image code and... itself."""
     return standardized_distance(z_image, z_image)  # the bug: z_image twice, so the term is always 0

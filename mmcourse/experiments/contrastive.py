@@ -2,8 +2,8 @@
 
 A dual encoder (:class:`~mmcourse.contrastive.DualEncoder`) learns one space for Shapes scenes and
 their captions with the CLIP loss. Its training split never shows some colour-shape combinations
-(:data:`HOLDOUT`), so the same model serves the retrieval of section 2 and the zero-shot test of
-section 3. Each claim is a :class:`~mmcourse.claims.Claim` constant at the end; the lesson checks
+(:data:`HOLDOUT`), so the same model serves the retrieval of section 3 and the zero-shot test of
+section 5. Each claim is a :class:`~mmcourse.claims.Claim` constant at the end; the lesson checks
 them on its seed-0 run and :func:`measure_claims` computes their quantities for any seed.
 """
 
@@ -339,7 +339,7 @@ def pooled_pixels(image: torch.Tensor) -> torch.Tensor:
 
 
 def word_counts(caption_ids: torch.Tensor) -> torch.Tensor:
-    """How often each vocabulary word occurs in each caption: (N, L) -> (N, len(VOCAB)) float64."""
+    """How often each vocabulary word occurs in each caption: (N, T) -> (N, len(VOCAB)) float64."""
     counts = torch.zeros(len(caption_ids), len(VOCAB), dtype=torch.float64)
     counts.scatter_add_(1, caption_ids, torch.ones_like(caption_ids, dtype=torch.float64))
     counts[:, VOCAB.pad_id] = 0
@@ -351,7 +351,7 @@ class LinearCCA:
     """Linear CCA between pooled pixels and word counts: a shared space without learned encoders.
 
     ``encode_image`` / ``encode_text`` mirror :class:`~mmcourse.contrastive.DualEncoder`'s: unit-length
-    projections (N, k) of scenes (N, 3, 32, 32) and captions (N, L).
+    projections (N, k) of scenes (N, 3, 32, 32) and captions (N, T).
     """
 
     cca: CCA

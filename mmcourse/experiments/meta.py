@@ -194,17 +194,17 @@ def train_input_weighting(data: MetaData, modality: str, progress: bool = False)
 
 
 def raw_inputs(x: torch.Tensor) -> torch.Tensor:
-    """The inputs themselves as "embeddings", for nearest class mean with no training. Shape: (P, ...) -> (P, D)."""
+    """The inputs themselves as "embeddings", for nearest class mean with no training. Shape: (P, ...) -> (P, d)."""
     return x.flatten(1)
 
 
 def within_class_scale(data: MetaData, modality: str) -> torch.Tensor:
     """A closed-form weight per input cell, no episodes: 1 / (the cell's within-class standard deviation
     over the meta-train pool), so that every cell varies about as much within a digit.
-    Shape: -> (D,), D the number of cells; multiply :func:`raw_inputs` by it."""
+    Shape: -> (d,), d the number of cells; multiply :func:`raw_inputs` by it."""
     x, labels = raw_inputs(data.train[modality]), data.train["label"]
-    means = torch.stack([x[labels == c].mean(0) for c in META_TRAIN_DIGITS])  # (C, D)
-    own = means[torch.searchsorted(torch.tensor(META_TRAIN_DIGITS), labels)]  # (P, D)
+    means = torch.stack([x[labels == c].mean(0) for c in META_TRAIN_DIGITS])  # (C, d)
+    own = means[torch.searchsorted(torch.tensor(META_TRAIN_DIGITS), labels)]  # (P, d)
     return (x - own).std(0).clamp_min(1e-6).reciprocal()
 
 
@@ -222,7 +222,7 @@ def train_baseline(data: MetaData, modality: str, epochs: int = 10, progress: bo
 
 @torch.no_grad()
 def embed(encoder: nn.Module, x: torch.Tensor, batch: int = 1024) -> torch.Tensor:
-    """Embeddings of every row of ``x`` (evaluation mode, no gradients). Shape: (P, ...) -> (P, D)."""
+    """Embeddings of every row of ``x`` (evaluation mode, no gradients). Shape: (P, ...) -> (P, d)."""
     encoder.eval()
     return torch.cat([encoder(chunk) for chunk in x.split(batch)])
 
@@ -238,7 +238,7 @@ def prototype_scores(embeddings: dict, episodes) -> torch.Tensor:
     """Prototype logits of a batch of episodes, averaged over the given modalities (equal-weight fusion).
 
     ``embeddings``: the modalities to use, {name: embeddings}; ``episodes``: an :class:`~mmcourse.meta.Episode`
-    batch whose columns include them. Shape: -> (T, Q, N).
+    batch of B episodes whose columns include them. Shape: -> (B, |Q|, N).
     """
     logits = modality_logits([episodes.support[m] for m in embeddings], episodes.support_labels,
                              [episodes.query[m] for m in embeddings], episodes.classes.shape[-1])
@@ -252,20 +252,20 @@ def few_shot_accuracy(data: MetaData, embeddings: dict, n_way: int = 4, k_shot: 
                       episodes: int = 300) -> torch.Tensor:
     """Accuracy of nearest-prototype classification on ``episodes`` meta-test episodes.
 
-    ``embeddings``: {modality: (P, D) embeddings of ``data.test``}; with several modalities their logits
+    ``embeddings``: {modality: (P, d) embeddings of ``data.test``}; with several modalities their logits
     are averaged (fused prototypes with equal weights). The same seed gives the same episodes, so two
     calls with the same sizes compare methods on the same tasks (paired). Returns (episodes,).
     """
     sampler = test_sampler(data, embeddings, n_way, k_shot, n_query)
     parts = []
-    for start in range(0, episodes, EPISODE_CHUNK):  # in chunks: raw spectrograms make (T, Q, N, D) large
+    for start in range(0, episodes, EPISODE_CHUNK):  # in chunks: raw spectrograms make (B, |Q|, N, d) large
         batch = sampler.sample_batch(range(start, min(start + EPISODE_CHUNK, episodes)))
         parts.append(episode_accuracy(prototype_scores(embeddings, batch), batch.query_labels))
     return torch.cat(parts)
 
 
 def accuracy_grid(data: MetaData, embeddings: dict, ways=(2, 3, 4), shots=(1, 2, 5, 10), episodes: int = 300) -> dict:
-    """{(N, K): Interval} of :func:`few_shot_accuracy` for every N-way K-shot setting."""
+    """{(N, k): Interval} of :func:`few_shot_accuracy` for every N-way k-shot setting."""
     return {(n, k): normal_interval(few_shot_accuracy(data, embeddings, n, k, episodes=episodes))
             for n in ways for k in shots}
 
@@ -274,14 +274,14 @@ def accuracy_grid(data: MetaData, embeddings: dict, ways=(2, 3, 4), shots=(1, 2,
 def per_class_accuracy(data: MetaData, embeddings: dict, k_shot: int = 5, episodes: int = 300) -> dict:
     """Accuracy on the queries of each meta-test digit, 4-way ``k_shot``-shot, for each set of modalities.
 
-    ``embeddings``: {name: {modality: (P, D)}}, e.g. {"image": {...}, "audio": {...}, "both": {...}}.
+    ``embeddings``: {name: {modality: (P, d)}}, e.g. {"image": {...}, "audio": {...}, "both": {...}}.
     Returns {name: {digit: accuracy}}.
     """
     out = {}
     for name, columns in embeddings.items():
         batch = test_sampler(data, columns, 4, k_shot).sample_batch(range(episodes))
-        right = prototype_scores(columns, batch).argmax(-1) == batch.query_labels  # (T, Q)
-        digit = torch.gather(batch.classes, 1, batch.query_labels)  # (T, Q)
+        right = prototype_scores(columns, batch).argmax(-1) == batch.query_labels  # (B, |Q|)
+        digit = torch.gather(batch.classes, 1, batch.query_labels)  # (B, |Q|)
         out[name] = {d: right[digit == d].float().mean().item() for d in META_TEST_DIGITS}
     return out
 
@@ -398,7 +398,7 @@ def time_meta_step(model: nn.Module, tasks: tuple, vmapped: bool, settings: MAML
 class CorruptedEmbeddings:
     """Embeddings of a pool under every corruption of :data:`CONDITIONS`.
 
-    ``image[level]`` (L_i, P, D) and ``audio`` (L_a, P, D): level 0 is the default corruption, then
+    ``image[level]`` (L_i, P, d) and ``audio`` (L_a, P, d): level 0 is the default corruption, then
     :data:`IMAGE_NOISES` / :data:`AUDIO_SNRS`; ``labels`` (P,).
     """
 
@@ -431,15 +431,16 @@ def episode_conditions(count: int, seed: int) -> torch.Tensor:
 def corrupted_episodes(pool: CorruptedEmbeddings, sampler: EpisodeSampler, indices, conditions: torch.Tensor):
     """Support and query embeddings of episodes ``indices``, each under its condition.
 
-    Returns (support [image (T, S, D), audio (T, S, D)], support labels (T, S), query [...], query labels (T, Q)).
+    Returns (support [image (B, |S|, d), audio (B, |S|, d)], support labels (B, |S|), query [...], query labels
+    (B, |Q|)), for B = len(indices) episodes.
     """
     indices = torch.as_tensor(indices)
     e = sampler.sample_batch(indices)
-    levels = torch.tensor([pool.levels(CONDITIONS[int(c)]) for c in conditions[indices]])  # (T, 2)
+    levels = torch.tensor([pool.levels(CONDITIONS[int(c)]) for c in conditions[indices]])  # (B, 2)
     tables = (pool.image, pool.audio)
 
     def take(rows: torch.Tensor) -> list[torch.Tensor]:
-        return [table[levels[:, m, None], rows] for m, table in enumerate(tables)]  # (T, rows, D) each
+        return [table[levels[:, m, None], rows] for m, table in enumerate(tables)]  # (B, rows, d) each
 
     return take(e.support_rows), e.support_labels, take(e.query_rows), e.query_labels
 
@@ -590,7 +591,7 @@ WEIGHTING_BEATS_RAW_AUDIO = Claim("a ProtoNet whose encoder only weighs each spe
 WEIGHTING_MATCHES_RAW_IMAGE = Claim("for the image, the same per-pixel weighting stays within 0.02 of the raw pixels",
                                     "|paired difference in 4-way 5-shot accuracy|", "<=", 0.02)
 MORE_SHOTS_HELP = Claim("more examples per class help: 5-shot beats 1-shot",
-                        "gain in 4-way accuracy of the audio ProtoNet from K = 1 to K = 5", ">=", 0.08)
+                        "gain in 4-way accuracy of the audio ProtoNet from k = 1 to k = 5", ">=", 0.08)
 MAML_BEATS_ITS_START = Claim("after the one inner step it was meta-trained for, MAML's initialisation beats the same "
                              "network's untrained initialisation given the same step",
                              "paired gain in 4-way 5-shot accuracy, second order, one step", ">", 0.0)
@@ -629,7 +630,7 @@ FUSION_CLAIMS = {  # section 6's claims and the quantity of fusion_quantities ea
 
 
 def shot_gain(data: MetaData, embeddings: dict) -> float:
-    """Mean 4-way accuracy at K = 5 minus at K = 1 (:func:`few_shot_accuracy`, its default episodes)."""
+    """Mean 4-way accuracy at k = 5 minus at k = 1 (:func:`few_shot_accuracy`, its default episodes)."""
     five, one = (few_shot_accuracy(data, embeddings, k_shot=k).mean().item() for k in (5, 1))
     return five - one
 

@@ -31,12 +31,17 @@ def _arrow(ax, start: tuple, end: tuple, label: str = "", above: bool = True) ->
 
 
 def draw_multi_head(ax, num_heads: int = 4, length: int = 3, dim: int = 8) -> None:
-    """Multi-head attention as a picture: split, attend in each head, merge (Vaswani et al. 2017).
+    r"""Multi-head attention as a picture: split, attend in each head, merge (Vaswani et al. 2017).
 
-    Left to right: the projected queries (L x E, one colour per head's columns); ``split_heads`` cuts
-    them into H blocks of L x E/H; each head computes its own L x L weights, ``softmax(Q_h K_h^T /
-    sqrt(E/H))``, and its output L x E/H; ``merge_heads`` puts the outputs side by side again, and
-    ``W^O`` mixes the heads. The keys and values are split the same way (not drawn).
+    Written as lesson 03 writes it, with T = ``length`` tokens of d = ``dim`` features and the maps
+    acting on rows as ``nn.Linear`` does (``\top``: transposed). Left to right: the projected queries
+    $Q W_h^{Q\top}$ of every head h side by side (T x d, one colour per head's columns); ``split_heads``
+    cuts them into H blocks of T x d/H; each head computes its own T x T weights
+    $\alpha_h = \mathrm{softmax}(Q W_h^{Q\top} (K W_h^{K\top})^\top / \sqrt{d/H})$ and its output
+    $\mathrm{head}_h = \alpha_h V W_h^{V\top}$, T x d/H; ``merge_heads`` puts the outputs side by side
+    again, and $W^O$ mixes the heads: $\mathrm{MultiHead}(Q, K, V) = \mathrm{concat}(\mathrm{head}_1,
+    \dots, \mathrm{head}_H)\, W^{O\top}$, T x d. The keys and values are projected and split the same
+    way (not drawn).
     """
     if num_heads < 1 or dim % num_heads:
         raise ValueError(f"num_heads: expected a divisor of dim={dim}, got {num_heads}")
@@ -47,8 +52,8 @@ def draw_multi_head(ax, num_heads: int = 4, length: int = 3, dim: int = 8) -> No
     top = num_heads * (block + gap) - gap  # the heads' column sets the height
     mid = top / 2 + block / 2  # top edge of the full matrices, centred
     _matrix(ax, 0, mid, length, dim, by_column)
-    ax.text(dim * cell / 2, mid - block - 0.15, f"Q = X $W^Q$\n(L={length}) x (E={dim})", ha="center", va="top",
-            fontsize=7)
+    ax.text(dim * cell / 2, mid - block - 0.15, f"$Q W_h^{{Q\\top}}$\nfor every h\n(T={length}) x (d={dim})",
+            ha="center", va="top", fontsize=7)
     x_heads, x_maps, x_outs = dim * cell + 1.3, dim * cell + 1.3 + d * cell + 0.9, dim * cell + 3.6 + d * cell + block
     weights = torch.softmax(2 * torch.randn(num_heads, length, length, generator=torch.Generator().manual_seed(0)), -1)
     for h in range(num_heads):
@@ -59,9 +64,11 @@ def draw_multi_head(ax, num_heads: int = 4, length: int = 3, dim: int = 8) -> No
         _arrow(ax, (x_heads + d * cell + 0.05, y - block / 2), (x_maps - 0.05, y - block / 2))
         _matrix(ax, x_outs, y, length, d, [colours[h]] * d)
         _arrow(ax, (x_maps + block + 0.05, y - block / 2), (x_outs - 0.05, y - block / 2))
-    ax.text(x_maps + block / 2, top + 0.1, "softmax($Q_h K_h^\\top / \\sqrt{E/H}$)", ha="center", va="bottom",
-            fontsize=7)
-    ax.text(x_outs + d * cell / 2, top + 0.1, "$A_h V_h$", ha="center", va="bottom", fontsize=7)
+    ax.text(x_maps + block / 2, top + 0.5,
+            "$\\alpha_h = \\mathrm{softmax}(Q W_h^{Q\\top} (K W_h^{K\\top})^\\top / \\sqrt{d/H})$", ha="center",
+            va="bottom", fontsize=7)
+    ax.text(x_outs + d * cell / 2, top + 0.1, "$\\mathrm{head}_h = \\alpha_h\\, V W_h^{V\\top}$", ha="center",
+            va="bottom", fontsize=7)
     _arrow(ax, (dim * cell + 0.1, mid - block / 2), (x_heads - 0.55, mid - block / 2), "split")
     x_merged = x_outs + d * cell + 1.2
     _arrow(ax, (x_outs + d * cell + 0.1, mid - block / 2), (x_merged - 0.1, mid - block / 2), "merge")
@@ -69,9 +76,12 @@ def draw_multi_head(ax, num_heads: int = 4, length: int = 3, dim: int = 8) -> No
     x_out = x_merged + dim * cell + 1.1
     _arrow(ax, (x_merged + dim * cell + 0.1, mid - block / 2), (x_out - 0.1, mid - block / 2), "$W^O$")
     _matrix(ax, x_out, mid, length, dim, ["0.55"] * dim)
-    ax.text(x_out + dim * cell / 2, mid - block - 0.15, "output\n(heads mixed)", ha="center", va="top", fontsize=7)
+    ax.text(x_merged + dim * cell / 2, mid - block - 0.15, "concat($\\mathrm{head}_h$)\n(T x d)", ha="center",
+            va="top", fontsize=7)
+    ax.text(x_out + dim * cell / 2, mid - block - 0.15, "MultiHead(Q, K, V)\n= concat($\\mathrm{head}_h$) $W^{O\\top}$",
+            ha="center", va="top", fontsize=7)
     ax.set_xlim(-0.2, x_out + dim * cell + 0.2)
-    ax.set_ylim(-0.5, top + 0.5)
+    ax.set_ylim(-0.5, top + 0.9)
     ax.set_aspect("equal")
     ax.axis("off")
 
@@ -92,13 +102,15 @@ def _box(ax, x: float, y: float, text: str, colour: str = "0.93", width: float =
 def draw_cross_modal_block(ax) -> None:
     """One cross-modal block (MulT, Tsai et al. 2019) as a picture: pre-LN, attention, residual, FF.
 
-    The target sequence T (the words) gives the queries, the source S (the patches) the keys and
-    values, each through its own LayerNorm *before* attention (pre-LN); attention's output is added
-    to T (residual) to give X; X goes through LayerNorm and a feed-forward layer, added to X again.
+    As lesson 03 writes it: the words Z_text (B, T, d) give the queries, the patches Z_image (B, P, d)
+    the keys and values, each through its own LayerNorm *before* attention (pre-LN), and the weights
+    alpha are (B, H, T, P); attention's output is added to Z_text (residual) to give U; U goes through
+    LayerNorm and a feed-forward layer, added to U again:
+    U = Z_text + MultiHead(LN(Z_text), LN(Z_image), LN(Z_image)), Z_text' = U + FF(LN(U)).
     """
     y_t, y_s = 1.6, 0.4
-    _box(ax, 0.5, y_t, "T: words\n(B, $L_t$, d)", "#cde", 1.2, 0.6)
-    _box(ax, 0.5, y_s, "S: patches\n(B, $L_s$, d)", "#cde", 1.2, 0.6)
+    _box(ax, 0.5, y_t, "$Z_\\mathrm{text}$: words\n(B, T, d)", "#cde", 1.2, 0.6)
+    _box(ax, 0.5, y_s, "$Z_\\mathrm{image}$: patches\n(B, P, d)", "#cde", 1.2, 0.6)
     _box(ax, 2.0, y_t, "LayerNorm")
     _box(ax, 2.0, y_s, "LayerNorm")
     _box(ax, 3.7, y_t, "multi-head\nattention", "#fdb", 1.3, 0.7)
@@ -106,24 +118,25 @@ def draw_cross_modal_block(ax) -> None:
     _box(ax, 6.2, y_t, "LayerNorm")
     _box(ax, 7.6, y_t, "feed-forward\nLinear, GELU,\nLinear", "#dfd", 1.3, 0.8)
     _box(ax, 8.9, y_t, "+", "white", 0.35, 0.35)
-    _box(ax, 10.0, y_t, "out\n(B, $L_t$, d)", "#cde", 1.0, 0.6)
+    _box(ax, 10.0, y_t, "$Z_\\mathrm{text}'$\n(B, T, d)", "#cde", 1.0, 0.6)
     for start, end, label in (((1.1, y_t), (1.45, y_t), ""), ((1.1, y_s), (1.45, y_s), ""),
-                              ((2.55, y_t), (3.05, y_t), "Q"), ((5.18, y_t), (5.65, y_t), "X"),
+                              ((2.55, y_t), (3.05, y_t), "Q"), ((5.18, y_t), (5.65, y_t), "U"),
                               ((6.75, y_t), (6.95, y_t), ""), ((8.25, y_t), (8.72, y_t), ""),
                               ((9.08, y_t), (9.5, y_t), ""), ((4.35, y_t), (4.82, y_t), "")):
         _arrow(ax, start, end, label)
     ax.plot([2.55, 3.7], [y_s, y_s], color="0.3", lw=0.9)  # the source's keys and values, up into attention
     _arrow(ax, (3.7, y_s), (3.7, y_t - 0.4))
     ax.text(3.1, y_s + 0.06, "K, V", fontsize=7, ha="center", va="bottom")
-    ax.text(3.8, (y_s + y_t) / 2 - 0.1, "weights\n(B, H, $L_t$, $L_s$)", ha="left", va="center", fontsize=6.5,
+    ax.text(3.8, (y_s + y_t) / 2 - 0.1, "weights $\\alpha$\n(B, H, T, P)", ha="left", va="center", fontsize=6.5,
             color="0.3")
     rail = y_t + 0.75
     for x0, y0, x1 in ((0.5, y_t + 0.3, 5.0), (5.4, y_t, 8.9)):  # the skip connections, over the top
         ax.plot([x0, x0, x1], [y0, rail, rail], color="0.3", lw=0.9)
         _arrow(ax, (x1, rail), (x1, y_t + 0.22))
         ax.text((x0 + x1) / 2, rail + 0.05, "residual", ha="center", va="bottom", fontsize=7)
-    ax.text(5.5, y_s, "pre-LN: normalise before attention and FF;\nthe residuals keep T itself in the output",
-            ha="left", va="center", fontsize=7, color="0.3")
+    ax.text(5.5, y_s, "pre-LN: normalise before attention and FF;\n"
+            "the residuals keep $Z_\\mathrm{text}$ itself in the output", ha="left", va="center", fontsize=7,
+            color="0.3")
     ax.set_xlim(-0.2, 10.6)
     ax.set_ylim(0.0, 2.8)
     ax.axis("off")
@@ -187,13 +200,13 @@ def scene_and_silhouette(image, silhouette) -> None:
 
 
 def named_word(question_object) -> tuple[int, int]:
-    """The position of the word that names an object in a colour question (L,), and that object's index."""
+    """The position of the word that names an object in a colour question (T,), and that object's index."""
     return int((question_object >= 0).float().argmax()), int(question_object.max())
 
 
 def attention_examples(test: dict, weights, scores, indices) -> None:
     """For each test question at ``indices``: the shape word's head-averaged attention over the scene,
-    its object outlined, titled with the word and the model's answer (``weights`` (N, H, L, P))."""
+    its object outlined, titled with the word and the model's answer (``weights`` (n, H, T, P))."""
     with figure(2 * len(indices), 2.4, ncols=len(indices), tight=False) as axes:
         for ax, i in zip(axes, indices):
             word, obj = named_word(test["question_object"][i])
@@ -220,12 +233,12 @@ class AttentionExplorer(View):
 
     Parameters
     ----------
-    weights : tensor (N, H, L, P)
-        Text-to-image attention of N questions: H heads, L words, P = g * g patches.
+    weights : tensor (n, H, T, P)
+        Text-to-image attention of n questions: H heads, T words, P = g * g patches.
     data : dict of tensors
-        ``image`` (N, 3, 32, 32), ``masks`` (N, K, 32, 32), ``question_ids`` (N, L),
-        ``question_object`` (N, L), ``answer_id`` (N,), as returned by ``mmcourse.train.as_tensors``.
-    predictions : tensor (N,), optional
+        ``image`` (n, 3, 32, 32), ``masks`` (n, K, 32, 32), ``question_ids`` (n, T),
+        ``question_object`` (n, T), ``answer_id`` (n,), as returned by ``mmcourse.train.as_tensors``.
+    predictions : tensor (n,), optional
         The model's answers, shown next to the true ones.
     """
 

@@ -1,7 +1,9 @@
-"""Lesson 05's views: the three ways to combine modalities, products of Gaussians, generated samples,
-coherence bars, and the latent-space explorer."""
+"""Lesson 05's views: the three ways to combine modalities, products and mixtures of Gaussians, generated
+samples, coherence bars, and the latent-space explorer."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
@@ -85,6 +87,30 @@ def gaussian_product(ax, mus, variances, with_prior: bool = False, title: str = 
     ax.set_title(title, fontsize=9)
 
 
+def gaussian_mixture(ax, mus: Sequence[float], variances: Sequence[float], title: str = "") -> None:
+    """1-D Gaussian experts N(mu_i, sigma_i^2) (dashed) and their mixture with equal weights 1/M (solid), the
+    MMVAE posterior: the mixture's density is the average of the experts' densities."""
+    x = torch.linspace(-4, 6, 400, dtype=torch.float64)
+    mu = torch.tensor(list(mus), dtype=torch.float64)
+    variance = torch.tensor(list(variances), dtype=torch.float64)
+    density = torch.exp(-0.5 * (x[:, None] - mu) ** 2 / variance) / (2 * torch.pi * variance) ** 0.5  # (400, M)
+    for i, (m, v) in enumerate(zip(mu.tolist(), variance.tolist())):
+        ax.plot(x, density[:, i], "--", color=category_colour(i), label=f"expert N({m:g}, {v:g})")
+    ax.plot(x, density.mean(-1), color="black", lw=2, label="mixture")
+    ax.legend(fontsize=7)
+    ax.set_yticks([])
+    ax.set_xlabel("z", fontsize=8)
+    ax.set_title(title, fontsize=9)
+
+
+def product_and_mixture(mus: Sequence[float], variances: Sequence[float]) -> None:
+    """The same 1-D Gaussian experts N(mu_i, sigma_i^2) combined the two ways of lesson 05, side by side:
+    their product (MVAE, :func:`gaussian_product`) and their mixture (MMVAE, :func:`gaussian_mixture`)."""
+    with figure(10, 2.6, ncols=2) as axes:
+        gaussian_product(axes[0], mus, variances, title="their product (MVAE)")
+        gaussian_mixture(axes[1], mus, variances, title="their mixture (MMVAE)")
+
+
 def training_curves(histories: dict, title: str = "training loss (minus the ELBO for the VAEs)") -> None:
     """The training loss per epoch of each model, ``{name: History}``, one panel per model (their scales differ)."""
     with figure(3.2 * len(histories), 2.4, ncols=len(histories)) as axes:
@@ -159,7 +185,7 @@ def coherence_bars(tables: dict, title: str = "") -> None:
 
 
 def alignment_pitfall(results: dict) -> None:
-    """Section 7: both models' training loss, and each one's image-audio code distance for real and for
+    """Section 6: both models' training loss, and each one's image-audio code distance for real and for
     shuffled test pairs (``results`` from :func:`~mmcourse.experiments.autoencoders.alignment_pitfall`)."""
     with figure(9, 2.8, ncols=2) as axes:
         for name, r in results.items():

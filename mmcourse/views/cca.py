@@ -46,8 +46,8 @@ def canonical_pair(ax, u: torch.Tensor, v: torch.Tensor, labels: torch.Tensor | 
                        marker=category_marker(c), label=names[c] if names else None)
         if names:
             ax.legend(fontsize=6, markerscale=2, ncol=2)
-    ax.set_xlabel("x projection  $w_x^T x$", fontsize=8)
-    ax.set_ylabel("y projection  $w_y^T y$", fontsize=8)
+    ax.set_xlabel("x projection  $w_x^\\top x$", fontsize=8)
+    ax.set_ylabel("y projection  $w_y^\\top y$", fontsize=8)
     ax.set_title(title, fontsize=9)
 
 
@@ -190,9 +190,9 @@ def deep_cca_architecture() -> None:
         ax.set_ylim(0, 1)
         ax.axis("off")
         blue, green, grey, yellow = "#cfe3f3", "#cdeee2", "0.93", "#fbeec2"  # Okabe-Ito tints
-        for x, view, name, net, h in ((0.25, "x", "view x, e.g. pixels (B, p)", "$f_1$: network",
+        for x, view, name, net, h in ((0.25, "x", "view x, e.g. pixels (B, $d_x$)", "$f_1$: network",
                                        "$h^{(1)} = f_1(x)$"),
-                                      (0.75, "y", "view y, e.g. a spectrogram (B, q)", "$f_2$: network",
+                                      (0.75, "y", "view y, e.g. a spectrogram (B, $d_y$)", "$f_2$: network",
                                        "$h^{(2)} = f_2(y)$")):
             _box(ax, (x, 0.08), name, 0.36, 0.1, grey)
             _box(ax, (x, 0.33), net, 0.26, 0.14, blue if view == "x" else green)
@@ -203,8 +203,9 @@ def deep_cca_architecture() -> None:
             side = 0.5 + 1.8 * (x - 0.5)  # outside the column: the gradient's way back
             ax.plot([side, side], [0.78, 0.33], "--", color="0.25", lw=1.3)
             _arrow(ax, (side, 0.33), (x + 0.13 * (1 if x > 0.5 else -1), 0.33), dashed=True)
-        _box(ax, (0.5, 0.86), "correlation objective on the batch:  $\\mathcal{L} = -\\sum_{i=1}^{k} \\sigma_i(T)$,  "
-             "$T = C_{11}^{-1/2} C_{12} C_{22}^{-1/2}$", 0.9, 0.16, yellow)
+        _box(ax, (0.5, 0.86), "correlation objective on the batch:  $\\mathcal{L} = -\\sum_i s_i$,  "
+             "$s_i$ the singular values of\n$\\tilde C_{xy} = (C_{xx} + \\lambda I)^{-1/2}\\, C_{xy}\\, "
+             "(C_{yy} + \\lambda I)^{-1/2}$", 0.9, 0.16, yellow)
         ax.text(0.5, 0.47, "no labels: only which x\nwas paired with which y", ha="center", va="center",
                 fontsize=8, color="0.35")
         ax.text(0.5, 0.68, "dashed: the gradient of $\\mathcal{L}$\ntrains both networks", ha="center",

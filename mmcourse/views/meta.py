@@ -1,4 +1,4 @@
-"""Lesson 06's views: episodes, accuracy against N and K, modality weights per episode, and the few-shot explorer."""
+"""Lesson 06's views: episodes, accuracy against N and k, modality weights per episode, and the few-shot explorer."""
 
 from __future__ import annotations
 
@@ -47,9 +47,10 @@ def class_split(examples: dict, meta_train: list, meta_test: list, title: str = 
 
 def episode(support: torch.Tensor, support_labels: torch.Tensor, query: torch.Tensor, query_labels: torch.Tensor,
             class_names: list, queries_per_class: int = 3) -> None:
-    """An episode as a grid: one row per class, its K support examples, then some of its queries.
+    """An episode as a grid: one row per class, its k support examples, then some of its queries.
 
-    Shape: ``support`` (N * K, C, H, W), ``query`` (N * Q, C, H, W); labels in 0..N-1; ``class_names`` (N,).
+    Shape: ``support`` (|S|, channels, height, width) with |S| = N * k, ``query`` (|Q|, channels, height,
+    width); labels in 0..N-1; ``class_names`` (N,).
     """
     n_way = len(class_names)
     k_shot = int((support_labels == 0).sum())
@@ -70,7 +71,7 @@ def episode(support: torch.Tensor, support_labels: torch.Tensor, query: torch.Te
 
 
 def accuracy_against_shots(grid: dict, title: str = "") -> None:
-    """Meta-test accuracy against K for each N, with 95% intervals (``grid``: {(N, K): Interval});
+    """Meta-test accuracy against k for each N, with 95% intervals (``grid``: {(N, k): Interval});
     dotted: chance, 1/N."""
     ways = sorted({n for n, _ in grid})
     with figure(5, 3) as axes:
@@ -85,7 +86,7 @@ def accuracy_against_shots(grid: dict, title: str = "") -> None:
             ax.axhline(1 / n, color=colour, linestyle=":", linewidth=0.8)
         ax.set_xscale("log")
         ax.set_xticks(sorted({k for _, k in grid}), [str(k) for k in sorted({k for _, k in grid})])
-        ax.set_xlabel("K: examples per class in the support set", fontsize=8)
+        ax.set_xlabel("k: examples per class in the support set", fontsize=8)
         ax.set_ylabel("meta-test accuracy", fontsize=8)
         ax.set_ylim(0, 1)
         ax.legend(fontsize=7)
@@ -158,14 +159,14 @@ def weights_by_condition(conditions: torch.Tensor, weights: torch.Tensor, accura
 
 
 def _two_d(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Centre of ``points`` (P, D) and the projection on their top two principal directions, (D, 2)."""
+    """Centre of ``points`` (P, d) and the projection on their top two principal directions, (d, 2)."""
     centre = points.mean(0)
     _, _, v = torch.linalg.svd(points - centre, full_matrices=False)
     return centre, v[:2].T
 
 
 class FewShotView(View):
-    """Meta-test accuracy of a trained ProtoNet as you change N, K and the modality, and one episode in 2-D.
+    """Meta-test accuracy of a trained ProtoNet as you change N, k and the modality, and one episode in 2-D.
 
     Moving a control only evaluates (no training): it draws ``episodes`` meta-test episodes with the
     chosen sizes, classifies their queries by the nearest prototype in the precomputed embeddings, and
@@ -176,7 +177,7 @@ class FewShotView(View):
     Parameters
     ----------
     data : a :class:`~mmcourse.experiments.meta.MetaData` (its meta-test pool).
-    embeddings : {"image": (P, D), "audio": (P, D)} embeddings of ``data.test``; "both" concatenates them
+    embeddings : {"image": (P, d), "audio": (P, d)} embeddings of ``data.test``; "both" concatenates them
         (the same as averaging the two modalities' logits).
     episodes : episodes per setting.
 
@@ -189,7 +190,7 @@ class FewShotView(View):
             raise ValueError(f"embeddings: expected {{'image': ..., 'audio': ...}}, got keys {sorted(embeddings)}")
         self.data, self.embeddings, self.episodes = data, embeddings, episodes
         ways = len(torch.unique(data.test["label"]))
-        self.k_shot = widgets.IntSlider(5, 1, max_shots, description="K-shot", continuous_update=False)
+        self.k_shot = widgets.IntSlider(5, 1, max_shots, description="k-shot", continuous_update=False)
         self.n_way = widgets.IntSlider(ways, 2, ways, description="N-way", continuous_update=False)
         self.modality = widgets.Dropdown(options=["both", "image", "audio"], value="both", description="modality")
         self._lay_out([[self.k_shot, self.n_way, self.modality]], redraw_on=[self.n_way, self.k_shot, self.modality])
