@@ -20,7 +20,7 @@
 # [PyTorch basics tutorial](https://pytorch.org/tutorials/beginner/basics/intro.html), or chapters 2 and 3 of
 # [Dive into Deep Learning](https://d2l.ai/chapter_preliminaries/index.html)).
 #
-# **Time:** about 15 minutes of reading and 15 minutes of exercises. **Runs on:** any laptop CPU in well under a
+# **Time:** about 16 minutes of reading and 15 minutes of exercises. **Runs on:** any laptop CPU in well under a
 # minute; a GPU is used when there is one, but nothing needs it.
 #
 # Multimodal machine learning builds models that learn from several *modalities* at once: images,
@@ -102,7 +102,9 @@ if not mmcourse.claims.strict():  # in the test suite's strict mode this one wou
 #
 # | symbol | means | where |
 # |---|---|---|
-# | $x$, $y$ | one example of the first and the second modality (a column vector) | all |
+# | $x$, $y$ | one example of the first and the second modality (a column vector) | 02, 04, 07 |
+# | $y$ | a class label, one of $C$ classes (where no second modality is written $y$) | 01, 06, 08 |
+# | $x^{(m)}$ | the input of modality $m$, where there are more than two | 01, 05 |
 # | $X$, $Y$ | a data matrix: one example per **row**, $n \times d$ | 02, 04 |
 # | $n$ | the number of examples | all |
 # | $B$ | the batch size (examples, or tasks in a meta-batch) | all |
@@ -116,11 +118,13 @@ if not mmcourse.claims.strict():  # in the test suite's strict mode this one wou
 # | $Q$, $K$, $V$ | queries, keys and values; $Q$ means queries only (a query set in 06, retrieval queries in 02 and 07) | 03, 06 |
 # | $T$ | the number of time steps or tokens of a sequence, and nothing else | 03 |
 # | $H$ | the number of attention heads | 03 |
+# | $P$ | the number of image patches | 03 |
 # | $\tau$ | the temperature of a softmax, wherever one is divided by it | 07, 08 |
 # | $\sigma$, $\sigma^2$ | a standard deviation, a variance; a precision is written $1/\sigma^2$ | 04, 05 |
 # | $\sigma(\cdot)$ | the logistic sigmoid, when applied to something | 04 |
-# | $\mu$ | a mean | 05, 06 |
-# | $z$ | a latent code or an embedding | 05, 07 |
+# | $\mu$ | a mean | 05 |
+# | $h$, $h^{(m)}$ | an encoder's output (of modality $m$), before it is fused or compared | 01, 02, 08 |
+# | $z$ | a latent code, or an embedding that is compared or fused | 01, 03, 05, 07 |
 # | $\theta$, $\phi$ | parameters (a model's; an encoder's $\phi$ beside a decoder's $\theta$) | 05, 06 |
 # | $\alpha$ | a weight between 0 and 1 that mixes things (an attention weight, a modality's weight, the distillation mix) | 01, 03, 06, 08 |
 # | $\eta$ | a step size (a learning rate), with a subscript where there are two | 04, 06 |
@@ -128,7 +132,7 @@ if not mmcourse.claims.strict():  # in the test suite's strict mode this one wou
 # | $\lambda$ | the weight of a penalty or of an extra loss term (a ridge, a KL weight, a task's weight) | 02, 05, 08 |
 # | $\omega_i$ | the weight of the $i$-th rank-one term of a low-rank (CP) decomposition | 01 |
 # | $N$, $k$ | an episode's classes and shots: an $N$-way $k$-shot task | 06 |
-# | $\mathcal{T}$ | a task | 06, 08 |
+# | $\mathcal{T}$ | a task | 06 |
 # | $\mathcal{L}$ | a loss | all |
 # | $\mathcal{N}(\mu, \sigma^2)$ | a Gaussian | 05 |
 
@@ -139,9 +143,10 @@ if not mmcourse.claims.strict():  # in the test suite's strict mode this one wou
 #
 # <details><summary>Answer</summary>
 #
-# Not necessarily. A claim is a result of training, and your run is in effect another seed: the course
-# checks each claim on seeds 0-9 with a margin, so a clear miss with the lesson's own settings is unusual
-# and worth reporting, but it does not mean the code is wrong. A failing `verify` would: it states an
+# Not necessarily. A claim is a result of training. Your machine's hardware and library versions change the
+# last digits of the arithmetic, and after training that acts like another seed: the course checks each claim
+# on seeds 0-9 with a margin, so a clear miss with the lesson's own settings is unusual and worth reporting,
+# but it does not mean the code is wrong. A failing `verify` would: it states an
 # identity, and it stops the notebook.
 # </details>
 #
@@ -372,8 +377,8 @@ exercises.check("last_hidden", my_last_hidden)
 # %% [markdown]
 # <details><summary><b>Hint 1: a nudge</b></summary>
 #
-# The output has the right shape, but is it the state after each caption's last word? Ask which of the input's
-# three dimensions the GRU walks along as time, and read its documentation to find out.
+# Look at how the GRU is called, and at what the function returns. Is it really the state after each caption's
+# last word? The GRU's documentation says what it expects.
 # </details>
 # <details><summary><b>Hint 2: what helps</b></summary>
 #
@@ -413,8 +418,9 @@ exercises.check("last_hidden", solution_last_hidden, must_pass=True)
 #
 # The GRU read the captions as time steps and the word positions as the batch. So row $b$ of
 # `outputs[:, -1]` is the state after reading the *last word* of captions 0 to $b$, one after the other: it
-# ignores every other word and mixes captions. A test that runs one caption alone and then inside a batch
-# would have caught it: a caption's summary must not depend on the other captions in the batch.
+# ignores every other word and mixes captions. A test that changes an early word of a caption and checks that
+# the caption's summary changes would have caught it (the buggy function reads only last words), as would a
+# comparison with a loop over the captions one by one.
 # </details>
 
 # %% [markdown]
@@ -459,7 +465,7 @@ browser
 #
 # <details><summary>Answer</summary>
 #
-# With the true answer known, a method can be checked: lesson 02 verifies that CCA recovers the planted
+# With the true answer known, a method can be checked: lesson 02 claims, on ten seeds, that CCA recovers the planted
 # correlations within a few standard errors. On real data one can only compare methods with each other.
 # </details>
 

@@ -184,3 +184,12 @@ def test_a_solution_built_on_the_package_one_level_up_is_rejected(capsys):
         return dict(zip(params, torch.autograd.grad(loss, list(params.values()))))
 
     assert check("meta_gradient", own)
+
+
+def test_a_failing_case_is_reported_with_the_cases_that_passed_before_it(capsys):
+    ex = register("halve", lambda x: x / 2, lambda: [Case("zeros", (torch.zeros(2),)), Case("ones", (torch.ones(2),)),
+                                                     Case("twos", (2 * torch.ones(2),))])
+    assert not check(ex, lambda x: x * 0)
+    out = capsys.readouterr().out
+    assert "case 2 of 3 (ones)" in out and "passed before it: case 1 (zeros)" in out and "twos" not in out
+    del EXERCISES["halve"]

@@ -154,6 +154,9 @@ class Checked:
 def check(exercise: str | Exercise, fn: Callable, must_pass: bool = False) -> Checked:
     """Run ``fn`` on every case of ``exercise`` and print what, if anything, differs from the reference.
 
+    The cases run in order and the first that differs is reported, with the cases that passed before it (which
+    case passes is often the clue in a find-the-bug exercise).
+
     Returns a :class:`Checked`, true when all cases match. With ``must_pass=True`` (used by the worked solutions, so
     that the test suite notices a broken one) a mismatch raises ``ExerciseError``.
     """
@@ -179,7 +182,9 @@ def check(exercise: str | Exercise, fn: Callable, must_pass: bool = False) -> Ch
                                       "yourself from the formula (plain torch operations are fine)", must_pass)
         problem = compare(got, ex.reference(*case.args, **case.kwargs), ex.atol, ex.rtol)
         if problem:
-            return _report(ex, False, f"{label}: {problem}", must_pass)
+            passed = "; ".join(f"case {i} ({c.description})" for i, c in enumerate(cases[: number - 1], start=1))
+            return _report(ex, False, f"{label}: {problem}" + (f"\n  passed before it: {passed}" if passed else ""),
+                           must_pass)
     return _report(ex, True, f"all {len(cases)} cases match the reference", must_pass)
 
 
