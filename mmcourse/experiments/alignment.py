@@ -8,12 +8,12 @@ checks it on its seed-0 run, :func:`measure_claims` computes every claimed quant
 Results the lesson states as intervals over seeds 0-9 without claiming them (too variable for a claim; measured
 with this module's settings, one torch thread):
 
-- section 3, 172 degrees: refining the adversarial map found nearly every partner (>= 0.99) on 2 seeds and half
+- section 4, 172 degrees: refining the adversarial map found nearly every partner (>= 0.99) on 2 seeds and half
   of them (0.52) on a third; on the other seven the adversarial map found at most 0.011 and refinement at most 0.057;
-- section 4: from warp 0 to 0.5 precision@1 of the refined map fell by 0.007 to 0.063; at warps 1.5 and 2 the
+- section 5: from warp 0 to 0.5 precision@1 of the refined map fell by 0.007 to 0.063; at warps 1.5 and 2 the
   criterion rated the refined map above the all-pairs map on every seed, by 0.0002 to 0.0079, while the all-pairs
   map found more partners on 7 seeds of 10 at each of the two warps (the refined map more on 3 at warp 2);
-- section 4: the adversarial map without orthogonalisation found fewer partners than the recipe's on every seed, by
+- section 5: the adversarial map without orthogonalisation found fewer partners than the recipe's on every seed, by
   0.015 to 0.23; without label smoothing and input dropout it found more, by 0.14 to 0.30; with 10 discriminator
   steps as well, more again on nine seeds, while on seed 5 the discriminator reached accuracy 0.998 and the map
   0.04 (``adversarial_alignment(..., smoothing=0.0, dropout=0.0, discriminator_steps=10)``); refinement found
@@ -22,9 +22,10 @@ with this module's settings, one torch thread):
   -0.26 to +0.15; ten pairs minus the random rotations at Recall@1, 0.16 to 0.27; the unsupervised map minus
   chance, at Recall@5 -0.37 to -0.010 (below on every seed, too close on one to claim), at Recall@1 -0.10 to
   +0.04 (below on seven seeds);
-- section 7 (seeds 0-9, five other batch orders for plain regression): the change in Recall@5, -0.022 to -0.069 at
-  weight 0.1 and -0.059 to -0.158 at weight 1; plain regression's standard deviation over batch orders, 0.004 to
-  0.013; the skewness of N_10 rose at weight 0.1 on every seed (by 0.10 to 1.23) and at weight 1 on nine.
+- section 6, image to text (seeds 0-9, five other batch orders for plain regression): the change in Recall@5,
+  -0.022 to -0.069 at weight 0.1 and -0.059 to -0.158 at weight 1; plain regression's standard deviation over
+  batch orders, 0.004 to 0.013; the skewness of N_10 rose at weight 0.1 on every seed (by 0.10 to 1.23)
+  and at weight 1 on nine.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ from ..train import fit
 DIM, POINTS, NOISE = 16, 1500, 0.1  # the synthetic spaces: 1,500 points in 16 dimensions
 MAX_ANGLE = 1.5  # radians: the planted rotation turns each plane by at most this (86 degrees)
 WARPS = (0.0, 0.5, 1.0, 1.5, 2.0)  # how far the target is from a rotated copy of the source
-HUB_WARP = 1.0  # the warp at which section 5 compares nearest neighbours with CSLS
+HUB_WARP = 1.0  # the warp at which section 2 compares nearest neighbours with CSLS
 
 
 # --- Synthetic spaces ------------------------------------------------------------------------------
@@ -155,7 +156,7 @@ LARGE_ANGLE = 3.0  # radians (172 degrees): the planted rotation of section 3's 
 TURNS = {"mild": MAX_ANGLE, "large": LARGE_ANGLE}  # section 3's two pairs of spaces, by their largest angle
 STARTS = ("identity", "identity, refined", "adversarial", "adversarial, refined", "all pairs")
 STEPS, DISCRIMINATOR_STEPS = 300, 5  # the recipe's map steps and discriminator steps per map step (MUSE's five)
-STRONGER = 10  # discriminator steps per map step of section 3's stronger discriminator
+STRONGER = 10  # discriminator steps per map step of section 5's stronger discriminator
 
 
 def _starts(spaces: Spaces, adversarial: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -242,7 +243,7 @@ def orthogonalisation_effect(unsupervised: dict) -> dict:
 # --- Section 4: where it breaks --------------------------------------------------------------------
 
 
-WARP_STEPS = 100  # map steps of each run in section 4 (five runs at once)
+WARP_STEPS = 100  # map steps of each run in section 5 (five runs at once)
 
 
 def non_isometry(seed: int = 0, warps=WARPS, steps: int = WARP_STEPS, discriminator_steps: int = DISCRIMINATOR_STEPS,
@@ -557,7 +558,7 @@ def image_features(images: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(images, 4).flatten(1)
 
 
-CAPTION_WEIGHTS = (0.0, 0.1, 1.0)  # adversarial weights of section 7; 0 is plain regression
+CAPTION_WEIGHTS = (0.0, 0.1, 1.0)  # adversarial weights of section 6's image-to-text part; 0 is plain regression
 
 
 def image_to_caption(seed: int = 0, n_train: int = 1000, n_test: int = 1000, weights=CAPTION_WEIGHTS,

@@ -85,8 +85,8 @@ class AdversarialReplay(View):
     measures move.
 
     Left: both spaces on the target's first two principal axes (fixed for the whole replay): target
-    points in grey, mapped source points x W_t coloured by cluster. Middle: precision@1 and the
-    unsupervised criterion against the step, with a marker at the chosen step. Right: the
+    points in grey, mapped source points W_t x (in code, rows: x @ w with w = W_t^T) coloured by cluster.
+    Middle: precision@1 and the unsupervised criterion against the step, with a marker at the chosen step. Right: the
     discriminator's accuracy (0.5 = it cannot tell the two apart). Nothing is trained here: the
     history holds the map of every recorded step.
 
@@ -128,7 +128,7 @@ class AdversarialReplay(View):
         with self.output, figure(12, 3.4, ncols=3) as axes:
             scatter_clusters(axes[0], self.target2d, colour="0.75", size=5, label="target")
             scatter_clusters(axes[0], mapped2d, self.cluster, size=5, alpha=0.7)
-            axes[0].set_title(f"step {self.slider.value}: source x W (colour), target (grey)", fontsize=9)
+            axes[0].set_title(f"step {self.slider.value}: mapped source $Wx$ (colour), target (grey)", fontsize=9)
             axes[0].set_xticks([])
             axes[0].set_yticks([])
             _curves(axes[1], self.steps, self.precision, self.criterion, at)
