@@ -20,7 +20,8 @@
 #
 # **Prerequisites:** the Shapes data and the course's tools ([lesson 00](00_welcome.ipynb)); the
 # softmax ([d2l.ai](https://d2l.ai/chapter_linear-classification/softmax-regression.html)); matrix
-# products and reshaping tensors ([PyTorch tutorials](https://pytorch.org/tutorials/beginner/basics/tensorqs_tutorial.html)).
+# products and reshaping tensors
+# ([PyTorch tutorials](https://pytorch.org/tutorials/beginner/basics/tensorqs_tutorial.html)).
 # The fusion of whole-modality vectors in [lesson 01](01_fusion.ipynb) helps with the motivation.
 #
 # **Time:** about 21 minutes of reading and 24 minutes of exercises. **Runs on:** a laptop CPU in
@@ -77,7 +78,8 @@ scores = query @ keys.T / math.sqrt(2)  # one score per key, divided by sqrt(d_k
 weights = torch.softmax(scores, dim=-1)
 answer = weights @ values
 print("scores: ", [round(s, 3) for s in scores[0].tolist()])
-print("exp(scores):", [round(e, 2) for e in scores.exp()[0].tolist()], "| their sum:", round(scores.exp().sum().item(), 2))
+print("exp(scores):", [round(e, 2) for e in scores.exp()[0].tolist()],
+      "| their sum:", round(scores.exp().sum().item(), 2))
 print("weights:", [round(w, 3) for w in weights[0].tolist()])
 print("answer (RGB):", [round(a, 3) for a in answer[0].tolist()])
 
@@ -160,8 +162,7 @@ def solution_attention(q, k, v):
 exercises.check("scaled_dot_product_attention", solution_attention, must_pass=True)
 
 # %% [markdown]
-# The package's `scaled_dot_product_attention` computes the same and returns the weights too. On the
-# three objects it gives the hand computation:
+# The package's `scaled_dot_product_attention` gives the hand computation on the three objects:
 
 # %%
 from mmcourse.attention import scaled_dot_product_attention
@@ -188,9 +189,10 @@ verify(torch.allclose(out, answer) and torch.allclose(w, weights), "the function
 #
 # <details><summary>Answer</summary>
 #
-# The scores have a standard deviation of about 8 (the cell above printed it), so the softmax puts
-# nearly all the weight on one key. There its gradient is close to zero and training barely moves
-# the queries and keys. Divided by $\sqrt{d_k}$, the scores spread over about $\pm 1$.
+# The scores have a standard deviation of about 8 (the cell before the exercise printed 8.00), so
+# the softmax puts nearly all the weight on one key. There its gradient is close to zero and
+# training barely moves the queries and keys. Divided by $\sqrt{d_k}$, the scores spread over about
+# $\pm 1$.
 # </details>
 #
 # 3. Why does the softmax run over the keys (`dim=-1`)? What would a softmax over the queries give
@@ -209,20 +211,11 @@ verify(torch.allclose(out, answer) and torch.allclose(w, weights), "the function
 # ### Masks
 #
 # Often a query must not look at some keys: padding at the end of a short sentence, or future words
-# in a language model. A boolean mask, `True` where a query *may* attend (as in PyTorch's
-# `F.scaled_dot_product_attention`), sets the other scores to $-\infty$ before the softmax, so they
-# get weight exactly 0 and the rest still sums to 1. A query that may attend to *nothing* gets
-# all-zero weights and a zero output, as in `F.scaled_dot_product_attention` from torch 2.5 on;
-# `torch.nn.MultiheadAttention`, when it returns the weights (its default), gives NaN there: see
-# the second cell.
-
-# %%
-mask = torch.tensor([[True, False, True], [False, False, False]])  # query 2 may look at nothing
-out, w = scaled_dot_product_attention(torch.cat([query, query]), keys, values, mask)
-print("weights with the mask:\n", w.round(decimals=3))
-theirs_out = F.scaled_dot_product_attention(torch.cat([query, query]), keys, values, attn_mask=mask)
-verify(torch.allclose(out, theirs_out), "a query with no allowed key gets zeros, as in F.scaled_dot_product_attention",
-       torch_version=torch.__version__)
+# in a language model. A boolean mask is `True` where a query *may* attend (as in PyTorch's
+# `F.scaled_dot_product_attention`). Masked attention must give the masked keys weight exactly 0
+# while each query's allowed weights still sum to 1, and a query that may attend to *nothing* must
+# get all-zero weights and a zero output. `torch.nn.MultiheadAttention`, when it returns the weights
+# (its default), gives NaN there:
 
 # %%
 mha = torch.nn.MultiheadAttention(2, num_heads=1, batch_first=True)
@@ -233,8 +226,8 @@ print("torch.nn.MultiheadAttention with every key padded:", mha_out.flatten().to
 # %% [markdown]
 # ### Find the bug: masked attention
 #
-# Here is masked attention as tutorial code often has it. It runs and returns the right shapes. Run
-# the check to see which case it fails, find the bug, and write a fixed
+# Here is masked attention as tutorial code often has it: it runs, with the right shapes. Run the
+# check to see which case it fails, find the bug, and write a fixed
 # `my_masked_attention(q, k, v, mask)` below it: `mask` is `True` where a query may attend,
 # broadcastable to `(..., T_q, T_k)`; a query that may attend to nothing gets zeros, not NaN.
 
@@ -292,6 +285,18 @@ def solution_masked_attention(q, k, v, mask):
 exercises.check("masked_attention", solution_masked_attention, must_pass=True)
 
 # %% [markdown]
+# The package's `scaled_dot_product_attention` takes the same mask. Query 2 below may look at
+# nothing and gets zeros, as in `F.scaled_dot_product_attention` from torch 2.5 on:
+
+# %%
+mask = torch.tensor([[True, False, True], [False, False, False]])  # query 2 may look at nothing
+out, w = scaled_dot_product_attention(torch.cat([query, query]), keys, values, mask)
+print("weights with the mask:\n", w.round(decimals=3))
+theirs_out = F.scaled_dot_product_attention(torch.cat([query, query]), keys, values, attn_mask=mask)
+verify(torch.allclose(out, theirs_out), "a query with no allowed key gets zeros, as in F.scaled_dot_product_attention",
+       torch_version=torch.__version__)
+
+# %% [markdown]
 # ### Multi-head attention
 #
 # One softmax gives one blend. To look for several things at once, attention runs in several
@@ -308,8 +313,10 @@ views.multi_head_picture(num_heads=4, length=3, dim=8)
 # $$\mathrm{MultiHead}(Q, K, V) = \mathrm{concat}(\mathrm{head}_1, \dots, \mathrm{head}_H)\, W^{O\top},
 # \qquad \mathrm{head}_h = \mathrm{Attention}(Q W_h^{Q\top}, K W_h^{K\top}, V W_h^{V\top}).$$
 #
-# In code, the cut turns $(B, T, d)$ into $(B, H, T, d/H)$, attention runs on the last two
-# dimensions, and the merge turns the result back into $(B, T, d)$.
+# In code, one $d \times d$ projection serves all heads, cut into $H$ blocks: $W_h^Q$ is the $h$-th
+# block of $d/H$ rows of $W^Q$, and so for $K$ and $V$. The cut turns $(B, T, d)$ into
+# $(B, H, T, d/H)$, attention runs on the last two dimensions, and the merge turns the result back
+# into $(B, T, d)$.
 #
 # ### Exercise: splitting and merging heads
 #
@@ -386,7 +393,7 @@ print("merged back equals x:", torch.equal(merge_heads(heads), x))
 #
 # `MultiHeadAttention.from_torch` copies the weights of a `torch.nn.MultiheadAttention` whose keys
 # and values differ in size from the queries (as when they come from another modality), with padded
-# keys. Both must give the same outputs and per-head weights (the test suite tries many more shapes).
+# keys. Both must give the same outputs and per-head weights.
 
 # %%
 torch.manual_seed(0)
@@ -399,7 +406,8 @@ out, w = ours(q_in, k_in, v_in, key_padding_mask=padding)
 mask = torch.rand(2, 4, 5, 7) < 0.7
 mask[..., 0] = True
 q_, k_, v_ = torch.randn(2, 4, 5, 8), torch.randn(2, 4, 7, 8), torch.randn(2, 4, 7, 3)
-sdpa_gap = (scaled_dot_product_attention(q_, k_, v_, mask)[0] - F.scaled_dot_product_attention(q_, k_, v_, attn_mask=mask)).abs().max()
+sdpa_gap = (scaled_dot_product_attention(q_, k_, v_, mask)[0]
+            - F.scaled_dot_product_attention(q_, k_, v_, attn_mask=mask)).abs().max()
 verify((out - expected).abs().max() < 1e-5 and (w - expected_w).abs().max() < 1e-6 and sdpa_gap < 1e-5,
        "ours equals PyTorch's (outputs and per-head weights)", mha_gap=(out - expected).abs().max(),
        weights_gap=(w - expected_w).abs().max(), sdpa_gap=sdpa_gap)
@@ -425,7 +433,7 @@ verify((out - expected).abs().max() < 1e-5 and (w - expected_w).abs().max() < 1e
 #
 # Zeros. NaN spreads: any sum, loss or gradient that touches it becomes NaN, so a single fully
 # padded row spoils the loss of the whole batch, and after one update every parameter. With zeros, a
-# block's residual connection simply keeps that token's own vector. The package's function and
+# block's residual connection simply keeps that token's own vector (plus the output bias). The package's function and
 # `F.scaled_dot_product_attention` give zeros; `torch.nn.MultiheadAttention` gave NaN above.
 # </details>
 #
@@ -508,10 +516,9 @@ experiments.ATTENTION_ANSWERS.check(result.accuracy - max(result.text_only_accur
 experiments.ATTENTION_BEATS_IMAGE_ONLY.check(result.accuracy - result.image_only_accuracy)
 
 # %% [markdown]
-# Most of the gain over the question alone comes without reading the question: the image alone
-# answers every scene with one object (the share printed above) and many others. The gain that needs the
-# question, finding *the triangle*, is the one over the image-only ceiling, and it comes from the
-# scenes with two or three objects.
+# Most of the gain over the question alone needs no question: the image alone answers every scene
+# with one object (the share printed above) and many others. The gain that needs the question,
+# finding *the triangle*, is the one over the image-only ceiling, on scenes with two or three objects.
 #
 # ### Does "triangle" look at the triangle?
 #
@@ -531,8 +538,8 @@ experiments.GROUNDS_SHAPE_WORD.check(result.grounding.accuracy / result.groundin
 
 # %% [markdown]
 # Nobody told the model where the objects are: it learned to look from the answers alone. Here is
-# the shape word's attention in the first test questions, with the named object outlined in white
-# and the most-attended patch boxed:
+# the shape word's attention in the first test questions (named object outlined in white,
+# most-attended patch boxed):
 
 # %%
 views.attention_examples(result.test, result.weights, result.scores, range(5))
@@ -567,8 +574,9 @@ exercises.check("grounding_accuracy", my_grounding)
 #
 # `rows, cols = (token_to_object >= 0).nonzero(as_tuple=True)` lists the words that count.
 # `patch_masks(masks, g)` with `g = math.isqrt(P)`, indexed by `rows` and `token_to_object[rows, cols]`,
-# is `(N, P)`: the patches that touch each named object. `weights[rows, cols].argmax(-1)` is each
-# word's top patch, and `.float().mean().item()` turns booleans into a Python float.
+# has one row per counted word and one column per patch: the patches that touch its named object.
+# `weights[rows, cols].argmax(-1)` is each word's top patch, and `.float().mean().item()` turns
+# booleans into a Python float.
 # </details>
 # <details><summary><b>Hint 3: the code</b></summary>
 #
@@ -604,7 +612,8 @@ verify(solution_grounding(result.weights.mean(1), result.test["masks"], result.t
 # Beating a random patch is a low bar: objects stand out from the plain background, so a map that
 # looks at *any* object beats it too, and is always right on a scene with one object. So take the
 # scenes with two or three objects, and compare with an **any-object baseline**: a word-blind map
-# whose top patch is a random patch of some object.
+# whose top patch is drawn uniformly among the patches that touch any object. It lands on the named
+# object as often as that object's share of those patches.
 
 # %%
 several = experiments.grounding_with_several_objects(result)
@@ -617,7 +626,7 @@ views.where_words_look(several)
 experiments.GROUNDS_ITS_OBJECT.check(several.named - several.any_object_baseline)
 
 # %% [markdown]
-# The shape word does not just find objects: it finds *its* object, the one the answer is about.
+# The shape word finds *its* object, the one the answer is about, not just any object.
 #
 # ### Explore the attention
 #
@@ -640,9 +649,9 @@ explorer
 #
 # Those on scenes with two or three objects where the named shape's colour is not the image-only
 # guess (the colour most objects share, ties broken in a fixed order): there only finding *that*
-# shape decides. The gain over "image only, at best",
-# printed with its interval, measures this part; the gain over text only also counts the answers
-# that the image alone would have given.
+# shape decides. The gain over "image only, at best", printed with its interval, measures this part,
+# net: it also subtracts the answers that the image alone gets right and the model gets wrong. The
+# gain over text only also counts the answers that the image alone would have given.
 # </details>
 #
 # 2. Grounding accuracy is several times chance. Why is that not yet evidence that the word finds the
@@ -668,8 +677,7 @@ explorer
 # %% [markdown]
 # ## 4. Co-attention: both directions
 #
-# So far only the words looked at the image. MulT runs cross-modal attention *in both directions*:
-# the words attend to the patches, every patch attends to the words, and the prediction reads both
+# So far only the words looked at the image. MulT runs cross-modal attention *in both directions*
 # (co-attention goes back to Lu et al. 2016, [*Hierarchical Question-Image
 # Co-Attention*](https://arxiv.org/abs/1606.00061)). With `both_directions=True`, `AttentionVQA`
 # concatenates two summaries: the question's (the words after looking at the patches, pooled) and
@@ -698,9 +706,10 @@ experiments.IMAGE_BRANCH_IDLE.check(co.accuracy - co.without_image_summary)
 # The answers come from the question's branch; the image's branch, present and trained, adds
 # almost nothing, although the patches alone could have given the image-only answers. Training
 # matters: the branch joined a model that already answered well (try `start=None`, `epochs=12` and a
-# few seeds to train both from scratch). And the ablation says only that the head ignores the branch. Look at the patches'
-# attention itself: if patches used the question to recognise themselves as "the triangle", those
-# on the named object would give the shape word more weight than empty patches do:
+# few seeds to train both from scratch). And the ablation says only that the head ignores the
+# branch. Look at the patches' attention itself: if patches used the question to recognise
+# themselves as "the triangle", those on the named object would give the shape word more weight
+# than empty patches do:
 
 # %%
 print("most-attended word of patches on the named object:", co.top_word_counts)
@@ -708,9 +717,9 @@ print(f"mean weight on the shape word: patches on the object {co.shape_word_insi
       f"empty patches {co.shape_word_outside:.3f}")
 
 # %% [markdown]
-# Every question is the same five words around one shape word, so a patch has little to read in
-# it. With captions that describe several objects, patches would have more. Which direction matters
-# depends on the task and the training: measure before you interpret.
+# Every question is the same five words around one shape word, so a patch has little to read;
+# captions describing several objects would give it more. Which direction matters depends on the
+# task and the training: measure before you interpret.
 
 # %% [markdown]
 # ### Check yourself
@@ -789,8 +798,7 @@ experiments.OBJECT_ORDER_BEATS_ATTENTION.check(deletion.areas["attention"] - del
 # The peak of the heatmap matters: deleting that one patch changes more answers than deleting a
 # random patch of the object, and the attention curve falls far below the random one. But then the
 # order that simply knows the object removes the answer sooner, down to the majority level (the
-# dashed line). Attention finds *a* decisive patch, not everything the answer uses. Attention tells
-# you where a model *looked*; to learn what it *used*, intervene, and compare with controls.
+# dashed line). Attention finds *a* decisive patch, not everything the answer uses.
 
 # %% [markdown]
 # ### Check yourself

@@ -51,10 +51,10 @@ def scaled_dot_product_attention(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``softmax(q k^T / sqrt(d_k)) v``, returning the output and the attention weights.
 
-    Shape:
-        - q: (..., L_q, d_k), k: (..., L_k, d_k), v: (..., L_k, d_v), same leading dimensions
-        - mask: bool, broadcastable to (..., L_q, L_k); True where a query may attend
-        - returns out (..., L_q, d_v) and weights (..., L_q, L_k); each row of weights sums to one
+    Shape (T_q queries, T_k keys):
+        - q: (..., T_q, d_k), k: (..., T_k, d_k), v: (..., T_k, d_v), same leading dimensions
+        - mask: bool, broadcastable to (..., T_q, T_k); True where a query may attend
+        - returns out (..., T_q, d_v) and weights alpha (..., T_q, T_k); each row of weights sums to one
           over its allowed keys, or is all zeros when no key is allowed.
 
     Equals ``torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)``.
@@ -78,7 +78,7 @@ def scaled_dot_product_attention(
 
 def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None):
     """:func:`scaled_dot_product_attention` without the checks (inputs already checked)."""
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., L_q, L_k)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., T_q, T_k)
     if mask is None:
         weights = torch.softmax(scores, dim=-1)
     else:
@@ -90,7 +90,7 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tenso
 
 
 def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
-    """Cut the last dimension into ``num_heads`` heads. Shape: (B, L, E) -> (B, H, L, E / H)."""
+    """Cut the last dimension into ``num_heads`` heads. Shape: (B, T, d) -> (B, H, T, d/H)."""
     _check_tensor("x", x, 3, "(B, L, E)")
     if x.ndim != 3 or x.shape[-1] % num_heads:
         raise ValueError(f"x: expected shape (B, L, E) with E divisible by num_heads={num_heads}, "
@@ -100,7 +100,7 @@ def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
 
 
 def merge_heads(x: torch.Tensor) -> torch.Tensor:
-    """Undo :func:`split_heads`. Shape: (B, H, L, D) -> (B, L, H * D)."""
+    """Undo :func:`split_heads`. Shape: (B, H, T, d/H) -> (B, T, d)."""
     _check_tensor("x", x, 4, "(B, H, L, D)")
     if x.ndim != 4:
         raise ValueError(f"x: expected shape (B, H, L, D), got {tuple(x.shape)}")
@@ -109,27 +109,31 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
 
 
 class MultiHeadAttention(nn.Module):
-    """Multi-head attention, batch first: H heads attend in parallel in subspaces of size E / H.
+    r"""Multi-head attention, batch first: H heads attend in parallel in subspaces of size d/H.
 
-    ``MultiHead(Q, K, V) = Concat(head_1, ..., head_H) W_O`` with
-    ``head_h = Attention(Q W_Q^h, K W_K^h, V W_V^h)`` (Vaswani et al. 2017).
+    As lesson 03 writes it (Vaswani et al. 2017), with the maps acting on rows as ``nn.Linear`` does:
+    $\mathrm{MultiHead}(Q, K, V) = \mathrm{concat}(\mathrm{head}_1, \dots, \mathrm{head}_H)\, W^{O\top}$,
+    $\mathrm{head}_h = \mathrm{Attention}(Q W_h^{Q\top}, K W_h^{K\top}, V W_h^{V\top})$, where $W_h^Q$ is the
+    h-th block of d/H rows of $W^Q$ (``q_proj.weight``, one projection for all H heads), likewise for K and V,
+    and $W^O$ is ``out_proj.weight``.
 
     Parameters
     ----------
     embed_dim : int
-        E, the size of the queries and of the output; must be divisible by ``num_heads``.
+        d, the size of the queries and of the output; must be divisible by ``num_heads``.
     num_heads : int
+        H.
     kdim, vdim : int, optional
-        Sizes of the keys and values when they differ from E (another modality, say).
+        Sizes of the keys and values when they differ from d (another modality, say).
     bias : bool
         Whether the four projections have a bias.
 
-    Shape:
-        - query (B, L_q, E), key (B, L_k, kdim), value (B, L_k, vdim)
-        - key_padding_mask: bool (B, L_k), True for padding keys to ignore (as in torch)
-        - mask: bool broadcastable to (B, H, L_q, L_k), True where a query may attend (as in
+    Shape (T_q queries, T_k keys):
+        - query (B, T_q, d), key (B, T_k, kdim), value (B, T_k, vdim)
+        - key_padding_mask: bool (B, T_k), True for padding keys to ignore (as in torch)
+        - mask: bool broadcastable to (B, H, T_q, T_k), True where a query may attend (as in
           ``F.scaled_dot_product_attention``; torch's ``nn.MultiheadAttention`` uses the opposite)
-        - returns out (B, L_q, E) and per-head weights (B, H, L_q, L_k)
+        - returns out (B, T_q, d) and per-head weights alpha (B, H, T_q, T_k)
     """
 
     def __init__(self, embed_dim: int, num_heads: int, kdim: int | None = None, vdim: int | None = None,
@@ -158,17 +162,17 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"key, value: expected the same (B, L_k) as each other and B={query.shape[0]} "
                              f"as query, got key {tuple(key.shape)} and value {tuple(value.shape)}")
         if mask is not None:
-            _check_mask(mask, (query.shape[0], self.num_heads, query.shape[1], key.shape[1]))  # (B, H, L_q, L_k)
+            _check_mask(mask, (query.shape[0], self.num_heads, query.shape[1], key.shape[1]))  # (B, H, T_q, T_k)
         allowed = mask
         if key_padding_mask is not None:
             if key_padding_mask.dtype != torch.bool or key_padding_mask.shape != key.shape[:2]:
                 raise ValueError(f"key_padding_mask: expected a bool tensor of shape {tuple(key.shape[:2])}, "
                                  f"got {key_padding_mask.dtype} {tuple(key_padding_mask.shape)}")
-            keep = ~key_padding_mask[:, None, None, :]  # (B, 1, 1, L_k)
+            keep = ~key_padding_mask[:, None, None, :]  # (B, 1, 1, T_k)
             allowed = keep if allowed is None else allowed & keep
         h = self.num_heads
-        q = split_heads(self.q_proj(query), h)  # (B, H, L_q, E / H)
-        k, v = split_heads(self.k_proj(key), h), split_heads(self.v_proj(value), h)  # (B, H, L_k, E / H)
+        q = split_heads(self.q_proj(query), h)  # (B, H, T_q, d/H)
+        k, v = split_heads(self.k_proj(key), h), split_heads(self.v_proj(value), h)  # (B, H, T_k, d/H)
         out, weights = _attend(q, k, v, allowed)
         return self.out_proj(merge_heads(out)), weights
 
@@ -205,11 +209,12 @@ class CrossModalAttention(nn.Module):
 
     As in MulT (Tsai et al. 2019): queries from the target, keys and values from the source, layer
     normalisation before attention (pre-norm), a residual connection, then a residual feed-forward
-    layer. ``x = t + MHA(LN(t), LN(s), LN(s))``, ``out = x + FF(LN(x))``.
+    layer. With target t and source s, ``U = t + MultiHead(LN(t), LN(s), LN(s))`` and ``out = U + FF(LN(U))``
+    (lesson 03 writes t = Z_text, the words, and s = Z_image, the patches).
 
-    Shape:
-        - target (B, L_t, dim), source (B, L_s, source_dim), source_padding_mask bool (B, L_s)
-        - returns out (B, L_t, dim) and weights (B, H, L_t, L_s)
+    Shape (T_q target rows, T_k source rows):
+        - target (B, T_q, dim), source (B, T_k, source_dim), source_padding_mask bool (B, T_k)
+        - returns out (B, T_q, dim) and weights alpha (B, H, T_q, T_k)
     """
 
     def __init__(self, dim: int, num_heads: int, source_dim: int | None = None, ff_mult: int = 2) -> None:
@@ -231,10 +236,10 @@ class CrossModalAttention(nn.Module):
 class CoAttention(NamedTuple):
     """What :class:`CrossModalTransformer` returns: both updated sequences and each direction's weights."""
 
-    text: torch.Tensor  # (B, L_t, dim)
-    image: torch.Tensor  # (B, L_i, dim)
-    text_to_image: torch.Tensor  # (B, H, L_t, L_i): words attending over patches (last layer)
-    image_to_text: torch.Tensor  # (B, H, L_i, L_t): patches attending over words (last layer)
+    text: torch.Tensor  # (B, T, dim): T words
+    image: torch.Tensor  # (B, P, dim): P patches
+    text_to_image: torch.Tensor  # (B, H, T, P): words attending over patches (last layer)
+    image_to_text: torch.Tensor  # (B, H, P, T): patches attending over words (last layer)
 
 
 class CrossModalTransformer(nn.Module):
@@ -244,7 +249,7 @@ class CrossModalTransformer(nn.Module):
     image attend to text. As in MulT, each layer of a stack attends to the *input* sequence of the
     other modality, so the two directions do not depend on each other.
 
-    Shape: text (B, L_t, dim), image (B, L_i, dim), text_padding_mask bool (B, L_t) ->
+    Shape: text (B, T, dim), image (B, P, dim), text_padding_mask bool (B, T) ->
     :class:`CoAttention`.
     """
 
@@ -267,8 +272,8 @@ class VQAOutput(NamedTuple):
     """What :class:`AttentionVQA` returns, with one direction or two."""
 
     scores: torch.Tensor  # (B, num_answers)
-    text_to_image: torch.Tensor  # (B, H, L, P): each word's attention over the patches
-    image_to_text: torch.Tensor | None  # (B, H, P, L): each patch's attention over the words; None with one direction
+    text_to_image: torch.Tensor  # (B, H, T, P): each word's attention over the patches
+    image_to_text: torch.Tensor | None  # (B, H, P, T): each patch's attention over the words; None with one direction
 
 
 class Summary(NamedTuple):
@@ -276,8 +281,8 @@ class Summary(NamedTuple):
 
     text: torch.Tensor  # (B, dim): the question after attention, a weighted average of its words
     image: torch.Tensor | None  # (B, dim): the average patch after attention (both directions), else None
-    text_to_image: torch.Tensor  # (B, H, L, P)
-    image_to_text: torch.Tensor | None  # (B, H, P, L), or None
+    text_to_image: torch.Tensor  # (B, H, T, P)
+    image_to_text: torch.Tensor | None  # (B, H, P, T), or None
 
 
 class AttentionVQA(nn.Module):
@@ -289,8 +294,8 @@ class AttentionVQA(nn.Module):
     lets every patch look up the words. The updated words (and patches) are averaged and a linear
     layer scores the answers.
 
-    Shape: image (B, 3, 32, 32), tokens (B, L) int64 padded with 0 -> :class:`VQAOutput`
-    (scores (B, num_answers), text_to_image (B, H, L, P), image_to_text (B, H, P, L) or None).
+    Shape: image (B, 3, 32, 32), tokens (B, T) int64 padded with 0 -> :class:`VQAOutput`
+    (scores (B, num_answers), text_to_image (B, H, T, P), image_to_text (B, H, P, T) or None).
     """
 
     def __init__(self, vocab_size: int, num_answers: int, dim: int = 32, num_heads: int = 2,
@@ -311,10 +316,10 @@ class AttentionVQA(nn.Module):
         computed from the words themselves (a softmax over the real tokens; padding gets none).
         The image's summary (both directions only) is the average patch after attention.
         """
-        words, padding = self.text(tokens)  # (B, L, dim), (B, L)
+        words, padding = self.text(tokens)  # (B, T, dim), (B, T)
         patches = self.image(image)  # (B, P, dim)
         scores = self.word_weight(words).squeeze(-1).masked_fill(padding, torch.finfo(words.dtype).min)
-        word_weights = torch.softmax(scores, dim=-1).unsqueeze(-1)  # (B, L, 1)
+        word_weights = torch.softmax(scores, dim=-1).unsqueeze(-1)  # (B, T, 1)
         if self.both_directions:
             co = self.cross(words, patches, padding)
             return Summary((word_weights * co.text).sum(1), co.image.mean(1), co.text_to_image, co.image_to_text)
