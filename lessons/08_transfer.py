@@ -213,15 +213,17 @@ for t, name in enumerate(experiments.TASKS):
 # Kendall, Gal and Cipolla (2018), [*Multi-Task Learning Using Uncertainty to Weigh Losses for
 # Scene Geometry and Semantics*](https://arxiv.org/abs/1705.07115), learn the weights instead. Each
 # task gets a learned log-variance $s_t = \log \sigma_t^2$: for a classification task they divide
-# its logits by $\sigma_t^2$ before the softmax, as a temperature does, so a large $\sigma_t^2$
-# flattens the task's probabilities, the model saying it is unsure. Their approximation of the
-# negative log-likelihood gives the loss
+# its logits by $\sigma_t^2$ before the softmax, as a temperature does, so a large $s_t$ flattens
+# the task's probabilities, the model saying it is unsure (the opposite sense to lesson 07's logit
+# scale $s$, where a large $s$ sharpens). Their approximation of the negative log-likelihood gives
+# the loss
 #
 # $$\mathcal{L} = \sum_{t} \Big( e^{-s_t} \mathcal{L}_t + \frac{s_t}{2} \Big).$$
 #
 # The weight $e^{-s_t}$ falls as the task's uncertainty grows; the term $s_t / 2$ stops every
-# $\sigma_t$ from growing without bound, which would switch every task off. Setting the derivative to zero gives $e^{-s_t} = 1 / (2 \mathcal{L}_t)$: a task whose loss
-# stays high gets a small weight. For the losses above, those weights would be:
+# $\sigma_t$ from growing without bound, which would switch every task off. Setting the derivative
+# to zero gives $e^{-s_t} = 1 / (2 \mathcal{L}_t)$: a task whose loss stays high gets a small
+# weight. For the losses above, those weights would be:
 
 # %%
 print({name: round(1 / (2 * loss.per_task[t].item()), 2) for t, name in enumerate(experiments.TASKS)})
@@ -331,9 +333,9 @@ exercises.check("task_losses", solution_task_losses, must_pass=True)
 # One shared model trained on all four types, against four models of the same architecture, each
 # trained on its own type's questions alone. Same recipe, same seed (so the same starting encoder),
 # and the same budget: every model passes over its questions the same number of times, so every
-# question is seen equally often, and the four separate models together take about as many steps
-# as the shared one. With 400 questions of each type, 8 passes in batches of 64; with 100 of each,
-# 12 passes in batches of 32:
+# question is seen equally often. The four separate models together take more steps than the
+# shared one, as printed below: about an eighth more with 400 questions of each type (8 passes in
+# batches of 64), about a quarter more with 100 of each (12 passes in batches of 32):
 
 # %%
 for name, rows, size, epochs in (("400 per type", questions.full, 64, experiments.FULL_EPOCHS),
@@ -405,11 +407,11 @@ for seed in (1, 2):
 
 # %% [markdown]
 # Whenever retraining moves an accuracy by as much as the interval is wide, a single run cannot
-# carry a finding. **So does sharing help?** Over ten seeds (`benchmarks/claims.py`), with 400
-# questions per type the shared model was ahead of the separate ones on average on every seed, the
-# position questions gaining most, but on the worst seed by almost nothing: far from the margin the
-# course asks of a claim. Take the direction as a hint. Pick a type to see both data regimes side
-# by side:
+# carry a finding. **So does sharing help?** Over ten seeds (measured for the lab guide; see the
+# docstring of `mmcourse/experiments/transfer.py`), with 400 questions per type the shared model
+# was ahead of the separate ones on average on every seed, the position questions gaining most, but
+# on the worst seed by almost nothing: far from the margin the course asks of a claim. Take the
+# direction as a hint. Pick a type to see both data regimes side by side:
 
 # %%
 views.MultiTaskView({"400 per type": full, "100 per type": little})
@@ -417,15 +419,15 @@ views.MultiTaskView({"400 per type": full, "100 per type": little})
 # %% [markdown]
 # ### Check yourself
 #
-# 1. What keeps the comparison fair, and why do the four separate models take a few more steps in
-#    all than the shared one?
+# 1. What keeps the comparison fair, and why do the four separate models take more steps in all
+#    than the shared one (192 against 156 with 100 questions per type)?
 #
 # <details><summary>Answer</summary>
 #
 # The same architecture, recipe and seed, and the same number of passes over each model's own
 # questions, so every question is seen equally often. Each pass of each separate model ends with a
-# smaller batch, so four models take a few more steps than one model over the same questions (the
-# steps printed at the start of this section).
+# smaller batch, so four models take more steps than one model over the same questions (the steps
+# printed at the start of this section: 224 against 200, 192 against 156).
 # </details>
 #
 # 2. In your run, the shared model's interval for some type lies above 0. Why is that not enough
@@ -772,10 +774,10 @@ views.DistillationView(dist.unlabelled["image"][wrong], distillation.teacher_log
                        distillation.accuracy("teacher"), start=key)
 
 # %% [markdown]
-# Read the grid along each row, and set every cell beside the $\alpha = 0$ row. This teacher's small
-# probabilities are partly noise, and a high $\tau$ makes that noise as loud as the rest; with
-# $\alpha = 0.5$ the pseudo-labels keep the student anchored, with $\alpha = 1$ nothing does. The
-# course states no claim about the temperature: the best cell changes from seed to seed.
+# Read each $\tau$ line across $\alpha$, and set each cell beside its $\alpha = 0$ entry. This
+# teacher's small probabilities are partly noise, and a high $\tau$ makes that noise as loud as the
+# rest; with $\alpha = 0.5$ the pseudo-labels keep the student anchored, with $\alpha = 1$ nothing
+# does. The course states no claim about the temperature: the best cell changes from seed to seed.
 
 # %% [markdown]
 # ### Check yourself
@@ -831,7 +833,7 @@ views.DistillationView(dist.unlabelled["image"][wrong], distillation.teacher_log
 # |---|---|---|
 # | two modalities at training and test time, to predict one label | fusion; late fusion or modality dropout if a modality may be missing | 01 |
 # | paired data, and you want a shared space to compare or retrieve across modalities | CCA (linear, fast, closed form); Deep CCA; a contrastive dual encoder when pairs are many | 02, 07 |
-# | two embedding spaces and few or no pairs between them | Procrustes on a few pairs; without pairs, Procrustes refinement from the identity or from an adversarial start, and only when the two spaces share their geometry | 04 |
+# | two embedding spaces and few or no pairs between them | Procrustes on a few pairs; without pairs, Procrustes refinement from the identity, or from an adversarial start when the identity is too far; only when the two spaces share their geometry | 04 |
 # | questions about *parts* of an input (which object, which word) | cross-modal attention, checked with grounding and deletion curves | 03 |
 # | to generate or fill in a missing modality | a multimodal VAE (product or mixture of experts) | 05 |
 # | new classes with a handful of examples | Prototypical Networks, MAML | 06 |
