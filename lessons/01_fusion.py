@@ -62,8 +62,9 @@ with figure(10, 1.8, ncols=3) as axes:
 # %% [markdown]
 # **Notation** (lesson 00's table). Modalities $m = 1, \dots, M$ (here $M = 2$: image and audio);
 # a sample's inputs $x^{(m)}$; their embeddings $h^{(m)} \in \mathbb{R}^{d_m}$; the fused
-# representation $z$; the label $y$, one of $C$ classes; batch size $B$. A linear map acts on the
-# left, $Wh$; in code, with one example per row, that is `h @ W.T`, as in `nn.Linear`.
+# representation $z$; the label $y$, one of $C$ classes (here $y$ is always a label, never a
+# modality); batch size $B$. A linear map acts on the left, $Wh$; in code, with one example per row,
+# that is `h @ W.T`, as in `nn.Linear`.
 
 # %% [markdown]
 # ## 1. The data, early and late fusion
@@ -122,7 +123,8 @@ views.sensor_failure_examples(train, examples)
 # ### Exercise: late fusion
 #
 # Write late fusion with equal weights: `logits` is a list of $M$ tensors of class scores, each
-# $(B, C)$; return the average of their log-softmaxes, shape $(B, C)$.
+# $(B, C)$; return the average of their log-softmaxes, shape $(B, C)$. Like `LateFusion`, leave out
+# $\log Z$: it changes no argmax.
 
 # %%
 def my_late_fusion(logits):
@@ -267,8 +269,9 @@ exercises.check("modality_attention_bug", solution_modality_attention, must_pass
 # %% [markdown]
 # ### Check yourself
 #
-# 1. In the buggy version, what do a sample's weights add up to in a batch of one, and what happens
-#    to a test prediction when you change the other samples in its batch?
+# 1. Try the find-the-bug exercise first. In the buggy version, what do a sample's weights add up to
+#    in a batch of one, and what happens to a test prediction when you change the other samples in
+#    its batch?
 #
 # <details><summary>Answer</summary>
 #
@@ -509,7 +512,7 @@ verify(difference < 1e-10, "Tucker fusion equals tensor fusion with the full wei
 #
 # <details><summary>Answer</summary>
 #
-# It is tensor fusion whose weight is restricted to a sum of $r$ rank-one terms. Nothing else is
+# It is tensor fusion whose weight is, for each output, a sum of $r$ rank-one grids. Nothing else is
 # approximated: `to_tensor_fusion()` builds the full weight, and section 4 verifies that the trained
 # low-rank model and its tensor twin give the same outputs. Whether the restriction costs accuracy
 # is a question for training, which section 4 answers too.
@@ -519,7 +522,8 @@ verify(difference < 1e-10, "Tucker fusion equals tensor fusion with the full wei
 # ## 4. Train and compare
 #
 # `MultimodalClassifier(encoders, fusion, head)` runs each encoder, layer-normalises each embedding
-# (so that no modality dominates by the size of its numbers), fuses and classifies.
+# (shifts and scales its features to mean 0 and variance 1, so that no modality dominates by the
+# size of its numbers), fuses and classifies.
 # `build_av_model` builds the seven models you compare, all with the same encoders (a small CNN for
 # images, a perceptron over the spectrogram) and the same head:
 
@@ -621,15 +625,16 @@ verify(difference < 1e-4 and torch.equal(a.argmax(1), b.argmax(1)),
 # %% [markdown]
 # ### Check yourself
 #
-# 1. Tensor fusion can model products of the two embeddings. Why does it not beat early fusion on
-#    AV-Digits, and what would a data set need for it to win?
+# 1. Why can no fusion model, tensor fusion included, do much better than the product of the
+#    unimodal posteriors? What would a data set need for tensor fusion to win?
 #
 # <details><summary>Answer</summary>
 #
 # The modalities are conditionally independent given the label, so the product of the unimodal
-# posteriors is already the Bayes combination, and the check above bounds how far the best fusion
-# model gets above it. There is no interaction to find. Tensor fusion could win on data where
-# evidence means something only in combination, as in section 6.
+# posteriors is already the Bayes combination: a fusion model can only estimate each modality's
+# posterior a little better, and the check above bounds how far the best one gets above the
+# product. Products of the embeddings find no interaction, because there is none. Tensor fusion
+# could win on data where evidence means something only in combination, as in section 6.
 # </details>
 #
 # 2. Why do the fused models beat the better single modality by so much?
@@ -672,9 +677,8 @@ experiments.DROWNED_ALONE_FALLS.check(alone_drowned, image_only=image_alone, aud
 # ### A missing modality
 #
 # A *missing* modality (passed as `None`) is different: no model saw an empty input in training.
-# What should the fusion see? Layer normalisation gives each embedding's features mean 0 and
-# variance 1, so every normalised embedding has norm $\sqrt{d}$: all lie on one sphere. Check it on
-# the test set:
+# What should the fusion see? With features of mean 0 and variance 1 (section 4), every normalised
+# embedding has norm $\sqrt{d}$: all lie on one sphere. Check it on the test set:
 
 # %%
 model = experiments.build_av_model("early")  # untrained: the sphere does not depend on training
@@ -717,15 +721,21 @@ with torch.no_grad():
 late_missing = experiments.late_fusion_missing(late, grid)
 for way, accs in late_missing.items():
     print(f"{'term ' + way if way == 'dropped' else way + ' embedding':>15}:", {c: round(a, 3) for c, a in accs.items()})
+late_correct = experiments.late_fusion_missing_correct(late, grid)
+for case in ("image missing", "audio missing"):
+    print(f"dropped minus zero, {case}:",
+          paired_difference(late_correct["dropped"][case], late_correct["zero"][case], copies=grid.copies))
 
 # %% [markdown]
-# How many decisions the constant changes varies from run to run, too little to claim; dropping the
-# term is still the principled choice, Bayes' combination of the modalities you have.
+# Each interval compares the two ways on the same rows: the constant changes few decisions, and in
+# which direction varies from run to run, too little to claim. Dropping the term is still the
+# principled choice, Bayes' combination of the modalities you have.
 #
 # Why does low-rank fusion fall so far? With $h^{(2)} = 0$ its output is
-# $\sum_i \omega_i \big(W_1^{(i)} [1; h^{(1)}]\big) \odot w_{2,0}^{(i)} + b$, with $w_{2,0}^{(i)}$
-# column 0 of the audio factor (the one the constant 1 picks): the image's projections, rescaled by
-# vectors only ever trained *together with* real audio embeddings, never with the sphere's centre.
+# $\sum_i \omega_i \big(W_1^{(i)} [1; h^{(1)}]\big) \odot \big(W_2^{(i)} [1; 0]\big) + b$, and
+# $W_2^{(i)} [1; 0]$ is column 0 of $W_2^{(i)}$ (the one the constant 1 picks): the image's
+# projections, rescaled by vectors only ever trained *together with* real audio embeddings, never
+# with the sphere's centre.
 # Early fusion's zero simply removes the audio's additive share.
 #
 # Move the sliders, or tick a box to take a modality away (no training, only evaluation):
@@ -770,10 +780,11 @@ experiments.DROPOUT_HOLDS.check(dropout_shortfall)
 experiments.DROPOUT_COST.check(dropout_cost)
 
 # %% [markdown]
-# Dropout turns a model that collapses without a modality into one that stays close to the
-# remaining modality's own model. The learned vector sits where the model's inputs live and gets a
-# meaning of its own. The intervals compare it with the zero vector on the same rows; it is not
-# ahead in every case on every seed, so it is not claimed.
+# With a learned vector, dropout turns a model that collapses without a modality into one that stays
+# close to the remaining modality's own model, and costs little with both (the two checks). The
+# learned vector sits where the model's inputs live and gets a meaning of its own. The intervals
+# compare it with the zero vector on the same rows; it is not ahead in every case on every seed, so
+# whether the learned vector beats the zero vector is not claimed.
 #
 # ### Attention follows the clean modality
 #
@@ -826,7 +837,8 @@ views.ModalityWeightsView(results.models["attention"], test["image"], test["wave
 # the model learned to discount. Missing audio becomes the zero vector, the sphere's centre, which
 # the model never saw. Low-rank fusion multiplies the image's projections by what the audio factors
 # make of that input, vectors never trained for it; early fusion's zero only removes the audio's
-# additive share. A learned "missing" embedding, trained with modality dropout, avoids both.
+# additive share. A learned "missing" embedding, trained with modality dropout, avoids feeding the
+# model an input it never saw.
 # </details>
 #
 # 2. The weight of a drowned modality drops. Does that prove the model ignores it?
@@ -898,9 +910,14 @@ experiments.CAPTION_MATCHING_NEEDS_BOTH.check(acc["both"])
 #
 # <details><summary>Answer</summary>
 #
-# Not on average: every scene and every caption appears once with each label, so the matching pairs
-# and the wrong ones receive the same total score, whatever the two scores are. Matching is an
-# interaction, which a sum of separate scores cannot express.
+# Not when trained with cross-entropy. Every scene and every caption appears once with each label,
+# so at a constant score that predicts $1/2$ for every pair, the loss's gradient for each scene's
+# score, and for each caption's, is $(\tfrac12 - 1) + (\tfrac12 - 0) = 0$; the loss is convex in
+# those scores, so the constant is the best a sum can do, and late fusion trained this way stays at
+# 0.5. A hand-set threshold could beat chance a little: a sum can act as an AND ("the image has
+# something red" and "the caption says red"), but it cannot check *which* object is red. That
+# comparison needs an interaction, which the fused model's hidden layer forms to reach the accuracy
+# printed above.
 # </details>
 
 # %% [markdown]
@@ -914,7 +931,7 @@ experiments.CAPTION_MATCHING_NEEDS_BOTH.check(acc["both"])
 #   independent given the label, the product of the unimodal posteriors is already the best
 #   combination, and interactions cannot add anything.
 # - Noise and absence differ: failing sensors in training teach a model to handle noise; a
-#   *missing* modality needs **modality dropout**, best with a learned "missing" embedding.
+#   *missing* modality needs **modality dropout** (claimed here with a learned "missing" embedding).
 # - A weight is not an explanation: back it with a control.
 # - Where the answer lies in the relation between the modalities, fusion is the whole model.
 #
@@ -940,6 +957,6 @@ experiments.CAPTION_MATCHING_NEEDS_BOTH.check(acc["both"])
 # - Hori et al. (2017), [*Attention-Based Multimodal Fusion for Video
 #   Description*](https://arxiv.org/abs/1701.03126): modality weights that follow a decoder's state.
 #
-# **Next:** lesson 02 (CCA) learns a shared space for two views instead of fusing them for one
-# label. Attention with queries comes in lesson 03, inference with a missing modality in lesson 05
-# (the MVAE), and a fused model as the teacher of a unimodal student in lesson 08.
+# **Next:** [lesson 02](02_cca.ipynb) (CCA) learns a shared space for two views instead of fusing
+# them for one label. Attention with queries comes in lesson 03, inference with a missing modality
+# in lesson 05 (the MVAE), and a fused model as the teacher of a unimodal student in lesson 08.

@@ -158,6 +158,11 @@ def test_grid_curves_reuse_embeddings_and_agree_with_single_evaluations():
     missing = ex.late_fusion_missing(results.models["late"], grid)
     assert missing["dropped"]["image missing"] == curves["image missing"]["late"]  # what LateFusion does with None
     assert set(missing["zero"]) == {"image missing", "audio missing"}
+    correct = ex.late_fusion_missing_correct(results.models["late"], grid)
+    for way in ("dropped", "zero"):  # the same rows as late_fusion_missing, one bool per grid row
+        for case, acc in missing[way].items():
+            assert correct[way][case].shape == grid.labels.shape
+            assert correct[way][case].float().mean().item() == acc
     controls = ex.drowned_controls(results.models["low-rank"], grid)
     assert set(controls) == {"image drowned", "audio drowned"}
     assert controls["image drowned"]["all"] == grid.accuracy(results.models["low-rank"], "low-rank", 3.0, 0.0)

@@ -323,6 +323,25 @@ def late_fusion_missing(model: MultimodalClassifier, grid: RobustnessGrid) -> di
 
 
 @torch.no_grad()
+def late_fusion_missing_correct(model: MultimodalClassifier, grid: RobustnessGrid) -> dict:
+    """Which grid rows a late-fusion model gets right with a modality missing, the same two ways as
+    :func:`late_fusion_missing` (term dropped, embedding set to zero), to compare the two ways with
+    :func:`~mmcourse.diagnostics.paired_difference` and ``copies=grid.copies``.
+
+    Returns {"dropped": {"image missing": (N,) bool, "audio missing": (N,) bool}, "zero": {...}}.
+    """
+    model.eval()
+    hs = model.embed(grid.images[grid.image0], grid.audio[grid.audio0])
+    out: dict = {"dropped": {}, "zero": {}}
+    for m, case in enumerate(("image missing", "audio missing")):
+        dropped = [None if k == m else h for k, h in enumerate(hs)]
+        zero = [torch.zeros_like(h) if k == m else h for k, h in enumerate(hs)]
+        for way, given in (("dropped", dropped), ("zero", zero)):
+            out[way][case] = model.fusion(given).z.argmax(1) == grid.labels
+    return out
+
+
+@torch.no_grad()
 def mean_attention_weights(model: nn.Module, grid: RobustnessGrid) -> dict:
     """Mean attention weight of each modality as one modality gets noisier (the other at default).
 

@@ -72,8 +72,8 @@ def low_rank_weight(axes, fusion, output: int = 0) -> None:
     one per cell of the tensor-fusion grid, as the sum of r outer products omega_i a_i b_i^T.
 
     ``fusion`` is a two-modality :class:`~mmcourse.fusion.LowRankFusion` of rank r; a_i and b_i are
-    column ``output`` of its factors W_1^(i) and W_2^(i). ``axes``: r + 1 matplotlib axes (the grid,
-    then the r rank-one terms), drawn on one colour scale.
+    row ``output`` of its factors W_1^(i) and W_2^(i) (stored transposed, so ``fusion.factors[m][i][:, output]``).
+    ``axes``: r + 1 matplotlib axes (the grid, then the r rank-one terms), drawn on one colour scale.
     """
     if len(fusion.factors) != 2:
         raise ValueError(f"fusion: expected two modalities, got {len(fusion.factors)}")
@@ -83,7 +83,7 @@ def low_rank_weight(axes, fusion, output: int = 0) -> None:
     with torch.no_grad():
         a, b = (w[:, :, output].detach().cpu() for w in fusion.factors)  # (r, d_1 + 1), (r, d_2 + 1)
         terms = fusion.rank_weights.detach().cpu()[:, None, None] * a[:, :, None] * b[:, None, :]  # (r, d_1+1, d_2+1)
-    panels = [(terms.sum(0), r"weight grid $\mathcal{W}_{:,:,o}$ =")]
+    panels = [(terms.sum(0), r"weights of output $o$ =")]
     for i, term in enumerate(terms):
         panels.append((term, ("" if i == 0 else "+ ") + rf"$\omega_{i + 1} a_{i + 1} b_{i + 1}^\top$"))
     limit = float(max(p.abs().max() for p, _ in panels))
