@@ -129,7 +129,7 @@ if not mmcourse.claims.strict():  # in the test suite's strict mode this one wou
 # | $\alpha$ | a weight between 0 and 1 that mixes things (an attention weight, a modality's weight, the distillation mix) | 01, 03, 06, 08 |
 # | $\eta$ | a step size (a learning rate), with a subscript where there are two | 04, 06 |
 # | $\beta$ | the orthogonalisation step of lesson 04 (MUSE's name) | 04 |
-# | $\lambda$ | the weight of a penalty or of an extra loss term (a ridge, a KL weight, a task's weight) | 02, 05, 08 |
+# | $\lambda$ | the weight of a penalty or of one term of a loss (a ridge, a modality's likelihood, a task's loss) | 02, 04, 05, 08 |
 # | $\omega_i$ | the weight of the $i$-th rank-one term of a low-rank (CP) decomposition | 01 |
 # | $N$, $k$ | an episode's classes and shots: an $N$-way $k$-shot task | 06 |
 # | $\mathcal{T}$ | a task | 06 |

@@ -150,8 +150,8 @@ views.generated_rows(av, {"real image": test["image"][columns],
                      [f"said: {DIGIT_NAMES[int(y)]}" for y in test["label"][columns]])
 
 # %% [markdown]
-# With zeroing minus without, with a bootstrap interval over the test pairs (both models generated from
-# the same test samples, so compare them sample by sample):
+# With zeroing minus without, compared test pair by test pair (both models generated from the same
+# ones), with a bootstrap interval:
 
 # %%
 for direction in ("image -> audio", "audio -> image"):
@@ -171,7 +171,8 @@ experiments.IMAGE_ALONE_WITHOUT_ZEROING.check(over_chance, without_zeroing=witho
 # spectrogram, not silence, and without zeroing no training code was computed with it.
 #
 # Audio -> image moves up on most of the ten seeds and down on some: too small to claim. Its interval
-# above says how far it could move in your run.
+# above says how far it could move on other test pairs with these two models; another seed moves it
+# further.
 
 # %% [markdown]
 # ### Check yourself
@@ -185,7 +186,7 @@ experiments.IMAGE_ALONE_WITHOUT_ZEROING.check(over_chance, without_zeroing=witho
 # encoder never saw in its place during training.
 # </details>
 #
-# 2. Why does the cell above compare the two models sample by sample (a paired difference) instead of
+# 2. Why does the section compare the two models sample by sample (a paired difference) instead of
 #    putting an interval on each model's coherence and comparing those?
 #
 # <details><summary>Answer</summary>
@@ -226,9 +227,9 @@ verify(max(elbo.values()) <= log_px + 1e-12 and abs(elbo["the posterior N(1, 0.5
 
 # %% [markdown]
 # The sure answer rebuilds $x$ best but pays the most KL; the prior pays no KL but rebuilds badly. The
-# true posterior $p(z \mid x) = \mathcal{N}(1, \tfrac12)$ scores best, exactly $\log p(x)$. That score
-# is the **evidence lower bound** (ELBO). In general, with an encoder $q_\phi$ and a decoder
-# $p_\theta$,
+# true posterior $p(z \mid x) = \mathcal{N}(1, \tfrac12)$ (precisions add, $1 + 1 = 2$; the mean is
+# $x/2 = 1$) scores best, exactly $\log p(x)$. That score is the **evidence lower bound** (ELBO). In
+# general, with an encoder $q_\phi$ and a decoder $p_\theta$,
 #
 # $$\log p_\theta(x) \;\ge\; \mathrm{ELBO}(x) = \mathbb{E}_{q_\phi(z \mid x)}\big[\log p_\theta(x \mid z)\big]
 #   - \mathrm{KL}\big(q_\phi(z \mid x) \,\|\, p(z)\big),$$
@@ -243,9 +244,10 @@ verify(max(elbo.values()) <= log_px + 1e-12 and abs(elbo["the posterior N(1, 0.5
 #
 # **The reparameterisation trick.** The expectation needs samples of $z$, and a sample drawn by
 # `torch.normal(mu, std)` carries no gradient to $\mu$ and $\sigma$, silently: backpropagation gives
-# them zeros (the cell below shows it). Write the sample instead as $z = \mu + \sigma \odot \varepsilon$ with $\varepsilon \sim \mathcal{N}(0, I)$ drawn
-# outside the network: then $\partial z / \partial \mu = 1$ and $\partial z / \partial \log \sigma^2 =
-# \tfrac12 \sigma \varepsilon$, and backpropagation reaches the encoder.
+# them zeros (the cell below shows it). Write the sample instead as $z = \mu + \sigma \odot \varepsilon$
+# with $\varepsilon \sim \mathcal{N}(0, I)$ drawn outside the network: then $\partial z / \partial \mu = 1$
+# and $\partial z / \partial \log \sigma^2 = \tfrac12 \sigma \varepsilon$, and backpropagation reaches the
+# encoder.
 
 # %%
 mu, std = torch.zeros(3, requires_grad=True), torch.ones(3, requires_grad=True)
@@ -410,10 +412,10 @@ verify((ours - theirs).abs().max() < 1e-10, "our KL equals torch.distributions'"
 # <details><summary>Answer</summary>
 #
 # With one sample, one pixel and one dimension every mean is also a sum. `mse_loss` averages over
-# pixels and samples, so the reconstruction counts $P$ times too little for $P$ pixels; `torch.sum`
-# adds the KL over the batch, so it counts $B$ times too much. The KL wins: every posterior is pushed
-# onto the prior (*posterior collapse*: the code carries nothing about the input), and the decoder
-# draws blurry averages.
+# pixels and samples, so the reconstruction counts as many times too little as there are pixels;
+# `torch.sum` adds the KL over the batch, so it counts $B$ times too much. The KL wins: every
+# posterior is pushed onto the prior (*posterior collapse*: the code carries nothing about the input),
+# and the decoder draws blurry averages.
 # </details>
 
 # %% [markdown]
@@ -542,9 +544,9 @@ verify(torch.allclose(one.mu, mu_1 / (1 + var_1)) and torch.allclose(one.logvar.
 #   - \mathrm{KL}\big(q(z \mid x_S) \,\|\, p(z)\big),$$
 #
 # where $x_S$ are the modalities of the set $S$, $q(z \mid x_S)$ their product with the prior, and
-# $\lambda_m$ a weight on each likelihood so that the modalities count alike: a scene's log-likelihood
-# adds up errors over its 3 x 16 x 16 numbers, a caption's over four tokens, so $\lambda = 1$ for the
-# scene and 10 for each token.
+# $\lambda_m$ a weight on each likelihood: a scene's log-likelihood adds up errors over its 3 x 16 x 16
+# numbers, hundreds of nats, while a caption's four tokens carry a few nats at most and would be
+# drowned out; so $\lambda = 1$ for the scene and 10 for each token.
 #
 # <details><summary>More: is a weighted ELBO still a bound?</summary>
 #
@@ -598,12 +600,12 @@ print(f"KL to the prior: the mixture's {kl_mixture:.3f} (sampled), the experts' 
 #
 # So MMVAE minimises the loss
 #
-# $$\mathcal{L}_{\mathrm{MMVAE}} = -\frac{1}{M} \sum_{m=1}^{M} \Big(\mathbb{E}_{z \sim q_m}\Big[\sum_{n}
-#   \lambda_n \log p_\theta(x^{(n)} \mid z)\Big] - \mathrm{KL}(q_m \,\|\, p)\Big), \qquad
+# $$\mathcal{L}_{\mathrm{MMVAE}} = -\frac{1}{M} \sum_{m=1}^{M} \Big(\mathbb{E}_{z \sim q_m}\Big[\sum_{m'}
+#   \lambda_{m'} \log p_\theta(x^{(m')} \mid z)\Big] - \mathrm{KL}(q_m \,\|\, p)\Big), \qquad
 #   -\mathcal{L}_{\mathrm{MMVAE}} \;\le\; \mathrm{ELBO}_{\text{mixture}} \;\le\; \log p_\theta(x^{(1)}, \dots, x^{(M)}),$$
 #
-# with MVAE's weights $\lambda_n$. Each unimodal posterior must, on its own, explain *all* the
-# modalities: the code from the caption must say enough to draw the scene.
+# with MVAE's weights $\lambda_{m'}$ ($m'$ runs over every modality). Each unimodal posterior must, on
+# its own, explain *all* the modalities: the code from the caption must say enough to draw the scene.
 #
 # <details><summary>More: the bound the authors train on</summary>
 #
@@ -740,7 +742,7 @@ experiments.SAMPLING_COSTS_MVAE_MORE.check(costlier, **cost)
 #
 # Which model does better from the mean goes either way across the ten seeds; sampled, MMVAE led on
 # all ten, but its smallest lead is under two standard deviations (over the seeds) from zero. Neither
-# is claimed: read this run's intervals above.
+# is claimed: this run's intervals above cover other test captions, not another seed.
 #
 # ### Inference with a modality missing
 #
@@ -758,10 +760,12 @@ for m in experiments.MODELS:
 # ### Drawing what was never seen
 #
 # No training scene held a red triangle. Ask each model for "a red triangle" in every size and place
-# and let the referee read the scenes (*zero-shot*: lesson 07 does zero-shot recognition). Two parts
-# shared by all three models are built for it: the caption encoder adds one learned embedding per token,
-# so "red" and "triangle" each bring what they meant in other scenes, and the scene decoder draws shape
-# and colour in separate parts. The cell also prints how the referee reads real red triangles.
+# and let the referee read the scenes (*zero-shot*, as in lesson 07). Two parts shared by all three
+# models are built for it: the caption encoder adds one learned embedding per token, so "red" and
+# "triangle" each bring what they meant in other scenes, and the scene decoder draws shape and colour
+# in separate parts. The referee never saw a red triangle either: it reads shape and colour apart, and
+# the cell prints how it reads real ones. Chance is 1/12, one (shape, colour) combination of 3 x 4, not
+# shuffled pairs (every caption here names the same one).
 
 # %%
 heldout = {m: experiments.heldout_coherence(shapes_run.models[m], shapes, shapes_run.referees)
@@ -832,9 +836,10 @@ explorer
 #
 # <details><summary>Answer</summary>
 #
-# The same coherence measured against another sample's condition (shuffled pairs): how often the
-# referee's reading would match by accident. For the red triangles the cell prints it: roughly the
-# share of one (shape, colour) combination among all those the referee reads.
+# In the table, the same coherence measured against another sample's condition (shuffled pairs): how
+# often the referee's reading would match by accident. For the red triangles shuffling changes nothing
+# (every caption names the same combination), so chance is fixed at 1/12: one (shape, colour)
+# combination of the 3 x 4 the referee reads.
 # </details>
 #
 # 2. Why compare the two VAEs from the posterior mean as well as from sampled codes?
@@ -851,9 +856,10 @@ explorer
 #
 # <details><summary>Answer</summary>
 #
-# That drawing an unseen combination needs no VAE objective. What the three models share does it: a
-# caption encoder that adds one embedding per token, so "red" and "triangle" each bring what they
-# meant elsewhere, and a decoder that draws shape and colour in separate parts.
+# That drawing an unseen combination needs no VAE objective. Likely (untested): what MMVAE and the
+# autoencoder share does it, a caption encoder that adds one embedding per token, so "red" and
+# "triangle" each bring what they meant elsewhere, and a decoder that draws shape and colour in
+# separate parts.
 # </details>
 
 # %% [markdown]
@@ -877,7 +883,7 @@ print("buggy term on unrelated codes:", experiments.buggy_alignment(z_image, z_a
 # Train both versions on AV-Digits (about a second each), and look at their losses and their terms.
 # The **shuffled-pairs control** (`mmcourse.diagnostics.shuffled_pairs`) pairs every image with another
 # sample's audio: a term that measures alignment must be larger on strangers than on true pairs, and
-# the codes of true pairs must be closer than those of strangers. It needs no labels.
+# the codes of true pairs must be closer than those of strangers.
 
 # %%
 pitfall = experiments.alignment_pitfall(av)
@@ -896,10 +902,9 @@ experiments.ALIGNMENT_CONSTANT.check(abs(buggy["ratio"] - 1), ratio=buggy["ratio
 experiments.ALIGNMENT_WORKS.check(correct["ratio"], paired=correct["paired"], shuffled=correct["shuffled"])
 
 # %% [markdown]
-# Both losses fell (first and last epoch, above), and the buggy term even reports a perfect alignment
-# of 0. But a term that does not change when you shuffle the pairs cannot know anything about the
-# pairs. The loss could not tell the two models apart; the shuffled-pairs control could, without labels
-# (so could retrieval, printed on the same lines, but it needs the digit labels).
+# Both losses fell, and the buggy term even reports a perfect alignment of 0. But a term that does not
+# change when you shuffle the pairs cannot know anything about the pairs. The loss could not tell the
+# two models apart; the shuffled-pairs control could, without labels (so could retrieval, with labels).
 
 # %% [markdown]
 # ### Check yourself
@@ -942,8 +947,8 @@ experiments.ALIGNMENT_WORKS.check(correct["ratio"], paired=correct["paired"], sh
 # - **MVAE** multiplies the experts with the prior expert (precisions add); a missing modality is left
 #   out. **MMVAE** averages them and samples each stratum, so each unimodal code must explain every
 #   modality.
-# - **Measure** generation with referees against shuffled-pairs chance, from sampled codes *and* from
-#   the posterior mean. Here MVAE's code from a caption is wider than MMVAE's, and the deterministic
+# - **Measure** generation with referees against chance, from sampled codes *and* from the posterior
+#   mean. Here MVAE's code from a caption is wider than MMVAE's, and the deterministic
 #   autoencoder draws held-out combinations too: that takes no VAE.
 # - A term that does not change under **shuffled pairs** knows nothing about the pairs, however well
 #   the loss falls.
@@ -977,5 +982,5 @@ experiments.ALIGNMENT_WORKS.check(correct["ratio"], paired=correct["paired"], sh
 #
 # **Next:** [lesson 06](06_meta.ipynb) learns from a few examples of new classes (meta-learning). The
 # MVAE's latent space returns in [lesson 07](07_contrastive.ipynb), whose running comparison sets its
-# row beside a space trained *for* retrieval, and [lesson 08](08_transfer.ipynb) places MVAE and MMVAE on the course's map of
-# multimodal challenges (representation and generation).
+# row beside a space trained *for* retrieval, and [lesson 08](08_transfer.ipynb) places MVAE and MMVAE
+# on the course's map of multimodal challenges (representation and generation).

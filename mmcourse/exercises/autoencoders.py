@@ -80,12 +80,12 @@ PRODUCT_ELSEWHERE = ("mmcourse.autoencoders._product",)
 
 UNBALANCED_LOSS = (
     "The bug: `mse_loss` averages the squared errors over every pixel of every sample, while `torch.sum` adds the "
-    "KL over every latent dimension of every sample, so the two terms are weighed against each other wrongly: "
-    "the reconstruction counts P times too little (P pixels) and the KL B times too much (B samples). Case 1 (one "
-    "sample, one pixel, one dimension) passes because there every sum is also a mean; case 2 (64 pixels) catches "
-    "the reconstruction, case 3 (8 samples) the KL. Out of balance, the KL wins: the posteriors are pushed onto "
-    "the prior (posterior collapse: the code carries nothing about the input) and the decoder draws blurry "
-    "averages. The fix: sum each sample's squared errors and KL, then average over the batch.")
+    "KL over every latent dimension of every sample, so the two terms are weighed against each other wrongly: the "
+    "reconstruction counts as many times too little as there are pixels, and the KL B times too much (B samples). "
+    "Case 1 (one sample, one pixel, one dimension) passes because there every sum is also a mean; case 2 (64 "
+    "pixels) catches the reconstruction, case 3 (8 samples) the KL. Out of balance, the KL wins: the posteriors "
+    "are pushed onto the prior (posterior collapse: the code carries nothing about the input) and the decoder draws "
+    "blurry averages. The fix: sum each sample's squared errors and KL, then average over the batch.")
 
 register("product_of_two_experts", _reference_product, _product_cases, forbid=PRODUCT_ELSEWHERE)
 register("sample_and_kl", _reference_sample_and_kl, _sample_cases, forbid=KL_ELSEWHERE)
