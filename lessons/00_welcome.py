@@ -20,7 +20,7 @@
 # [PyTorch basics tutorial](https://pytorch.org/tutorials/beginner/basics/intro.html), or chapters 2 and 3 of
 # [Dive into Deep Learning](https://d2l.ai/chapter_preliminaries/index.html)).
 #
-# **Time:** about 16 minutes of reading and 15 minutes of exercises. **Runs on:** any laptop CPU in well under a
+# **Time:** about 20 minutes of reading and 15 minutes of exercises. **Runs on:** any laptop CPU in well under a
 # minute; a GPU is used when there is one, but nothing needs it.
 #
 # Multimodal machine learning builds models that learn from several *modalities* at once: images,
@@ -54,7 +54,8 @@
 # - **Hints and solutions.** Hints come in three folds (click to open): a nudge in words, then the
 #   functions that help, then the code. Open one at a time. Worked solutions are code cells whose source
 #   is hidden and whose result is folded, so Run All gives nothing away: click the three dots to reveal one
-#   when you are done or stuck. The explanation of a find-the-bug exercise is printed only by its solution.
+#   when you are done or stuck. The explanation of a find-the-bug exercise is printed only by its solution; a
+#   self-check question that discusses the bug comes after it and says so.
 # - **Widgets.** Sliders and menus let you move a knob and watch a result change.
 
 # %%
@@ -106,7 +107,7 @@ if not mmcourse.claims.strict():  # in the test suite's strict mode this one wou
 # | $y$ | a class label, one of $C$ classes (where no second modality is written $y$) | 01, 06, 08 |
 # | $x^{(m)}$ | the input of modality $m$, where there are more than two | 01, 05 |
 # | $X$, $Y$ | a data matrix: one example per **row**, $n \times d$ | 02, 04 |
-# | $n$ | the number of examples | all |
+# | $n$ | the number of examples (in 06 alone, $n$ numbers an episode's classes, $1, \dots, N$) | all |
 # | $B$ | the batch size (examples, or tasks in a meta-batch) | all |
 # | $d$, $d_x$, $d_y$ | a dimension (of an embedding, of each view) | all |
 # | $M$ | the number of modalities | 01, 05 |
@@ -122,7 +123,9 @@ if not mmcourse.claims.strict():  # in the test suite's strict mode this one wou
 # | $\tau$ | the temperature of a softmax, wherever one is divided by it | 07, 08 |
 # | $\sigma$, $\sigma^2$ | a standard deviation, a variance; a precision is written $1/\sigma^2$ | 04, 05 |
 # | $\sigma(\cdot)$ | the logistic sigmoid, when applied to something | 04 |
-# | $\mu$ | a mean | 05 |
+# | $\mu$ | a mean | 04, 05 |
+# | $\epsilon$ | label smoothing (a small share of the target moved to the other class) | 04 |
+# | $\varepsilon$ | standard Gaussian noise, as in the reparameterisation trick | 05 |
 # | $h$, $h^{(m)}$ | an encoder's output (of modality $m$), before it is fused or compared | 01, 02, 08 |
 # | $z$ | a latent code, or an embedding that is compared or fused | 01, 03, 05, 07 |
 # | $\theta$, $\phi$ | parameters (a model's; an encoder's $\phi$ beside a decoder's $\theta$) | 05, 06 |
@@ -169,7 +172,8 @@ if not mmcourse.claims.strict():  # in the test suite's strict mode this one wou
 # words), a voice timbre, a speed and a pitch. Train, validation and test use **different voices**,
 # so a model must recognise the word, not the speaker. Both modalities are noisy on purpose: the
 # images get pixel noise and a square occluder, the audio gets white noise at 0 dB signal-to-noise
-# ratio. Everything is generated on your machine in about a second; nothing is downloaded.
+# ratio. The spoken words were synthesised once and ship with the package (3 MB); the pairing, the splits and the
+# noise are made on your machine in about a second; nothing is downloaded.
 
 # %%
 av = load_av_digits(seed=0)
@@ -428,7 +432,8 @@ exercises.check("last_hidden", solution_last_hidden, must_pass=True)
 #
 # For canonical correlation analysis (lesson 02) we need data where we know the right answer.
 # `make_two_views` draws two views, x in R^10 and y in R^8, from a shared latent, so that the best
-# linear projections of the two views correlate with exactly the correlations you ask for.
+# linear projections of the two views correlate with exactly the correlations you ask for (in the population;
+# a sample's estimates come close).
 
 # %%
 two_views = make_two_views(n=2000, correlations=(0.9, 0.5), seed=0)

@@ -24,7 +24,7 @@
 # ([PyTorch tutorials](https://pytorch.org/tutorials/beginner/basics/tensorqs_tutorial.html)).
 # The fusion of whole-modality vectors in [lesson 01](01_fusion.ipynb) helps with the motivation.
 #
-# **Time:** about 21 minutes of reading and 24 minutes of exercises. **Runs on:** a laptop CPU in
+# **Time:** about 26 minutes of reading and 24 minutes of exercises. **Runs on:** a laptop CPU in
 # under a minute; a GPU is used when there is one.
 #
 # Look at the scenes below and answer the questions. To say what colour the triangle is, you find

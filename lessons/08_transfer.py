@@ -25,7 +25,7 @@
 # the KL divergence ([lesson 05](05_autoencoders.ipynb)) and a softmax with a temperature
 # ([lesson 07](07_contrastive.ipynb)).
 #
-# **Time:** about 27 minutes of reading and 18 minutes of exercises. **Runs on:** a laptop CPU in
+# **Time:** about 32 minutes of reading and 18 minutes of exercises. **Runs on:** a laptop CPU in
 # about half a minute (every model here trains in a second or a few); a GPU is used when there is
 # one.
 #

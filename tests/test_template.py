@@ -16,7 +16,10 @@ import pytest
 LESSONS = sorted((Path(__file__).parents[1] / "lessons").glob("[0-9][0-9]_*.py"))
 WORDS_PER_MINUTE = 150  # technical prose with equations, read with care
 MINUTES_PER_EXERCISE = 6  # one function from a formula, with the hints, for a learner working alone
-LONGEST_LESSON_MINUTES = 45  # one sitting of a 90-minute lab, with time to start and to discuss
+# One sitting of a 90-minute lab, with time to start, to build and to discuss. Lesson 01, the first lesson with a
+# full method, is held to 45 (its issue asked for that).
+LONGEST_LESSON_MINUTES = 50
+LONGEST = {"01": 45}
 TIERS = ("Hint 1: a nudge", "Hint 2: what helps", "Hint 3: the code")
 DETAILS = re.compile(r"<details><summary>(.*?)</summary>(.*?)</details>", flags=re.DOTALL)
 TIME = re.compile(r"\*\*Time:\*\* about (\d+) minutes of reading and (\d+) minutes of exercises")
@@ -51,8 +54,15 @@ def _visible(markdown: str) -> str:
     return DETAILS.sub("", markdown)
 
 
+def _read(markdown: str) -> str:
+    """The text a learner reads going through the lesson: what is visible, and the answers of the self-check
+    questions (opened once answered); not the hints (opened when stuck) nor a folded "More: ..." aside."""
+    answers = " ".join(body for summary, body in DETAILS.findall(markdown) if summary == "Answer")
+    return _visible(markdown) + " " + answers
+
+
 def _prose_words(cells) -> int:
-    text = " ".join(_visible(c.source) for c in cells if c.cell_type == "markdown")
+    text = " ".join(_read(c.source) for c in cells if c.cell_type == "markdown")
     return len(re.findall(r"[A-Za-z]+", text))
 
 
@@ -68,8 +78,8 @@ def test_the_opening_says_what_why_what_first_and_how_long(script):
 
 @pytest.mark.parametrize("script", LESSONS, ids=lambda p: p.stem)
 def test_the_stated_time_covers_reading_and_exercises(script):
-    """Reading at 150 words a minute (folded hints and answers not counted) and 6 minutes an exercise: the
-    opening may say more, never less. No lesson needs more than one sitting of a lab."""
+    """Reading at 150 words a minute (the self-check answers counted, the hints and folded asides not) and 6
+    minutes an exercise: the opening may say more, never less. No lesson needs more than one sitting of a lab."""
     cells = _cells(script)
     found = TIME.search(cells[0].source)
     assert found, "the opening says '**Time:** about R minutes of reading and E minutes of exercises'"
@@ -77,7 +87,8 @@ def test_the_stated_time_covers_reading_and_exercises(script):
     words, exercises = _prose_words(cells), sum(map(_is_stub, cells))
     assert reading >= round(words / WORDS_PER_MINUTE), f"{words} words take {words / WORDS_PER_MINUTE:.0f} min"
     assert exercising >= MINUTES_PER_EXERCISE * exercises, f"{exercises} exercises"
-    assert reading + exercising <= LONGEST_LESSON_MINUTES, "too long for one sitting: cut or split the lesson"
+    longest = LONGEST.get(script.name[:2], LONGEST_LESSON_MINUTES)
+    assert reading + exercising <= longest, f"over {longest} minutes: too long for one sitting; cut or split it"
 
 
 @pytest.mark.parametrize("script", LESSONS, ids=lambda p: p.stem)
