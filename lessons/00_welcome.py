@@ -135,6 +135,7 @@ if not mmcourse.claims.strict():  # in the test suite's strict mode this one wou
 # | $\lambda$ | the weight of a penalty or of one term of a loss (a ridge, a modality's likelihood, a task's loss) | 02, 04, 05, 08 |
 # | $\omega_i$ | the weight of the $i$-th rank-one term of a low-rank (CP) decomposition | 01 |
 # | $N$, $k$ | an episode's classes and shots: an $N$-way $k$-shot task | 06 |
+# | $N_k(y)$ | how often target $y$ is among the $k$ nearest neighbours of the mapped sources (its $k$-occurrence) | 04 |
 # | $\mathcal{T}$ | a task | 06 |
 # | $\mathcal{L}$ | a loss | all |
 # | $\mathcal{N}(\mu, \sigma^2)$ | a Gaussian | 05 |
