@@ -24,7 +24,7 @@
 # the [normal distribution](https://en.wikipedia.org/wiki/Normal_distribution) and the [KL
 # divergence](https://en.wikipedia.org/wiki/Kullback%E2%80%93Leibler_divergence).
 #
-# **Time:** about 25 minutes of reading and 18 minutes of exercises. **Runs on:** a laptop CPU in about
+# **Time:** about 31 minutes of reading and 18 minutes of exercises. **Runs on:** a laptop CPU in about
 # half a minute (every model trains in a second or two); a GPU is used when there is one.
 #
 # A caption says "a large red triangle at the top left"; a picture shows one. Both should map to the
@@ -170,9 +170,9 @@ experiments.IMAGE_ALONE_WITHOUT_ZEROING.check(over_chance, without_zeroing=witho
 # chance. A likely reason (untested): the spectrograms are standardised, so zeroed audio is the mean
 # spectrogram, not silence, and without zeroing no training code was computed with it.
 #
-# Audio -> image moves up on most of the ten seeds and down on some: too small to claim. Its interval
-# above says how far it could move on other test pairs with these two models; another seed moves it
-# further.
+# Audio -> image is not claimed. In one run its interval can exclude 0 either way (on seed 0 on a CPU
+# it falls), but its sign changes with the seed: up on eight of the ten seeds, down on seeds 0 and 7.
+# The interval covers other test pairs with these two trained models, not another training run.
 
 # %% [markdown]
 # ### Check yourself
@@ -746,8 +746,10 @@ experiments.SAMPLING_COSTS_MVAE_MORE.check(costlier, **cost)
 #
 # ### Inference with a modality missing
 #
-# A linear probe (linear discriminant analysis) learns to read the digit from codes of both modalities,
-# then reads codes from both, from the image alone and from the audio alone:
+# A linear probe learns to read the digit from codes of both modalities, then reads codes from both,
+# from the image alone and from the audio alone. The probe is [linear discriminant
+# analysis](https://scikit-learn.org/stable/modules/lda_qda.html): one Gaussian per digit, all with the
+# same covariance, so the boundaries between digits are flat (hyperplanes).
 
 # %%
 for m in experiments.MODELS:
@@ -939,8 +941,8 @@ experiments.ALIGNMENT_WORKS.check(correct["ratio"], paired=correct["paired"], sh
 # ## Summary
 #
 # - A **bimodal autoencoder** learns one code from both modalities; zeroing one modality at random in
-#   training makes one input alone carry the code (here the image alone then calls up the right spoken
-#   digit more often).
+#   training makes the image alone call up the right spoken digit more often (image -> audio; the
+#   other direction changes sign with the seed and is not claimed).
 # - A **VAE** maximises the ELBO, reconstruction minus the KL to the prior, a lower bound on
 #   $\log p(x)$; the reparameterisation $z = \mu + \sigma \odot \varepsilon$ lets gradients reach the
 #   encoder.
