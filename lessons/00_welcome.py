@@ -107,7 +107,7 @@ if not mmcourse.claims.strict():  # in the test suite's strict mode this one wou
 # | $y$ | a class label, one of $C$ classes (where no second modality is written $y$) | 01, 06, 08 |
 # | $x^{(m)}$ | the input of modality $m$, where there are more than two | 01, 05 |
 # | $X$, $Y$ | a data matrix: one example per **row**, $n \times d$ | 02, 04 |
-# | $n$ | the number of examples (in 06 alone, $n$ numbers an episode's classes, $1, \dots, N$) | all |
+# | $n$ | the number of examples (in 06 alone, $n$ numbers an episode's classes, $0, \dots, N - 1$) | all |
 # | $B$ | the batch size (examples, or tasks in a meta-batch) | all |
 # | $d$, $d_x$, $d_y$ | a dimension (of an embedding, of each view) | all |
 # | $M$ | the number of modalities | 01, 05 |
