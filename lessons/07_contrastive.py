@@ -24,7 +24,7 @@
 # [Lesson 03](03_attention.ipynb) helps with the patch encoder, and lessons [04](04_alignment.ipynb) and
 # [05](05_autoencoders.ipynb) with the rows of the comparison in section 6.
 #
-# **Time:** about 27 minutes of reading and 18 minutes of exercises. **Runs on:** a laptop CPU in about half
+# **Time:** about 32 minutes of reading and 18 minutes of exercises. **Runs on:** a laptop CPU in about half
 # a minute (each model trains in a few seconds); a GPU is used when there is one.
 
 # %% [markdown]
@@ -83,8 +83,7 @@ print("captions whose own scene is the most similar:", int((before.argmax(0) == 
 #
 # About one: an untrained encoder's similarities say nothing about which caption belongs to which scene, so
 # each caption's own scene is the most similar of the 6 with probability 1/6 (your run prints the count).
-# Training pushes every diagonal entry above the rest of its row and its column; section 3 draws the same
-# matrix after training.
+# Training pushes every diagonal entry above the rest of its row and its column.
 # </details>
 #
 # 2. CCA (lesson 02) also learns a shared space from pairs. What does its objective never compare, that
@@ -94,8 +93,7 @@ print("captions whose own scene is the most similar:", int((before.argmax(0) == 
 #
 # A sample's similarity to its own partner against its similarity to *other* samples' partners. CCA
 # maximises the correlation of paired projections over the whole data set; nothing in it asks that caption
-# $i$ be closer to image $i$ than to image $j$. The contrastive loss asks exactly that, for every pair of
-# the batch against all the others.
+# $i$ be closer to image $i$ than to image $j$.
 # </details>
 
 # %% [markdown]
@@ -167,9 +165,9 @@ exercises.check("clip_loss", solution_clip_loss, must_pass=True)
 check_loss_gradients(solution_clip_loss, must_pass=True)
 
 # %% [markdown]
-# The package's `clip_loss(image_emb, text_emb, logit_scale)` does the same (the checks compared your
-# function with it), and the rest of the lesson uses it. Swapping the two modalities transposes the
-# logits, which exchanges the row and the column cross-entropies, so the loss stays the same:
+# The package's `clip_loss(image_emb, text_emb, logit_scale)` does the same, and the rest of the lesson
+# uses it. Swapping the two modalities transposes the logits, which exchanges the row and the column
+# cross-entropies, so the loss stays the same:
 
 # %%
 from mmcourse.contrastive import clip_loss, similarity  # noqa: E402  (after the exercise, which asks you to write them)
@@ -277,19 +275,17 @@ exercises.check("reordered_captions_loss", solution_reordered_loss, must_pass=Tr
 #
 # A loss can have the right values and still train nothing. One that reads the scale as a Python number
 # (`math.exp(float(logit_scale))`) gives no gradient to $s$, so $\tau$ could never be learned; one that
-# detaches the embeddings gives none to the encoders. The gradient check says which input gets none.
+# detaches the embeddings gives none to the encoders.
 # </details>
 #
 # 3. Try the find-the-bug exercise first. Which of its cases did the buggy loss pass, and why those?
 #
 # <details><summary>Answer</summary>
 #
-# The check prints them under the failing case 3 ("three captions in a cycle"): "passed before it: case 1
-# (captions still in image order); case 2 (two captions swapped)". `text_emb[order]` applies the
-# reordering a second time instead of undoing it; that agrees with the inverse only where the order is its
-# own inverse (no reordering, or swaps in pairs). A cycle of three, case 3, tells them apart. In a batch
-# sorted by length almost every pair would be mismatched: the loss runs, returns a number, and trains the
-# model on wrong pairs.
+# Case 1 (captions still in image order) and case 2 (two captions swapped), listed under the failing case 3,
+# a cycle of three. `text_emb[order]` applies the reordering a second time instead of undoing it, which
+# agrees with the inverse only for an order that is its own inverse (none, or swaps in pairs). In a batch
+# sorted by length almost every pair would be mismatched: the loss runs and trains the model on wrong pairs.
 # </details>
 
 # %% [markdown]
@@ -558,10 +554,8 @@ browser
 #
 # <details><summary>Answer</summary>
 #
-# No. Against the tuned CCA the lead is claimed only on two-object captions; it is small on one-object
-# captions and varies from seed to seed on three-object ones, so it does not grow with the number of
-# objects. Binding is tested directly instead: the swapped caption has the same word counts, and the
-# contrastive model prefers the scene's own caption on most of the 300 scenes (the claim).
+# No. The lead over the tuned CCA is claimed on two-object captions only, and it does not grow with the
+# number of objects. Binding is tested directly instead, with swapped captions of the same word counts.
 # </details>
 #
 # 3. A ranking puts a caption's exact scene at rank 1 and nine scenes with none of its objects after it.
@@ -570,10 +564,9 @@ browser
 # <details><summary>Answer</summary>
 #
 # Recall@10 is 1: the exact scene is in the top 10. NDCG@10 is below 1 whenever other test scenes contain
-# some of the caption's objects, because the best ranking would put those at ranks 2 to 10. Recall asks
-# only for the exact scene; NDCG also asks that the rest of the top 10 hold as many of the caption's
-# objects as possible. The contrastive loss never asked for that order: it only asks each caption's own
-# scene to beat the other scenes of its batch.
+# some of the caption's objects, because the best ranking would put those at ranks 2 to 10. The
+# contrastive loss never asked for that order: it only asks each caption's own scene to beat the other
+# scenes of its batch.
 # </details>
 
 # %% [markdown]
@@ -724,12 +717,10 @@ experiments.PUSH_BEYOND_RANDOM.check(learned_share - random_share, learned=learn
 #
 # <details><summary>Answer</summary>
 #
-# By about $138 \times 0.003 \approx 0.41$ (the printout's lr x steps), sometimes somewhat more: Adam's
-# steps can exceed the learning rate slightly. At that rate $\tau$ falls by a factor of about
-# $e^{0.41} \approx 1.5$: from 0.07 to about 0.046, from 1 to about 0.66 (the printout's "would end at").
-# On a CPU (seed 0) $s$ changed by +0.380 from 0.07, ending at $\tau = 0.048$, and by +0.486 from 1, more
-# than 0.41, ending at $\tau = 0.615$; the claims allow between half and 1.5 times lr x steps. The model
-# learned only the direction, down; in a short training the start of $\tau$ is the choice.
+# By about $138 \times 0.003 \approx 0.41$ (the printout's lr x steps; Adam's steps can exceed the
+# learning rate slightly), so $\tau$ falls by a factor of about $e^{0.41} \approx 1.5$: from 0.07 to about
+# 0.046, from 1 to about 0.66. On a CPU (seed 0) $s$ changed by +0.380 and +0.486. The model learned only
+# the direction, down; in a short training the start of $\tau$ is the choice.
 # </details>
 #
 # 2. With $\tau = 1$ no softmax weight is more than $e^2$ times another. With a small $\tau$, which
@@ -747,11 +738,9 @@ experiments.PUSH_BEYOND_RANDOM.check(learned_share - random_share, learned=learn
 #
 # <details><summary>Answer</summary>
 #
-# That most of the concentration is $\tau$'s, not the embeddings'. The trained model's cosines add to it
-# (the second claim of that cell): on a CPU (seed 0) the learned model gives 0.923 against 0.673 for
-# random vectors. Moving $\tau$ changes far more: the same embeddings, "fixed 1", give 0.086 at $\tau = 1$
-# and 0.842 at the learned $\tau$ ("fixed 1's cosines"). The cell shows where the push goes; it does not
-# show that this is why a small $\tau$ retrieves better.
+# That most of the concentration is $\tau$'s, not the embeddings'. The trained cosines add to it (the
+# second claim; on a CPU, seed 0, 0.923 against 0.673 for random vectors), but moving $\tau$ changes far
+# more: the "fixed 1" embeddings give 0.086 at $\tau = 1$ and 0.842 at the learned $\tau$.
 # </details>
 
 # %% [markdown]
@@ -832,9 +821,9 @@ views.unseen_examples(zero_shot)
 #
 # <details><summary>Answer</summary>
 #
-# It has one output per seen class, so it cannot name an unseen one (the lesson verifies that it never
-# does). On the seen classes it was trained on the labels themselves, while the contrastive model only
-# learned to match scenes with captions and was never told that colour and shape are what matters.
+# It has one output per seen class, so it cannot name an unseen one. On the seen classes it was trained
+# on the labels themselves, while the contrastive model only learned to match scenes with captions and
+# was never told that colour and shape are what matters.
 # </details>
 #
 # 2. Why compare the prompts with the supervised classifier among 9 classes and not among 12?
@@ -853,7 +842,7 @@ views.unseen_examples(zero_shot)
 #
 # 1/3, since there are 3 shapes. Getting the colour right is easy here, so beating 1/12 would show little;
 # beating 1/3 shows that the model also gets the shape of a combination it never saw right more often than
-# a guess. The claim compares with 1/3.
+# a guess.
 # </details>
 
 # %% [markdown]
@@ -881,8 +870,8 @@ experiments.AV_RETRIEVES.check(av_recall / av_chance, recall_at_1=av_recall, cha
 # %% [markdown]
 # Now the whole table. Each earlier lesson printed its rows and kept them; `comparison.gather` reads them
 # back, so every row below is the number its lesson printed. For a lesson you have not run (with this
-# version of the course, on this machine), it computes that lesson's rows now, with the lesson's own
-# settings and seed: on a CPU the same numbers (a few seconds each). The first lines say which is which:
+# version of the course, on this machine), it computes them now with that lesson's settings and seed (a
+# few seconds each; on a CPU, the same numbers). The first lines say which is which:
 
 # %%
 earlier = comparison.gather(seed=0, lessons=("02", "04", "05"), split=ours[0].split)
@@ -896,13 +885,16 @@ views.comparison_chart(entries)
 # Read each row's "pairs" and "labels" columns first: they say how much help a method had.
 #
 # - **Labels.** Lesson 04's encoders were trained as digit classifiers of their own modality
-#   ("training"); linear CCA's ridge was chosen with labels ("model selection"). The others used none.
+#   ("training"); linear CCA's ridge was chosen with labels ("model selection"), and Deep CCA reuses that
+#   ridge. Only the MVAE latent and the dual encoder used none.
 # - **Pairs.** With all the training pairs every method retrieves above chance, and ten pairs still put
-#   Procrustes above chance (lesson 04). With none, lesson 04's unsupervised map falls below chance at
-#   Recall@20, like a random rotation: nothing tells the right map from a wrong one.
-# - **Rows that agree in both columns** compare most directly: the MVAE latent and the dual encoder. The
-#   dual encoder and linear CCA differ only in the labels that chose the ridge. Compare them query by
-#   query; each of the test split's 19 voices says several digits, so the interval resamples voices:
+#   Procrustes above chance (lesson 04). With none, lesson 04's unsupervised map falls below chance, like
+#   a random rotation (on seed 0 at R@1 and R@5; at Recall@20, a claim of lesson 04): nothing tells the
+#   right map from a wrong one.
+# - **Rows that agree in both columns** compare most directly: the MVAE latent and the dual encoder;
+#   linear and Deep CCA. The dual encoder and linear CCA differ only in the labels that chose the ridge.
+#   Compare them query by query; each of the test split's 19 voices says several digits, so the interval
+#   resamples voices:
 
 # %%
 voices = comparison.query_voices(seed=0)
@@ -923,10 +915,9 @@ for name in ("MVAE latent", "linear CCA"):
 #
 # <details><summary>Answer</summary>
 #
-# Rows that agree in both the "pairs" and the "labels" column, such as the MVAE latent and the dual
-# encoder (all pairs, no labels). Lesson 04's encoders were trained as digit classifiers, and linear CCA's
-# ridge was chosen with labels: that help is not in the pairs, so a lead over a method without it says
-# less about the method itself.
+# Rows that agree in both the "pairs" and the "labels" column: the MVAE latent and the dual encoder (all
+# pairs, no labels), or linear and Deep CCA (all pairs, a ridge chosen with labels). Labels are help
+# beyond the pairs, so a lead of a row that had them over one that did not says less about the method.
 # </details>
 #
 # 2. The dual encoder is ahead of linear CCA in your run. Why does the course not say it is better at this
@@ -934,9 +925,8 @@ for name in ("MVAE latent", "linear CCA"):
 #
 # <details><summary>Answer</summary>
 #
-# One run is not a ranking. The paired interval covers other voices for these two models only; another
-# seed trains other models, and on one of the ten seeds the course checks the dual encoder was behind. A
-# claim must hold on every seed with a margin.
+# One run is not a ranking: the paired interval covers other voices for these two models only, and on
+# one of the ten seeds the course checks the dual encoder was behind. A claim must hold on every seed.
 # </details>
 
 # %% [markdown]
