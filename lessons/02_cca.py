@@ -14,17 +14,17 @@
 # # Lesson 02: Canonical correlation analysis
 #
 # **What you will learn:** how canonical correlation analysis (CCA) finds what two modalities have
-# in common; how to compute it in closed form by whitening and one singular value decomposition;
-# why it overfits when features are many and samples few, and how a ridge fixes that; how to
-# retrieve images with spoken queries in the shared space; how Deep CCA learns non-linear views,
-# and when it does not beat the linear method; and how to find a bug in a Deep CCA objective.
+# in common; how to compute it by whitening and one singular value decomposition; why it overfits
+# when features are many and samples few, and how a ridge fixes that; how to retrieve images with
+# spoken queries in the shared space; how Deep CCA learns non-linear views, and when it does not
+# beat the linear method; and how to find a bug in a Deep CCA objective.
 #
 # **Prerequisites:** [lesson 00](00_welcome.ipynb) ([lesson 01](01_fusion.ipynb) helps but is not
 # needed); [covariance matrices](https://en.wikipedia.org/wiki/Covariance_matrix);
 # [eigenvectors](https://d2l.ai/chapter_appendix-mathematics-for-deep-learning/eigendecomposition.html);
 # the [singular value decomposition](https://en.wikipedia.org/wiki/Singular_value_decomposition).
 #
-# **Time:** about 21 minutes of reading and 24 minutes of exercises. **Runs on:** any laptop CPU in
+# **Time:** about 26 minutes of reading and 24 minutes of exercises. **Runs on:** any laptop CPU in
 # well under a minute.
 #
 # A handwritten 7 and a spoken "seven" look nothing alike: 64 pixels on one side, a spectrogram
@@ -50,7 +50,7 @@ from mmcourse.views import cca as views
 #
 # ### A picture first
 #
-# Take two views of 500 samples, each view in two dimensions, so that you can see them. The data
+# Take two views of 500 samples, each in two dimensions so that you can see them. The data
 # comes from `make_two_views`: a shared hidden cause shows up in both views, mixed by a different
 # random linear map in each. CCA finds one direction $w_x$ in the plane of view x and one
 # direction $w_y$ in the plane of view y. Below, each sample has the same colour in both panels:
@@ -105,9 +105,9 @@ print(f"best raw correlation: {raw:.2f} | first canonical correlation: {cca.cano
 # ### Exercise: the whitening matrix
 #
 # Write `my_whitening(cov)`: given a symmetric positive definite covariance matrix `cov` of shape
-# `(d, d)`, return its **symmetric** inverse square root $C^{-1/2}$, the one matrix $W$ with
-# $W = W^\top$ and $W C W = I$. (Many matrices whiten $C$: any rotation of $W$ does too. The
-# symmetric one is unique, so the check can compare values.)
+# `(d, d)`, return its inverse square root $C^{-1/2}$: the one **symmetric positive definite**
+# matrix $W$ with $W C W = I$. (Many matrices whiten $C$, any rotation of $W$ for one; this one is
+# unique, so the check can compare values.)
 
 # %%
 def my_whitening(cov):
@@ -127,8 +127,7 @@ exercises.check("whitening_matrix", my_whitening)
 #
 # `torch.linalg.eigh(cov)` returns eigenvalues `lam` and an orthogonal matrix `q` of eigenvectors
 # with `cov = q @ torch.diag(lam) @ q.T`. Apply $t \mapsto t^{-1/2}$ to the eigenvalues only
-# (`lam.rsqrt()`), then put the matrix back together. Never take an element-wise square root of the
-# matrix itself.
+# (`lam.rsqrt()`), then put the matrix back together.
 # </details>
 # <details><summary><b>Hint 3: the code</b></summary>
 #
@@ -165,11 +164,15 @@ print("CCA.canonical_correlations_:", cca.canonical_correlations_)
 
 # %% [markdown]
 # `mmcourse.cca.CCA` follows scikit-learn's estimator API: `fit(X, Y)` returns the estimator, what it
-# learned ends in an underscore (`x_weights_`, `canonical_correlations_`), and `transform` projects
-# new data. Read it in `mmcourse/cca.py` (or run `CCA??`): `fit` is about twenty lines. It whitens
-# with $L^{-1}$, the inverse of a Cholesky factor ($C = L L^\top$), instead of $C^{-1/2}$: any
-# matrix $A$ with $A C A^\top = I$ whitens, the SVD undoes the rotation between two of them, so the
-# directions come out the same, and a Cholesky factor is cheaper than an eigendecomposition.
+# learned ends in an underscore (`canonical_correlations_`), and `transform` projects new data. Its
+# `fit` is about twenty lines in `mmcourse/cca.py`.
+#
+# <details><summary>More: why <code>fit</code> whitens with a Cholesky factor</summary>
+#
+# It whitens with the inverse of a Cholesky factor $L$ ($C = L L^\top$), which is cheaper to compute
+# than $C^{-1/2}$. The directions come out the same: any whitening matrix is $C^{-1/2}$ turned by a
+# rotation, which the SVD undoes.
+# </details>
 #
 # ### Exercise: canonical correlations from the SVD
 #
@@ -225,22 +228,19 @@ exercises.check("canonical_correlations", solution_canonical_correlations, must_
 #
 # <details><summary>Answer</summary>
 #
-# No. A raw coordinate is itself a projection, onto a unit vector of the standard basis, so the
-# best pair of raw coordinates is one of the pairs CCA searches over. The first canonical
-# correlation is the largest over all pairs of directions, so on the data it is fitted to it is at
-# least as large.
+# Not on the data it is fitted to. A raw coordinate is a projection onto a standard basis vector,
+# so the best pair of raw coordinates is one of the pairs CCA searches over, and the first canonical
+# correlation is the largest over all of them.
 # </details>
 #
 # 2. Why are the canonical correlations the singular values of $\tilde C_{xy}$?
 #
 # <details><summary>Answer</summary>
 #
-# The correlation does not change when you rescale $w_x$ or $w_y$, so you may ask for unit
-# variances. With $a = C_{xx}^{1/2} w_x$ and $b = C_{yy}^{1/2} w_y$, the variance $w_x^\top C_{xx}
-# w_x$ is $\|a\|^2$, so the constraints ask for unit vectors and the objective is
-# $a^\top \tilde C_{xy} b$. Over unit vectors its maximum is the top singular value, reached at the
-# top singular vectors. Asking the next pair to be uncorrelated with the first makes $a$ and $b$
-# orthogonal to the first ones, which gives the next singular value, and so on.
+# Rescaling $w_x$ or $w_y$ leaves the correlation unchanged, so ask for unit variances. With
+# $a = C_{xx}^{1/2} w_x$ and $b = C_{yy}^{1/2} w_y$ they read $\|a\| = \|b\| = 1$, and the objective
+# is $a^\top \tilde C_{xy} b$, whose maximum over unit vectors is the top singular value. A later
+# pair, uncorrelated with the earlier ones, must be orthogonal to them: the next singular value.
 # </details>
 #
 # 3. Does it matter whether the covariances divide by $n$ or by $n - 1$?
@@ -257,7 +257,7 @@ exercises.check("canonical_correlations", solution_canonical_correlations, must_
 #
 # ### Does it find the correlations we planted?
 #
-# Now a harder case: x in 10 dimensions, y in 8, three planted canonical correlations 0.9, 0.7
+# A harder case: x in 10 dimensions, y in 8, three planted canonical correlations 0.9, 0.7
 # and 0.4 hidden under random mixing, 2,000 training samples and 2,000 more held out. An estimate
 # of a correlation $\rho$ from $n$ samples has a standard error of about $(1 - \rho^2)/\sqrt{n}$.
 # The claim allows four of them for each of the six estimates: a correct estimator misses that
@@ -291,11 +291,15 @@ verify((corr - expected).abs().max() < 1e-8,
 # %% [markdown]
 # ### Against scikit-learn
 #
-# scikit-learn's `CCA` solves the same problem differently: NIPALS, an iterative algorithm that finds
-# one pair at a time by alternating regressions, then removes it from the data ("deflation") and
-# starts again. Its weights have a different scale and possibly a different sign, so compare what
-# must agree: the correlations of the projected data. The timings (medians of nine fits of each,
-# on one thread) depend on your machine.
+# scikit-learn's `CCA` solves the same problem with an iterative algorithm, NIPALS. Its weights have
+# a different scale and possibly a different sign, so compare what must agree: the correlations of
+# the projected data. The timings (medians of nine fits, one thread) depend on your machine.
+#
+# <details><summary>More: how NIPALS works</summary>
+#
+# It finds one pair at a time by alternating regressions, then removes that pair from the data and
+# starts again.
+# </details>
 
 # %%
 versus = experiments.against_sklearn(seed=0)
@@ -336,9 +340,9 @@ verify(versus["difference"] < 1e-3, "our CCA and scikit-learn's find the same ca
 # <details><summary>Answer</summary>
 #
 # In whitened coordinates, the projections of view x onto $u_i$ and $u_j$ have covariance
-# $u_i^\top u_j = 0$, since singular vectors are orthogonal (likewise for view y). Across the
-# views, the covariance of the projections onto $u_i$ and $v_j$ is
-# $u_i^\top \tilde C_{xy} v_j = s_j\, u_i^\top u_j = 0$ for $i \ne j$.
+# $u_i^\top u_j = 0$ (likewise for view y). Across the views, the projections onto $u_i$ and $v_j$
+# have covariance $u_i^\top \tilde C_{xy} v_j = s_j\, u_i^\top u_j = 0$ for $i \ne j$, with $s_j$ the
+# $j$-th singular value.
 # </details>
 
 # %% [markdown]
@@ -353,7 +357,7 @@ verify(versus["difference"] < 1e-3, "our CCA and scikit-learn's find the same ca
 # production*](https://doi.org/10.1016/0304-4076(76)90010-5)). A large $\lambda$ stops trusting the
 # noisy covariances and favours directions in which the data varies a lot; as $\lambda \to \infty$
 # CCA turns into partial least squares, which maximises covariance instead of correlation. This
-# helps when the signal lives in high-variance directions, as it does in most real measurements.
+# helps when the signal lives in high-variance directions.
 #
 # The data below has 100 training samples with 60 features per view: three correlated causes spread
 # over all features, plus independent noise on each feature.
@@ -391,15 +395,15 @@ explorer
 # ### Check yourself
 #
 # 1. With 100 samples and 60 + 60 features, every training correlation is 1. Why must that happen,
-#    whatever the data?
+#    even if the views shared nothing?
 #
 # <details><summary>Answer</summary>
 #
 # After centring, every column of $X$ and of $Y$ is a vector in $\mathbb{R}^{100}$ orthogonal to the
-# vector of ones: a space of dimension 99. The columns of $X$ span at most 60 of those dimensions and
-# those of $Y$ at most 60; since $60 + 60 > 99$, the two spans share a subspace of at least 21
-# dimensions. Any vector in it is both $X w_x$ and $Y w_y$ for some directions: the two projections
-# are the same vector, with correlation 1.
+# vector of ones: a space of dimension 99. The columns of $X$ span 60 of those dimensions, and so do
+# those of $Y$ (the noise makes each view's columns linearly independent); since $60 + 60 > 99$, the
+# two spans share a subspace of at least 21 dimensions. Any vector in it is both $X w_x$ and $Y w_y$
+# for some directions: the two projections are the same vector, with correlation 1.
 # </details>
 #
 # 2. Why can a ridge never raise the first training correlation?
@@ -448,7 +452,7 @@ print("held-out canonical correlations:", [round(r, 2) for r in av_result["corre
 
 # %% [markdown]
 # The first two canonical components of the test images and of the test sounds, coloured by digit.
-# Labels were never shown to CCA, yet digits gather in both views, in the same places:
+# Though CCA never saw a label, digits gather in both views, in the same places:
 
 # %%
 views.shared_space(av_result["image_scores"], av_result["audio_scores"], av_result["labels"], DIGIT_NAMES)
@@ -456,7 +460,7 @@ views.shared_space(av_result["image_scores"], av_result["audio_scores"], av_resu
 # %% [markdown]
 # ### Retrieval in the shared space
 #
-# Now use a sound as a query: project it, and rank all test images by the cosine similarity of their
+# Use a sound as a query: project it, and rank all test images by the cosine similarity of their
 # projections. A query succeeds at K when one of the K top-ranked images shows the digit that was
 # spoken. **Recall@K** is the fraction of queries that succeed. For comparison, chance is the Recall@K
 # of a random ranking, computed exactly from the labels. Here is one query, with the digit and the
@@ -526,8 +530,8 @@ exercises.check("recall_at_k", solution_recall_at_k, must_pass=True)
 # %% [markdown]
 # **Try it.** How much does the noise cost? Load clean data,
 # `clean = load_av_digits(image_noise=0, occlusion=0, audio_snr_db=float("inf"))`, and run
-# `experiments.av_digits_retrieval(data=clean)`. (Border pixels that are 0 in every clean image
-# stay at 0 after standardisation.)
+# `experiments.av_digits_retrieval(data=clean)`. (Pixels that never vary stay at 0 after
+# standardisation.)
 
 # %% [markdown]
 # ### Check yourself
@@ -548,8 +552,7 @@ exercises.check("recall_at_k", solution_recall_at_k, must_pass=True)
 #
 # A random ranking already succeeds sometimes: about one gallery image in ten shows the spoken
 # digit, so a random top image is right about one time in ten, and a random top five far more
-# often. The printed chance levels are exact for these labels, and the claims measure against them
-# (a ratio for Recall@1, a difference for Recall@5).
+# often. The printed chance levels are exact for these labels, and the claims measure against them.
 # </details>
 #
 # 3. The ridge was chosen by Recall@1 on the validation split. Did labels play a part?
@@ -566,26 +569,27 @@ exercises.check("recall_at_k", solution_recall_at_k, must_pass=True)
 # Linear CCA only finds *linear* directions. When a view encodes the shared cause non-linearly, it
 # misses much of it. Andrew, Arora, Bilmes and Livescu (2013), [*Deep Canonical Correlation
 # Analysis*](https://proceedings.mlr.press/v28/andrew13.html), put a network in front of each view,
-# $h^{(1)} = f_1(x)$ and $h^{(2)} = f_2(y)$, and train both to maximise the total canonical
-# correlation of their outputs. The blocks $C_{xx}$, $C_{yy}$ and $C_{xy}$ now stand for the
-# covariances of $h^{(1)}$ and $h^{(2)}$ and their cross-covariance, measured on a minibatch of $B$
-# pairs, each covariance with a ridge $\lambda I$ added:
+# $h^{(1)} = f_1(x)$ and $h^{(2)} = f_2(y)$, and train both to maximise the sum of the $r$ largest
+# canonical correlations of their outputs. $C_{xx}$, $C_{yy}$ and $C_{xy}$ now stand for the
+# covariances of $h^{(1)}$ and $h^{(2)}$ and their cross-covariance on a minibatch of $B$ pairs,
+# each covariance with a ridge $\lambda I$ added:
 #
-# $$\mathcal{L} = -\sum_{i} s_i, \qquad s_i \text{ the singular values of }
+# $$\mathcal{L} = -\sum_{i=1}^{r} s_i, \qquad s_1 \ge s_2 \ge \dots \text{ the singular values of }
 #   \tilde C_{xy} = (C_{xx} + \lambda I)^{-1/2}\, C_{xy}\, (C_{yy} + \lambda I)^{-1/2}.$$
 #
-# After training, a linear CCA on the networks' outputs gives the final projections. No labels
-# enter: only which x was paired with which y.
+# After training, a linear CCA on the networks' outputs gives the final projections.
 
 # %%
 views.deep_cca_architecture()
 
 # %% [markdown]
-# `cca_loss` computes $\mathcal{L}$ (its argument `eps` is $\lambda$) with a gradient that never turns
-# into NaN: it whitens with a Cholesky factor (the gradient of an eigendecomposition divides by
-# differences of eigenvalues, which vanish when they tie), and the ridge keeps the covariances
-# invertible at the cost of lowering each correlation a little. It is exactly the ridge CCA of
-# section 3:
+# `cca_loss` computes $\mathcal{L}$ (`n_components` is $r$, `eps` is $\lambda$) with a gradient that
+# never turns into NaN. It whitens with a Cholesky factor, because the gradient of an
+# eigendecomposition divides by differences of eigenvalues, which vanish when they tie. The gradient
+# of $s_1 + \dots + s_r$ is $U_r V_r^\top$ (the first $r$ columns of $U$ and $V$): no division, so
+# finite even when correlations tie (if $s_r = s_{r+1}$ the sum has a kink, and this is one of its
+# valid slopes). The ridge keeps the covariances invertible, lowering each correlation a little. It
+# is exactly the ridge CCA of section 3:
 
 # %%
 h1, h2 = planted.x[:500].float(), planted.y[:500].float()
@@ -595,8 +599,8 @@ print("-(sum of ridge CCA correlations):", -CCA(3, reg=1e-4).fit(h1, h2).canonic
 # %% [markdown]
 # ### Find the bug: the total correlation
 #
-# Deep CCA papers also use the sum of *all* canonical correlations, the sum of the singular values
-# of $\tilde C_{xy}$ (its nuclear norm). The singular values of $\tilde C_{xy}$ are the square roots of
+# Deep CCA papers also use the sum of *all* canonical correlations, the nuclear norm of
+# $\tilde C_{xy}$. The singular values of $\tilde C_{xy}$ are the square roots of
 # the eigenvalues of $\tilde C_{xy}^\top \tilde C_{xy}$, so that sum is
 # $\operatorname{tr}\big((\tilde C_{xy}^\top \tilde C_{xy})^{1/2}\big)$. The function below, modelled on
 # a widely copied Deep CCA implementation, computes it and contains one bug. The check runs it on
@@ -675,23 +679,23 @@ experiments.LARGE_BATCH_NEAR_ZERO.check(bias[1000])
 #
 # ### Non-linear views
 #
-# The data: `make_two_views(nonlinear=True)` hides each of two shared causes $u$ inside the features
-# $(\sin 2u, \cos 2u, \sin 2.5u, \cos 2.5u)$, mixed into 10 dimensions per view. The causes of x and
-# y correlate 0.9 and 0.7. No linear function of those features follows $u$ closely, but a
-# non-linear one can.
+# The data: `make_two_views(nonlinear=True)` draws two pairs of Gaussian causes, $\xi_x$ of x and
+# $\xi_y$ of y, correlated 0.9 in one pair and 0.7 in the other. Each cause $\xi$ hides in the
+# features $(\sin 2\xi, \cos 2\xi, \sin 2.5\xi, \cos 2.5\xi)$, mixed into 10 dimensions per view. No
+# linear function of those features follows $\xi$ closely, but a non-linear one can.
 #
-# How much can *any* functions of the two views reach? More than 0.9 + 0.7: for a Gaussian pair with
-# correlation $\rho$, a non-linear function of each side, $a^2 - 1$ and $b^2 - 1$, correlates
+# How much can *any* functions of the two views reach? More than 0.9 + 0.7: for a pair of causes with
+# correlation $\rho$, a non-linear function of each, $\xi_x^2 - 1$ and $\xi_y^2 - 1$, correlates
 # $\rho^2$, and in general the Hermite polynomials of degree $m$ correlate $\rho^m$ and are the best
 # possible pairs (Lancaster (1958), [*The structure of bivariate
 # distributions*](https://doi.org/10.1214/aoms/1177706532)). Check the square:
 
 # %%
 g = torch.Generator().manual_seed(0)
-a = torch.randn(100_000, generator=g)
-b = 0.9 * a + (1 - 0.9**2) ** 0.5 * torch.randn(100_000, generator=g)
-print(f"corr(a, b) = {torch.corrcoef(torch.stack([a, b]))[0, 1]:.3f}, "
-      f"corr(a^2 - 1, b^2 - 1) = {torch.corrcoef(torch.stack([a**2 - 1, b**2 - 1]))[0, 1]:.3f}")
+xi_x = torch.randn(100_000, generator=g)
+xi_y = 0.9 * xi_x + (1 - 0.9**2) ** 0.5 * torch.randn(100_000, generator=g)
+print(f"corr(xi_x, xi_y) = {torch.corrcoef(torch.stack([xi_x, xi_y]))[0, 1]:.3f}, "
+      f"corr(xi_x^2 - 1, xi_y^2 - 1) = {torch.corrcoef(torch.stack([xi_x**2 - 1, xi_y**2 - 1]))[0, 1]:.3f}")
 print("best total of two pairs for causes correlated 0.9 and 0.7:", experiments.best_nonlinear_total((0.9, 0.7), 2))
 
 # %% [markdown]
@@ -738,10 +742,10 @@ experiments.DEEP_WITHIN_CEILING.check(deep["deep_total"] - deep["best_possible"]
 #
 # <details><summary>Answer</summary>
 #
-# For a Gaussian pair with correlation $\rho$, $a^2 - 1$ and $b^2 - 1$ correlate $\rho^2$, so the
-# square of the first cause (0.81) beats the second cause (0.7). The best two pairs total
-# 0.9 + 0.81 = 1.71, the printed best possible total. A network can learn such functions; linear
-# CCA cannot.
+# For a Gaussian pair of causes with correlation $\rho$, $\xi_x^2 - 1$ and $\xi_y^2 - 1$ correlate
+# $\rho^2$, so the square of the first pair of causes (0.81) beats the second pair (0.7). The best
+# two pairs total 0.9 + 0.81 = 1.71, the printed best possible total. A network can learn such
+# functions; linear CCA cannot.
 # </details>
 #
 # 3. `buggy_total_correlation` passed the first case. What was special about it, and why is a test
@@ -749,11 +753,10 @@ experiments.DEEP_WITHIN_CEILING.check(deep["deep_total"] - deep["best_possible"]
 #
 # <details><summary>Answer</summary>
 #
-# In the first case every covariance and the cross-covariance are diagonal, so $\tilde C_{xy}$ and
-# $\tilde C_{xy}^\top \tilde C_{xy}$ are diagonal, and for a diagonal matrix the square root of each
-# entry is the matrix square root. Any function applied entry by entry agrees with the matrix
-# function on diagonal matrices, so such a test cannot tell the two apart. The mixed views of the
-# second case can.
+# In the first case every covariance and the cross-covariance are diagonal, so
+# $\tilde C_{xy}^\top \tilde C_{xy}$ is diagonal, and on a diagonal matrix any function applied entry
+# by entry agrees with the matrix function. Such a test cannot tell the two apart; the mixed views
+# of the second case can.
 # </details>
 
 # %% [markdown]
@@ -761,10 +764,8 @@ experiments.DEEP_WITHIN_CEILING.check(deep["deep_total"] - deep["best_possible"]
 #
 # Does the non-linear method also give a better shared space for AV-Digits? Train Deep CCA on the
 # same standardised pixels and pooled spectrograms as linear CCA: one hidden layer of 64 units per
-# view and 9 outputs, batches of half the training split (about 540 pairs, far more than 9). With
-# only about a thousand training pairs the networks overfit the correlation quickly, so the ridge
-# $\lambda$ of the loss is large here (10), like the one linear CCA chose. Training takes about two
-# seconds:
+# view and 9 outputs, batches of half the training split (about 540 pairs, far more than 9), and the
+# ridge linear CCA chose, $\lambda = 10$. Training takes about two seconds:
 
 # %%
 deep_av = experiments.deep_cca_retrieval(seed=0, data=av, progress=True)
@@ -772,6 +773,11 @@ print(deep_av["history"])
 print(f"total correlation: {-deep_av['history'].train_loss[-1]:.2f} on training batches (with the ridge) | "
       f"{deep_av['correlations'].sum():.2f} on the test pairs")
 deep_overfitting = experiments.deep_overfitting(deep_av)
+train_image, train_audio, _ = experiments.av_digits_features(av)["train"]
+h_image, h_audio = deep_av["model"].embed(train_image.float(), train_audio.float())
+print("variance of each network output on the training pairs (the ridge is 10): "
+      f"image {h_image.var(0).min():.0f} to {h_image.var(0).max():.0f} | "
+      f"audio {h_audio.var(0).min():.0f} to {h_audio.var(0).max():.0f}")
 
 # %%
 experiments.DEEP_OVERFITS_FEW_PAIRS.check(deep_overfitting)
@@ -798,14 +804,14 @@ experiments.DEEP_NO_CLEAR_GAIN.check(deep_av["recall1"] - av_result["recall1"], 
                                      linear=av_result["recall1"])
 
 # %% [markdown]
-# Deep CCA retrieves clearly above chance, but not clearly better than linear CCA: the difference in
-# Recall@1 and its 95% interval are printed above. On the synthetic views it had 10,000 pairs and
-# causes hidden behind sines; here it has a thousand noisy pairs, and it overfits them.
+# Deep CCA retrieves clearly above chance, but not clearly better than linear CCA (the difference in
+# Recall@1 and its 95% interval are printed above). On the synthetic views it had 10,000 pairs; here
+# it has a thousand noisy pairs, and it overfits them.
 #
 # These two rows open the course's **running comparison**: speech-to-image retrieval on the
 # AV-Digits test split, Recall@1 and @5 at the digit level, with their chance levels; lesson 07
-# shows the whole table. The "labels" column says what the digit labels did: in linear CCA's run
-# they chose the ridge ("model selection"); Deep CCA's ridge is fixed ("none").
+# shows the whole table. The "labels" column says what labels did: in linear CCA's run they chose
+# the ridge ("model selection"); Deep CCA's ridge is fixed ("none").
 
 # %%
 rows = experiments.comparison_rows(av_result, deep_av)
@@ -820,10 +826,10 @@ comparison.keep("cca", seed=0, entries=rows)
 #
 # <details><summary>Answer</summary>
 #
-# Here the networks have about a thousand noisy pairs, and they overfit them: the total correlation
-# on the training batches is far above the one on the test pairs (the claim checks a gap of more
-# than 1.0). The amount of data first: a larger network would widen that gap, and the ridge is
-# already large.
+# The networks overfit about a thousand noisy pairs: the total correlation on the training batches
+# is far above the one on the test pairs (the claim checks a gap of more than 1.0). More pairs
+# first. The ridge holds the networks back little: they set the scale of their own outputs, and
+# grew it far past $\lambda = 10$ (the printed variances).
 # </details>
 #
 # 2. Why compare the two methods query by query, with a paired bootstrap, instead of by two separate
@@ -848,7 +854,7 @@ comparison.keep("cca", seed=0, entries=rows)
 #   held-out data. A ridge on the covariances restores generalisation.
 # - In the shared space you can compare modalities directly: spoken digits retrieve images of the
 #   same digit, with no labels used to build the space.
-# - Deep CCA maximises the total canonical correlation of two networks' outputs. It needs a
+# - Deep CCA maximises the top canonical correlations of two networks' outputs. It needs a
 #   numerically careful loss and batches much larger than the embedding size, and pays off when the
 #   relation is non-linear and pairs are plentiful.
 # - A square root of a covariance means a *matrix* square root (through an eigendecomposition or
@@ -867,5 +873,4 @@ comparison.keep("cca", seed=0, entries=rows)
 #
 # **Next:** [lesson 03](03_attention.ipynb) lets one modality attend to the parts of another. The
 # shared space returns in lesson 04, which aligns two embedding spaces *without* paired examples,
-# and in lesson 07, which learns one contrastively, as CLIP does; lessons 04, 05 and 07 add their
-# rows to the running comparison.
+# and in lesson 07, which learns one contrastively, as CLIP does.

@@ -181,7 +181,7 @@ class CCA:
 
 
 def cca_loss(h1: torch.Tensor, h2: torch.Tensor, n_components: int | None = None, eps: float = 1e-4) -> torch.Tensor:
-    """Deep CCA objective: minus the sum of the top ``n_components`` canonical correlations of a batch.
+    """Deep CCA objective: minus the sum of the r = ``n_components`` largest canonical correlations of a batch.
 
     Shape: ``h1`` (B, d1), ``h2`` (B, d2) -> a scalar, differentiable in both. ``n_components``
     defaults to min(d1, d2). Computed in float64 and returned in ``h1``'s dtype and device.
@@ -192,13 +192,16 @@ def cca_loss(h1: torch.Tensor, h2: torch.Tensor, n_components: int | None = None
     Cholesky factor, whose gradient has no 1/(lambda_i - lambda_j) terms (the gradient of an
     eigendecomposition has them, and they blow up when eigenvalues tie); the correlations are the
     singular values of the whitened cross-covariance C~_xy (lesson 02's notation, with C_xx, C_yy and
-    C_xy the covariances of ``h1`` and ``h2`` and their cross-covariance), and the gradient of a sum of singular values
-    is U_k V_k^T, finite when correlations tie or vanish. No square root of a matrix is taken.
+    C_xy the covariances of ``h1`` and ``h2`` and their cross-covariance), and the gradient of the sum of the r
+    largest, U_r V_r^T (the first r left and right singular vectors), divides by nothing: it is finite when
+    correlations tie or vanish. Where the r-th correlation ties with the (r+1)-th the sum has a kink (it is not
+    differentiable there), and U_r V_r^T is one of its subgradients, which one depending on the singular vectors
+    the SVD returns. No square root of a matrix is taken.
 
     The ridge biases the result slightly downwards: a canonical pair whose projections have variance
     s in both views (directions normalised to unit length) scores about rho * s / (s + eps) instead
     of rho, a relative error near eps / s (1e-4 for unit-variance embeddings). It equals exactly
-    ``-CCA(k, reg=eps).fit(h1, h2).canonical_correlations_.sum()``. Keep B much larger than d1 and
+    ``-CCA(r, reg=eps).fit(h1, h2).canonical_correlations_.sum()``. Keep B much larger than d1 and
     d2: the correlations of a small batch overfit (they reach 1 when B <= d1 + d2).
     """
     for name, h in (("h1", h1), ("h2", h2)):
@@ -256,9 +259,10 @@ class DeepCCA(nn.Module):
 
         ``batch_size`` must be much larger than the embedding size: the loss measures correlations
         inside each batch, and small batches overfit them. ``eps`` is the ridge of :func:`cca_loss`,
-        tiny by default; with few training pairs a large one limits overfitting, as the ridge of
-        :class:`CCA` does (lesson 02 uses 10 on AV-Digits). Returns the :class:`History` (mean
-        ``train_loss`` per epoch).
+        tiny by default (lesson 02 uses 10 on AV-Digits). Unlike the ridge of :class:`CCA` on fixed
+        features, it is measured against embeddings whose scale the encoders choose, and they can grow
+        their outputs until it matters little. Returns the :class:`History` (mean ``train_loss`` per
+        epoch).
         """
         x, y = torch.as_tensor(x), torch.as_tensor(y)
         _check_pair(x, y, ("x", "y"), self.n_components + 1)

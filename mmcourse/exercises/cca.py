@@ -122,4 +122,5 @@ register("total_correlation", _reference_total_correlation, _total_correlation_c
     "where every covariance is diagonal (and there an entry-wise square root is the matrix square root). With "
     "mixed views (case 2) the column lengths add up to more. Fix: torch.linalg.svdvals(c_tilde).sum(). There is a "
     "second reason to fix it: where an entry of c_tilde.T @ c_tilde is negative, its entry-wise square root is "
-    "NaN. The trace never reads it, but the gradient does, and training stops with NaN weights."))
+    "NaN. The trace never reads it, but the gradient does, and training stops with NaN weights. The rule: the square "
+    "root of a matrix goes through its eigenvalues or singular values; never take the square root of its entries."))

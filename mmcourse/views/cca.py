@@ -196,15 +196,16 @@ def deep_cca_architecture() -> None:
                                        "$h^{(2)} = f_2(y)$")):
             _box(ax, (x, 0.08), name, 0.36, 0.1, grey)
             _box(ax, (x, 0.33), net, 0.26, 0.14, blue if view == "x" else green)
-            _box(ax, (x, 0.57), h + "  (B, k)", 0.3, 0.1, grey)
+            _box(ax, (x, 0.57), h + ("  (B, $d_1$)" if view == "x" else "  (B, $d_2$)"), 0.3, 0.1, grey)
             _arrow(ax, (x, 0.13), (x, 0.26))
             _arrow(ax, (x, 0.40), (x, 0.52))
             _arrow(ax, (x, 0.62), (0.5 + 0.55 * (x - 0.5), 0.78))
             side = 0.5 + 1.8 * (x - 0.5)  # outside the column: the gradient's way back
             ax.plot([side, side], [0.78, 0.33], "--", color="0.25", lw=1.3)
             _arrow(ax, (side, 0.33), (x + 0.13 * (1 if x > 0.5 else -1), 0.33), dashed=True)
-        _box(ax, (0.5, 0.86), "correlation objective on the batch:  $\\mathcal{L} = -\\sum_i s_i$,  "
-             "$s_i$ the singular values of\n$\\tilde C_{xy} = (C_{xx} + \\lambda I)^{-1/2}\\, C_{xy}\\, "
+        _box(ax, (0.5, 0.86), "correlation objective on the batch:  $\\mathcal{L} = -(s_1 + \\dots + s_r)$,  "
+             "$s_1, \\dots, s_r$ the $r$ largest singular values of\n"
+             "$\\tilde C_{xy} = (C_{xx} + \\lambda I)^{-1/2}\\, C_{xy}\\, "
              "(C_{yy} + \\lambda I)^{-1/2}$", 0.9, 0.16, yellow)
         ax.text(0.5, 0.47, "no labels: only which x\nwas paired with which y", ha="center", va="center",
                 fontsize=8, color="0.35")
