@@ -1,14 +1,15 @@
 """Alignment without pairs: Procrustes, adversarial mapping (MUSE), refinement and CSLS retrieval.
 
 Two embedding spaces learned separately (two languages, two modalities) often share their shape
-but not their coordinates. An orthogonal map W sends a source point x (a row) to ``x @ W`` in
-the target space. With pairs, W has a closed form (Procrustes). Without pairs, a discriminator
-learns to tell mapped source points from target points and W learns to fool it (Conneau et al.
+but not their coordinates. An orthogonal map ``w`` sends a source point x (a row) to ``x @ w`` in
+the target space. With pairs, ``w`` has a closed form (Procrustes). Without pairs, a discriminator
+learns to tell mapped source points from target points and ``w`` learns to fool it (Conneau et al.
 2018, MUSE); the map is then refined by Procrustes on the pairs it induces itself, and pairs are
 read off with cross-domain similarity local scaling (CSLS), which corrects for hubs.
 
-Conventions: rows are samples; ``source`` (n_s, d), ``target`` (n_t, d); a map W is (d, d) and
-applies on the right, ``source @ W``, like ``scipy.linalg.orthogonal_procrustes``. Scores between
+Conventions: rows are samples; ``source`` (n_s, d), ``target`` (n_t, d); a map ``w`` is (d, d) and
+applies on the right, ``source @ w``, like ``scipy.linalg.orthogonal_procrustes``. Lesson 04 writes
+maps on the left of column vectors, Wx, so ``w`` = W^T in its notation. Scores between
 mapped source points and target points are (n_s, n_t) matrices, higher is more similar.
 
 References
@@ -74,13 +75,14 @@ def _check_square(name: str, w) -> torch.Tensor:
 
 
 def procrustes(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The orthogonal W minimising ||source @ W - target||_F, for paired rows (Schönemann 1966).
+    """The orthogonal ``w`` minimising ||source @ w - target||_F, for paired rows (Schönemann 1966).
 
-    With the SVD source^T target = U S V^T, W = U V^T: the rotation (or reflection) that best
-    turns the source rows onto their partners. Same convention and result as
+    With the SVD source^T target = U S V^T, w = U V^T: the rotation (or reflection) that best
+    turns the source rows onto their partners. In lesson 04's notation (maps on the left, Wx) this is
+    W^T: there W = V U^T from the SVD of Y^T X = V S U^T. Same convention and result as
     ``scipy.linalg.orthogonal_procrustes(source, target)[0]``.
 
-    Shape: ``source`` (n, d), ``target`` (n, d), row i of each a pair -> W (d, d), W^T W = I.
+    Shape: ``source`` (n, d), ``target`` (n, d), row i of each a pair -> ``w`` (d, d), w^T w = I.
 
     >>> w = torch.tensor([[0.0, 1.0], [-1.0, 0.0]])  # a quarter turn
     >>> x = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
@@ -108,6 +110,7 @@ def orthogonalize(w: torch.Tensor, beta: float = 0.001) -> torch.Tensor:
     (|f(s)| > s once s^2 > (2 + beta) / beta) the values grow without bound. A map that
     starts near orthogonal, as MUSE's identity start does, stays well inside the basin. MUSE applies
     one step after every update of the map (Cissé et al. 2017; Conneau et al. 2018, beta = 0.001).
+    Since (W W^T W)^T = W^T W W^T, the step is the same for the package's ``w`` = W^T.
 
     Shape: ``w`` (..., d, d) -> the same shape; ``beta`` a number in [0, 0.5] or a tensor of them
     that broadcasts against ``w`` (one per stacked matrix: (R, 1, 1)); 0 leaves W as it is.
@@ -278,7 +281,7 @@ def refine(source: torch.Tensor, target: torch.Tensor, w: torch.Tensor, iteratio
     Procrustes on it, and repeat ``iterations`` times. Each round's map induces better pairs, which
     give a better map, as long as the start is roughly right.
 
-    Shape: ``source`` (n_s, d), ``target`` (n_t, d), ``w`` (d, d) -> the refined W (d, d).
+    Shape: ``source`` (n_s, d), ``target`` (n_t, d), ``w`` (d, d) -> the refined ``w`` (d, d).
     """
     _check_points("source", source)
     _check_points("target", target, source.shape[1])
@@ -507,16 +510,16 @@ def adversarial_alignment(source: torch.Tensor, target: torch.Tensor, *, truth: 
                           batch_size: int = 128, hidden: int = 32, lr: float = 0.1, smoothing: float = 0.1,
                           dropout: float = 0.1, beta=0.01, record_every: int = 25, eval_rows: int = 500, k: int = 10,
                           seed: int = 0, progress: bool = True) -> AdversarialResult:
-    """Learn orthogonal maps W from source to target without pairs, by fooling a discriminator (MUSE).
+    """Learn orthogonal maps ``w`` from source to target without pairs, by fooling a discriminator (MUSE).
 
     Each step trains the discriminator ``discriminator_steps`` times to tell mapped source points
-    ``x @ W`` (label 1 - ``smoothing``) from target points (label ``smoothing``), then updates W
-    once to make it say the opposite, then pulls W towards orthogonality with :func:`orthogonalize`.
-    W starts at the identity and has no bias; both optimisers are plain SGD with learning rate
-    ``lr``, as in Conneau et al. (2018), "Word Translation Without Parallel Data",
-    https://arxiv.org/abs/1710.04087. Their code's defaults: beta = 0.001, five discriminator steps (as
+    ``x @ w`` (label 1 - ``smoothing``) from target points (label ``smoothing``), then updates ``w``
+    once to make it say the opposite, then pulls ``w`` towards orthogonality with :func:`orthogonalize`
+    (``w`` is W^T in lesson 04's notation). ``w`` starts at the identity and has no bias; both optimisers
+    are plain SGD with learning rate ``lr``, as in Conneau et al. (2018), "Word Translation Without
+    Parallel Data", https://arxiv.org/abs/1710.04087. Their code's defaults: beta = 0.001, five discriminator steps (as
     here), 5 epochs of 1,000,000 samples in batches of 32 (about 156,000 map steps), a learning rate that
-    decays. Over a few hundred steps the stronger beta = 0.01 keeps W from drifting far from orthogonal,
+    decays. Over a few hundred steps the stronger beta = 0.01 keeps ``w`` from drifting far from orthogonal,
     not on it (lesson 04 prints its singular values). Refine the result with :func:`refine`; lesson 04
     compares it with refining the identity.
 
@@ -530,7 +533,7 @@ def adversarial_alignment(source: torch.Tensor, target: torch.Tensor, *, truth: 
     for R runs on the same pair. ``beta`` may hold one value per run (R,), 0 switching it off.
 
     Both spaces are scaled by one common factor so that target points have norm sqrt(d) on average
-    (the map is linear, so W is the same; the discriminator just trains better on unit-scale inputs).
+    (the map is linear, so ``w`` is the same; the discriminator just trains better on unit-scale inputs).
 
     Parameters
     ----------

@@ -44,7 +44,7 @@ def test_orthogonalize_find_the_bug(capsys):
         return (1 + beta) * w - beta * w.T @ w @ w
 
     assert check("orthogonalize", fixed, must_pass=True)
-    assert "The bug: the tutorial computes W^T W W" in capsys.readouterr().out  # the solution cell explains
+    assert "The bug: the tutorial computes w.T @ w @ w" in capsys.readouterr().out  # the solution cell explains
     assert not check("orthogonalize", tutorial)
     out = capsys.readouterr().out
     assert "case 3 of 4 (a shear" in out and "W^T W W" not in out  # the failing case does not name the fix

@@ -91,11 +91,11 @@ def _orthogonalize_cases() -> list[Case]:
 
 
 ORTHOGONALIZE_EXPLANATION = (
-    "The bug: the tutorial computes W^T W W where the step needs W W^T W. With the SVD W = U S V^T, W W^T W = "
-    "U S^3 V^T: the singular vectors stay put and each singular value s moves to (1 + beta) s - beta s^3, towards 1. "
-    "W^T W W = V S^2 V^T U S V^T mixes the two sets of singular vectors instead, so each step also turns W, and "
-    "repeated steps can diverge. The two forms agree when W is orthogonal (W^T W = W W^T = I) or symmetric, which is "
-    "why the author's test, an orthogonal W, passed.")
+    "The bug: the tutorial computes w.T @ w @ w where the step needs w @ w.T @ w. With the SVD w = U S V^T, "
+    "w w^T w = U S^3 V^T: the singular vectors stay put and each singular value s moves to (1 + beta) s - beta s^3, "
+    "towards 1. w^T w w = V S^2 V^T U S V^T mixes the two sets of singular vectors instead, so each step also turns "
+    "w, and repeated steps can diverge. The two forms agree when w is orthogonal (w^T w = w w^T = I) or symmetric, "
+    "which is why the author's test, an orthogonal w, passed.")
 
 register("orthogonalize", _reference_orthogonalize, _orthogonalize_cases, atol=1e-9, rtol=1e-7,
          explanation=ORTHOGONALIZE_EXPLANATION)

@@ -87,8 +87,10 @@ class Spaces(NamedTuple):
 
 
 def warp(z: torch.Tensor, strength: float, generator: torch.Generator) -> torch.Tensor:
-    """A smooth non-linear distortion z + strength * tanh(z M_1) M_2, with random M_1, M_2 (d, d) / sqrt(d):
-    0 leaves the points alone; at 1 and more, near points stay near but the space is bent."""
+    """A smooth non-linear distortion z + strength * tanh(z G_1) G_2 of the rows z, with random G_1, G_2
+    (d, d) / sqrt(d): 0 leaves the points alone; at 1 and more, near points stay near but the space is
+    bent. Lesson 04 writes it for a column vector, z + gamma G_2 tanh(G_1 z): its matrices are these
+    transposed."""
     d = z.shape[1]
     a, b = (torch.randn(d, d, generator=generator) / d**0.5 for _ in range(2))
     return z + strength * torch.tanh(z @ a) @ b
@@ -123,7 +125,7 @@ def precision_and_criterion(spaces: Spaces, w: torch.Tensor) -> tuple[float, flo
     return precision_at_1(scores, spaces.truth), mean_cosine_criterion(mapped, spaces.target, scores=scores)
 
 
-# --- Section 2: Procrustes with pairs --------------------------------------------------------------
+# --- Section 1: Procrustes with pairs --------------------------------------------------------------
 
 
 def procrustes_recovery(seed: int = 0, pairs=(4, 8, 12, 16, 24, 32, 64, 128, 512), noises=(0.0, 0.05, 0.1, 0.2),
@@ -150,7 +152,7 @@ def procrustes_recovery(seed: int = 0, pairs=(4, 8, 12, 16, 24, 32, 64, 128, 512
     return {"pairs": list(pairs), "noises": list(noises), "error": error, "dim": DIM, "exact": exact}
 
 
-# --- Section 3: without pairs ----------------------------------------------------------------------
+# --- Sections 3-4: without pairs, and refinement -------------------------------------------------
 
 LARGE_ANGLE = 3.0  # radians (172 degrees): the planted rotation of section 3's second pair of spaces
 TURNS = {"mild": MAX_ANGLE, "large": LARGE_ANGLE}  # section 3's two pairs of spaces, by their largest angle
@@ -240,7 +242,7 @@ def orthogonalisation_effect(unsupervised: dict) -> dict:
     return out
 
 
-# --- Section 4: where it breaks --------------------------------------------------------------------
+# --- Section 5: where it breaks --------------------------------------------------------------------
 
 
 WARP_STEPS = 100  # map steps of each run in section 5 (five runs at once)
@@ -271,10 +273,11 @@ def non_isometry(seed: int = 0, warps=WARPS, steps: int = WARP_STEPS, discrimina
 
 def mirror_symmetric(seed: int = 0, n: int = 1000) -> dict:
     """A space that is its own mirror image: half its points are the reflection of the other half
-    across a random hyperplane (a Householder reflection H). Then the true map R and the wrong map
-    H R give the very same mapped cloud, so no unsupervised criterion can prefer one.
+    across a random hyperplane (a Householder reflection F). Then the true map R and the wrong map
+    R F give the very same mapped cloud, so no unsupervised criterion can prefer one (lesson 04's
+    notation, maps on the left; the code's ``w`` are R^T and F R^T).
 
-    Returns ``criterion`` and ``precision`` for ``{"true": R, "mirrored": H R}``, and ``chance``.
+    Returns ``criterion`` and ``precision`` for ``{"true": R, "mirrored": R F}``, and ``chance``.
     """
     z, _ = clustered_points(n // 2, DIM, generator=torch.Generator().manual_seed(seed))
     g = torch.Generator().manual_seed(seed + 5)
@@ -290,7 +293,7 @@ def mirror_symmetric(seed: int = 0, n: int = 1000) -> dict:
             "chance": 1 / len(target)}
 
 
-# --- Section 5: hubness and CSLS -------------------------------------------------------------------
+# --- Section 2: hubness and CSLS -------------------------------------------------------------------
 
 
 def hubness_and_csls(seed: int = 0, warp_strength: float = HUB_WARP, k: int = 10) -> dict:
@@ -542,7 +545,7 @@ def speech_to_image_retrieval(seed: int = 0) -> list[ComparisonEntry]:
     return comparison_rows(cross_modal_alignment(seed, train_unimodal_encoders(seed, data=data)))
 
 
-# --- Section 7: image to caption, with an adversarial term ----------------------------------------
+# --- Section 6 (end): image to caption, with an adversarial term ----------------------------------
 
 
 def bag_of_words(caption_ids: torch.Tensor, vocabulary_size: int, pad_id: int = 0) -> torch.Tensor:
@@ -597,7 +600,7 @@ def image_to_caption(seed: int = 0, n_train: int = 1000, n_test: int = 1000, wei
 
 
 # --- The lesson's claims and the quantities that test them -------------------------------------
-# Section 3: the recipe against simpler starts
+# Sections 3-4: the recipe against simpler starts
 
 ADVERSARIAL_BEATS_ITS_START = Claim("the adversarial map finds far more partners than its start, the identity",
                                     "precision@1 of the adversarial map minus that of the identity (86 degrees)",
@@ -615,7 +618,7 @@ IDENTITY_TOO_FAR = Claim("at 172 degrees, refining the identity finds almost no 
 CRITERION_TRACKS_TRAINING = Claim("along the training run, the criterion orders the steps almost as precision@1 does",
                                   "rank correlation of criterion and precision@1 over the recorded steps", ">=", 0.9)
 
-# Section 4: where it breaks
+# Section 5: where it breaks
 
 PRECISION_FALLS_WITH_WARP = Claim("from warp 1 on, precision@1 falls at every step of the warp, for the refined map "
                                   "and for the map fitted on all true pairs alike",
@@ -634,7 +637,7 @@ STRONGER_DISCRIMINATOR_HELPS = Claim("with 10 discriminator steps per map step i
                                      "more partners", "precision@1 of the adversarial map with 10 steps minus with 5",
                                      ">=", 0.1)
 
-# Section 5: hubness and CSLS
+# Section 2: hubness and CSLS
 
 CSLS_RAISES_PRECISION = Claim("CSLS finds more partners than plain nearest neighbours",
                               "gain in precision@1", ">=", 0.02)
@@ -670,7 +673,7 @@ CRITERION_CANNOT_TELL = Claim("refined against refined, the criterion puts the u
                               "fitted on all pairs", "|criterion of the unsupervised map minus that of the all-pairs "
                               "map refined the same way|", "<=", 0.03)
 
-# Section 7: image to caption
+# Section 6 (end): image to caption
 
 ADVERSARIAL_TERM_NO_HELP = Claim("the adversarial term does not raise image-to-caption Recall@5 at either weight",
                                  "the larger change in Recall@5 (adversarial weights 0.1 and 1)", "<=", 0.01)
