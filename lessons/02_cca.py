@@ -359,12 +359,13 @@ verify(versus["difference"] < 1e-3, "our CCA and scikit-learn's find the same ca
 # CCA turns into partial least squares, which maximises covariance instead of correlation. This
 # helps when the signal lives in high-variance directions.
 #
-# The data below has 100 training samples with 60 features per view: three correlated causes spread
-# over all features, plus independent noise on each feature.
+# The data below has 100 training samples with 60 features per view: three pairs of causes,
+# correlated 0.9, 0.7 and 0.4, spread over all features, plus independent noise on each feature.
 
 # %%
 wide = experiments.many_features(seed=0)
-print("x:", tuple(wide.x.shape), "y:", tuple(wide.y.shape), "held out:", tuple(wide.x_test.shape))
+print("x:", tuple(wide.x.shape), "y:", tuple(wide.y.shape), "held out:", tuple(wide.x_test.shape),
+      "| causes correlated:", wide.correlations.tolist())
 over = experiments.overfitting(seed=0, reg=0.3)
 for name in ("plain_train", "plain_held_out", "ridge_train", "ridge_held_out"):
     print(f"{name:>15}:", [round(r, 3) for r in over[name].tolist()])
@@ -810,8 +811,8 @@ experiments.DEEP_NO_CLEAR_GAIN.check(deep_av["recall1"] - av_result["recall1"], 
 #
 # These two rows open the course's **running comparison**: speech-to-image retrieval on the
 # AV-Digits test split, Recall@1 and @5 at the digit level, with their chance levels; lesson 07
-# shows the whole table. The "labels" column says what labels did: in linear CCA's run they chose
-# the ridge ("model selection"); Deep CCA's ridge is fixed ("none").
+# shows the whole table. The "labels" column says what labels did: they chose linear CCA's ridge,
+# and Deep CCA reuses it, so both rows say "model selection".
 
 # %%
 rows = experiments.comparison_rows(av_result, deep_av)
