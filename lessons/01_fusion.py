@@ -13,25 +13,25 @@
 # %% [markdown]
 # # Lesson 01: Fusion
 #
-# **What you will learn:** five ways to fuse two modalities (early, late, attention, tensor and
-# low-rank fusion), why modelling interactions cannot help when the modalities are independent
-# given the label, what each method does when a modality gets noisy or goes missing, how modality
-# dropout makes a model hold up, and a task that no single modality can solve.
+# **What you will learn:** six ways to fuse two modalities (early, late, attention, tensor,
+# low-rank and Tucker fusion), why modelling interactions cannot help when the modalities are
+# independent given the label, how each copes with a noisy or missing modality, how modality
+# dropout helps, and a task that no single modality can solve.
 #
-# **Prerequisites:** [lesson 00](00_welcome.ipynb) (the data and the toolkit); softmax and
+# **Prerequisites:** [lesson 00](00_welcome.ipynb); softmax and
 # cross-entropy ([d2l.ai, softmax regression](https://d2l.ai/chapter_linear-classification/softmax-regression.html));
 # [Bayes' rule](https://en.wikipedia.org/wiki/Bayes%27_theorem); PyTorch
 # [broadcasting](https://pytorch.org/docs/stable/notes/broadcasting.html) and
 # [`torch.einsum`](https://pytorch.org/docs/stable/generated/torch.einsum.html).
 #
 # **Time:** about 21 minutes of reading and 24 minutes of exercises. **Runs on:** a laptop CPU in
-# 25 to 40 seconds (every model here trains in a second or two); a GPU is used when there is one.
+# 25 to 40 seconds; a GPU when there is one.
 #
-# You hear a spoken digit in a noisy street and see a smudged handwritten digit. Each alone is
-# unreliable; together they are not, because their noises are unrelated (**complementarity**). And
-# when one channel fails (the microphone is off), a good model still does as well as the other
-# alone (**robustness**). *Fusion*, the step that turns the modalities' representations into one,
-# is where both are won or lost. Fusion methods differ in *where* they combine the modalities:
+# A digit spoken in a noisy street and the same digit smudged on paper are each unreliable;
+# together they are not, because their noises are unrelated (**complementarity**). When one
+# channel fails, a good model still does as well as the other alone (**robustness**). *Fusion*,
+# which turns the modalities' representations into one, wins or loses both; its methods differ in
+# *where* they combine them:
 
 # %%
 import copy
@@ -60,22 +60,21 @@ with figure(10, 1.8, ncols=3) as axes:
     views.fusion_diagram(axes)
 
 # %% [markdown]
-# **Notation** (lesson 00's table). Modalities $m = 1, \dots, M$ (here $M = 2$: image and audio);
-# a sample's inputs $x^{(m)}$; their embeddings $h^{(m)} \in \mathbb{R}^{d_m}$; the fused
-# representation $z$; the label $y$, one of $C$ classes (here $y$ is always a label, never a
-# modality); batch size $B$. A linear map acts on the left, $Wh$; in code, with one example per row,
-# that is `h @ W.T`, as in `nn.Linear`.
+# **Notation** (lesson 00's table): modalities $m = 1, \dots, M$ (here image and audio), inputs
+# $x^{(m)}$, embeddings $h^{(m)} \in \mathbb{R}^{d_m}$, the fused representation $z$, the label $y$
+# (here always a label, never a modality) of $C$ classes, batch size $B$. A linear map acts on the
+# left, $Wh$: in code, one example per row, `h @ W.T`, as in `nn.Linear`. $[a; b]$ stacks $a$ on
+# $b$.
 
 # %% [markdown]
 # ## 1. The data, early and late fusion
 #
-# You use AV-Digits from lesson 00: handwritten 8x8 digits paired with spoken digits (the test
-# voices are new). To learn *which modality to trust*, a model must see samples where one modality
-# is useless. So every training pair appears in 8 corrupted copies: in about a third the image
-# fails (pixel noise of standard deviation 1.5 to 3), in another third the audio (-30 to -15 dB
-# signal-to-noise ratio); every image also has a 3x3 occluder. The test set has AV-Digits' default
-# corruption (pixel noise 0.3, the occluder, audio at 0 dB), each of its 360 pairs corrupted 8
-# times so that one draw of the noise matters less.
+# AV-Digits (lesson 00) pairs handwritten 8x8 digits with spoken digits (new voices at test time).
+# To learn *which modality to trust*, a model must see samples where one is useless, so every
+# training pair appears in 8 corrupted copies: in some the image fails (pixel noise of standard
+# deviation 1.5 to 3), in others the audio (-30 to -15 dB signal-to-noise ratio); every image has a
+# 3x3 occluder. The test set has the default corruption (pixel noise 0.3, the occluder, audio at
+# 0 dB), 8 copies of each of its 360 pairs.
 
 # %%
 data = experiments.av_data(seed=0)
@@ -95,35 +94,34 @@ views.sensor_failure_examples(train, examples)
 # %% [markdown]
 # ### Early fusion: concatenate, then learn
 #
-# Stack the embeddings into one vector and apply one linear map:
+# Stack the embeddings and apply one linear map, $W = [W_1 \;\, W_2]$:
 #
-# $$z = W \begin{bmatrix} h^{(1)} \\ h^{(2)} \end{bmatrix} + b = W_1 h^{(1)} + W_2 h^{(2)} + b,
-# \qquad W = [W_1 \;\, W_2] \in \mathbb{R}^{d_{out} \times (d_1 + d_2)}.$$
+# $$z = W [h^{(1)}; h^{(2)}] + b = W_1 h^{(1)} + W_2 h^{(2)} + b.$$
 #
-# This one layer can only *add* the modalities' evidence; it cannot multiply them. A hidden layer
-# with a non-linearity after the concatenation can (section 6 needs exactly that).
+# This layer can only *add* the modalities' evidence, not multiply it; a hidden layer with a
+# non-linearity after the concatenation can (section 6 needs that).
 #
 # ### Late fusion: predict, then combine
 #
 # Each modality gets its own classifier $p_m(y \mid x^{(m)})$; the decision adds their weighted
-# log-probabilities, and $Z$ renormalises:
+# log-probabilities ($Z$ renormalises):
 #
 # $$\log p(y \mid x^{(1)}, \dots, x^{(M)}) = \sum_m \alpha_m \log p_m(y \mid x^{(m)}) - \log Z,$$
 #
 # with $\alpha_m = 1/M$ or learned. Adding log-probabilities multiplies probabilities: a confident
-# modality outvotes an unsure one, and one that is sure a class is impossible vetoes it. If the
+# modality outvotes an unsure one, and one sure a class is impossible vetoes it. If the
 # modalities are *conditionally independent* given the label, Bayes' rule gives
 #
 # $$p(y \mid x^{(1)}, \dots, x^{(M)}) \propto \frac{\prod_m p_m(y \mid x^{(m)})}{p(y)^{M-1}},$$
 #
-# which is late fusion with $\alpha_m = 1$ and a correction for the prior, a constant when the
-# classes are balanced. Late fusion cannot learn interactions, but a missing modality's term can
-# simply be left out (section 5).
+# late fusion with $\alpha_m = 1$ and a prior correction, constant for balanced classes. Late
+# fusion cannot learn interactions, but a missing modality's term can simply be left out
+# (section 5).
 #
 # ### Exercise: late fusion
 #
-# Write late fusion with equal weights: `logits` is a list of $M$ tensors of class scores, each
-# $(B, C)$; return the average of their log-softmaxes, shape $(B, C)$. Like `LateFusion`, leave out
+# Write late fusion with equal weights: `logits` is a list of $M$ $(B, C)$ tensors of class
+# scores; return the average of their log-softmaxes, $(B, C)$. Like `LateFusion`, leave out
 # $\log Z$: it changes no argmax.
 
 # %%
@@ -169,9 +167,9 @@ exercises.check("late_fusion", solution_late_fusion, must_pass=True)
 #
 # <details><summary>Answer</summary>
 #
-# No. Multiplying every log-probability by the same positive number changes how confident the fused
-# posterior is, not which class has the largest sum. The prior term is the same for every class
-# when the classes are balanced, so it changes no decision either.
+# No. Scaling every log-probability by the same positive number changes the fused posterior's
+# confidence, not which class has the largest sum; with balanced classes the prior term is the
+# same for every class.
 # </details>
 #
 # 2. Why can one linear layer after a concatenation not express "this image goes with that sound"?
@@ -179,16 +177,15 @@ exercises.check("late_fusion", solution_late_fusion, must_pass=True)
 # <details><summary>Answer</summary>
 #
 # It computes $W_1 h^{(1)} + W_2 h^{(2)} + b$: each modality adds its own share, whatever the
-# other one says. A judgement that depends on both at once needs a product of the two, which a
-# hidden layer with a non-linearity after the concatenation, or tensor fusion (section 3), can form.
+# other says. Depending on both at once needs their product, from a hidden layer with a
+# non-linearity or tensor fusion (section 3).
 # </details>
 
 # %% [markdown]
 # ## 2. Attention fusion: weigh each modality, per sample
 #
-# A noisy image should count less *for this sample*. Attention fusion scores each modality for
-# every sample and turns the scores into weights with a softmax. Say that, for one sample, the clean
-# image scores 2 and the noisy audio 0, and each modality has been projected to two numbers:
+# A noisy image should count less *for this sample*. Say one sample's clean image scores 2, its
+# noisy audio 0, and each modality is projected to two numbers; a softmax turns scores into weights:
 
 # %%
 scores = torch.tensor([2.0, 0.0])  # this sample's scores: image, audio
@@ -197,17 +194,15 @@ u = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # the projected image and audio
 print("weights:", [round(a, 2) for a in alpha.tolist()], "| fused:", [round(v, 2) for v in (alpha @ u).tolist()])
 
 # %% [markdown]
-# The image gets $e^2 / (e^2 + e^0) \approx 0.88$ of the weight, so the fused vector is mostly the
-# image's. In general, attention fusion projects each embedding into a shared space,
-# $u^{(m)} = W_m h^{(m)} + b_m$, scores each projection on its own with a small network,
+# In general, attention fusion projects each embedding into a shared space,
+# $u^{(m)} = W_m h^{(m)} + b_m$, scores each projection alone with a small network,
 # $s_m = v^\top \tanh(A u^{(m)} + c)$, and mixes:
 #
 # $$\alpha = \operatorname{softmax}(s_1, \dots, s_M), \qquad z = \sum_m \alpha_m u^{(m)}.$$
 #
-# You can read the weights of every sample (section 5 shows them move). The scores look at the
-# modality alone, with no *query* (lesson 03 adds queries). Every fusion module takes the list of
-# $(B, d_m)$ embeddings and returns a `Fused(z, weights)` pair; for `AttentionFusion` the weights
-# are $\alpha$:
+# The scores see each modality alone, with no *query* (lesson 03 adds queries). Every fusion module
+# maps the list of $(B, d_m)$ embeddings to a `Fused(z, weights)` pair; here the weights are
+# $\alpha$:
 
 # %%
 attention = AttentionFusion(dims=[64, 64], out_dim=32)
@@ -215,14 +210,14 @@ z, alpha = attention([torch.randn(4, 64), torch.randn(4, 64)])  # a Fused(z, wei
 print("z:", tuple(z.shape), "| alpha:", tuple(alpha.shape), "| first row of alpha:", alpha[0].tolist())
 
 # %% [markdown]
-# The weights start equal, $1/M$ each, because the scoring network's last layer starts at zero.
+# The weights start equal because the scoring network's last layer starts at zero.
 #
 # ### Find the bug: modality attention
 #
-# Below is modality attention as more than one tutorial writes it: `u` holds the projected
-# embeddings $(B, M, d)$, `v` is a scoring vector $(d,)$, and it returns $z$ $(B, d)$ and $\alpha$
-# $(B, M)$. It runs and the shapes are right, but it is wrong. Read which case of the check fails,
-# then copy the function into `my_modality_attention` and fix it.
+# Below is modality attention as often written: `u` holds the projected embeddings $(B, M, d)$,
+# `v` is a scoring vector $(d,)$, and it returns $z$ $(B, d)$ and $\alpha$ $(B, M)$.
+# It runs, with the right shapes, but it is wrong. Read which case of the check fails, then fix a
+# copy in `my_modality_attention`.
 
 # %%
 def buggy_modality_attention(u, v):
@@ -269,35 +264,32 @@ exercises.check("modality_attention_bug", solution_modality_attention, must_pass
 # %% [markdown]
 # ### Check yourself
 #
-# 1. Try the find-the-bug exercise first. In the buggy version, what do a sample's weights add up to
-#    in a batch of one, and what happens to a test prediction when you change the other samples in
-#    its batch?
+# 1. (After the find-the-bug.) In the buggy version, what do a sample's weights add up to in a
+#    batch of one, and what do the other samples in its batch do to its prediction?
 #
 # <details><summary>Answer</summary>
 #
-# The softmax ran over the batch (`dim=0`): each weight compared this sample's score for a modality
-# with the other samples' scores for it. In a batch of one every weight is 1, so the weights add
-# up to $M$, and in a larger batch a sample's weights, and so its prediction, change with its
-# neighbours. Normalising over the modalities, `dim=1` (or `-1`), makes each sample's weights sum
-# to 1 and depend on that sample alone.
+# The softmax ran over the batch (`dim=0`), comparing samples instead of modalities. In a batch of
+# one every weight is 1, so they add up to $M$; in a larger batch a sample's weights, and its
+# prediction, change with its neighbours. With `dim=1` each sample's weights sum to 1 and depend on
+# it alone.
 # </details>
 #
-# 2. Why does `AttentionFusion` start with equal weights? What could go wrong otherwise?
+# 2. What could go wrong if `AttentionFusion` did not start with equal weights?
 #
 # <details><summary>Answer</summary>
 #
-# A modality's share of $z$, and so the gradient that reaches its encoder, is multiplied by its
-# weight. A random early preference for one modality would starve the other encoder of gradient
-# before it had learned anything, and the preference could then feed itself.
+# A modality's share of $z$, and so the gradient reaching its encoder, scales with its weight: a
+# random early preference would starve the other encoder before it learned anything, and could
+# then feed itself.
 # </details>
 
 # %% [markdown]
 # ## 3. Tensor, low-rank and Tucker fusion
 #
-# Zadeh et al. (2017), [*Tensor Fusion Network for Multimodal Sentiment
-# Analysis*](https://arxiv.org/abs/1707.07250), give a linear layer the products themselves: the
-# outer product of the two embeddings, each extended by a constant 1. Here is that grid for two
-# small embeddings, $d_1 = 5$ and $d_2 = 4$:
+# Zadeh et al. (2017), [*Tensor Fusion Network*](https://arxiv.org/abs/1707.07250), give a linear
+# layer the products themselves: the outer product of the two embeddings, each extended by a
+# constant 1. The grid for $d_1 = 5$, $d_2 = 4$:
 
 # %%
 h1, h2 = torch.randn(5), torch.randn(4)
@@ -305,17 +297,16 @@ with figure(3.2, 3.2) as axes:
     views.tensor_fusion_grid(axes[0], h1, h2, "[1, h1] (rows) x [1, h2] (columns)")
 
 # %% [markdown]
-# The boxed column 0 is $[1, h^{(1)}]$, the boxed row 0 is $[1, h^{(2)}]$, and every other cell
+# The boxed column 0 is $[1; h^{(1)}]$, the boxed row 0 is $[1; h^{(2)}]$, and every other cell
 # is a product $h^{(1)}_i h^{(2)}_j$. A linear map of the flattened grid gives
 #
-# $$z = W \operatorname{vec}\left(\begin{bmatrix} 1 \\ h^{(1)} \end{bmatrix} \otimes
-# \begin{bmatrix} 1 \\ h^{(2)} \end{bmatrix}\right) + b,
+# $$z = W \operatorname{vec}\big([1; h^{(1)}] \otimes [1; h^{(2)}]\big) + b,
 # \qquad W \in \mathbb{R}^{d_{out} \times (d_1 + 1)(d_2 + 1)}.$$
 #
 # ### Exercise: the Tensor Fusion vector
 #
-# Write the Tensor Fusion vector for two modalities: `h1` $(B, d_1)$ and `h2` $(B, d_2)$ in,
-# $(B, (d_1 + 1)(d_2 + 1))$ out, the grid of each sample flattened row by row.
+# Write the Tensor Fusion vector: `h1` $(B, d_1)$ and `h2` $(B, d_2)$ in, $(B, (d_1 + 1)(d_2 + 1))$
+# out, each sample's grid flattened row by row.
 
 # %%
 def my_tensor_fusion(h1, h2):
@@ -357,10 +348,9 @@ def solution_tensor_fusion(h1, h2):
 exercises.check("tensor_fusion", solution_tensor_fusion, must_pass=True)
 
 # %% [markdown]
-# **Why the 1 matters.** Without it the grid holds only products, and a zero embedding makes every
-# one of them zero, erasing the other modality. With the 1 the grid also holds each embedding on
-# its own, so tensor fusion contains early fusion: put early fusion's weights in row 0 and column 0,
-# zeros elsewhere, and the two layers compute the same thing.
+# **Why the 1 matters.** Without it the grid holds only products, so a zero embedding erases the
+# other modality. With it the grid also holds each embedding alone, so tensor fusion contains early
+# fusion: early fusion's weights in row 0 and column 0, zeros elsewhere, compute the same thing.
 
 # %%
 from mmcourse.fusion import tensor_product
@@ -382,16 +372,16 @@ verify(difference < 1e-6 and without_ones.abs().max() == 0 and tensor_product(hs
 # %% [markdown]
 # ### Low-rank fusion: the same, without building the grid
 #
-# Tensor fusion's weight has one number per cell of the grid and output; with three modalities it
-# grows with the product of three sizes. Liu et al. (2018), [*Efficient Low-rank Multimodal Fusion
-# with Modality-Specific Factors*](https://arxiv.org/abs/1806.00064), write it as a weighted sum of
-# $r$ products of per-modality factors $W_m^{(i)} \in \mathbb{R}^{d_{out} \times (d_m + 1)}$, a
-# **CP decomposition**:
+# Tensor fusion's weight has one number per cell of the grid and output, so it grows with the
+# product of all the modalities' sizes. Liu et al. (2018), [*Low-rank Multimodal
+# Fusion*](https://arxiv.org/abs/1806.00064), write it as a weighted sum of $r$ products of
+# per-modality factors $W_m^{(i)} \in \mathbb{R}^{d_{out} \times (d_m + 1)}$, a **CP
+# decomposition**:
 #
-# $$z = \sum_{i=1}^{r} \omega_i \left(W_1^{(i)} \begin{bmatrix} 1 \\ h^{(1)} \end{bmatrix}\right)
-# \odot \left(W_2^{(i)} \begin{bmatrix} 1 \\ h^{(2)} \end{bmatrix}\right) + b.$$
+# $$z = \sum_{i=1}^{r} \omega_i \big(W_1^{(i)} [1; h^{(1)}]\big)
+# \odot \big(W_2^{(i)} [1; h^{(2)}]\big) + b.$$
 #
-# Each modality is projected on its own and the projections are multiplied element by element: the
+# Each modality is projected on its own and the projections multiplied element by element, so the
 # grid is never built. Yet for output $o$ its weights are a sum of $r$ rank-one grids
 # $\omega_i a_i b_i^\top$, with $a_i$ and $b_i$ row $o$ of $W_1^{(i)}$ and $W_2^{(i)}$:
 
@@ -401,9 +391,8 @@ with figure(11, 2.4, ncols=4) as axes:
     views.low_rank_weight(axes, small_lmf, output=0)
 
 # %% [markdown]
-# So low-rank fusion *is* tensor fusion with a rank-$r$ weight (`to_tensor_fusion()` builds it;
-# section 4 checks that both give the same outputs). What that saves at the sizes you train in
-# section 4:
+# So low-rank fusion *is* tensor fusion with a rank-$r$ weight, which `to_tensor_fusion()` builds.
+# What that saves at section 4's sizes:
 
 # %%
 d, out, r = 64, 64, 4
@@ -470,12 +459,13 @@ exercises.check("low_rank_fusion", solution_low_rank_fusion, must_pass=True)
 # %% [markdown]
 # ### Tucker fusion
 #
-# CP pairs projection $i$ of one modality only with projection $i$ of the other. With two
-# projections per modality, $p_1 = (1, 2)$ for the image and $p_2 = (3, -1)$ for the audio, a
-# rank-2 CP layer uses two of the four products:
+# For one output $o$, CP multiplies entry $o$ of the image's projection $i$,
+# $W_1^{(i)} [1; h^{(1)}]$, only with entry $o$ of the audio's projection $i$. Say that in a rank-2
+# layer these entries are $p_1 = (1, 2)$ for the image's two projections and $p_2 = (3, -1)$ for
+# the audio's: CP uses two of the four products:
 
 # %%
-p1, p2 = torch.tensor([1.0, 2.0]), torch.tensor([3.0, -1.0])  # two projections of the image, two of the audio
+p1, p2 = torch.tensor([1.0, 2.0]), torch.tensor([3.0, -1.0])  # entry o of projections 1 and 2: image, audio
 print("every product p1[j] p2[k]:", torch.outer(p1, p2).tolist(), "| the ones CP uses:", (p1 * p2).tolist())
 
 # %% [markdown]
@@ -485,9 +475,9 @@ print("every product p1[j] p2[k]:", torch.outer(p1, p2).tolist(), "| the ones CP
 #
 # $$z_o = \sum_{j, k} \mathcal{G}_{jko} \, p_{1,j} \, p_{2,k} + b_o,$$
 #
-# tensor fusion of small projections (CP is Tucker with a diagonal core). This is the fusion of
-# MUTAN (Ben-younes et al. 2017, [*MUTAN*](https://arxiv.org/abs/1705.06676)). `TuckerFusion` also
-# turns into the `TensorFusion` it stands for:
+# tensor fusion of small projections (CP is Tucker with a diagonal core), as in MUTAN (Ben-younes
+# et al. 2017, [*MUTAN*](https://arxiv.org/abs/1705.06676)). `TuckerFusion` also turns into the
+# `TensorFusion` it stands for:
 
 # %%
 tucker = TuckerFusion([5, 4], 3, ranks=2).double()
@@ -503,36 +493,33 @@ verify(difference < 1e-10, "Tucker fusion equals tensor fusion with the full wei
 #
 # <details><summary>Answer</summary>
 #
-# With the 1s the grid holds each embedding on its own as well as every product, so a linear map of
-# it contains early fusion; without them a zero embedding makes every entry zero and erases the
-# other modality. The cell after the exercise verifies both.
+# So that the grid also holds each embedding alone: it then contains early fusion, and a zero
+# embedding no longer erases the other modality (both verified above).
 # </details>
 #
 # 2. Is low-rank fusion an approximation of tensor fusion?
 #
 # <details><summary>Answer</summary>
 #
-# It is tensor fusion whose weight is, for each output, a sum of $r$ rank-one grids. Nothing else is
-# approximated: `to_tensor_fusion()` builds the full weight, and section 4 verifies that the trained
-# low-rank model and its tensor twin give the same outputs. Whether the restriction costs accuracy
-# is a question for training, which section 4 answers too.
+# No: it is tensor fusion whose weight is, for each output, a sum of $r$ rank-one grids, and
+# `to_tensor_fusion()` builds that weight exactly (section 4 verifies that the outputs agree).
+# Whether the restriction costs accuracy, section 4 measures.
 # </details>
 
 # %% [markdown]
 # ## 4. Train and compare
 #
 # `MultimodalClassifier(encoders, fusion, head)` runs each encoder, layer-normalises each embedding
-# (shifts and scales its features to mean 0 and variance 1, so that no modality dominates by the
-# size of its numbers), fuses and classifies.
-# `build_av_model` builds the seven models you compare, all with the same encoders (a small CNN for
-# images, a perceptron over the spectrogram) and the same head:
+# (its features get mean 0 and variance 1, so that no modality dominates by the size of its
+# numbers), fuses and classifies. `build_av_model` builds the seven models you compare, all with
+# the same encoders and head:
 
 # %%
 print(experiments.build_av_model("attention"))
 
 # %% [markdown]
-# Seven models, one recipe: two passes over the 8 corrupted copies (about 270 steps of Adam), the
-# same seed. First the two unimodal baselines, then the five fusion models:
+# Each trains for two passes over the 8 corrupted copies (about 270 steps of Adam) with the same
+# seed: first the two unimodal baselines, then five fusion models:
 
 # %%
 results = experiments.train_av_methods(data, methods=["image only", "audio only"])  # a second or two
@@ -548,8 +535,7 @@ with figure(6, 2.8) as axes:
     method_bars(axes[0], results.accuracy, reference=0.1, title="test accuracy at the default noise (dashed: chance)")
 
 # %% [markdown]
-# The two unimodal models make mistakes, but mostly on *different* samples, so a model that hears
-# and sees can do better than either:
+# The two unimodal models are wrong mostly on *different* samples:
 
 # %%
 wrong = {m: ~results.correct[m] for m in ("image only", "audio only")}
@@ -568,10 +554,10 @@ experiments.FUSION_BEATS_SINGLE.check(mean_gain, smallest=smallest_gain, largest
 # ### Why tensor fusion cannot win here
 #
 # Tensor and low-rank fusion can model *interactions*: evidence that means something only in
-# combination. AV-Digits has none. Each image is paired with a clip of the same digit drawn
-# independently, so the modalities are conditionally independent given the label, and by Bayes'
+# combination. AV-Digits has none: each image is paired with an independently drawn clip of the
+# same digit, so the modalities are conditionally independent given the label, and by Bayes'
 # rule (section 1) the product of the two unimodal posteriors is already the best combination.
-# Multiply them, with no fusion training at all:
+# Multiply them, with no fusion training:
 
 # %%
 product = experiments.product_of_posteriors(results.models, data.test)
@@ -586,12 +572,12 @@ experiments.NOTHING_TO_GAIN.check(gap.estimate, product=product_accuracy, best_f
 
 # %% [markdown]
 # The interval (`paired_difference`) resamples the 360 test pairs with their copies, scoring both
-# models on the same rows: it shows what the luck of the test set alone could do.
+# models on the same rows: what the luck of the test set alone could do.
 #
 # ### Tensor against low-rank fusion, trained
 #
-# Time one training step of each fusion layer of section 3 on a batch of 64 (one CPU thread,
-# fastest of 20 runs), and compare the two models' accuracy on the same test rows:
+# Time a training step of each fusion layer on a batch of 64 (one CPU thread, fastest of 20 runs),
+# and compare the trained models' accuracy:
 
 # %%
 ms = {m: 1000 * experiments.time_per_batch(layer, [d, d], repeats=20) for m, layer in layers.items()}
@@ -606,9 +592,8 @@ gap_size = abs(low_rank_gap.estimate)
 experiments.LOW_RANK_MATCHES_TENSOR.check(gap_size)
 
 # %% [markdown]
-# Per sample, the tensor layer multiplies a $(d + 1)^2$-long vector by its weight, the low-rank
-# layer two $(d + 1)$-long ones by its factors. Now build the full weight of the *trained* low-rank
-# layer with `to_tensor_fusion()`, swap it into a copy of the model, and compare on the test set:
+# Now swap the *trained* low-rank layer's full weight (`to_tensor_fusion()`) into a copy of the
+# model and compare on the test set:
 
 # %%
 lmf_model = results.models["low-rank"].eval()
@@ -630,28 +615,25 @@ verify(difference < 1e-4 and torch.equal(a.argmax(1), b.argmax(1)),
 #
 # <details><summary>Answer</summary>
 #
-# The modalities are conditionally independent given the label, so the product of the unimodal
-# posteriors is already the Bayes combination: a fusion model can only estimate each modality's
-# posterior a little better, and the check above bounds how far the best one gets above the
-# product. Products of the embeddings find no interaction, because there is none. Tensor fusion
-# could win on data where evidence means something only in combination, as in section 6.
+# The modalities are conditionally independent given the label, so the product of the posteriors
+# is already the Bayes combination: a fusion model can only estimate each posterior a little better
+# (the check bounds how much). Tensor fusion could win where evidence means something only in
+# combination, as in section 6.
 # </details>
 #
 # 2. Why do the fused models beat the better single modality by so much?
 #
 # <details><summary>Answer</summary>
 #
-# The two unimodal models are wrong mostly on different samples: the printed share of samples on
-# which both are wrong is far below either model's error rate. Where one modality is unsure, the
-# other often knows.
+# They are wrong mostly on different samples (both wrong on far fewer than either alone), so where
+# one modality is unsure the other often knows.
 # </details>
 
 # %% [markdown]
 # ## 5. Noisier and missing modalities
 #
-# Now stress the trained models: corrupt the test images more and more (the audio at its default),
-# then drown the audio (the images at their default). The corrupted test sets (2 copies of the test
-# pairs per level) are computed once, so evaluating is instant.
+# Corrupt the test images more and more (the audio at its default), then drown the audio (the
+# images at their default), 2 copies of the test pairs per level:
 
 # %%
 grid = experiments.RobustnessGrid(data)
@@ -676,9 +658,9 @@ experiments.DROWNED_ALONE_FALLS.check(alone_drowned, image_only=image_alone, aud
 #
 # ### A missing modality
 #
-# A *missing* modality (passed as `None`) is different: no model saw an empty input in training.
-# What should the fusion see? With features of mean 0 and variance 1 (section 4), every normalised
-# embedding has norm $\sqrt{d}$: all lie on one sphere. Check it on the test set:
+# A *missing* modality (passed as `None`) is different: no model saw one in training. With
+# features of mean 0 and variance 1 (section 4), every normalised embedding has norm $\sqrt{d}$:
+# all lie on one sphere:
 
 # %%
 model = experiments.build_av_model("early")  # untrained: the sphere does not depend on training
@@ -711,8 +693,8 @@ experiments.MISSING_ADDITIVE_HOLD.check(additive_shortfall)
 experiments.MISSING_LOW_RANK_FALLS.check(shortfall["low-rank"], tensor=shortfall["tensor"])
 
 # %% [markdown]
-# Late fusion drops the missing term, which asks the remaining modality's head alone. Feeding it the
-# zero embedding instead adds a constant $\log p_m(y \mid h^{(m)} = 0)$, a fixed preference for some classes:
+# Late fusion instead drops the missing term, asking the remaining head alone; the intervals
+# compare that with feeding it the zero embedding:
 
 # %%
 late = results.models["late"].eval()
@@ -727,18 +709,22 @@ for case in ("image missing", "audio missing"):
           paired_difference(late_correct["dropped"][case], late_correct["zero"][case], copies=grid.copies))
 
 # %% [markdown]
-# Each interval compares the two ways on the same rows: the constant changes few decisions, and in
-# which direction varies from run to run, too little to claim. Dropping the term is still the
-# principled choice, Bayes' combination of the modalities you have.
+# The two differ on few decisions, in a direction that varies from run to run: too little to claim.
+#
+# <details><summary>More: why drop the term</summary>
+#
+# The zero embedding adds a constant $\log p_m(y \mid h^{(m)} = 0)$, a fixed preference for some
+# classes. Dropping the term is the principled choice, Bayes' combination of the modalities you
+# have.
+# </details>
 #
 # Why does low-rank fusion fall so far? With $h^{(2)} = 0$ its output is
 # $\sum_i \omega_i \big(W_1^{(i)} [1; h^{(1)}]\big) \odot \big(W_2^{(i)} [1; 0]\big) + b$, and
 # $W_2^{(i)} [1; 0]$ is column 0 of $W_2^{(i)}$ (the one the constant 1 picks): the image's
-# projections, rescaled by vectors only ever trained *together with* real audio embeddings, never
-# with the sphere's centre.
-# Early fusion's zero simply removes the audio's additive share.
+# projections, rescaled by vectors only ever trained *with* real audio embeddings, never with the
+# sphere's centre. Early fusion's zero simply removes the audio's additive share.
 #
-# Move the sliders, or tick a box to take a modality away (no training, only evaluation):
+# Move the sliders, or tick a box to take a modality away:
 
 # %%
 views.FusionRobustnessView(results.models, grid)
@@ -746,11 +732,10 @@ views.FusionRobustnessView(results.models, grid)
 # %% [markdown]
 # ### Modality dropout and a learned "missing" embedding
 #
-# To cope with a missing modality, a model should meet missing modalities in training: *modality
-# dropout* (Neverova et al. 2016, [*ModDrop*](https://arxiv.org/abs/1501.00102)).
-# `ModalityDropout(p)` puts the "missing" embedding in place of one random modality in a fraction
-# $p$ of the samples, exactly as a missing modality looks at test time; in evaluation mode it does
-# nothing. Here are 8 samples (1 = kept, 0 = dropped):
+# A model should meet missing modalities in training: *modality dropout* (Neverova et al. 2016,
+# [*ModDrop*](https://arxiv.org/abs/1501.00102)). `ModalityDropout(p)` puts the "missing" embedding
+# in place of one random modality in a fraction $p$ of the samples, as a missing modality looks at
+# test time; in evaluation mode it does nothing. Eight samples (1 = kept, 0 = dropped):
 
 # %%
 dropout = ModalityDropout(p=0.5)  # a new module is in training mode
@@ -761,7 +746,7 @@ print("audio:", kept[1][:, 0].int().tolist())
 
 # %% [markdown]
 # Train low-rank fusion again with `modality_dropout=0.5`, once with the zero vector and once with a
-# learned one, and test with both modalities and with each missing (about 3 seconds):
+# learned one, and test with both modalities and each missing (about 3 seconds):
 
 # %%
 moddrop = experiments.modality_dropout_experiment(data, "low-rank", p=0.5, baseline=results)
@@ -782,14 +767,13 @@ experiments.DROPOUT_COST.check(dropout_cost)
 # %% [markdown]
 # With a learned vector, dropout turns a model that collapses without a modality into one that stays
 # close to the remaining modality's own model, and costs little with both (the two checks). The
-# learned vector sits where the model's inputs live and gets a meaning of its own. The intervals
-# compare it with the zero vector on the same rows; it is not ahead in every case on every seed, so
-# whether the learned vector beats the zero vector is not claimed.
+# paired intervals do not put the learned vector ahead of the zero vector in every case on every
+# seed, so whether it beats the zero vector is not claimed.
 #
 # ### Attention follows the clean modality
 #
-# The attention model computes a weight per modality for every sample. Average the weights over the
-# test set while you corrupt one modality, then the other:
+# Average the attention model's weights over the test set while you corrupt one modality, then the
+# other:
 
 # %%
 weights = experiments.mean_attention_weights(results.models["attention"], grid)
@@ -818,8 +802,7 @@ experiments.DROWNED_IGNORED.check(lost)
 experiments.CLEAN_NEEDED.check(left)
 
 # %% [markdown]
-# The model learned which modality to trust from the failed training copies alone. Pick a sample,
-# corrupt each modality, listen, and watch the two weights:
+# Pick a sample, corrupt each modality, listen, and watch the two weights:
 
 # %%
 test = data.clean_test
@@ -829,35 +812,30 @@ views.ModalityWeightsView(results.models["attention"], test["image"], test["wave
 # ### Check yourself
 #
 # 1. Why does low-rank fusion hold up when the audio is drowned in noise, but fall when it is
-#    missing? What does the model see in each case?
+#    missing?
 #
 # <details><summary>Answer</summary>
 #
-# Drowned audio still gives an embedding on the sphere, like those of the failed training copies
-# the model learned to discount. Missing audio becomes the zero vector, the sphere's centre, which
-# the model never saw. Low-rank fusion multiplies the image's projections by what the audio factors
-# make of that input, vectors never trained for it; early fusion's zero only removes the audio's
-# additive share. A learned "missing" embedding, trained with modality dropout, avoids feeding the
-# model an input it never saw.
+# Drowned audio is still an embedding on the sphere, like the failed training copies the model
+# learned to discount; missing audio is the sphere's centre, which it never saw.
 # </details>
 #
 # 2. The weight of a drowned modality drops. Does that prove the model ignores it?
 #
 # <details><summary>Answer</summary>
 #
-# No: a weight is what the model computes, not what it relies on. The shuffled-pairs control tests
-# use. Shuffling the drowned modality across samples cost almost nothing and shuffling the clean
-# one left near-chance accuracy (both checked above), so the model does answer from the clean one.
+# No: the shuffled-pairs control tests use. Shuffling the drowned modality cost almost nothing and
+# shuffling the clean one left near-chance accuracy (both checked above).
 # </details>
 
 # %% [markdown]
 # ## 6. When neither modality suffices alone
 #
-# Now a task where each modality alone is *useless*: Shapes & captions scenes, and the question
-# "does this caption describe this image?" Every scene appears with its own caption (label 1) and
-# with another scene's caption that describes something else (label 0); every caption also appears
-# once with each label. A model that sees one modality gives both copies the same answer,
-# and is right exactly half of the time, however long it trains.
+# Now a task where each modality alone is *useless*: Shapes & captions scenes and the question
+# "does this caption describe this image?" Each scene appears with its own caption (label 1) and
+# with another scene's, which describes something else (label 0); each caption also appears once
+# with each label. A model that sees one modality gives both copies the same answer: right exactly
+# half the time, however long it trains.
 
 # %%
 from mmcourse.data import VOCAB, as_tensors, load_shapes
@@ -872,8 +850,7 @@ for i in range(6):
 # The model: a small CNN for the image, a GRU over the caption, concatenation, and a head with a
 # hidden ReLU layer, which can multiply what one linear layer could only add. It must *compare*:
 # "is the red shape in the caption the triangle in the picture?" It trains for 3 passes over 3,000
-# pairs; the unimodal controls for one pass over 256, since training cannot help them (about 4
-# seconds in all).
+# pairs, the unimodal controls for one pass over 256 (training cannot help them).
 
 # %%
 matching = experiments.caption_matching_experiment(seed=0)
@@ -888,21 +865,18 @@ experiments.CAPTION_MATCHING_NEEDS_BOTH.check(acc["both"])
 
 # %% [markdown]
 # Here fusion is the whole model: the answer lives only in the *relation* between the modalities,
-# the interaction that AV-Digits lacked. Lesson 03 lets each word look at the part of the image it
-# names.
+# the interaction that AV-Digits lacked.
 
 # %% [markdown]
 # ### Check yourself
 #
-# 1. Why does the lesson `verify` that each unimodal model is at exactly 0.5, instead of checking
-#    a claim?
+# 1. Why does the lesson `verify` that each unimodal model is at exactly 0.5, rather than claim
+#    it?
 #
 # <details><summary>Answer</summary>
 #
-# It follows from the construction, not from training: every scene and every caption appears once
-# with each label, so a model that sees one modality gets the same input for both copies and gives
-# them the same answer, one right and one wrong, on any seed. A fact that must hold is verified; a
-# result of training is claimed.
+# Chance follows from the construction, not from training, so it holds on any seed. A fact that
+# must hold is verified; a result of training is claimed.
 # </details>
 #
 # 2. Could late fusion, which adds a score of the image to a score of the caption, favour the
@@ -910,26 +884,24 @@ experiments.CAPTION_MATCHING_NEEDS_BOTH.check(acc["both"])
 #
 # <details><summary>Answer</summary>
 #
-# Not when trained with cross-entropy. Every scene and every caption appears once with each label,
-# so at a constant score that predicts $1/2$ for every pair, the loss's gradient for each scene's
-# score, and for each caption's, is $(\tfrac12 - 1) + (\tfrac12 - 0) = 0$; the loss is convex in
-# those scores, so the constant is the best a sum can do, and late fusion trained this way stays at
-# 0.5. A hand-set threshold could beat chance a little: a sum can act as an AND ("the image has
-# something red" and "the caption says red"), but it cannot check *which* object is red. That
-# comparison needs an interaction, which the fused model's hidden layer forms to reach the accuracy
-# printed above.
+# Not when trained with cross-entropy: each scene and caption appears once with each label, so at
+# constant scores predicting $1/2$ each score's gradient is $(\tfrac12 - 1) + (\tfrac12 - 0) = 0$;
+# the loss is convex in the scores, so that constant is optimal and late fusion stays at 0.5. A
+# hand-set threshold could make a sum an AND ("the image has something red" and "the caption says
+# red") and beat chance a little, but no sum can check *which* object is red; that needs an
+# interaction.
 # </details>
 
 # %% [markdown]
 # ## Summary
 #
-# - **Early fusion** concatenates; **late fusion** adds per-modality log-probabilities (Bayes' rule
-#   under conditional independence) and can drop a missing term; **attention fusion** weighs the
+# - **Early fusion** concatenates; **late fusion** adds log-probabilities (Bayes' rule under
+#   conditional independence) and can drop a missing term; **attention fusion** weighs the
 #   modalities per sample; **tensor fusion** adds every product (the 1s keep the unimodal terms);
 #   **low-rank** and **Tucker fusion** factorise its weight.
-# - Fusion beats the best single modality when their errors differ. When the modalities are
-#   independent given the label, the product of the unimodal posteriors is already the best
-#   combination, and interactions cannot add anything.
+# - Fusion beats the best single modality when their errors differ. With modalities independent
+#   given the label, the product of the unimodal posteriors is already the best combination:
+#   interactions add nothing.
 # - Noise and absence differ: failing sensors in training teach a model to handle noise; a
 #   *missing* modality needs **modality dropout** (claimed here with a learned "missing" embedding).
 # - A weight is not an explanation: back it with a control.
@@ -952,11 +924,10 @@ experiments.CAPTION_MATCHING_NEEDS_BOTH.check(acc["both"])
 #   (2009), [*Tensor Decompositions and Applications*](https://doi.org/10.1137/07070111X), for CP
 #   and Tucker.
 # - Wang, Tran and Feiszli (2020), [*What Makes Training Multi-Modal Classification Networks
-#   Hard?*](https://arxiv.org/abs/1905.12681): why a fused model can end up worse than its best
-#   modality.
+#   Hard?*](https://arxiv.org/abs/1905.12681): why a fused model can do worse than its best modality.
 # - Hori et al. (2017), [*Attention-Based Multimodal Fusion for Video
 #   Description*](https://arxiv.org/abs/1701.03126): modality weights that follow a decoder's state.
 #
 # **Next:** [lesson 02](02_cca.ipynb) (CCA) learns a shared space for two views instead of fusing
-# them for one label. Attention with queries comes in lesson 03, inference with a missing modality
-# in lesson 05 (the MVAE), and a fused model as the teacher of a unimodal student in lesson 08.
+# them for one label. Attention with queries comes in lesson 03, a missing modality in lesson 05
+# (the MVAE), a fused teacher of a unimodal student in lesson 08.
