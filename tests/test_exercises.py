@@ -193,3 +193,12 @@ def test_a_failing_case_is_reported_with_the_cases_that_passed_before_it(capsys)
     out = capsys.readouterr().out
     assert "case 2 of 3 (ones)" in out and "passed before it: case 1 (zeros)" in out and "twos" not in out
     del EXERCISES["halve"]
+
+
+def test_folded_prints_outside_a_notebook(capsys):
+    """In a kernel the text is displayed in a closed <details> (the browser test checks the executed lessons)."""
+    from mmcourse.exercises import folded
+
+    with folded():
+        print("a verify line")
+    assert capsys.readouterr().out == "a verify line\n"

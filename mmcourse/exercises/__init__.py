@@ -14,10 +14,12 @@ that calls :func:`register`; ``check("name", fn)`` finds them by name.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import importlib
 import inspect
+import io
 import math
 import pkgutil
 import sys
@@ -335,6 +337,24 @@ def _show_folded(line: str) -> None:
     from IPython.display import display
 
     display(_Folded(line))
+
+
+@contextlib.contextmanager
+def folded():
+    """Fold what a worked solution cell prints besides its check (a ``verify`` that the solution reproduces a
+    number, say), so that Run All shows it closed, as the check itself is. Outside a notebook it prints as usual::
+
+        with exercises.folded():
+            verify(...)
+    """
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        yield
+    text = buffer.getvalue().rstrip("\n")
+    if text and _in_a_notebook():
+        _show_folded(text)
+    elif text:
+        print(text)
 
 
 def _find(name: str) -> Exercise:
