@@ -13,11 +13,29 @@ import torch
 DEVICE_VARIABLE = "MMCOURSE_DEVICE"
 
 
+def _backend(device_type: str):
+    """The module torch keeps for a device type (``torch.cuda``, ``torch.mps``, ``torch.xpu``, or the module
+    of a backend registered for PrivateUse1), or None where torch has none with ``is_available``."""
+    module = getattr(torch, device_type, None)
+    return module if callable(getattr(module, "is_available", None)) else None
+
+
+def _is_available(device_type: str) -> bool:
+    if device_type == "cpu":
+        return True
+    if device_type == "mps":  # torch.backends.mps answers in every torch the course allows
+        return torch.backends.mps.is_available()
+    backend = _backend(device_type)
+    return backend is not None and bool(backend.is_available())
+
+
 def get_device() -> torch.device:
     """The device lessons train on: CUDA if available, then Apple MPS, then the CPU.
 
-    Set the environment variable ``MMCOURSE_DEVICE`` (for example ``cpu`` or ``cuda:1``) to
-    choose yourself; an unknown or unavailable device raises ``ValueError``.
+    Set the environment variable ``MMCOURSE_DEVICE`` to choose yourself: ``cpu``, ``cuda``, ``cuda:1``,
+    ``mps``, or any other device type that torch has a module for (``xpu``, or a backend registered
+    for PrivateUse1, such as the test suite's fake accelerator). A device that is unknown, not
+    available, or has an index past the machine's device count raises ``ValueError``.
     """
     override = os.environ.get(DEVICE_VARIABLE, "").strip()
     if override:
@@ -27,13 +45,15 @@ def get_device() -> torch.device:
             raise ValueError(
                 f"{DEVICE_VARIABLE}: expected a torch device such as 'cpu' or 'cuda', got {override!r}"
             ) from err
-        available = {
-            "cpu": True,
-            "cuda": torch.cuda.is_available(),
-            "mps": torch.backends.mps.is_available(),
-        }.get(device.type, False)
-        if not available:
+        if not _is_available(device.type):
             raise ValueError(f"{DEVICE_VARIABLE}: device {override!r} is not available on this machine")
+        backend = _backend(device.type)
+        if device.type != "cpu" and device.index is not None and callable(getattr(backend, "device_count", None)):
+            count = backend.device_count()
+            if device.index >= count:
+                exists = ", ".join(f"{device.type}:{i}" for i in range(count)) or "none"
+                raise ValueError(f"{DEVICE_VARIABLE}: got {override!r}, but this machine has {count} "
+                                 f"{device.type} device(s): {exists}")
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")

@@ -42,6 +42,37 @@ def test_device_defaults_and_override(monkeypatch):
             get_device()
 
 
+def test_device_override_checks_the_index_against_the_device_count(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a one-GPU machine
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("MMCOURSE_DEVICE", "cuda:0")
+    assert get_device() == torch.device("cuda:0")
+    monkeypatch.setenv("MMCOURSE_DEVICE", "cuda")
+    assert get_device() == torch.device("cuda")
+    monkeypatch.setenv("MMCOURSE_DEVICE", "cuda:7")
+    with pytest.raises(ValueError, match=r"MMCOURSE_DEVICE: got 'cuda:7'.* 1 cuda device\(s\): cuda:0$"):
+        get_device()
+    monkeypatch.setenv("MMCOURSE_DEVICE", "cpu:1")  # torch takes cpu:1 for the CPU; so does the course
+    assert get_device().type == "cpu"
+
+
+def test_device_override_takes_any_backend_torch_has_a_module_for(monkeypatch):
+    """xpu, or a backend registered for PrivateUse1 (tests/test_fake_accelerator.py registers one)."""
+    monkeypatch.setattr(torch, "xpu", types.SimpleNamespace(is_available=lambda: True, device_count=lambda: 2))
+    monkeypatch.setenv("MMCOURSE_DEVICE", "xpu:1")
+    assert get_device() == torch.device("xpu:1")
+    monkeypatch.setenv("MMCOURSE_DEVICE", "xpu:2")
+    with pytest.raises(ValueError, match=r"got 'xpu:2'.* 2 xpu device\(s\): xpu:0, xpu:1"):
+        get_device()
+    monkeypatch.setattr(torch, "xpu", types.SimpleNamespace(is_available=lambda: False, device_count=lambda: 0))
+    monkeypatch.setenv("MMCOURSE_DEVICE", "xpu")
+    with pytest.raises(ValueError, match="'xpu' is not available"):
+        get_device()
+    monkeypatch.setenv("MMCOURSE_DEVICE", "meta")  # a device type without a module: never chosen
+    with pytest.raises(ValueError, match="'meta' is not available"):
+        get_device()
+
+
 def test_seeding_repeats_random_draws():
     seed_everything(3)
     a = torch.rand(3)
