@@ -32,6 +32,13 @@ startup.mkdir(parents=True)
 )
 os.environ["IPYTHONDIR"] = str(_scratch / "ipython")
 no_network.install()
+# The fake accelerator (tests/fake_accelerator.py) registers a device backend for the process: torch's autograd engine
+# sets up its device queues at the first backward pass, so the backend must exist before any test trains. Learners'
+# code never picks it (get_device tries CUDA, MPS, then the CPU); tests ask for it by name.
+import fake_accelerator  # noqa: E402
+
+if fake_accelerator.unsupported() is None:
+    fake_accelerator.install()
 
 
 @pytest.hookimpl(wrapper=True)

@@ -141,11 +141,39 @@ class SGD:
                 p.add_(p.grad, alpha=-self.lr)
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator | None, drop_last: bool = False):
-    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+def _batches(n: int, batch_size: int, generator: torch.Generator | None, drop_last: bool = False,
+             device: torch.device | None = None):
+    """The row indices of each batch of one pass over ``n`` rows: shuffled by ``generator`` (drawn on the
+    CPU, so every device gets the CPU's order), else in order. With ``device``, the indices are made or
+    copied there once per pass, not once per batch (each copy from the host stalls a GPU's pipeline)."""
+    if generator is not None:
+        order = torch.randperm(n, generator=generator)
+        order = order.to(device) if device is not None else order
+    else:
+        order = torch.arange(n, device=device)
     end = n // batch_size * batch_size if drop_last else n
     for start in range(0, end, batch_size):
         yield order[start : start + batch_size]
+
+
+def _index_device(columns: dict) -> torch.device:
+    """Where to make the batches' indices: the columns' device when they share one, else the CPU (a CPU
+    index works on any device's tensor, at the price of a copy per batch)."""
+    devices = {v.device for v in columns.values()}
+    return devices.pop() if len(devices) == 1 else torch.device("cpu")
+
+
+def _total_of_batches(losses: list[torch.Tensor], sizes: list[int]) -> float:
+    """The sum of ``loss * size`` over batches of per-batch mean losses, read from the device once.
+
+    The arithmetic is that of adding ``loss.item() * size`` batch by batch in Python floats from 0: each
+    loss is read as its own dtype's value (``tolist``, like ``item``; ``stack`` promotes mixed dtypes
+    exactly), so the result is the same, bit for bit, as reading each loss at its step."""
+    values = torch.stack([loss.reshape(()) for loss in losses]).cpu().tolist()
+    total = 0.0
+    for value, size in zip(values, sizes):
+        total += value * size
+    return total
 
 
 def _progress(total: int, enabled: bool, description: str):
@@ -155,17 +183,22 @@ def _progress(total: int, enabled: bool, description: str):
 
 
 @torch.no_grad()
-def predict(model: nn.Module, data, inputs: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
-    """Class scores of ``model`` for every row, in order, on the CPU (eval mode). Shape: (N, C)."""
+def _scores(model: nn.Module, columns: dict, inputs: Sequence[str], batch_size: int) -> torch.Tensor:
+    """Class scores of every row of ``columns``, in order, on the model's device (eval mode). Columns on
+    the CPU go to the device batch by batch; the scores stay there (the caller reads them once)."""
     device = next(model.parameters()).device
-    columns = as_tensors(data, inputs)
     n = len(next(iter(columns.values())))
     was_training = model.training
     model.eval()
-    outputs = [scores_of(model(*(columns[c][idx].to(device) for c in inputs))).cpu()
-               for idx in _batches(n, batch_size, None)]
+    outputs = [scores_of(model(*(columns[c][idx].to(device) for c in inputs)))
+               for idx in _batches(n, batch_size, None, device=_index_device(columns))]
     model.train(was_training)
     return torch.cat(outputs)
+
+
+def predict(model: nn.Module, data, inputs: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
+    """Class scores of ``model`` for every row, in order, on the CPU (eval mode). Shape: (N, C)."""
+    return _scores(model, as_tensors(data, inputs), inputs, batch_size).cpu()
 
 
 def evaluate(
@@ -176,20 +209,25 @@ def evaluate(
     loss_fn: Callable = F.cross_entropy,
 ) -> dict[str, float]:
     """Loss and accuracy of a classifier on ``data`` (no gradients, eval mode)."""
-    scores = predict(model, data, inputs)
-    labels = as_tensors(data, [target])[target]
+    return _loss_and_accuracy(predict(model, data, inputs), as_tensors(data, [target])[target], loss_fn)
+
+
+def _loss_and_accuracy(scores: torch.Tensor, labels: torch.Tensor, loss_fn: Callable) -> dict[str, float]:
     return {"loss": float(loss_fn(scores, labels)), "accuracy": accuracy(scores, labels)}
 
 
 @torch.no_grad()
 def _mean_step_loss(model: nn.Module, step: Step, columns: dict, batch_size: int) -> float:
+    """The mean of ``step``'s loss over the rows of ``columns`` (on the device), read from it once."""
     was_training = model.training
     model.eval()
     n = len(next(iter(columns.values())))
-    total = sum(step(model, {c: v[idx] for c, v in columns.items()}).item() * len(idx)
-                for idx in _batches(n, batch_size, None))
+    losses, sizes = [], []
+    for idx in _batches(n, batch_size, None, device=_index_device(columns)):
+        losses.append(step(model, {c: v[idx] for c, v in columns.items()}))
+        sizes.append(len(idx))
     model.train(was_training)
-    return total / n
+    return _total_of_batches(losses, sizes) / n
 
 
 def fit(
@@ -234,6 +272,11 @@ def fit(
     progress : show a ``tqdm`` bar over the epochs, labelled ``description``.
     before_step : optional ``callable(batch) -> batch`` applied to each training batch
         (for example to corrupt or drop a modality).
+
+    On a GPU, ``fit`` waits for the device only a few times per epoch, never at every step: the losses
+    stay on the device and are read once at each epoch's end (the history's numbers are those of
+    reading each at its step), the epoch's shuffled order goes to the device once, and the validation
+    rows once per fit. There is no check for a NaN loss: a NaN shows in the epoch's ``train_loss``.
     """
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size: expected >= 1, got epochs={epochs}, batch_size={batch_size}")
@@ -250,29 +293,35 @@ def fit(
         raise ValueError(f"batch_size: with drop_last, expected at most the {n} training rows, got {batch_size}")
     optimizer = Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     generator = torch.Generator().manual_seed(seed)
-    val_columns = None if validation is None or classify else as_tensors(validation, columns_used, device)
+    # Validation rows go to the device once; a classifier's labels stay on the CPU, where its loss and
+    # accuracy are computed from the scores as evaluate() does (the same numbers as evaluate's).
+    val_columns = None if validation is None else as_tensors(validation, inputs if classify else columns_used,
+                                                              device)
+    val_labels = as_tensors(validation, [target])[target] if validation is not None and classify else None
     history = History()
     start = time.perf_counter()
     with _progress(epochs, progress, description) as bar:
         for epoch in range(1, epochs + 1):
             model.train()
-            total, count = 0.0, 0
-            for idx in _batches(n, batch_size, generator, drop_last):
+            losses, sizes = [], []  # read once at the epoch's end: .item() here would stall a GPU every step
+            for idx in _batches(n, batch_size, generator, drop_last, device=_index_device(columns)):
                 # index_select: the same rows as v[idx], about four times faster for a small batch
-                batch = {c: v.index_select(0, idx.to(v.device)) for c, v in columns.items()}
+                batch = {c: v.index_select(0, idx) for c, v in columns.items()}
                 if before_step is not None:
                     batch = before_step(batch)
                 loss = step(model, batch)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-                total += loss.item() * len(idx)
-                count += len(idx)
+                losses.append(loss.detach())
+                sizes.append(len(idx))
+            total, count = _total_of_batches(losses, sizes), sum(sizes)
             history.epoch.append(epoch)
             history.train_loss.append(total / count)
             postfix = {"loss": f"{total / count:.3f}"}
-            if validation is not None and classify:
-                result = evaluate(model, validation, inputs, target, loss_fn)
+            if val_labels is not None:
+                scores = _scores(model, val_columns, inputs, 1024).cpu()  # 1024: predict's batches
+                result = _loss_and_accuracy(scores, val_labels, loss_fn)
                 history.val_loss.append(result["loss"])
                 history.val_accuracy.append(result["accuracy"])
                 postfix["val_acc"] = f"{result['accuracy']:.3f}"

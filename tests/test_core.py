@@ -210,6 +210,49 @@ class _TwoPaths(nn.Module):
         return self.a(x) + (self.b(x) if use_b else 0)
 
 
+@pytest.mark.parametrize("custom_step", [False, True])
+def test_fit_history_is_that_of_reading_each_steps_loss(custom_step):
+    """fit reads its losses from the device once per epoch, not at every step (which stalls a GPU): its
+    history is, bit for bit, that of a loop that reads each step's loss with ``.item()`` and adds
+    ``loss * batch size`` in Python floats, and its validation numbers are evaluate's (a classifier) or the
+    step's mean loss read batch by batch (a ``step``, here with a float64 loss) after each epoch. On the CPU."""
+    train, validation, seed = _blobs(100), _blobs(1100, seed=1), 4  # 1100 rows: two of predict's batches
+
+    def step(model, batch):
+        return nn.functional.cross_entropy(model(batch["x"]), batch["label"]).double()
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 3))
+    reference = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 3))
+    reference.load_state_dict(model.state_dict())
+    history = fit(model, train, ["x"], step=step if custom_step else None, validation=validation, epochs=3,
+                  batch_size=16, lr=1e-2, seed=seed, progress=False, device="cpu")
+    optimizer, generator = Adam(reference.parameters(), lr=1e-2), torch.Generator().manual_seed(seed)
+    train_loss, val_loss, val_accuracy = [], [], []
+    for _ in range(3):
+        order, total = torch.randperm(100, generator=generator), 0.0
+        for start in range(0, 100, 16):
+            idx = order[start:start + 16]
+            loss = step(reference, {c: v[idx] for c, v in train.items()})
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+        train_loss.append(total / 100)
+        if custom_step:
+            reference.eval()
+            with torch.no_grad():
+                val_loss.append(sum(step(reference, {c: v[i:i + 16] for c, v in validation.items()}).item()
+                                    * len(validation["x"][i:i + 16]) for i in range(0, 1100, 16)) / 1100)
+            reference.train()
+        else:
+            result = evaluate(reference, validation, ["x"])
+            val_loss.append(result["loss"])
+            val_accuracy.append(result["accuracy"])
+    assert history.train_loss == train_loss and history.val_loss == val_loss
+    assert history.val_accuracy == val_accuracy and len(val_loss) == 3
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), reference.parameters()))
+
 @pytest.mark.parametrize("weight_decay", [0.0, 0.01])
 def test_adam_takes_the_same_steps_as_torchs(weight_decay):
     torch.manual_seed(0)

@@ -245,3 +245,47 @@ def test_count_syncs_sees_the_lines_of_fit(device):
     with fake.count_syncs() as syncs:
         fit(nn.Linear(4, 3), _blobs(64), ["x"], epochs=1, batch_size=32, progress=False, device=device)
     assert syncs and all(where.startswith("mmcourse/") for where in syncs)
+
+
+def _cross_entropy_step(model, batch):
+    return F.cross_entropy(model(batch["x"]), batch["label"])
+
+
+def test_fit_makes_no_host_synchronisation_per_step(device):
+    """fit keeps its losses on the device and reads them once per epoch, sends each epoch's shuffled order
+    once and the validation rows once per fit: its host synchronisations grow with the epochs, not with the
+    steps (before issue 31's fix: two or three at every step, and more per validation batch)."""
+    data = _blobs(96)
+    for settings in ({}, {"validation": data}, {"validation": data, "step": _cross_entropy_step}):
+        counts = {}
+        for epochs, batch_size in [(2, 48), (2, 8), (3, 8)]:
+            with fake.count_syncs() as syncs:
+                fit(nn.Linear(4, 3), data, ["x"], epochs=epochs, batch_size=batch_size, progress=False,
+                    device=device, **settings)
+            counts[epochs, batch_size] = sum(syncs.values())
+        assert counts[2, 48] == counts[2, 8], (settings, counts)  # 4 steps or 24: the same
+        assert 0 < counts[3, 8] - counts[2, 8] <= 3, (settings, counts)  # order, losses, validation
+
+
+def test_fit_with_validation_a_step_and_before_step_gives_the_cpus_history(device):
+    """The device paths of fit's validation (a classifier's and a ``step``'s) and of ``before_step`` give
+    the CPU's numbers, bit for bit (the fake device computes on the CPU)."""
+    train, validation = _blobs(), _blobs(40, seed=1)
+
+    def noisy(batch):  # draws from torch's default generator, on the batch's device
+        return {**batch, "x": batch["x"] + 0.3 * torch.randn_like(batch["x"])}
+
+    for settings in ({"before_step": noisy}, {"step": _cross_entropy_step, "drop_last": True}):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, 3))
+        on_device = copy.deepcopy(model)
+        histories = []
+        for m, where in ((model, "cpu"), (on_device, device)):
+            torch.manual_seed(1)
+            histories.append(fit(m, train, ["x"], validation=validation, epochs=2, batch_size=32, lr=1e-2,
+                                 progress=False, device=where, **settings))
+        cpu, fake_device = histories
+        assert (fake_device.train_loss, fake_device.val_loss, fake_device.val_accuracy) == (
+            cpu.train_loss, cpu.val_loss, cpu.val_accuracy)
+        assert len(cpu.val_loss) == 2
+        assert all(torch.equal(a, b.cpu()) for a, b in zip(model.parameters(), on_device.parameters()))
