@@ -95,8 +95,13 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Gene
 
     The randomness sits in eps, outside the network, so gradients flow to ``mu`` and ``logvar``
     (the reparameterisation trick, Kingma and Welling 2014). Shape: ``mu``, ``logvar`` (..., D) -> (..., D).
+    ``generator``: draws eps on its own device, which may differ from ``mu``'s (the CPU generator that
+    :func:`~mmcourse.seed_everything` returns, with ``mu`` on a GPU: the CPU's eps, copied to the GPU).
     """
-    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator: expected a torch.Generator or None, got {type(generator).__name__}")
+    draw_on = mu.device if generator is None else generator.device
+    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=draw_on).to(mu.device)
     return mu + (0.5 * logvar).exp() * eps
 
 

@@ -68,6 +68,9 @@ def bootstrap_interval(values, statistic: Callable | None = None, n_boot: int = 
           of (N, ...) tensors resampled with the same row indices
         - statistic: ``statistic(*resampled) -> number``; default the mean, vectorised over resamples
         - returns :class:`Interval` (the statistic on all N rows, low, high)
+
+    Values may be on any device. The default mean is computed on the CPU, in float64 (which Apple's MPS
+    lacks): the same numbers on every device. A ``statistic`` gets the tensors on their own device.
     """
     columns = values if isinstance(values, tuple) else (values,)
     columns = tuple(_check_rows("values", c, None if i == 0 else len(columns[0])) for i, c in enumerate(columns))
@@ -81,7 +84,7 @@ def bootstrap_interval(values, statistic: Callable | None = None, n_boot: int = 
         if len(columns) != 1 or columns[0].ndim != 1:
             raise ValueError(f"statistic: the default (the mean) needs one (N,) tensor, got {len(columns)} "
                              f"tensor(s) of shape {tuple(columns[0].shape)}; pass a statistic")
-        x = columns[0].to(torch.float64)
+        x = columns[0].to("cpu", torch.float64)
         estimate, stats = x.mean().item(), x[idx].mean(dim=1)
     else:
         estimate = float(statistic(*columns))
@@ -100,7 +103,8 @@ def paired_difference(correct_a, correct_b, n_boot: int = 2000, level: float = 0
     than either accuracy. With ``copies`` > 1 the rows are ``copies`` corrupted versions of N clean
     samples, stacked copy after copy (row ``c * N + i`` is copy c of sample i); copies of one sample
     are not independent, so each sample is resampled with all its copies (a cluster bootstrap).
-    Shape: ``correct_a``, ``correct_b`` (copies * N,) (1.0 correct, 0.0 wrong) -> :class:`Interval`.
+    Shape: ``correct_a``, ``correct_b`` (copies * N,) (1.0 correct, 0.0 wrong), on any devices (computed on
+    the CPU, in float64) -> :class:`Interval`.
     """
     a, b = _check_rows("correct_a", correct_a), _check_rows("correct_b", correct_b)
     if a.ndim != 1:
@@ -109,7 +113,7 @@ def paired_difference(correct_a, correct_b, n_boot: int = 2000, level: float = 0
         raise ValueError(f"correct_b: expected shape {tuple(a.shape)} like correct_a, got {tuple(b.shape)}")
     if not isinstance(copies, int) or copies < 1 or len(a) % copies:
         raise ValueError(f"copies: expected a whole number >= 1 that divides the {len(a)} rows, got {copies!r}")
-    difference = a.to(torch.float64) - b.to(torch.float64)
+    difference = a.to("cpu", torch.float64) - b.to("cpu", torch.float64)
     return bootstrap_interval(difference.view(copies, -1).mean(0), None, n_boot, level, seed)
 
 
@@ -120,7 +124,7 @@ def normal_interval(values, level: float = 0.95) -> Interval:
     >>> round(normal_interval([0.5, 0.7]).estimate, 6)
     0.6
     """
-    x = _check_rows("values", values).to(torch.float64)
+    x = _check_rows("values", values).to("cpu", torch.float64)  # on the CPU: MPS has no float64
     if x.ndim != 1 or len(x) < 2:
         raise ValueError(f"values: expected shape (n,) with n >= 2, got {tuple(x.shape)}")
     if not 0 < level < 1:
@@ -254,7 +258,7 @@ def delete_patches(images: torch.Tensor, deleted: torch.Tensor, grid: int, fill)
         - images (N, C, H, W), with H and W divisible by ``grid``
         - deleted bool (N, P), P = grid * grid
         - fill: a number, or (N, C) or (N, C, 1, 1), e.g. each image's background colour
-        - returns (N, C, H, W)
+        - returns (N, C, H, W), on the device of ``images`` (``deleted`` and ``fill`` are moved there)
     """
     n, c, h, w = _check_images(images, grid)
     if deleted.dtype != torch.bool or deleted.shape != (n, grid * grid):
@@ -264,11 +268,11 @@ def delete_patches(images: torch.Tensor, deleted: torch.Tensor, grid: int, fill)
         if fill.shape not in ((n, c), (n, c, 1, 1)):
             raise ValueError(f"fill: expected a number or a tensor of shape ({n}, {c}) or ({n}, {c}, 1, 1), "
                              f"got {tuple(fill.shape)}")
-        fill = fill.reshape(n, c, 1, 1).to(images.dtype)
+        fill = fill.reshape(n, c, 1, 1).to(images.device, images.dtype)
     elif isinstance(fill, bool) or not isinstance(fill, (int, float)):
         raise ValueError(f"fill: expected a number or a tensor of shape ({n}, {c}), got {type(fill).__name__}")
     # each patch flag covers an (H / grid) x (W / grid) block of pixels
-    mask = deleted.reshape(n, 1, grid, 1, grid, 1).expand(n, 1, grid, h // grid, grid, w // grid)
+    mask = deleted.to(images.device).reshape(n, 1, grid, 1, grid, 1).expand(n, 1, grid, h // grid, grid, w // grid)
     return torch.where(mask.reshape(n, 1, h, w), fill, images)
 
 
@@ -309,6 +313,8 @@ def deletion_curve(predict: Callable[[torch.Tensor], torch.Tensor], images: torc
 
     Shape:
         - images (N, C, H, W); order long (N, P) from :func:`saliency_order` or :func:`random_order`
+          (on any device: a CPU order, as :func:`random_order` draws with a CPU generator, is moved to
+          the images' device)
         - labels (N,); fill as in :func:`delete_patches`; steps: ints in [0, P], default 0, 1, ..., P
         - returns (S,) accuracies, S = len(steps) (P + 1 by default); with ``per_sample``, (S, N)
           whether each sample is still right (1.0) or not (0.0), whose mean over N is the curve
@@ -316,6 +322,9 @@ def deletion_curve(predict: Callable[[torch.Tensor], torch.Tensor], images: torc
     n = _check_images(images, grid)[0]
     p = grid * grid
     labels = _check_rows("labels", labels, n)
+    if not isinstance(order, torch.Tensor):
+        raise ValueError(f"order: expected a long tensor of shape ({n}, {p}), got {type(order).__name__}")
+    order = order.to(images.device)
     patches = torch.arange(p, device=order.device)
     if order.shape != (n, p) or order.is_floating_point() or not (order.sort(dim=1).values == patches).all():
         raise ValueError(f"order: expected each of the {n} rows to be a permutation of the {p} patches, "

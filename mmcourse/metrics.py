@@ -133,14 +133,31 @@ def chance_recall_at_k(relevant: torch.Tensor, k: int) -> float:
 
     A query with r relevant items among G misses all of them in k random draws without
     replacement with probability C(G - r, k) / C(G, k) = prod_{i<k} (G - r - i) / (G - i).
-    Shape: ``relevant`` (Q, G) bool. Returns a Python float in [0, 1].
+    Shape: ``relevant`` (Q, G) bool, on any device. Returns a Python float in [0, 1].
     """
     _check_retrieval(relevant.float(), relevant, k)
     g = relevant.shape[1]
-    r = relevant.sum(dim=1, dtype=torch.float64)  # (Q,)
+    # The counts are whole numbers: counted where ``relevant`` is, the small closed form on the CPU in
+    # float64 (which Apple's MPS lacks).
+    r = relevant.sum(dim=1).to("cpu", torch.float64)  # (Q,)
     i = torch.arange(k, dtype=torch.float64)
     miss = ((g - r[:, None] - i) / (g - i)).clamp(min=0).prod(dim=1)
     return (1 - miss).mean().item()
+
+
+def _cosine_retrieval(queries: torch.Tensor, gallery: torch.Tensor, query_labels: torch.Tensor,
+                      gallery_labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cosine similarities (Q, G), float64 on the CPU, and relevance (Q, G) bool (the same class)."""
+    if queries.ndim != 2 or gallery.ndim != 2 or queries.shape[1] != gallery.shape[1]:
+        raise ValueError(f"queries, gallery: expected shapes (Q, d) and (G, d) with the same d, got "
+                         f"{tuple(queries.shape)} and {tuple(gallery.shape)}")
+    if query_labels.shape != queries.shape[:1] or gallery_labels.shape != gallery.shape[:1]:
+        raise ValueError(f"query_labels, gallery_labels: expected shapes ({len(queries)},) and ({len(gallery)},), "
+                         f"got {tuple(query_labels.shape)} and {tuple(gallery_labels.shape)}")
+    queries, gallery = (x.detach().to("cpu", torch.float64) for x in (queries, gallery))
+    scores = torch.nn.functional.normalize(queries, dim=1) @ torch.nn.functional.normalize(gallery, dim=1).T
+    relevant = query_labels.cpu()[:, None] == gallery_labels.cpu()[None, :]
+    return scores, relevant
 
 
 class Retrieval(NamedTuple):
@@ -159,18 +176,11 @@ def class_retrieval(queries: torch.Tensor, gallery: torch.Tensor, query_labels: 
     of the same digit (gallery) on AV-Digits' test split, for every method that maps both into one space
     (lessons 02, 04, 05 and 07).
 
-    Shape: ``queries`` (Q, d), ``gallery`` (G, d), ``query_labels`` (Q,), ``gallery_labels`` (G,) ->
-    :class:`Retrieval` (four floats).
+    Shape: ``queries`` (Q, d), ``gallery`` (G, d), ``query_labels`` (Q,), ``gallery_labels`` (G,), on any
+    devices -> :class:`Retrieval` (four floats). It scores on the CPU in float64: the same numbers on every
+    device (Apple's MPS has no float64).
     """
-    if queries.ndim != 2 or gallery.ndim != 2 or queries.shape[1] != gallery.shape[1]:
-        raise ValueError(f"queries, gallery: expected shapes (Q, d) and (G, d) with the same d, got "
-                         f"{tuple(queries.shape)} and {tuple(gallery.shape)}")
-    if query_labels.shape != queries.shape[:1] or gallery_labels.shape != gallery.shape[:1]:
-        raise ValueError(f"query_labels, gallery_labels: expected shapes ({len(queries)},) and ({len(gallery)},), "
-                         f"got {tuple(query_labels.shape)} and {tuple(gallery_labels.shape)}")
-    scores = torch.nn.functional.normalize(queries.double(), dim=1) @ torch.nn.functional.normalize(
-        gallery.double(), dim=1).T
-    relevant = query_labels[:, None] == gallery_labels[None, :]
+    scores, relevant = _cosine_retrieval(queries, gallery, query_labels, gallery_labels)
     return Retrieval(recall_at_k(scores, relevant, 1), recall_at_k(scores, relevant, 5),
                      chance_recall_at_k(relevant, 1), chance_recall_at_k(relevant, 5))
 
@@ -208,9 +218,7 @@ def comparison_entry(method: str, lesson: str, pairs: str, labels: str, queries:
     if labels not in LABEL_USES:
         raise ValueError(f"labels: expected one of {LABEL_USES}, got {labels!r}")
     retrieval = class_retrieval(queries, gallery, query_labels, gallery_labels)
-    scores = torch.nn.functional.normalize(queries.double(), dim=1) @ torch.nn.functional.normalize(
-        gallery.double(), dim=1).T
-    hits = hits_at_k(scores, query_labels[:, None] == gallery_labels[None, :], 1)
+    hits = hits_at_k(*_cosine_retrieval(queries, gallery, query_labels, gallery_labels), 1)
     return ComparisonEntry(method, lesson, pairs, labels, retrieval, note, tuple(float(h) for h in hits),
                            split_id(query_labels))
 

@@ -2,11 +2,12 @@
 
 import math
 
+import fake_accelerator as fake
 import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from mmcourse import fit
+from mmcourse import fit, seed_everything
 from mmcourse.autoencoders import (
     MMVAE,
     MVAE,
@@ -150,6 +151,25 @@ def test_reparameterised_samples_have_the_right_moments():
     mu, logvar = torch.full((200_000, 1), 3.0), torch.full((200_000, 1), math.log(0.25))
     z = reparameterize(mu, logvar, torch.Generator().manual_seed(4))
     assert abs(z.mean() - 3.0) < 0.01 and abs(z.var() - 0.25) < 0.01
+
+
+FAKE = fake.unsupported()
+
+
+@pytest.mark.skipif(FAKE is not None, reason=f"fake accelerator: {FAKE}")
+def test_a_cpu_generator_samples_device_tensors_as_on_the_cpu():
+    """Issue 31: the CPU generator that ``seed_everything`` returns, with ``mu`` on a device, failed (a draw on
+    the device needs a generator there). It now draws on the CPU and moves eps: the CPU's sample, on the device."""
+    mu, logvar = _experts(e=2, b=3)
+    device = fake.device()
+    z = reparameterize(mu.to(device), logvar.to(device), seed_everything(0))
+    assert z.device == device and torch.equal(z.cpu(), reparameterize(mu, logvar, seed_everything(0)))
+    strata = mixture_of_experts_sample(mu.to(device), logvar.to(device), k=2,
+                                       generator=torch.Generator().manual_seed(1))
+    expected = mixture_of_experts_sample(mu, logvar, k=2, generator=torch.Generator().manual_seed(1))
+    assert strata.z.device == device and torch.equal(strata.z.cpu(), expected.z)
+    with pytest.raises(ValueError, match="^generator: expected a torch.Generator or None, got int"):
+        reparameterize(mu, logvar, 0)
 
 
 def test_stratified_sampling_gives_k_samples_of_every_expert_with_equal_weights():

@@ -2,6 +2,7 @@
 
 import math
 
+import fake_accelerator as fake
 import pytest
 import torch
 from datasets import Dataset, DatasetDict
@@ -173,6 +174,40 @@ def test_image_corruption_occludes_and_adds_noise():
     assert ((occluded == 0).sum((1, 2, 3)) == 9).all()
     noisy = corrupt_images(images, noise=0.5, occlusion=0, generator=torch.Generator().manual_seed(0))
     assert abs((noisy - images).std().item() - 0.5) < 0.05
+
+
+FAKE = fake.unsupported()
+
+
+@pytest.mark.skipif(FAKE is not None, reason=f"fake accelerator: {FAKE}")
+def test_corruption_and_features_of_device_tensors_are_the_cpus():
+    """Issue 31: the occluder, the noise and the STFT's window were made on the CPU, which fails with device
+    inputs. They are made on the input's device; a CPU generator draws on the CPU and the draw is moved (the
+    CPU's corruption, on the device). The fake device has the CPU's numbers, so the results are equal."""
+    g = torch.Generator().manual_seed(0)
+    wave = torch.zeros(6, 6400)
+    wave[:, :4000] = 0.3 * torch.randn(6, 4000, generator=g)
+    clean = {"image": torch.rand(6, 1, 8, 8, generator=g), "waveform": wave, "label": torch.arange(6)}
+    device = fake.device()
+    on_device = {k: v.to(device) for k, v in clean.items()}
+    per_row = (torch.rand(6, generator=g), torch.tensor([-5.0, 0.0, 5.0, 10.0, 20.0, math.inf]))
+    for noise, snr in ((0.3, 0.0), per_row):  # numbers, and one value per row left on the CPU
+        expected = corrupt_av(clean, noise, snr, 3, torch.Generator().manual_seed(1))
+        got = corrupt_av(on_device, noise, snr, 3, torch.Generator().manual_seed(1), voiced_power(wave))
+        for name, values in got.items():
+            assert values.device == device and torch.equal(values.cpu(), expected[name]), name
+    # Without a generator the draws are made on the device (the fake device's come from torch's default CPU
+    # generator, as the CPU's do), with no host synchronisation when the noise is a number.
+    torch.manual_seed(2)
+    expected = corrupt_images(clean["image"], 0.3, 3), add_noise_at_snr(wave, 5.0)
+    torch.manual_seed(2)
+    with fake.count_syncs() as syncs:
+        got = corrupt_images(on_device["image"], 0.3, 3), add_noise_at_snr(on_device["waveform"], 5.0)
+    assert not syncs, dict(syncs)
+    assert all(x.device == device and torch.equal(x.cpu(), y) for x, y in zip(got, expected))
+    spectrogram = log_mel_spectrogram(on_device["waveform"])
+    assert spectrogram.device == device and torch.equal(spectrogram.cpu(), log_mel_spectrogram(wave))
+    assert torch.equal(mel_filterbank(device=device).cpu(), mel_filterbank())
 
 
 @pytest.mark.parametrize(

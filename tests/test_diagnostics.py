@@ -3,6 +3,7 @@
 import math
 from typing import NamedTuple
 
+import fake_accelerator as fake
 import pytest
 import torch
 from torch import nn
@@ -280,6 +281,7 @@ BAD_INPUT = [
     (lambda: random_order(2, 4, first=torch.ones(2, 3, dtype=torch.bool)), "first"),
     (lambda: deletion_curve(lambda x: x, IMAGES, ORDER % 2, 2, LABELS, 0.0), "order"),
     (lambda: deletion_curve(lambda x: x, IMAGES, ORDER[:, :3], 2, LABELS, 0.0), "order"),
+    (lambda: deletion_curve(lambda x: x, IMAGES, ORDER.tolist(), 2, LABELS, 0.0), "order"),
     (lambda: deletion_curve(lambda x: x, IMAGES, ORDER, 2, LABELS[:1], 0.0), "labels"),
     (lambda: deletion_curve(lambda x: x, IMAGES, ORDER, 2, LABELS, 0.0, steps=[0, 5]), "steps"),
     (lambda: deletion_curve(lambda x: x, IMAGES, ORDER, 3, LABELS, 0.0), "grid"),
@@ -339,3 +341,50 @@ def test_deletion_curve_per_sample_and_its_areas():
     assert torch.equal(correct.mean(1), deletion_curve(predict, images, order, 2, labels, 0.0))
     areas = deletion_auc(correct)
     assert areas.shape == (2,) and areas.tolist() == pytest.approx([0.125, 0.875])
+
+
+# ----------------------------------------------------------------------------- on a device (issue 31)
+FAKE = fake.unsupported()
+needs_fake = pytest.mark.skipif(FAKE is not None, reason=f"fake accelerator: {FAKE}")
+
+
+@needs_fake
+@pytest.mark.parametrize("float64", [True, False], ids=["float64", "no-float64-like-mps"])
+def test_intervals_of_device_tensors_are_the_cpus(float64):
+    """``torch.quantile`` met a CPU ``q`` with device values, and float64 fails on Apple's MPS (the fake
+    device's MPS-like mode): the intervals are computed on the CPU, the same numbers on every device."""
+    g = torch.Generator().manual_seed(0)
+    values, a, b = torch.rand(40, generator=g), torch.rand(60, generator=g) > 0.4, torch.rand(60, generator=g) > 0.5
+
+    def intervals(values, a, b):
+        return (bootstrap_interval(values, n_boot=100), bootstrap_interval(a, n_boot=100, seed=1),
+                bootstrap_interval((values,), lambda x: x.max(), n_boot=20),
+                paired_difference(a, b, n_boot=100), paired_difference(a.float(), b, n_boot=100, copies=3),
+                normal_interval(values))
+
+    on_cpu = intervals(values, a, b)
+    device = fake.device()
+    with fake.settings(float64=float64):
+        on_device = intervals(values.to(device), a.to(device), b.to(device))
+        assert paired_difference(a.to(device), b, n_boot=100) == on_cpu[3]  # one on the CPU, one on the device
+    assert on_device == on_cpu
+
+
+@needs_fake
+def test_deletion_curve_of_device_images_takes_a_cpu_order():
+    """:func:`random_order` draws with a CPU generator; ``deletion_curve`` moves the order (and
+    ``delete_patches`` a CPU mask or fill) to the images' device."""
+    g = torch.Generator().manual_seed(0)
+    images, fill = torch.rand(4, 3, 8, 8, generator=g), torch.rand(4, 3, generator=g)
+    labels, order = torch.arange(4) % 3, random_order(4, 16, generator=g)
+
+    def predict(x):
+        return x.flatten(1)[:, :3]
+
+    on_cpu = deletion_curve(predict, images, order, 4, labels, fill, per_sample=True)
+    device = fake.device()
+    on_device = deletion_curve(predict, images.to(device), order, 4, labels.to(device), fill, per_sample=True)
+    assert on_device.device.type == "cpu" and torch.equal(on_device, on_cpu)
+    deleted = order < 5
+    painted = delete_patches(images.to(device), deleted, 4, fill)
+    assert painted.device == device and torch.equal(painted.cpu(), delete_patches(images, deleted, 4, fill))

@@ -3,6 +3,7 @@
 import itertools
 import math
 
+import fake_accelerator as fake
 import pytest
 import torch
 from sklearn.metrics import ndcg_score
@@ -11,6 +12,7 @@ from mmcourse.metrics import (
     chance_ndcg_at_k,
     chance_recall_at_k,
     class_retrieval,
+    comparison_entry,
     hits_at_k,
     ndcg_at_k,
     recall_at_k,
@@ -113,3 +115,29 @@ def test_class_retrieval_by_hand():
         class_retrieval(queries, gallery[:, :1], labels_q, labels_g)
     with pytest.raises(ValueError, match="query_labels"):
         class_retrieval(queries, gallery, labels_g, labels_g)
+
+
+FAKE = fake.unsupported()
+
+
+@pytest.mark.skipif(FAKE is not None, reason=f"fake accelerator: {FAKE}")
+@pytest.mark.parametrize("float64", [True, False], ids=["float64", "no-float64-like-mps"])
+def test_retrieval_metrics_of_device_tensors_are_the_cpus(float64):
+    """Issue 31: a CPU ``arange`` met the device's counts, and ``.double()`` fails on Apple's MPS (the fake
+    device's MPS-like mode). The fake device has the CPU's numbers, and these are computed on the CPU."""
+    g = torch.Generator().manual_seed(0)
+    relevant = torch.rand(6, 8, generator=g) > 0.5
+    queries, gallery = torch.randn(6, 4, generator=g), torch.randn(8, 4, generator=g)
+    query_labels, gallery_labels = torch.arange(6) % 3, torch.arange(8) % 3
+
+    def measure(*tensors):
+        relevant, *embedded = tensors
+        return (chance_recall_at_k(relevant, 1), chance_recall_at_k(relevant, 3), class_retrieval(*embedded),
+                comparison_entry("m", "02", "all", "none", *embedded))
+
+    on_cpu = measure(relevant, queries, gallery, query_labels, gallery_labels)
+    device = fake.device()
+    with fake.settings(float64=float64):
+        on_device = measure(*(t.to(device) for t in (relevant, queries, gallery, query_labels, gallery_labels)))
+    assert on_device == on_cpu
+    assert isinstance(on_device[0], float) and isinstance(on_device[2].chance_at_5, float)

@@ -6,6 +6,7 @@ Everything is plain torch so that a learner can read it; no torchaudio needed.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -21,6 +22,17 @@ def mu_law_decode(codes: torch.Tensor, mu: int = 255) -> torch.Tensor:
     """
     y = codes.float() / 127.0
     return torch.sign(y) * ((1 + mu) ** y.abs() - 1) / mu
+
+
+def _draw_on(generator: torch.Generator | None, device: torch.device) -> torch.device:
+    """Where to draw random numbers for a tensor on ``device``: on the generator's own device (then move the
+    draw to ``device``: a CPU generator, such as :func:`~mmcourse.seed_everything` returns, gives the CPU's
+    draws on every device), or on ``device`` itself without a generator."""
+    if generator is None:
+        return device
+    if not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator: expected a torch.Generator or None, got {type(generator).__name__}")
+    return generator.device
 
 
 def voiced_power(waveform: torch.Tensor) -> torch.Tensor:
@@ -48,34 +60,44 @@ def add_noise_at_snr(
     clean clips get several noisy copies.
 
     Shape: ``waveform`` (B, T) -> (B, T). ``snr_db`` is a float or a (B,) tensor;
-    ``math.inf`` means no noise. ``power``: (B,), optional.
+    ``math.inf`` means no noise. ``power``: (B,), optional. The noise is made on the waveform's device
+    (with ``generator``: drawn on the generator's device and moved).
     """
     if waveform.ndim != 2:
         raise ValueError(f"waveform: expected shape (B, T), got {tuple(waveform.shape)}")
     if power is not None and tuple(power.shape) != (waveform.shape[0],):
         raise ValueError(f"power: expected one value per clip, shape ({waveform.shape[0]},), got {tuple(power.shape)}")
-    snr = torch.as_tensor(snr_db, dtype=torch.float32).expand(waveform.shape[0])
-    if torch.isinf(snr).all():
+    # Made on the waveform's device; for a number, without copying it there or reading a value back.
+    if isinstance(snr_db, numbers.Real):
+        snr = torch.full((waveform.shape[0],), float(snr_db), dtype=torch.float32, device=waveform.device)
+        clean = math.isinf(snr_db)
+    else:
+        snr = torch.as_tensor(snr_db, dtype=torch.float32, device=waveform.device).expand(waveform.shape[0])
+        clean = bool(torch.isinf(snr).all())
+    if clean:
         return waveform.clone()
-    power = voiced_power(waveform) if power is None else power
+    power = voiced_power(waveform) if power is None else power.to(waveform.device)
     noise_std = torch.sqrt(power / 10 ** (snr / 10))
-    noise = torch.randn(waveform.shape, generator=generator)
+    noise = torch.randn(waveform.shape, generator=generator, device=_draw_on(generator, waveform.device))
+    noise = noise.to(waveform.device)
     return waveform + noise_std[:, None] * noise
 
 
 def mel_filterbank(
-    n_freqs: int = N_FFT // 2 + 1, n_mels: int = N_MELS, sample_rate: int = SAMPLE_RATE
+    n_freqs: int = N_FFT // 2 + 1, n_mels: int = N_MELS, sample_rate: int = SAMPLE_RATE,
+    device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """Triangular filters evenly spaced on the mel scale (HTK formula mel = 2595 log10(1 + f / 700)).
 
-    Shape: returns (n_freqs, n_mels), so that ``power_spectrum.T @ fb`` gives mel energies.
+    Shape: returns (n_freqs, n_mels), so that ``power_spectrum.T @ fb`` gives mel energies; made on
+    ``device`` (default the CPU).
     """
     def to_mel(f: float) -> float:
         return 2595 * math.log10(1 + f / 700)
 
-    mels = torch.linspace(0.0, to_mel(sample_rate / 2), n_mels + 2)
+    mels = torch.linspace(0.0, to_mel(sample_rate / 2), n_mels + 2, device=device)
     hz = 700 * (10 ** (mels / 2595) - 1)
-    freqs = torch.linspace(0, sample_rate / 2, n_freqs)
+    freqs = torch.linspace(0, sample_rate / 2, n_freqs, device=device)
     lower, centre, upper = hz[:-2], hz[1:-1], hz[2:]
     rising = (freqs[:, None] - lower) / (centre - lower)
     falling = (upper - freqs[:, None]) / (upper - centre)
@@ -89,14 +111,14 @@ def log_mel_spectrogram(waveform: torch.Tensor, sample_rate: int = SAMPLE_RATE) 
     32 mel bands, ``log(mel + 1e-6)``, then zero mean and unit variance per clip (so that a
     louder recording or a different noise floor does not shift the whole picture).
 
-    Shape: ``waveform`` (B, T) with T = 6400 -> (B, 1, 32, 40).
+    Shape: ``waveform`` (B, T) with T = 6400 -> (B, 1, 32, 40), on the waveform's device.
     """
     if waveform.ndim != 2:
         raise ValueError(f"waveform: expected shape (B, T), got {tuple(waveform.shape)}")
     spec = torch.stft(
-        waveform, N_FFT, HOP_LENGTH, window=torch.hann_window(N_FFT), return_complex=True
+        waveform, N_FFT, HOP_LENGTH, window=torch.hann_window(N_FFT, device=waveform.device), return_complex=True
     ).abs().pow(2)  # (B, n_freqs, frames)
-    mel = torch.einsum("bft,fm->bmt", spec, mel_filterbank(spec.shape[1], N_MELS, sample_rate))
+    mel = torch.einsum("bft,fm->bmt", spec, mel_filterbank(spec.shape[1], N_MELS, sample_rate, waveform.device))
     logmel = torch.log(mel + 1e-6)[:, :, :N_FRAMES]
     mean = logmel.mean(dim=(1, 2), keepdim=True)
     std = logmel.std(dim=(1, 2), keepdim=True).clamp(min=1e-5)

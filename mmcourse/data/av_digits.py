@@ -22,7 +22,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import CLIP_SAMPLES, N_FRAMES, N_MELS, add_noise_at_snr, log_mel_spectrogram, mu_law_decode, voiced_power
+from .audio import (
+    CLIP_SAMPLES,
+    N_FRAMES,
+    N_MELS,
+    _draw_on,
+    add_noise_at_snr,
+    log_mel_spectrogram,
+    mu_law_decode,
+    voiced_power,
+)
 from .schema import Column, check_columns
 from .util import SPLITS, check_fraction, check_nonnegative, dataset_dict, split_dataset, table
 
@@ -65,7 +74,8 @@ def corrupt_images(
     """Erase a random ``occlusion`` x ``occlusion`` square and add Gaussian pixel noise of std ``noise``.
 
     Pixel values of clean digits are in [0, 1]. ``noise`` is a number or one std per image (B,).
-    Shape: (B, 1, 8, 8) -> (B, 1, 8, 8).
+    Shape: (B, 1, 8, 8) -> (B, 1, 8, 8), on the images' device (with ``generator``: drawn on the
+    generator's device and moved).
     """
     if images.ndim != 4 or images.shape[1:] != (1, 8, 8):
         raise ValueError(f"images: expected shape (B, 1, 8, 8), got {tuple(images.shape)}")
@@ -78,15 +88,21 @@ def corrupt_images(
     if not 0 <= occlusion <= 8:
         raise ValueError(f"occlusion: expected a square side between 0 and 8 pixels, got {occlusion}")
     out = images.clone()
+    draw_on = _draw_on(generator, out.device)
     if occlusion > 0:
-        top, left = (torch.randint(0, 9 - occlusion, (2, len(out)), generator=generator))
-        rows = torch.arange(8)
+        top, left = torch.randint(0, 9 - occlusion, (2, len(out)), generator=generator, device=draw_on).to(out.device)
+        rows = torch.arange(8, device=out.device)
         in_rows = (rows >= top[:, None]) & (rows < top[:, None] + occlusion)  # (B, 8)
         in_cols = (rows >= left[:, None]) & (rows < left[:, None] + occlusion)
-        out[(in_rows[:, :, None] & in_cols[:, None, :])[:, None]] = 0.0
-    std = torch.as_tensor(noise, dtype=out.dtype).expand(len(out))
-    if (std > 0).any():
-        out = out + std.view(-1, 1, 1, 1) * torch.randn(out.shape, generator=generator)
+        out.masked_fill_((in_rows[:, :, None] & in_cols[:, None, :])[:, None], 0.0)
+    # Made on the images' device; for a number, without copying it there or reading a value back.
+    if isinstance(noise, torch.Tensor):
+        std = noise.to(out.device, out.dtype).expand(len(out))
+        noisy = bool((std > 0).any())
+    else:
+        std, noisy = torch.full((len(out),), float(noise), dtype=out.dtype, device=out.device), noise > 0
+    if noisy:
+        out = out + std.view(-1, 1, 1, 1) * torch.randn(out.shape, generator=generator, device=draw_on).to(out.device)
     return out
 
 
