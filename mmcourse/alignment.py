@@ -463,6 +463,9 @@ def _check_alignment(source, target, truth, runs, smoothing, **counts) -> tuple[
     """:func:`adversarial_alignment`'s checks; returns source and target as (R, n, d), R the number of runs."""
     source_r = _stack("source", source)
     target_r = _stack("target", target, dim=source_r.shape[2])
+    if target_r.device != source_r.device:
+        raise ValueError(f"target: expected a tensor on source's device ({source_r.device}), got one on "
+                         f"{target_r.device}")
     stacked = {len(a) for a, given in ((source_r, source), (target_r, target)) if given.ndim == 3}
     if len(stacked) > 1:
         raise ValueError(f"source, target: expected the same number of stacked spaces, got {sorted(stacked)}")
@@ -490,11 +493,11 @@ def _record(history: AdversarialHistory, step: int, w: torch.Tensor, discriminat
     discriminator.eval()
     said_source = discriminator(torch.cat([mapped, target[:, :m]], 1)) > 0  # (R, 2m)
     discriminator.train()
-    is_source = torch.cat([torch.ones(m), torch.zeros(m)]).bool()
+    is_source = torch.cat([torch.ones(m, device=source.device), torch.zeros(m, device=source.device)]).bool()
     cos = F.normalize(mapped, dim=-1) @ F.normalize(target, dim=-1).transpose(1, 2)  # (R, m, n_t)
     scores = _csls_batched(cos, min(k, *cos.shape[1:]))
     forward, backward = scores.argmax(-1), scores.argmax(-2)  # (R, m), (R, n_t)
-    mutual = backward.gather(1, forward) == torch.arange(m)  # (R, m)
+    mutual = backward.gather(1, forward) == torch.arange(m, device=forward.device)  # (R, m)
     best = cos.gather(2, forward[..., None]).squeeze(-1)
     history.step.append(step)
     history.maps.append(w.detach().clone())
@@ -547,24 +550,28 @@ def adversarial_alignment(source: torch.Tensor, target: torch.Tensor, *, truth: 
         criterion (:func:`mean_cosine_criterion`, of the first ``eval_rows`` source rows against all
         targets) and, with ``truth``, P@1 with CSLS of those rows.
 
-    Returns :class:`AdversarialResult` (maps (R, d, d), history).
+    Returns :class:`AdversarialResult` (maps (R, d, d), history), on the inputs' device: the maps and
+    discriminators train where ``source`` and ``target`` are (both on one device; ``truth`` anywhere).
     """
     source_r, target_r = _check_alignment(source, target, truth, runs, smoothing, steps=steps,
                                           discriminator_steps=discriminator_steps, batch_size=batch_size,
                                           record_every=record_every, eval_rows=eval_rows)
-    r, d = len(source_r), source_r.shape[2]
-    beta = torch.as_tensor(beta, dtype=source_r.dtype).expand(r).reshape(r, 1, 1)
+    r, d, device = len(source_r), source_r.shape[2], source_r.device
+    beta = torch.as_tensor(beta, dtype=source_r.dtype, device=device).expand(r).reshape(r, 1, 1)
+    truth = truth.to(device) if truth is not None else None
     scale = d**0.5 / target_r.norm(dim=-1).mean()
     source_r, target_r = source_r * scale, target_r * scale
 
     torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    w = nn.Parameter(torch.eye(d, dtype=source_r.dtype).repeat(r, 1, 1))
-    discriminator = Discriminator(d, hidden, r, dropout).to(source_r.dtype)
+    generator = torch.Generator().manual_seed(seed)  # on the CPU: the same batches on every device
+    w = nn.Parameter(torch.eye(d, dtype=source_r.dtype, device=device).repeat(r, 1, 1))
+    # initialised on the CPU (the same draws as there), then moved to the inputs' device
+    discriminator = Discriminator(d, hidden, r, dropout).to(device=device, dtype=source_r.dtype)
     map_optimizer = SGD([w], lr=lr)
     discriminator_optimizer = SGD(discriminator.parameters(), lr=lr)
-    labels = torch.cat([torch.full((batch_size,), 1 - smoothing), torch.full((batch_size,), smoothing)]).expand(r, -1)
-    rows = torch.arange(r)[:, None]
+    labels = torch.cat([torch.full((batch_size,), 1 - smoothing, device=device),
+                        torch.full((batch_size,), smoothing, device=device)]).expand(r, -1)
+    rows = torch.arange(r)[:, None]  # CPU indices, like the generator's: allowed into a device tensor
 
     def batch() -> tuple[torch.Tensor, torch.Tensor]:  # (R, B, d) source and target rows, drawn independently
         i = torch.randint(source_r.shape[1], (r, batch_size), generator=generator)
@@ -629,21 +636,26 @@ def regression_map(x: torch.Tensor, y: torch.Tensor, adversarial_weight: float =
     which projects *both* modalities into a common space with triplet and label-classification
     losses while a modality classifier, the adversary, tries to tell which modality a point came from.
 
-    Shape: ``x`` (n, p), ``y`` (n, q), rows paired -> :class:`RegressionMap` (a Linear(p, q)).
+    Shape: ``x`` (n, p), ``y`` (n, q), rows paired, on one device -> :class:`RegressionMap` (a Linear(p, q)
+    on that device).
     """
     _check_points("x", x)
     _check_points("y", y)
     if len(y) != len(x):
         raise ValueError(f"y: expected {len(x)} rows, one per row of x, got {len(y)}")
+    if y.device != x.device:
+        raise ValueError(f"y: expected a tensor on x's device ({x.device}), got one on {y.device}")
     if not adversarial_weight >= 0:
         raise ValueError(f"adversarial_weight: expected a number >= 0, got {adversarial_weight!r}")
     torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    linear = nn.Linear(x.shape[1], y.shape[1])
-    discriminator = Discriminator(y.shape[1], hidden, dropout=dropout)
+    generator = torch.Generator().manual_seed(seed)  # on the CPU: the same batches on every device
+    # initialised on the CPU (the same draws as there), then moved to the inputs' device
+    linear = nn.Linear(x.shape[1], y.shape[1]).to(x.device)
+    discriminator = Discriminator(y.shape[1], hidden, dropout=dropout).to(x.device)
     map_optimizer = Adam(linear.parameters(), lr=lr)
     discriminator_optimizer = Adam(discriminator.parameters(), lr=lr / 3)
-    labels = torch.cat([torch.full((batch_size,), 1 - smoothing), torch.full((batch_size,), smoothing)])[None]
+    labels = torch.cat([torch.full((batch_size,), 1 - smoothing, device=x.device),
+                        torch.full((batch_size,), smoothing, device=x.device)])[None]
     losses = []
     start = time.perf_counter()
     from tqdm.auto import tqdm

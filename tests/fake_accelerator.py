@@ -522,6 +522,16 @@ class _Module:
     manual_seed = manual_seed_all
 
     @staticmethod
+    def get_rng_state(device=None) -> torch.Tensor:
+        """The fake device draws from the CPU generator, so its state is the CPU's (``torch.random.fork_rng`` saves
+        and restores the current accelerator's state too)."""
+        return torch.get_rng_state()
+
+    @staticmethod
+    def set_rng_state(state: torch.Tensor, device=None) -> None:
+        torch.set_rng_state(state)
+
+    @staticmethod
     def synchronize(device=None) -> None:
         _count_sync("synchronize")
 

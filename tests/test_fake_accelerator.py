@@ -289,3 +289,16 @@ def test_fit_with_validation_a_step_and_before_step_gives_the_cpus_history(devic
             cpu.train_loss, cpu.val_loss, cpu.val_accuracy)
         assert len(cpu.val_loss) == 2
         assert all(torch.equal(a, b.cpu()) for a, b in zip(model.parameters(), on_device.parameters()))
+
+
+def test_fork_rng_restores_the_generator_with_the_fake_device_installed():
+    """torch.random.fork_rng forks the current accelerator's generator as well; the fake's is the CPU's."""
+    if fake.unsupported() is not None:
+        pytest.skip(fake.unsupported())
+    fake.install()
+    torch.manual_seed(3)
+    expected = torch.rand(3)
+    torch.manual_seed(3)
+    with torch.random.fork_rng():
+        torch.rand(5)
+    assert torch.equal(torch.rand(3), expected)

@@ -549,9 +549,9 @@ def speech_to_image_retrieval(seed: int = 0) -> list[ComparisonEntry]:
 
 
 def bag_of_words(caption_ids: torch.Tensor, vocabulary_size: int, pad_id: int = 0) -> torch.Tensor:
-    """Word counts of each caption, padding excluded. Shape: (N, L) int -> (N, V) float."""
-    counts = torch.zeros(len(caption_ids), vocabulary_size)
-    counts.scatter_add_(1, caption_ids, torch.ones(caption_ids.shape))
+    """Word counts of each caption, padding excluded. Shape: (N, L) int -> (N, V) float, on ``caption_ids``' device."""
+    counts = torch.zeros(len(caption_ids), vocabulary_size, device=caption_ids.device)
+    counts.scatter_add_(1, caption_ids, torch.ones(caption_ids.shape, device=caption_ids.device))
     counts[:, pad_id] = 0
     return counts
 

@@ -92,10 +92,10 @@ def image_only_answers(object_colour: torch.Tensor) -> torch.Tensor:
     if object_colour.ndim != 2 or object_colour.is_floating_point() or not (object_colour >= 0).any(1).all():
         raise ValueError(f"object_colour: expected integer colour indices (N, K) with at least one object per row, "
                          f"got {object_colour.dtype} {tuple(object_colour.shape)}")
-    counts = torch.zeros(len(object_colour), len(COLOURS), dtype=torch.long)
+    counts = torch.zeros(len(object_colour), len(COLOURS), dtype=torch.long, device=object_colour.device)
     present = object_colour >= 0
     counts.scatter_add_(1, object_colour.clamp_min(0), present.long())
-    as_answer = torch.tensor([ANSWERS.index(c) for c in COLOURS])
+    as_answer = torch.tensor([ANSWERS.index(c) for c in COLOURS], device=object_colour.device)
     return as_answer[counts.argmax(1)]  # argmax returns the first of tied maxima
 
 

@@ -333,13 +333,19 @@ def object_classes(columns: dict) -> torch.Tensor:
 # --- A linear baseline on the same scenes and captions ------------------------------------------
 
 
+# The linear baseline's features are float64 on the CPU, whatever device the scenes and captions are on: its CCA
+# is fitted and applied in float64 (the lesson's CCA numbers rest on it), and Apple's MPS has no float64.
+
+
 def pooled_pixels(image: torch.Tensor) -> torch.Tensor:
-    """Scenes averaged over 4 x 4 pixel blocks: (N, 3, 32, 32) -> (N, 192) float64."""
-    return F.avg_pool2d(image, 4).flatten(1).double()
+    """Scenes averaged over 4 x 4 pixel blocks: (N, 3, 32, 32) -> (N, 192) float64, on the CPU (pooled where
+    ``image`` is)."""
+    return F.avg_pool2d(image, 4).flatten(1).cpu().double()
 
 
 def word_counts(caption_ids: torch.Tensor) -> torch.Tensor:
-    """How often each vocabulary word occurs in each caption: (N, T) -> (N, len(VOCAB)) float64."""
+    """How often each vocabulary word occurs in each caption: (N, T) -> (N, len(VOCAB)) float64, on the CPU."""
+    caption_ids = caption_ids.cpu()
     counts = torch.zeros(len(caption_ids), len(VOCAB), dtype=torch.float64)
     counts.scatter_add_(1, caption_ids, torch.ones_like(caption_ids, dtype=torch.float64))
     counts[:, VOCAB.pad_id] = 0
@@ -351,7 +357,7 @@ class LinearCCA:
     """Linear CCA between pooled pixels and word counts: a shared space without learned encoders.
 
     ``encode_image`` / ``encode_text`` mirror :class:`~mmcourse.contrastive.DualEncoder`'s: unit-length
-    projections (N, k) of scenes (N, 3, 32, 32) and captions (N, T).
+    projections (N, k) of scenes (N, 3, 32, 32) and captions (N, T), float32 on the CPU (where the CCA is).
     """
 
     cca: CCA
@@ -482,7 +488,7 @@ class SeenClassifier(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         seen = self.net(image)
-        scores = torch.full((len(image), len(CLASSES)), float("-inf"))
+        scores = torch.full((len(image), len(CLASSES)), float("-inf"), device=seen.device)
         scores[:, SEEN] = seen
         return scores
 

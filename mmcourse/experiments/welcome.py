@@ -22,12 +22,14 @@ IMAGE_MODEL_IMPERFECT = Claim("the image model is far from perfect on noisy, occ
 
 def train_image_model(av, seed: int = 0, epochs: int = 10, progress: bool = True) -> tuple[nn.Module, History, dict]:
     """A small image classifier (:class:`~mmcourse.encoders.ImageEncoder` and a linear layer) trained on
-    AV-Digits' images; returns the model, its history and its test loss and accuracy."""
+    AV-Digits' images; returns the model (on the CPU, in eval mode, as every experiment returns its models),
+    its history and its test loss and accuracy."""
     seed_everything(seed)
     model = nn.Sequential(ImageEncoder(out_dim=64), nn.Linear(64, 10))
     history = fit(model, av["train"], inputs=["image"], epochs=epochs, validation=av["validation"], seed=seed,
                   progress=progress)
-    return model, history, evaluate(model, av["test"], inputs=["image"])
+    result = evaluate(model, av["test"], inputs=["image"])
+    return model.cpu().eval(), history, result
 
 
 def measure_claims(seed: int) -> dict[Claim, float]:
