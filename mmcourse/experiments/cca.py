@@ -218,7 +218,7 @@ def deep_cca_retrieval(seed: int = 0, data=None, epochs: int = 150, n_components
                             progress=progress)
     image_scores, audio_scores = model.transform(ti.float(), ta.float())
     return {**_retrieval(image_scores, audio_scores, tl), "correlations": model.correlations(ti.float(), ta.float()),
-            "history": history, "model": model}
+            "history": history, "model": model.cpu().eval()}
 
 
 def deep_overfitting(result: dict) -> float:
@@ -287,7 +287,7 @@ def deep_vs_linear(seed: int = 0, n: int = 10_000, epochs: int = 30, batch_size:
     deep = model.correlations(views.x_test, views.y_test)
     return {"true": views.correlations, "linear": linear, "deep": deep, "linear_total": linear.sum().item(),
             "deep_total": deep.sum().item(), "best_possible": best_nonlinear_total(views.correlations, 2),
-            "history": history, "model": model, "views": views}
+            "history": history, "model": model.cpu().eval(), "views": views}
 
 
 def batch_size_bias(seed: int = 0, dim: int = 8, sizes=(12, 100, 1000), draws: int = 20) -> dict:
