@@ -95,6 +95,11 @@ def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     if x.ndim != 3 or x.shape[-1] % num_heads:
         raise ValueError(f"x: expected shape (B, L, E) with E divisible by num_heads={num_heads}, "
                          f"got {tuple(x.shape)}")
+    return _split_heads(x, num_heads)
+
+
+def _split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """:func:`split_heads` without the checks (inside a model's forward pass: no host synchronisation)."""
     b, length, e = x.shape
     return x.reshape(b, length, num_heads, e // num_heads).transpose(1, 2)
 
@@ -104,6 +109,11 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     _check_tensor("x", x, 4, "(B, H, L, D)")
     if x.ndim != 4:
         raise ValueError(f"x: expected shape (B, H, L, D), got {tuple(x.shape)}")
+    return _merge_heads(x)
+
+
+def _merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """:func:`merge_heads` without the checks."""
     b, h, length, d = x.shape
     return x.transpose(1, 2).reshape(b, length, h * d)
 
@@ -134,6 +144,9 @@ class MultiHeadAttention(nn.Module):
         - mask: bool broadcastable to (B, H, T_q, T_k), True where a query may attend (as in
           ``F.scaled_dot_product_attention``; torch's ``nn.MultiheadAttention`` uses the opposite)
         - returns out (B, T_q, d) and per-head weights alpha (B, H, T_q, T_k)
+
+    Query, key and value are checked for NaN while the attribute ``check_values`` is True (the default; the
+    blocks below set it to False: the check reads them back to the host at every step of training).
     """
 
     def __init__(self, embed_dim: int, num_heads: int, kdim: int | None = None, vdim: int | None = None,
@@ -146,6 +159,11 @@ class MultiHeadAttention(nn.Module):
         self.k_proj = nn.Linear(kdim or embed_dim, embed_dim, bias=bias)
         self.v_proj = nn.Linear(vdim or embed_dim, embed_dim, bias=bias)
         self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        # Whether forward checks query, key and value for NaN. The check reads them back to the host, a
+        # synchronisation that stalls a GPU at every step of training: the blocks below, which call this module
+        # inside a model's forward pass, turn it off; a learner who calls the module directly gets it.
+        # Shapes are checked either way (that reads nothing back).
+        self.check_values = True
 
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                 key_padding_mask: torch.Tensor | None = None,
@@ -154,7 +172,8 @@ class MultiHeadAttention(nn.Module):
                              ("value", value, self.v_proj.in_features)):
             if not isinstance(x, torch.Tensor) or x.ndim != 3 or x.shape[-1] != dim:
                 raise ValueError(f"{name}: expected shape (B, L, {dim}), got {tuple(getattr(x, 'shape', ()))}")
-            _check_tensor(name, x, 3, f"(B, L, {dim})")  # NaN
+            if self.check_values:
+                _check_tensor(name, x, 3, f"(B, L, {dim})")  # NaN
         if query.shape[0] == 0 or key.shape[1] == 0:
             raise ValueError(f"query, key: expected a non-empty batch and at least one key, got query "
                              f"{tuple(query.shape)} and key {tuple(key.shape)}")
@@ -171,10 +190,10 @@ class MultiHeadAttention(nn.Module):
             keep = ~key_padding_mask[:, None, None, :]  # (B, 1, 1, T_k)
             allowed = keep if allowed is None else allowed & keep
         h = self.num_heads
-        q = split_heads(self.q_proj(query), h)  # (B, H, T_q, d/H)
-        k, v = split_heads(self.k_proj(key), h), split_heads(self.v_proj(value), h)  # (B, H, T_k, d/H)
+        q = _split_heads(self.q_proj(query), h)  # (B, H, T_q, d/H)
+        k, v = _split_heads(self.k_proj(key), h), _split_heads(self.v_proj(value), h)  # (B, H, T_k, d/H)
         out, weights = _attend(q, k, v, allowed)
-        return self.out_proj(merge_heads(out)), weights
+        return self.out_proj(_merge_heads(out)), weights
 
     @classmethod
     def from_torch(cls, m: nn.MultiheadAttention) -> MultiHeadAttention:
@@ -222,6 +241,7 @@ class CrossModalAttention(nn.Module):
         source_dim = source_dim or dim
         self.norm_target, self.norm_source = nn.LayerNorm(dim), nn.LayerNorm(source_dim)
         self.attn = MultiHeadAttention(dim, num_heads, kdim=source_dim, vdim=source_dim)
+        self.attn.check_values = False  # no NaN check (a host synchronisation) at every step of training
         self.norm_ff = nn.LayerNorm(dim)
         self.ff = nn.Sequential(nn.Linear(dim, ff_mult * dim), nn.GELU(), nn.Linear(ff_mult * dim, dim))
 

@@ -59,6 +59,16 @@ def _check_embeddings(name: str, x: torch.Tensor, rows: int | None = None, dim: 
         raise ValueError(f"{name}: contains NaN or infinite values; expected finite embeddings")
 
 
+def _check_shapes(image_emb: torch.Tensor, text_emb: torch.Tensor) -> None:
+    """The shape checks of :func:`_check_embeddings` for a pair, without reading any value back."""
+    for name, x in (("image_emb", image_emb), ("text_emb", text_emb)):
+        if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+            raise ValueError(f"{name}: expected a non-empty tensor of shape (B, d), got {tuple(x.shape)}")
+    if text_emb.shape != image_emb.shape:
+        raise ValueError(f"text_emb: expected shape {tuple(image_emb.shape)}, like image_emb, got "
+                         f"{tuple(text_emb.shape)}")
+
+
 def _scale_tensor(logit_scale, like: torch.Tensor) -> torch.Tensor:
     scale = logit_scale if isinstance(logit_scale, torch.Tensor) else torch.tensor(float(logit_scale))
     if scale.numel() != 1 or not torch.isfinite(scale).all():
@@ -96,7 +106,14 @@ def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale) -> t
     """
     _check_embeddings("image_emb", image_emb)
     _check_embeddings("text_emb", text_emb, rows=image_emb.shape[0], dim=image_emb.shape[1])
-    logits = _scale_tensor(logit_scale, image_emb).exp() * similarity(image_emb, text_emb)  # (B, B)
+    return _clip_loss(image_emb, text_emb, _scale_tensor(logit_scale, image_emb))
+
+
+def _clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """:func:`clip_loss` without the checks of the values (finite embeddings, one finite scale): those read
+    the tensors back to the host, a synchronisation that stalls a GPU at every training step. ``scale`` is
+    s as a 0-d tensor on the embeddings' device and of their dtype. Shapes are the caller's to check."""
+    logits = scale.exp() * (F.normalize(image_emb, dim=1) @ F.normalize(text_emb, dim=1).T)  # (B, B)
     targets = torch.arange(len(logits), device=logits.device)  # pair i sits on the diagonal
     return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
 
@@ -258,14 +275,24 @@ class ContrastiveStep:
 
     def __init__(self, image: str = "image", text: str = "caption_ids") -> None:
         self.image, self.text = image, text
-        self.logit_scales: list[float] = []
+        self._scales: list[torch.Tensor] = []  # 0-d copies of s, left on the model's device until read
+
+    @property
+    def logit_scales(self) -> list[float]:
+        """s at every training step so far, as floats (read back from the device in one go)."""
+        return torch.stack(self._scales).tolist() if self._scales else []
 
     def __call__(self, model: DualEncoder, batch: dict) -> torch.Tensor:
         model.clamp_logit_scale_()
         out = model(batch[self.image], batch[self.text])
+        # No host synchronisation per step: s stays a tensor on the device (a copy: the optimiser and the
+        # clamp change the parameter in place), the values of the embeddings are not checked (a NaN shows
+        # in the loss), only the shapes.
         if model.training:
-            self.logit_scales.append(float(out.logit_scale.detach()))
-        return clip_loss(out.image, out.text, out.logit_scale)
+            self._scales.append(out.logit_scale.detach().clone())
+        _check_shapes(out.image, out.text)
+        scale = out.logit_scale.reshape(()).to(out.image.device, out.image.dtype)
+        return _clip_loss(out.image, out.text, scale)
 
 
 class ZeroShotClassifier(nn.Module):
