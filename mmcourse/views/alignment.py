@@ -11,6 +11,16 @@ from .common import DIVERGING, View, category_colour, category_marker, figure
 PRECISION_COLOUR, CRITERION_COLOUR, DISCRIMINATOR_COLOUR = "#0072B2", "#D55E00", "#009E73"  # Okabe-Ito
 
 
+def _host(values):
+    """``values`` (a tensor, or a list of numbers or tensors) with every tensor moved to the CPU for matplotlib
+    (results computed on an accelerator); anything else as it is."""
+    if isinstance(values, torch.Tensor):
+        return values.detach().cpu()
+    if isinstance(values, (list, tuple)):
+        return [_host(v) for v in values]
+    return values
+
+
 def principal_axes(points: torch.Tensor, components: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
     """The mean (d,) and the top principal directions (d, components) of ``points`` (n, d)."""
     mean = points.mean(0)
@@ -51,7 +61,7 @@ def procrustes_curves(recovery: dict) -> None:
     with figure(6, 3.2) as axes:
         ax = axes[0]
         for noise in recovery["noises"]:
-            ax.plot(recovery["pairs"], recovery["error"][noise], "o-", markersize=3, label=f"noise {noise:g}")
+            ax.plot(recovery["pairs"], _host(recovery["error"][noise]), "o-", markersize=3, label=f"noise {noise:g}")
         ax.axvline(recovery["dim"], color="0.6", linestyle=":", linewidth=1)
         ax.text(recovery["dim"], ax.get_ylim()[1] * 0.9, f" d = {recovery['dim']}", fontsize=8, color="0.4")
         ax.set_xscale("log", base=2)
@@ -63,6 +73,7 @@ def procrustes_curves(recovery: dict) -> None:
 
 def _curves(ax, steps, precision, criterion, at: int | None = None, xlabel: str = "training step") -> None:
     """Precision@1 (left axis) and the criterion (right axis) against ``steps``; a marker at index ``at``."""
+    precision, criterion = _host(precision), _host(criterion)
     if precision is not None:
         ax.plot(steps, precision, "o-", markersize=2.5, color=PRECISION_COLOUR, label="precision@1 (needs labels)")
     ax.set_ylim(-0.02, 1.02)
@@ -119,7 +130,7 @@ class AdversarialReplay(View):
     def update(self) -> None:
         """Map the source with the chosen step's W and redraw."""
         at = self.steps.index(self.slider.value)
-        w = self.history.maps[at][self.run]
+        w = self.history.maps[at][self.run].to(self.source.device)  # the history may be on another device
         mapped2d = (self.source @ w - self.mean) @ self.axes2d
         offset = (mapped2d - self.target2d[: len(mapped2d)]).norm(dim=1).mean().item()
         self.shown = {"step": self.slider.value, "precision": None if self.precision is None else self.precision[at],
@@ -163,6 +174,7 @@ class NonIsometryView(View):
         """Show the chosen warp."""
         at = self.warps.index(self.slider.value)
         spaces, w = self.result["spaces"][at], self.result["maps"][at]
+        w = w.to(spaces.source.device)  # the map may be on another device
         mean, axes2d = principal_axes(spaces.target)
         target2d = (spaces.target[: self.points] - mean) @ axes2d
         mapped2d = (spaces.source[: self.points] @ w - mean) @ axes2d
@@ -176,7 +188,7 @@ class NonIsometryView(View):
             axes[0].set_xticks([])
             axes[0].set_yticks([])
             _curves(axes[1], self.warps, self.result["precision"], self.result["criterion"], at, xlabel="warp strength")
-            axes[1].plot(self.warps, self.result["ceiling"], "--", color=PRECISION_COLOUR, linewidth=1)
+            axes[1].plot(self.warps, _host(self.result["ceiling"]), "--", color=PRECISION_COLOUR, linewidth=1)
             axes[1].set_title(f"P@1 {self.shown['precision']:.2f}, criterion {self.shown['criterion']:.3f} "
                               "(dashed: all pairs)", fontsize=9)
 
@@ -201,7 +213,7 @@ def occurrence_histograms(result: dict, k: int = 10) -> None:
     bins = torch.arange(0, top + 2).numpy() - 0.5
     with figure(10, 3, ncols=2) as axes:
         for ax, name in zip(axes, ("cosine", "csls")):
-            counts, h = result[name]["occurrence"].numpy(), result[name]["hubness"]
+            counts, h = result[name]["occurrence"].detach().cpu().numpy(), result[name]["hubness"]
             ax.hist(counts, bins=bins, color=PRECISION_COLOUR if name == "cosine" else CRITERION_COLOUR)
             ax.set_yscale("log")
             ax.set_xlabel(f"N_{k}: how many queries have this target in their top {k}", fontsize=8)
@@ -216,8 +228,8 @@ def cross_modal_results(result: dict, names) -> None:
     with figure(12, 3.3, ncols=3) as axes:
         ks = sorted(result[names[0]]["recall_at"])
         for name in names:
-            axes[0].plot(ks, [result[name]["recall_at"][k][0] for k in ks], "o-", markersize=3, label=name)
-        axes[0].plot(ks, [result[names[0]]["recall_at"][k][1] for k in ks], ":", color="0.4", label="chance")
+            axes[0].plot(ks, _host([result[name]["recall_at"][k][0] for k in ks]), "o-", markersize=3, label=name)
+        axes[0].plot(ks, _host([result[names[0]]["recall_at"][k][1] for k in ks]), ":", color="0.4", label="chance")
         axes[0].set_xscale("log")
         axes[0].set_xticks(ks, [str(k) for k in ks])
         axes[0].set_ylim(0, 1.02)
@@ -226,7 +238,7 @@ def cross_modal_results(result: dict, names) -> None:
         axes[0].set_title("speech -> image retrieval", fontsize=9)
         axes[0].legend(fontsize=7)
         for ax, space in zip(axes[1:], ("image", "audio")):
-            ax.imshow(result["geometry"][space].numpy(), cmap=DIVERGING, vmin=-1, vmax=1)
+            ax.imshow(result["geometry"][space].detach().cpu().numpy(), cmap=DIVERGING, vmin=-1, vmax=1)
             ax.set_xticks(range(10))
             ax.set_yticks(range(10))
             ax.tick_params(labelsize=6)
@@ -241,8 +253,8 @@ def caption_results(result: dict) -> None:
         ks = [1, 5, 10]
         for weight in result["weights"]:
             name = "regression" if weight == 0 else f"+ adversarial, weight {weight:g}"
-            ax.plot(ks, [result[weight]["recall"][k] for k in ks], "o-", label=name)
-        ax.plot(ks, [result["chance"][k] for k in ks], ":", color="0.5", label="chance")
+            ax.plot(ks, _host([result[weight]["recall"][k] for k in ks]), "o-", label=name)
+        ax.plot(ks, _host([result["chance"][k] for k in ks]), ":", color="0.5", label="chance")
         ax.set_xticks(ks)
         ax.set_xlabel("K", fontsize=8)
         ax.set_ylabel("Recall@K", fontsize=8)

@@ -178,6 +178,7 @@ def show_attention(ax, image: torch.Tensor, weights: torch.Tensor, masks: torch.
 def soft_lookup(weights, values, names: list[str]) -> None:
     """One query's attention weights over named keys (bars in each value's colour), and the answer:
     the weighted average of the values (RGB colours (K, 3))."""
+    weights, values = weights.detach().cpu(), values.detach().cpu()  # they may come from an accelerator
     answer = weights @ values
     with figure(6, 1.8, ncols=2, tight=False) as axes:
         bars = axes[0].bar(names, weights.tolist(), color=values.tolist())
@@ -194,7 +195,7 @@ def scene_and_silhouette(image, silhouette) -> None:
     """A scene (3, H, W) next to its silhouette (H, W): which pixels differ from the background."""
     with figure(4.5, 2.3, ncols=2, tight=False) as axes:
         show_scene(axes[0], image, title="scene")
-        axes[1].imshow(silhouette.numpy(), cmap="gray")
+        axes[1].imshow(silhouette.detach().cpu().numpy(), cmap="gray")
         axes[1].set_title("silhouette", fontsize=9)
         axes[1].axis("off")
 

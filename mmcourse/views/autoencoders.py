@@ -3,6 +3,7 @@ samples, coherence bars, and the latent-space explorer."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import ipywidgets as widgets
@@ -64,7 +65,7 @@ def show_pairs(shapes, av, indices=(0, 1, 2)) -> None:
 def gaussian_product(ax, mus, variances, with_prior: bool = False, title: str = "") -> None:
     """1-D Gaussian experts N(mu_i, var_i) (dashed) and their product (solid), computed with
     :func:`~mmcourse.autoencoders.product_of_experts`; ``with_prior`` adds the N(0, 1) expert (dotted)."""
-    mus, variances = list(mus), list(variances)
+    mus, variances = [float(m) for m in mus], [float(v) for v in variances]  # numbers, maybe device tensors
     if with_prior:
         mus, variances = [0.0, *mus], [1.0, *variances]
     mu = torch.tensor(mus, dtype=torch.float64).view(-1, 1, 1)
@@ -91,8 +92,8 @@ def gaussian_mixture(ax, mus: Sequence[float], variances: Sequence[float], title
     """1-D Gaussian experts N(mu_i, sigma_i^2) (dashed) and their mixture with equal weights 1/M (solid), the
     MMVAE posterior: the mixture's density is the average of the experts' densities."""
     x = torch.linspace(-4, 6, 400, dtype=torch.float64)
-    mu = torch.tensor(list(mus), dtype=torch.float64)
-    variance = torch.tensor(list(variances), dtype=torch.float64)
+    mu = torch.tensor([float(m) for m in mus], dtype=torch.float64)  # numbers, maybe device tensors
+    variance = torch.tensor([float(v) for v in variances], dtype=torch.float64)
     density = torch.exp(-0.5 * (x[:, None] - mu) ** 2 / variance) / (2 * torch.pi * variance) ** 0.5  # (400, M)
     for i, (m, v) in enumerate(zip(mu.tolist(), variance.tolist())):
         ax.plot(x, density[:, i], "--", color=category_colour(i), label=f"expert N({m:g}, {v:g})")
@@ -232,7 +233,13 @@ class LatentExplorer(View):
 
     def __init__(self, model, data, given: str | None = None) -> None:
         self.model, self.data = model, data
-        self.map = latent_map(model, data)
+        self.device = next(model.parameters(), torch.empty(0)).device  # the model's, maybe an accelerator
+        on_model = dataclasses.replace(data, test={k: v.to(self.device) for k, v in data.test.items()})
+        found = latent_map(model, on_model)
+        self.map = {"codes": {k: c.cpu() for k, c in found["codes"].items()}, "mean": found["mean"].cpu(),
+                    "components": found["components"].cpu(),
+                    "project": lambda z: found["project"](z.to(self.device)).cpu(),
+                    "points": {k: p.cpu() for k, p in found["points"].items()}}  # on the CPU, for drawing
         first, second = data.modalities
         given = second if given is None else given
         options = [(f"{first} only", first), (f"{second} only", second), ("both", "both")]
@@ -253,9 +260,9 @@ class LatentExplorer(View):
                       redraw_on=[self.x, self.y, self.given, self.a, self.b])
 
     def _scatter(self, ax, points: torch.Tensor) -> None:
-        labels = self.data.test["label"]
+        labels = self.data.test["label"].cpu()
         if self.data.name == "shapes":
-            caption = self.data.test["caption"]
+            caption = self.data.test["caption"].cpu()
             for s, shape in enumerate(SHAPES):
                 for c, colour in enumerate(COLOURS):
                     at = (caption[:, SHAPE] == s) & (caption[:, COLOUR] == c)
@@ -277,11 +284,11 @@ class LatentExplorer(View):
         target = torch.tensor([self.x.value, self.y.value], dtype=points.dtype)
         nearest = int((points - target).pow(2).sum(1).argmin())
         code = codes[nearest] + (target - points[nearest]) @ self.map["components"]  # projects onto the point
-        decoded = self.model.decode(code[None])
+        decoded = [x.cpu() for x in self.model.decode(code[None].to(self.device))]
         t = torch.linspace(0, 1, self.STEPS)[:, None]
         path = (1 - t) * codes[self.a.value] + t * codes[self.b.value]  # (STEPS, D)
         made = first if given == second else second  # the other modality ("both": the first)
-        along = self.model.decode(path)[self.data.modalities.index(made)]
+        along = self.model.decode(path.to(self.device))[self.data.modalities.index(made)].cpu()
         path_2d = self.map["project"](path)
         decoded_value = (describe(decoded[1][0]) if self.data.name == "shapes"
                          else round(float(decoded[0].sum()), 4))

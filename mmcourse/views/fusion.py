@@ -131,8 +131,9 @@ def attention_weight_curves(weights: dict, grid) -> None:
     with figure(9, 2.8, ncols=2) as axes:
         for ax, key, levels, label in ((axes[0], "image_noise", grid.image_noises, "image pixel noise (std)"),
                                        (axes[1], "audio_snr_db", grid.audio_snrs, "audio SNR (dB)")):
-            ax.plot(levels, weights[key][:, 0], "o-", label="image weight")
-            ax.plot(levels, weights[key][:, 1], "o-", label="audio weight")
+            mean = torch.as_tensor(weights[key]).detach().cpu()  # (levels, 2), maybe from an accelerator
+            ax.plot(levels, mean[:, 0], "o-", label="image weight")
+            ax.plot(levels, mean[:, 1], "o-", label="audio weight")
             ax.set_xlabel(label, fontsize=8)
             ax.set_ylim(0, 1)
         axes[1].invert_xaxis()
@@ -227,16 +228,19 @@ class ModalityWeightsView(View):
         """The current sample, corrupted: image (1, 1, 8, 8), waveform (1, 6400), spectrogram (1, 1, 32, 40)."""
         i = self.index.value
         g = torch.Generator().manual_seed(i)  # the same noise for the same sample and level
-        image = corrupt_images(self.images[i : i + 1], self.image_noise.value, self.occlusion, g)
-        waveform, spectrogram = audio_features(self.waveforms[i : i + 1], self.audio_snr.value, g)
+        # on the CPU, where the CPU generator draws the noise (the data may live on an accelerator)
+        image = corrupt_images(self.images[i : i + 1].cpu(), self.image_noise.value, self.occlusion, g)
+        waveform, spectrogram = audio_features(self.waveforms[i : i + 1].cpu(), self.audio_snr.value, g)
         return image, waveform, spectrogram
 
     def update(self) -> None:
         """Corrupt the chosen sample, run the model and redraw."""
         image, waveform, spectrogram = self.sample()
         self.model.eval()
+        device = next(self.model.parameters(), torch.empty(0)).device  # the model's, maybe an accelerator
         with torch.no_grad():
-            scores, weights = self.model(image, spectrogram)
+            scores, weights = self.model(image.to(device), spectrogram.to(device))
+        scores, weights = scores.cpu(), weights.cpu()
         i, label, prediction = self.index.value, int(self.labels[self.index.value]), int(scores.argmax(1))
         self.shown = {"index": i, "image_noise": self.image_noise.value, "audio_snr_db": self.audio_snr.value,
                       "weights": weights[0].tolist(), "prediction": prediction, "label": label}
