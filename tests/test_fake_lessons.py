@@ -366,12 +366,12 @@ def test_a_dropped_device_in_an_experiment_fails_its_lesson_naming_the_function_
 
 
 def test_a_dropped_device_in_a_models_loss_fails_its_lesson_naming_the_function_and_op(fake_gpu):
-    """``clip_loss`` (lesson 07's dual encoder trains with it) with CPU targets: ``train_model`` fails on the
-    fake device in ``clip_loss``'s cross-entropy."""
-    broken = without_device(contrastive_models.clip_loss)
-    fake_gpu.setattr(contrastive_models, "clip_loss", broken)
+    """The contrastive loss (``_clip_loss``, behind ``clip_loss`` and the dual encoder's training step) with CPU
+    targets: ``train_model`` fails on the fake device in its cross-entropy."""
+    broken = without_device(contrastive_models._clip_loss)
+    fake_gpu.setattr(contrastive_models, "_clip_loss", broken)
     with pytest.raises(AssertionError, match=r"lesson 'contrastive': train_model failed on fakegpu: RuntimeError "
-                                             r"at mmcourse/contrastive\.py:\d+ \(in clip_loss\): .*aten\.nll_loss"):
+                                             r"at mmcourse/contrastive\.py:\d+ \(in _clip_loss\): .*aten\.nll_loss"):
         contrastive(Lesson("contrastive"))
 
 
