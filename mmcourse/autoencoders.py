@@ -40,6 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .device import draw_device
+
 
 class Gaussian(NamedTuple):
     """A diagonal Gaussian by its mean and log-variance, each (..., D)."""
@@ -98,10 +100,8 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Gene
     ``generator``: draws eps on its own device, which may differ from ``mu``'s (the CPU generator that
     :func:`~mmcourse.seed_everything` returns, with ``mu`` on a GPU: the CPU's eps, copied to the GPU).
     """
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator: expected a torch.Generator or None, got {type(generator).__name__}")
-    draw_on = mu.device if generator is None else generator.device
-    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=draw_on).to(mu.device)
+    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype,
+                      device=draw_device(generator, mu.device)).to(mu.device)
     return mu + (0.5 * logvar).exp() * eps
 
 

@@ -72,6 +72,17 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed))
 
 
+def draw_device(generator: torch.Generator | None, device: torch.device) -> torch.device:
+    """Where to draw random numbers for a tensor on ``device``: on the generator's own device (then move the
+    draw to ``device``: a CPU generator, such as :func:`seed_everything` returns, gives the CPU's draws on
+    every device), or on ``device`` itself without a generator."""
+    if generator is None:
+        return device
+    if not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator: expected a torch.Generator or None, got {type(generator).__name__}")
+    return generator.device
+
+
 def available_cpus() -> int:
     """CPUs this process may really use: its CPU affinity, capped by a cgroup CPU quota.
 

@@ -10,6 +10,8 @@ import numbers
 
 import torch
 
+from ..device import draw_device
+
 SAMPLE_RATE = 8000
 CLIP_SAMPLES = 6400  # 0.8 s at 8 kHz
 N_FFT, HOP_LENGTH, N_MELS, N_FRAMES = 256, 160, 32, 40
@@ -22,17 +24,6 @@ def mu_law_decode(codes: torch.Tensor, mu: int = 255) -> torch.Tensor:
     """
     y = codes.float() / 127.0
     return torch.sign(y) * ((1 + mu) ** y.abs() - 1) / mu
-
-
-def _draw_on(generator: torch.Generator | None, device: torch.device) -> torch.device:
-    """Where to draw random numbers for a tensor on ``device``: on the generator's own device (then move the
-    draw to ``device``: a CPU generator, such as :func:`~mmcourse.seed_everything` returns, gives the CPU's
-    draws on every device), or on ``device`` itself without a generator."""
-    if generator is None:
-        return device
-    if not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator: expected a torch.Generator or None, got {type(generator).__name__}")
-    return generator.device
 
 
 def voiced_power(waveform: torch.Tensor) -> torch.Tensor:
@@ -78,7 +69,7 @@ def add_noise_at_snr(
         return waveform.clone()
     power = voiced_power(waveform) if power is None else power.to(waveform.device)
     noise_std = torch.sqrt(power / 10 ** (snr / 10))
-    noise = torch.randn(waveform.shape, generator=generator, device=_draw_on(generator, waveform.device))
+    noise = torch.randn(waveform.shape, generator=generator, device=draw_device(generator, waveform.device))
     noise = noise.to(waveform.device)
     return waveform + noise_std[:, None] * noise
 

@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..device import draw_device
 from .audio import (
     CLIP_SAMPLES,
     N_FRAMES,
     N_MELS,
-    _draw_on,
     add_noise_at_snr,
     log_mel_spectrogram,
     mu_law_decode,
@@ -88,7 +88,7 @@ def corrupt_images(
     if not 0 <= occlusion <= 8:
         raise ValueError(f"occlusion: expected a square side between 0 and 8 pixels, got {occlusion}")
     out = images.clone()
-    draw_on = _draw_on(generator, out.device)
+    draw_on = draw_device(generator, out.device)
     if occlusion > 0:
         top, left = torch.randint(0, 9 - occlusion, (2, len(out)), generator=generator, device=draw_on).to(out.device)
         rows = torch.arange(8, device=out.device)
