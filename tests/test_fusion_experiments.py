@@ -9,6 +9,7 @@ from claims_hold import claim_tests
 from mmcourse.data import as_tensors, load_shapes
 from mmcourse.experiments import fusion as ex
 from mmcourse.fusion import Prediction
+from mmcourse.metrics import accuracy
 
 measured, test_every_claim_is_measured, test_claim_holds = claim_tests(ex, seeds=(1,))
 
@@ -157,7 +158,13 @@ def test_grid_curves_reuse_embeddings_and_agree_with_single_evaluations():
     assert math.isnan(curves["image missing"]["image only"])
     missing = ex.late_fusion_missing(results.models["late"], grid)
     assert missing["dropped"]["image missing"] == curves["image missing"]["late"]  # what LateFusion does with None
+    assert missing["dropped"]["audio missing"] == curves["audio missing"]["late"]
     assert set(missing["zero"]) == {"image missing", "audio missing"}
+    late = results.models["late"].eval()  # the zero way, computed here on its own
+    with torch.no_grad():
+        h_image, h_audio = late.embed(grid.images[grid.image0], grid.audio[grid.audio0])
+        zero_image = accuracy(late.fusion([torch.zeros_like(h_image), h_audio]).z, grid.labels)
+    assert missing["zero"]["image missing"] == zero_image
     correct = ex.late_fusion_missing_correct(results.models["late"], grid)
     for way in ("dropped", "zero"):  # the same rows as late_fusion_missing, one bool per grid row
         for case, acc in missing[way].items():

@@ -311,15 +311,8 @@ def late_fusion_missing(model: MultimodalClassifier, grid: RobustnessGrid) -> di
 
     Returns {"dropped": {"image missing": acc, "audio missing": acc}, "zero": {...}}.
     """
-    model.eval()
-    hs = model.embed(grid.images[grid.image0], grid.audio[grid.audio0])
-    out: dict = {"dropped": {}, "zero": {}}
-    for m, case in enumerate(("image missing", "audio missing")):
-        dropped = [None if k == m else h for k, h in enumerate(hs)]
-        zero = [torch.zeros_like(h) if k == m else h for k, h in enumerate(hs)]
-        for way, given in (("dropped", dropped), ("zero", zero)):
-            out[way][case] = accuracy(model.fusion(given).z, grid.labels)
-    return out
+    correct = late_fusion_missing_correct(model, grid)
+    return {way: {case: rows.float().mean().item() for case, rows in cases.items()} for way, cases in correct.items()}
 
 
 @torch.no_grad()
