@@ -196,7 +196,10 @@ def _scores(model: nn.Module, columns: dict, inputs: Sequence[str], batch_size: 
     return torch.cat(outputs)
 
 
-def predict(model: nn.Module, data, inputs: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
+PREDICT_BATCH = 1024  # rows per forward pass when scoring: predict's default, and fit's validation
+
+
+def predict(model: nn.Module, data, inputs: Sequence[str], batch_size: int = PREDICT_BATCH) -> torch.Tensor:
     """Class scores of ``model`` for every row, in order, on the CPU (eval mode). Shape: (N, C)."""
     return _scores(model, as_tensors(data, inputs), inputs, batch_size).cpu()
 
@@ -320,7 +323,7 @@ def fit(
             history.train_loss.append(total / count)
             postfix = {"loss": f"{total / count:.3f}"}
             if val_labels is not None:
-                scores = _scores(model, val_columns, inputs, 1024).cpu()  # 1024: predict's batches
+                scores = _scores(model, val_columns, inputs, PREDICT_BATCH).cpu()
                 result = _loss_and_accuracy(scores, val_labels, loss_fn)
                 history.val_loss.append(result["loss"])
                 history.val_accuracy.append(result["accuracy"])
