@@ -77,23 +77,14 @@ def test_the_lesson_imports_each_reference_after_its_exercise_and_no_solution_ca
     """Lesson 04 imports procrustes and SciPy (whose orthogonal_procrustes the check rejects), orthogonalize and
     csls_scores only after the exercises that ask for them; the worked solutions call none of them."""
     import re
-    from pathlib import Path
 
-    import jupytext
+    from lesson_cells import LessonCode
 
-    notebook = jupytext.read(Path(__file__).parents[1] / "lessons" / "04_alignment.py")
-    sources = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
-
-    def first(text: str) -> int:
-        return next(i for i, source in enumerate(sources) if text in source)
-
-    def last(text: str) -> int:
-        return max(i for i, source in enumerate(sources) if text in source)
-
+    lesson = LessonCode("04_alignment")
     for imported, exercise in (("import procrustes", "procrustes"), ("import scipy", "procrustes"),
                                ("import orthogonalize", "orthogonalize"), ("import csls_scores", "csls_scores")):
-        assert last(f'exercises.check("{exercise}"') < first(imported), imported
-    solutions = [cell.source for cell in notebook.cells if "solution" in cell.metadata.get("tags", [])]
+        assert lesson.last(f'exercises.check("{exercise}"') < lesson.first(imported), imported
+    solutions = lesson.solutions
     assert len(solutions) == 3
     calls = re.compile(r"\b(procrustes|orthogonal_procrustes|orthogonalize|csls_scores|_csls_batched)\(")
     assert not any(calls.search(source) for source in solutions)

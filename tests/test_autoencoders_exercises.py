@@ -104,25 +104,15 @@ def test_the_negative_elbo_check_rejects_half_a_fix_and_a_sum_over_everything():
 def test_the_lesson_imports_each_reference_after_its_exercises_and_no_solution_calls_one():
     """Lesson 05 imports the package's functions that the checks reject only after the exercises they answer,
     so that a learner does not find them in the namespace; and the worked solutions do not call them."""
-    from pathlib import Path
+    from lesson_cells import LessonCode
 
-    import jupytext
-
-    notebook = jupytext.read(Path(__file__).parents[1] / "lessons" / "05_autoencoders.py")
-    sources = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
-
-    def first(text: str) -> int:
-        return next(i for i, source in enumerate(sources) if text in source)
-
-    def last(text: str) -> int:
-        return max(i for i, source in enumerate(sources) if text in source)
-
+    lesson = LessonCode("05_autoencoders")
     kl_exercises = ("sample_and_kl", "negative_elbo")
     for function, exercise_names in (("kl_to_standard_normal", kl_exercises), ("kl_divergence", kl_exercises),
                                      ("product_of_experts", ("product_of_two_experts",))):
-        imported = first(f"import {function}") if function != "kl_divergence" else first("import Normal, kl_divergence")
-        assert all(last(f'exercises.check("{name}"') < imported for name in exercise_names), function
-    solutions = [cell.source for cell in notebook.cells if "solution" in cell.metadata.get("tags", [])]
+        imported = lesson.first(f"import {function}" if function != "kl_divergence" else "import Normal, kl_divergence")
+        assert all(lesson.last(f'exercises.check("{name}"') < imported for name in exercise_names), function
+    solutions = lesson.solutions
     assert len(solutions) == 3
     calls = re.compile(r"\b(kl_to_standard_normal|product_of_experts|kl_divergence|_kl|_product)\(")
     assert not any(calls.search(source) for source in solutions)
