@@ -306,15 +306,9 @@ def _check_nothing_given_away(path: Path) -> None:
     """After Run All, as lesson 00 tells learners to start: a find-the-bug explanation is printed only by its
     solution cell, and a solution cell shows nothing unfolded. (JupyterLab shows a cell's outputs again when it
     runs it, whatever ``jupyter.outputs_hidden`` says, so a solution's check displays itself folded.)"""
-    import importlib
-    import pkgutil
+    from mmcourse.exercises import all_exercises
 
-    import mmcourse.exercises
-    from mmcourse.exercises import EXERCISES
-
-    for module in pkgutil.iter_modules(mmcourse.exercises.__path__):  # every lesson's exercises, registered
-        importlib.import_module(f"mmcourse.exercises.{module.name}")
-    explanations = {name: ex.explanation for name, ex in EXERCISES.items() if ex.explanation}
+    explanations = {name: ex.explanation for name, ex in all_exercises().items() if ex.explanation}
     cells = json.loads(path.read_text())["cells"]
     for i, cell in enumerate(cells):
         if cell["cell_type"] != "code":

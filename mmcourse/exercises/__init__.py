@@ -357,11 +357,17 @@ def folded():
         print(text)
 
 
+def all_exercises() -> dict[str, Exercise]:
+    """Every lesson's exercises, by name: :data:`EXERCISES` once each lesson's module has registered its own."""
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+    return EXERCISES
+
+
 def _find(name: str) -> Exercise:
     """The registered exercise ``name``, loading every lesson's exercise module on first use."""
     if name not in EXERCISES:
-        for module in pkgutil.iter_modules(__path__):
-            importlib.import_module(f"{__name__}.{module.name}")
+        all_exercises()
     if name not in EXERCISES:
         raise ValueError(f"exercise: no exercise named {name!r}; known: {sorted(EXERCISES)}")
     return EXERCISES[name]
