@@ -25,9 +25,9 @@ nbconvert's executor (nbclient) can wait for a cell's reply until its timeout, o
 writes into an ipywidgets ``Output`` widget (jupyter/nbclient#312), and most lessons' widgets do.
 
 Lessons follow one convention that makes this possible (``tests/test_notebooks.py`` checks it): an
-exercise's stub cell defines ``my_<name>`` functions that raise ``NotImplementedError`` and calls
-``exercises.check("<exercise>", my_<name>)``; its solution cell, tagged ``solution``, defines
-``solution_<name>`` with the same signature.
+exercise's stub cell defines ``my_<name>`` functions (a build: ``My<Name>`` classes too) that raise
+``NotImplementedError`` and calls ``exercises.check("<exercise>", my_<name>)``; its solution cell, tagged
+``solution``, defines ``solution_<name>`` (``Solution<Name>``) with the same signature.
 """
 
 from __future__ import annotations
@@ -86,25 +86,34 @@ def write_student_versions(out: Path, numbers: list[str] | None = None) -> list[
     return written
 
 
-def _functions(source: str) -> dict[str, ast.FunctionDef]:
-    return {node.name: node for node in ast.parse(source).body if isinstance(node, ast.FunctionDef)}
+def _functions(source: str) -> dict[str, ast.FunctionDef | ast.ClassDef]:
+    """The functions and classes a cell defines, by name."""
+    return {node.name: node for node in ast.parse(source).body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+
+
+def solution_name(stub: str) -> str:
+    """The worked solution's name for a learner's stub: ``my_<name>`` -> ``solution_<name>`` for a function,
+    ``My<Name>`` -> ``Solution<Name>`` for a class (a build's module)."""
+    if stub.startswith("my_"):
+        return "solution_" + stub.removeprefix("my_")
+    if stub.startswith("My") and stub[2:3].isupper():
+        return "Solution" + stub.removeprefix("My")
+    raise ValueError(f"stub: expected a function my_<name> or a class My<Name>, got {stub!r}")
 
 
 def _answer_source(stub: str, solution: str) -> str:
     """The stub cell's functions with their bodies replaced by the solution's, between nbgrader's markers.
 
-    ``my_<name>`` takes the body of ``solution_<name>``; the stub's other lines (its check call) are
-    dropped: the autograder cell that follows checks the answer.
+    ``my_<name>`` takes the body of ``solution_<name>`` (a class ``My<Name>`` that of ``Solution<Name>``); the
+    stub's other lines (its check call) are dropped: the autograder cell that follows checks the answer.
     """
     stubs, solutions = _functions(stub), _functions(solution)
     stub_lines, solution_lines = stub.splitlines(), solution.splitlines()
     parts = []
     for name, node in stubs.items():
-        if not name.startswith("my_"):
-            raise ValueError(f"stub: expected functions named my_<name>, got {name!r}")
-        reference = solutions.get("solution_" + name.removeprefix("my_"))
+        reference = solutions.get(solution_name(name))
         if reference is None:
-            raise ValueError(f"solution: no solution_{name.removeprefix('my_')} for the stub {name}")
+            raise ValueError(f"solution: no {solution_name(name)} for the stub {name}")
         header = "\n".join(line for line in stub_lines[node.lineno - 1 : node.body[0].lineno - 1]
                             if not line.strip().startswith("#"))  # the stub's "# YOUR CODE HERE" goes
         indent = " " * node.body[0].col_offset

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mmcourse.exercises import EXERCISES, Case, ExerciseError, check, compare, register
+from mmcourse.exercises import EXERCISES, Case, Exercise, ExerciseError, check, compare, register
 
 
 def test_correct_solution_passes(capsys):
@@ -111,8 +111,9 @@ def test_a_check_shows_only_its_feedback_in_a_notebook(capsys):
 
 
 def _every_exercise() -> list[str]:
+    """The function exercises (builds and experiments are run their own way and have their own tests)."""
     check("accuracy", lambda s, y: (s.argmax(1) == y).float().mean().item())  # loads every lesson's exercises
-    return sorted(EXERCISES)
+    return sorted(name for name, ex in EXERCISES.items() if isinstance(ex, Exercise) and ex.drive is None)
 
 
 @pytest.mark.parametrize("name", _every_exercise())
@@ -202,3 +203,121 @@ def test_folded_prints_outside_a_notebook(capsys):
     with folded():
         print("a verify line")
     assert capsys.readouterr().out == "a verify line\n"
+
+
+class _Scale(torch.nn.Module):
+    """A toy "package class" for the build tests: y = w * x + b."""
+
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.w, self.b = torch.nn.Parameter(torch.randn(d)), torch.nn.Parameter(torch.randn(d))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w * x + self.b
+
+
+def _toy_build():
+    def reference(state, x):
+        model = _Scale(x.shape[-1])
+        model.load_state_dict(state)
+        return model(x)
+
+    def drive(cls, state, x):
+        model = cls(x.shape[-1])
+        model.load_state_dict(state)
+        return model(x)
+
+    def cases():
+        torch.manual_seed(0)
+        return [Case("d=3", (_Scale(3).state_dict(), torch.randn(5, 3)))]
+
+    # The package's classes are found by running the reference; this toy class is not the package's: named here.
+    return register("toy_build", reference, cases, drive=drive, forbid=(f"{__name__}._Scale.forward",))
+
+
+def test_a_build_runs_the_learners_class_with_the_references_weights(capsys):
+    ex = _toy_build()
+
+    class Right(_Scale):  # the same parameters, its own forward
+        def forward(self, x):
+            return x * self.w + self.b
+
+    class Wrong(_Scale):
+        def forward(self, x):
+            return self.w * x
+
+    class Lazy(_Scale):
+        def forward(self, x):
+            return _Scale.forward(self, x)  # the package's forward: not building it
+
+    assert check(ex, Right)
+    assert not check(ex, Wrong)
+    assert "case 1 of 1 (d=3): the result has wrong values" in capsys.readouterr().out
+    assert not check(ex, Lazy)
+    assert "your function calls `" in capsys.readouterr().out
+    del EXERCISES["toy_build"]
+
+
+def test_yours_or_uses_the_learners_build_only_once_it_passed(capsys):
+    from mmcourse.exercises import yours_or
+
+    ex = _toy_build()
+
+    class Mine(_Scale):
+        def forward(self, x):
+            return x * self.w + self.b
+
+    assert yours_or("toy_build", Mine, _Scale) is _Scale
+    assert "has not passed its check yet" in capsys.readouterr().out
+    check(ex, Mine)
+    assert yours_or("toy_build", Mine, _Scale) is Mine
+    assert "using your Mine" in capsys.readouterr().out
+    del EXERCISES["toy_build"]
+
+
+def _toy_experiment():
+    from mmcourse.claims import Claim
+    from mmcourse.exercises import register_experiment
+
+    big = Claim("a large enough setting clears the bar", "the measured value", ">=", 1.0)
+
+    def run(attempt, seed):
+        value = attempt()
+        if value < 0:
+            raise ValueError(f"setting: expected a number >= 0, got {value}")
+        return {"value": 2.0 * value + 0.01 * seed, "cost": value}
+
+    return register_experiment("toy_experiment", run, {"value": big}, question="the measured value",
+                               predicted="value", reference=lambda: 1.0)
+
+
+def test_an_experiment_judges_the_measured_outcome_and_shows_the_prediction(capsys):
+    from mmcourse.exercises import PREDICTIONS, predict
+
+    ex = _toy_experiment()
+    predict("toy_experiment", None)
+    assert "write your guess in place of None" in capsys.readouterr().out
+    assert not check(ex, lambda: 0.2)
+    out = capsys.readouterr().out
+    assert out.startswith("\N{BALLOT X} toy_experiment: your run (seed 0) misses an outcome")
+    assert "the measured value = 0.4 (needed >= 1" in out and "no prediction recorded" in out
+    assert "also measured: cost = 0.2" in out
+    predict("toy_experiment", 1.5)
+    assert check(ex, ex.reference, seed=3)
+    out = capsys.readouterr().out
+    assert "meets every outcome" in out
+    assert "you predicted the measured value: 1.5; this run (seed 3) measured 2.03" in out
+    assert not check(ex, lambda: -1.0)
+    assert "your attempt was rejected: setting: expected a number >= 0" in capsys.readouterr().out
+
+    def unfinished():
+        raise NotImplementedError
+
+    assert not check(ex, unfinished)
+    assert "not done yet" in capsys.readouterr().out
+    with pytest.raises(ExerciseError, match="misses an outcome"):
+        check(ex, lambda: 0.2, must_pass=True)
+    with pytest.raises(ValueError, match="function exercise, not an experiment"):
+        predict("accuracy", 0.5)
+    PREDICTIONS.pop("toy_experiment", None)
+    del EXERCISES["toy_experiment"]

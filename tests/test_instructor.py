@@ -176,3 +176,22 @@ def test_an_executed_version_keeps_outputs_and_widgets_and_names_a_stalled_cell(
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import time\ntime.sleep(60)")]), path)
     with pytest.raises(RuntimeError, match="98_tiny.ipynb: a cell stalled"):
         instructor.executed_version(path, timeout=2)
+
+
+def test_a_builds_class_stub_gets_its_solution_class_in_the_nbgrader_answer():
+    from mmcourse.instructor import _answer_source, solution_name
+
+    stub = ('class MyFusion(nn.Module):\n    def forward(self, x):\n        # YOUR CODE HERE\n'
+            '        raise NotImplementedError\n\n\ndef my_step(model, batch):\n    raise NotImplementedError\n\n\n'
+            'exercises.check("fusion_module", MyFusion)\nexercises.check("fusion_step", my_step)\n')
+    solution = ('class SolutionFusion(nn.Module):\n    def forward(self, x):\n        return 2 * x\n\n\n'
+                'def solution_step(model, batch):\n    return model(batch).sum()\n\n\n'
+                'exercises.check("fusion_module", SolutionFusion, must_pass=True)\n')
+    answer = _answer_source(stub, solution)
+    assert answer.startswith("class MyFusion(nn.Module):\n    ### BEGIN SOLUTION\n    def forward(self, x):\n"
+                             "        return 2 * x\n    ### END SOLUTION")
+    assert "def my_step(model, batch):\n    ### BEGIN SOLUTION\n    return model(batch).sum()" in answer
+    assert "NotImplementedError" not in answer and "exercises.check" not in answer
+    assert solution_name("MyFusion") == "SolutionFusion" and solution_name("my_step") == "solution_step"
+    with pytest.raises(ValueError, match="a function my_<name> or a class My<Name>"):
+        solution_name("Mystery")

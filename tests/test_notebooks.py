@@ -54,32 +54,37 @@ def test_solutions_are_hidden_and_checked(script):
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
 def test_exercises_follow_the_stub_and_solution_convention(script):
-    """Each exercise's stub cell defines my_<name> functions that raise NotImplementedError and checks them;
-    its solution cell defines solution_<name> (never redefining my_<name>) and checks them with must_pass.
-    Later cells never use a learner's my_<name>. The instructor kit relies on this (mmcourse.instructor)."""
+    """Each exercise's stub cell defines my_<name> functions (a build: My<Name> classes too) that raise
+    NotImplementedError and checks them; its solution cell defines solution_<name> (Solution<Name>), never
+    redefining the learner's, and checks them with must_pass. Later cells use a learner's name only through
+    `exercises.yours_or(...)`, which falls back to the package's while the check fails (a student version runs
+    top to bottom). The instructor kit relies on this (mmcourse.instructor)."""
     import ast
     import re
+
+    from mmcourse.instructor import solution_name
 
     cells = [c for c in jupytext.read(script).cells if c.cell_type == "code"]
     checks = re.compile(r"""exercises\.check\(\s*["']([\w-]+)["']\s*,\s*(\w+)""")
     stubs, solved = {}, set()
     for i, cell in enumerate(cells):
-        names = {n.name for n in ast.parse(cell.source).body if isinstance(n, ast.FunctionDef)}
+        names = {n.name for n in ast.parse(cell.source).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        learner_names = {n for n in names if n.startswith("my_") or re.match(r"My[A-Z]", n)}
         if "solution" in cell.metadata.get("tags", []):
-            assert not any(n.startswith("my_") for n in names), f"a solution cell redefines {names}"
+            assert not learner_names, f"a solution cell redefines {learner_names}"
             for exercise, function in checks.findall(cell.source):
-                assert function.startswith("solution_") and function in names, (exercise, function)
                 assert exercise in stubs, f"solution for {exercise!r} before its stub"
-                assert function.removeprefix("solution_") == stubs[exercise].removeprefix("my_")
+                assert function == solution_name(stubs[exercise]) and function in names, (exercise, function)
                 solved.add(exercise)
         elif "NotImplementedError" in cell.source and names:
             found = checks.findall(cell.source)
             assert found, f"stub cell without a check: {cell.source[:80]}"
             for exercise, function in found:
-                assert function.startswith("my_") and function in names, (exercise, function)
+                assert function in learner_names, (exercise, function)
                 stubs[exercise] = function
         else:
-            learner = [n for n in re.findall(r"\bmy_\w+", cell.source) if n in stubs.values()]
+            guarded = re.sub(r"exercises\.yours_or\([^)]*\)", "", cell.source)
+            learner = [n for n in re.findall(r"\b(?:my_\w+|My[A-Z]\w*)", guarded) if n in stubs.values()]
             assert not learner, f"cell {i} uses the learner's {learner}: {cell.source[:80]}"
     assert stubs and set(stubs) == solved, f"exercises without a solution: {set(stubs) - solved}"
 

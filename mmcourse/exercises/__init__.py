@@ -8,8 +8,19 @@ as "not done yet", so a learner can run the whole notebook before attempting the
 that calls the package's own implementation (the reference itself, or a thin wrapper around it) is
 rejected: the exercise is to build it.
 
+Three kinds, all checked with ``check("name", submission)``:
+
+- a **function exercise** (:func:`register`): the learner's function against the reference on each case;
+- a **build** (:func:`register` with ``drive``): the learner's ``nn.Module`` class or training step, run by the
+  exercise's ``drive`` (the module given the reference's weights, or one step from the same start) and compared
+  with the package's class on the same inputs: the outputs, the loss, the parameters after the step;
+- an **experiment** (:func:`register_experiment`): the learner's setting or control is run, and the *measured
+  outcome* is judged by the lesson's :class:`~mmcourse.claims.Claim` thresholds, which hold on seeds 0-9 for a
+  correct attempt (``benchmarks/claims.py`` measures them). The learner records a prediction first
+  (:func:`predict`); the check prints it beside what the run measured.
+
 Each lesson's exercises live in a module of this package named after its topic (``fusion.py``, ``cca.py``, ...)
-that calls :func:`register`; ``check("name", fn)`` finds them by name.
+that calls :func:`register` and :func:`register_experiment`; ``check("name", fn)`` finds them by name.
 """
 
 from __future__ import annotations
@@ -56,15 +67,19 @@ class Exercise:
     rtol: float = 1e-4
     explanation: str = ""
     forbid: tuple[str, ...] = ()  # more functions a solution must not call (dotted names, the package's or torch's)
+    # How a build's submission (a class, a training step) is run on a case: drive(submission, *args, **kwargs) gives
+    # what is compared with reference(*args, **kwargs). None: the submission is called like the reference.
+    drive: Callable | None = None
     # The package's functions that the reference calls (found on first use) and ``forbid``: a solution must not.
     _forbidden: dict[CodeType, str] | None = field(default=None, repr=False)
 
 
-EXERCISES: dict[str, Exercise] = {}
+EXERCISES: dict[str, Exercise | Experiment] = {}
 
 
 def register(name: str, reference: Callable, cases: Callable[[], list[Case]], atol: float = 1e-5,
-             rtol: float = 1e-4, explanation: str = "", forbid: tuple[str, ...] = ()) -> Exercise:
+             rtol: float = 1e-4, explanation: str = "", forbid: tuple[str, ...] = (),
+             drive: Callable | None = None) -> Exercise:
     """Add an exercise to :data:`EXERCISES` (lessons' modules call this) and return it.
 
     ``explanation`` is printed under the check mark by the worked solution (``must_pass=True``): for a
@@ -74,9 +89,81 @@ def register(name: str, reference: Callable, cases: Callable[[], list[Case]], at
     functions that the reference calls (found by running it); ``forbid`` names more, such as a function
     that does the whole job one level up (``"mmcourse.meta.adapt"``) or a library's equal
     (``"torch.distributions.kl.kl_divergence"``).
+
+    A **build** gives ``drive(submission, *args, **kwargs)``: how the learner's class or training step is run on a
+    case, returning what ``reference(*args, **kwargs)`` returns for the package's (for a module: build the
+    learner's class, load the reference's weights with ``load_state_dict``, return its output; for a training
+    step: run it from the case's start and return the loss and the parameters after it). The learner's code
+    must not call what the reference calls (the package's class), as for a function exercise; ``drive`` itself
+    is the check's code and may.
     """
-    EXERCISES[name] = Exercise(name, reference, cases, atol, rtol, explanation, tuple(forbid))
+    EXERCISES[name] = Exercise(name, reference, cases, atol, rtol, explanation, tuple(forbid), drive)
     return EXERCISES[name]
+
+
+@dataclass
+class Experiment:
+    """An experiment exercise: the learner's submission (a function returning a setting, or a control to run)
+    is run by ``run(submission, seed)``, which returns the measured values by name; each value named in
+    ``outcomes`` is judged by its :class:`~mmcourse.claims.Claim` (in the lesson's ``experiments`` module, whose
+    ``measure_claims`` measures it for a correct attempt on every seed). ``predicted`` names the value the
+    learner's prediction is about, ``question`` says what to predict."""
+
+    name: str
+    run: Callable
+    outcomes: dict
+    question: str
+    predicted: str
+    reference: Callable  # a correct attempt (the worked solution's), for the tests and the benchmark
+
+
+PREDICTIONS: dict[str, object] = {}
+
+
+def register_experiment(name: str, run: Callable, outcomes: dict, question: str, predicted: str,
+                        reference: Callable) -> Experiment:
+    """Add an experiment exercise to :data:`EXERCISES` and return it.
+
+    ``run(submission, seed) -> dict[str, float]`` runs the learner's attempt and measures it; ``outcomes`` maps
+    names of the measured values to the :class:`~mmcourse.claims.Claim` that judges each (``op``, ``threshold``
+    and the words of the message); ``question`` is what the learner predicts before running ("the accuracy
+    with the image missing"), ``predicted`` the measured value that answers it. Its outcome claims must be
+    among the claims its topic's ``measure_claims`` returns, measured with ``reference``, so that a correct
+    attempt passes on seeds 0-9 (a test checks this).
+    """
+    EXERCISES[name] = Experiment(name, run, dict(outcomes), question, predicted, reference)
+    return EXERCISES[name]
+
+
+PASSED: dict[str, Callable] = {}  # exercise name -> the last submission that passed its check in this process
+
+
+def yours_or(exercise: str, yours, fallback):
+    """``yours`` (the learner's class or function) once it has passed the check of ``exercise`` in this kernel,
+    else ``fallback`` (the package's equal), saying which one the next cell uses. A build section trains the
+    learner's module this way, and a student version still runs top to bottom before the build is done."""
+    name = getattr(yours, "__name__", repr(yours))
+    if PASSED.get(exercise) is yours:
+        print(f"\N{CHECK MARK} using your {name} (it passed its check)")
+        return yours
+    other = getattr(fallback, "__qualname__", repr(fallback))
+    print(f"\N{BALLOT X} your {name} has not passed its check yet: the package's {other} stands in for it")
+    return fallback
+
+
+def predict(experiment: str, value) -> None:
+    """Record a prediction for an experiment exercise before running it: predicting first is the point (a number
+    guessed after seeing the result teaches nothing). ``value`` is ``None`` until the learner writes one."""
+    ex = _find(experiment)
+    if not isinstance(ex, Experiment):
+        raise ValueError(f"experiment: {experiment!r} is a function exercise, not an experiment")
+    if value is None:
+        PREDICTIONS.pop(experiment, None)
+        print(f"\N{WRITING HAND} {experiment}: predict {ex.question}: write your guess in place of None, run this "
+              "cell, then run the experiment")
+        return
+    PREDICTIONS[experiment] = value
+    print(f"\N{CHECK MARK} {experiment}: prediction recorded ({ex.question}: {value}); now run the experiment")
 
 
 def compare(got, expected, atol: float = 1e-5, rtol: float = 1e-4, where: str = "the result") -> str | None:
@@ -153,7 +240,7 @@ class Checked:
         pass
 
 
-def check(exercise: str | Exercise, fn: Callable, must_pass: bool = False) -> Checked:
+def check(exercise: str | Exercise | Experiment, fn: Callable, must_pass: bool = False, seed: int = 0) -> Checked:
     """Run ``fn`` on every case of ``exercise`` and print what, if anything, differs from the reference.
 
     The cases run in order and the first that differs is reported, with the cases that passed before it (which
@@ -161,8 +248,14 @@ def check(exercise: str | Exercise, fn: Callable, must_pass: bool = False) -> Ch
 
     Returns a :class:`Checked`, true when all cases match. With ``must_pass=True`` (used by the worked solutions, so
     that the test suite notices a broken one) a mismatch raises ``ExerciseError``.
+
+    For an experiment (:func:`register_experiment`), ``fn`` is the learner's attempt: it is run with ``seed`` and
+    each measured outcome is judged by its claim's threshold; the recorded prediction is shown beside the
+    measurement.
     """
     ex = _find(exercise) if isinstance(exercise, str) else exercise
+    if isinstance(ex, Experiment):
+        return _judge(ex, fn, must_pass, seed)
     cases = ex.cases()
     if ex._forbidden is None:
         ex._forbidden = _package_calls(ex.reference, cases[0]) | {_code_of(name): name for name in ex.forbid}
@@ -173,7 +266,7 @@ def check(exercise: str | Exercise, fn: Callable, must_pass: bool = False) -> Ch
         args, kwargs = _copy(case.args), _copy(case.kwargs)
         try:
             with _CallWatch(ex._forbidden) as watch:
-                got = fn(*args, **kwargs)
+                got = ex.drive(fn, *args, **kwargs) if ex.drive else fn(*args, **kwargs)
         except NotImplementedError:
             return _report(ex, False, "not done yet: replace `raise NotImplementedError` with your code", must_pass)
         except Exception as err:  # the learner's code failed: say where and how
@@ -187,7 +280,39 @@ def check(exercise: str | Exercise, fn: Callable, must_pass: bool = False) -> Ch
             passed = "; ".join(f"case {i} ({c.description})" for i, c in enumerate(cases[: number - 1], start=1))
             return _report(ex, False, f"{label}: {problem}" + (f"\n  passed before it: {passed}" if passed else ""),
                            must_pass)
+    PASSED[ex.name] = fn
     return _report(ex, True, f"all {len(cases)} cases match the reference", must_pass)
+
+
+def _judge(ex: Experiment, fn: Callable, must_pass: bool, seed: int) -> Checked:
+    """Run an experiment exercise's attempt and judge its measured outcomes (see :func:`check`)."""
+    from ..claims import _format
+
+    try:
+        measured = ex.run(fn, seed)
+    except NotImplementedError:
+        return _report(ex, False, "not done yet: replace `raise NotImplementedError` with your code", must_pass)
+    except ValueError as err:  # the package's own check of the setting: say it as it is
+        return _report(ex, False, f"your attempt was rejected: {err}", must_pass)
+    lines, ok = [], True
+    for key, outcome in ex.outcomes.items():
+        value = measured[key]
+        holds = outcome.holds(value)
+        ok &= holds
+        mark = "\N{CHECK MARK}" if holds else "\N{BALLOT X}"
+        lines.append(f"{mark} {outcome.quantity} = {_format(value)} (needed {outcome.op} {outcome.threshold:g}: "
+                     f"{outcome.statement})")
+    others = {k: v for k, v in measured.items() if k not in ex.outcomes}
+    if others:
+        lines.append("also measured: " + ", ".join(f"{k} = {_format(v)}" for k, v in others.items()))
+    if not must_pass:
+        if ex.name in PREDICTIONS:
+            lines.append(f"you predicted {ex.question}: {PREDICTIONS[ex.name]}; this run (seed {seed}) measured "
+                         f"{_format(measured[ex.predicted])}")
+        else:
+            lines.append(f"no prediction recorded: next time, run exercises.predict({ex.name!r}, ...) first")
+    head = f"your run (seed {seed}) " + ("meets every outcome" if ok else "misses an outcome")
+    return _report(ex, ok, head + "\n  " + "\n  ".join(lines), must_pass)
 
 
 _PACKAGE = Path(__file__).resolve().parents[1]  # mmcourse/
@@ -295,12 +420,13 @@ def _copy(value):
         return value
 
 
-def _report(ex: Exercise, ok: bool, message: str, must_pass: bool) -> Checked:
+def _report(ex: Exercise | Experiment, ok: bool, message: str, must_pass: bool) -> Checked:
     mark = "\N{CHECK MARK}" if ok else "\N{BALLOT X}"
     line = f"{mark} {ex.name}: {message}"
     if not ok and must_pass:
         raise ExerciseError(line)
-    if ok and ex.explanation:  # the why of a find-the-bug exercise: only the (hidden) solution cell tells it
+    # the why of a find-the-bug exercise: only the (hidden) solution cell tells it
+    if ok and getattr(ex, "explanation", ""):
         line += "\n  " + (ex.explanation if must_pass else "Open the solution cell below to read why the bug mattered.")
     if must_pass and _in_a_notebook():
         _show_folded(line)
@@ -357,14 +483,14 @@ def folded():
         print(text)
 
 
-def all_exercises() -> dict[str, Exercise]:
+def all_exercises() -> dict[str, Exercise | Experiment]:
     """Every lesson's exercises, by name: :data:`EXERCISES` once each lesson's module has registered its own."""
     for module in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{module.name}")
     return EXERCISES
 
 
-def _find(name: str) -> Exercise:
+def _find(name: str) -> Exercise | Experiment:
     """The registered exercise ``name``, loading every lesson's exercise module on first use."""
     if name not in EXERCISES:
         all_exercises()
