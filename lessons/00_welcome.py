@@ -16,11 +16,14 @@
 # **What you will learn:** how this course works, the three data sets every lesson uses, and the
 # tools you will call again and again: `verify` and `Claim`, exercise checks, the training loop and widgets.
 #
+# **You will build:** the training loop that every lesson uses, checked against the package's `fit`, and a
+# control that tells learning from leaking.
+#
 # **Prerequisites:** Python, and a first contact with PyTorch tensors and a training loop (the
 # [PyTorch basics tutorial](https://pytorch.org/tutorials/beginner/basics/intro.html), or chapters 2 and 3 of
 # [Dive into Deep Learning](https://d2l.ai/chapter_preliminaries/index.html)).
 #
-# **Time:** about 20 minutes of reading and 15 minutes of exercises. **Runs on:** any laptop CPU in well under a
+# **Time:** about 24 minutes of reading and 30 minutes of exercises. **Runs on:** any laptop CPU in well under a
 # minute; a GPU is used when there is one, but nothing needs it.
 #
 # Multimodal machine learning builds models that learn from several *modalities* at once: images,
@@ -50,7 +53,9 @@
 #   interval, and says it is too small to call.
 # - **Exercises**, right after the idea they practise. You fill in a function; a check runs it against the
 #   package's reference implementation on several inputs and tells you what is wrong (shape, values, which
-#   case). Calling the package's own implementation does not count: the check rejects it.
+#   case). Calling the package's own implementation does not count: the check rejects it. In each lesson's
+#   **Build it yourself** section you write the core of its method and train it; in its **experiment** you
+#   predict a result, run it, and a check judges the measured outcome.
 # - **Hints and solutions.** Hints come in three folds (click to open): a nudge in words, then the
 #   functions that help, then the code. Open one at a time. Worked solutions are code cells whose source
 #   is hidden and whose result is folded, so Run All gives nothing away: click the three dots to reveal one
@@ -60,7 +65,9 @@
 
 # %%
 import torch
+import torch.nn.functional as F
 from IPython.display import Audio, display
+from torch import nn
 
 import mmcourse
 from mmcourse import Claim, exercises, verify
@@ -74,7 +81,9 @@ from mmcourse.data import (
     load_shapes,
     make_two_views,
 )
+from mmcourse.encoders import ImageEncoder
 from mmcourse.experiments import welcome as experiments
+from mmcourse.train import Adam
 from mmcourse.views.common import figure, show_digit, show_scene, show_spectrogram
 from mmcourse.views.welcome import SampleBrowser, clean_and_corrupted
 
@@ -304,7 +313,170 @@ exercises.check("accuracy", solution_accuracy, must_pass=True)
 # </details>
 
 # %% [markdown]
-# ## 3. Shapes & captions (image + text)
+# ## 3. Build it yourself: the training loop
+#
+# Every lesson has a section like this one: you write the core of the method in a scaffold, a check compares
+# it with the package's version on the same weights and data and says what differs, and the next cell trains
+# *your* code. After that the lesson uses the package's version, which you can then read as your own.
+#
+# Here you write `fit`'s loop. The scaffold keeps `fit`'s choices, so that the two must agree to the last
+# digit: Adam (`mmcourse.train.Adam`, the same arithmetic as `torch.optim.Adam`), a fresh shuffle of the rows
+# each epoch from a generator seeded with `seed`, batches of `batch_size` rows (the last may be smaller), and
+# cross-entropy as the loss. Fill in one training step, and keep the epoch's loss as `fit` reports it: the
+# mean over *rows*, so that a smaller last batch counts less.
+
+# %%
+def my_train(model, images, labels, epochs=3, batch_size=64, lr=1e-3, seed=0):
+    """Train the classifier `model` on images (N, 1, 8, 8) and labels (N,); return each epoch's mean loss."""
+    optimizer = Adam(model.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(seed)  # the same shuffles as fit(..., seed=seed)
+    n = len(labels)
+    epoch_losses = []
+    for epoch in range(epochs):
+        model.train()
+        order = torch.randperm(n, generator=generator)
+        total = 0.0  # the sum over rows of each row's loss
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            # YOUR CODE HERE: the batch's loss, then one step of the optimiser; add the batch's share to total
+            raise NotImplementedError
+        epoch_losses.append(total / n)
+    return epoch_losses
+
+
+exercises.check("training_loop", my_train)
+
+# %% [markdown]
+# <details><summary><b>Hint 1: a nudge</b></summary>
+#
+# The rows of the batch are images and labels at the positions in idx. Score them with the model and measure
+# the loss. Then the three moves of every training step: forget the gradients of the last step, compute the
+# new ones, update the weights. The loss is a mean over the batch's rows; to average over the epoch's rows,
+# weigh it by the number of rows in the batch.
+# </details>
+# <details><summary><b>Hint 2: what helps</b></summary>
+#
+# `F.cross_entropy(scores, targets)` (a mean over rows); `optimizer.zero_grad()`, `loss.backward()`,
+# `optimizer.step()`; `loss.item()` reads the number; `len(idx)` is the batch's size.
+# </details>
+# <details><summary><b>Hint 3: the code</b></summary>
+#
+# `loss = F.cross_entropy(model(images[idx]), labels[idx])`, then `optimizer.zero_grad()`, `loss.backward()`,
+# `optimizer.step()` and `total += loss.item() * len(idx)`.
+# </details>
+
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
+def solution_train(model, images, labels, epochs=3, batch_size=64, lr=1e-3, seed=0):
+    optimizer = Adam(model.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    n = len(labels)
+    epoch_losses = []
+    for epoch in range(epochs):
+        model.train()
+        order = torch.randperm(n, generator=generator)
+        total = 0.0
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            loss = F.cross_entropy(model(images[idx]), labels[idx])
+            optimizer.zero_grad()  # without it, each step would add the old gradients to the new
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)  # the batch's mean loss, weighed by its rows
+        epoch_losses.append(total / n)
+    return epoch_losses
+
+
+exercises.check("training_loop", solution_train, must_pass=True)
+
+# %% [markdown]
+# Now train the image model of section 2 with your loop for three epochs (about a second). Until your loop
+# passes its check, `yours_or` hands the package's loop in its place, so the cell runs either way:
+
+# %%
+train = exercises.yours_or("training_loop", my_train, experiments.train_with_fit)
+mmcourse.seed_everything(0)
+model = nn.Sequential(ImageEncoder(out_dim=64), nn.Linear(64, 10))
+images, labels = av["train"]["image"][:], av["train"]["label"][:]  # (N, 1, 8, 8) and (N,) tensors
+losses = train(model, images, labels, epochs=3)
+print("mean training loss per epoch:", [round(loss, 3) for loss in losses])
+print("test:", mmcourse.evaluate(model, av["test"]))
+
+# %% [markdown]
+# From here on every lesson trains through `fit` (`mmcourse/train.py`), which is this loop with a progress
+# bar, validation after each epoch and any loss as a `step(model, batch)`.
+#
+# ### Experiment: is it learning the digits?
+#
+# A test accuracy of 0.7 says the model learned something, but not *what*. A classic control (Zhang et al.
+# 2017) trains the same model on labels shuffled against their images: whatever it fits then cannot carry
+# over to new images, so its test accuracy should fall to chance. If it did not, something would leak the
+# answer (a test image also in training, a label hidden in the input). Every lesson has one experiment like
+# this: you predict, you run, and a check judges what your run *measured*, against a bar that a correct
+# attempt clears on ten seeds.
+#
+# First predict the test accuracy of the model trained on shuffled labels, and record it:
+
+# %%
+exercises.predict("shuffled_labels", None)  # your guess in place of None: a test accuracy between 0 and 1
+
+# %% [markdown]
+# Then write the control: `my_shuffled_labels(labels, generator)` returns the training labels `(N,)` with
+# their pairing to the images broken. The check trains the image model on them for ten epochs (about a
+# second) and measures its accuracy on the true test labels.
+
+# %%
+def my_shuffled_labels(labels, generator):
+    # YOUR CODE HERE
+    raise NotImplementedError
+
+
+exercises.check("shuffled_labels", my_shuffled_labels)
+
+# %% [markdown]
+# <details><summary><b>Hint 1: a nudge</b></summary>
+#
+# Keep every label, so that each digit is as common as before, but put them in a random order drawn with the
+# generator you are given.
+# </details>
+# <details><summary><b>Hint 2: what helps</b></summary>
+#
+# `torch.randperm(n, generator=generator)` is a random order of `0..n-1`; indexing `labels[order]` reorders.
+# </details>
+# <details><summary><b>Hint 3: the code</b></summary>
+#
+# `return labels[torch.randperm(len(labels), generator=generator)]`
+# </details>
+
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
+def solution_shuffled_labels(labels, generator):
+    return labels[torch.randperm(len(labels), generator=generator)]
+
+
+exercises.check("shuffled_labels", solution_shuffled_labels, must_pass=True)
+
+# %% [markdown]
+# ### Check yourself
+#
+# 1. Your loop forgot `optimizer.zero_grad()`. Would it still train, and would the check notice?
+#
+# <details><summary>Answer</summary>
+#
+# It would often still lower the loss, because each step then follows the sum of all gradients so far, a
+# clumsy kind of momentum. But the weights after the first step already differ from `fit`'s, so the check
+# reports wrong values in the epoch losses and the weights: a bug that trains is still a bug.
+# </details>
+#
+# 2. About one training label in ten stays in place after a random shuffle. Does that spoil the control?
+#
+# <details><summary>Answer</summary>
+#
+# No. With ten balanced digits, a random label matches by chance one time in ten, whatever the image: the
+# matches carry no information about which image shows which digit. The check prints this fraction as
+# "unchanged"; a control that left every label in place would show 1.
+# </details>
+
+# %% [markdown]
+# ## 4. Shapes & captions (image + text)
 #
 # Small scenes of one to three shapes, each with a caption and a question. Because we draw them
 # ourselves, we know the truth down to the pixel: which pixels belong to each object, and which
@@ -429,7 +601,7 @@ exercises.check("last_hidden", solution_last_hidden, must_pass=True)
 # </details>
 
 # %% [markdown]
-# ## 4. Two views with known correlations
+# ## 5. Two views with known correlations
 #
 # For canonical correlation analysis (lesson 02) we need data where we know the right answer.
 # `make_two_views` draws two views, x in R^10 and y in R^8, from a shared latent, so that the best
@@ -476,7 +648,7 @@ browser
 # </details>
 
 # %% [markdown]
-# ## 5. The map of the course
+# ## 6. The map of the course
 #
 # Liang, Zadeh and Morency (2022), [*Foundations and Trends in Multimodal Machine Learning:
 # Principles, Challenges, and Open Questions*](https://arxiv.org/abs/2209.03430), organise the field
@@ -518,7 +690,10 @@ browser
 # - Lessons run top to bottom on a CPU; identities are checked with `verify`, results of training
 #   with a `Claim` that holds on ten seeds; a result too small to claim is reported once, with its interval.
 # - `load_av_digits`, `load_shapes` and `make_two_views` give you offline data with known truth.
-# - `fit` / `evaluate` train and measure; `exercises.check` gives feedback on your code.
+# - `fit` / `evaluate` train and measure; you wrote `fit`'s loop yourself, and `exercises.check` gives feedback
+#   on your code.
+# - A control tells learning from leaking: on labels shuffled against their images, the same model falls to
+#   chance.
 # - One notation for the whole course: the table in section 1.
 #
 # **Papers**
@@ -527,6 +702,9 @@ browser
 #   Taxonomy*](https://arxiv.org/abs/1705.09406), the earlier taxonomy the one above extends.
 # - Liang, Zadeh and Morency (2022), [*Foundations and Trends in Multimodal Machine
 #   Learning*](https://arxiv.org/abs/2209.03430), the map above.
+# - Zhang, Bengio, Hardt, Recht and Vinyals (2017), [*Understanding deep learning requires rethinking
+#   generalization*](https://arxiv.org/abs/1611.03530), the shuffled-labels control (their networks reached
+#   zero training error on random labels, at chance on the test set).
 #
 # **Next:** [lesson 01](01_fusion.ipynb) combines the image and the sound of AV-Digits (fusion), and asks what
 # each modality contributes and what happens when one is missing.

@@ -23,7 +23,8 @@ NO_METHODS = {"welcome"}  # lesson 00 tours the data and tools; it has no method
 ALLOWED = {
     "base": {"base"},
     "methods": {"base", "methods"},
-    "exercises": {"base", "methods", "exercises"},
+    # An experiment exercise runs its lesson's experiment and is judged by its claims (exercises/__init__.py).
+    "exercises": {"base", "methods", "experiments", "exercises"},
     "experiments": {"base", "methods", "experiments"},
     "views": {"base", "methods", "experiments", "views"},
 }

@@ -45,9 +45,15 @@ def _exercise_names(cell) -> list[str]:
     return re.findall(r"""exercises\.check\(\s*["']([\w-]+)["']""", cell.source)
 
 
+def _is_experiment(cell) -> bool:
+    from mmcourse.exercises import Experiment, all_exercises
+
+    return any(isinstance(all_exercises().get(name), Experiment) for name in _exercise_names(cell))
+
+
 def _minutes(cells) -> int:
-    """The exercises' minutes: 6 a stub, 12 for a stub in the build section."""
-    return sum(MINUTES_PER_BUILD if BUILD.match(heading) else MINUTES_PER_EXERCISE
+    """The exercises' minutes: 6 a stub, 12 for the build's stub (in the build section, not an experiment)."""
+    return sum(MINUTES_PER_BUILD if BUILD.match(heading) and not _is_experiment(cell) else MINUTES_PER_EXERCISE
                for heading, section in _sections(cells) for cell in section if _is_stub(cell))
 
 
@@ -83,7 +89,7 @@ def _prose_words(cells) -> int:
 def test_the_opening_says_what_why_what_first_and_how_long(script):
     opening = _cells(script)[0]
     assert opening.cell_type == "markdown" and re.match(rf"# Lesson {script.name[:2]}: \S", opening.source)
-    for part in ("**What you will learn:**", "**Prerequisites:**", "**Time:**"):
+    for part in ("**What you will learn:**", "**You will build:**", "**Prerequisites:**", "**Time:**"):
         assert part in opening.source, f"the opening has no {part}"
     prerequisites = opening.source.split("**Prerequisites:**")[1].split("**")[0]
     assert re.search(r"\[[^]]+\]\([^)]+\)", prerequisites), "each prerequisite links to where it is taught"

@@ -1,10 +1,15 @@
-"""Exercises of lesson 00: accuracy, and a GRU fed batch-first input without ``batch_first`` (find the bug)."""
+"""Exercises of lesson 00: accuracy, a GRU fed batch-first input without ``batch_first`` (find the bug), the
+training loop built by hand (checked against ``fit``) and the shuffled-labels control (an experiment)."""
 
 from __future__ import annotations
 
-import torch
+from collections.abc import Callable
 
-from . import Case, register
+import torch
+from torch import nn
+
+from ..experiments import welcome as experiments
+from . import Case, register, register_experiment
 
 
 def _accuracy_cases() -> list[Case]:
@@ -49,3 +54,52 @@ register("last_hidden", _reference_last_hidden, _last_hidden_cases, explanation=
     "in batch order, so outputs[:, -1] for caption i was the state after the last words of captions 0 to i, "
     "and a batch of one caption gave the state after a single step. The shapes look right, which is why "
     "the bug survives: transpose to (L, B, E), or build the GRU with batch_first=True."))
+
+
+def _linear_model(state: dict) -> nn.Module:
+    """The build's small classifier, (N, 1, 8, 8) -> (N, 10), with the weights ``state``."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    model.load_state_dict(state)
+    return model
+
+
+def _trained(model: nn.Module, losses) -> dict:
+    losses = list(losses) if isinstance(losses, (list, tuple)) else losses
+    return {"epoch losses": losses, "weight after training": model[1].weight.detach(),
+            "bias after training": model[1].bias.detach()}
+
+
+def _reference_training_loop(state: dict, images: torch.Tensor, labels: torch.Tensor, **settings) -> dict:
+    model = _linear_model(state)
+    return _trained(model, experiments.train_with_fit(model, images, labels, **settings))
+
+
+def _drive_training_loop(train: Callable, state: dict, images: torch.Tensor, labels: torch.Tensor,
+                         **settings) -> dict:
+    model = _linear_model(state)
+    return _trained(model, train(model, images, labels, **settings))
+
+
+def _training_loop_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(7)
+
+    def case(description: str, n: int, epochs: int, batch_size: int) -> Case:
+        torch.manual_seed(n)
+        state = nn.Sequential(nn.Flatten(), nn.Linear(64, 10)).state_dict()
+        images, labels = torch.randn(n, 1, 8, 8, generator=g), torch.randint(0, 10, (n,), generator=g)
+        return Case(description, (state, images, labels), {"epochs": epochs, "batch_size": batch_size, "lr": 0.05,
+                                                          "seed": 3})
+
+    return [case("one epoch of 8 rows in batches of 4", 8, 1, 4),
+            case("one epoch of 10 rows in batches of 4: the last batch has 2 rows", 10, 1, 4),
+            case("3 epochs of 40 rows in batches of 16", 40, 3, 16)]
+
+
+register("training_loop", _reference_training_loop, _training_loop_cases, atol=1e-5, rtol=1e-4,
+         drive=_drive_training_loop, forbid=("mmcourse.train.fit",))
+
+
+register_experiment(
+    "shuffled_labels", experiments.shuffled_label_control, {"shuffled": experiments.SHUFFLED_LABELS_AT_CHANCE},
+    question="the test accuracy of the image model trained on shuffled labels", predicted="shuffled",
+    reference=experiments.shuffle_labels)

@@ -1,10 +1,14 @@
-"""Experiments of lesson 00 (welcome): the one training run whose result the lesson claims.
+"""Experiments of lesson 00 (welcome): the one training run whose result the lesson claims, ``fit``'s loop as
+the learner's build is checked against it, and the shuffled-labels control of the experiment exercise.
 
 The claims are :class:`~mmcourse.claims.Claim` constants with their thresholds; the lesson checks
 them on its seed-0 run and :func:`measure_claims` computes their quantities for any seed.
 """
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -18,6 +22,10 @@ IMAGE_MODEL_BEATS_CHANCE = Claim("the image model is far better than chance (0.1
                                  "test accuracy of the image model", ">=", 0.5)
 IMAGE_MODEL_IMPERFECT = Claim("the image model is far from perfect on noisy, occluded digits",
                               "test accuracy of the image model", "<=", 0.9)
+# The experiment exercise's outcome: the same model, trained on labels shuffled against their images, has nothing
+# to learn that carries over to the test set.
+SHUFFLED_LABELS_AT_CHANCE = Claim("trained on labels shuffled against their images, the model is near chance (0.1)",
+                                  "test accuracy after training on the shuffled labels", "<=", 0.2)
 
 
 def train_image_model(av, seed: int = 0, epochs: int = 10, progress: bool = True) -> tuple[nn.Module, History, dict]:
@@ -32,10 +40,61 @@ def train_image_model(av, seed: int = 0, epochs: int = 10, progress: bool = True
     return model.cpu().eval(), history, result
 
 
+def train_with_fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, epochs: int = 3,
+                   batch_size: int = 64, lr: float = 1e-3, seed: int = 0) -> list[float]:
+    """Train the classifier ``model`` on ``images`` (N, ...) and ``labels`` (N,) with :func:`~mmcourse.train.fit`
+    (Adam, batches shuffled by ``seed``, cross-entropy) where the tensors are; return each epoch's mean training
+    loss. Lesson 00's build writes this loop by hand and is checked against it."""
+    history = fit(model, {"image": images, "label": labels}, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                  device=images.device, progress=False)
+    return history.train_loss
+
+
+@functools.lru_cache(maxsize=1)
+def _av_digits(seed: int):
+    from ..data import load_av_digits
+
+    return load_av_digits(seed=seed)
+
+
+def shuffled_label_control(control: Callable, seed: int = 0, epochs: int = 10) -> dict[str, float]:
+    """Train the image model of :func:`train_image_model` on AV-Digits' training images with the labels that
+    ``control(labels, generator)`` returns ((N,) -> (N,), for the shuffled-labels control), and measure its
+    test accuracy on the true test labels; also the fraction of training labels the control left unchanged.
+
+    The control of Zhang et al. 2017 ("Understanding deep learning requires rethinking generalization",
+    https://arxiv.org/abs/1611.03530): with the pairing of images and labels broken, whatever the model fits
+    cannot carry over to new images, so a test accuracy well above chance would mean a leak.
+    """
+    from ..data.util import as_tensors
+
+    av = _av_digits(seed)
+    train = as_tensors(av["train"], ["image", "label"])
+    labels = train["label"]
+    new = control(labels.clone(), torch.Generator().manual_seed(seed))
+    if not isinstance(new, torch.Tensor) or new.shape != labels.shape or new.is_floating_point() \
+            or int(new.min()) < 0 or int(new.max()) > 9:
+        got = f"shape {tuple(new.shape)}, dtype {new.dtype}" if isinstance(new, torch.Tensor) else type(new).__name__
+        raise ValueError(f"control: expected labels of shape {tuple(labels.shape)}, integers 0-9, got {got}")
+    seed_everything(seed)
+    model = nn.Sequential(ImageEncoder(out_dim=64), nn.Linear(64, 10))
+    fit(model, {"image": train["image"], "label": new.long()}, epochs=epochs, seed=seed, progress=False)
+    accuracy = evaluate(model, av["test"], inputs=["image"])["accuracy"]
+    return {"shuffled": accuracy, "unchanged": float((new == labels).float().mean())}
+
+
+def shuffle_labels(labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The shuffled-labels control: ``labels`` (N,) in a random order drawn with ``generator``."""
+    return labels[torch.randperm(len(labels), generator=generator)]
+
+
 def measure_claims(seed: int) -> dict[Claim, float]:
-    """Load AV-Digits and train the image model for ``seed``; return the quantity each claim tests."""
+    """Load AV-Digits and train the image model for ``seed``, and once more on shuffled labels (the experiment
+    exercise's correct attempt); return the quantity each claim tests."""
     from ..data import load_av_digits
 
     with torch.random.fork_rng():
         _, _, result = train_image_model(load_av_digits(seed=seed), seed, progress=False)
-    return {IMAGE_MODEL_BEATS_CHANCE: result["accuracy"], IMAGE_MODEL_IMPERFECT: result["accuracy"]}
+        control = shuffled_label_control(shuffle_labels, seed)
+    return {IMAGE_MODEL_BEATS_CHANCE: result["accuracy"], IMAGE_MODEL_IMPERFECT: result["accuracy"],
+            SHUFFLED_LABELS_AT_CHANCE: control["shuffled"]}
