@@ -93,7 +93,7 @@ def test_nbgrader_autograde_gives_full_points_to_the_reference_and_none_to_a_bla
 
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         scores = {s: gradebook.find_submission("00_welcome", s) for s in ("reference", "blank")}
-        assert scores["reference"].score == scores["reference"].max_score == 2, log.stderr[-3000:]
+        assert scores["reference"].score == scores["reference"].max_score == 4, log.stderr[-3000:]
         assert scores["blank"].score == 0
 
 
