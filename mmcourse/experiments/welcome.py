@@ -24,8 +24,10 @@ IMAGE_MODEL_IMPERFECT = Claim("the image model is far from perfect on noisy, occ
                               "test accuracy of the image model", "<=", 0.9)
 # The experiment exercise's outcome: the same model, trained on labels shuffled against their images, has nothing
 # to learn that carries over to the test set.
+# Seeds 0-9 measure 0.04-0.16 (the model memorises its shuffled labels and guesses on new images), so the bar sits
+# at 0.25: about 3 standard deviations above the worst seed, far below the real model's 0.66-0.71.
 SHUFFLED_LABELS_AT_CHANCE = Claim("trained on labels shuffled against their images, the model is near chance (0.1)",
-                                  "test accuracy after training on the shuffled labels", "<=", 0.2)
+                                  "test accuracy after training on the shuffled labels", "<=", 0.25)
 
 
 def train_image_model(av, seed: int = 0, epochs: int = 10, progress: bool = True) -> tuple[nn.Module, History, dict]:
