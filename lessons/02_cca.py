@@ -15,16 +15,19 @@
 #
 # **What you will learn:** how canonical correlation analysis (CCA) finds what two modalities have
 # in common; how to compute it by whitening and one singular value decomposition; why it overfits
-# when features are many and samples few, and how a ridge fixes that; how to retrieve images with
-# spoken queries in the shared space; how Deep CCA learns non-linear views, and when it does not
-# beat the linear method; and how to find a bug in a Deep CCA objective.
+# when features are many and samples few, and how a ridge chosen on validation data fixes that; how
+# to retrieve images with spoken queries in the shared space; how Deep CCA learns non-linear views,
+# and when it does not beat the linear method; and how to find a bug in a Deep CCA objective.
+#
+# **You will build:** linear CCA's `fit` (centring, covariances with a ridge, whitening, one SVD),
+# checked against the package's `CCA` and fitted on two views with planted correlations.
 #
 # **Prerequisites:** [lesson 00](00_welcome.ipynb) ([lesson 01](01_fusion.ipynb) helps but is not
 # needed); [covariance matrices](https://en.wikipedia.org/wiki/Covariance_matrix);
 # [eigenvectors](https://d2l.ai/chapter_appendix-mathematics-for-deep-learning/eigendecomposition.html);
 # the [singular value decomposition](https://en.wikipedia.org/wiki/Singular_value_decomposition).
 #
-# **Time:** about 26 minutes of reading and 24 minutes of exercises. **Runs on:** any laptop CPU in
+# **Time:** about 28 minutes of reading and 30 minutes of exercises. **Runs on:** any laptop CPU in
 # well under a minute.
 #
 # A handwritten 7 and a spoken "seven" look nothing alike: 64 pixels on one side, a spectrogram
@@ -38,7 +41,7 @@
 import torch
 
 from mmcourse import exercises, verify
-from mmcourse.cca import CCA, cca_loss
+from mmcourse.cca import CCA, cca_loss, inverse_sqrt
 from mmcourse.data import DIGIT_NAMES, load_av_digits, make_two_views
 from mmcourse.diagnostics import paired_difference
 from mmcourse.experiments import cca as experiments
@@ -98,127 +101,7 @@ print(f"best raw correlation: {raw:.2f} | first canonical correlation: {cca.cano
 # $\tilde C_{xy}$, and the maximum is its top singular value. So the **canonical correlations are the
 # singular values of $\tilde C_{xy}$**, and the $i$-th pair of canonical directions is
 # $w_x = C_{xx}^{-1/2} u_i$, $w_y = C_{yy}^{-1/2} v_i$, from the $i$-th columns of $U$ and $V$. Since
-# singular vectors are orthogonal, the projections of different pairs are uncorrelated. In words:
-# whiten each view (make its covariance the identity), then find the directions where the whitened
-# views agree most.
-#
-# ### Exercise: the whitening matrix
-#
-# Write `my_whitening(cov)`: given a symmetric positive definite covariance matrix `cov` of shape
-# `(d, d)`, return its inverse square root $C^{-1/2}$: the one **symmetric positive definite**
-# matrix $W$ with $W C W = I$. (Many matrices whiten $C$, any rotation of $W$ for one; this one is
-# unique, so the check can compare values.)
-
-# %%
-def my_whitening(cov):
-    # YOUR CODE HERE
-    raise NotImplementedError
-
-
-exercises.check("whitening_matrix", my_whitening)
-
-# %% [markdown]
-# <details><summary><b>Hint 1: a nudge</b></summary>
-#
-# A symmetric matrix is a rotation, a stretch along the axes, and the rotation back. A function of
-# the matrix, such as the inverse square root, acts on the stretch alone and keeps the rotations.
-# </details>
-# <details><summary><b>Hint 2: what helps</b></summary>
-#
-# `torch.linalg.eigh(cov)` returns eigenvalues `lam` and an orthogonal matrix `q` of eigenvectors
-# with `cov = q @ torch.diag(lam) @ q.T`. Apply $t \mapsto t^{-1/2}$ to the eigenvalues only
-# (`lam.rsqrt()`), then put the matrix back together.
-# </details>
-# <details><summary><b>Hint 3: the code</b></summary>
-#
-# ```python
-# lam, q = torch.linalg.eigh(cov)
-# return q @ torch.diag(lam.rsqrt()) @ q.T
-# ```
-# </details>
-
-# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
-def solution_whitening(cov):
-    lam, q = torch.linalg.eigh(cov)
-    return q @ torch.diag(lam.rsqrt()) @ q.T
-
-
-exercises.check("whitening_matrix", solution_whitening, must_pass=True)
-
-# %% [markdown]
-# ### Build it
-#
-# Here is the whole method on the 2-D data, with the package's `inverse_sqrt` for $C^{-1/2}$ (the
-# function you just wrote). With the centred data matrices $X$ and $Y$ (one example per row),
-# $C_{xx} = X^\top X / (n - 1)$, and likewise the other blocks. It matches what `CCA.fit` learned:
-
-# %%
-from mmcourse.cca import inverse_sqrt
-
-x, y = small.x - small.x.mean(0), small.y - small.y.mean(0)
-n = len(x)
-cxx, cyy, cxy = x.T @ x / (n - 1), y.T @ y / (n - 1), x.T @ y / (n - 1)
-c_tilde = inverse_sqrt(cxx) @ cxy @ inverse_sqrt(cyy)
-print("singular values of c_tilde: ", torch.linalg.svdvals(c_tilde))
-print("CCA.canonical_correlations_:", cca.canonical_correlations_)
-
-# %% [markdown]
-# `mmcourse.cca.CCA` follows scikit-learn's estimator API: `fit(X, Y)` returns the estimator, what it
-# learned ends in an underscore (`canonical_correlations_`), and `transform` projects new data. Its
-# `fit` is about twenty lines in `mmcourse/cca.py`.
-#
-# <details><summary>More: why <code>fit</code> whitens with a Cholesky factor</summary>
-#
-# It whitens with the inverse of a Cholesky factor $L$ ($C = L L^\top$), which is cheaper to compute
-# than $C^{-1/2}$. The directions come out the same: any whitening matrix is $C^{-1/2}$ turned by a
-# rotation, which the SVD undoes.
-# </details>
-#
-# ### Exercise: canonical correlations from the SVD
-#
-# Write `my_canonical_correlations(x, y)`: `x` is `(n, d_x)`, `y` is `(n, d_y)`, rows paired. Return
-# all `min(d_x, d_y)` canonical correlations, largest first, as a tensor. Use your `my_whitening`
-# (or the package's `inverse_sqrt`).
-
-# %%
-def my_canonical_correlations(x, y):
-    # YOUR CODE HERE
-    raise NotImplementedError
-
-
-exercises.check("canonical_correlations", my_canonical_correlations)
-
-# %% [markdown]
-# <details><summary><b>Hint 1: a nudge</b></summary>
-#
-# Follow the theory step by step: centre both views, estimate the three covariance blocks, whiten
-# the cross-covariance from both sides, and read off what the theory says the correlations are.
-# </details>
-# <details><summary><b>Hint 2: what helps</b></summary>
-#
-# Subtract `x.mean(0)` and `y.mean(0)`. Then `x.T @ x / (n - 1)` is $C_{xx}$, and likewise $C_{yy}$
-# and $C_{xy}$. Whiten with `my_whitening` on both sides of $C_{xy}$; `torch.linalg.svdvals` returns
-# the singular values of a matrix, already sorted largest first.
-# </details>
-# <details><summary><b>Hint 3: the code</b></summary>
-#
-# ```python
-# x, y = x - x.mean(0), y - y.mean(0)
-# n = len(x)
-# c_tilde = my_whitening(x.T @ x / (n - 1)) @ (x.T @ y / (n - 1)) @ my_whitening(y.T @ y / (n - 1))
-# return torch.linalg.svdvals(c_tilde)
-# ```
-# </details>
-
-# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
-def solution_canonical_correlations(x, y):
-    x, y = x - x.mean(0), y - y.mean(0)
-    n = len(x)
-    c_tilde = solution_whitening(x.T @ x / (n - 1)) @ (x.T @ y / (n - 1)) @ solution_whitening(y.T @ y / (n - 1))
-    return torch.linalg.svdvals(c_tilde)
-
-
-exercises.check("canonical_correlations", solution_canonical_correlations, must_pass=True)
+# singular vectors are orthogonal, the projections of different pairs are uncorrelated.
 
 # %% [markdown]
 # ### Check yourself
@@ -242,26 +125,187 @@ exercises.check("canonical_correlations", solution_canonical_correlations, must_
 # is $a^\top \tilde C_{xy} b$, whose maximum over unit vectors is the top singular value. A later
 # pair, uncorrelated with the earlier ones, must be orthogonal to them: the next singular value.
 # </details>
+
+# %% [markdown]
+# ## 2. Build it yourself: whitening and linear CCA's fit
 #
-# 3. Does it matter whether the covariances divide by $n$ or by $n - 1$?
+# **Part 1:** `my_whitening(cov)`. Given a symmetric positive definite covariance `cov` of shape
+# `(d, d)`, return its inverse square root $C^{-1/2}$: the one **symmetric positive definite** matrix
+# $W$ with $W C W = I$. (Many matrices whiten $C$, any rotation of $W$ for one; this one is unique,
+# so the check can compare values.)
 #
-# <details><summary>Answer</summary>
+# **Part 2:** a class `MyCCA` with scikit-learn's estimator API, like the package's
+# `mmcourse.cca.CCA`. `fit(X, Y)` learns from the paired rows and returns the estimator itself, what
+# it learns ends in an underscore, and `transform` (given) projects new data. Your `fit` follows the
+# theory:
 #
-# Not without a ridge. A common factor $c$ multiplies $C_{xy}$ by $c$ and each of
-# $C_{xx}^{-1/2}$, $C_{yy}^{-1/2}$ by $c^{-1/2}$, so $\tilde C_{xy}$ does not change. With a ridge
-# $\lambda$ (section 3) it changes the size of $\lambda$ relative to the covariances, slightly.
+# 1. centre both views, keeping their means `x_mean_` and `y_mean_`;
+# 2. estimate $C_{xx} = X^\top X/(n-1) + \lambda I$, $C_{yy}$ likewise, and $C_{xy} = X^\top Y/(n-1)$,
+#    with the ridge $\lambda$ = `reg` (0 gives plain CCA; section 4 shows why you want one);
+# 3. whiten: $\tilde C_{xy} = C_{xx}^{-1/2} C_{xy} C_{yy}^{-1/2}$, with your `my_whitening`;
+# 4. take its SVD $U S V^\top$ and keep $k$ = `n_components` pairs: `canonical_correlations_`
+#    $(s_1, \dots, s_k)$, `x_weights_` $C_{xx}^{-1/2} U_k$ of shape (p, k) and `y_weights_`
+#    $C_{yy}^{-1/2} V_k$ of shape (q, k), where $U_k$ and $V_k$ are the first $k$ columns.
+#
+# The check fits your class and the package's on four pairs of views and compares the correlations,
+# the directions and the projections of new pairs. A pair of directions is defined only up to sign:
+# $(-w_x, -w_y)$ correlates exactly as $(w_x, w_y)$ does. So the check first flips each pair, yours
+# and the package's, to make the largest entry of $w_x$ positive, with *one* sign for both directions.
+
+# %%
+def my_whitening(cov):
+    """The symmetric inverse square root of a symmetric positive definite cov (d, d): (d, d)."""
+    # YOUR CODE HERE
+    raise NotImplementedError
+
+
+class MyCCA:
+    """Linear CCA in closed form, with a ridge `reg` on both covariances: the package's CCA, written by you."""
+
+    def __init__(self, n_components=2, reg=0.0):
+        self.n_components, self.reg = n_components, reg
+
+    def fit(self, X, Y):
+        """X (n, p), Y (n, q): paired rows. Sets x_mean_ (p,), y_mean_ (q,), x_weights_ (p, k),
+        y_weights_ (q, k) and canonical_correlations_ (k,), for k = n_components. Returns self."""
+        # YOUR CODE HERE: the four steps, with my_whitening
+        raise NotImplementedError
+
+    def transform(self, X, Y):
+        """The projections of X (m, p) and Y (m, q) onto the canonical directions: (m, k) each."""
+        return (X - self.x_mean_) @ self.x_weights_, (Y - self.y_mean_) @ self.y_weights_
+
+
+exercises.check("whitening_matrix", my_whitening)
+exercises.check("cca_fit", MyCCA)
+
+# %% [markdown]
+# <details><summary><b>Hint 1: a nudge</b></summary>
+#
+# Part 1: a symmetric matrix is a rotation, a stretch along the axes, and the rotation back. A
+# function of the matrix, such as the inverse square root, acts on the stretch alone. Part 2: each
+# of the four steps takes a line or two. A column of U is a direction in whitened coordinates; the
+# inverse square root of the covariance takes it back to the coordinates of the view. Divide by
+# n - 1, as the theory does: dividing by n leaves the correlations alone but scales the directions.
+# </details>
+# <details><summary><b>Hint 2: what helps</b></summary>
+#
+# Part 1: `torch.linalg.eigh(cov)` returns eigenvalues `lam` and an orthogonal matrix `q` of
+# eigenvectors with `cov = q @ torch.diag(lam) @ q.T`; apply $t \mapsto t^{-1/2}$ to the eigenvalues
+# only (`lam.rsqrt()`) and put the matrix back together. Part 2: `X.mean(0)` gives the means,
+# `torch.eye(p, dtype=X.dtype)` the identity for the ridge. `torch.linalg.svd(c)` returns
+# `u, s, vh` with `vh` $= V^\top$, so the first k columns of $V$ are `vh[:k].T`.
+# </details>
+# <details><summary><b>Hint 3: the code</b></summary>
+#
+# ```python
+# # my_whitening
+# lam, q = torch.linalg.eigh(cov)
+# return q @ torch.diag(lam.rsqrt()) @ q.T
+# # MyCCA.fit
+# self.x_mean_, self.y_mean_ = X.mean(0), Y.mean(0)
+# x, y = X - self.x_mean_, Y - self.y_mean_
+# n, k = len(x), self.n_components
+# kx = my_whitening(x.T @ x / (n - 1) + self.reg * torch.eye(x.shape[1], dtype=x.dtype))
+# ky = my_whitening(y.T @ y / (n - 1) + self.reg * torch.eye(y.shape[1], dtype=y.dtype))
+# u, s, vh = torch.linalg.svd(kx @ (x.T @ y / (n - 1)) @ ky)
+# self.x_weights_, self.y_weights_ = kx @ u[:, :k], ky @ vh[:k].T
+# self.canonical_correlations_ = s[:k]
+# return self
+# ```
+# </details>
+
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
+def solution_whitening(cov):
+    lam, q = torch.linalg.eigh(cov)
+    return q @ torch.diag(lam.rsqrt()) @ q.T
+
+
+class SolutionCCA:
+    """Linear CCA in closed form, with a ridge `reg` on both covariances."""
+
+    def __init__(self, n_components=2, reg=0.0):
+        self.n_components, self.reg = n_components, reg
+
+    def fit(self, X, Y):
+        self.x_mean_, self.y_mean_ = X.mean(0), Y.mean(0)
+        x, y = X - self.x_mean_, Y - self.y_mean_
+        n, k = len(x), self.n_components
+        kx = inverse_sqrt(x.T @ x / (n - 1) + self.reg * torch.eye(x.shape[1], dtype=x.dtype))
+        ky = inverse_sqrt(y.T @ y / (n - 1) + self.reg * torch.eye(y.shape[1], dtype=y.dtype))
+        u, s, vh = torch.linalg.svd(kx @ (x.T @ y / (n - 1)) @ ky)
+        self.x_weights_, self.y_weights_ = kx @ u[:, :k], ky @ vh[:k].T
+        self.canonical_correlations_ = s[:k]
+        return self
+
+    def transform(self, X, Y):
+        return (X - self.x_mean_) @ self.x_weights_, (Y - self.y_mean_) @ self.y_weights_
+
+
+exercises.check("whitening_matrix", solution_whitening, must_pass=True)
+exercises.check("cca_fit", SolutionCCA, must_pass=True)
+
+# %% [markdown]
+# Fit your class on two views with three planted canonical correlations, 0.9, 0.7 and 0.4, hidden
+# under random mixing: x in 10 dimensions, y in 8, 2,000 training pairs and 2,000 held out. Then
+# draw section 1's picture with your directions. Until your check passes, the package's `CCA` stands
+# in (a fit takes milliseconds):
+
+# %%
+Model = exercises.yours_or("cca_fit", MyCCA, CCA)
+planted = make_two_views(n=2000, dim_x=10, dim_y=8, correlations=(0.9, 0.7, 0.4), n_test=2000, seed=0)
+fitted = Model(n_components=3).fit(planted.x, planted.y)
+u, v = fitted.transform(planted.x_test, planted.y_test)
+held_out = torch.corrcoef(torch.cat([u, v], 1).T).diagonal(3)  # pair i: column i of u with column i of v
+print("planted:              ", planted.correlations.tolist())
+print("fitted (training):    ", [round(r, 3) for r in fitted.canonical_correlations_.tolist()])
+print("held-out correlations:", [round(r, 3) for r in held_out.tolist()])
+views.cca_picture(small, Model(n_components=2).fit(small.x, small.y))
+
+# %% [markdown]
+# From here on the lesson uses the package's `CCA`. Read its `fit` in `mmcourse/cca.py`: your four
+# steps, plus checks of its arguments and a fixed sign for each pair.
+#
+# <details><summary>More: why <code>fit</code> whitens with a Cholesky factor</summary>
+#
+# It whitens with the inverse of a Cholesky factor $L$ ($C = L L^\top$), which is cheaper to compute
+# than $C^{-1/2}$. The directions come out the same: any whitening matrix is $C^{-1/2}$ turned by a
+# rotation, which the SVD undoes.
 # </details>
 
 # %% [markdown]
-# ## 2. Checking the method
+# ### Check yourself
+#
+# 1. Does it matter whether the covariances divide by $n$ or by $n - 1$?
+#
+# <details><summary>Answer</summary>
+#
+# Not for the correlations without a ridge: a common factor $c$ multiplies $C_{xy}$ by $c$ and each
+# of $C_{xx}^{-1/2}$, $C_{yy}^{-1/2}$ by $c^{-1/2}$, so $\tilde C_{xy}$ does not change. The
+# directions do change: each is multiplied by $c^{-1/2}$, which is why the check notices. With a
+# ridge $\lambda$ the correlations change too, slightly.
+# </details>
+#
+# 2. Why does the check flip $w_x$ and $w_y$ of a pair together, never one alone?
+#
+# <details><summary>Answer</summary>
+#
+# Flipping both leaves the correlation of the two projections unchanged, so $(w_x, w_y)$ and
+# $(-w_x, -w_y)$ are equally good answers, and an SVD may return either (it fixes $u_i$ and $v_i$
+# only up to one common sign). Flipping one alone turns the correlation $s_i$ into $-s_i$: no longer
+# a solution, and a mistake the check must catch.
+# </details>
+
+# %% [markdown]
+# ## 3. Checking the method
 #
 # ### Does it find the correlations we planted?
 #
-# A harder case: x in 10 dimensions, y in 8, three planted canonical correlations 0.9, 0.7
-# and 0.4 hidden under random mixing, 2,000 training samples and 2,000 more held out. An estimate
-# of a correlation $\rho$ from $n$ samples has a standard error of about $(1 - \rho^2)/\sqrt{n}$.
-# The claim allows four of them for each of the six estimates: a correct estimator misses that
-# in fewer than one run of 2,000, so a miss would mean a wrong method, not bad luck.
+# How close to 0.9, 0.7 and 0.4 should a fit come? An estimate of a correlation $\rho$ from $n$
+# samples has a standard error of about $(1 - \rho^2)/\sqrt{n}$. The claim below allows four of them
+# for each of the six estimates of the package's `CCA` on the same views (training and held out): a
+# correct estimator misses that in fewer than one run of 2,000, so a miss would mean a wrong method,
+# not bad luck.
 
 # %%
 recovered = experiments.recover_correlations(seed=0)
@@ -277,7 +321,6 @@ experiments.RECOVERS_PLANTED.check(recovered["worst"])
 # three of y):
 
 # %%
-planted = make_two_views(n=2000, dim_x=10, dim_y=8, correlations=(0.9, 0.7, 0.4), seed=0)
 cca = CCA(n_components=3).fit(planted.x, planted.y)
 u, v = cca.transform(planted.x, planted.y)
 corr = torch.corrcoef(torch.cat([u, v], 1).T)
@@ -334,19 +377,9 @@ verify(versus["difference"] < 1e-3, "our CCA and scikit-learn's find the same ca
 # for each direction. A correlation does not change when a projection is multiplied by a positive
 # number, nor when both projections of a pair change sign.
 # </details>
-#
-# 3. Why are the projections of different pairs uncorrelated (the zeros in the printed matrix)?
-#
-# <details><summary>Answer</summary>
-#
-# In whitened coordinates, the projections of view x onto $u_i$ and $u_j$ have covariance
-# $u_i^\top u_j = 0$ (likewise for view y). Across the views, the projections onto $u_i$ and $v_j$
-# have covariance $u_i^\top \tilde C_{xy} v_j = s_j\, u_i^\top u_j = 0$ for $i \ne j$, with $s_j$ the
-# $j$-th singular value.
-# </details>
 
 # %% [markdown]
-# ## 3. Overfitting, and the ridge that cures it
+# ## 4. Overfitting, and the ridge that cures it
 #
 # CCA looks for *any* pair of directions that agree on the training set. With many features and few
 # samples it always finds some, even in pure noise: once $d_x + d_y$ exceeds the number of samples,
@@ -393,6 +426,60 @@ explorer = views.CCAExplorer(wide.x, wide.y, wide.x_test, wide.y_test, n_compone
 explorer
 
 # %% [markdown]
+# ### Experiment: choose the ridge without the test pairs
+#
+# The explorer shows the held-out correlation of every ridge, but a real project cannot peek: the
+# test pairs measure the final model once. Choose the ridge on a **validation** split instead, pairs
+# never used to fit. Write `my_pick_ridge(x, y, x_val, y_val, ridges)`: fit a CCA on the training
+# pairs `(x, y)` with each ridge in `ridges` (0 to 100), and return the one whose first pair
+# correlates most on the validation pairs. The check runs it on new views of this kind (100 training
+# and 100 validation pairs), fits CCA with your ridge, and measures the first correlation on 2,000
+# test pairs that your function never sees, against plain CCA and the best ridge of the grid.
+#
+# Predict first: what will that test correlation be? (Plain CCA's is about 0.)
+
+# %%
+exercises.predict("ridge_by_validation", None)  # your guess: the first test correlation, from 0 to 1
+
+# %%
+def my_pick_ridge(x, y, x_val, y_val, ridges):
+    # YOUR CODE HERE
+    raise NotImplementedError
+
+
+exercises.check("ridge_by_validation", my_pick_ridge)
+
+# %% [markdown]
+# <details><summary><b>Hint 1: a nudge</b></summary>
+#
+# Score each candidate as it will be used: fitted on the training pairs only, then measured on pairs
+# it has not seen. Training correlations cannot score it: they are highest for the smallest ridge,
+# the one that overfits.
+# </details>
+# <details><summary><b>Hint 2: what helps</b></summary>
+#
+# `CCA(1, reg=r).fit(x, y)` fits one pair with the ridge `r`; its `.correlations(x_val, y_val)[0]` is
+# that pair's correlation on the validation pairs. `max(ridges, key=score)` returns the candidate
+# with the largest score.
+# </details>
+# <details><summary><b>Hint 3: the code</b></summary>
+#
+# ```python
+# def score(r):
+#     return CCA(1, reg=r).fit(x, y).correlations(x_val, y_val)[0].item()
+#
+# return max(ridges, key=score)
+# ```
+# </details>
+
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
+def solution_pick_ridge(x, y, x_val, y_val, ridges):
+    return max(ridges, key=lambda r: CCA(1, reg=r).fit(x, y).correlations(x_val, y_val)[0].item())
+
+
+exercises.check("ridge_by_validation", solution_pick_ridge, must_pass=True)
+
+# %% [markdown]
 # ### Check yourself
 #
 # 1. With 100 samples and 60 + 60 features, every training correlation is 1. Why must that happen,
@@ -417,17 +504,18 @@ explorer
 # a lot, and those hold on new data.
 # </details>
 #
-# 3. What does CCA turn into as $\lambda$ grows without bound, and why?
+# 3. Why choose the ridge on validation pairs rather than on the explorer's held-out curve?
 #
 # <details><summary>Answer</summary>
 #
-# Partial least squares. For a large $\lambda$, $(C_{xx} + \lambda I)^{-1/2}$ is close to
-# $\lambda^{-1/2} I$, and likewise for $y$, so the whitened cross-covariance is close to
-# $C_{xy}/\lambda$: its singular vectors are those of $C_{xy}$, the directions of largest covariance.
+# The explorer's held-out pairs are the test. A ridge chosen as the best of ten noisy test scores
+# makes that score too optimistic, so it no longer predicts what new data will see. Validation pairs
+# choose; the test measures once. In your run, the validated ridge came within 0.05 of the best
+# ridge of the grid anyway.
 # </details>
 
 # %% [markdown]
-# ## 4. CCA between images and sounds
+# ## 5. CCA between images and sounds
 #
 # Back to AV-Digits. View x is the 64 pixels of the noisy digit image; view y is the log-mel
 # spectrogram of the spoken digit, averaged over blocks of 2 mel bands by 4 frames to 160 numbers.
@@ -561,11 +649,11 @@ exercises.check("recall_at_k", solution_recall_at_k, must_pass=True)
 # <details><summary>Answer</summary>
 #
 # Yes, in model selection: Recall@1 needs to know which images show the spoken digit. CCA itself was
-# fitted without them. The running comparison (section 6) records this in its "labels" column.
+# fitted without them. The running comparison (section 7) records this in its "labels" column.
 # </details>
 
 # %% [markdown]
-# ## 5. Deep CCA
+# ## 6. Deep CCA
 #
 # Linear CCA only finds *linear* directions. When a view encodes the shared cause non-linearly, it
 # misses much of it. Andrew, Arora, Bilmes and Livescu (2013), [*Deep Canonical Correlation
@@ -588,9 +676,8 @@ views.deep_cca_architecture()
 # never turns into NaN. It whitens with a Cholesky factor, because the gradient of an
 # eigendecomposition divides by differences of eigenvalues, which vanish when they tie. The gradient
 # of $s_1 + \dots + s_r$ is $U_r V_r^\top$ (the first $r$ columns of $U$ and $V$): no division, so
-# finite even when correlations tie (if $s_r = s_{r+1}$ the sum has a kink, and this is one of its
-# valid slopes). The ridge keeps the covariances invertible, lowering each correlation a little. It
-# is exactly the ridge CCA of section 3:
+# finite even when correlations tie. The ridge keeps the covariances invertible, lowering each correlation a little. It
+# is exactly the ridge CCA of section 4:
 
 # %%
 h1, h2 = planted.x[:500].float(), planted.y[:500].float()
@@ -662,7 +749,7 @@ exercises.check("total_correlation", solution_total_correlation, must_pass=True)
 # %% [markdown]
 # ### The batch size
 #
-# The loss is a CCA *on one minibatch*, and CCA overfits small samples, as you saw in section 3. On
+# The loss is a CCA *on one minibatch*, and CCA overfits small samples, as you saw in section 4. On
 # a batch barely larger than the embedding size, even independent noise looks strongly correlated,
 # and the networks would learn to chase that noise. Here is the total of the top two correlations
 # between *independent* 8-dimensional embeddings, for three batch sizes (the truth is 0):
@@ -732,10 +819,9 @@ experiments.DEEP_WITHIN_CEILING.check(deep["deep_total"] - deep["best_possible"]
 #
 # <details><summary>Answer</summary>
 #
-# Its loss is a CCA on one batch, and CCA on few samples finds correlation in pure noise. In your
-# run, independent 8-dimensional embeddings show a total of the top two correlations above 1.9 in
-# batches of 12 and below 0.4 in batches of 1000 (the two claims above). On small batches the
-# networks would be rewarded for chasing that noise.
+# Its loss is a CCA on one batch, and a CCA on few samples finds correlation in pure noise: in your
+# run, above 1.9 in batches of 12 against below 0.4 in batches of 1000. The networks would be
+# rewarded for chasing that noise.
 # </details>
 #
 # 2. The causes correlate 0.9 and 0.7. How can two pairs of functions of the views total more than
@@ -761,7 +847,7 @@ experiments.DEEP_WITHIN_CEILING.check(deep["deep_total"] - deep["best_possible"]
 # </details>
 
 # %% [markdown]
-# ## 6. Deep CCA on images and sounds
+# ## 7. Deep CCA on images and sounds
 #
 # Does the non-linear method also give a better shared space for AV-Digits? Train Deep CCA on the
 # same standardised pixels and pooled spectrograms as linear CCA: one hidden layer of 64 units per
@@ -805,9 +891,9 @@ experiments.DEEP_NO_CLEAR_GAIN.check(deep_av["recall1"] - av_result["recall1"], 
                                      linear=av_result["recall1"])
 
 # %% [markdown]
-# Deep CCA retrieves clearly above chance, but not clearly better than linear CCA (the difference in
-# Recall@1 and its 95% interval are printed above). On the synthetic views it had 10,000 pairs; here
-# it has a thousand noisy pairs, and it overfits them.
+# Deep CCA retrieves clearly above chance, but not clearly better than linear CCA (the interval
+# above). On the synthetic views it had 10,000 pairs; here it has a thousand noisy pairs, and it
+# overfits them.
 #
 # These two rows open the course's **running comparison**: speech-to-image retrieval on the
 # AV-Digits test split, Recall@1 and @5 at the digit level, with their chance levels; lesson 07
@@ -852,7 +938,7 @@ comparison.keep("cca", seed=0, entries=rows)
 #   singular values are the canonical correlations, and the directions are
 #   $C_{xx}^{-1/2} u_i$ and $C_{yy}^{-1/2} v_i$.
 # - With many features and few samples, training correlations reach 1 and mean nothing; measure on
-#   held-out data. A ridge on the covariances restores generalisation.
+#   held-out data. A ridge on the covariances, chosen on validation pairs, restores generalisation.
 # - In the shared space you can compare modalities directly: spoken digits retrieve images of the
 #   same digit, with no labels used to build the space.
 # - Deep CCA maximises the top canonical correlations of two networks' outputs. It needs a

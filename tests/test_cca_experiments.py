@@ -73,3 +73,48 @@ def test_speech_to_image_retrieval_gives_lesson_02s_rows_as_the_lesson_prints_th
     assert [e.labels for e in entries] == ["model selection", "model selection"]
     assert "chose with labels" in entries[1].note
     assert "chosen on validation" in entries[0].note and entries[0].split == entries[1].split
+
+
+def _first_pair_by_generalised_eigenproblem(x, y, reg):
+    """Ridge CCA's first pair solved another way than the package's (no whitening, no SVD): the top eigenvector of
+    C_xy C_yy^-1 C_yx w = rho^2 C_xx w, then w_y = C_yy^-1 C_yx w_x. Returns w_x, w_y and the means."""
+    import numpy as np
+    import scipy.linalg
+
+    x, y = x.numpy(), y.numpy()
+    mx, my = x.mean(0), y.mean(0)
+    xc, yc, n = x - mx, y - my, len(x)
+    cxx = xc.T @ xc / (n - 1) + reg * np.eye(x.shape[1])
+    cyy = yc.T @ yc / (n - 1) + reg * np.eye(y.shape[1])
+    cxy = xc.T @ yc / (n - 1)
+    _, vectors = scipy.linalg.eigh(cxy @ np.linalg.solve(cyy, cxy.T), cxx)
+    wx = vectors[:, -1]
+    return wx, np.linalg.solve(cyy, cxy.T @ wx), mx, my
+
+
+def test_ridge_by_validation_shows_the_pick_only_training_and_validation_pairs():
+    import numpy as np
+
+    seen = {}
+
+    def pick(x, y, x_val, y_val, ridges):
+        seen.update(x=tuple(x.shape), y=tuple(y.shape), x_val=tuple(x_val.shape), ridges=ridges)
+        return 0.3
+
+    result = experiments.ridge_by_validation(pick, seed=0)
+    assert seen == {"x": (100, 60), "y": (100, 60), "x_val": (100, 60), "ridges": experiments.RIDGES}
+    assert result["ridge"] == 0.3 and result["best_held_out"] >= result["held_out"]
+    assert result["gain"] == pytest.approx(result["held_out"] - result["plain_held_out"])
+    assert result["regret"] == pytest.approx(result["best_held_out"] - result["held_out"])
+    # the test correlation, against the same fit computed independently on the 2,000 test pairs
+    views = experiments.many_features(seed=0, n_test=2100)
+    wx, wy, mx, my = _first_pair_by_generalised_eigenproblem(views.x, views.y, 0.3)
+    u, v = (views.x_test[100:].numpy() - mx) @ wx, (views.y_test[100:].numpy() - my) @ wy
+    assert result["held_out"] == pytest.approx(np.corrcoef(u, v)[0, 1], abs=1e-8)
+
+
+def test_ridge_by_validation_rejects_a_ridge_off_the_grid():
+    with pytest.raises(ValueError, match=r"ridge: expected one of the candidate ridges \(0.0, 0.01.*got -1"):
+        experiments.ridge_by_validation(lambda x, y, x_val, y_val, ridges: -1)
+    with pytest.raises(ValueError, match="got 'large'"):
+        experiments.ridge_by_validation(lambda x, y, x_val, y_val, ridges: "large")

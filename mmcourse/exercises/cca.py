@@ -1,12 +1,14 @@
-"""Exercises of lesson 02 (CCA): the whitening matrix, canonical correlations from the SVD, Recall@K, and
-the "find the bug" exercise: a Deep CCA objective with an element-wise square root of C~_xy^T C~_xy, where C~_xy
-is the whitened cross-covariance."""
+"""Exercises of lesson 02 (CCA): the whitening matrix; the build, linear CCA's ``fit`` (``cca_fit``: the learner's
+``MyCCA`` against :class:`mmcourse.cca.CCA`); the experiment, choosing the ridge on a validation split
+(``ridge_by_validation``); Recall@K; and the "find the bug" exercise: a Deep CCA objective with an element-wise
+square root of C~_xy^T C~_xy, where C~_xy is the whitened cross-covariance."""
 
 from __future__ import annotations
 
 import torch
 
-from . import Case, register
+from ..experiments import cca as experiments
+from . import Case, register, register_experiment
 
 
 def _spd(dim: int, seed: int) -> torch.Tensor:
@@ -34,26 +36,75 @@ def _reference_whitening(cov: torch.Tensor) -> torch.Tensor:
 register("whitening_matrix", _reference_whitening, _whitening_cases, atol=1e-6, rtol=1e-5)
 
 
-def _correlation_cases() -> list[Case]:
+def _build_cases() -> list[Case]:
+    """Pairs of views that each give a common mistake away: (x, y, n_components, reg, x_new, y_new)."""
     from ..data import make_two_views
 
-    small = make_two_views(n=300, dim_x=4, dim_y=3, correlations=(0.8, 0.3), seed=0)
-    wide = make_two_views(n=500, dim_x=6, dim_y=6, correlations=(0.95, 0.6, 0.5), seed=1)
-    g = torch.Generator().manual_seed(2)
-    independent = (torch.randn(200, 3, generator=g, dtype=torch.float64),
-                   torch.randn(200, 5, generator=g, dtype=torch.float64))
-    return [Case("x (300, 4), y (300, 3), means far from 0", (small.x + 3.0, small.y - 1.0)),
-            Case("x (500, 6), y (500, 6)", (wide.x, wide.y)),
-            Case("independent x (200, 3), y (200, 5)", independent)]
+    def views(n: int, p: int, q: int, correlations, seed: int) -> tuple[torch.Tensor, ...]:
+        v = make_two_views(n=n, dim_x=p, dim_y=q, correlations=correlations, n_test=20, seed=seed)
+        return v.x, v.y, v.x_test, v.y_test
+
+    x, y, x_new, y_new = views(500, 4, 3, (0.8, 0.5), seed=0)
+    x_new, y_new = x_new - x.mean(0), y_new - y.mean(0)  # the training pairs exactly centred, new pairs alike
+    x, y = x - x.mean(0), y - y.mean(0)
+    small = views(60, 5, 4, (0.9, 0.6, 0.3), seed=1)
+    narrow = views(200, 6, 2, (0.7, 0.2), seed=2)
+    return [
+        Case("x (500, 4), y (500, 3), centred, n_components=2, reg=0", (x, y, 2, 0.0, x_new, y_new)),
+        Case("the same views with means far from 0 (x + 3, y - 2)", (x + 3, y - 2, 2, 0.0, x_new + 3, y_new - 2)),
+        Case("x (60, 5), y (60, 4), n_components=3, reg=0.5: the ridge, with few samples",
+             (small[0], small[1], 3, 0.5, small[2], small[3])),
+        Case("x (200, 6), y (200, 2), n_components=1", (narrow[0], narrow[1], 1, 0.0, narrow[2], narrow[3])),
+    ]
 
 
-def _reference_correlations(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def _signed(model, x_new: torch.Tensor, y_new: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What a fitted CCA learned, each canonical pair with one sign fixed (the largest entry of its w_x positive,
+    the same sign for its w_y): a pair of directions is defined only up to one common sign. With the
+    correlations and the projections of new pairs (x_new (m, p), y_new (m, q), the means learned in fit)."""
+    wx, wy = model.x_weights_, model.y_weights_
+    sign = torch.sign(wx.gather(0, wx.abs().argmax(0, keepdim=True)))  # (1, k)
+    u, v = model.transform(x_new, y_new)
+    return {"canonical_correlations_": model.canonical_correlations_, "x_weights_": wx * sign,
+            "y_weights_": wy * sign, "transform(x_new, y_new)": torch.cat([u * sign, v * sign], 1)}
+
+
+def _reference_cca_fit(x: torch.Tensor, y: torch.Tensor, k: int, reg: float, x_new: torch.Tensor,
+                       y_new: torch.Tensor) -> dict[str, torch.Tensor]:
     from ..cca import CCA
 
-    return CCA(n_components=min(x.shape[1], y.shape[1])).fit(x, y).canonical_correlations_
+    return _signed(CCA(n_components=k, reg=reg).fit(x, y), x_new, y_new)
 
 
-register("canonical_correlations", _reference_correlations, _correlation_cases, atol=1e-6, rtol=1e-5)
+def _drive_cca_fit(cls, x: torch.Tensor, y: torch.Tensor, k: int, reg: float, x_new: torch.Tensor,
+                   y_new: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Fit the learner's class like the package's, check what fit learned (names, types, shapes), then sign it."""
+    model = cls(n_components=k, reg=reg)
+    if model.fit(x, y) is not model:
+        raise ValueError("fit should end with `return self`, as scikit-learn's estimators do")
+    p, q = x.shape[1], y.shape[1]
+    for name, shape, what in (("x_mean_", (p,), "(p,)"), ("y_mean_", (q,), "(q,)"),
+                              ("x_weights_", (p, k), "(p, k): one direction w_x per column"),
+                              ("y_weights_", (q, k), "(q, k): one direction w_y per column"),
+                              ("canonical_correlations_", (k,), "(k,), largest first")):
+        value = getattr(model, name, None)
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"fit did not set {name} to a tensor: expected shape {what}, got {type(value).__name__}")
+        if value.shape != shape:
+            raise ValueError(f"{name} has shape {tuple(value.shape)}, expected {what} = {shape} "
+                             f"(p = {p}, q = {q}, k = n_components = {k})")
+    return _signed(model, x_new, y_new)
+
+
+register("cca_fit", _reference_cca_fit, _build_cases, drive=_drive_cca_fit, atol=1e-6, rtol=1e-5)
+
+
+# The experiment: the learner's my_pick_ridge(x, y, x_val, y_val, ridges) chooses the ridge; ridge_by_validation
+# fits with it and measures on test pairs the function never sees, judged by the lesson's two claims.
+register_experiment("ridge_by_validation", experiments.ridge_by_validation,
+                    {"gain": experiments.RIDGE_VALIDATED_GAIN, "regret": experiments.RIDGE_VALIDATED_NEAR_BEST},
+                    question="the first test correlation with the ridge your validation picks",
+                    predicted="held_out", reference=experiments.pick_ridge_by_validation)
 
 
 def _recall_cases() -> list[Case]:
