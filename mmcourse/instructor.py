@@ -101,11 +101,41 @@ def solution_name(stub: str) -> str:
     raise ValueError(f"stub: expected a function my_<name> or a class My<Name>, got {stub!r}")
 
 
-def _answer_source(stub: str, solution: str) -> str:
-    """The stub cell's functions with their bodies replaced by the solution's, between nbgrader's markers.
+def _code_key(line: str) -> str:
+    """A line's code without its comment and spaces ("" for a blank or comment-only line): scaffold lines that
+    the stub and the solution share match whatever their comments say."""
+    return line.split("#", 1)[0].strip()
 
-    ``my_<name>`` takes the body of ``solution_<name>`` (a class ``My<Name>`` that of ``Solution<Name>``); the
-    stub's other lines (its check call) are dropped: the autograder cell that follows checks the answer.
+
+def _filled(stub_lines: list[str], solution_lines: list[str]) -> list[str]:
+    """The stub's lines with each hole (where the solution's code differs) replaced by the solution's lines
+    between nbgrader's markers, so that a release keeps the scaffold and blanks only what the learner writes."""
+    import difflib
+
+    out: list[str] = []
+    matcher = difflib.SequenceMatcher(None, [_code_key(x) for x in stub_lines], [_code_key(x) for x in solution_lines],
+                                      autojunk=False)
+    for op, a0, a1, b0, b1 in matcher.get_opcodes():
+        if op == "equal":
+            out += stub_lines[a0:a1]
+            continue
+        kept = [line for line in stub_lines[a0:a1] if line.strip().startswith("#")
+                and "YOUR CODE HERE" not in line]  # the stub's instructions stay, its "YOUR CODE HERE" goes
+        code = [line for line in solution_lines[b0:b1] if line.strip()]
+        out += kept
+        if code:
+            indent = " " * (len(code[0]) - len(code[0].lstrip()))
+            out += [f"{indent}### BEGIN SOLUTION", *solution_lines[b0:b1], f"{indent}### END SOLUTION"]
+    return out
+
+
+def _answer_source(stub: str, solution: str) -> str:
+    """The stub cell's functions and classes, filled in with the solution's code between nbgrader's markers.
+
+    ``my_<name>`` is filled from ``solution_<name>`` (a class ``My<Name>`` from ``Solution<Name>``). Where the
+    stub is a scaffold (given lines around a hole), the given lines stay and only the hole is marked, so that
+    the release version keeps them; a plain stub's whole body is the hole. The stub's other lines (its check
+    call) are dropped: the autograder cell that follows checks the answer.
     """
     stubs, solutions = _functions(stub), _functions(solution)
     stub_lines, solution_lines = stub.splitlines(), solution.splitlines()
@@ -116,9 +146,9 @@ def _answer_source(stub: str, solution: str) -> str:
             raise ValueError(f"solution: no {solution_name(name)} for the stub {name}")
         header = "\n".join(line for line in stub_lines[node.lineno - 1 : node.body[0].lineno - 1]
                             if not line.strip().startswith("#"))  # the stub's "# YOUR CODE HERE" goes
-        indent = " " * node.body[0].col_offset
-        body = solution_lines[reference.body[0].lineno - 1 : reference.end_lineno]
-        parts.append("\n".join([header, f"{indent}### BEGIN SOLUTION", *body, f"{indent}### END SOLUTION"]))
+        body = _filled(stub_lines[node.body[0].lineno - 1 : node.end_lineno],
+                       solution_lines[reference.body[0].lineno - 1 : reference.end_lineno])
+        parts.append("\n".join([header, *body]))
     return "\n\n\n".join(parts)
 
 

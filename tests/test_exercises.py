@@ -303,7 +303,7 @@ def test_an_experiment_judges_the_measured_outcome_and_shows_the_prediction(caps
     assert "the measured value = 0.4 (needed >= 1" in out and "no prediction recorded" in out
     assert "also measured: cost = 0.2" in out
     predict("toy_experiment", 1.5)
-    assert check(ex, ex.reference, seed=3)
+    assert check(ex, lambda: 1.0, seed=3)
     out = capsys.readouterr().out
     assert "meets every outcome" in out
     assert "you predicted the measured value: 1.5; this run (seed 3) measured 2.03" in out
@@ -321,3 +321,25 @@ def test_an_experiment_judges_the_measured_outcome_and_shows_the_prediction(caps
         predict("accuracy", 0.5)
     PREDICTIONS.pop("toy_experiment", None)
     del EXERCISES["toy_experiment"]
+
+
+def test_an_experiment_rejects_the_packages_own_attempt(capsys):
+    """The correct attempt the benchmark measures lives in the package; handing it in (or wrapping it) is not an
+    attempt. Only calls from the learner's code count: the experiment's own run may use the package."""
+    from mmcourse.experiments import welcome as experiments
+
+    assert not check("shuffled_labels", experiments.shuffle_labels)
+    assert "your attempt is `mmcourse.experiments.welcome.shuffle_labels`" in capsys.readouterr().out
+    assert not check("shuffled_labels", lambda labels, generator: experiments.shuffle_labels(labels, generator))
+    assert "your attempt calls `mmcourse.experiments.welcome.shuffle_labels`" in capsys.readouterr().out
+
+
+def test_not_done_yet_names_the_function_that_still_raises(capsys):
+    def my_helper(scores):
+        raise NotImplementedError
+
+    def my_accuracy(scores, labels):
+        return (my_helper(scores) == labels).float().mean().item()
+
+    assert not check("accuracy", my_accuracy)
+    assert "not done yet: replace `raise NotImplementedError` in `my_helper` with your code" in capsys.readouterr().out

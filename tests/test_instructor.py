@@ -76,6 +76,24 @@ def test_nbgrader_generates_every_release(course):
         _nbgrader(course, "generate_assignment", lesson.stem, "--no-db", "--force")
         release = (course / "release" / lesson.stem / lesson.name).read_text()
         assert "### BEGIN SOLUTION" not in release and "YOUR CODE HERE" in release
+        # A build's scaffold survives the release: every class the lesson's stubs define keeps its given methods.
+        import ast
+
+        cells = nbformat.reads(release, 4).cells
+        for cell in cells:
+            if cell.cell_type == "code":
+                ast.parse(cell.source)  # the blanked answers are still Python
+        given = {node.name: {m.name for m in node.body if isinstance(m, ast.FunctionDef)}
+                 for cell in nbformat.read(lesson, 4).cells if cell.cell_type == "code"
+                 and "solution" not in cell.metadata.get("tags", [])
+                 for node in ast.parse(cell.source).body
+                 if isinstance(node, ast.ClassDef) and node.name.startswith("My")}
+        released = {node.name: {m.name for m in node.body if isinstance(m, ast.FunctionDef)}
+                    for cell in cells if cell.cell_type == "code"
+                    for node in ast.parse(cell.source).body if isinstance(node, ast.ClassDef)}
+        for name, methods in given.items():
+            lost = methods - released.get(name, set())
+            assert not lost, f"{lesson.name}: the release's {name} lost its given {lost}"
 
 
 def test_nbgrader_autograde_gives_full_points_to_the_reference_and_none_to_a_blank(tmp_path):
@@ -178,20 +196,34 @@ def test_an_executed_version_keeps_outputs_and_widgets_and_names_a_stalled_cell(
         instructor.executed_version(path, timeout=2)
 
 
-def test_a_builds_class_stub_gets_its_solution_class_in_the_nbgrader_answer():
+def test_a_builds_scaffold_keeps_its_given_lines_in_the_nbgrader_answer():
+    """A build's stub is a scaffold: a class whose __init__ is given and whose forward is the hole, a step function
+    with given lines around its hole. The answer marks only the holes, so a release keeps what is given."""
     from mmcourse.instructor import _answer_source, solution_name
 
-    stub = ('class MyFusion(nn.Module):\n    def forward(self, x):\n        # YOUR CODE HERE\n'
-            '        raise NotImplementedError\n\n\ndef my_step(model, batch):\n    raise NotImplementedError\n\n\n'
+    stub = ('class MyFusion(nn.Module):\n    def __init__(self, d):\n        super().__init__()\n'
+            '        self.w = nn.Parameter(torch.ones(d))  # the weights\n\n    def forward(self, x):\n'
+            '        # YOUR CODE HERE: scale x\n        raise NotImplementedError\n\n\n'
+            'def my_step(model, batch, optimizer):\n    optimizer.zero_grad()\n'
+            '    # YOUR CODE HERE: the loss, backward\n    raise NotImplementedError\n    optimizer.step()\n'
+            '    return loss\n\n\n'
             'exercises.check("fusion_module", MyFusion)\nexercises.check("fusion_step", my_step)\n')
-    solution = ('class SolutionFusion(nn.Module):\n    def forward(self, x):\n        return 2 * x\n\n\n'
-                'def solution_step(model, batch):\n    return model(batch).sum()\n\n\n'
+    solution = ('class SolutionFusion(nn.Module):\n    def __init__(self, d):\n        super().__init__()\n'
+                '        self.w = nn.Parameter(torch.ones(d))\n\n    def forward(self, x):\n'
+                '        return self.w * x\n\n\n'
+                'def solution_step(model, batch, optimizer):\n    optimizer.zero_grad()\n'
+                '    loss = model(batch).sum()\n    loss.backward()\n    optimizer.step()\n    return loss\n\n\n'
                 'exercises.check("fusion_module", SolutionFusion, must_pass=True)\n')
     answer = _answer_source(stub, solution)
-    assert answer.startswith("class MyFusion(nn.Module):\n    ### BEGIN SOLUTION\n    def forward(self, x):\n"
-                             "        return 2 * x\n    ### END SOLUTION")
-    assert "def my_step(model, batch):\n    ### BEGIN SOLUTION\n    return model(batch).sum()" in answer
-    assert "NotImplementedError" not in answer and "exercises.check" not in answer
+    assert answer.startswith("class MyFusion(nn.Module):\n    def __init__(self, d):\n        super().__init__()\n"
+                             "        self.w = nn.Parameter(torch.ones(d))  # the weights\n")
+    assert ("    def forward(self, x):\n        ### BEGIN SOLUTION\n        return self.w * x\n"
+            "        ### END SOLUTION") in answer
+    assert ("def my_step(model, batch, optimizer):\n    optimizer.zero_grad()\n    ### BEGIN SOLUTION\n"
+            "    loss = model(batch).sum()\n    loss.backward()\n    ### END SOLUTION\n    optimizer.step()\n"
+            "    return loss") in answer
+    assert "NotImplementedError" not in answer and "exercises.check" not in answer and "YOUR CODE" not in answer
+    assert "# the weights" in answer, "the given lines keep their comments"
     assert solution_name("MyFusion") == "SolutionFusion" and solution_name("my_step") == "solution_step"
     with pytest.raises(ValueError, match="a function my_<name> or a class My<Name>"):
         solution_name("Mystery")

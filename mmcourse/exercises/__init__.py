@@ -267,8 +267,8 @@ def check(exercise: str | Exercise | Experiment, fn: Callable, must_pass: bool =
         try:
             with _CallWatch(ex._forbidden) as watch:
                 got = ex.drive(fn, *args, **kwargs) if ex.drive else fn(*args, **kwargs)
-        except NotImplementedError:
-            return _report(ex, False, "not done yet: replace `raise NotImplementedError` with your code", must_pass)
+        except NotImplementedError as err:
+            return _report(ex, False, _not_done(err), must_pass)
         except Exception as err:  # the learner's code failed: say where and how
             return _report(ex, False, f"{label} raised {type(err).__name__}: {err}", must_pass)
         if watch.called:
@@ -288,12 +288,20 @@ def _judge(ex: Experiment, fn: Callable, must_pass: bool, seed: int) -> Checked:
     """Run an experiment exercise's attempt and judge its measured outcomes (see :func:`check`)."""
     from ..claims import _format
 
+    reference = getattr(ex.reference, "__code__", None)
+    if reference is not None and getattr(fn, "__code__", None) is reference:
+        return _report(ex, False, f"your attempt is `{_name(reference)}`, the package's own answer to this "
+                                  "experiment; write your own", must_pass)
     try:
-        measured = ex.run(fn, seed)
-    except NotImplementedError:
-        return _report(ex, False, "not done yet: replace `raise NotImplementedError` with your code", must_pass)
+        with _CallWatch({reference: _name(reference)} if reference else {}, callers="learner") as watch:
+            measured = ex.run(fn, seed)
+    except NotImplementedError as err:
+        return _report(ex, False, _not_done(err), must_pass)
     except ValueError as err:  # the package's own check of the setting: say it as it is
         return _report(ex, False, f"your attempt was rejected: {err}", must_pass)
+    if watch.called:
+        return _report(ex, False, f"your attempt calls `{watch.called}`, the package's own answer to this "
+                                  "experiment; write your own", must_pass)
     lines, ok = [], True
     for key, outcome in ex.outcomes.items():
         value = measured[key]
@@ -313,6 +321,16 @@ def _judge(ex: Experiment, fn: Callable, must_pass: bool, seed: int) -> Checked:
             lines.append(f"no prediction recorded: next time, run exercises.predict({ex.name!r}, ...) first")
     head = f"your run (seed {seed}) " + ("meets every outcome" if ok else "misses an outcome")
     return _report(ex, ok, head + "\n  " + "\n  ".join(lines), must_pass)
+
+
+def _not_done(err: NotImplementedError) -> str:
+    """ "not done yet", naming the function that still raises (a build's part may call another of the learner's
+    functions: say which one is unfinished)."""
+    import traceback
+
+    frames = traceback.extract_tb(err.__traceback__)
+    where = f" in `{frames[-1].name}`" if frames else ""
+    return f"not done yet: replace `raise NotImplementedError`{where} with your code"
 
 
 _PACKAGE = Path(__file__).resolve().parents[1]  # mmcourse/
@@ -388,8 +406,10 @@ class _CallWatch:
     """Notes whether any of ``forbidden``'s functions runs inside the ``with`` block, however it was called
     (an imported name, a wrapper, a method): by the code object, with a profile hook."""
 
-    def __init__(self, forbidden: dict[CodeType, str]) -> None:
-        self.forbidden, self._seen, self._previous = forbidden, [], None
+    def __init__(self, forbidden: dict[CodeType, str], callers: str = "any") -> None:
+        # callers="learner": only calls from code outside the package count (an experiment's own run may call
+        # the reference attempt's helpers; the learner's attempt may not call the reference)
+        self.forbidden, self._seen, self._previous, self.callers = forbidden, [], None, callers
 
     @property
     def called(self) -> str:
@@ -399,6 +419,9 @@ class _CallWatch:
 
     def _profile(self, frame: FrameType, event: str, arg) -> None:
         if event == "call" and frame.f_code in self.forbidden and self.forbidden[frame.f_code] not in self._seen:
+            caller = frame.f_back
+            if self.callers == "learner" and caller is not None and _where(caller.f_code.co_filename):
+                return
             self._seen.append(self.forbidden[frame.f_code])
 
     def __enter__(self) -> _CallWatch:
