@@ -14,10 +14,10 @@
 # # Lesson 02: Canonical correlation analysis
 #
 # **What you will learn:** how canonical correlation analysis (CCA) finds what two modalities have
-# in common; how to compute it by whitening and one singular value decomposition; why it overfits
-# when features are many and samples few, and how a ridge chosen on validation data fixes that; how
-# to retrieve images with spoken queries in the shared space; how Deep CCA learns non-linear views,
-# and when it does not beat the linear method; and how to find a bug in a Deep CCA objective.
+# in common, by whitening and one singular value decomposition; why it overfits when features are
+# many and samples few, and how a ridge chosen on validation data fixes that; how to retrieve images
+# with spoken queries in the shared space; when Deep CCA beats the linear method; and how to find a
+# bug in a Deep CCA objective.
 #
 # **You will build:** linear CCA's `fit` (centring, covariances with a ridge, whitening, one SVD),
 # checked against the package's `CCA` and fitted on two views with planted correlations.
@@ -27,7 +27,7 @@
 # [eigenvectors](https://d2l.ai/chapter_appendix-mathematics-for-deep-learning/eigendecomposition.html);
 # the [singular value decomposition](https://en.wikipedia.org/wiki/Singular_value_decomposition).
 #
-# **Time:** about 28 minutes of reading and 30 minutes of exercises. **Runs on:** any laptop CPU in
+# **Time:** about 28 minutes of reading and 32 minutes of exercises. **Runs on:** any laptop CPU in
 # well under a minute.
 #
 # A handwritten 7 and a spoken "seven" look nothing alike: 64 pixels on one side, a spectrogram
@@ -120,10 +120,9 @@ print(f"best raw correlation: {raw:.2f} | first canonical correlation: {cca.cano
 #
 # <details><summary>Answer</summary>
 #
-# Rescaling $w_x$ or $w_y$ leaves the correlation unchanged, so ask for unit variances. With
-# $a = C_{xx}^{1/2} w_x$ and $b = C_{yy}^{1/2} w_y$ they read $\|a\| = \|b\| = 1$, and the objective
-# is $a^\top \tilde C_{xy} b$, whose maximum over unit vectors is the top singular value. A later
-# pair, uncorrelated with the earlier ones, must be orthogonal to them: the next singular value.
+# Unit variances make $a = C_{xx}^{1/2} w_x$ and $b = C_{yy}^{1/2} w_y$ unit vectors and the
+# correlation $a^\top \tilde C_{xy} b$, whose maximum over unit vectors is the top singular value. A
+# later pair, uncorrelated with the earlier ones, must be orthogonal to them: the next singular value.
 # </details>
 
 # %% [markdown]
@@ -139,18 +138,20 @@ print(f"best raw correlation: {raw:.2f} | first canonical correlation: {cca.cano
 # it learns ends in an underscore, and `transform` (given) projects new data. Your `fit` follows the
 # theory:
 #
-# 1. centre both views, keeping their means `x_mean_` and `y_mean_`;
-# 2. estimate $C_{xx} = X^\top X/(n-1) + \lambda I$, $C_{yy}$ likewise, and $C_{xy} = X^\top Y/(n-1)$,
-#    with the ridge $\lambda$ = `reg` (0 gives plain CCA; section 4 shows why you want one);
-# 3. whiten: $\tilde C_{xy} = C_{xx}^{-1/2} C_{xy} C_{yy}^{-1/2}$, with your `my_whitening`;
+# 1. centre both views, keeping their means `x_mean_` and `y_mean_`; below, lowercase $x$ (n, p) and
+#    $y$ (n, q) are the centred data;
+# 2. estimate $C_{xx} = x^\top x/(n-1)$, $C_{yy} = y^\top y/(n-1)$ and $C_{xy} = x^\top y/(n-1)$, and
+#    add the ridge $\lambda$ = `reg` to the two covariances: $C_{xx} + \lambda I$ and $C_{yy} + \lambda I$
+#    (0 gives plain CCA; section 4 shows why you want one);
+# 3. whiten: $\tilde C_{xy} = (C_{xx} + \lambda I)^{-1/2} C_{xy} (C_{yy} + \lambda I)^{-1/2}$, with your
+#    `my_whitening`;
 # 4. take its SVD $U S V^\top$ and keep $k$ = `n_components` pairs: `canonical_correlations_`
-#    $(s_1, \dots, s_k)$, `x_weights_` $C_{xx}^{-1/2} U_k$ of shape (p, k) and `y_weights_`
-#    $C_{yy}^{-1/2} V_k$ of shape (q, k), where $U_k$ and $V_k$ are the first $k$ columns.
+#    $(s_1, \dots, s_k)$, `x_weights_` $(C_{xx} + \lambda I)^{-1/2} U_k$ of shape (p, k) and `y_weights_`
+#    $(C_{yy} + \lambda I)^{-1/2} V_k$ of shape (q, k), where $U_k$ and $V_k$ are the first $k$ columns.
 #
 # The check fits your class and the package's on four pairs of views and compares the correlations,
-# the directions and the projections of new pairs. A pair of directions is defined only up to sign:
-# $(-w_x, -w_y)$ correlates exactly as $(w_x, w_y)$ does. So the check first flips each pair, yours
-# and the package's, to make the largest entry of $w_x$ positive, with *one* sign for both directions.
+# the directions and the projections of new pairs, after giving each pair of directions, yours and
+# the package's, one common sign (question 2 below says why).
 
 # %%
 def my_whitening(cov):
@@ -185,8 +186,8 @@ exercises.check("cca_fit", MyCCA)
 # Part 1: a symmetric matrix is a rotation, a stretch along the axes, and the rotation back. A
 # function of the matrix, such as the inverse square root, acts on the stretch alone. Part 2: each
 # of the four steps takes a line or two. A column of U is a direction in whitened coordinates; the
-# inverse square root of the covariance takes it back to the coordinates of the view. Divide by
-# n - 1, as the theory does: dividing by n leaves the correlations alone but scales the directions.
+# inverse square root of the covariance, ridge included, takes it back to the coordinates of the
+# view. Follow step 2 to the letter, n - 1 included.
 # </details>
 # <details><summary><b>Hint 2: what helps</b></summary>
 #
@@ -301,16 +302,16 @@ views.cca_picture(small, Model(n_components=2).fit(small.x, small.y))
 #
 # ### Does it find the correlations we planted?
 #
-# How close to 0.9, 0.7 and 0.4 should a fit come? An estimate of a correlation $\rho$ from $n$
-# samples has a standard error of about $(1 - \rho^2)/\sqrt{n}$. The claim below allows four of them
-# for each of the six estimates of the package's `CCA` on the same views (training and held out): a
-# correct estimator misses that in fewer than one run of 2,000, so a miss would mean a wrong method,
-# not bad luck.
+# Your build printed its training and held-out correlations for the planted 0.9, 0.7 and 0.4. How
+# close should they come? An estimate of a correlation $\rho$ from $n$ samples has a standard error
+# of about $(1 - \rho^2)/\sqrt{n}$. The claim below allows four of them for each of the six
+# estimates of the package's `CCA` on the same views: a correct estimator misses that in fewer than
+# one run of 2,000, so a miss would mean a wrong method, not bad luck.
 
 # %%
 recovered = experiments.recover_correlations(seed=0)
-for name in ("true", "train", "held_out", "standard_error"):
-    print(f"{name:>15}:", [round(r, 3) for r in recovered[name].tolist()])
+print("standard errors:", [round(r, 4) for r in recovered["standard_error"].tolist()],
+      f"| largest error of the six estimates: {recovered['worst']:.2f} standard errors")
 
 # %%
 experiments.RECOVERS_PLANTED.check(recovered["worst"])
@@ -364,8 +365,8 @@ verify(versus["difference"] < 1e-3, "our CCA and scikit-learn's find the same ca
 # <details><summary>Answer</summary>
 #
 # 0.9. The standard error $(1 - \rho^2)/\sqrt{n}$ shrinks as $\rho$ nears 1, so the strongest
-# correlation is the most precise and the weakest the least: the printed `standard_error` row grows
-# from the first pair to the third.
+# correlation is the most precise and the weakest the least: the printed standard errors grow from
+# the first pair to the third.
 # </details>
 #
 # 2. scikit-learn's weights differ from ours in scale and perhaps in sign. Why do the correlations
@@ -382,8 +383,8 @@ verify(versus["difference"] < 1e-3, "our CCA and scikit-learn's find the same ca
 # ## 4. Overfitting, and the ridge that cures it
 #
 # CCA looks for *any* pair of directions that agree on the training set. With many features and few
-# samples it always finds some, even in pure noise: once $d_x + d_y$ exceeds the number of samples,
-# the spans of the two views' columns must intersect, and the training correlation is exactly 1.
+# samples it always finds some, even in pure noise, with a training correlation of exactly 1
+# (question 1 below says why).
 #
 # The cure is a ridge. Add $\lambda I$ to each covariance, $C_{xx} + \lambda I$ and $C_{yy} + \lambda I$
 # (the *canonical ridge* of Vinod (1976), [*Canonical ridge and econometrics of joint
@@ -431,15 +432,19 @@ explorer
 # The explorer shows the held-out correlation of every ridge, but a real project cannot peek: the
 # test pairs measure the final model once. Choose the ridge on a **validation** split instead, pairs
 # never used to fit. Write `my_pick_ridge(x, y, x_val, y_val, ridges)`: fit a CCA on the training
-# pairs `(x, y)` with each ridge in `ridges` (0 to 100), and return the one whose first pair
-# correlates most on the validation pairs. The check runs it on new views of this kind (100 training
-# and 100 validation pairs), fits CCA with your ridge, and measures the first correlation on 2,000
-# test pairs that your function never sees, against plain CCA and the best ridge of the grid.
+# pairs `(x, y)` with each candidate in `ridges`, **the grid** 0, 0.01, 0.03, 0.1, ..., 3,000, 10,000,
+# and return the one whose first pair correlates most on the validation pairs.
 #
-# Predict first: what will that test correlation be? (Plain CCA's is about 0.)
+# The check runs your function on two new sets of views of this kind, which the lesson has not shown
+# (100 training and 100 validation pairs each): one as they are, one with every feature 100 times
+# larger, as if lengths were recorded in centimetres instead of metres. On each, it fits CCA with your
+# ridge and measures the first correlation on 2,000 test pairs that your function never sees, against
+# the best ridge of the grid and against section 4's ridge of 0.3.
+#
+# Predict first: on the views 100 times larger, which ridge will your validation pick?
 
 # %%
-exercises.predict("ridge_by_validation", None)  # your guess: the first test correlation, from 0 to 1
+exercises.predict("ridge_by_validation", None)  # your guess: a ridge of the grid, from 0 to 10,000
 
 # %%
 def my_pick_ridge(x, y, x_val, y_val, ridges):
@@ -458,9 +463,9 @@ exercises.check("ridge_by_validation", my_pick_ridge)
 # </details>
 # <details><summary><b>Hint 2: what helps</b></summary>
 #
-# `CCA(1, reg=r).fit(x, y)` fits one pair with the ridge `r`; its `.correlations(x_val, y_val)[0]` is
-# that pair's correlation on the validation pairs. `max(ridges, key=score)` returns the candidate
-# with the largest score.
+# `CCA(1, reg=r)` is CCA with one pair and the ridge `r`. A fitted CCA's method `.correlations` gives
+# the correlation of each of its pairs on the data you pass it. Python's `max` takes a `key=` function
+# and returns the item that scores highest.
 # </details>
 # <details><summary><b>Hint 3: the code</b></summary>
 #
@@ -487,11 +492,11 @@ exercises.check("ridge_by_validation", solution_pick_ridge, must_pass=True)
 #
 # <details><summary>Answer</summary>
 #
-# After centring, every column of $X$ and of $Y$ is a vector in $\mathbb{R}^{100}$ orthogonal to the
-# vector of ones: a space of dimension 99. The columns of $X$ span 60 of those dimensions, and so do
-# those of $Y$ (the noise makes each view's columns linearly independent); since $60 + 60 > 99$, the
-# two spans share a subspace of at least 21 dimensions. Any vector in it is both $X w_x$ and $Y w_y$
-# for some directions: the two projections are the same vector, with correlation 1.
+# After centring, the columns of $x$ and of $y$ lie in the 99-dimensional subspace of
+# $\mathbb{R}^{100}$ orthogonal to the vector of ones. Each view's columns span 60 of those dimensions
+# (the noise makes them linearly independent); since $60 + 60 > 99$, the two spans share at least 21
+# dimensions. Any vector there is both $x w_x$ and $y w_y$ for some directions: two identical
+# projections, with correlation 1.
 # </details>
 #
 # 2. Why can a ridge never raise the first training correlation?
@@ -504,14 +509,16 @@ exercises.check("ridge_by_validation", solution_pick_ridge, must_pass=True)
 # a lot, and those hold on new data.
 # </details>
 #
-# 3. Why choose the ridge on validation pairs rather than on the explorer's held-out curve?
+# 3. On the views 100 times larger, validation picked a ridge thousands of times larger than section
+#    4's 0.3. Why? And why not simply take the best ridge of the explorer?
 #
 # <details><summary>Answer</summary>
 #
-# The explorer's held-out pairs are the test. A ridge chosen as the best of ten noisy test scores
-# makes that score too optimistic, so it no longer predicts what new data will see. Validation pairs
-# choose; the test measures once. In your run, the validated ridge came within 0.05 of the best
-# ridge of the grid anyway.
+# Multiplying every feature by 100 multiplies every covariance by 10,000, so $C_{xx} + \lambda I$
+# keeps its shape only if $\lambda$ grows 10,000 times too: a ridge is in the units of the features'
+# variances, and 0.3 suits section 4's views, not views in general. The explorer's curve is the
+# test: a ridge read off it suits only those views, and makes their test score too optimistic.
+# Validation pairs choose, on whatever views you have; the test measures once.
 # </details>
 
 # %% [markdown]
@@ -787,8 +794,7 @@ print(f"corr(xi_x, xi_y) = {torch.corrcoef(torch.stack([xi_x, xi_y]))[0, 1]:.3f}
 print("best total of two pairs for causes correlated 0.9 and 0.7:", experiments.best_nonlinear_total((0.9, 0.7), 2))
 
 # %% [markdown]
-# So the best two pairs of functions correlate 0.9 and 0.81 (the square of the first cause beats the
-# second cause's 0.7), a total of 1.71: the ceiling for any method here.
+# So no method can total more than 1.71 here (question 2 below says why).
 #
 # Each view gets a small perceptron (`MLPEncoder`, two hidden layers of 64 units) with 2 outputs,
 # trained on 10,000 pairs. Training takes a few seconds:
@@ -892,8 +898,7 @@ experiments.DEEP_NO_CLEAR_GAIN.check(deep_av["recall1"] - av_result["recall1"], 
 
 # %% [markdown]
 # Deep CCA retrieves clearly above chance, but not clearly better than linear CCA (the interval
-# above). On the synthetic views it had 10,000 pairs; here it has a thousand noisy pairs, and it
-# overfits them.
+# above).
 #
 # These two rows open the course's **running comparison**: speech-to-image retrieval on the
 # AV-Digits test split, Recall@1 and @5 at the digit level, with their chance levels; lesson 07
@@ -933,12 +938,11 @@ comparison.keep("cca", seed=0, entries=rows)
 # %% [markdown]
 # ## Summary
 #
-# - CCA finds pairs of directions $w_x$, $w_y$ whose projections are maximally correlated. Whiten each
-#   view and take the SVD of $\tilde C_{xy} = C_{xx}^{-1/2} C_{xy} C_{yy}^{-1/2} = U S V^\top$: the
-#   singular values are the canonical correlations, and the directions are
-#   $C_{xx}^{-1/2} u_i$ and $C_{yy}^{-1/2} v_i$.
+# - CCA finds pairs of directions whose projections are maximally correlated: whiten each view, and
+#   the SVD of the whitened cross-covariance gives the canonical correlations and the directions.
 # - With many features and few samples, training correlations reach 1 and mean nothing; measure on
-#   held-out data. A ridge on the covariances, chosen on validation pairs, restores generalisation.
+#   held-out data. A ridge on the covariances restores generalisation; its scale follows the
+#   features' variances, so choose it on validation pairs.
 # - In the shared space you can compare modalities directly: spoken digits retrieve images of the
 #   same digit, with no labels used to build the space.
 # - Deep CCA maximises the top canonical correlations of two networks' outputs. It needs a

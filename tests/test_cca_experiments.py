@@ -92,25 +92,49 @@ def _first_pair_by_generalised_eigenproblem(x, y, reg):
     return wx, np.linalg.solve(cyy, cxy.T @ wx), mx, my
 
 
-def test_ridge_by_validation_shows_the_pick_only_training_and_validation_pairs():
+def _first_test_correlation(views, scale, reg, n_validation=100):
+    """The first test correlation of ridge CCA fitted on views' training pairs times ``scale``, solved
+    independently (the generalised eigenproblem), on the test pairs after the first ``n_validation``."""
     import numpy as np
 
-    seen = {}
+    wx, wy, mx, my = _first_pair_by_generalised_eigenproblem(views.x * scale, views.y * scale, reg)
+    u = (views.x_test[n_validation:].numpy() * scale - mx) @ wx
+    v = (views.y_test[n_validation:].numpy() * scale - my) @ wy
+    return np.corrcoef(u, v)[0, 1]
+
+
+def test_ridge_by_validation_shows_the_pick_only_training_and_validation_pairs_of_new_views():
+    seen = []
 
     def pick(x, y, x_val, y_val, ridges):
-        seen.update(x=tuple(x.shape), y=tuple(y.shape), x_val=tuple(x_val.shape), ridges=ridges)
+        seen.append({"x": tuple(x.shape), "y": tuple(y.shape), "x_val": tuple(x_val.shape), "ridges": ridges,
+                     "data": x})
         return 0.3
 
     result = experiments.ridge_by_validation(pick, seed=0)
-    assert seen == {"x": (100, 60), "y": (100, 60), "x_val": (100, 60), "ridges": experiments.RIDGES}
-    assert result["ridge"] == 0.3 and result["best_held_out"] >= result["held_out"]
-    assert result["gain"] == pytest.approx(result["held_out"] - result["plain_held_out"])
-    assert result["regret"] == pytest.approx(result["best_held_out"] - result["held_out"])
-    # the test correlation, against the same fit computed independently on the 2,000 test pairs
-    views = experiments.many_features(seed=0, n_test=2100)
-    wx, wy, mx, my = _first_pair_by_generalised_eigenproblem(views.x, views.y, 0.3)
-    u, v = (views.x_test[100:].numpy() - mx) @ wx, (views.y_test[100:].numpy() - my) @ wy
-    assert result["held_out"] == pytest.approx(np.corrcoef(u, v)[0, 1], abs=1e-8)
+    assert len(seen) == 2
+    for call in seen:
+        assert {k: v for k, v in call.items() if k != "data"} == \
+            {"x": (100, 60), "y": (100, 60), "x_val": (100, 60), "ridges": experiments.RIDGES}
+    # new views, not the ones section 4 and its explorer show (many_features(seed=0)); the second ones 100 times larger
+    assert torch.equal(seen[0]["data"], experiments.many_features(seed=1000).x)
+    assert torch.allclose(seen[1]["data"], 100 * experiments.many_features(seed=2000).x)
+    assert not torch.allclose(seen[0]["data"], experiments.many_features(seed=0).x)
+    assert result["ridge"] == result["ridge_x100"] == 0.3 and result["gain"] == pytest.approx(0.0, abs=1e-12)
+    assert result["regret"] == pytest.approx(max(result["best_held_out"] - result["held_out"],
+                                                 result["best_held_out_x100"] - result["held_out_x100"]))
+    # the test correlations, against the same fits computed independently on the 2,000 test pairs
+    as_is, larger = experiments.many_features(seed=1000, n_test=2100), experiments.many_features(seed=2000, n_test=2100)
+    assert result["held_out"] == pytest.approx(_first_test_correlation(as_is, 1.0, 0.3), abs=1e-8)
+    assert result["held_out_x100_ridge_0.3"] == pytest.approx(_first_test_correlation(larger, 100.0, 0.3), abs=1e-6)
+
+
+def test_a_ridge_scales_with_the_variance_of_the_features():
+    """Why no fixed ridge suits both sets of views: features c times larger need a ridge c^2 times larger."""
+    views = experiments.many_features(seed=2000, n_test=2100)
+    for reg in (0.3, 1.0):
+        assert _first_test_correlation(views, 100.0, reg * 100**2) == \
+            pytest.approx(_first_test_correlation(views, 1.0, reg), abs=1e-6)
 
 
 def test_ridge_by_validation_rejects_a_ridge_off_the_grid():

@@ -99,12 +99,13 @@ def _drive_cca_fit(cls, x: torch.Tensor, y: torch.Tensor, k: int, reg: float, x_
 register("cca_fit", _reference_cca_fit, _build_cases, drive=_drive_cca_fit, atol=1e-6, rtol=1e-5)
 
 
-# The experiment: the learner's my_pick_ridge(x, y, x_val, y_val, ridges) chooses the ridge; ridge_by_validation
-# fits with it and measures on test pairs the function never sees, judged by the lesson's two claims.
+# The experiment: the learner's my_pick_ridge(x, y, x_val, y_val, ridges) chooses the ridge on two new sets of views
+# (as they are, and with every feature 100 times larger); ridge_by_validation fits with it and measures on test pairs
+# the function never sees, judged by the lesson's two claims: no fixed ridge meets both.
 register_experiment("ridge_by_validation", experiments.ridge_by_validation,
-                    {"gain": experiments.RIDGE_VALIDATED_GAIN, "regret": experiments.RIDGE_VALIDATED_NEAR_BEST},
-                    question="the first test correlation with the ridge your validation picks",
-                    predicted="held_out", reference=experiments.pick_ridge_by_validation)
+                    {"gain": experiments.RIDGE_VALIDATED_BEATS_FIXED, "regret": experiments.RIDGE_VALIDATED_NEAR_BEST},
+                    question="the ridge your validation picks on the views with features 100 times larger",
+                    predicted="ridge_x100", reference=experiments.pick_ridge_by_validation)
 
 
 def _recall_cases() -> list[Case]:
