@@ -26,7 +26,7 @@ from torch import nn
 
 from .attention import AttentionVQA
 from .data.shapes import ANSWERS, COLOURS, POSITIONS, QUESTION_TYPES, SIZES, VOCAB
-from .train import Step
+from .train import Step, scores_of
 
 # ----------------------------------------------------------------------------------- multi-task
 
@@ -276,3 +276,33 @@ def distillation_step(temperature: float, alpha: float, inputs: Sequence[str] = 
         return distillation_loss(scores, batch[teacher], batch[target], temperature, alpha)
 
     return step
+
+
+def distillation_train_step(student: nn.Module, teacher: nn.Module, batch: dict, optimizer,
+                            temperature: float = 4.0, alpha: float = 0.5, student_inputs: Sequence[str] = ("image",),
+                            teacher_inputs: Sequence[str] = ("image", "audio"), target: str = "label") -> torch.Tensor:
+    """One training step of a student distilled from a frozen teacher (Hinton et al. 2015), teacher included.
+
+    The teacher is put in eval mode (no dropout, of modalities or units) and run under ``torch.no_grad()``:
+    its logits v are targets, and it learns nothing. The student's logits u on its own inputs give
+    :func:`distillation_loss` (u, v, ``batch[target]``, tau, alpha); then the optimiser's ``zero_grad``, the
+    backward pass and its ``step``, which moves the student's parameters only. :func:`distillation_step` is the
+    same loss for :func:`mmcourse.train.fit`, with the teacher's logits computed once beforehand.
+    https://arxiv.org/abs/1503.02531
+
+    Shape: ``batch`` {column: (B, ...)}: the student's ``student_inputs``, the teacher's ``teacher_inputs`` and
+    ``target`` (B,) class ids; ``optimizer`` over the student's parameters (``zero_grad()`` and ``step()``) ->
+    the loss, a detached () tensor.
+    """
+    _check_temperature(temperature)
+    _check_alpha(alpha)
+    teacher.eval()
+    with torch.no_grad():
+        teacher_logits = scores_of(teacher(*(batch[c] for c in teacher_inputs)))
+    student.train()
+    student_logits = scores_of(student(*(batch[c] for c in student_inputs)))
+    loss = distillation_loss(student_logits, teacher_logits, batch[target], temperature, alpha)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.detach()

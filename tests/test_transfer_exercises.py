@@ -6,7 +6,15 @@ import torch.nn.functional as F
 
 from mmcourse.data import VOCAB
 from mmcourse.exercises import check
-from mmcourse.transfer import MultiTaskVQA, shapes_task_answers, uncertainty_weighted_loss, weighted_task_loss
+from mmcourse.experiments.transfer import image_model, teacher_model
+from mmcourse.transfer import (
+    MultiTaskVQA,
+    distillation_loss,
+    distillation_train_step,
+    shapes_task_answers,
+    uncertainty_weighted_loss,
+    weighted_task_loss,
+)
 
 
 def _distillation(student, teacher, labels, temperature, alpha, t_squared=True, log_input=True):
@@ -62,17 +70,6 @@ def test_soft_cross_entropy_has_the_kls_gradient_but_not_its_value():
     entropy = -(p * p.log()).sum(1).mean().item()
     assert torch.allclose(grads[0], grads[1], atol=1e-12)
     assert values[1] - values[0] == pytest.approx(4.0 * entropy, rel=1e-9)  # tau^2 H(p_tau)
-
-
-def test_two_heads_exercise(capsys):
-    def routed(h, task, w0, b0, w1, b1):
-        return torch.where((task == 0)[:, None], h @ w0.T + b0, h @ w1.T + b1)
-
-    assert check("two_heads", routed)
-    assert not check("two_heads", lambda h, task, w0, b0, w1, b1: h @ (w0 + w1).T + b0 + b1)  # both heads on every row
-    assert not check("two_heads", lambda h, task, w0, b0, w1, b1: routed(h, 1 - task, w0, b0, w1, b1))  # swapped
-    out = capsys.readouterr().out
-    assert "case 1 of 4 (rows of both tasks, in turn)" in out and "wrong values" in out
 
 
 def test_task_losses_find_the_bug(capsys):
@@ -131,3 +128,107 @@ def test_where_the_nan_of_a_task_without_rows_goes(uncertainty):
         optimiser.step()
     if not uncertainty:  # trained on, every parameter finite
         assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def _loss(u, v, y, tau, alpha):
+    return alpha * tau**2 * F.kl_div(F.log_softmax(u / tau, dim=1), F.softmax(v / tau, dim=1), reduction="batchmean") \
+        + (1 - alpha) * F.cross_entropy(u, y)
+
+
+def _step(student, teacher, batch, optimizer, temperature, alpha, *, eval_mode=True, no_grad=True, zero_grad=True,
+          take_step=True, loss=_loss):
+    """A learner's distillation step, right by default; each flag off is one of the usual mistakes."""
+    if eval_mode:
+        teacher.eval()
+    with torch.no_grad() if no_grad else torch.enable_grad():
+        teacher_logits = teacher(batch["image"], batch["audio"]).scores
+    value = loss(student(batch["image"]), teacher_logits, batch["label"], temperature, alpha)
+    if zero_grad:
+        optimizer.zero_grad()
+    value.backward()
+    if take_step:
+        optimizer.step()
+    return value
+
+
+def test_distillation_step_build(capsys):
+    assert check("distillation_step", _step, must_pass=True)
+    capsys.readouterr()
+
+    def wrong(**mistake):
+        return lambda *args: _step(*args, **mistake)
+
+    expected = {
+        # a teacher trained with modality dropout and left in training mode hides a modality from itself
+        "eval_mode": "case 4 of 5 (a teacher trained with modality dropout, left in training mode): the result['loss']",
+        # the backward pass goes on into the teacher
+        "no_grad": "case 1 of 5 (8 pairs, tau = 4, alpha = 0.5): the result[\"the number of the teacher's parameters "
+                   "that got a gradient\"] is 14, expected 0",
+        # stale gradients from an earlier step are added to the new ones
+        "zero_grad": "case 3 of 5 (the student's parameters come with gradients left by an earlier step): the "
+                     "result[\"student's 0.net.0.weight after the step\"] has wrong values",
+        "take_step": "case 1 of 5 (8 pairs, tau = 4, alpha = 0.5): the result[\"student's",
+    }
+    for flag, message in expected.items():
+        assert not check("distillation_step", wrong(**{flag: False}))
+        out = capsys.readouterr().out
+        assert message in out, (flag, out)
+    # a loss without its factor tau^2 is caught by the step too, in its value
+    def without_tau_squared(u, v, y, tau, a):
+        soft = F.kl_div(F.log_softmax(u / tau, dim=1), F.softmax(v / tau, dim=1), reduction="batchmean")
+        return a * soft + (1 - a) * F.cross_entropy(u, y)
+
+    assert not check("distillation_step", wrong(loss=without_tau_squared))
+    assert "case 1 of 5 (8 pairs, tau = 4, alpha = 0.5): the result['loss'] is" in capsys.readouterr().out
+
+
+def test_distillation_step_must_be_built(capsys):
+    """The package's step (directly or wrapped) and the package's loss inside a step of one's own are rejected;
+    an unfinished stub is "not done yet"; a step that returns nothing is told to return the loss."""
+    assert not check("distillation_step", distillation_train_step)
+    assert "your function calls `mmcourse.transfer.distillation_train_step`" in capsys.readouterr().out
+    assert not check("distillation_step", lambda *args: distillation_train_step(*args))
+    assert "your function calls `mmcourse.transfer.distillation_train_step`" in capsys.readouterr().out
+    assert not check("distillation_step", lambda *args: _step(*args, loss=distillation_loss))
+    assert "your function calls `mmcourse.transfer.distillation_loss`" in capsys.readouterr().out
+
+    def stub(student, teacher, batch, optimizer, temperature, alpha):
+        raise NotImplementedError
+
+    assert not check("distillation_step", stub)
+    assert "not done yet" in capsys.readouterr().out
+
+    def silent(*args):
+        _step(*args)
+
+    assert not check("distillation_step", silent)
+    assert "the step should return the loss" in capsys.readouterr().out
+
+
+def test_the_packages_step_is_one_step_of_torchs_sgd_on_hinton_s_loss():
+    """distillation_train_step against torch's own pieces: the KL of the softened distributions times tau^2 mixed
+    with the cross-entropy, torch.optim.SGD, a frozen teacher (eval mode, no gradient, unchanged)."""
+    torch.manual_seed(0)
+    student, teacher = image_model(), teacher_model()
+    teacher.train()
+    g = torch.Generator().manual_seed(1)
+    batch = {"image": torch.rand(6, 1, 8, 8, generator=g), "audio": torch.randn(6, 1, 32, 40, generator=g),
+             "label": torch.randint(0, 10, (6,), generator=g)}
+    mine = image_model()
+    mine.load_state_dict(student.state_dict())
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    loss = distillation_train_step(student, teacher, batch, torch.optim.SGD(student.parameters(), lr=0.1), 3.0, 0.25)
+    assert not teacher.training and all(p.grad is None for p in teacher.parameters())
+    assert all(torch.equal(v, teacher.state_dict()[k]) for k, v in before.items())
+
+    u, v = mine(batch["image"]), teacher(batch["image"], batch["audio"]).scores.detach()
+    p = torch.softmax(v / 3.0, dim=1)
+    kl = (p * (p.log() - torch.log_softmax(u / 3.0, dim=1))).sum(1).mean()
+    expected = 0.25 * 9.0 * kl + 0.75 * F.cross_entropy(u, batch["label"])
+    expected.backward()
+    torch.optim.SGD(mine.parameters(), lr=0.1).step()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5) and not loss.requires_grad
+    for a, b in zip(student.parameters(), mine.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+    with pytest.raises(ValueError, match="alpha"):
+        distillation_train_step(student, teacher, batch, torch.optim.SGD(student.parameters(), lr=0.1), 3.0, 1.5)

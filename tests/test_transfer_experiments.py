@@ -6,6 +6,7 @@ from claims_hold import claim_tests
 
 from mmcourse.data import ANSWERS
 from mmcourse.experiments import transfer as ex
+from mmcourse.transfer import distillation_train_step
 
 measured, test_every_claim_is_measured, test_claim_holds = claim_tests(ex, seeds=(1,))
 
@@ -151,3 +152,59 @@ def test_the_drowned_teacher_changes_the_audio_only(small_distillation):
     assert set(drowned.grid()) == {ex.HARD} and ex.HARD[1] == 0  # the student of hard labels alone
     assert "self-trained" not in drowned.correct
     assert torch.equal(drowned.correct["baseline"], small_distillation.correct["baseline"])
+
+
+def test_train_student_with_the_packages_step_is_distil(small_distillation, monkeypatch):
+    """The build's loop (the teacher run at every step) trains the very student that distil trains from the
+    teacher's logits computed once: the same batches, the same Adam, the same loss."""
+    monkeypatch.setenv("MMCOURSE_DEVICE", "cpu")  # bit for bit on the CPU (see the seeding test above)
+    result = small_distillation
+    student, losses = ex.train_student(distillation_train_step, result.teacher, result.data, epochs=1, seed=2)
+    n = len(result.data.labelled["label"]) + len(result.data.unlabelled["label"])
+    assert len(losses) == -(-n // ex.STUDENT_BATCH) and all(isinstance(x, float) for x in losses)
+    same = ex.distil(result.data, result.teacher_logits, ex.DEFAULT_TEMPERATURE, ex.DEFAULT_ALPHA, epochs=1, seed=2)
+    for a, b in zip(student.parameters(), same.parameters()):
+        assert torch.allclose(a, b, atol=1e-5)
+    assert not result.teacher.training and next(result.teacher.parameters()).device.type == "cpu"
+    labels = ex.hard_labels(result.data, result.teacher)
+    m = len(result.data.labelled["label"])
+    assert torch.equal(labels[:m], result.data.labelled["label"])
+    assert torch.equal(labels[m:], result.teacher_logits[m:].argmax(1))
+
+
+def test_noisy_teacher_experiment(capsys):
+    """The reference (-10 dB) meets both outcomes on seed 0; the lesson's own audio (30 dB) and a teacher that
+    still helps (0 dB) miss; a setting out of range is rejected; the stub is not done yet."""
+    from mmcourse.exercises import check
+
+    assert check("noisy_teacher", lambda: ex.DROWNED_SNR_DB, must_pass=True)
+    out = capsys.readouterr().out
+    assert "meets every outcome" in out and "noisy teacher's labels right" in out
+    assert not check("noisy_teacher", lambda: ex.AUDIO_SNR_DB)  # the teacher that hears: the same run
+    out = capsys.readouterr().out
+    assert "misses an outcome" in out and f"{ex.NOISY_LOSS}" not in out  # the claims' words, not the keys
+    assert "= 0 (needed > 0" in out
+    assert not check("noisy_teacher", lambda: 0.0)
+    assert "\N{BALLOT X} drowned teacher minus image-only accuracy" in capsys.readouterr().out
+    for bad in (45.0, -31, "loud", True, float("nan")):
+        assert not check("noisy_teacher", lambda bad=bad: bad)
+        assert "your attempt was rejected: audio_snr_db: expected a number of decibels from -30 to 30" in \
+            capsys.readouterr().out
+
+    def stub():
+        raise NotImplementedError
+
+    assert not check("noisy_teacher", stub)
+    assert "not done yet" in capsys.readouterr().out
+
+
+def test_noisy_teacher_run_reuses_the_clean_run(small_distillation):
+    """Given the clean experiment, the run trains only the noisy teacher and its student; at the clean audio it
+    gives back the clean run exactly (the same data and seed)."""
+    clean = small_distillation
+    measured = ex.noisy_teacher_run(ex.AUDIO_SNR_DB, clean.data.seed, clean=clean, epochs=1)
+    right = clean.labels_right()
+    assert measured[ex.NOISY_LOSS] == 0
+    assert measured[ex.NOISY_ADVANTAGE] == pytest.approx(right["teacher"] - right["image only"])
+    assert measured["noisy teacher's student minus the labels alone"] == pytest.approx(
+        clean.accuracy(ex.HARD) - clean.accuracy("baseline"))

@@ -1,11 +1,14 @@
-"""Exercises of lesson 08: the distillation loss, a forward pass through two task heads, and per-task losses
-that turn to NaN when a task has no rows in the batch (find the bug)."""
+"""Exercises of lesson 08: per-task losses that turn to NaN when a task has no rows in the batch (find the bug),
+the build (the distillation loss, then one training step of a student distilled from a frozen teacher) and the
+experiment (how noisy the teacher's audio may get before it stops helping)."""
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
-from . import Case, register
+from . import Case, register, register_experiment
 
 
 def _reference_distillation_loss(student_logits, teacher_logits, labels, temperature, alpha):
@@ -33,26 +36,84 @@ def _distillation_cases() -> list[Case]:
     ]
 
 
-def _reference_two_heads(h, task, w0, b0, w1, b1):
-    """Row i gets head task[i]'s scores: h[i] @ w_t.T + b_t."""
-    out = torch.empty(len(h), w0.shape[0], dtype=h.dtype)
-    for i in range(len(h)):
-        w, b = (w0, b0) if int(task[i]) == 0 else (w1, b1)
-        out[i] = h[i] @ w.T + b
-    return out
+class _SGD:
+    """p <- p - lr * grad for the student's parameters: the optimiser a step case hands over (the check's own, so
+    that the package's optimisers stay free for the learner's code)."""
+
+    def __init__(self, params, lr: float) -> None:
+        self.params, self.lr = list(params), lr
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for p in self.params:
+            if p.grad is not None:
+                p.add_(p.grad, alpha=-self.lr)
 
 
-def _two_heads_cases() -> list[Case]:
-    g = torch.Generator().manual_seed(9)
+TEACHER_GRADIENTS = "the number of the teacher's parameters that got a gradient"
 
-    def case(description: str, task: list[int], d: int = 4, c: int = 3) -> Case:
-        return Case(description, (torch.randn(len(task), d, generator=g), torch.tensor(task),
-                                  torch.randn(c, d, generator=g), torch.randn(c, generator=g),
-                                  torch.randn(c, d, generator=g), torch.randn(c, generator=g)))
 
-    return [case("rows of both tasks, in turn", [0, 1, 0, 1]), case("every row of task 1", [1, 1, 1]),
-            case("every row of task 0", [0, 0]), case("10 rows in a random order, d = 8, 5 answers",
-                                                       [1, 0, 0, 1, 1, 0, 1, 0, 0, 0], d=8, c=5)]
+def _run_step(step, student, teacher, batch, temperature, alpha, stale_gradients=False, teacher_training=False):
+    """Run ``step`` once from the case's start (copies of the student and the teacher) and return what it did: the
+    loss, the student's parameters after the step, the teacher's, and how many of the teacher's parameters got a
+    gradient. ``stale_gradients``: the student's parameters come with gradients left by an earlier step;
+    ``teacher_training``: the teacher comes in training mode (as it is left after training)."""
+    student, teacher = copy.deepcopy(student), copy.deepcopy(teacher)
+    if stale_gradients:
+        for p in student.parameters():
+            p.grad = torch.ones_like(p)
+    teacher.train(teacher_training)
+    loss = step(student, teacher, dict(batch), _SGD(student.parameters(), lr=0.5), temperature, alpha)
+    if not isinstance(loss, (int, float)) and not (isinstance(loss, torch.Tensor) and loss.numel() == 1):
+        raise ValueError(f"the step should return the loss, a number or a tensor of one element; got {loss!r:.60}")
+    return {"loss": float(loss.detach() if isinstance(loss, torch.Tensor) else loss),
+            **{f"student's {name} after the step": p.detach().clone() for name, p in student.named_parameters()},
+            **{f"teacher's {name}": p.detach().clone() for name, p in teacher.named_parameters()},
+            TEACHER_GRADIENTS: sum(p.grad is not None for p in teacher.parameters())}
+
+
+def _reference_distillation_step(student, teacher, batch, temperature, alpha, stale_gradients=False,
+                                 teacher_training=False):
+    from ..transfer import distillation_train_step
+
+    return _run_step(distillation_train_step, student, teacher, batch, temperature, alpha, stale_gradients,
+                     teacher_training)
+
+
+def _drive_distillation_step(step, student, teacher, batch, temperature, alpha, stale_gradients=False,
+                             teacher_training=False):
+    return _run_step(step, student, teacher, batch, temperature, alpha, stale_gradients, teacher_training)
+
+
+def _distillation_step_cases() -> list[Case]:
+    from ..encoders import AudioEncoder, ImageEncoder
+    from ..experiments.transfer import image_model, teacher_model
+    from ..fusion import EarlyFusion, MultimodalClassifier
+
+    torch.manual_seed(11)
+    g = torch.Generator().manual_seed(11)
+    student, teacher = image_model(), teacher_model()
+    # A teacher trained with modality dropout: in training mode it drops the image or the audio of every pair.
+    dropping = MultimodalClassifier([ImageEncoder(64), AudioEncoder(64)], EarlyFusion([64, 64], 64),
+                                    torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(64, 10)), modality_dropout=1.0)
+
+    def batch(size: int) -> dict:
+        return {"image": torch.rand(size, 1, 8, 8, generator=g), "audio": torch.randn(size, 1, 32, 40, generator=g),
+                "label": torch.randint(0, 10, (size,), generator=g)}
+
+    return [
+        Case("8 pairs, tau = 4, alpha = 0.5", (student, teacher, batch(8), 4.0, 0.5)),
+        Case("alpha = 1: the soft term alone, tau = 2", (student, teacher, batch(8), 2.0, 1.0)),
+        Case("the student's parameters come with gradients left by an earlier step", (
+            student, teacher, batch(8), 4.0, 0.5), {"stale_gradients": True}),
+        Case("a teacher trained with modality dropout, left in training mode", (
+            student, dropping, batch(8), 4.0, 0.5), {"teacher_training": True}),
+        Case("one pair (B = 1), tau = 1, alpha = 0.3", (student, teacher, batch(1), 1.0, 0.3)),
+    ]
 
 
 def _reference_task_losses(scores, answers, task, num_tasks):
@@ -76,7 +137,8 @@ def _task_losses_cases() -> list[Case]:
 
 
 register("distillation_loss", _reference_distillation_loss, _distillation_cases)
-register("two_heads", _reference_two_heads, _two_heads_cases)
+register("distillation_step", _reference_distillation_step, _distillation_step_cases,
+         drive=_drive_distillation_step, forbid=("mmcourse.transfer.distillation_loss",))
 register("task_losses", _reference_task_losses, _task_losses_cases, explanation=(
     "The bug: F.cross_entropy over the rows of a task that has none in the batch is a mean over zero rows, "
     "0 / 0 = NaN. Most batches hold every task, so training runs fine for a while; then one batch misses a task "
@@ -87,3 +149,23 @@ register("task_losses", _reference_task_losses, _task_losses_cases, explanation=
     "s_t turns NaN at that step; at the next step its weight exp(-s_t) sends NaN into task t's head and the shared "
     "encoder, and the encoder's NaN features into every other head: every parameter is lost. Give a task without "
     "rows a loss of 0 (and leave it out of the sum), as mmcourse.transfer.per_task_losses does."))
+
+
+def _run_noisy_teacher(attempt, seed: int) -> dict[str, float]:
+    from ..experiments import transfer as experiments
+
+    return experiments.noisy_teacher_run(attempt(), seed)
+
+
+def _register_noisy_teacher() -> None:
+    from ..experiments import transfer as experiments
+
+    register_experiment(
+        "noisy_teacher", _run_noisy_teacher,
+        {experiments.NOISY_ADVANTAGE: experiments.DROWNED_TEACHER_WORSE,
+         experiments.NOISY_LOSS: experiments.DROWNED_STUDENT_GAINS_LESS},
+        question="how often a teacher that no longer helps names the digit of the unlabelled pairs (a fraction)",
+        predicted="noisy teacher's labels right", reference=lambda: experiments.DROWNED_SNR_DB)
+
+
+_register_noisy_teacher()
