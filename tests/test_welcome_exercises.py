@@ -70,6 +70,18 @@ def test_the_shuffled_label_control_is_judged_by_what_it_measures(capsys):
     assert "misses an outcome" in out and "unchanged = 1" in out and "you predicted" in out
     assert not check("shuffled_labels", lambda labels, generator: labels.float() / 10)
     assert "your attempt was rejected: control: expected labels of shape" in capsys.readouterr().out
+    assert not check("shuffled_labels", lambda labels, generator: torch.zeros_like(labels))  # not the same labels
+    assert "control: expected the same labels in another order" in capsys.readouterr().out
+
+    def renamed(labels, generator):  # 1 -> 3 -> 7 -> 1: digits as common as each other, the pairing kept
+        out = labels.clone()
+        for a, b in ((1, 3), (3, 7), (7, 1)):
+            out[labels == a] = b
+        return out
+
+    assert not check("shuffled_labels", renamed)
+    out = capsys.readouterr().out
+    assert "\N{BALLOT X} test accuracy under the best one-to-one renaming" in out, out
     with pytest.raises(ExerciseError, match="misses an outcome"):
         check("shuffled_labels", lambda labels, generator: labels, must_pass=True)
     PREDICTIONS.pop("shuffled_labels", None)

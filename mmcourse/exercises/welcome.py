@@ -100,6 +100,7 @@ register("training_loop", _reference_training_loop, _training_loop_cases, atol=1
 
 
 register_experiment(
-    "shuffled_labels", experiments.shuffled_label_control, {"shuffled": experiments.SHUFFLED_LABELS_AT_CHANCE},
+    "shuffled_labels", experiments.shuffled_label_control,
+    {"shuffled": experiments.SHUFFLED_LABELS_AT_CHANCE, "renamed": experiments.SHUFFLED_LABELS_NO_DIGITS},
     question="the test accuracy of the image model trained on shuffled labels", predicted="shuffled",
     reference=experiments.shuffle_labels)
