@@ -15,27 +15,30 @@
 #
 # **What you will learn:** how to turn one embedding space onto another with an orthogonal map, from
 # pairs in closed form (Procrustes) and without pairs by fooling a discriminator (MUSE); how CSLS
-# keeps "hub" points from spoiling retrieval; what each part of the recipe adds, and how to follow
-# training without labels; and why, between modalities trained apart, the map found without pairs
-# does no better than a random rotation.
+# keeps "hub" points from spoiling retrieval; what each part of the recipe adds; and why, between
+# modalities trained apart, the map found without pairs does no better than a random rotation.
+#
+# **You will build:** one training step of the adversarial game (the discriminator's update, the
+# map's update, the orthogonalisation) and train it for a second.
 #
 # **Prerequisites:** the [singular value decomposition](https://en.wikipedia.org/wiki/Singular_value_decomposition)
 # and the AV-Digits retrieval of [lesson 02](02_cca.ipynb); a GAN in outline
 # ([d2l.ai, generative adversarial networks](https://d2l.ai/chapter_generative-adversarial-networks/gan.html)).
 #
-# **Time:** about 32 minutes of reading and 18 minutes of exercises. **Runs on:** a laptop CPU in
-# well under a minute (each adversarial training takes a second or two); a GPU is used when there is one.
+# **Time:** about 30 minutes of reading and 30 minutes of exercises. **Runs on:** a laptop CPU in
+# well under a minute; a GPU is used when there is one.
 #
 # Word vectors trained on English and, separately, on Spanish have coordinates that mean nothing to
 # each other, yet "cat" sits near "dog" in both, and "gato" near "perro": the two clouds have roughly
 # the *same shape*, turned differently. Find the turn and you can translate without a dictionary.
-# Likewise an image encoder and an audio encoder, trained apart, might arrange the digits alike, so
-# that a map between them lets a spoken "seven" retrieve pictures of sevens. In two dimensions:
+# Likewise an image and an audio encoder, trained apart, might arrange the digits alike. In two
+# dimensions:
 
 # %%
 import math
 
 import torch
+import torch.nn.functional as F
 
 import mmcourse
 from mmcourse import exercises, verify
@@ -66,7 +69,7 @@ views.two_spaces(points, points @ turn, cluster, ("space A (say, English)", "spa
 # can, the clouds overlap. MUSE (Conneau et al. 2018) made this work for word vectors with three
 # choices: the map is **orthogonal** (it may turn and mirror the cloud, never stretch it), the
 # discriminator is **regularised**, and the adversarial map is only a **start**, finished by a closed
-# form. This lesson tests each choice against a simpler alternative.
+# form. This lesson tests each choice.
 #
 # **Notation.** A source point $x$ and a target point $y$ (not a label here) are column vectors in
 # $\mathbb{R}^d$, centred and scaled to unit length, so a dot product is a cosine. A map $W$ acts on
@@ -176,11 +179,9 @@ verify(difference < 1e-4 and (w.T @ w - torch.eye(16)).abs().max() < 1e-5,
        "our Procrustes is orthogonal and equals SciPy's", largest_difference=difference)
 
 # %% [markdown]
-# How many pairs are enough? Without noise, $d = 16$ pairs in general position pin $R$ down:
-# $Y^\top X = R\, X^\top X$, and $X^\top X$ is invertible. With fewer, some directions are free; with
-# noise, every extra pair averages it down. The curves average five random sets of pairs (noise is the
-# standard deviation added to each coordinate; unit vectors in 16 dimensions have coordinates of about
-# 0.25):
+# How many pairs are enough? Without noise, $d = 16$ pairs pin $R$ down (the first question below says
+# why); with noise, every extra pair averages the noise down. The curves average five random sets of pairs (noise is the standard deviation added to each coordinate; unit vectors in 16
+# dimensions have coordinates of about 0.25):
 
 # %%
 recovery = experiments.procrustes_recovery(seed=0)
@@ -193,25 +194,17 @@ verify(recovery["error"][0.0][recovery["pairs"].index(16)] < 1e-6, "16 noiseless
 # %% [markdown]
 # ### Check yourself
 #
-# 1. You swap the roles of source and target. How is the new Procrustes map related to $W^\star$?
-#
-# <details><summary>Answer</summary>
-#
-# It is $W^{\star\top}$, the inverse turn. For an orthogonal $W'$, $\|W'y - x\| = \|y - W'^\top x\|$,
-# so the swapped problem is the original one for $W'^\top$. In the formula: $X^\top Y = V S U^\top$
-# gives $VU^\top = W^{\star\top}$.
-# </details>
-#
-# 2. Why do 12 noiseless pairs give a wrong map in 16 dimensions, while 16 give the exact one?
+# 1. Why do 12 noiseless pairs give a wrong map in 16 dimensions, while 16 give the exact one?
 #
 # <details><summary>Answer</summary>
 #
 # Twelve points span at most 12 directions; on the other 4 any orthogonal completion fits equally
 # well, and the SVD picks one that need not be $R$ (the printed error is far from 0). Sixteen points
-# in general position leave no direction free: $R = Y^\top X (X^\top X)^{-1}$.
+# in general position leave no direction free: $Y^\top X = R\, X^\top X$ with $X^\top X$ invertible,
+# so $R = Y^\top X (X^\top X)^{-1}$.
 # </details>
 #
-# 3. A student who knows the Kabsch algorithm flips a sign so that $\det W = +1$. When does that give
+# 2. A student who knows the Kabsch algorithm flips a sign so that $\det W = +1$. When does that give
 #    a worse answer?
 #
 # <details><summary>Answer</summary>
@@ -225,7 +218,7 @@ verify(recovery["error"][0.0][recovery["pairs"].index(16)] < 1e-6, "16 noiseless
 # ## 2. Reading off pairs: hubs and CSLS
 #
 # With a map in hand, the translation of a source point is its nearest target. Take spaces that are
-# not exact rotated copies (the target is bent by a smooth warp, which section 5 varies), map the
+# not exact rotated copies (the target is bent by a smooth warp, which section 6 varies), map the
 # source with the best orthogonal map, and count for each target how many mapped source points have it
 # among their 10 nearest targets: its *k-occurrence* $N_{10}$ (a count, not lesson 06's $N$). On
 # average it is 10.
@@ -242,9 +235,8 @@ print("largest N_10:", occurrence.max().item(), "| targets in nobody's top ten:"
 # %% [markdown]
 # A few targets sit in the top ten of very many queries, and some in nobody's. These *hubs* come with
 # high dimensions (Radovanović et al. 2010): a point near the middle of the cloud is close to
-# everything. Of the queries whose nearest target is a hub, all but its partner are misses. Hubness
-# is measured by the skewness of $N_{10}$, $\mathbb{E}[(N_{10} - \mu)^3] / \sigma^3$: a long right
-# tail makes it large.
+# everything, and of the many queries it captures, all but one miss. Hubness is measured by the
+# skewness of $N_{10}$, $\mathbb{E}[(N_{10} - \mu)^3] / \sigma^3$: a long right tail makes it large.
 
 # %%
 centred = occurrence.double() - occurrence.double().mean()
@@ -331,9 +323,8 @@ exercises.check("csls_scores", solution_csls, must_pass=True)
 #
 # <details><summary>Answer</summary>
 #
-# It shifts a query's whole row, so it cannot change which target the query picks. It matters when one
-# target compares queries, down a column, where it charges queries that are close to everything; and
-# refinement (section 4) keeps only pairs that both directions agree on.
+# It shifts a query's whole row, so it cannot change which target the query picks. It matters down a
+# column, where one target compares queries, as the mutual pairs of refinement (section 5) do.
 # </details>
 #
 # 2. Predict: does CSLS only reorder the queries among the hubs, or does it also give the targets that
@@ -353,18 +344,19 @@ exercises.check("csls_scores", solution_csls, must_pass=True)
 # a discriminator learns to find such differences, and the map learns to remove them.
 #
 # The discriminator gives a logit $l$ and $D(v) = \sigma(l)$, the probability that the point $v$ is a
-# mapped source point. On source points $x$ and target points $y$ drawn independently (there are no
-# pairs), it minimises a binary cross-entropy whose targets are smoothed by $\epsilon = 0.1$ (0.9 for
-# mapped points, 0.1 for target points, instead of 1 and 0):
+# mapped source point. A batch holds $B$ source points $x_i$ and $B$ target points $y_j$, drawn
+# independently (there are no pairs). The discriminator minimises the mean binary cross-entropy over
+# these $2B$ points, with targets smoothed by $\epsilon = 0.1$ (0.9 for mapped points, 0.1 for target
+# points, instead of 1 and 0):
 #
-# $$\mathcal{L}_D = -\,\mathbb{E}_x\big[(1 - \epsilon)\log D(Wx) + \epsilon \log\big(1 - D(Wx)\big)\big]
-#   - \mathbb{E}_y\big[\epsilon \log D(y) + (1 - \epsilon)\log\big(1 - D(y)\big)\big],$$
+# $$\mathcal{L}_D = -\frac{1}{2B}\Big[\sum_i \big((1 - \epsilon)\log D(Wx_i) + \epsilon \log\big(1 - D(Wx_i)\big)\big)
+#   + \sum_j \big(\epsilon \log D(y_j) + (1 - \epsilon)\log\big(1 - D(y_j)\big)\big)\Big].$$
 #
-# while the map minimises the same loss with the targets swapped; only its first term depends on $W$:
-# $\mathcal{L}_W = -\,\mathbb{E}_x\big[\epsilon \log D(Wx) + (1 - \epsilon)\log\big(1 - D(Wx)\big)\big]$.
-# MUSE's recipe: $W$ starts at the identity; $D$ has input dropout 0.1 and two hidden layers with
-# LeakyReLU(0.2), and takes five steps per step of $W$; both learn by SGD with learning rate
-# $\eta = 0.1$. The package's discriminator takes batches `(runs, B, d)`, to train several maps at once:
+# The map minimises the same mean on another batch with the targets swapped ($\epsilon$ for mapped
+# points, $1 - \epsilon$ for target points); only its mapped half depends on $W$. MUSE's recipe: $W$
+# starts at the identity; $D$ has input dropout 0.1 and two hidden layers with LeakyReLU(0.2), takes
+# five steps per step of $W$ and judges the map without dropout; both learn by SGD with learning rate
+# $\eta = 0.1$. The package's discriminator takes batches `(runs, B, d)`:
 
 # %%
 print(Discriminator(dim=16, hidden=32))
@@ -388,13 +380,9 @@ for step in range(4):
 # $$W \leftarrow (1 + \beta)\, W - \beta\, (W W^\top) W,$$
 #
 # which moves each singular value of $W$ the same way; it applies unchanged to the code's
-# `w` $= W^\top$.
-#
-# ### Find the bug: the orthogonalisation step
-#
-# This step was copied from a tutorial. It passes the author's test: an orthogonal matrix stays where
-# it is. Yet start from a map that is only *nearly* orthogonal, as every map is during training, and
-# repeat the step:
+# `w` $= W^\top$. A tutorial's version of this step passes its author's test: an orthogonal matrix
+# stays where it is. Yet start from a map that is only *nearly* orthogonal, as every map is during
+# training, and repeat the step:
 
 # %%
 def tutorial_orthogonalize(w, beta=0.001):
@@ -414,114 +402,20 @@ after = repeat(tutorial_orthogonalize, nearly)
 print("a nearly orthogonal W, after 2,000 steps of beta = 0.01, is still finite:", bool(torch.isfinite(after).all()))
 
 # %% [markdown]
-# Find the bug and fix it in `my_orthogonalize`; the check runs it on matrices that are not
-# orthogonal.
-
-# %%
-def my_orthogonalize(w, beta=0.001):
-    # YOUR CODE HERE: a fixed copy of tutorial_orthogonalize
-    raise NotImplementedError
-
-
-exercises.check("orthogonalize", my_orthogonalize)
-
-# %% [markdown]
-# <details><summary><b>Hint 1: a nudge</b></summary>
-#
-# Read the second term of the tutorial's line against the equation above, one factor at a time. Then
-# ask which matrices the author's test could not tell apart.
-# </details>
-# <details><summary><b>Hint 2: what helps</b></summary>
-#
-# Take the shear `torch.tensor([[1.0, 0.5], [0.0, 1.0]])`, neither orthogonal nor symmetric. Apply
-# one step of each form with `beta = 0.1` and compare `torch.linalg.svdvals` of the result with
-# $f(s) = (1 + \beta)s - \beta s^3$ of the shear's singular values: only the correct form matches
-# exactly. `w.T` is the transpose.
-# </details>
-# <details><summary><b>Hint 3: the code</b></summary>
-#
-# ```python
-# return (1 + beta) * w - beta * w @ w.T @ w
-# ```
-# </details>
-
-# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
-def solution_orthogonalize(w, beta=0.001):
-    return (1 + beta) * w - beta * w @ w.T @ w  # W W^T W = U S^3 V^T: only the singular values move
-
-
-exercises.check("orthogonalize", solution_orthogonalize, must_pass=True)
-fixed = repeat(solution_orthogonalize, nearly)
-with exercises.folded():
-    verify(torch.allclose(torch.linalg.svdvals(fixed), torch.ones(4), atol=1e-4),
-           "2,000 fixed steps turn the nearly orthogonal W into an orthogonal one",
-           singular_values=[round(v, 4) for v in torch.linalg.svdvals(fixed).tolist()])
-
-# %% [markdown]
-# The package's `orthogonalize`, repeated on the same nearly orthogonal $W$:
-
-# %%
-from mmcourse.alignment import orthogonalize
-
-print("singular values before:", [round(v, 3) for v in torch.linalg.svdvals(nearly).tolist()])
-print("after 2,000 steps:     ", [round(v, 3) for v in torch.linalg.svdvals(repeat(orthogonalize, nearly)).tolist()])
-
-# %% [markdown]
-# Now the recipe. `experiments.unsupervised_alignment` trains the map of section 1's spaces for 300
-# steps from $W = I$ with $\beta = 0.01$ and records, every 30 steps, the map, the discriminator's
-# accuracy and (here we know the truth) precision@1 with CSLS. In the same batched computation it
-# trains the recipe on the same rotation turned twice as far (172 degrees), and a map without the
-# orthogonalisation step (section 5). A few seconds:
-#
-# <details><summary>More: MUSE's own settings</summary>
-#
-# MUSE's code trains far longer: 5 epochs of a million samples in batches of 32, about 156,000 map
-# steps, with $\beta = 0.001$ and a decaying learning rate. Over our 300 steps the stronger
-# $\beta = 0.01$ keeps $W$ from drifting far from orthogonal, though not on it (section 5 prints its
-# singular values).
-# </details>
-
-# %%
-unsupervised = experiments.unsupervised_alignment(seed=0, progress=True)
-history = unsupervised["result"].history
-mild, large = unsupervised["precision"]["mild"], unsupervised["precision"]["large"]
-print("discriminator accuracy (86 degrees):", {s: round(float(a[0]), 2) for s, a in
-                                               zip(history.step, history.discriminator_accuracy)})
-print(f"precision@1 at 86 degrees: the identity {mild['identity']:.3f}, the adversarial map {mild['adversarial']:.3f}"
-      f" | chance {unsupervised['chance']:.4f} (one partner among 1,500 targets)")
-
-# %%
-experiments.ADVERSARIAL_BEATS_ITS_START.check(mild["adversarial"] - mild["identity"])
-
-# %% [markdown]
-# The identity, before any training, already has a few percent of the partners right: the rotation
-# turns some planes only a little. The adversarial map, trained without a single pair, finds far more.
+# The tutorial's step has a bug; you will find it in the next section, where you write the whole step.
 
 # %% [markdown]
 # ### Check yourself
 #
-# 1. Why did the tutorial's step pass the author's test, and why does it fail on a nearly orthogonal $W$?
+# 1. One step with $\beta = 0.01$ on $W = 2I$: what comes out?
 #
 # <details><summary>Answer</summary>
 #
-# The tutorial computes `w.T @ w @ w` where the step needs `w @ w.T @ w`. With the SVD
-# $w = USV^\top$, $ww^\top w = US^3V^\top$: the singular vectors stay put and each singular value moves
-# towards 1. $w^\top w w = VS^2V^\top USV^\top$ mixes the two sets of singular vectors, so each step
-# also turns $w$, and repeated steps can diverge. The two agree when $w^\top w = ww^\top$, as for the
-# author's orthogonal test matrix.
+# Every singular value is 2 and becomes $1.01 \cdot 2 - 0.01 \cdot 8 = 1.94$, so $W = 1.94\,I$: a small
+# move towards the orthogonal matrices.
 # </details>
 #
-# 2. In your run the discriminator's accuracy starts near 0.5, jumps by step 30, then settles lower.
-#    What does each phase mean?
-#
-# <details><summary>Answer</summary>
-#
-# At step 0 the untrained discriminator guesses. It quickly learns the clouds' largest differences
-# (the peak at step 30); as the map removes them, the accuracy settles around 0.6 to 0.75. The clouds
-# can still be told apart, and refinement (section 4) finishes the job.
-# </details>
-#
-# 3. Does the step keep working for any singular value, however large?
+# 2. Does the step keep working for any singular value, however large?
 #
 # <details><summary>Answer</summary>
 #
@@ -532,12 +426,229 @@ experiments.ADVERSARIAL_BEATS_ITS_START.check(mild["adversarial"] - mild["identi
 # </details>
 
 # %% [markdown]
-# ## 4. Refinement, and judging a map without labels
+# ## 4. Build it yourself: one step of the adversarial game
 #
-# The adversarial map gets some partners right, not all. Procrustes (section 1) would improve it if
-# you knew which pairs were right. A guess: the *mutual* nearest neighbours, pairs $(x_i, y_j)$ where
-# $y_j$ is $Wx_i$'s best CSLS match and $Wx_i$ is $y_j$'s. How many such pairs do three starts give,
-# and how many of them are right (which only the evaluation can know)?
+# The package's `adversarial_alignment` repeats one step 300 times; write that step. It trains $R$
+# maps at once: `w` is $(R, d, d)$, each batch $(R, B, d)$, and each loss a run's mean over its $2B$
+# points, summed over the runs, so that every map learns as if alone. You write the discriminator's
+# update, the map's update (judged without dropout, then dropout back on) and the return, and fix the
+# tutorial's orthogonalisation (`.mT` transposes the last two dimensions). The check runs your step
+# and the package's `adversarial_step` from the same start on the same batches, and compares the
+# losses and every parameter after the step.
+
+# %%
+def my_alignment_step(w, discriminator, map_optimizer, discriminator_optimizer, batches, smoothing=0.1, beta=0.01):
+    """w: (R, d, d), a parameter; batches: (x, y) pairs, each (R, B, d), one per discriminator step, then the map's."""
+    *discriminator_batches, (x, y) = batches
+    r = len(x)  # R runs; labels (R, 2B): 1 - smoothing for B mapped points, smoothing for B targets
+    labels = torch.cat([torch.full_like(x[..., 0], 1 - smoothing), torch.full_like(y[..., 0], smoothing)], dim=1)
+    for x_d, y_d in discriminator_batches:
+        points = torch.cat([x_d @ w.detach(), y_d], dim=1)  # (R, 2B, d): B mapped points, then B targets
+        # YOUR CODE HERE: the discriminator's loss on points, then one step of discriminator_optimizer
+        raise NotImplementedError
+    # YOUR CODE HERE: the map's loss on x @ w and y with the targets swapped, then one step of map_optimizer
+    raise NotImplementedError
+    with torch.no_grad():  # copied from the tutorial: find the bug
+        w.copy_((1 + beta) * w - beta * w.mT @ w @ w)
+    # YOUR CODE HERE: return (the last discriminator loss, the map's loss), detached
+    raise NotImplementedError
+
+
+exercises.check("alignment_step", my_alignment_step)
+
+# %% [markdown]
+# <details><summary><b>Hint 1: a nudge</b></summary>
+#
+# Each update is the four moves of any training step: a loss, zeroed gradients, backward, a step of
+# its own optimiser. The map's loss scores points made like the discriminator's, from the last batch,
+# against the opposite targets. For the copied line, read its second term against the equation of
+# section 3, one factor at a time.
+# </details>
+# <details><summary><b>Hint 2: what helps</b></summary>
+#
+# `F.binary_cross_entropy_with_logits(logits, labels)` averages over all $R \times 2B$ entries: times
+# `r` it sums the runs' means. `discriminator.eval()` and `discriminator.train()` switch dropout off and
+# on. For the code's stack of maps, $WW^\top W$ reads `w @ w.mT @ w`.
+# </details>
+# <details><summary><b>Hint 3: the code</b></summary>
+#
+# ```python
+# # in the loop
+# discriminator_loss = F.binary_cross_entropy_with_logits(discriminator(points), labels) * r
+# discriminator_optimizer.zero_grad()
+# discriminator_loss.backward()
+# discriminator_optimizer.step()
+# # the map's step
+# discriminator.eval()
+# map_loss = F.binary_cross_entropy_with_logits(discriminator(torch.cat([x @ w, y], dim=1)), 1 - labels) * r
+# discriminator.train()
+# map_optimizer.zero_grad()
+# map_loss.backward()
+# map_optimizer.step()
+# # the fix: (1 + beta) * w - beta * w @ w.mT @ w; then
+# return discriminator_loss.detach(), map_loss.detach()
+# ```
+# </details>
+
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
+def solution_alignment_step(w, discriminator, map_optimizer, discriminator_optimizer, batches, smoothing=0.1,
+                            beta=0.01):
+    *discriminator_batches, (x, y) = batches
+    r = len(x)
+    labels = torch.cat([torch.full_like(x[..., 0], 1 - smoothing), torch.full_like(y[..., 0], smoothing)], dim=1)
+    for x_d, y_d in discriminator_batches:
+        points = torch.cat([x_d @ w.detach(), y_d], dim=1)
+        discriminator_loss = F.binary_cross_entropy_with_logits(discriminator(points), labels) * r
+        discriminator_optimizer.zero_grad()
+        discriminator_loss.backward()
+        discriminator_optimizer.step()
+    discriminator.eval()  # no dropout while it judges the map
+    map_loss = F.binary_cross_entropy_with_logits(discriminator(torch.cat([x @ w, y], dim=1)), 1 - labels) * r
+    discriminator.train()
+    map_optimizer.zero_grad()
+    map_loss.backward()
+    map_optimizer.step()
+    with torch.no_grad():
+        w.copy_((1 + beta) * w - beta * w @ w.mT @ w)  # W W^T W = U S^3 V^T: only the singular values move
+    return discriminator_loss.detach(), map_loss.detach()
+
+
+exercises.check("alignment_step", solution_alignment_step, must_pass=True)
+
+# %% [markdown]
+# Now train your step on section 1's spaces: 300 steps from $W = I$, recording precision@1 with CSLS
+# (here we know the truth) and the discriminator's accuracy every 30 steps. About a second:
+
+# %%
+from mmcourse.alignment import adversarial_alignment, adversarial_step
+
+step = exercises.yours_or("alignment_step", my_alignment_step, adversarial_step)
+trained = adversarial_alignment(spaces.source, spaces.target, truth=spaces.truth, step=step, record_every=30,
+                                eval_rows=300)
+print("precision@1, every 30 steps:", [round(float(p[0]), 2) for p in trained.history.precision])
+print("discriminator accuracy:     ", [round(float(a[0]), 2) for a in trained.history.discriminator_accuracy])
+print(f"precision@1 of the map on all 1,500 points: "
+      f"{experiments.csls_precision(spaces.source, spaces.target, trained.maps[0], spaces.truth):.3f}")
+
+# %% [markdown]
+# From here on the lesson uses the package's `adversarial_step` inside `adversarial_alignment`; read
+# both in `mmcourse/alignment.py`. Its `orthogonalize`, repeated on the tutorial's nearly orthogonal $W$:
+
+# %%
+from mmcourse.alignment import orthogonalize
+
+fixed = repeat(orthogonalize, nearly)
+print("singular values before:", [round(v, 3) for v in torch.linalg.svdvals(nearly).tolist()])
+verify(torch.allclose(torch.linalg.svdvals(fixed), torch.ones(4), atol=1e-4),
+       "2,000 steps of the package's orthogonalize turn the nearly orthogonal W into an orthogonal one",
+       singular_values=[round(v, 4) for v in torch.linalg.svdvals(fixed).tolist()])
+
+# %% [markdown]
+# `experiments.unsupervised_alignment` trains three maps at once: the recipe again (its discriminator
+# starts from other draws, so its map differs a little from yours), the recipe on the rotation turned
+# twice as far (172 degrees), and a map without orthogonalisation (section 6). A few seconds:
+#
+# <details><summary>More: MUSE's own settings</summary>
+#
+# MUSE's code trains far longer: 5 epochs of a million samples in batches of 32, about 156,000 map
+# steps, with $\beta = 0.001$ and a decaying learning rate. Over our 300 steps the stronger
+# $\beta = 0.01$ keeps $W$ from drifting far from orthogonal, though not on it (section 6 prints its
+# singular values).
+# </details>
+
+# %%
+unsupervised = experiments.unsupervised_alignment(seed=0, progress=True)
+history = unsupervised["result"].history
+mild, large = unsupervised["precision"]["mild"], unsupervised["precision"]["large"]
+print(f"precision@1 at 86 degrees: the identity {mild['identity']:.3f}, the adversarial map {mild['adversarial']:.3f}"
+      f" | chance {unsupervised['chance']:.4f} (one partner among 1,500 targets)")
+
+# %%
+experiments.ADVERSARIAL_BEATS_ITS_START.check(mild["adversarial"] - mild["identity"])
+
+# %% [markdown]
+# The identity, before any training, already has a few percent of the partners right: the rotation
+# turns some planes only a little.
+#
+# ### Experiment: how many pairs is the adversarial map worth?
+#
+# With how many random true pairs does Procrustes find more partners than the map you trained? Predict
+# first: write your number in place of `None`.
+
+# %%
+exercises.predict("pairs_worth", None)  # your guess: a number of pairs, from 2 to 1500
+
+# %% [markdown]
+# Then find it. The check fits Procrustes on your number of random pairs and on half as many (five
+# draws each) and compares precision@1 with the map trained in your build: your number passes when
+# Procrustes finds more partners with it and fewer with half of it. A try takes a second or two.
+
+# %%
+def my_pairs():
+    # YOUR CODE HERE: return your number of pairs
+    raise NotImplementedError
+
+
+exercises.check("pairs_worth", my_pairs)
+
+# %% [markdown]
+# <details><summary><b>Hint 1: a nudge</b></summary>
+#
+# Section 1 says how many noiseless pairs pin an orthogonal map down in 16 dimensions, and these pairs
+# are noisy. Start there, and let the precisions the check prints tell you which way to move.
+# </details>
+# <details><summary><b>Hint 2: what helps</b></summary>
+#
+# The check prints `procrustes` (your number), `procrustes with half`, `adversarial` and
+# `overtakes at`; `experiments.pairs_against_adversarial(pairs)` returns the same numbers.
+# </details>
+# <details><summary><b>Hint 3: the code</b></summary>
+#
+# ```python
+# return 20  # Procrustes overtakes near 14 pairs: with 20 it finds more partners, with 10 fewer
+# ```
+# </details>
+
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
+def solution_pairs():
+    return 20  # Procrustes overtakes near 14 pairs: 20 finds more partners, 10 fewer, on each of seeds 0-9
+
+
+exercises.check("pairs_worth", solution_pairs, must_pass=True)
+
+# %% [markdown]
+# Three hundred steps of the adversarial game are worth between 10 and 20 noisy pairs (on every seed
+# of 0-9), about as many as the space has dimensions. Refinement, next, turns such a start into much more.
+
+# %% [markdown]
+# ### Check yourself
+#
+# 1. Why did the tutorial's step pass its author's test, and fail on a nearly orthogonal $W$?
+#
+# <details><summary>Answer</summary>
+#
+# It computes `w.mT @ w @ w` where the step needs `w @ w.mT @ w`. With $w = USV^\top$, $ww^\top w =
+# US^3V^\top$ moves only the singular values; $w^\top w w$ also turns $w$, and repeated steps can
+# diverge. The two agree when $w^\top w = ww^\top$, as for the author's orthogonal test matrix.
+# </details>
+#
+# 2. In your run the discriminator's accuracy starts near 0.5, jumps by step 30, then settles lower.
+#    What does each phase mean?
+#
+# <details><summary>Answer</summary>
+#
+# At step 0 the untrained discriminator guesses. It quickly learns the clouds' largest differences;
+# as the map removes them, the accuracy settles around 0.6 to 0.75: the clouds can still be told
+# apart.
+# </details>
+
+# %% [markdown]
+# ## 5. Refinement, and judging a map without labels
+#
+# The adversarial map gets some partners right, not all. Procrustes would improve it if you knew which
+# pairs were right. A guess: the *mutual* nearest neighbours, pairs $(x_i, y_j)$ where $y_j$ is
+# $Wx_i$'s best CSLS match and $Wx_i$ is $y_j$'s. How many such pairs do three starts give, and how
+# many are right (which only the evaluation can know)?
 
 # %%
 from mmcourse.alignment import csls_scores
@@ -552,8 +663,8 @@ for turn, start in (("mild", "identity"), ("mild", "adversarial"), ("large", "id
 
 # %% [markdown]
 # **Refinement** solves Procrustes on the mutual pairs, maps again, takes the new mutual pairs, and
-# repeats (5 rounds). If the first pairs point roughly the right way (a partner's close neighbour
-# serves as well as the partner), each round's pairs are better than the last.
+# repeats (5 rounds). If the first pairs point roughly the right way, each round's pairs are better
+# than the last.
 #
 # The last column needs no labels: how close the pairs that a map agrees on lie. When the map lays
 # the clouds exactly on top of each other, it is near 1. This is the lesson's **criterion**, with
@@ -589,8 +700,7 @@ experiments.IDENTITY_TOO_FAR.check(large["identity, refined"])
 # %% [markdown]
 # At 86 degrees, refinement from the adversarial map finds nearly every partner without a single
 # pair, landing on the all-pairs map itself. But refinement from the identity finds just as many:
-# few of its mutual pairs are right, yet Procrustes on them turns the map the right way. The
-# adversarial stage adds nothing to the result.
+# few of its mutual pairs are right, yet Procrustes on them turns the map the right way.
 #
 # At 172 degrees (one plane almost upside down) the identity's mutual pairs are nearly all wrong, and
 # refinement from it goes nowhere. The adversarial map came close enough here, but it too is a local
@@ -610,8 +720,8 @@ print(f"rank correlation with precision@1 over {len(history.step)} steps: criter
 experiments.CRITERION_TRACKS_TRAINING.check(ranking)
 
 # %% [markdown]
-# The criterion rose as precision@1 did, without labels; but so did the step number, so the run shows
-# that it follows training, not that it would pick a better step than the last. Replay the training
+# The criterion, which needs no labels, rose as precision@1 did; but so did the step number, so the run
+# shows that it follows training, not that it would pick a better step than the last. Replay the training
 # with the slider: left, both spaces on the target's first two principal axes (target grey, mapped
 # source coloured by top-level cluster); middle, precision@1 and the criterion; right, the
 # discriminator's accuracy (0.5: it can no longer tell).
@@ -627,9 +737,9 @@ views.AdversarialReplay(spaces.source, spaces.target, spaces.cluster, history)
 #
 # <details><summary>Answer</summary>
 #
-# A start that refinement can finish. At 86 degrees the identity already is one, though few of its
-# mutual pairs are exactly right; at 172 degrees it is not (checked). There the adversarial stage can
-# bring the map close enough, as it did here, but as a local search from the identity it often fails.
+# A start that refinement can finish. At 86 degrees the identity already is one; at 172 degrees it is
+# not (checked), and there the adversarial stage brought the map close enough, though as a local
+# search from the identity it often fails.
 # </details>
 #
 # 2. Why build the dictionary from *mutual* nearest neighbours rather than from every source point's
@@ -638,23 +748,12 @@ views.AdversarialReplay(spaces.source, spaces.target, spaces.cluster, history)
 # <details><summary>Answer</summary>
 #
 # A pair that both directions agree on is more often right: one-way pairs include every query that a
-# hub or a wrong region captures, and Procrustes on many wrong pairs pulls the map towards them. In
-# your run, compare the share of the adversarial map's mutual pairs that are right with its
-# precision@1.
-# </details>
-#
-# 3. Precision@1 needs the very dictionary you do not have. Which curve would you watch in practice,
-#    and what does this run not show about it?
-#
-# <details><summary>Answer</summary>
-#
-# The criterion. Along this run it ordered the steps as precision@1 did, but so did the step number
-# (printed beside it): the run cannot show that it would pick a better step than the last. Section 5
-# shows its other limits.
+# hub or a wrong region captures, and Procrustes on many wrong pairs pulls the map towards them (in
+# your run, compare the share of right mutual pairs with precision@1).
 # </details>
 
 # %% [markdown]
-# ## 5. Where it breaks
+# ## 6. Where it breaks
 #
 # ### When the spaces are not rotated copies
 #
@@ -695,7 +794,7 @@ views.NonIsometryView(isometry)
 #
 # ### Without orthogonalisation
 #
-# Section 3 also trained a map without the orthogonalisation step ($\beta = 0$). The singular values
+# Section 4 also trained a map without the orthogonalisation step ($\beta = 0$). The singular values
 # of the two adversarial maps (all 1 for an orthogonal map), and what each finds before and after
 # refinement:
 
@@ -712,15 +811,14 @@ experiments.NO_ORTHOGONALISATION_DISTORTS.check(experiments.distortion(failures)
 experiments.REFINEMENT_UNDOES_DISTORTION.check(abs(failures["recipe"]["refined"] - failures["no orthogonalisation"]["refined"]))
 
 # %% [markdown]
-# Without the step, the map distorts the cloud to fool the discriminator instead of turning it. The
-# recipe's map stays nearer orthogonal, though not on it. Refinement replaces either by an orthogonal
-# map, and both refined maps find the same partners: the step improves the start, not the result.
+# Without the step, the map distorts the cloud to fool the discriminator instead of turning it.
+# Refinement replaces either map by an orthogonal one, and both refined maps find the same partners:
+# the step improves the start, not the result.
 #
 # ### A stronger discriminator
 #
 # GAN advice says to keep the discriminator from winning, and MUSE regularises its own with smoothed
-# targets and input dropout (Salimans et al. 2016 smooth only the real targets; MUSE smooths both).
-# Does a stronger discriminator hurt? Train with 10 discriminator steps per map step instead of 5
+# targets and input dropout (Salimans et al. 2016). Does a stronger discriminator hurt? Train with 10 discriminator steps per map step instead of 5
 # (about a second):
 
 # %%
@@ -764,8 +862,8 @@ verify(abs(mirror["criterion"]["true"] - mirror["criterion"]["mirrored"]) < 1e-5
        "the mirrored map scores the same criterion as the true one, yet finds no partner", **mirror["criterion"])
 
 # %% [markdown]
-# Real spaces are rarely exactly symmetric, but near-symmetries (a few similar clusters) fill the
-# landscape with such traps, and adversarial training is a local search from the identity.
+# Real spaces are rarely exactly symmetric, but near-symmetries (a few similar clusters) set such
+# traps for a local search from the identity.
 #
 # <details><summary>More: try it on a larger turn</summary>
 #
@@ -777,18 +875,7 @@ verify(abs(mirror["criterion"]["true"] - mirror["criterion"]["mirrored"]) < 1e-5
 # %% [markdown]
 # ### Check yourself
 #
-# 1. At warps 1.5 and 2 the criterion rates the refined map above the all-pairs map on every seed,
-#    though the all-pairs map mostly finds more partners. Why, and what can the criterion compare?
-#
-# <details><summary>Answer</summary>
-#
-# Refinement fits Procrustes to exactly the mutual pairs that the criterion averages, so it raises
-# the criterion of whatever it refines, right pairs or wrong; the all-pairs map was fitted to the true
-# pairs. The criterion can compare maps made the same way (steps of one run, refined against refined),
-# and, since its level depends on the spaces, only on the same spaces.
-# </details>
-#
-# 2. GAN advice says not to let the discriminator win. Why did more discriminator steps give the map a
+# 1. GAN advice says not to let the discriminator win. Why did more discriminator steps give the map a
 #    better start here? (Hint: the derivative of the map's loss with respect to the logit $l$.)
 #
 # <details><summary>Answer</summary>
@@ -799,7 +886,7 @@ verify(abs(mirror["criterion"]["true"] - mirror["criterion"]["mirrored"]) < 1e-5
 # more about how to remove them.
 # </details>
 #
-# 3. The mirrored map has the same criterion as the true one and finds no partner. Could any method
+# 2. The mirrored map has the same criterion as the true one and finds no partner. Could any method
 #    that sees only the two clouds tell them apart?
 #
 # <details><summary>Answer</summary>
@@ -810,10 +897,10 @@ verify(abs(mirror["criterion"]["true"] - mirror["criterion"]["mirrored"]) < 1e-5
 # </details>
 
 # %% [markdown]
-# ## 6. Across modalities
+# ## 7. Across modalities
 #
-# Now the real question: do two modalities, learned apart, share a shape? Take AV-Digits (handwritten
-# digits, and spoken digits from voices unseen in training). Train an image classifier on images and
+# Do two modalities, learned apart, share a shape? Take AV-Digits (handwritten digits, and spoken
+# digits from voices unseen in training). Train an image classifier on images and
 # their digit labels, and an audio classifier on sounds and theirs; their encoders' 32-dimensional
 # outputs are the two spaces. No image ever meets a sound, but both spaces were shaped by the **digit
 # labels of their own modality**. About three seconds:
@@ -827,8 +914,8 @@ print("test accuracy of each classifier:", {k: round(v, 3) for k, v in encoders[
 
 # %% [markdown]
 # Map the spoken digits into the image space with (a) Procrustes on every training pair, (b) Procrustes
-# on ten pairs, one per digit (averaged over ten random choices of the ten), (c) the recipe with no
-# pairs, and (d) orthogonal maps drawn at random (ten, averaged), a baseline that knows nothing. Each
+# on ten pairs, one per digit (ten random choices, averaged), (c) the recipe with no pairs, and (d)
+# orthogonal maps drawn at random (ten, averaged). Each
 # spoken test digit retrieves test images by cosine; a hit is an image of the spoken digit. The table
 # gives Recall@1, @5 and @20 with their exact chance levels, how many different digits a query's top
 # five images show, and the criterion, beside linear CCA from lesson 02 on the same test split:
@@ -865,14 +952,13 @@ experiments.RANDOM_ROTATION_CONFIDENT.check(cross["random_distinct"] - cross[exp
 # %% [markdown]
 # With all pairs, the map between two separately trained encoders retrieves far above chance, and
 # ten pairs already beat chance. Without pairs, the recipe lands among the random rotations: at
-# Recall@20 both fall far *below* chance. How? Think about which images a rotation puts near a query,
-# and compare the printed "top-5 digits" with a random ranking's; the first question below says more.
+# Recall@20 both fall far *below* chance (compare the printed "top-5 digits" with a random ranking's;
+# the first question below says why).
 #
 # At the top of the ranking the unsupervised map does no better than the random rotations either: on
 # seeds 0-9 its Recall@1 minus theirs ranged from -0.11 to +0.06, while ten pairs were 0.16 to 0.27
-# above them. These are the lesson's rows of the course's running comparison (lesson 07). Their
-# "labels" says "training", since each encoder learned by classifying its own modality's digits (CCA's
-# "model selection": labels chose its ridge in lesson 02):
+# above them. These are the lesson's rows of the course's running comparison (lesson 07); "labels"
+# says "training", since each encoder learned by classifying its own modality's digits:
 
 # %%
 rows = experiments.comparison_rows(cross)
@@ -881,8 +967,8 @@ comparison.keep("alignment", seed=0, entries=rows)
 
 # %% [markdown]
 # Why does the recipe fail here? Compare with two encoders of the *same* modality from another random
-# start, paired as audio and image are, by digit only: rows of one half of the training rows with
-# rows of the other half that show the same digit, then Procrustes on those pairs. The heatmaps above
+# start, paired as audio and image are, by digit only (rows of one half of the training rows with rows
+# of the other half), then Procrustes on those pairs. The heatmaps above
 # compare the shapes directly: the cosines between the ten digits' mean embeddings, which no rotation
 # changes. A second pair of encoders (three seconds):
 
@@ -902,12 +988,11 @@ experiments.SAME_MODALITY_GEOMETRIES_AGREE.check(min(controls[m]["geometry_corre
 
 # %% [markdown]
 # Two encoders of one modality arrange the digits alike; image and audio do not, and overlap a little
-# less. Which digits end up near each other follows from each modality: a "one" that looks like a
-# "seven" has nothing to do with a "one" that sounds like a "nine". With no shared shape, nothing
-# guides the recipe towards the right map.
+# less: a "one" that looks like a "seven" has nothing to do with a "one" that sounds like a "nine".
+# With no shared shape, nothing guides the recipe towards the right map.
 #
 # Nor can the criterion warn you. In the table the unsupervised map scores above the all-pairs map,
-# the unfair comparison of section 5; refine the all-pairs map too, and three random rotations:
+# the unfair comparison of section 6; refine the all-pairs map too, and three random rotations:
 
 # %%
 before, after = cross["unrefined_criterion"], cross["refined_criterion"]
@@ -923,17 +1008,16 @@ experiments.CRITERION_CANNOT_TELL.check(abs(cross["no pairs"]["criterion"] - aft
 # Refinement lifts even a random rotation's criterion most of the way, and refined against refined
 # the unsupervised map lands level with the all-pairs map: the criterion cannot tell a map that
 # retrieves like a random rotation from one fitted on every pair. As Søgaard et al. (2018) found for
-# distant languages, unsupervised alignment needs spaces that share their geometry; when they do not,
-# a handful of pairs is worth more than any adversarial training.
+# distant languages, unsupervised alignment needs spaces that share their geometry.
 #
 # ### Image to text, with an adversarial term
 #
 # Adversaries also appear *with* pairs (ACMR, Wang et al. 2017). The simplest form: map image
 # features to text features by regression, plus an adversarial term of weight $\lambda$ so that mapped
-# images look like real text embeddings. Regression predicts the *average* caption, smoother than any
-# real one; the hope is that the adversary sharpens predictions and reduces hubs. On Shapes (image: the
-# mean colour of each 4x4 block; text: the caption's word counts), $\lambda$ = 0 (plain regression),
-# 0.1 and 1, a few seconds in all:
+# images look like real text embeddings; regression predicts the *average* caption, and the hope is
+# that the adversary sharpens predictions and reduces hubs. On Shapes (image: the mean colour of each
+# 4x4 block; text: the caption's word counts), $\lambda$ = 0 (plain regression), 0.1 and 1, a few
+# seconds in all:
 
 # %%
 captions = experiments.image_to_caption(seed=0)
@@ -962,46 +1046,33 @@ experiments.ADVERSARIAL_TERM_LOWERS.check(sum(gain.values()) / len(gain))
 # <details><summary>Answer</summary>
 #
 # A rotation keeps the image space's clusters, so a query's nearest images come from one region and
-# show two or three digits, against about four for a random ranking (checked). When the map knows
-# nothing, the region is right only by luck, and twenty images of one or two wrong digits miss far
-# more often than twenty random images.
+# show two or three digits, against about four for a random ranking (checked). When the region is
+# wrong, as it mostly is for a map that knows nothing, twenty images of wrong digits miss far more
+# often than twenty random images.
 # </details>
 #
-# 2. Why compare audio to image with a second encoder of the same modality paired *by digit across
-#    halves*, and not by pairing each row with itself?
+# 2. The adversarial term was meant to make predicted captions sharper and reduce hubs. Why might it
+#    work against the regression instead?
 #
 # <details><summary>Answer</summary>
 #
-# A sound and a picture share only their digit; pairing a row with itself would compare one input
-# embedded twice, a far easier match. Paired by digit across disjoint halves, the controls face the
-# same task as audio to image, so the gaps (both checked) come from the modalities, not the set-up.
-# </details>
-#
-# 3. The adversarial term was meant to make predicted captions sharper and reduce hubs. What happened
-#    in your run, and why might the term work against the regression?
-#
-# <details><summary>Answer</summary>
-#
-# Recall@5 fell at both weights, and the skewness of $N_{10}$ rose at weight 0.1 (on every seed of
-# 0-9) and at weight 1 on nine seeds of ten: more hubs, not fewer. The discriminator asks each
-# prediction to look like *some* caption, the regression to be *this* image's caption; with a linear
-# map and word-count targets the two goals compete.
+# The discriminator asks each prediction to look like *some* caption, the regression to be *this*
+# image's caption; with a linear map and word-count targets the two goals compete. The skewness of
+# $N_{10}$ even rose at weight 0.1 on every seed of 0-9: more hubs, not fewer.
 # </details>
 
 # %% [markdown]
 # ## Summary
 #
-# - With pairs, the best orthogonal map has a closed form, Procrustes: $W = UV^\top$ from the SVD of
-#   $Y^\top X$ (in code `w` $= W^\top$); $d$ noiseless pairs determine it.
-# - Hubs spoil nearest-neighbour retrieval; CSLS charges each target for its popularity.
-# - Without pairs, MUSE fools a regularised discriminator with a nearly orthogonal $W$, then refines
-#   it by Procrustes on mutual CSLS neighbours; on rotated copies it recovers the all-pairs map.
-# - Refinement does most of the work: from a mild turn, refining the identity does as well; the
-#   adversarial stage matters when the identity is too far, and there it often fails.
-# - The criterion needs no labels and follows a run, but refinement inflates it, its level depends on
-#   the spaces, and a symmetric cloud fools it.
+# - With pairs, Procrustes gives the best orthogonal map: $W = UV^\top$ from the SVD of $Y^\top X$
+#   (in code `w` $= W^\top$). CSLS charges each target for its popularity, which reduces hubs.
+# - Without pairs, MUSE's step trains a discriminator, lets the map fool it and pulls the map back
+#   towards orthogonal; you wrote that step. Its map was worth about $d$ noisy pairs.
+# - Refinement, Procrustes on mutual CSLS neighbours, does most of the work: from a mild turn,
+#   refining the identity does as well; from a large one, both starts mostly fail.
+# - The criterion needs no labels, but refinement inflates it and a symmetric cloud fools it.
 # - Image and audio encoders trained apart arrange the digits differently: ten pairs beat chance, the
-#   unsupervised map does no better than a random rotation, and the criterion gives no warning.
+#   map found without pairs does no better than a random rotation, and the criterion gives no warning.
 # - An adversarial term added to image-to-caption regression lowered recall: measure before adding a loss.
 #
 # **Papers**

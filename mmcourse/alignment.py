@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -508,15 +509,81 @@ def _record(history: AdversarialHistory, step: int, w: torch.Tensor, discriminat
         history.precision.append((forward[:, known] == truth[:m][known]).float().mean(1))
 
 
+class AdversarialLosses(NamedTuple):
+    """What :func:`adversarial_step` returns: the losses of one step, detached, each summed over the R runs."""
+
+    discriminator: torch.Tensor  # () the last discriminator step's loss, before its update
+    map: torch.Tensor  # () the map's loss, before its update
+
+
+def _check_step(w, batches) -> None:
+    """:func:`adversarial_step`'s checks, of shapes only (nothing that waits for a GPU)."""
+    if not isinstance(w, torch.Tensor) or w.ndim != 3 or w.shape[1] != w.shape[2] or not w.requires_grad:
+        raise ValueError(f"w: expected a parameter (R, d, d) that requires a gradient, got "
+                         f"{tuple(w.shape) if isinstance(w, torch.Tensor) else type(w).__name__}")
+    r, d = w.shape[0], w.shape[1]
+    if not isinstance(batches, (list, tuple)) or not batches:
+        raise ValueError(f"batches: expected a list of (x, y) batches, one per discriminator step and one for the "
+                         f"map, got {type(batches).__name__} of length {len(batches) if batches else 0}")
+    for x, y in batches:
+        if x.ndim != 3 or x.shape[0] != r or x.shape[2] != d or y.shape != x.shape:
+            raise ValueError(f"batches: expected x and y of shape (R={r}, B, d={d}) each, got {tuple(x.shape)} "
+                             f"and {tuple(y.shape)}")
+
+
+def adversarial_step(w: nn.Parameter, discriminator: nn.Module, map_optimizer, discriminator_optimizer, batches,
+                     smoothing: float = 0.1, beta=0.01) -> AdversarialLosses:
+    """One step of MUSE's adversarial training for R maps at once (Conneau et al. 2018, "Word Translation Without
+    Parallel Data", https://arxiv.org/abs/1710.04087).
+
+    1. For each batch but the last, one step of the discriminator on the 2B points [x @ w, y] (``w`` held
+       fixed): binary cross-entropy with targets 1 - ``smoothing`` for the B mapped source points and
+       ``smoothing`` for the B target points.
+    2. On the last batch, one step of the map: the same loss with the targets swapped (the map learns to make
+       the discriminator say the opposite), scored with the discriminator in eval mode (no dropout, as in MUSE)
+       and on the same 2B points, whose target half does not depend on ``w``.
+    3. ``w`` <- (1 + beta) ``w`` - beta ``w`` ``w``^T ``w`` (:func:`orthogonalize`), which keeps it near orthogonal.
+
+    Each loss is the mean over a run's 2B points, summed over the R runs, so that each run's parameters get
+    the gradient they would get trained alone. ``discriminator`` maps (R, 2B, d) to logits (R, 2B), like
+    :class:`Discriminator`; the optimisers are :class:`~mmcourse.train.SGD` (or any with ``zero_grad`` and
+    ``step``) over ``w`` and over the discriminator's parameters.
+
+    Shape: ``w`` (R, d, d), a parameter, updated in place; ``batches`` a list of (x, y), each (R, B, d) rows of
+    the source and of the target drawn independently (``discriminator_steps`` + 1 of them); ``beta`` a number
+    or (R, 1, 1). Returns :class:`AdversarialLosses`.
+    """
+    _check_step(w, batches)
+    *for_discriminator, (x, y) = batches
+    r = len(x)
+    labels = torch.cat([torch.full_like(x[..., 0], 1 - smoothing), torch.full_like(y[..., 0], smoothing)], 1)  # (R, 2B)
+    discriminator_loss = torch.zeros((), dtype=x.dtype, device=x.device)
+    for x_d, y_d in for_discriminator:  # the discriminator learns; the map is held fixed
+        logits = discriminator(torch.cat([x_d @ w.detach(), y_d], 1))
+        discriminator_loss = F.binary_cross_entropy_with_logits(logits, labels) * r  # each run's mean, summed
+        discriminator_optimizer.zero_grad()
+        discriminator_loss.backward()
+        discriminator_optimizer.step()
+    discriminator.eval()  # no dropout when it judges the map (as in MUSE)
+    map_loss = F.binary_cross_entropy_with_logits(discriminator(torch.cat([x @ w, y], 1)), 1 - labels) * r
+    discriminator.train()
+    map_optimizer.zero_grad()
+    map_loss.backward()
+    map_optimizer.step()
+    with torch.no_grad():
+        w.copy_(orthogonalize(w, beta))
+    return AdversarialLosses(discriminator_loss.detach(), map_loss.detach())
+
+
 def adversarial_alignment(source: torch.Tensor, target: torch.Tensor, *, truth: torch.Tensor | None = None,
                           runs: int | None = None, steps: int = 300, discriminator_steps: int = 5,
                           batch_size: int = 128, hidden: int = 32, lr: float = 0.1, smoothing: float = 0.1,
                           dropout: float = 0.1, beta=0.01, record_every: int = 25, eval_rows: int = 500, k: int = 10,
-                          seed: int = 0, progress: bool = True) -> AdversarialResult:
+                          seed: int = 0, progress: bool = True, step: Callable = adversarial_step) -> AdversarialResult:
     """Learn orthogonal maps ``w`` from source to target without pairs, by fooling a discriminator (MUSE).
 
-    Each step trains the discriminator ``discriminator_steps`` times to tell mapped source points
-    ``x @ w`` (label 1 - ``smoothing``) from target points (label ``smoothing``), then updates ``w``
+    Each step (:func:`adversarial_step`) trains the discriminator ``discriminator_steps`` times to tell mapped
+    source points ``x @ w`` (label 1 - ``smoothing``) from target points (label ``smoothing``), then updates ``w``
     once to make it say the opposite, then pulls ``w`` towards orthogonality with :func:`orthogonalize`
     (``w`` is W^T in lesson 04's notation). ``w`` starts at the identity and has no bias; both optimisers
     are plain SGD with learning rate ``lr``, as in Conneau et al. (2018), "Word Translation Without
@@ -549,10 +616,15 @@ def adversarial_alignment(source: torch.Tensor, target: torch.Tensor, *, truth: 
         draws from these rows too, so it is an accuracy on training rows), the
         criterion (:func:`mean_cosine_criterion`, of the first ``eval_rows`` source rows against all
         targets) and, with ``truth``, P@1 with CSLS of those rows.
+    step : the training step, called as ``step(w, discriminator, map_optimizer, discriminator_optimizer, batches,
+        smoothing, beta)`` with ``beta`` (R, 1, 1), as :func:`adversarial_step` (the default) is; lesson 04 passes
+        the step a learner wrote.
 
     Returns :class:`AdversarialResult` (maps (R, d, d), history), on the inputs' device: the maps and
     discriminators train where ``source`` and ``target`` are (both on one device; ``truth`` anywhere).
     """
+    if not callable(step):
+        raise ValueError(f"step: expected a training step like adversarial_step, got {type(step).__name__}")
     source_r, target_r = _check_alignment(source, target, truth, runs, smoothing, steps=steps,
                                           discriminator_steps=discriminator_steps, batch_size=batch_size,
                                           record_every=record_every, eval_rows=eval_rows)
@@ -569,8 +641,6 @@ def adversarial_alignment(source: torch.Tensor, target: torch.Tensor, *, truth: 
     discriminator = Discriminator(d, hidden, r, dropout).to(device=device, dtype=source_r.dtype)
     map_optimizer = SGD([w], lr=lr)
     discriminator_optimizer = SGD(discriminator.parameters(), lr=lr)
-    labels = torch.cat([torch.full((batch_size,), 1 - smoothing, device=device),
-                        torch.full((batch_size,), smoothing, device=device)]).expand(r, -1)
     rows = torch.arange(r)[:, None]  # CPU indices, like the generator's: allowed into a device tensor
 
     def batch() -> tuple[torch.Tensor, torch.Tensor]:  # (R, B, d) source and target rows, drawn independently
@@ -583,28 +653,14 @@ def adversarial_alignment(source: torch.Tensor, target: torch.Tensor, *, truth: 
     from tqdm.auto import tqdm
 
     with tqdm(total=steps, disable=not progress, desc="adversarial alignment", leave=True) as bar:
-        for step in range(steps + 1):
-            if step % record_every == 0 or step == steps:
-                _record(history, step, w, discriminator, source_r, target_r, truth, eval_rows, k)
+        for t in range(steps + 1):
+            if t % record_every == 0 or t == steps:
+                _record(history, t, w, discriminator, source_r, target_r, truth, eval_rows, k)
                 bar.set_postfix(criterion=f"{history.criterion[-1].max():.3f}")
-            if step == steps:
+            if t == steps:
                 break
-            for _ in range(discriminator_steps):  # the discriminator learns; the map is held fixed
-                x, y = batch()
-                logits = discriminator(torch.cat([x @ w.detach(), y], 1))
-                loss = F.binary_cross_entropy_with_logits(logits, labels) * r  # each run's mean loss, summed
-                discriminator_optimizer.zero_grad()
-                loss.backward()
-                discriminator_optimizer.step()
-            x, y = batch()  # the map learns to make the discriminator say the opposite
-            discriminator.eval()  # no dropout when it judges the map (as in MUSE)
-            loss = F.binary_cross_entropy_with_logits(discriminator(torch.cat([x @ w, y], 1)), 1 - labels) * r
-            discriminator.train()
-            map_optimizer.zero_grad()
-            loss.backward()
-            map_optimizer.step()
-            with torch.no_grad():
-                w.copy_(orthogonalize(w, beta))
+            batches = [batch() for _ in range(discriminator_steps + 1)]  # the discriminator's, then the map's
+            step(w, discriminator, map_optimizer, discriminator_optimizer, batches, smoothing, beta)
             bar.update(1)
     history.seconds = time.perf_counter() - start
     return AdversarialResult(w.detach(), history)

@@ -162,3 +162,65 @@ def test_a_second_training_seed_trains_other_encoders_on_the_same_data():
     assert torch.allclose(first["image"]["train"], again["image"]["train"], atol=1e-6)
     assert torch.equal(first["labels"]["train"], other["labels"]["train"])
     assert not torch.allclose(first["audio"]["train"], other["audio"]["train"])
+
+
+# --- The experiment exercise: how many pairs the adversarial map is worth ----------------------------------
+
+
+def test_the_worked_answer_passes_and_a_prediction_is_shown_beside_the_measurement(capsys):
+    from mmcourse.exercises import PREDICTIONS, check, predict
+
+    predict("pairs_worth", 200)
+    for seed in (0, 1):
+        assert check("pairs_worth", lambda: experiments.CHOSEN_PAIRS, seed=seed)
+    out = capsys.readouterr().out
+    assert "meets every outcome" in out
+    assert "you predicted the number of pairs at which Procrustes overtakes the adversarial map: 200; this run " \
+           "(seed 1) measured" in out
+    PREDICTIONS.pop("pairs_worth", None)
+
+
+@pytest.mark.parametrize("pairs, missed", [
+    (8, "precision@1 of Procrustes on the chosen number of random pairs (mean of 5 draws) minus that of the "
+        "adversarial map (86 degrees) = -"),  # too few: the adversarial map is still ahead
+    (16 * experiments.DIM, "precision@1 of Procrustes on half the chosen number of pairs minus that of the "
+                           "adversarial map = 0.3"),  # far too many: half of them are plenty
+])
+def test_too_few_or_too_many_pairs_miss_an_outcome(pairs, missed, capsys):
+    from mmcourse.exercises import check
+
+    assert not check("pairs_worth", lambda: pairs)
+    out = capsys.readouterr().out
+    assert "misses an outcome" in out and f"\N{BALLOT X} {missed}" in out, out
+
+
+@pytest.mark.parametrize("pairs", [1, 1501, 20.0, True, "20"])
+def test_a_number_of_pairs_out_of_range_is_rejected(pairs, capsys):
+    from mmcourse.exercises import check
+
+    assert not check("pairs_worth", lambda: pairs)
+    assert "your attempt was rejected: pairs: expected a whole number of pairs from 2 to 1500, got" in \
+        capsys.readouterr().out
+
+
+def test_the_crossover_is_where_procrustes_first_does_better():
+    """`overtakes at` is a number of pairs at which Procrustes beats the adversarial map while one pair fewer does
+    not, found from any start (here from far above it)."""
+    measured = experiments.pairs_against_adversarial(600, seed=0)
+    crossover = int(measured["overtakes at"])
+    spaces, adversarial = experiments.synthetic_spaces(0), experiments.adversarial_precision(0)
+    assert experiments.procrustes_precision(spaces, crossover, seed=0) > adversarial
+    assert experiments.procrustes_precision(spaces, crossover - 1, seed=0) <= adversarial
+    assert experiments.pairs_against_adversarial(experiments.CHOSEN_PAIRS, seed=0)["overtakes at"] == crossover
+
+
+def test_the_adversarial_map_of_the_experiment_is_the_one_the_build_trains():
+    """The experiment's adversarial map is `adversarial_alignment` with its own step and the lesson's settings, as
+    the build's training cell runs it (there with the learner's step)."""
+    from mmcourse.alignment import adversarial_alignment
+
+    spaces = experiments.synthetic_spaces(0)
+    trained = adversarial_alignment(spaces.source, spaces.target, truth=spaces.truth, record_every=30,
+                                    eval_rows=300, progress=False)
+    assert experiments.csls_precision(spaces.source, spaces.target, trained.maps[0], spaces.truth) == \
+        pytest.approx(experiments.adversarial_precision(0), abs=1e-6)

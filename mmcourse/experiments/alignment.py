@@ -8,21 +8,21 @@ checks it on its seed-0 run, :func:`measure_claims` computes every claimed quant
 Results the lesson states as intervals over seeds 0-9 without claiming them (too variable for a claim; measured
 with this module's settings, one torch thread):
 
-- section 4, 172 degrees: refining the adversarial map found nearly every partner (>= 0.99) on 2 seeds and half
+- section 5, 172 degrees: refining the adversarial map found nearly every partner (>= 0.99) on 2 seeds and half
   of them (0.52) on a third; on the other seven the adversarial map found at most 0.011 and refinement at most 0.057;
-- section 5: from warp 0 to 0.5 precision@1 of the refined map fell by 0.007 to 0.063; at warps 1.5 and 2 the
+- section 6: from warp 0 to 0.5 precision@1 of the refined map fell by 0.007 to 0.063; at warps 1.5 and 2 the
   criterion rated the refined map above the all-pairs map on every seed, by 0.0002 to 0.0079, while the all-pairs
   map found more partners on 7 seeds of 10 at each of the two warps (the refined map more on 3 at warp 2);
-- section 5: the adversarial map without orthogonalisation found fewer partners than the recipe's on every seed, by
+- section 6: the adversarial map without orthogonalisation found fewer partners than the recipe's on every seed, by
   0.015 to 0.23; without label smoothing and input dropout it found more, by 0.14 to 0.30; with 10 discriminator
   steps as well, more again on nine seeds, while on seed 5 the discriminator reached accuracy 0.998 and the map
   0.04 (``adversarial_alignment(..., smoothing=0.0, dropout=0.0, discriminator_steps=10)``); refinement found
   nearly every partner (>= 0.99) from each of these maps;
-- section 6: Recall@1 of the unsupervised map minus that of the random rotations, -0.11 to +0.06; at Recall@5,
+- section 7: Recall@1 of the unsupervised map minus that of the random rotations, -0.11 to +0.06; at Recall@5,
   -0.26 to +0.15; ten pairs minus the random rotations at Recall@1, 0.16 to 0.27; the unsupervised map minus
   chance, at Recall@5 -0.37 to -0.010 (below on every seed, too close on one to claim), at Recall@1 -0.10 to
   +0.04 (below on seven seeds);
-- section 6, image to text (seeds 0-9, five other batch orders for plain regression): the change in Recall@5,
+- section 7, image to text (seeds 0-9, five other batch orders for plain regression): the change in Recall@5,
   -0.022 to -0.069 at weight 0.1 and -0.059 to -0.158 at weight 1; plain regression's standard deviation over
   batch orders, 0.004 to 0.013; the skewness of N_10 rose at weight 0.1 on every seed (by 0.10 to 1.23)
   and at weight 1 on nine.
@@ -30,6 +30,7 @@ with this module's settings, one torch thread):
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import torch
@@ -152,13 +153,13 @@ def procrustes_recovery(seed: int = 0, pairs=(4, 8, 12, 16, 24, 32, 64, 128, 512
     return {"pairs": list(pairs), "noises": list(noises), "error": error, "dim": DIM, "exact": exact}
 
 
-# --- Sections 3-4: without pairs, and refinement -------------------------------------------------
+# --- Sections 3-5: without pairs, and refinement -------------------------------------------------
 
-LARGE_ANGLE = 3.0  # radians (172 degrees): the planted rotation of section 3's second pair of spaces
-TURNS = {"mild": MAX_ANGLE, "large": LARGE_ANGLE}  # section 3's two pairs of spaces, by their largest angle
+LARGE_ANGLE = 3.0  # radians (172 degrees): the planted rotation of section 4's second pair of spaces
+TURNS = {"mild": MAX_ANGLE, "large": LARGE_ANGLE}  # section 4's two pairs of spaces, by their largest angle
 STARTS = ("identity", "identity, refined", "adversarial", "adversarial, refined", "all pairs")
 STEPS, DISCRIMINATOR_STEPS = 300, 5  # the recipe's map steps and discriminator steps per map step (MUSE's five)
-STRONGER = 10  # discriminator steps per map step of section 5's stronger discriminator
+STRONGER = 10  # discriminator steps per map step of section 6's stronger discriminator
 
 
 def _starts(spaces: Spaces, adversarial: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -206,7 +207,7 @@ def unsupervised_alignment(seed: int = 0, steps: int = STEPS, discriminator_step
 
 def stronger_discriminator(seed: int = 0, discriminator_steps: int = STRONGER, steps: int = STEPS,
                            progress: bool = False) -> dict:
-    """The recipe on section 3's 86-degree spaces with ``discriminator_steps`` discriminator steps per map
+    """The recipe on section 4's 86-degree spaces with ``discriminator_steps`` discriminator steps per map
     step instead of :data:`DISCRIMINATOR_STEPS`, everything else equal (as many map steps, the same seed).
 
     Returns the adversarial map's ``precision`` (P@1 with CSLS), the ``result`` of
@@ -218,6 +219,62 @@ def stronger_discriminator(seed: int = 0, discriminator_steps: int = STRONGER, s
                                    eval_rows=300, seed=seed, progress=progress)
     return {"precision": csls_precision(spaces.source, spaces.target, result.maps[0], spaces.truth),
             "result": result, "discriminator_steps": discriminator_steps}
+
+
+# --- Section 4: how many pairs the adversarial map is worth (the experiment exercise) -------------------
+
+PAIR_DRAWS = 5  # random sets of true pairs averaged at each number of pairs
+CHOSEN_PAIRS = 20  # the experiment exercise's worked answer: Procrustes overtakes near 13 pairs, so 20 pairs do
+# better than the adversarial map and 10 worse, on each of seeds 0-9 (by 3.2 and 2.9 standard deviations)
+
+
+@functools.cache
+def adversarial_precision(seed: int = 0) -> float:
+    """Precision@1 (CSLS, every source point) of one adversarial map trained on the 86-degree
+    :func:`synthetic_spaces` with the package's step and the recipe's settings (:data:`STEPS` map steps,
+    :data:`DISCRIMINATOR_STEPS` discriminator steps each), before any refinement: the map lesson 04's build
+    trains with the learner's step. Cached by seed: the experiment exercise asks again at every try."""
+    spaces = synthetic_spaces(seed)
+    result = adversarial_alignment(spaces.source, spaces.target, steps=STEPS, discriminator_steps=DISCRIMINATOR_STEPS,
+                                   record_every=STEPS, eval_rows=300, seed=seed, progress=False)
+    return csls_precision(spaces.source, spaces.target, result.maps[0], spaces.truth)
+
+
+def procrustes_precision(spaces: Spaces, pairs: int, seed: int = 0, draws: int = PAIR_DRAWS) -> float:
+    """Precision@1 (CSLS) of Procrustes fitted on ``pairs`` true pairs drawn at random, the mean over ``draws``
+    draws. The draws depend on ``seed`` and ``pairs`` only, so a number of pairs gives the same value whenever
+    it is asked."""
+    g = torch.Generator().manual_seed(10_000 * seed + pairs)
+    picks = [torch.randperm(len(spaces.source), generator=g)[:pairs] for _ in range(draws)]
+    return sum(csls_precision(spaces.source, spaces.target, procrustes(spaces.source[i], spaces.target[i]),
+                              spaces.truth) for i in picks) / draws
+
+
+def pairs_against_adversarial(pairs: int, seed: int = 0) -> dict[str, float]:
+    """How many true pairs the adversarial map is worth, on the 86-degree :func:`synthetic_spaces`: precision@1
+    of Procrustes on ``pairs`` random pairs and on half as many (rounded down), each the mean of
+    :data:`PAIR_DRAWS` draws, against the adversarial map's (:func:`adversarial_precision`); and the number of
+    pairs at which Procrustes overtakes the adversarial map, found by bisection from there (precision@1 grows
+    with the number of pairs, up to the noise of the draws).
+
+    Returns ``gain`` and ``gain with half`` (Procrustes minus the adversarial map), ``overtakes at``,
+    ``adversarial``, ``procrustes`` and ``procrustes with half``.
+    """
+    if not isinstance(pairs, int) or isinstance(pairs, bool) or not 2 <= pairs <= POINTS:
+        raise ValueError(f"pairs: expected a whole number of pairs from 2 to {POINTS}, got {pairs!r}")
+    spaces, adversarial = synthetic_spaces(seed), adversarial_precision(seed)
+    precision = functools.cache(lambda m: procrustes_precision(spaces, m, seed))
+    full, half = precision(pairs), precision(pairs // 2)
+    lo, hi = 1, POINTS  # bracket the crossover: lo pairs do not overtake (one pair cannot), hi pairs do
+    for m, p in ((pairs // 2, half), (pairs, full)):
+        lo, hi = (lo, min(hi, m)) if p > adversarial else (max(lo, m), hi)
+    if lo >= hi:  # the draws' noise made half the pairs do better than all of them: search everywhere
+        lo, hi = 1, POINTS
+    while hi - lo > 1:  # bisection in ratio, so that a far guess costs few steps
+        mid = min(max(round((lo * hi) ** 0.5), lo + 1), hi - 1)
+        lo, hi = (lo, mid) if precision(mid) > adversarial else (mid, hi)
+    return {"gain": full - adversarial, "gain with half": half - adversarial, "overtakes at": float(hi),
+            "adversarial": adversarial, "procrustes": full, "procrustes with half": half}
 
 
 FAILURE_RUNS = ("recipe", "no orthogonalisation")
@@ -242,10 +299,10 @@ def orthogonalisation_effect(unsupervised: dict) -> dict:
     return out
 
 
-# --- Section 5: where it breaks --------------------------------------------------------------------
+# --- Section 6: where it breaks --------------------------------------------------------------------
 
 
-WARP_STEPS = 100  # map steps of each run in section 5 (five runs at once)
+WARP_STEPS = 100  # map steps of each run in section 6 (five runs at once)
 
 
 def non_isometry(seed: int = 0, warps=WARPS, steps: int = WARP_STEPS, discriminator_steps: int = DISCRIMINATOR_STEPS,
@@ -313,7 +370,7 @@ def hubness_and_csls(seed: int = 0, warp_strength: float = HUB_WARP, k: int = 10
     return out
 
 
-# --- Section 6: across modalities ------------------------------------------------------------------
+# --- Section 7: across modalities ------------------------------------------------------------------
 
 
 def train_unimodal_encoders(seed: int = 0, dim: int = 32, epochs: int = 10, data=None, progress: bool = False,
@@ -371,7 +428,7 @@ def geometry_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def centred_unit(embeddings: dict) -> dict:
     """Centre {"train", "test"} embeddings with the training mean and scale every row to unit length,
-    as every alignment of section 6 sees them. Shape: each (N, d) -> (N, d)."""
+    as every alignment of section 7 sees them. Shape: each (N, d) -> (N, d)."""
     mean = embeddings["train"].mean(0)
     return {s: F.normalize(a - mean, dim=1) for s, a in embeddings.items()}
 
@@ -401,10 +458,10 @@ def expected_distinct(gallery_labels: torch.Tensor, k: int = 5) -> float:
 
 
 ALIGNMENTS = ("all pairs", "10 pairs", "no pairs")  # the lesson's rows of the running comparison
-RANDOM = "random rotation"  # the baseline row of section 6: maps drawn at random, no pairs, no training
+RANDOM = "random rotation"  # the baseline row of section 7: maps drawn at random, no pairs, no training
 RANDOM_ROTATIONS = 10  # how many random rotations that row averages
 REFINED_ROTATIONS = 3  # how many of them are also refined, to see what refinement does to the criterion
-CROSS_STEPS = 200  # map steps of section 6's adversarial run
+CROSS_STEPS = 200  # map steps of section 7's adversarial run
 
 
 def _retrieval_of(maps: list[torch.Tensor], audio: dict, image: dict, labels: dict) -> dict:
@@ -491,7 +548,7 @@ def digit_pairs(labels: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, torc
 
 
 def same_modality_controls(encoders: dict, second: dict, seed: int = 0) -> dict:
-    """The baseline for section 6: how far apart two encoders of the *same* modality are, trained the
+    """The baseline for section 7: how far apart two encoders of the *same* modality are, trained the
     same way on the same data with another seed (``second``, from :func:`train_unimodal_encoders` with
     another ``train_seed``), aligned as audio and image are. Each space is centred and scaled as in
     :func:`cross_modal_alignment`. Like audio and image, whose pairs share a digit and nothing else,
@@ -545,7 +602,7 @@ def speech_to_image_retrieval(seed: int = 0) -> list[ComparisonEntry]:
     return comparison_rows(cross_modal_alignment(seed, train_unimodal_encoders(seed, data=data)))
 
 
-# --- Section 6 (end): image to caption, with an adversarial term ----------------------------------
+# --- Section 7 (end): image to caption, with an adversarial term ----------------------------------
 
 
 def bag_of_words(caption_ids: torch.Tensor, vocabulary_size: int, pad_id: int = 0) -> torch.Tensor:
@@ -561,7 +618,7 @@ def image_features(images: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(images, 4).flatten(1)
 
 
-CAPTION_WEIGHTS = (0.0, 0.1, 1.0)  # adversarial weights of section 6's image-to-text part; 0 is plain regression
+CAPTION_WEIGHTS = (0.0, 0.1, 1.0)  # adversarial weights of section 7's image-to-text part; 0 is plain regression
 
 
 def image_to_caption(seed: int = 0, n_train: int = 1000, n_test: int = 1000, weights=CAPTION_WEIGHTS,
@@ -600,7 +657,7 @@ def image_to_caption(seed: int = 0, n_train: int = 1000, n_test: int = 1000, wei
 
 
 # --- The lesson's claims and the quantities that test them -------------------------------------
-# Sections 3-4: the recipe against simpler starts
+# Sections 3-5: the recipe against simpler starts
 
 ADVERSARIAL_BEATS_ITS_START = Claim("the adversarial map finds far more partners than its start, the identity",
                                     "precision@1 of the adversarial map minus that of the identity (86 degrees)",
@@ -618,7 +675,17 @@ IDENTITY_TOO_FAR = Claim("at 172 degrees, refining the identity finds almost no 
 CRITERION_TRACKS_TRAINING = Claim("along the training run, the criterion orders the steps almost as precision@1 does",
                                   "rank correlation of criterion and precision@1 over the recorded steps", ">=", 0.9)
 
-# Section 5: where it breaks
+# Section 4: the experiment exercise (judged with the learner's number of pairs; measured here with CHOSEN_PAIRS)
+
+PAIRS_OVERTAKE = Claim("with the chosen number of pairs, Procrustes finds more partners than the adversarial map, "
+                       "which saw none", "precision@1 of Procrustes on the chosen number of random pairs (mean of 5 "
+                       "draws) minus that of the adversarial map (86 degrees)", ">", 0.0)
+HALF_THE_PAIRS_FALL_SHORT = Claim("with half as many pairs, Procrustes finds fewer partners than the adversarial map: "
+                                  "the chosen number is near where Procrustes overtakes it", "precision@1 of "
+                                  "Procrustes on half the chosen number of pairs minus that of the adversarial map",
+                                  "<", 0.0)
+
+# Section 6: where it breaks
 
 PRECISION_FALLS_WITH_WARP = Claim("from warp 1 on, precision@1 falls at every step of the warp, for the refined map "
                                   "and for the map fitted on all true pairs alike",
@@ -643,7 +710,7 @@ CSLS_RAISES_PRECISION = Claim("CSLS finds more partners than plain nearest neigh
                               "gain in precision@1", ">=", 0.02)
 CSLS_LOWERS_HUBNESS = Claim("CSLS lowers hubness", "drop in the skewness of the 10-occurrence", ">", 0.0)
 
-# Section 6: across modalities
+# Section 7: across modalities
 
 ALL_PAIRS_RETRIEVE = Claim("with all pairs, an orthogonal map between separately trained encoders retrieves the "
                            "spoken digit far above chance", "Recall@1 over its chance level (ratio)", ">=", 3.0)
@@ -673,7 +740,7 @@ CRITERION_CANNOT_TELL = Claim("refined against refined, the criterion puts the u
                               "fitted on all pairs", "|criterion of the unsupervised map minus that of the all-pairs "
                               "map refined the same way|", "<=", 0.03)
 
-# Section 6 (end): image to caption
+# Section 7 (end): image to caption
 
 ADVERSARIAL_TERM_NO_HELP = Claim("the adversarial term does not raise image-to-caption Recall@5 at either weight",
                                  "the larger change in Recall@5 (adversarial weights 0.1 and 1)", "<=", 0.01)
@@ -757,6 +824,7 @@ def measure_claims(seed: int) -> dict[Claim, float]:
     controls = same_modality_controls(encoders, train_unimodal_encoders(seed, data=data, train_seed=seed + SECOND_SEED),
                                       seed=seed)
     captions = image_to_caption(seed)
+    worth = pairs_against_adversarial(CHOSEN_PAIRS, seed)  # the experiment exercise's worked answer
     retrieval = {name: cross[name]["retrieval"] for name in ALIGNMENTS}
     mild, large = unsupervised["precision"]["mild"], unsupervised["precision"]["large"]
     steps = warp_steps(isometry)
@@ -774,6 +842,8 @@ def measure_claims(seed: int) -> dict[Claim, float]:
         NO_ORTHOGONALISATION_DISTORTS: distortion(failures),
         REFINEMENT_UNDOES_DISTORTION: abs(failures["recipe"]["refined"] - failures["no orthogonalisation"]["refined"]),
         STRONGER_DISCRIMINATOR_HELPS: stronger["precision"] - mild["adversarial"],
+        PAIRS_OVERTAKE: worth["gain"],
+        HALF_THE_PAIRS_FALL_SHORT: worth["gain with half"],
         CSLS_RAISES_PRECISION: hubs["csls"]["precision"] - hubs["cosine"]["precision"],
         CSLS_LOWERS_HUBNESS: hubs["cosine"]["hubness"].skewness - hubs["csls"]["hubness"].skewness,
         ALL_PAIRS_RETRIEVE: retrieval["all pairs"].recall_at_1 / retrieval["all pairs"].chance_at_1,
