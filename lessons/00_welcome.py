@@ -23,7 +23,7 @@
 # [PyTorch basics tutorial](https://pytorch.org/tutorials/beginner/basics/intro.html), or chapters 2 and 3 of
 # [Dive into Deep Learning](https://d2l.ai/chapter_preliminaries/index.html)).
 #
-# **Time:** about 24 minutes of reading and 30 minutes of exercises. **Runs on:** any laptop CPU in well under a
+# **Time:** about 25 minutes of reading and 30 minutes of exercises. **Runs on:** any laptop CPU in well under a
 # minute; a GPU is used when there is one, but nothing needs it.
 #
 # Multimodal machine learning builds models that learn from several *modalities* at once: images,
