@@ -18,14 +18,17 @@
 # plain classifier; and how a model can learn, across tasks, how much to trust each modality, next to
 # a closed-form rule that needs no training.
 #
+# **You will build:** a Prototypical Network (its prototypes and distances) and its training step on one episode,
+# and train it on spoken digits.
+#
 # **Prerequisites:** AV-Digits and its encoders ([lesson 00](00_welcome.ipynb),
 # [lesson 01](01_fusion.ipynb)); gradients and `nn.Module` (the
 # [PyTorch tutorials](https://pytorch.org/tutorials/beginner/basics/intro.html)); softmax and
 # cross-entropy ([d2l.ai, softmax regression](https://d2l.ai/chapter_linear-classification/softmax-regression.html));
 # for MAML, what a [Hessian](https://en.wikipedia.org/wiki/Hessian_matrix) is.
 #
-# **Time:** about 31 minutes of reading and 18 minutes of exercises.
-# **Runs on:** a laptop CPU in about half a minute; every model here trains in a second or two.
+# **Time:** about 30 minutes of reading and 30 minutes of exercises.
+# **Runs on:** a laptop CPU in about half a minute.
 #
 # You know the digits zero to five. Someone shows you five handwritten sevens, each with a voice
 # saying "seven", and you recognise sevens from then on. A network trained the ordinary way on five
@@ -38,6 +41,7 @@
 import inspect
 
 import torch
+from torch import nn
 from torch.func import functional_call
 
 import mmcourse
@@ -46,6 +50,7 @@ from mmcourse.data import DIGIT_NAMES
 from mmcourse.diagnostics import normal_interval
 from mmcourse.experiments import meta as experiments
 from mmcourse.meta import SHAPE_CLASS_NAMES, EpisodeSampler
+from mmcourse.train import Adam
 from mmcourse.views import meta as views
 
 print("training on:", mmcourse.get_device())
@@ -115,31 +120,22 @@ views.episode(shape_episode.support["image"], shape_episode.support_labels, shap
 # %% [markdown]
 # ### Check yourself
 #
-# 1. How many support and query examples does the 4-way 3-shot episode above hold?
-#
-# <details><summary>Answer</summary>
-#
-# 12 support examples (3 of each of 4 classes) and 20 queries (5 of each). The printed support shape
-# starts with 12, and its labels are 0 to 3, three of each.
-# </details>
-#
-# 2. Why are the labels inside an episode 0 to $N-1$, in the order the classes were drawn, and not the
+# 1. Why are the labels inside an episode 0 to $N-1$, in the order the classes were drawn, and not the
 #    digits themselves?
 #
 # <details><summary>Answer</summary>
 #
 # So that no output belongs to a class: label 2 is a seven in one episode and a nine in the next. The
 # model cannot memorise "output 3 means seven"; it has to read the support set to know what each label
-# means, which is the skill a new class needs.
+# means.
 # </details>
 #
-# 3. What would go wrong if digit 7 were also in the meta-training pool?
+# 2. What would go wrong if digit 7 were also in the meta-training pool?
 #
 # <details><summary>Answer</summary>
 #
 # The encoder would have learned sevens from hundreds of examples. Test episodes with sevens would then
-# measure recognising a known class, not learning a new one from $k$ examples, and the accuracy would
-# overstate what the method does with a class it has never seen.
+# measure recognising a known class, not learning a new one from $k$ examples.
 # </details>
 
 # %% [markdown]
@@ -147,8 +143,7 @@ views.episode(shape_episode.support["image"], shape_episode.support_labels, shap
 #
 # Before anything clever, the two obvious approaches. The first needs no training at all: average each
 # class's $k$ support examples *as they are*, pixels or spectrogram cells, into a class mean $c_n$, and
-# give each query the class of the nearest mean (squared Euclidean distance). A learned method has
-# learned something that transfers only if it beats this.
+# give each query the class of the nearest mean (squared Euclidean distance).
 #
 # The second trains an ordinary classifier on all the meta-train classes at once (encoder $f_\theta$,
 # linear head, cross-entropy), throws the head away and keeps the features. Chen et al. (2019),
@@ -174,7 +169,7 @@ for m in experiments.MODALITIES:
 # The brackets hold the 95% interval over episodes, mean $\pm 1.96\, \mathrm{sd} / \sqrt{\text{episodes}}$,
 # as few-shot papers report it. The audio is the stronger modality, as raw input and as features. But
 # compare the two numbers of each row: the classifier's features do worse on the new digits than the
-# raw input they were computed from. Section 3 checks this.
+# raw input they were computed from. Section 5 checks this.
 
 # %% [markdown]
 # ### Check yourself
@@ -184,17 +179,16 @@ for m in experiments.MODALITIES:
 # <details><summary>Answer</summary>
 #
 # It needs no training, so whatever it scores was not learned. A learned embedding shows that something
-# transferred from the training classes only when it beats this number on the same episodes; an
-# accuracy far above chance shows nothing by itself, since the raw input is far above chance already.
+# transferred only when it beats this number on the same episodes; being far above chance shows nothing,
+# since the raw input is far above chance already.
 # </details>
 #
 # 2. The baseline is trained as a 6-class classifier. Why keep its features and throw away its head?
 #
 # <details><summary>Answer</summary>
 #
-# The head has one output for each of the digits 0-5; the test digits have none. The features are the
-# part that might carry over to new classes, and a class mean of the support features classifies any
-# new class with no fitting.
+# The head has one output for each of the digits 0-5; the test digits have none. The features might carry
+# over, and class means of the support features classify any new class.
 # </details>
 
 # %% [markdown]
@@ -214,67 +208,173 @@ for m in experiments.MODALITIES:
 # $-\lVert f(x) - c_n \rVert^2 = 2 c_n^\top f(x) - \lVert c_n \rVert^2 - \lVert f(x) \rVert^2$, and the
 # last term is the same for every class: a ProtoNet is a linear classifier whose weights are built
 # from the support set.
+
+# %% [markdown]
+# ### Check yourself
 #
-# ### Exercise: prototypes and their log-probabilities
+# 1. Why is a ProtoNet a linear classifier?
 #
-# `support` holds the $(|S|, d)$ embeddings of the support set, with `support_labels` $(|S|,)$ in
-# $0..N-1$, in *any* order; `query` is $(|Q|, d)$. Return the $(|Q|, N)$ log-probabilities
-# $\log p(y = n \mid x)$. Logits that differ by a constant per query give the same probabilities, so
-# the expanded form above passes too.
+# <details><summary>Answer</summary>
+#
+# In the expanded square the last term, $-\lVert f(x) \rVert^2$, is the same for every class and cancels in the
+# softmax. What is left is linear in $f(x)$, with weights $2 c_n$ and bias $-\lVert c_n \rVert^2$ built from the
+# support set.
+# </details>
+#
+# 2. In a 1-shot episode, what is a prototype, and what rule classifies the queries?
+#
+# <details><summary>Answer</summary>
+#
+# The one support embedding of its class. The ProtoNet is then a nearest-neighbour classifier in the embedding.
+# </details>
+
+# %% [markdown]
+# ## 4. Build it yourself: a Prototypical Network and its training step
+#
+# `MyProtoNet` keeps its encoder $f_\theta$ as `self.encoder`, as the package's `ProtoNet` does, so that the check
+# can load the package's weights into yours. Its `forward` takes one episode: the support inputs, their labels in
+# $0..N-1$ *in any order*, and the queries. It returns a `FewShot` of the $(|Q|, N)$ scores
+# $-\lVert f_\theta(x) - c_n \rVert^2$ and the $(N, d)$ prototypes. `my_protonet_step` trains on one episode (an
+# `Episode` whose inputs are in the column `"x"`): the mean cross-entropy of the queries' scores, one optimiser
+# step; it returns the loss.
 
 # %%
-def my_prototype_log_probabilities(support, support_labels, query, n_way):
+from mmcourse.meta import FewShot
+
+
+class MyProtoNet(nn.Module):
+    def __init__(self, encoder):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, support, support_labels, query, n_way):
+        """support (|S|, ...), support_labels (|S|,), query (|Q|, ...) -> FewShot(scores (|Q|, N), prototypes (N, d))"""
+        # YOUR CODE HERE
+        raise NotImplementedError
+
+
+def my_protonet_step(model, episode, optimizer):
+    """One training step on one episode of N = len(episode.classes) classes; returns the loss, a number."""
+    xs, ys, xq, yq = episode.support["x"], episode.support_labels, episode.query["x"], episode.query_labels
     # YOUR CODE HERE
     raise NotImplementedError
 
 
-exercises.check("prototype_log_probabilities", my_prototype_log_probabilities)
+exercises.check("protonet", MyProtoNet)
+exercises.check("protonet_step", my_protonet_step)
 
 # %% [markdown]
 # <details><summary><b>Hint 1: a nudge</b></summary>
 #
-# A prototype is the average of the support rows of one class, and those rows need not come class by
-# class. Each query then gets one score per class, higher the closer it is to that prototype, and the
-# scores are normalised over the classes.
+# Embed the support rows and the queries with the encoder. A prototype is the mean of the embedded support rows of
+# one class, wherever those rows are. Each query gets one score per class, minus its squared distance to that
+# prototype. The step is the usual one: a loss on the queries, clear the old gradients, backward, step.
 # </details>
 # <details><summary><b>Hint 2: what helps</b></summary>
 #
-# `support[support_labels == n]` picks the rows of class `n` wherever they are; `.mean(0)` and
-# `torch.stack` give the $(N, d)$ prototypes. Broadcasting `query[:, None, :]` against the prototypes
-# as `[None, :, :]` gives every difference, $(|Q|, N, d)$. `torch.log_softmax(..., dim=-1)` normalises.
+# `hs[support_labels == n].mean(0)` for each `n` in `range(n_way)`, stacked with `torch.stack`. Broadcasting
+# `hq[:, None, :]` against the prototypes as `[None, :, :]` gives every difference, $(|Q|, N, d)$. For the step:
+# `torch.nn.functional.cross_entropy`, `optimizer.zero_grad()`, `loss.backward()`, `optimizer.step()`,
+# `loss.item()`.
 # </details>
 # <details><summary><b>Hint 3: the code</b></summary>
 #
 # ```python
-# protos = torch.stack([support[support_labels == n].mean(0) for n in range(n_way)])
-# logits = -((query[:, None, :] - protos[None, :, :]) ** 2).sum(-1)
-# return torch.log_softmax(logits, dim=-1)
+# # forward
+# hs, hq = self.encoder(support), self.encoder(query)
+# protos = torch.stack([hs[support_labels == n].mean(0) for n in range(n_way)])
+# return FewShot(-((hq[:, None, :] - protos[None, :, :]) ** 2).sum(-1), protos)
+#
+# # my_protonet_step
+# loss = torch.nn.functional.cross_entropy(model(xs, ys, xq, len(episode.classes)).scores, yq)
+# optimizer.zero_grad()
+# loss.backward()
+# optimizer.step()
+# return loss.item()
 # ```
 # </details>
 
 # %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
-def solution_prototype_log_probabilities(support, support_labels, query, n_way):
-    protos = torch.stack([support[support_labels == n].mean(0) for n in range(n_way)])  # (N, d)
-    logits = -((query[:, None, :] - protos[None, :, :]) ** 2).sum(-1)  # (|Q|, N)
-    return torch.log_softmax(logits, dim=-1)
+class SolutionProtoNet(nn.Module):
+    def __init__(self, encoder):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, support, support_labels, query, n_way):
+        hs, hq = self.encoder(support), self.encoder(query)  # (|S|, d), (|Q|, d)
+        protos = torch.stack([hs[support_labels == n].mean(0) for n in range(n_way)])  # (N, d)
+        return FewShot(-((hq[:, None, :] - protos[None, :, :]) ** 2).sum(-1), protos)  # scores (|Q|, N)
 
 
-exercises.check("prototype_log_probabilities", solution_prototype_log_probabilities, must_pass=True)
+def solution_protonet_step(model, episode, optimizer):
+    xs, ys, xq, yq = episode.support["x"], episode.support_labels, episode.query["x"], episode.query_labels
+    loss = torch.nn.functional.cross_entropy(model(xs, ys, xq, len(episode.classes)).scores, yq)
+    optimizer.zero_grad()  # the gradients of the last episode must not add to these
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+exercises.check("protonet", SolutionProtoNet, must_pass=True)
+exercises.check("protonet_step", solution_protonet_step, must_pass=True)
 
 # %% [markdown]
-# The package's `prototypes` and `prototypical_logits` do the same for a batch of episodes;
-# `prototypical_logits` equals minus PyTorch's squared `cdist`:
+# Train your build on the audio for about a second: 200 episodes of digits 0-5 (6-way 5-shot, 10 queries a class),
+# one per step, with Adam. Then score it on digits 6-9 as in section 2:
 
 # %%
-from mmcourse.meta import prototypes, prototypical_logits  # imported after the exercise, which writes them
+from mmcourse.meta import ProtoNet, protonet_step  # imported after the build, which writes them
+
+Model = exercises.yours_or("protonet", MyProtoNet, ProtoNet)
+step = exercises.yours_or("protonet_step", my_protonet_step, protonet_step)
+torch.manual_seed(0)
+net = Model(experiments.build_encoder("audio"))
+optimizer = Adam(net.parameters(), lr=1e-3)
+train_episodes = EpisodeSampler({"x": data.train["audio"]}, data.train["label"], experiments.META_TRAIN_DIGITS,
+                                n_way=6, k_shot=5, n_query=10, seed=0)
+losses = [step(net, train_episodes.sample(i), optimizer) for i in range(200)]
+built = experiments.few_shot_accuracy(data, {"audio": experiments.embed(net.encoder, data.test["audio"])})
+print(f"query loss: {sum(losses[:20]) / 20:.3f} in the first 20 episodes, {sum(losses[-20:]) / 20:.3f} in the last 20")
+print(f"4-way 5-shot on digits 6-9: {Model.__name__} {normal_interval(built)}, "
+      f"raw spectrogram {normal_interval(raw_accuracy['audio'])}")
+
+# %% [markdown]
+# The loss on digits 0-5 all but vanishes, yet on the new digits the ProtoNet stays below the raw spectrogram:
+# section 5 asks why. From here on the lesson uses the package's `ProtoNet`, which also takes a batch of
+# episodes at once; read it in `mmcourse/meta.py` (with `prototypes`, `prototypical_logits` and
+# `protonet_step`). Its logits equal minus PyTorch's squared `cdist`:
+
+# %%
+from mmcourse.meta import prototypes, prototypical_logits
 
 q, p = torch.randn(6, 8, dtype=torch.float64), torch.randn(4, 8, dtype=torch.float64)
 gap = (prototypical_logits(q, p) + torch.cdist(q, p) ** 2).abs().max().item()
 verify(gap < 1e-10, "ProtoNet logits are minus the squared Euclidean distances", largest_difference=gap)
 
 # %% [markdown]
-# Now meta-train one ProtoNet per modality: 6-way 5-shot episodes of digits 0-5 with 10 queries per
-# class, 4 episodes per step, with the same encoders as the baseline (about 2 seconds):
+# ### Check yourself
+#
+# 1. Why does the step score the queries and not the support set?
+#
+# <details><summary>Answer</summary>
+#
+# The support set builds the prototypes, so its own examples sit close to them by construction (at one shot,
+# at distance zero). The queries were not used to build them, as at meta-test time.
+# </details>
+#
+# 2. The check shuffles the support rows in its second case. Which shortcut does that catch?
+#
+# <details><summary>Answer</summary>
+#
+# Reshaping the support embeddings to $(N, k, d)$ and averaging over $k$, which assumes the rows come class by
+# class. Picking the rows by their label works in any order.
+# </details>
+
+# %% [markdown]
+# ## 5. ProtoNets against the baselines
+#
+# Now meta-train one ProtoNet per modality with the package: 6-way 5-shot episodes of digits 0-5 with 10 queries
+# per class, 4 episodes per step, with the same encoders as the baseline (about 2 seconds):
 
 # %%
 protonets = {m: experiments.train_protonet(data, m)[0] for m in experiments.MODALITIES}
@@ -292,12 +392,12 @@ experiments.RAW_BEATS_LEARNED.check(raw_over_learned)
 # %% [markdown]
 # All are tested on the same 300 episodes, so the differences are paired. Two findings:
 #
-# - **The plain classifier against the ProtoNet** depends on the modality. For the audio the plain
+# - **The plain classifier against the ProtoNet** depends on the modality: for the audio the plain
 #   classifier was ahead on each of the ten seeds checked, by too variable a margin to claim; for the
-#   image the sign changes from seed to seed. Episodic training is not automatically better.
+#   image the sign changes from seed to seed.
 # - **Both learned embeddings lose to the raw input**, for both modalities (checked). From six classes
-#   an encoder learns the features that separate those six, squeezed into 32 numbers, and drops what
-#   separates the others. Snell et al. meta-trained on far more classes (Omniglot: 1,200 characters).
+#   an encoder learns features that separate those six and drops what separates the others. Snell et al.
+#   meta-trained on far more classes (Omniglot: 1,200 characters).
 #
 # ### What does transfer from six classes
 #
@@ -334,9 +434,8 @@ experiments.WEIGHTING_MATCHES_RAW_IMAGE.check(weighting_gap["image"])
 # digit. For the image, the learned weights stay within 0.02 of the raw pixels (checked): with noise
 # everywhere and the occluder placed at random, probably no pixel is more trustworthy than another.
 #
-# How does the audio ProtoNet's accuracy change with the number of classes $N$ and of shots $k$? The
-# meta-test digits are embedded once, and each episode only picks rows and averages them (about a
-# second for 3,600 episodes):
+# How does the audio ProtoNet's accuracy change with the number of classes $N$ and of shots $k$? (About a
+# second for 3,600 episodes: the digits are embedded once.)
 
 # %%
 grid = experiments.accuracy_grid(data, {"audio": embeddings["audio"]})
@@ -349,37 +448,76 @@ shot_gain = five_shot - one_shot
 experiments.MORE_SHOTS_HELP.check(shot_gain, one_shot=one_shot, five_shot=five_shot)
 
 # %% [markdown]
+# ### Experiment: when does fine-tuning pay?
+#
+# At test time Chen et al.'s baseline trains a new linear head on each support set's features, the encoder frozen
+# (here 100 steps of Adam from zero). A head fitted to a few examples can overfit them; with many, it can use what a
+# class mean throws away. Find a shot count $k$ (1 to 50) at which this fine-tuned baseline beats the audio ProtoNet
+# by more than 0.03, on the same 4-way episodes. Predict first; a run takes about a second.
+
+# %%
+exercises.predict("fine_tuning_shots", None)  # your guess: fine-tuned baseline minus ProtoNet at your k, -1 to 1
+
+# %%
+def my_shots():
+    # YOUR CODE HERE: return a shot count k, from 1 to 50
+    raise NotImplementedError
+
+
+exercises.check("fine_tuning_shots", my_shots)
+
+# %% [markdown]
+# <details><summary><b>Hint 1: a nudge</b></summary>
+#
+# The baselines above were compared at five shots. Try a small count and a large one, and see which way the gap
+# moves.
+# </details>
+# <details><summary><b>Hint 2: what helps</b></summary>
+#
+# `experiments.fine_tuning_shots(lambda: 5, seed=0)` measures one count and returns the gap with both accuracies;
+# call it for a few counts in a loop.
+# </details>
+# <details><summary><b>Hint 3: the code</b></summary>
+#
+# ```python
+# def my_shots():
+#     return 30
+# ```
+# </details>
+
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
+def solution_shots():
+    return 30  # 10 already clears 0.03 on seed 0; 30 clears it on each of seeds 0-9
+
+
+exercises.check("fine_tuning_shots", solution_shots, must_pass=True)
+
+# %% [markdown]
+# On seeds 0-9 the gap ran from -0.02 to +0.06 at one shot, from 0.00 to 0.07 at five and from 0.08 to 0.15 at
+# thirty: the ProtoNet is never clearly ahead, and the more shots, the further it falls behind (Chen et al.'s
+# finding, in small).
+
+# %% [markdown]
 # ### Check yourself
 #
-# 1. Why is a ProtoNet a linear classifier?
-#
-# <details><summary>Answer</summary>
-#
-# Expanding the square, $-\lVert f(x) - c_n \rVert^2 = 2 c_n^\top f(x) - \lVert c_n \rVert^2 - \lVert f(x)
-# \rVert^2$. The last term is the same for every class and cancels in the softmax, so the scores are a
-# linear function of $f(x)$ with weights $2 c_n$ and bias $-\lVert c_n \rVert^2$, built from the support set.
-# </details>
-#
-# 2. Why can one weight per input cell transfer from six classes when a whole encoder cannot?
+# 1. Why can one weight per input cell transfer from six classes when a whole encoder cannot?
 #
 # <details><summary>Answer</summary>
 #
 # A weight per cell says how much a difference in that cell counts, the same for every class, so what
-# it learns on digits 0-5 holds for 6-9. An encoder learns features that separate the six training
-# digits and can drop what separates the others.
+# it learns on digits 0-5 holds for 6-9.
 # </details>
 #
-# 3. Predict from the grid: which is harder, 4-way 1-shot or 2-way 5-shot?
+# 2. Predict from the grid: which is harder, 4-way 1-shot or 2-way 5-shot?
 #
 # <details><summary>Answer</summary>
 #
 # 4-way 1-shot, on both counts: chance is $1/N$, so a quarter instead of a half, and a prototype of one
-# example is noisier than the mean of five, which has a fifth of one embedding's variance. The printed
-# grid shows it in your run.
+# example is noisier than the mean of five, which has a fifth of one embedding's variance.
 # </details>
 
 # %% [markdown]
-# ## 4. MAML: learn an initialisation that adapts in one step
+# ## 6. MAML: learn an initialisation that adapts in one step
 #
 # Finn, Abbeel and Levine (2017), [*Model-Agnostic Meta-Learning for Fast Adaptation of Deep
 # Networks*](https://arxiv.org/abs/1703.03400), take the other road: no distances, an ordinary
@@ -499,7 +637,7 @@ exercises.check("maml_inner_step", solution_adapted_scores, must_pass=True)
 # Most tutorials write the inner step with `torch.autograd.grad`. Here is one task's meta-gradient
 # written that way: the gradient, with respect to $\theta$, of the query loss after one inner step. It
 # runs, the shapes are right, and a meta-loss trained with it falls. The check compares it with the
-# package's MAML loss differentiated by `torch.func.grad`, on three small tasks.
+# package's meta-gradient on three small tasks.
 
 # %%
 def buggy_meta_gradient(model, params, support_x, support_y, query_x, query_y, inner_lr):
@@ -563,13 +701,10 @@ from mmcourse.meta import adapt  # imported after the exercises, which write its
 print(inspect.getsource(adapt))
 
 # %% [markdown]
-# `maml_loss` is the query loss after `adapt`, and `maml_meta_loss` runs a meta-batch of tasks
-# through `torch.func.vmap`: one batched computation instead of a Python loop over tasks.
-# `.backward()` on the meta-loss gives the second-order meta-gradient.
-#
-# Before training, check `vmap` against the plain loop over tasks (each task adapted with
-# `torch.autograd.grad(..., create_graph=True)`), on a meta-batch of 16 audio tasks: same loss, same
-# meta-gradient. (`tests/test_meta.py` also checks the meta-gradients against finite differences.)
+# `maml_loss` is the query loss after `adapt`; `maml_meta_loss` runs a meta-batch of tasks through
+# `torch.func.vmap`, one batched computation instead of a Python loop, and `.backward()` on it gives the
+# second-order meta-gradient. Check it against the loop over 16 audio tasks, each adapted with
+# `torch.autograd.grad(..., create_graph=True)`: same loss, same meta-gradient.
 
 # %%
 from mmcourse.meta import maml_meta_loss, maml_meta_loss_loop  # imported after the find-the-bug exercise
@@ -589,8 +724,8 @@ verify(abs(losses["vmap"] - losses["loop"]).item() < 1e-5 and gap < 1e-5,
 # %% [markdown]
 # MAML's model is a small perceptron on the spectrogram pooled to 16 x 10. Meta-train it on 4-way
 # 5-shot audio tasks of digits 0-5 (one inner step of size `inner_lr`; 150 outer steps of $B = 8$
-# tasks, with Adam at $\eta_{\text{out}}$ = `lr`), second- and first-order (about 3 seconds). At test
-# time it adapts with 1 step and with 5. Two controls, on the same episodes: the same perceptron at
+# tasks, with Adam at $\eta_{\text{out}}$ = `lr`), second- and first-order (about 3 seconds), and test it
+# after 1 and 5 steps. Two controls, on the same episodes: the same perceptron at
 # its *untrained* initialisation, adapted the same way; and the nearest class mean on the same pooled
 # spectrogram.
 
@@ -624,16 +759,14 @@ experiments.SECOND_ORDER_AHEAD.check(over_first_order)
 experiments.RAW_BEATS_MAML.check(pooled_over_maml)
 
 # %% [markdown]
-# What MAML learns is to adapt *fast*. After the one step it was trained for, its initialisation is far
-# ahead of the untrained one (checked). Give both five steps and the gap narrows: on seed 0, from 0.23
-# after one step to 0.03 after five (the two printed differences). On seeds 0-9 the five-step difference
-# ran from -0.06 to +0.19: which network is ahead then changes from seed to seed. After one step,
-# dropping the Hessian term costs accuracy (checked). And the nearest class mean on the same pooled
-# input beats MAML (checked): six training classes teach these networks less than the raw input already
-# holds. The gap to the ProtoNet mixes method and architecture (a pooled spectrogram against the full
-# one), so it compares neither alone.
+# What MAML learns is to adapt *fast*: after the one step it was trained for, its initialisation is far
+# ahead of the untrained one (checked). Given five steps the gap narrows (the printed differences); on
+# seeds 0-9 the five-step difference ran from -0.06 to +0.19. After one step, dropping the Hessian term
+# costs accuracy (checked). And the nearest class mean on the same pooled input beats MAML (checked). The
+# gap to the ProtoNet mixes method and input (a pooled spectrogram against the full one), so it compares
+# neither alone.
 #
-# How much does `vmap` save? One second-order meta-step of 16 tasks, both ways (one thread, median of 7):
+# How much does `vmap` save? One second-order meta-step of 16 tasks, both ways:
 
 # %%
 vmapped = experiments.time_meta_step(model, tasks, vmapped=True)
@@ -642,9 +775,8 @@ print(f"one meta-step of 16 tasks: vmap {1000 * vmapped:.1f} ms, Python loop {10
       f"{looped / vmapped:.1f} times faster with vmap")
 
 # %% [markdown]
-# Raghu et al. (2020), [*Rapid Learning or Feature Reuse?*](https://arxiv.org/abs/1909.09157), found
-# that MAML's inner loop mostly changes the last layer: the features are reused. Their ANIL adapts
-# only the head, which is close to what a ProtoNet does with its prototypes.
+# Raghu et al. (2020) found that MAML's inner loop mostly changes the last layer; their ANIL adapts only
+# the head, close to what a ProtoNet does with its prototypes.
 
 # %% [markdown]
 # ### Check yourself
@@ -654,11 +786,10 @@ print(f"one meta-step of 16 tasks: vmap {1000 * vmapped:.1f} ms, Python loop {10
 #
 # <details><summary>Answer</summary>
 #
-# Case 1 is "no inner step (inner_lr = 0)": with $\eta_{\text{in}} = 0$, $\theta' = \theta$ and there is
-# no Hessian term to lose. With a real step, the support gradient $g$ depends on $\theta$.
-# `torch.autograd.grad` without `create_graph=True` returns $g$ cut from the graph, so
-# $\theta - \eta_{\text{in}} g$ changes with $\theta$ as if $g$ were a constant: the factor
-# $I - \eta_{\text{in}} \nabla^2_\theta \mathcal{L}_S$ becomes $I$, which is first-order MAML by accident.
+# Case 1 has no inner step ($\eta_{\text{in}} = 0$, so $\theta' = \theta$): there is no Hessian term to
+# lose. With a real step, `torch.autograd.grad` without `create_graph=True` returns $g$ cut from the
+# graph, so $\theta - \eta_{\text{in}} g$ moves with $\theta$ as if $g$ were a constant: the factor
+# $I - \eta_{\text{in}} \nabla^2_\theta \mathcal{L}_S$ becomes $I$, first-order MAML by accident.
 # </details>
 #
 # 2. In the example by hand, what is the meta-gradient if $\eta_{\text{in}} \kappa = 1$, and why?
@@ -669,19 +800,9 @@ print(f"one meta-step of 16 tasks: vmap {1000 * vmapped:.1f} ms, Python loop {10
 # depend on $\theta$ and moving the start cannot change the query loss. The factor $1 - \eta_{\text{in}} \kappa$
 # is that dependence.
 # </details>
-#
-# 3. After one step MAML's start is far ahead of the untrained start; after five steps the gap has
-#    narrowed (on seed 0 to 0.03), and on some seeds the untrained start is ahead. What, then, did
-#    meta-training learn?
-#
-# <details><summary>Answer</summary>
-#
-# A starting point from which the one step it was trained for goes far: fast adaptation, not a reliably
-# better final accuracy. Neither network comes near the nearest class mean on the same pooled input.
-# </details>
 
 # %% [markdown]
-# ## 5. Few-shot with two modalities
+# ## 7. Few-shot with two modalities
 #
 # Each modality gives its own prototypes. For a batch of $B$ episodes, `modality_logits` stacks each
 # modality's prototype logits, $(B, M, |Q|, N)$, and `fuse_logits` takes a weighted sum over the
@@ -719,8 +840,8 @@ gain = {d: per_class["both"][d] - per_class["audio"][d] for d in experiments.MET
 print("gain of both over audio:", {DIGIT_NAMES[d]: round(v, 3) for d, v in gain.items()})
 
 # %% [markdown]
-# At the default corruption, fusion came out ahead of the audio alone on each of the ten seeds
-# checked, but by too variable a margin to claim: the paired interval above is this run's.
+# Fusion came out ahead of the audio alone on each of the ten seeds checked, by too variable a margin
+# to claim: the paired interval above is this run's.
 #
 # Explore: choose $k$, $N$ and the modality. Each change evaluates the trained ProtoNets on 200
 # meta-test episodes (no training) and draws the first of them in 2-D, on its two principal directions.
@@ -738,7 +859,7 @@ views.FewShotView(data, embeddings)
 #
 # The squared distance between two concatenations is the sum of the squared distances between their
 # parts, and the prototype of a concatenation is the concatenation of the prototypes. Weights of one
-# half give half of that sum, the same ranking of the classes (the cell above verifies it).
+# half give half of that sum, the same ranking of the classes.
 # </details>
 #
 # 2. How can a modality that is weaker on its own still raise the accuracy of the pair?
@@ -746,12 +867,11 @@ views.FewShotView(data, embeddings)
 # <details><summary>Answer</summary>
 #
 # When it makes different errors: on a query where the audio's distances are nearly tied, the image
-# can tip the sum to the right class. Where the audio alone is already right almost always, there is
-# little left to fix; the per-digit bars show where in your run.
+# can tip the sum to the right class.
 # </details>
 
 # %% [markdown]
-# ## 6. Meta-learned fusion: how much to trust each modality, per episode
+# ## 8. Meta-learned fusion: how much to trust each modality, per episode
 #
 # Equal weights are right only when both modalities are equally reliable. Suppose each episode comes
 # from a different recording setup, the camera noisy in some, the microphone in others. The support set
@@ -766,12 +886,12 @@ views.FewShotView(data, embeddings)
 # where $c^{(m)}_n$ is class $n$'s prototype in modality $m$, the first bar a mean over pairs of classes
 # $n \neq n'$ and the second a mean over the support examples $(x_i, y_i)$.
 #
-# The encoders stay fixed (section 3's ProtoNets); only $g_\phi$, a perceptron with 16 hidden units, is
+# The encoders stay fixed (section 5's ProtoNets); only $g_\phi$, a perceptron with 16 hidden units, is
 # meta-trained, on 1,600 episodes of digits 0-5 with one modality corrupted at a level drawn per episode
 # (pixel noise 0.5, 1 or 2, against 0.3 by default; audio at -5, -10 or -20 dB), and tested on 600 such
 # episodes of digits 6-9.
 #
-# A network has to beat the simplest rule that could do the job. If in each modality $m$ (of $d_m$
+# A network has to beat the simplest rule. If in each modality $m$ (of $d_m$
 # dimensions) every class were a spherical Gaussian around its prototype, with variance $\sigma_m^2$ per
 # dimension, and the modalities independent given the class, Bayes' rule would add the squared
 # distances, each weighted by $1/\sigma_m^2$:
@@ -792,10 +912,9 @@ for name, acc in fusion.accuracy.items():
 
 # %% [markdown]
 # Two tables, one row per corruption: the mean image weight $\alpha_{\text{image}}$ (the audio gets the
-# rest) and each modality's *prototype distance*, the mean squared distance between two of its
-# prototypes; then each method's accuracy. Look for three things: which prototype distance grows with
-# the noise and which shrinks; where equal weights fall below the better modality alone; where the
-# learned weights turn further from the noisy modality than the rule.
+# rest) and each modality's *prototype distance* (the mean squared distance between two of its
+# prototypes); then each method's accuracy. Look for which prototype distance grows with the noise and
+# which shrinks, and where equal weights fall below the better modality alone.
 
 # %%
 weights = {"image weight α_image": {"learned": "image weight", "rule": "rule image weight",
@@ -842,13 +961,11 @@ experiments.TURN_FURTHER_THAN_RULE.check(q["below rule"])
 
 # %% [markdown]
 # Noisy images first. Their prototype distances grow with the noise, and so does their say in the
-# equal-weight sum: at pixel noise 1 and 2 equal weights fall far below the audio alone. In noisy-image
-# episodes the learned weights beat equal weights, and at pixel noise 1 and 2 they turn away from the
-# image, further than the rule does (all checked). But most of that gain needs no learning: the rule
-# gets most of it, and the squared rule comes within 0.02 of the learned weights (checked). The network
-# added a sharper turn, which one fixed exponent also gives. Even so, with the image near chance the
-# best fusion would be none, and the learned weights fall slightly short of the audio alone: at pixel
-# noise 2 on every seed checked, at 1 on most.
+# equal-weight sum: at pixel noise 1 and 2 equal weights fall far below the audio alone. The learned
+# weights beat equal weights there and turn away from the image, further than the rule does (all
+# checked). But the rule gets most of that gain with no learning, and the squared rule comes within 0.02
+# of the learned weights (checked): the network added a sharper turn, which one fixed exponent also
+# gives. With the image near chance, the learned weights still fall slightly short of the audio alone.
 
 # %%
 experiments.NO_GAIN_ON_NOISY_AUDIO.check(q["equal gap, noisy audio"])
@@ -859,10 +976,9 @@ experiments.DROWNED_AUDIO_STILL_WEIGHTED.check(q["drowned image weight"])
 # %% [markdown]
 # With noisy audio it is the other way round. At -5 and -10 dB the learned weights beat each modality
 # alone (checked), but equal weights do as well, within 0.025 (checked). Drowned audio huddles: its
-# prototypes draw close (its prototype distance shrinks), and so do the examples of each class. The rule
-# reads the small within-class spread as *reliability*, and can give the audio more than half the weight.
+# prototypes draw close, and so do the examples of each class, which the rule reads as *reliability*.
 # At -20 dB the audio alone is at chance (checked), so its best weight is zero; yet the learned image
-# weight stays below 0.9 (checked). The network learned what a sharper rule does, not to drop a drowned modality.
+# weight stays below 0.9 (checked): the network did not learn to drop a drowned modality.
 
 # %% [markdown]
 # ### Check yourself
@@ -872,11 +988,10 @@ experiments.DROWNED_AUDIO_STILL_WEIGHTED.check(q["drowned image weight"])
 #
 # <details><summary>Answer</summary>
 #
-# The drowned audio, far better: its distances are small, so it adds little to the equal-weight sum and
-# the image mostly decides. Not entirely: at -20 dB equal weights, and the learned weights too, still
-# lose a few points against the image alone (the accuracy table). The noisy image's large distances
-# instead dominate the sum, so equal weights fall far below the audio alone there: that is where weights
-# read off the support set help.
+# The drowned audio: its distances are small, so it adds little to the equal-weight sum and the image
+# mostly decides (at -20 dB it still costs a few points against the image alone). The noisy image's large
+# distances dominate the sum, so equal weights fall far below the audio alone: that is where weights read
+# off the support set help.
 # </details>
 #
 # 2. Why does the inverse-spread rule give drowned audio more say than it deserves?
@@ -886,16 +1001,6 @@ experiments.DROWNED_AUDIO_STILL_WEIGHTED.check(q["drowned image weight"])
 # It reads only the within-class spread. Drowned audio's embeddings huddle, so that spread is small and
 # looks like a small variance, the mark of a reliable modality; but its prototypes huddle too, and the
 # rule does not look at the distances between them.
-# </details>
-#
-# 3. The rule gets most of the learned weights' gain with no training, and the squared rule matches them.
-#    What does that tell you about reporting a learned method against equal weights only?
-#
-# <details><summary>Answer</summary>
-#
-# Equal weights are a weak bar: beating them shows that reading the support set helps, not that
-# learning was needed to read it. Report the closed-form rule next to the learned one, condition by
-# condition, and say what the learning adds (here a sharper turn, which the squared rule also gives).
 # </details>
 
 # %% [markdown]
@@ -907,13 +1012,12 @@ experiments.DROWNED_AUDIO_STILL_WEIGHTED.check(q["drowned image weight"])
 #   From six training classes both learned embeddings transfer worse than the raw input; what did
 #   transfer, for the audio, is one weight per input cell, the same for every class.
 # - **Prototypical Networks** classify by the squared distance to class-mean prototypes and train on
-#   episodes.
+#   episodes; with many shots, a plain classifier with a head fine-tuned on the support set pulls ahead.
 # - **MAML** learns an initialisation from which one gradient step goes far. Its meta-gradient has a
 #   Hessian term that first-order MAML drops, and `torch.autograd.grad` without `create_graph=True`
 #   drops by accident.
 # - Weights read off each support set beat equal weights in noisy-image episodes, but a closed-form
-#   **inverse-spread rule** gets most of that gain and its square matches the **meta-learned weights**;
-#   none drops a drowned modality. Compare a learned rule with the closed-form one.
+#   **inverse-spread rule** gets most of that gain and its square matches the **meta-learned weights**.
 #
 # **Try it:** meta-train the ProtoNets 4-way (`experiments.train_protonet(data, m, n_way=4)`); give
 # MAML's untrained start 20 test steps (`experiments.maml_accuracy(models["untrained start"], data,
@@ -937,5 +1041,4 @@ experiments.DROWNED_AUDIO_STILL_WEIGHTED.check(q["drowned image weight"])
 #
 # **Next:** [lesson 07](07_contrastive.ipynb) learns one space for images and text from matching pairs,
 # and recognises attribute combinations it never saw with no examples at all (this lesson's Shapes
-# split held out such combinations). Weighing each modality by how reliable it is goes back to the
-# fusion weights of [lesson 01](01_fusion.ipynb).
+# split held out such combinations).

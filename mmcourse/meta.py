@@ -7,9 +7,10 @@ first: a model is judged on classes it never saw. Labels inside an episode are 0
 of the episode's ``classes``.
 
 Two families of answers: *metric-based* (:class:`ProtoNet`: embed, average each class's support
-embeddings into a prototype, classify by distance) and *optimisation-based* (:func:`maml_loss`:
-learn an initialisation that a few gradient steps on the support set adapt to the episode; the inner
-step size eta_in is ``inner_lr``, the outer one eta_out the optimiser's learning rate).
+embeddings into a prototype, classify by distance; :func:`protonet_step` trains it on an episode) and
+*optimisation-based* (:func:`maml_loss`: learn an initialisation that a few gradient steps on the
+support set adapt to the episode; the inner step size eta_in is ``inner_lr``, the outer one eta_out the
+optimiser's learning rate).
 :class:`InputWeighting` is the smallest encoder a ProtoNet can learn: one weight per input cell. With
 several modalities, :class:`MetaFusion` predicts each episode's modality weights from its support set, and
 :func:`inverse_spread_weights` is the closed-form rule to compare it with.
@@ -256,6 +257,31 @@ class ProtoNet(nn.Module):
         lead = _check_episode(support, support_labels, query)
         protos = prototypes(_embed(self.encoder, support, lead), support_labels, n_way)
         return FewShot(prototypical_logits(_embed(self.encoder, query, lead), protos), protos)
+
+
+def protonet_loss(model: nn.Module, episode: Episode, column: str = "x") -> torch.Tensor:
+    """The loss a ProtoNet trains on: the mean cross-entropy of the episode's queries (Snell et al. 2017, eq. 2).
+
+    ``model`` is a :class:`ProtoNet` (or a module with its forward); ``episode`` an :class:`Episode`, one or B
+    stacked, whose ``column`` holds the inputs. Shape: scores (|Q|, N) or (B, |Q|, N) -> a scalar, the mean
+    over every query of every episode.
+    """
+    if column not in episode.support:
+        raise ValueError(f"column: expected one of the episode's columns {sorted(episode.support)}, got {column!r}")
+    scores = model(episode.support[column], episode.support_labels, episode.query[column],
+                   episode.classes.shape[-1]).scores
+    return F.cross_entropy(scores.flatten(0, -2), episode.query_labels.flatten())
+
+
+def protonet_step(model: nn.Module, episode: Episode, optimizer, column: str = "x") -> float:
+    """One training step of a ProtoNet on an episode: :func:`protonet_loss`, its gradient, one ``optimizer``
+    step (an optimiser over ``model``'s parameters, e.g. :class:`mmcourse.train.Adam`). Returns the loss
+    before the step."""
+    loss = protonet_loss(model, episode, column)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
 
 
 class InputWeighting(nn.Module):

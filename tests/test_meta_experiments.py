@@ -171,3 +171,37 @@ def test_maml_start_is_where_meta_training_starts(data):
         scores = start(batch.query["x"].flatten(0, 1)).unflatten(0, batch.query_labels.shape)
     expected = (scores.argmax(-1) == batch.query_labels).float().mean(-1)
     torch.testing.assert_close(accuracy[("start", 0)], expected)
+
+
+def test_the_fine_tuned_head_starts_from_zero_and_trains_each_episode_alone():
+    g = torch.Generator().manual_seed(0)
+    support, query = torch.randn(3, 6, 4, generator=g), torch.randn(3, 5, 4, generator=g)
+    labels = torch.tensor([0, 0, 0, 0, 1, 2]).expand(3, 6)  # unequal counts: the bias gets a gradient too
+    # one step of Adam from zero moves each weight by lr in the direction of minus its gradient's sign; at zero the
+    # gradient of the mean cross-entropy is X^T (1/N - onehot) / |S| (and the bias's the same with X = 1)
+    target = torch.nn.functional.one_hot(labels, 3).float() - 1 / 3  # (B, |S|, N)
+    weight = 0.5 * torch.sign(support.transpose(1, 2) @ target)
+    bias = 0.5 * torch.sign(target.sum(1, keepdim=True))
+    one_step = ex.fine_tuned_head_scores(support, labels, query, 3, steps=1, lr=0.5)
+    assert torch.allclose(one_step, query @ weight + bias, atol=1e-5)
+    # B episodes at once give each episode's own head, as if trained alone
+    together = ex.fine_tuned_head_scores(support, labels, query, 3)
+    alone = torch.cat([ex.fine_tuned_head_scores(support[i:i + 1], labels[i:i + 1], query[i:i + 1], 3)
+                       for i in range(3)])
+    assert torch.allclose(together, alone, atol=1e-4)
+    with pytest.raises(ValueError, match="support, support_labels, query"):
+        ex.fine_tuned_head_scores(support[0], labels[0], query[0], 3)
+
+
+def test_fine_tuning_against_protonet_compares_the_same_episodes(data):
+    rows = len(data.test["label"])
+    separable = torch.nn.functional.one_hot(data.test["label"] - 6, 4).float() * 10
+    noise = torch.randn(rows, 4, generator=torch.Generator().manual_seed(1))
+    out = ex.fine_tuning_against_protonet(data, 3, {"ProtoNet": separable, "baseline": noise}, episodes=20)
+    assert out["ProtoNet accuracy"] == 1.0 and out["fine-tuned baseline accuracy"] < 0.6
+    assert out[ex.FINE_TUNED_GAIN] == pytest.approx(out["fine-tuned baseline accuracy"] - 1.0, abs=1e-6)
+    swapped = ex.fine_tuning_against_protonet(data, 3, {"ProtoNet": noise, "baseline": separable}, episodes=20)
+    assert swapped["fine-tuned baseline accuracy"] == 1.0
+    for shots in (0, ex.MAX_SHOTS + 1, 2.0, False):
+        with pytest.raises(ValueError, match="k_shot: expected a whole number of shots per class from 1 to 50"):
+            ex.fine_tuning_against_protonet(data, shots, {"ProtoNet": noise, "baseline": noise})
