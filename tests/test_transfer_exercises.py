@@ -181,6 +181,23 @@ def test_distillation_step_build(capsys):
     assert not check("distillation_step", wrong(loss=without_tau_squared))
     assert "case 1 of 5 (8 pairs, tau = 4, alpha = 0.5): the result['loss'] is" in capsys.readouterr().out
 
+    # a reversed KL(q || p) inside the step: the cases' teacher has a trained teacher's spread of logits, so the soft
+    # term weighs in the loss and the mistake shows in its value
+    def reversed_kl(u, v, y, tau, a):
+        soft = F.kl_div(F.log_softmax(v / tau, dim=1), F.softmax(u / tau, dim=1), reduction="batchmean")
+        return a * tau**2 * soft + (1 - a) * F.cross_entropy(u, y)
+
+    assert not check("distillation_step", wrong(loss=reversed_kl))
+    assert "case 1 of 5 (8 pairs, tau = 4, alpha = 0.5): the result['loss'] is" in capsys.readouterr().out
+
+    # zero_grad(set_to_none=False), as torch.optim accepts it, fills the old gradients with zeros: right too
+    def zeros_not_none(student, teacher, batch, optimizer, temperature, alpha):
+        optimizer.zero_grad(set_to_none=False)
+        return _step(student, teacher, batch, optimizer, temperature, alpha, zero_grad=False)
+
+    assert check("distillation_step", zeros_not_none)
+    assert "all 5 cases match" in capsys.readouterr().out
+
 
 def test_distillation_step_must_be_built(capsys):
     """The package's step (directly or wrapped) and the package's loss inside a step of one's own are rejected;

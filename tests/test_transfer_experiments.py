@@ -198,6 +198,16 @@ def test_noisy_teacher_experiment(capsys):
     assert "not done yet" in capsys.readouterr().out
 
 
+def test_keep_teacher_that_hears(small_distillation, monkeypatch):
+    """The lesson's run, handed over, is what the exercise compares with; a run on other data is refused."""
+    monkeypatch.setattr(ex, "_HEARS", {})
+    with pytest.raises(ValueError, match="result: expected the lesson's distillation experiment"):
+        ex.keep_teacher_that_hears(small_distillation)  # 3 labels per digit
+    lesson_like = ex.Distillation(ex.DistillationData({}, {}, {}, seed=5), None, None, None, None, {ex.HARD: None})
+    ex.keep_teacher_that_hears(lesson_like)
+    assert ex.teacher_that_hears(5) is lesson_like
+
+
 def test_noisy_teacher_run_reuses_the_clean_run(small_distillation):
     """Given the clean experiment, the run trains only the noisy teacher and its student; at the clean audio it
     gives back the clean run exactly (the same data and seed)."""

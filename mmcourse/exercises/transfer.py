@@ -43,9 +43,13 @@ class _SGD:
     def __init__(self, params, lr: float) -> None:
         self.params, self.lr = list(params), lr
 
-    def zero_grad(self) -> None:
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear the gradients (``set_to_none``, as in torch.optim: drop them, else fill them with zeros)."""
         for p in self.params:
-            p.grad = None
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad.zero_()
 
     @torch.no_grad()
     def step(self) -> None:
@@ -100,6 +104,14 @@ def _distillation_step_cases() -> list[Case]:
     # A teacher trained with modality dropout: in training mode it drops the image or the audio of every pair.
     dropping = MultimodalClassifier([ImageEncoder(64), AudioEncoder(64)], EarlyFusion([64, 64], 64),
                                     torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(64, 10)), modality_dropout=1.0)
+
+    # Untrained, the teacher's logits hardly differ (sd about 0.24): its soft targets would be near uniform, the soft
+    # term about 1% of the loss, and a mistake inside it (a reversed KL) would hardly move the step. Scaled by 10,
+    # its last layer gives logits with a trained teacher's spread.
+    with torch.no_grad():
+        for model in (teacher, dropping):
+            model.head[1].weight.mul_(10.0)
+            model.head[1].bias.mul_(10.0)
 
     def batch(size: int) -> dict:
         return {"image": torch.rand(size, 1, 8, 8, generator=g), "audio": torch.randn(size, 1, 32, 40, generator=g),
@@ -164,7 +176,8 @@ def _register_noisy_teacher() -> None:
         "noisy_teacher", _run_noisy_teacher,
         {experiments.NOISY_ADVANTAGE: experiments.DROWNED_TEACHER_WORSE,
          experiments.NOISY_LOSS: experiments.DROWNED_STUDENT_GAINS_LESS},
-        question="how often a teacher that no longer helps names the digit of the unlabelled pairs (a fraction)",
+        question="how often the teacher names the digit of the unlabelled pairs at the cleanest audio where it no "
+                 "longer helps (a fraction, next to the image-only model's, printed in the lesson)",
         predicted="noisy teacher's labels right", reference=lambda: experiments.DROWNED_SNR_DB)
 
 

@@ -26,9 +26,14 @@ only 0.1 sd clear of zero on the closest, so that is reported, not claimed. At 1
 hard-label student's gain is +0.063 to +0.150 (2.1 sd), at 0 dB (0.66) +0.024 to +0.115 (0.8 sd); the gain
 was smaller at 0 dB than at 30 dB on every seed, but only 0.9 sd clear, so the lesson claims the two ends only.
 
-The lesson's experiment exercise (:func:`noisy_teacher_run`) asks for the audio's SNR at which the teacher stops
-helping; its outcomes are the two drowned-teacher claims, measured by :func:`measure_claims` at the reference's
--10 dB. Over seeds 0-9 (medians, 30 / 20 / 10 / 5 / 0 / -5 / -10 dB): the teacher minus the image-only model's
+The lesson's experiment exercise (:func:`noisy_teacher_run`) asks for an audio signal-to-noise ratio (SNR) at which
+the teacher stops helping; its outcomes are the two drowned-teacher claims, measured by :func:`measure_claims` at
+the reference's -10 dB. They judge "stops helping", not "the cleanest such audio": -20 or -30 dB pass as well, and
+:data:`DROWNED_STUDENT_GAINS_LESS` is a sanity outcome (the student's gain is smaller at 0 dB than at 30 dB on every
+seed too). An outcome for "the cleanest" (10 dB cleaner, the teacher still labels better than the image-only
+model: true at 0 dB on every seed, which would fail -20 and -30 dB) was measured and is not robust: at 0 dB the
+teacher's lead was +0.194 / +0.115 / +0.085 / +0.012 / +0.169 on seeds 0-4, the worst 0.2 sd clear of zero.
+Over seeds 0-9 (medians, 30 / 20 / 10 / 5 / 0 / -5 / -10 dB): the teacher minus the image-only model's
 labels right +0.296 / +0.276 / +0.238 / +0.193 / +0.109 / -0.003 / -0.145 (at 0 dB above zero on every seed, at
 -5 dB below it on 5 of 10), the hard-label student's gain over the labels alone +0.115 / +0.124 / +0.116 / +0.095
 / +0.066 / +0.021 / -0.064. The gain is flat down to about 10 dB and gone where the teacher labels no better than
@@ -37,7 +42,6 @@ the image-only model; no single setting marks its end with a margin, so the exer
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -444,12 +448,34 @@ def drowned_teacher_experiment(clean: Distillation, audio_snr_db: float = DROWNE
                                    controls=False, baseline=clean.baseline)
 
 
-@functools.lru_cache(maxsize=1)  # the experiment exercise runs it again for every attempt
+_HEARS: dict[int, Distillation] = {}  # seed -> the last teacher_that_hears (the exercise asks for it at every attempt)
+
+
 def teacher_that_hears(seed: int) -> Distillation:
     """The lesson's teacher (audio at :data:`AUDIO_SNR_DB`), the image-only model and the student of the teacher's
-    hard labels (:data:`HARD`) for ``seed``, without the other students and the controls; kept for the next call."""
-    return distillation_experiment(distillation_data(seed), temperatures=(HARD[0],), alphas=(HARD[1],),
-                                   controls=False)
+    hard labels (:data:`HARD`) for ``seed``, without the other students and the controls; kept for the next call
+    (or the lesson's own run, handed over with :func:`keep_teacher_that_hears`)."""
+    if seed not in _HEARS:
+        _HEARS.clear()
+        _HEARS[seed] = distillation_experiment(distillation_data(seed), temperatures=(HARD[0],), alphas=(HARD[1],),
+                                               controls=False)
+    return _HEARS[seed]
+
+
+def keep_teacher_that_hears(result: Distillation) -> None:
+    """Keep ``result``, the lesson's :func:`distillation_experiment` on ``distillation_data(seed)`` with its defaults
+    and the teacher of :func:`train_on_labels` for that seed, as :func:`teacher_that_hears` of its seed: the
+    experiment exercise then trains only the noisy teacher and its student. ``result`` must hold the student at
+    :data:`HARD`, and its data the lesson's settings (a ``ValueError`` otherwise)."""
+    data = result.data
+    if (data.labels_per_class, data.image_noise, data.audio_snr_db) != (10, IMAGE_NOISE, AUDIO_SNR_DB) \
+            or HARD not in result.students:
+        raise ValueError("result: expected the lesson's distillation experiment (10 labels per digit, image noise "
+                         f"{IMAGE_NOISE:g}, audio {AUDIO_SNR_DB:g} dB, a student at {HARD}), got labels_per_class="
+                         f"{data.labels_per_class}, image_noise={data.image_noise:g}, audio_snr_db="
+                         f"{data.audio_snr_db:g}, students {sorted(result.students)}")
+    _HEARS.clear()
+    _HEARS[data.seed] = result
 
 
 NOISIEST_SNR_DB = -30.0  # the noisiest audio the experiment exercise accepts: the teacher hears next to nothing
@@ -516,6 +542,7 @@ DISTILLATION_HELPS = Claim("the student distilled at tau = 4, alpha = 0.5 beats 
 DROWNED_TEACHER_WORSE = Claim("with the audio drowned, the teacher labels fewer unlabelled pairs right than the "
                               "image-only model",
                               "drowned teacher minus image-only accuracy on the unlabelled training pairs", "<", 0.0)
+# A sanity outcome: it holds wherever the teacher got worse, not only where it stopped helping (see the top).
 DROWNED_STUDENT_GAINS_LESS = Claim("the student of the drowned teacher's labels falls short of the student of the "
                                    "teacher that hears",
                                    "test accuracy of the student of the 30 dB teacher's hard labels minus that of the "
