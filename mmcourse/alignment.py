@@ -510,7 +510,7 @@ def _record(history: AdversarialHistory, step: int, w: torch.Tensor, discriminat
 
 
 class AdversarialLosses(NamedTuple):
-    """What :func:`adversarial_step` returns: the losses of one step, detached, each summed over the R runs."""
+    """What :func:`adversarial_step` returns: the losses of one step, detached, each summed over the K runs."""
 
     discriminator: torch.Tensor  # () the last discriminator step's loss, before its update
     map: torch.Tensor  # () the map's loss, before its update
@@ -519,7 +519,7 @@ class AdversarialLosses(NamedTuple):
 def _check_step(w, batches) -> None:
     """:func:`adversarial_step`'s checks, of shapes only (nothing that waits for a GPU)."""
     if not isinstance(w, torch.Tensor) or w.ndim != 3 or w.shape[1] != w.shape[2] or not w.requires_grad:
-        raise ValueError(f"w: expected a parameter (R, d, d) that requires a gradient, got "
+        raise ValueError(f"w: expected a parameter (K, d, d) that requires a gradient, got "
                          f"{tuple(w.shape) if isinstance(w, torch.Tensor) else type(w).__name__}")
     r, d = w.shape[0], w.shape[1]
     if not isinstance(batches, (list, tuple)) or not batches:
@@ -527,13 +527,13 @@ def _check_step(w, batches) -> None:
                          f"map, got {type(batches).__name__} of length {len(batches) if batches else 0}")
     for x, y in batches:
         if x.ndim != 3 or x.shape[0] != r or x.shape[2] != d or y.shape != x.shape:
-            raise ValueError(f"batches: expected x and y of shape (R={r}, B, d={d}) each, got {tuple(x.shape)} "
+            raise ValueError(f"batches: expected x and y of shape (K={r}, B, d={d}) each, got {tuple(x.shape)} "
                              f"and {tuple(y.shape)}")
 
 
 def adversarial_step(w: nn.Parameter, discriminator: nn.Module, map_optimizer, discriminator_optimizer, batches,
                      smoothing: float = 0.1, beta=0.01) -> AdversarialLosses:
-    """One step of MUSE's adversarial training for R maps at once (Conneau et al. 2018, "Word Translation Without
+    """One step of MUSE's adversarial training for K maps at once (Conneau et al. 2018, "Word Translation Without
     Parallel Data", https://arxiv.org/abs/1710.04087).
 
     1. For each batch but the last, one step of the discriminator on the 2B points [x @ w, y] (``w`` held
@@ -544,19 +544,19 @@ def adversarial_step(w: nn.Parameter, discriminator: nn.Module, map_optimizer, d
        and on the same 2B points, whose target half does not depend on ``w``.
     3. ``w`` <- (1 + beta) ``w`` - beta ``w`` ``w``^T ``w`` (:func:`orthogonalize`), which keeps it near orthogonal.
 
-    Each loss is the mean over a run's 2B points, summed over the R runs, so that each run's parameters get
-    the gradient they would get trained alone. ``discriminator`` maps (R, 2B, d) to logits (R, 2B), like
+    Each loss is the mean over a run's 2B points, summed over the K runs, so that each run's parameters get
+    the gradient they would get trained alone. ``discriminator`` maps (K, 2B, d) to logits (K, 2B), like
     :class:`Discriminator`; the optimisers are :class:`~mmcourse.train.SGD` (or any with ``zero_grad`` and
     ``step``) over ``w`` and over the discriminator's parameters.
 
-    Shape: ``w`` (R, d, d), a parameter, updated in place; ``batches`` a list of (x, y), each (R, B, d) rows of
+    Shape: ``w`` (K, d, d), a parameter, updated in place; ``batches`` a list of (x, y), each (K, B, d) rows of
     the source and of the target drawn independently (``discriminator_steps`` + 1 of them); ``beta`` a number
-    or (R, 1, 1). Returns :class:`AdversarialLosses`.
+    or (K, 1, 1). Returns :class:`AdversarialLosses`.
     """
     _check_step(w, batches)
     *for_discriminator, (x, y) = batches
     r = len(x)
-    labels = torch.cat([torch.full_like(x[..., 0], 1 - smoothing), torch.full_like(y[..., 0], smoothing)], 1)  # (R, 2B)
+    labels = torch.cat([torch.full_like(x[..., 0], 1 - smoothing), torch.full_like(y[..., 0], smoothing)], 1)  # (K, 2B)
     discriminator_loss = torch.zeros((), dtype=x.dtype, device=x.device)
     for x_d, y_d in for_discriminator:  # the discriminator learns; the map is held fixed
         logits = discriminator(torch.cat([x_d @ w.detach(), y_d], 1))

@@ -241,8 +241,8 @@ def test_bad_arguments_to_the_step_and_the_loop_name_the_argument():
         adversarial_alignment(spaces.source, spaces.target, steps=1, step=None, progress=False)
     d = Discriminator(16, 8)
     w = torch.nn.Parameter(torch.eye(16))
-    with pytest.raises(ValueError, match=r"w: expected a parameter \(R, d, d\)"):
+    with pytest.raises(ValueError, match=r"w: expected a parameter \(K, d, d\)"):
         adversarial_step(w, d, SGD([w], 0.1), SGD(d.parameters(), 0.1), [(spaces.source[None], spaces.target[None])])
     w = torch.nn.Parameter(torch.eye(16)[None])
-    with pytest.raises(ValueError, match=r"batches: expected x and y of shape \(R=1, B, d=16\)"):
+    with pytest.raises(ValueError, match=r"batches: expected x and y of shape \(K=1, B, d=16\)"):
         adversarial_step(w, d, SGD([w], 0.1), SGD(d.parameters(), 0.1), [(spaces.source, spaces.target)])
