@@ -15,8 +15,12 @@
 #
 # **What you will learn:** attention as a soft lookup; scaled dot-product and multi-head attention
 # with masks, checked against PyTorch's; cross-modal attention, where the words of a question look at
-# the patches of an image; how to *measure* whether a word looks at its own object; co-attention in
-# both directions; and how to test whether attention shows what an answer needs.
+# the patches of an image; a control that tells whether the answers come from the image; how to
+# *measure* whether a word looks at its own object; co-attention in both directions; and how to test
+# whether attention shows what an answer needs.
+#
+# **You will build:** the multi-head attention layer through which a question's words look at an
+# image's patches, and the training step of the model around it, then train both on Shapes questions.
 #
 # **Prerequisites:** the Shapes data and the course's tools ([lesson 00](00_welcome.ipynb)); the
 # softmax ([d2l.ai](https://d2l.ai/chapter_linear-classification/softmax-regression.html)); matrix
@@ -24,7 +28,7 @@
 # ([PyTorch tutorials](https://pytorch.org/tutorials/beginner/basics/tensorqs_tutorial.html)).
 # The fusion of whole-modality vectors in [lesson 01](01_fusion.ipynb) helps with the motivation.
 #
-# **Time:** about 26 minutes of reading and 24 minutes of exercises. **Runs on:** a laptop CPU in
+# **Time:** about 28 minutes of reading and 30 minutes of exercises. **Runs on:** a laptop CPU in
 # under a minute; a GPU is used when there is one.
 #
 # Look at the scenes below and answer the questions. To say what colour the triangle is, you find
@@ -38,6 +42,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 import mmcourse
 from mmcourse import exercises, verify
@@ -115,54 +120,8 @@ raw = (q * k).sum(-1)
 print(f"std of q.k with d_k=64: {raw.std():.2f}; after dividing by sqrt(64): {(raw / 8).std():.2f}")
 
 # %% [markdown]
-# ### Exercise: scaled dot-product attention
-#
-# Write `my_attention(q, k, v)` returning `(out, weights)` as in the equation: `q` is
-# `(..., T_q, d_k)`, `k` is `(..., T_k, d_k)` and `v` is `(..., T_k, d_v)`, with the same leading
-# dimensions; `weights` is `(..., T_q, T_k)`, each row a softmax over the keys, and `out` is
-# `(..., T_q, d_v)`.
-
-# %%
-def my_attention(q, k, v):
-    # YOUR CODE HERE
-    raise NotImplementedError
-
-
-exercises.check("scaled_dot_product_attention", my_attention)
-
-# %% [markdown]
-# <details><summary><b>Hint 1: a nudge</b></summary>
-#
-# Follow the hand computation above: a score for every pair of a query and a key, scaled, turned
-# into weights over the keys, then used to average the values. The inputs may carry leading
-# dimensions (a batch, heads), so every step must act on the last two dimensions only.
-# </details>
-# <details><summary><b>Hint 2: what helps</b></summary>
-#
-# `k.transpose(-2, -1)` swaps the last two dimensions whatever the leading ones (`k.T` would reverse
-# all of them), so `q @ k.transpose(-2, -1)` is `(..., T_q, T_k)`. `math.sqrt(q.shape[-1])` is
-# $\sqrt{d_k}$, and `torch.softmax(..., dim=-1)` normalises over the keys.
-# </details>
-# <details><summary><b>Hint 3: the code</b></summary>
-#
-# ```python
-# scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., T_q, T_k)
-# weights = torch.softmax(scores, dim=-1)
-# return weights @ v, weights
-# ```
-# </details>
-
-# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
-def solution_attention(q, k, v):
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., T_q, T_k)
-    weights = torch.softmax(scores, dim=-1)
-    return weights @ v, weights
-
-
-exercises.check("scaled_dot_product_attention", solution_attention, must_pass=True)
-
-# %% [markdown]
-# The package's `scaled_dot_product_attention` gives the hand computation on the three objects:
+# The package's `scaled_dot_product_attention` computes this equation (you will write it yourself in
+# section 4). On the three objects it gives the hand computation:
 
 # %%
 from mmcourse.attention import scaled_dot_product_attention
@@ -189,20 +148,9 @@ verify(torch.allclose(out, answer) and torch.allclose(w, weights), "the function
 #
 # <details><summary>Answer</summary>
 #
-# The scores have a standard deviation of about 8 (the cell before the exercise printed 8.00), so
-# the softmax puts nearly all the weight on one key. There its gradient is close to zero and
-# training barely moves the queries and keys. Divided by $\sqrt{d_k}$, the scores spread over about
-# $\pm 1$.
-# </details>
-#
-# 3. Why does the softmax run over the keys (`dim=-1`)? What would a softmax over the queries give
-#    for the single query above?
-#
-# <details><summary>Answer</summary>
-#
-# Each query needs its own distribution over the keys, so each row of the weights must sum to one.
-# A softmax over the queries normalises each column instead; with a single query every weight
-# becomes 1, and the "answer" is the sum of all three colours.
+# The scores have a standard deviation of about 8 (printed above), so the softmax puts nearly all
+# the weight on one key. There its gradient is close to zero and training barely moves the queries
+# and keys. Divided by $\sqrt{d_k}$, the scores spread over about $\pm 1$.
 # </details>
 
 # %% [markdown]
@@ -316,69 +264,9 @@ views.multi_head_picture(num_heads=4, length=3, dim=8)
 # In code, one $d \times d$ projection serves all heads, cut into $H$ blocks: $W_h^Q$ is the $h$-th
 # block of $d/H$ rows of $W^Q$, and so for $K$ and $V$. The cut turns $(B, T, d)$ into
 # $(B, H, T, d/H)$, attention runs on the last two dimensions, and the merge turns the result back
-# into $(B, T, d)$.
-#
-# ### Exercise: splitting and merging heads
-#
-# Write `my_split_heads(x, num_heads)`, which turns `(B, T, d)` into `(B, H, T, d/H)` so that head
-# `h` holds features `h * d/H` to `(h + 1) * d/H - 1` of every token, and `my_merge_heads(x)`, which
-# undoes it: `(B, H, T, d/H)` to `(B, T, d)`.
-
-# %%
-def my_split_heads(x, num_heads):
-    # YOUR CODE HERE
-    raise NotImplementedError
-
-
-def my_merge_heads(x):
-    # YOUR CODE HERE
-    raise NotImplementedError
-
-
-exercises.check("split_heads", my_split_heads)
-exercises.check("merge_heads", my_merge_heads)
-
-# %% [markdown]
-# <details><summary><b>Hint 1: a nudge</b></summary>
-#
-# Picture each token's features as a row of numbers cut into equal pieces, one piece per head. Cut
-# every token's row first, keeping the tokens where they are, and only then move the heads in front
-# of the tokens. Going to the final shape in a single step gives the right shape and wrong values.
-# </details>
-# <details><summary><b>Hint 2: what helps</b></summary>
-#
-# `x.reshape(B, T, H, d // H)` cuts each token's features into heads, and `.transpose(1, 2)` swaps
-# the token and head dimensions. To merge, transpose back and `reshape` (not `view`: a transposed
-# tensor is not contiguous in memory).
-# </details>
-# <details><summary><b>Hint 3: the code</b></summary>
-#
-# ```python
-# b, t, d = x.shape  # in my_split_heads
-# return x.reshape(b, t, num_heads, d // num_heads).transpose(1, 2)
-#
-# b, h, t, d_head = x.shape  # in my_merge_heads
-# return x.transpose(1, 2).reshape(b, t, h * d_head)
-# ```
-# </details>
-
-# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
-def solution_split_heads(x, num_heads):
-    b, t, d = x.shape
-    return x.reshape(b, t, num_heads, d // num_heads).transpose(1, 2)
-
-
-def solution_merge_heads(x):
-    b, h, t, d_head = x.shape
-    return x.transpose(1, 2).reshape(b, t, h * d_head)
-
-
-exercises.check("split_heads", solution_split_heads, must_pass=True)
-exercises.check("merge_heads", solution_merge_heads, must_pass=True)
-
-# %% [markdown]
-# The package's `split_heads` and `merge_heads` do the same. On a small tensor you can read which
-# features land in which head:
+# into $(B, T, d)$. The package's `split_heads` cuts each token's features first, a reshape to
+# `(B, T, H, d/H)`, and only then moves the heads in front of the tokens (a transpose);
+# `merge_heads` undoes both. On a small tensor you can read which features land in which head:
 
 # %%
 from mmcourse.attention import merge_heads, split_heads
@@ -391,9 +279,9 @@ print("merged back equals x:", torch.equal(merge_heads(heads), x))
 # %% [markdown]
 # ### Ours equals PyTorch's
 #
-# `MultiHeadAttention.from_torch` copies the weights of a `torch.nn.MultiheadAttention` whose keys
-# and values differ in size from the queries (as when they come from another modality), with padded
-# keys. Both must give the same outputs and per-head weights.
+# `MultiHeadAttention.from_torch` copies a `torch.nn.MultiheadAttention` whose keys and values
+# differ in size from the queries (another modality), with padded keys: both must give the same
+# outputs and per-head weights.
 
 # %%
 torch.manual_seed(0)
@@ -433,8 +321,7 @@ verify((out - expected).abs().max() < 1e-5 and (w - expected_w).abs().max() < 1e
 #
 # Zeros. NaN spreads: any sum, loss or gradient that touches it becomes NaN, so a single fully
 # padded row spoils the loss of the whole batch, and after one update every parameter. With zeros, a
-# block's residual connection simply keeps that token's own vector (plus the output bias). The package's function and
-# `F.scaled_dot_product_attention` give zeros; `torch.nn.MultiheadAttention` gave NaN above.
+# block's residual connection simply keeps that token's own vector (plus the output bias).
 # </details>
 #
 # 3. With $d = 8$ and $H = 4$, which features of token 0 does head 1 hold? What would a single
@@ -442,7 +329,7 @@ verify((out - expected).abs().max() < 1e-5 and (w - expected_w).abs().max() < 1e
 #
 # <details><summary>Answer</summary>
 #
-# Features 2 and 3 (the cell after the exercise printed them). A single reshape reads the numbers in
+# Features 2 and 3 (printed above). A single reshape reads the numbers in
 # memory order, so head 0 would get token 0's features 0 to 5, laid out as three "tokens" of two
 # features: the heads would hold pieces of whole tokens instead of one slice of every token.
 # </details>
@@ -493,8 +380,248 @@ print(model.cross)
 print("parameters:", sum(p.numel() for p in model.parameters()), "| answers to choose from:", len(ANSWERS))
 
 # %% [markdown]
-# Train it on the 3,000 training scenes (a few seconds on a laptop CPU), and compare it with three
-# baselines that see less:
+# ### Check yourself
+#
+# 1. A question of $T$ words looks at the $P = 64$ patches with $H = 2$ heads. What shape are the
+#    attention weights, and over which dimension does each row sum to one?
+#
+# <details><summary>Answer</summary>
+#
+# $(B, 2, T, 64)$: every head gives every word a distribution over the 64 patches, so each row sums
+# to one over the patches, the last dimension.
+# </details>
+#
+# 2. Why can the answer depend on the image only through the words' attention weights?
+#
+# <details><summary>Answer</summary>
+#
+# The head reads only the pooled words. The patches reach a word only as the attention's output, an
+# average of the patches' values weighted by that word's weights; the residual adds the word's own
+# vector, which knows nothing of the scene. So all the model knows about the image passed through
+# those weights.
+# </details>
+
+# %% [markdown]
+# ## 4. Build it yourself: words that attend over patches
+#
+# Inside the block, `model.cross.attn` is a `MultiHeadAttention`: the words are its queries, the
+# patches its keys and values. Write it as `MyCrossAttention`, with the package's parameter names
+# (its weights load into yours), in four steps:
+#
+# 1. project the words into queries and the patches into keys and values (`q_proj`, `k_proj`, `v_proj`);
+# 2. cut each into $H$ heads, from `(B, L, d)` to `(B, H, L, d/H)`, as section 2 showed;
+# 3. in every head, the scores $QK^\top / \sqrt{d/H}$, a softmax over the patches, and the weighted sum
+#    of the values;
+# 4. merge the heads back into `(B, T, d)` and apply `out_proj`.
+#
+# Return the output and the weights `(B, H, T, P)`. Then write `my_vqa_step(model, batch, optimizer)`,
+# one training step of the whole model: the mean cross-entropy of `model(image, question_ids).scores`
+# against `answer_id`, then clear the old gradients, backpropagate and update; return the loss. Use
+# plain torch: the check rejects the package's attention functions.
+
+# %%
+class MyCrossAttention(nn.Module):
+    def __init__(self, embed_dim, num_heads, kdim=None, vdim=None):
+        super().__init__()
+        self.num_heads = num_heads
+        self.q_proj = nn.Linear(embed_dim, embed_dim)
+        self.k_proj = nn.Linear(kdim or embed_dim, embed_dim)
+        self.v_proj = nn.Linear(vdim or embed_dim, embed_dim)
+        self.out_proj = nn.Linear(embed_dim, embed_dim)
+
+    def forward(self, query, key, value, key_padding_mask=None):
+        # query (B, T, d): the words; key (B, P, kdim) and value (B, P, vdim): the patches (none is padding)
+        # returns out (B, T, d) and weights (B, H, T, P)
+        # YOUR CODE HERE
+        raise NotImplementedError
+
+
+def my_vqa_step(model, batch, optimizer):
+    # batch: "image" (B, 3, 32, 32), "question_ids" (B, T), "answer_id" (B,); returns the loss
+    # YOUR CODE HERE
+    raise NotImplementedError
+
+
+exercises.check("cross_attention", MyCrossAttention)
+exercises.check("vqa_step", my_vqa_step)
+
+# %% [markdown]
+# <details><summary><b>Hint 1: a nudge</b></summary>
+#
+# Write the shape of every tensor beside its line. Each head does the lookup of section 1 on its own
+# slice of the features, so its scale comes from the size of that slice, not from the whole vector;
+# the heads go back side by side before the last projection. The training step is the body of a
+# training loop: a loss on the batch, then the optimiser's three moves, in the order that leaves no
+# old gradient behind.
+# </details>
+# <details><summary><b>Hint 2: what helps</b></summary>
+#
+# `self.q_proj(query)` is `(B, T, d)`; `.reshape(B, T, H, d // H).transpose(1, 2)` cuts it into heads
+# (the keys and values likewise, with `P` rows). `q @ k.transpose(-2, -1) / math.sqrt(d // H)` gives
+# the scores `(B, H, T, P)`, `torch.softmax(scores, dim=-1)` normalises over the patches, `weights @ v`
+# averages, and `.transpose(1, 2).reshape(B, T, d)` merges. In the step, `F.cross_entropy` averages
+# over the batch; then `optimizer.zero_grad()`, `loss.backward()`, `optimizer.step()`.
+# </details>
+# <details><summary><b>Hint 3: the code</b></summary>
+#
+# ```python
+# def forward(self, query, key, value, key_padding_mask=None):
+#     b, t, d = query.shape
+#     h = self.num_heads
+#
+#     def heads(x):  # (B, L, d) -> (B, H, L, d/H)
+#         return x.reshape(b, x.shape[1], h, d // h).transpose(1, 2)
+#
+#     q, k, v = heads(self.q_proj(query)), heads(self.k_proj(key)), heads(self.v_proj(value))
+#     weights = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(d // h), dim=-1)  # (B, H, T, P)
+#     out = (weights @ v).transpose(1, 2).reshape(b, t, d)
+#     return self.out_proj(out), weights
+#
+# def my_vqa_step(model, batch, optimizer):
+#     scores = model(batch["image"], batch["question_ids"]).scores
+#     loss = F.cross_entropy(scores, batch["answer_id"])
+#     optimizer.zero_grad()
+#     loss.backward()
+#     optimizer.step()
+#     return loss.detach()
+# ```
+# </details>
+
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
+class SolutionCrossAttention(nn.Module):
+    def __init__(self, embed_dim, num_heads, kdim=None, vdim=None):
+        super().__init__()
+        self.num_heads = num_heads
+        self.q_proj = nn.Linear(embed_dim, embed_dim)
+        self.k_proj = nn.Linear(kdim or embed_dim, embed_dim)
+        self.v_proj = nn.Linear(vdim or embed_dim, embed_dim)
+        self.out_proj = nn.Linear(embed_dim, embed_dim)
+
+    def forward(self, query, key, value, key_padding_mask=None):
+        b, t, d = query.shape
+        h = self.num_heads
+
+        def heads(x):  # (B, L, d) -> (B, H, L, d/H): cut each token's features, then heads before tokens
+            return x.reshape(b, x.shape[1], h, d // h).transpose(1, 2)
+
+        q, k, v = heads(self.q_proj(query)), heads(self.k_proj(key)), heads(self.v_proj(value))
+        scores = q @ k.transpose(-2, -1) / math.sqrt(d // h)  # (B, H, T, P), scaled by a head's size
+        weights = torch.softmax(scores, dim=-1)  # over the patches
+        out = (weights @ v).transpose(1, 2).reshape(b, t, d)  # the heads side by side again
+        return self.out_proj(out), weights
+
+
+def solution_vqa_step(model, batch, optimizer):
+    scores = model(batch["image"], batch["question_ids"]).scores
+    loss = F.cross_entropy(scores, batch["answer_id"])  # the mean over the batch
+    optimizer.zero_grad()  # before backward: no gradient left from an earlier batch
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+exercises.check("cross_attention", SolutionCrossAttention, must_pass=True)
+exercises.check("vqa_step", solution_vqa_step, must_pass=True)
+
+# %% [markdown]
+# Now train the model with your layer and your step for 300 batches of 32 questions (two or three
+# seconds). Until both checks pass, the package's stand in for them.
+
+# %%
+Layer = exercises.yours_or("cross_attention", MyCrossAttention, MultiHeadAttention)
+step = exercises.yours_or("vqa_step", my_vqa_step, experiments.vqa_step)
+brief = experiments.train_with_layer(Layer, step, seed=0)
+views.loss_curve(brief.losses, title=f"AttentionVQA with {Layer.__name__}, trained by {step.__name__}")
+print(f"after {len(brief.losses)} steps ({brief.seconds:.1f} s): test accuracy {brief.accuracy:.3f}; "
+      f"the most common answer alone: {brief.majority_accuracy:.3f}")
+
+# %% [markdown]
+# From here on the lesson uses the package's `MultiHeadAttention`, in `mmcourse/attention.py`: your
+# forward, plus masks and checks of its inputs.
+#
+# ### Experiment: does the answer come from the image?
+#
+# An accuracy far above the most common answer suggests that the model reads the image. The
+# **shuffled-pairs control** tests it: give each question another scene's image and score the
+# answers against the question's own answer. The accuracy falls, but how far? Write your guess in
+# place of `None` first:
+
+# %%
+exercises.predict("shuffled_pairs", None)  # your guess: the accuracy on shuffled pairs, from 0 to 1
+
+# %% [markdown]
+# Now write the control: `my_shuffled_pairs(test, generator)` gets the test split's `image`,
+# `question_ids` and `answer_id` and returns them rearranged into new pairs. The check runs a model
+# trained as above (with the package's layer) on your pairs, scored against your `answer_id`.
+
+# %%
+def my_shuffled_pairs(test, generator):
+    # test: {"image": (N, 3, 32, 32), "question_ids": (N, T), "answer_id": (N,)}; draw with generator
+    # YOUR CODE HERE
+    raise NotImplementedError
+
+
+exercises.check("shuffled_pairs", my_shuffled_pairs)
+
+# %% [markdown]
+# <details><summary><b>Hint 1: a nudge</b></summary>
+#
+# Decide what must stay together. The claim is about the image, so a question keeps its own answer
+# and loses its own image. Moving every column in the same way changes nothing the model sees, and
+# an answer that travels with its image tests something else.
+# </details>
+# <details><summary><b>Hint 2: what helps</b></summary>
+#
+# `torch.randperm(n, generator=generator)` is a random order of `n` rows, `test["image"][order]`
+# rearranges the images, and `{**test, "image": ...}` copies the dict with one column replaced.
+# </details>
+# <details><summary><b>Hint 3: the code</b></summary>
+#
+# ```python
+# order = torch.randperm(len(test["image"]), generator=generator)
+# return {**test, "image": test["image"][order]}
+# ```
+# </details>
+
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
+def solution_shuffled_pairs(test, generator):
+    order = torch.randperm(len(test["image"]), generator=generator)
+    return {**test, "image": test["image"][order]}  # each question and its answer, another scene's image
+
+
+exercises.check("shuffled_pairs", solution_shuffled_pairs, must_pass=True)
+
+# %% [markdown]
+# ### Check yourself
+#
+# 1. Your layer divides the scores by $\sqrt{d/H}$, not by $\sqrt{d}$. Why a head's size, and which
+#    case of the check tells the two apart?
+#
+# <details><summary>Answer</summary>
+#
+# A head's dot product sums $d/H$ products, so its variance is $d/H$: that is the $d_k$ of section 1.
+# With $\sqrt{d}$ the scores shrink by $\sqrt{H}$ and the softmax flattens. Case 1 has one head, where
+# the two are equal; case 2, with two heads, fails.
+# </details>
+#
+# 2. On shuffled pairs the accuracy fell to about the most common answer's, not to zero. Why? And
+#    why would a control that moves the questions and leaves each answer with its image stay far
+#    higher?
+#
+# <details><summary>Answer</summary>
+#
+# The model answers with a colour from the image it sees, which is the question's own answer when
+# the two scenes' objects share a colour: about one time in four with four colours, near the most
+# common answer's share. A control's level is rarely zero: measure it. With the answer left with its
+# image, the image alone still answers every scene with one object (try it): that control asks
+# whether the model reads the *question*.
+# </details>
+
+# %% [markdown]
+# ## 5. What the model answers, and where its words look
+#
+# Now train the model, with the package's layer, for ten passes over the 3,000 training scenes (a
+# few seconds on a laptop CPU), and compare it with three baselines that see less:
 #
 # - **text only**: a GRU over the question alone (as in lesson 01);
 # - **majority**: the most common answer in the training set;
@@ -516,9 +643,8 @@ experiments.ATTENTION_ANSWERS.check(result.accuracy - max(result.text_only_accur
 experiments.ATTENTION_BEATS_IMAGE_ONLY.check(result.accuracy - result.image_only_accuracy)
 
 # %% [markdown]
-# Most of the gain over the question alone needs no question: the image alone answers every scene
-# with one object (the share printed above) and many others. The gain that needs the question,
-# finding *the triangle*, is the one over the image-only ceiling, on scenes with two or three objects.
+# The image alone answers every scene with one object (the share printed above) and many others:
+# the gain that needs the question, finding *the triangle*, is the one over the image-only ceiling.
 #
 # ### Does "triangle" look at the triangle?
 #
@@ -631,9 +757,9 @@ experiments.GROUNDS_ITS_OBJECT.check(several.named - several.any_object_baseline
 #
 # ### Explore the attention
 #
-# Pick a test question, one of its words and a head: the left panel outlines the object the word
-# names, the right one shows the word's weights over the patches. Try the shape word in both heads,
-# then words like "what" or "?" that name nothing: where do they look?
+# Pick a test question, a word and a head: the left panel outlines the object the word names, the
+# right one shows its weights over the patches. Try the shape word in both heads, then "what" or "?",
+# which name nothing: where do they look?
 
 # %%
 explorer = views.AttentionExplorer(result.weights[:200], {k: v[:200] for k, v in result.test.items()},
@@ -649,10 +775,9 @@ explorer
 # <details><summary>Answer</summary>
 #
 # Those on scenes with two or three objects where the named shape's colour is not the image-only
-# guess (the colour most objects share, ties broken in a fixed order): there only finding *that*
-# shape decides. The gain over "image only, at best", printed with its interval, measures this part,
-# net: it also subtracts the answers that the image alone gets right and the model gets wrong. The
-# gain over text only also counts the answers that the image alone would have given.
+# guess (the colour most objects share): there only finding *that* shape decides. The gain over
+# "image only, at best", printed with its interval, measures this part, net of the answers that the
+# image alone gets right and the model gets wrong.
 # </details>
 #
 # 2. Grounding accuracy is several times chance. Why is that not yet evidence that the word finds the
@@ -660,23 +785,12 @@ explorer
 #
 # <details><summary>Answer</summary>
 #
-# Objects stand out from the plain background, so a map that looks at any object beats a random
-# patch too, and on a scene with one object it is always right. The fair comparison is the
-# any-object baseline on scenes with two or three objects, and the shape word beats it clearly.
-# </details>
-#
-# 3. Would the chance level of grounding accuracy rise or fall if the objects were larger? Why must
-#    the accuracy be read against it?
-#
-# <details><summary>Answer</summary>
-#
-# It would rise: a larger object touches more of the 64 patches, so a random patch lands on it more
-# often. A top patch that "touches the object" is easy to get for a large object and hard for a
-# small one, so the accuracy means something only next to what chance gives on the same objects.
+# A map that looks at any object beats a random patch too, and is always right with one object. The
+# fair bar is the any-object baseline on scenes with two or three objects.
 # </details>
 
 # %% [markdown]
-# ## 4. Co-attention: both directions
+# ## 6. Co-attention: both directions
 #
 # So far only the words looked at the image. MulT runs cross-modal attention *in both directions*
 # (co-attention goes back to Lu et al. 2016, [*Hierarchical Question-Image
@@ -684,11 +798,11 @@ explorer
 # concatenates two summaries: the question's (the words after looking at the patches, pooled) and
 # the image's (the patches after looking at the words, averaged).
 #
-# The two-direction model starts from the one you trained (its encoders and its words-over-patches
-# block), adds the other block and a new head, and trains for a few seconds. Then remove one summary
-# at a time, replacing it by its average over the test set (*mean ablation*), and measure the
-# accuracy left. This removes a whole *branch*: the image's summary carries the patches themselves
-# (through the residual) as well as what they read from the words.
+# The two-direction model starts from the one trained above (its encoders and its words-over-patches
+# block), adds the other block and a new head, and trains for a few seconds. Then replace one summary
+# at a time by its average over the test set (*mean ablation*), and measure the accuracy left. This
+# removes a whole *branch*: the image's summary carries the patches themselves (through the
+# residual) as well as what they read from the words.
 
 # %%
 co = experiments.co_attention(shapes, start=result.model, seed=0, progress=True)
@@ -705,12 +819,10 @@ experiments.IMAGE_BRANCH_IDLE.check(co.accuracy - co.without_image_summary)
 
 # %% [markdown]
 # The answers come from the question's branch; the image's branch, present and trained, adds
-# almost nothing, although the patches alone could have given the image-only answers. Training
-# matters: the branch joined a model that already answered well (try `start=None`, `epochs=12` and a
-# few seeds to train both from scratch). And the ablation says only that the head ignores the
-# branch. Look at the patches' attention itself: if patches used the question to recognise
-# themselves as "the triangle", those on the named object would give the shape word more weight
-# than empty patches do:
+# almost nothing. It joined a model that already answered well (try `start=None`, `epochs=12` and a
+# few seeds to train both from scratch), and the ablation says only that the head ignores it. Look
+# at the patches' attention itself: if patches used the question to recognise themselves as "the
+# triangle", those on the named object would give the shape word more weight than empty patches do:
 
 # %%
 print("most-attended word of patches on the named object:", co.top_word_counts)
@@ -746,7 +858,7 @@ print(f"mean weight on the shape word: patches on the object {co.shape_word_insi
 # </details>
 
 # %% [markdown]
-# ## 5. Pitfall: attention is not explanation
+# ## 7. Pitfall: attention is not explanation
 #
 # It is tempting to read a heatmap as *the reason* for an answer. Jain and Wallace (2019),
 # [*Attention is not Explanation*](https://arxiv.org/abs/1902.10186), showed for text classifiers
@@ -813,18 +925,7 @@ experiments.OBJECT_ORDER_BEATS_ATTENTION.check(deletion.areas["attention"] - del
 # enough to bring its colour into the output.
 # </details>
 #
-# 2. Why compare the attention order with a random order *within the object*, and not only with a
-#    random order?
-#
-# <details><summary>Answer</summary>
-#
-# A random order mostly deletes background, so beating it shows only that attention sits on or
-# near the object. The order within the object knows where the object is but not which of its
-# patches matter: it tests whether attention knows more than the object's place. Here it does for
-# the first patch and does not over 16 deletions.
-# </details>
-#
-# 3. The heatmap's peak matters more than a random patch of the object, yet a random order within
+# 2. The heatmap's peak matters more than a random patch of the object, yet a random order within
 #    the object removes the answer sooner. How can both be true?
 #
 # <details><summary>Answer</summary>
@@ -841,9 +942,10 @@ experiments.OBJECT_ORDER_BEATS_ATTENTION.check(deletion.areas["attention"] - del
 # - Attention is a soft lookup: $\mathrm{softmax}(QK^\top / \sqrt{d_k})\,V$ averages the values with
 #   weights $\alpha$ from query-key similarity. Masks forbid keys *before* the softmax; multi-head
 #   attention splits the features into $H$ heads that attend separately. Ours equals PyTorch's.
-# - In cross-modal attention the queries come from one modality, the keys and values from another.
-#   Words attending to patches beat the text alone and the best image-only answer, and the shape
-#   word learns from answers alone to look at *its* object, more often than any-object attention.
+# - In cross-modal attention the queries come from one modality, the keys and values from another;
+#   you wrote the layer and its training step. Words attending to patches beat the text alone and
+#   the best image-only answer, fall to the majority level on shuffled pairs, and the shape word
+#   learns from answers alone to look at *its* object, more often than any-object attention.
 # - Co-attention runs both directions, but a branch can be present and unused: ablate to find out,
 #   and say what the ablation removes.
 # - Attention shows where a model looks, not everything it needs: deletion curves with controls

@@ -137,3 +137,144 @@ def test_two_directions_from_copies_the_trained_parts():
     assert not torch.equal(model.image.colour.weight, start.image.colour.weight)
     with pytest.raises(ValueError, match="start: expected a one-direction AttentionVQA"):
         experiments.two_directions_from(model)
+
+
+# --- The build's training and the shuffled-pairs experiment -------------------------------------------------------
+
+
+class _WrittenOut(torch.nn.Module):
+    """A learner's layer: MultiHeadAttention's parameter names, its own forward."""
+
+    def __init__(self, embed_dim, num_heads, kdim=None, vdim=None):
+        super().__init__()
+        self.num_heads = num_heads
+        self.q_proj = torch.nn.Linear(embed_dim, embed_dim)
+        self.k_proj = torch.nn.Linear(kdim or embed_dim, embed_dim)
+        self.v_proj = torch.nn.Linear(vdim or embed_dim, embed_dim)
+        self.out_proj = torch.nn.Linear(embed_dim, embed_dim)
+
+    def forward(self, query, key, value, key_padding_mask=None):
+        b, t, d = query.shape
+        h = self.num_heads
+        q, k, v = (x.reshape(b, x.shape[1], h, d // h).transpose(1, 2)
+                   for x in (self.q_proj(query), self.k_proj(key), self.v_proj(value)))
+        weights = torch.softmax(q @ k.transpose(-2, -1) / (d // h) ** 0.5, dim=-1)
+        return self.out_proj((weights @ v).transpose(1, 2).reshape(b, t, d)), weights
+
+
+def test_with_layer_starts_a_written_out_layer_from_the_package_weights():
+    ours, theirs = experiments.with_layer(_WrittenOut, seed=3).eval(), experiments.with_layer(
+        experiments.MultiHeadAttention, seed=3).eval()
+    assert isinstance(ours.cross.attn, _WrittenOut)
+    image, tokens = torch.rand(2, 3, 32, 32), torch.randint(2, len(VOCAB), (2, 6))
+    with torch.no_grad():
+        a, b = ours(image, tokens), theirs(image, tokens)
+    assert torch.allclose(a.scores, b.scores, atol=1e-5) and torch.allclose(a.text_to_image, b.text_to_image, atol=1e-6)
+
+
+def test_train_with_layer_trains_a_written_out_layer_as_the_package_and_caches_the_run():
+    def my_step(model, batch, optimizer):  # a learner's step, returning a Python float
+        loss = torch.nn.functional.cross_entropy(model(batch["image"], batch["question_ids"]).scores,
+                                                 batch["answer_id"])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    package = experiments.train_with_layer(steps=4, seed=0)
+    mine = experiments.train_with_layer(_WrittenOut, my_step, seed=0, steps=4)
+    assert len(mine.losses) == 4 and mine.losses == pytest.approx(package.losses, abs=1e-4)
+    assert mine.majority_accuracy == package.majority_accuracy and 0 <= mine.accuracy <= 1
+    assert next(mine.model.parameters()).device.type == "cpu" and not mine.model.training
+    assert experiments.train_with_layer(steps=4, seed=0) is package  # deterministic, so cached
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"layer": "MultiHeadAttention"}, "layer: expected an nn.Module class"),
+    ({"layer": torch.nn.Linear}, "layer: expected MultiHeadAttention's parameters"),
+    ({"step": None}, "step: expected a function step"),
+    ({"steps": 0}, "steps: expected an integer >= 1"),
+])
+def test_train_with_layer_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        experiments.train_with_layer(**kwargs)
+
+
+def _keep_pairs(test, generator):
+    return dict(test)
+
+
+def _shuffle_everything(test, generator):  # new row order, the same pairs
+    order = torch.randperm(len(test["image"]), generator=generator)
+    return {name: column[order] for name, column in test.items()}
+
+
+def _shuffle_questions(test, generator):  # each answer stays with its image: tests the question, not the image
+    order = torch.randperm(len(test["image"]), generator=generator)
+    return {**test, "question_ids": test["question_ids"][order]}
+
+
+def _shuffle_questions_and_answers(test, generator):  # the images stay; each question keeps its answer: right too
+    order = torch.randperm(len(test["image"]), generator=generator)
+    return {**test, "question_ids": test["question_ids"][order], "answer_id": test["answer_id"][order]}
+
+
+def _shuffle_images(test, generator):  # the worked solution, written out
+    order = torch.randperm(len(test["image"]), generator=generator)
+    return {**test, "image": test["image"][order]}
+
+
+@pytest.mark.parametrize("control", [_shuffle_images, _shuffle_questions_and_answers])
+def test_the_shuffled_pairs_control_falls_to_the_majority_level(control, capsys):
+    from mmcourse.exercises import check
+
+    assert check("shuffled_pairs", control, must_pass=True, seed=0)
+    assert "shuffled_pairs: your run (seed 0) meets every outcome" in capsys.readouterr().out
+    measured = experiments.shuffled_pairs(control, seed=0)
+    assert measured["accuracy on the real pairs"] - measured["accuracy on the shuffled pairs"] > 0.3
+    if control is _shuffle_images:  # the same pairs as the reference attempt's, so the same run
+        assert measured == experiments.shuffled_pairs(experiments.shuffle_images, seed=0)
+
+
+def test_the_package_control_is_not_an_answer(capsys):
+    from mmcourse.exercises import check
+
+    assert not check("shuffled_pairs", experiments.shuffle_images, seed=0)
+    assert "the package's own answer to this experiment" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("control", [_keep_pairs, _shuffle_everything, _shuffle_questions])
+def test_controls_that_leave_the_image_with_its_answer_miss_the_outcome(control, capsys):
+    from mmcourse.exercises import check
+
+    assert not check("shuffled_pairs", control, seed=0)
+    out = capsys.readouterr().out
+    assert "shuffled_pairs: your run (seed 0) misses an outcome" in out
+    assert "accuracy on shuffled pairs minus the majority answer's (absolute) = " in out and "(needed <= 0.08" in out
+
+
+@pytest.mark.parametrize("control, message", [
+    (lambda test, g: {**test, "answer_id": test["answer_id"][torch.randperm(len(test["answer_id"]), generator=g)]},
+     "control: every question still sees its own image and only the answers moved"),
+    (lambda test, g: {"image": test["image"]}, "control: expected a dict with the columns"),
+    (lambda test, g: {**test, "image": test["image"][:10]}, "control: column 'image' expected a torch.float32 tensor"),
+    (lambda test, g: {**test, "answer_id": torch.zeros_like(test["answer_id"])},
+     "control: answer_id expected the test answers, rearranged"),
+])
+def test_a_control_that_is_not_a_shuffle_of_pairs_is_rejected(control, message, capsys):
+    from mmcourse.exercises import check
+
+    assert not check("shuffled_pairs", control, seed=0)
+    assert f"your attempt was rejected: {message}" in capsys.readouterr().out
+
+
+def test_the_control_gets_copies(capsys):
+    from mmcourse.exercises import check
+
+    def in_place(test, generator):
+        test["image"].zero_()  # a learner's in-place change must not reach the cached test split
+        return _shuffle_images(test, generator)
+
+    check("shuffled_pairs", in_place, seed=0)
+    _, test = experiments._colour_tensors(0)
+    assert test["image"].abs().sum() > 0

@@ -1,34 +1,18 @@
-"""Exercises of lesson 03: scaled dot-product attention, a mask applied after the softmax (find the bug),
-splitting and merging heads, grounding accuracy."""
+"""Exercises of lesson 03: a mask applied after the softmax (find the bug); the build, a words-over-patches
+attention layer (``MyCrossAttention``'s forward: projections, heads, scaled scores, softmax over the patches, output
+projection) and one training step of the question-answering model; the experiment, a shuffled-pairs control; and
+grounding accuracy."""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
+
 import torch
+from torch import nn
 
-from . import Case, register
-
-
-def _reference_attention(q, k, v):
-    from ..attention import scaled_dot_product_attention
-
-    return scaled_dot_product_attention(q, k, v)
-
-
-def _attention_cases() -> list[Case]:
-    g = torch.Generator().manual_seed(3)
-    one_q, keys = torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
-    values = torch.tensor([[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]])
-    return [
-        Case("one query, three keys (section 1's kind of example)", (one_q, keys, values)),
-        Case("4 queries, 6 keys, d_k=8, d_v=3: the softmax runs over the keys (the last dimension)",
-             (torch.randn(4, 8, generator=g), torch.randn(6, 8, generator=g), torch.randn(6, 3, generator=g))),
-        Case("d_k=64 with large scores: divide by sqrt(d_k) before the softmax",
-             (torch.randn(2, 3, 64, generator=g), torch.randn(2, 5, 64, generator=g),
-              torch.randn(2, 5, 4, generator=g))),
-        Case("4 dimensions (batch, heads, T, d)",
-             (torch.randn(2, 3, 5, 4, generator=g), torch.randn(2, 3, 7, 4, generator=g),
-              torch.randn(2, 3, 7, 4, generator=g))),
-    ]
+from ..experiments import attention as experiments
+from . import Case, register, register_experiment
 
 
 def _reference_masked_attention(q, k, v, mask):
@@ -70,37 +54,6 @@ MASK_AFTER_SOFTMAX = (
     "-inf, and multiply by the mask, so that a query with no allowed key gets zeros instead of NaN (case 4).")
 
 
-def _reference_split_heads(x, num_heads):
-    from ..attention import split_heads
-
-    return split_heads(x, num_heads)
-
-
-def _split_cases() -> list[Case]:
-    g = torch.Generator().manual_seed(4)
-    return [
-        Case("B=1, T=2, d=4 into 2 heads", (torch.arange(8.0).reshape(1, 2, 4), 2)),
-        Case("B=3, T=5, d=12 into 3 heads", (torch.randn(3, 5, 12, generator=g), 3)),
-        Case("one head keeps everything", (torch.randn(2, 4, 6, generator=g), 1)),
-        Case("as many heads as features", (torch.randn(2, 3, 4, generator=g), 4)),
-    ]
-
-
-def _reference_merge_heads(x):
-    from ..attention import merge_heads
-
-    return merge_heads(x)
-
-
-def _merge_cases() -> list[Case]:
-    g = torch.Generator().manual_seed(5)
-    return [
-        Case("B=1, 2 heads, T=2, d/H=2", (torch.arange(8.0).reshape(1, 2, 2, 2),)),
-        Case("B=3, 3 heads, T=5, d/H=4", (torch.randn(3, 3, 5, 4, generator=g),)),
-        Case("one head", (torch.randn(2, 1, 4, 6, generator=g),)),
-    ]
-
-
 def _reference_grounding(weights, masks, token_to_object):
     from ..metrics import grounding_accuracy
 
@@ -130,8 +83,124 @@ def _grounding_cases() -> list[Case]:
     ]
 
 
-register("scaled_dot_product_attention", _reference_attention, _attention_cases)
 register("masked_attention", _reference_masked_attention, _masked_cases, explanation=MASK_AFTER_SOFTMAX)
-register("split_heads", _reference_split_heads, _split_cases)
-register("merge_heads", _reference_merge_heads, _merge_cases)
 register("grounding_accuracy", _reference_grounding, _grounding_cases)
+
+
+# --- The build: words over patches as a layer, and one training step -------------------------------------------
+
+
+def _reference_cross_attention(num_heads: int, state: dict, query: torch.Tensor, key: torch.Tensor,
+                               value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    from ..attention import MultiHeadAttention
+
+    with torch.random.fork_rng(devices=[]):  # the initial weights are replaced: the learner's random numbers stay
+        layer = MultiHeadAttention(query.shape[-1], num_heads, kdim=key.shape[-1], vdim=value.shape[-1])
+    layer.load_state_dict(state)
+    with torch.no_grad():
+        return tuple(layer(query, key, value))
+
+
+def _drive_cross_attention(cls: type, num_heads: int, state: dict, query: torch.Tensor, key: torch.Tensor,
+                           value: torch.Tensor):
+    with torch.random.fork_rng(devices=[]):
+        layer = cls(query.shape[-1], num_heads, kdim=key.shape[-1], vdim=value.shape[-1])
+    layer.load_state_dict(state)  # the reference's weights: the learner's __init__ has the same names and shapes
+    with torch.no_grad():
+        out = layer(query, key, value)
+    return tuple(out) if isinstance(out, list) else out
+
+
+def _cross_attention_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(8)
+
+    def linear(prefix: str, n_in: int, n_out: int) -> dict:
+        return {f"{prefix}.weight": torch.randn(n_out, n_in, generator=g) / n_in**0.5,
+                f"{prefix}.bias": torch.randn(n_out, generator=g) * 0.5}
+
+    def case(description: str, batch: int, words: int, patches: int, dim: int, heads: int, kdim: int | None = None,
+             vdim: int | None = None) -> Case:
+        kdim, vdim = kdim or dim, vdim or dim
+        state = (linear("q_proj", dim, dim) | linear("k_proj", kdim, dim) | linear("v_proj", vdim, dim)
+                 | linear("out_proj", dim, dim))
+        query = torch.randn(batch, words, dim, generator=g)
+        return Case(description, (heads, state, query, torch.randn(batch, patches, kdim, generator=g),
+                                  torch.randn(batch, patches, vdim, generator=g)))
+
+    return [case("one word over three patches, d=4, one head, a batch of 1", 1, 1, 3, 4, 1),
+            case("2 questions of 5 words over 7 patches, d=8, 2 heads: each head holds d/H = 4 features, and its "
+                 "scores are divided by the square root of that", 2, 5, 7, 8, 2),
+            case("patches of another size than the words (keys of 6 features, values of 10, d=16), 4 heads",
+                 3, 4, 9, 16, 4, 6, 10),
+            case("a Shapes question: 6 words over 64 patches, d=32, 2 heads, a batch of 3", 3, 6, 64, 32, 2)]
+
+
+def _step_outcome(model: nn.Module, losses: list) -> dict:
+    """What a training step is judged on: the losses it returned and every parameter after the last step."""
+    return {"loss": losses, **{f"{name} after the step": p.detach() for name, p in model.named_parameters()}}
+
+
+def _with_old_gradients(model: nn.Module, old: dict | None) -> None:
+    """Give ``model``'s parameters the gradients ``old`` (left from an earlier batch), or none."""
+    for name, p in model.named_parameters():
+        p.grad = None if old is None else old[name].clone()
+
+
+def _reference_vqa_step(model: nn.Module, optimizer, batches: list, old: dict | None) -> dict:
+    model, optimizer = copy.deepcopy((model, optimizer))  # the case's start is left as it was
+    _with_old_gradients(model, old)
+    return _step_outcome(model, [float(experiments.vqa_step(model, batch, optimizer)) for batch in batches])
+
+
+def _drive_vqa_step(step: Callable, model: nn.Module, optimizer, batches: list, old: dict | None) -> dict:
+    _with_old_gradients(model, old)  # the check's copy of the case's start (its deep copy drops gradients)
+    return _step_outcome(model, [step(model, batch, optimizer) for batch in batches])
+
+
+def _vqa_step_cases() -> list[Case]:
+    from ..attention import AttentionVQA
+    from ..data.shapes import ANSWERS, VOCAB
+    from ..train import SGD, Adam
+
+    g = torch.Generator().manual_seed(9)
+
+    def batch(size: int) -> dict:
+        return {"image": torch.rand(size, 3, 32, 32, generator=g),
+                "question_ids": torch.randint(2, len(VOCAB), (size, 6), generator=g),
+                "answer_id": torch.randint(0, len(ANSWERS), (size,), generator=g)}
+
+    def case(description: str, sizes: list[int], optimizer: type, old: bool, **settings) -> Case:
+        with torch.random.fork_rng(devices=[]):  # the learner's random numbers stay as they were
+            torch.manual_seed(len(sizes) + sizes[0])
+            model = AttentionVQA(len(VOCAB), len(ANSWERS), dim=8, num_heads=2)
+        gradients = {name: torch.randn(p.shape, generator=g) for name, p in model.named_parameters()} if old else None
+        return Case(description, (model, optimizer(model.parameters(), **settings), [batch(n) for n in sizes],
+                                  gradients))
+
+    return [case("SGD (lr 0.5), 4 questions: the loss is the mean over the batch", [4], SGD, False, lr=0.5),
+            case("SGD, one question, gradients left from an earlier batch: clear them before backward", [1], SGD,
+                 True, lr=0.5),
+            case("Adam, two steps on batches of 3 and 5", [3, 5], Adam, False, lr=0.01)]
+
+
+# The learner writes the attention: the package's attention functions and PyTorch's multi-head attention are off
+# limits (the reference's own MultiHeadAttention.__init__ is found by running it).
+_ATTENTION = ("mmcourse.attention.MultiHeadAttention.forward", "mmcourse.attention.CrossModalAttention.forward",
+              "mmcourse.attention.scaled_dot_product_attention", "mmcourse.attention._attend",
+              "mmcourse.attention.split_heads", "mmcourse.attention.merge_heads", "mmcourse.attention._split_heads",
+              "mmcourse.attention._merge_heads", "torch.nn.MultiheadAttention.forward",
+              "torch.nn.functional.multi_head_attention_forward")
+register("cross_attention", _reference_cross_attention, _cross_attention_cases, drive=_drive_cross_attention,
+         atol=1e-5, rtol=1e-4, forbid=_ATTENTION)
+register("vqa_step", _reference_vqa_step, _vqa_step_cases, drive=_drive_vqa_step, atol=1e-5, rtol=1e-4,
+         forbid=("mmcourse.train.fit", "mmcourse.train.classification_step",
+                 "mmcourse.experiments.attention.train_with_layer"))
+
+
+# --- The experiment: a shuffled-pairs control -------------------------------------------------------------------
+
+
+register_experiment(
+    "shuffled_pairs", experiments.shuffled_pairs, {experiments.SHUFFLED_GAP: experiments.SHUFFLED_PAIRS_AT_MAJORITY},
+    question="the accuracy when each question is paired with another scene's image (a number from 0 to 1)",
+    predicted="accuracy on the shuffled pairs", reference=experiments.shuffle_images)

@@ -1,7 +1,9 @@
 """The experiments behind lesson 03's claims: attention that answers questions about Shapes scenes.
 
 Every function takes Shapes & captions (``load_shapes(..., question_types=["colour"])``) or what an
-earlier function returned, and a seed, trains what it needs, and returns numbers. The claims are
+earlier function returned, and a seed, trains what it needs, and returns numbers. The build's training
+(:func:`train_with_layer`, a learner's layer and step inside the model) and the experiment exercise's
+shuffled-pairs control (:func:`shuffled_pairs`) load the lesson's data themselves, by seed (cached). The claims are
 :class:`~mmcourse.claims.Claim` constants at the end, with their thresholds; the lesson checks them
 on its seed-0 run and :func:`measure_claims` computes their quantities for any seed
 (``tests/test_attention_experiments.py`` runs another seed, ``benchmarks/claims.py`` seeds 0-9).
@@ -9,28 +11,35 @@ on its seed-0 run and :func:`measure_claims` computes their quantities for any s
 
 from __future__ import annotations
 
+import functools
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ..attention import AttentionVQA, VQAOutput
+from ..attention import AttentionVQA, MultiHeadAttention, VQAOutput
 from ..claims import Claim
 from ..data import BACKGROUND, as_tensors, load_shapes
 from ..data.shapes import ANSWERS, COLOURS, VOCAB
-from ..device import seed_everything
+from ..device import get_device, seed_everything
 from ..diagnostics import Interval, deletion_auc, deletion_curve, paired_difference, random_order, saliency_order
 from ..encoders import TokenEncoder
 from ..metrics import Grounding, accuracy, grounding_accuracy, patch_grid, patch_masks
-from ..train import History, fit
+from ..train import Adam, History, fit
 
 COLUMNS = ["image", "question_ids", "question_object", "answer_id", "masks", "n_objects", "object_colour"]
 EPOCHS = 10
 CO_EPOCHS = 4  # the two-direction model starts from the one-direction model's trained parts
 DELETION_STEPS = (0, 1, 2, 3, 4, 6, 8, 10, 12, 16)  # patches deleted, up to a quarter of the 64
 ORDERS = ("attention", "random", "random within the object")
+BRIEF_STEPS = 300  # the build's training: batches of 32, about three passes over the 3,000 scenes, 2 s on a CPU
+CONTROL_COLUMNS = ("image", "question_ids", "answer_id")
+SHUFFLED_GAP = "shuffled-pairs accuracy minus the majority answer's"  # what shuffled_pairs measures for its claim
 
 
 def tensors(split) -> dict[str, torch.Tensor]:
@@ -171,6 +180,162 @@ def object_patches(result: QuestionAnswering) -> torch.Tensor:
     _, obj = _named(result.test)
     grid = patch_grid(result.weights.shape[-1])
     return patch_masks(result.test["masks"], grid)[torch.arange(len(obj)), obj]
+
+
+# --- The build: a words-over-patches layer inside the model, and one training step ------------------
+
+def vqa_step(model: nn.Module, batch: dict, optimizer) -> torch.Tensor:
+    """One training step of an :class:`AttentionVQA` on a batch of questions; returns the loss (detached).
+
+    The loss is the mean cross-entropy of the answer scores, as ``fit`` computes it; the step then clears the
+    old gradients, backpropagates and updates, in ``fit``'s order. ``optimizer`` is any optimiser with
+    ``zero_grad()`` and ``step()`` (``mmcourse.train.Adam`` or ``SGD``, or one of ``torch.optim``).
+
+    Shape: batch["image"] (B, 3, 32, 32), batch["question_ids"] (B, T) int64, batch["answer_id"] (B,) -> ().
+    """
+    scores = model(batch["image"], batch["question_ids"]).scores  # (B, len(ANSWERS))
+    loss = F.cross_entropy(scores, batch["answer_id"])
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+def with_layer(layer: type[nn.Module], seed: int = 0) -> AttentionVQA:
+    """The lesson's :class:`AttentionVQA` (32 dimensions, 2 heads) with ``layer(32, 2)`` as its words-over-patches
+    attention (``model.cross.attn``), starting from the weights the package's :class:`MultiHeadAttention` gets
+    with this seed (``load_state_dict``), so that a correct layer trains exactly as the package's does.
+
+    ``layer`` is a class with the package's parameter names (``q_proj``, ``k_proj``, ``v_proj``, ``out_proj``)
+    whose forward takes ``(query, key, value, key_padding_mask=None)`` and returns ``(out, weights)``.
+    """
+    if not (isinstance(layer, type) and issubclass(layer, nn.Module)):
+        raise ValueError(f"layer: expected an nn.Module class such as MultiHeadAttention, got {layer!r:.80}")
+    seed_everything(seed)
+    model = AttentionVQA(len(VOCAB), len(ANSWERS), dim=32, num_heads=2)
+    attention = layer(32, 2)
+    try:
+        attention.load_state_dict(model.cross.attn.state_dict())
+    except RuntimeError as err:
+        raise ValueError(f"layer: expected MultiHeadAttention's parameters (q_proj, k_proj, v_proj, out_proj), "
+                         f"got {layer.__name__} whose weights do not load: {err}") from None
+    if isinstance(attention, MultiHeadAttention):
+        attention.check_values = False  # as inside CrossModalAttention: no host synchronisation per step
+    model.cross.attn = attention
+    return model
+
+
+@functools.lru_cache(maxsize=1)
+def _colour_tensors(seed: int) -> tuple[dict, dict]:
+    """The image, question_ids and answer_id of :func:`load_colour_questions`'s train and test splits as CPU
+    tensors (cached: the build and the experiment exercise read the same ones)."""
+    shapes = load_colour_questions(seed)
+    return as_tensors(shapes["train"], CONTROL_COLUMNS), as_tensors(shapes["test"], CONTROL_COLUMNS)
+
+
+class BriefTraining(NamedTuple):
+    """What :func:`train_with_layer` returns."""
+
+    model: AttentionVQA  # trained, on the CPU, in eval mode
+    losses: list  # the loss of every step
+    accuracy: float  # on the test split
+    majority_accuracy: float  # of the most common answer of the training split, on the test split
+    seconds: float  # spent training
+
+
+def train_with_layer(layer: type[nn.Module] = MultiHeadAttention, step: Callable = vqa_step, seed: int = 0,
+                     steps: int = BRIEF_STEPS) -> BriefTraining:
+    """Train :func:`with_layer`'s model for ``steps`` batches of 32 colour questions with ``step`` and Adam.
+
+    ``step(model, batch, optimizer)`` does one training step and returns the loss (:func:`vqa_step`, or a
+    learner's). The run is deterministic, so it is cached: the same layer, step and seed give the same
+    (trained) model again, without training. Uses the first 300 steps of :func:`load_colour_questions`'s
+    data, about three passes over the training scenes.
+    """
+    if not callable(step):
+        raise ValueError(f"step: expected a function step(model, batch, optimizer), got {step!r:.80}")
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps: expected an integer >= 1, got {steps!r}")
+    return _train_with_layer(layer, step, seed, steps)
+
+
+@functools.lru_cache(maxsize=4)  # the learner's layer and step, and the package's, for a seed or two
+def _train_with_layer(layer: type[nn.Module], step: Callable, seed: int, steps: int) -> BriefTraining:
+    model = with_layer(layer, seed)
+    train, test = _colour_tensors(seed)
+    device = get_device()
+    model.to(device).train()
+    columns = {c: train[c].to(device) for c in CONTROL_COLUMNS}
+    optimizer = Adam(model.parameters(), lr=3e-3)
+    generator, n = torch.Generator().manual_seed(seed), len(train["answer_id"])
+    order = torch.cat([torch.randperm(n, generator=generator) for _ in range(math.ceil(steps * 32 / n))])
+    order = order.to(device)
+    losses, start = [], time.perf_counter()
+    for i in range(steps):
+        rows = order[i * 32 : (i + 1) * 32]
+        loss = step(model, {c: v.index_select(0, rows) for c, v in columns.items()}, optimizer)
+        losses.append(loss.detach() if isinstance(loss, torch.Tensor) else torch.tensor(float(loss)))
+    values = torch.stack([loss.reshape(()).float().cpu() for loss in losses]).tolist()  # read once, at the end
+    seconds = time.perf_counter() - start
+    model = model.cpu().eval()
+    scores = run_model(model, test).scores
+    majority = int(torch.bincount(train["answer_id"], minlength=len(ANSWERS)).argmax())
+    return BriefTraining(model, values, accuracy(scores, test["answer_id"]),
+                         (test["answer_id"] == majority).float().mean().item(), seconds)
+
+
+# --- The experiment exercise: a shuffled-pairs control ---------------------------------------------
+
+def shuffle_images(test: dict, generator: torch.Generator) -> dict:
+    """A shuffled-pairs control: each question, with its own answer, gets another scene's image.
+
+    The images are permuted (``torch.randperm``); the questions and answers stay in place, so that only the
+    pairing of image and question changes. Shape: test {"image": (N, 3, 32, 32), "question_ids": (N, T),
+    "answer_id": (N,)} -> the same columns, shuffled.
+    """
+    order = torch.randperm(len(test["image"]), generator=generator)
+    return {**test, "image": test["image"][order]}
+
+
+def _check_control(pairs, test: dict) -> None:
+    """Raise ValueError unless ``pairs`` is the test columns rearranged into new pairs, answers kept."""
+    if not isinstance(pairs, dict) or set(CONTROL_COLUMNS) - set(pairs):
+        got = sorted(pairs) if isinstance(pairs, dict) else type(pairs).__name__
+        raise ValueError(f"control: expected a dict with the columns {list(CONTROL_COLUMNS)}, got {got}")
+    for c in CONTROL_COLUMNS:
+        x = pairs[c]
+        if not isinstance(x, torch.Tensor) or x.shape != test[c].shape or x.dtype != test[c].dtype:
+            raise ValueError(f"control: column {c!r} expected a {test[c].dtype} tensor of shape "
+                             f"{tuple(test[c].shape)}, got {getattr(x, 'dtype', type(x).__name__)} "
+                             f"{tuple(getattr(x, 'shape', ()))}")
+    if not torch.equal(pairs["answer_id"].sort().values, test["answer_id"].sort().values):
+        raise ValueError("control: answer_id expected the test answers, rearranged, got other answers (a control "
+                         "changes which image a question sees, not what the answers are)")
+    if torch.equal(pairs["image"], test["image"]) and torch.equal(pairs["question_ids"], test["question_ids"]) \
+            and not torch.equal(pairs["answer_id"], test["answer_id"]):
+        raise ValueError("control: every question still sees its own image and only the answers moved; shuffled "
+                         "answers score any model at chance, whatever it reads: give each question another "
+                         "scene's image instead, and keep its answer")
+
+
+def shuffled_pairs(control: Callable = shuffle_images, seed: int = 0) -> dict[str, float]:
+    """Run a shuffled-pairs ``control`` on the model :func:`train_with_layer` trains for ``seed`` (cached).
+
+    ``control(test, generator)`` gets the test split's image, question_ids and answer_id (copies) and returns
+    them rearranged into new pairs; the model answers each new pair and is scored against the answer_id
+    returned. If the answers come from the image a question is about, the accuracy falls to the level of
+    the majority answer (colours match by coincidence). Returns the measured values by name.
+    """
+    brief = train_with_layer(seed=seed)
+    _, test = _colour_tensors(seed)
+    columns = {c: test[c].clone() for c in CONTROL_COLUMNS}
+    pairs = control(columns, torch.Generator().manual_seed(seed))
+    _check_control(pairs, {c: test[c] for c in CONTROL_COLUMNS})
+    scores = run_model(brief.model, pairs).scores
+    shuffled = accuracy(scores, pairs["answer_id"])
+    return {SHUFFLED_GAP: abs(shuffled - brief.majority_accuracy),
+            "accuracy on the shuffled pairs": shuffled, "accuracy on the real pairs": brief.accuracy,
+            "majority answer's accuracy": brief.majority_accuracy}
 
 
 # --- Does a word look at *its* object, or at any object? ----------------------------------------
@@ -374,13 +539,21 @@ QUESTION_BRANCH_CARRIES = Claim("the answers come from the question's summary br
                                 "the patches)", "accuracy lost without the question's summary", ">=", 0.3)
 WITHOUT_QUESTION_BRANCH_MAJORITY = Claim("without the question's summary branch, only the majority level is left",
                                          "accuracy without it minus the majority answer's", "<=", 0.06)
+SHUFFLED_PAIRS_AT_MAJORITY = Claim("with each question paired with another scene's image, the answers fall to the "
+                                   "majority answer's level: they come from the image the question is about",
+                                   "accuracy on shuffled pairs minus the majority answer's (absolute)", "<=", 0.08)
 IMAGE_BRANCH_IDLE = Claim("removing the image's whole summary branch (patches after looking at the words, "
                           "residual included) changes little", "accuracy lost without the image's summary",
                           "<=", 0.05)
 
 
+@functools.lru_cache(maxsize=1)
 def load_colour_questions(seed: int = 0):
-    """Shapes & captions with colour questions only, at the lesson's sizes (3,000 / 200 / 1,000 scenes)."""
+    """Shapes & captions with colour questions only, at the lesson's sizes (3,000 / 200 / 1,000 scenes).
+
+    Cached: the same ``DatasetDict`` for the same seed (the lesson's data, the build's and the experiment
+    exercise's are one object, loaded once); do not change it in place.
+    """
     return load_shapes(n_train=3000, n_validation=200, n_test=1000, question_types=["colour"], seed=seed)
 
 
@@ -407,4 +580,5 @@ def measure_claims(seed: int) -> dict[Claim, float]:
         QUESTION_BRANCH_CARRIES: co.accuracy - co.without_question_summary,
         WITHOUT_QUESTION_BRANCH_MAJORITY: co.without_question_summary - result.majority_accuracy,
         IMAGE_BRANCH_IDLE: co.accuracy - co.without_image_summary,
+        SHUFFLED_PAIRS_AT_MAJORITY: shuffled_pairs(shuffle_images, seed)[SHUFFLED_GAP],
     }

@@ -1,5 +1,5 @@
-"""Lesson 03's views: pictures of multi-head attention and of the cross-modal block, attention heatmaps
-over a scene, where the words look, deletion curves, and the attention explorer."""
+"""Lesson 03's views: pictures of multi-head attention and of the cross-modal block, the build's loss curve,
+attention heatmaps over a scene, where the words look, deletion curves, and the attention explorer."""
 
 from __future__ import annotations
 
@@ -297,6 +297,25 @@ class AttentionExplorer(View):
                                title=f"'{self.shown['word']}' ({head}), max {self.shown['max_weight']:.2f}")
             print(f"answer: {answer}" + (f" | model: {predicted}" if predicted is not None else ""))
 
+
+
+def loss_curve(losses, title: str = "", smooth: int = 20) -> None:
+    """The training loss of every step (light) and its running mean over ``smooth`` steps (dark)."""
+    values = torch.as_tensor(losses, dtype=torch.float32)
+    if values.ndim != 1 or len(values) == 0:
+        raise ValueError(f"losses: expected a non-empty list of numbers, got shape {tuple(values.shape)}")
+    window = min(smooth, len(values))
+    mean = values.unfold(0, window, 1).mean(1)  # (S - window + 1,)
+    with figure(5.0, 2.2) as axes:
+        ax = axes[0]
+        ax.plot(range(1, len(values) + 1), values.tolist(), color="0.8", linewidth=0.7, label="one step")
+        ax.plot(range(window, len(values) + 1), mean.tolist(), color=category_colour(0), linewidth=1.4,
+                label=f"mean of {window} steps")
+        ax.set_xlabel("training step (a batch of 32 questions)", fontsize=8)
+        ax.set_ylabel("cross-entropy", fontsize=8)
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=7)
+        ax.set_title(title, fontsize=8)
 
 
 def where_words_look(grounding, title: str = "scenes with two or three objects") -> None:
