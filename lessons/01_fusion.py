@@ -13,10 +13,13 @@
 # %% [markdown]
 # # Lesson 01: Fusion
 #
-# **What you will learn:** six ways to fuse two modalities (early, late, attention, tensor,
-# low-rank and Tucker fusion), why modelling interactions cannot help when the modalities are
-# independent given the label, how each copes with a noisy or missing modality, how modality
-# dropout helps, and a task that no single modality can solve.
+# **What you will learn:** five ways to fuse two modalities (early, late, attention, tensor and
+# low-rank fusion), why modelling interactions cannot help when the modalities are independent
+# given the label, how each copes with a noisy or missing modality, how modality dropout helps,
+# and a task that no single modality can solve.
+#
+# **You will build:** low-rank fusion as a PyTorch module, with the step that trains it, and train it
+# on AV-Digits in a second or two.
 #
 # **Prerequisites:** [lesson 00](00_welcome.ipynb); softmax and
 # cross-entropy ([d2l.ai, softmax regression](https://d2l.ai/chapter_linear-classification/softmax-regression.html));
@@ -35,8 +38,11 @@
 
 # %%
 import copy
+import math
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 import mmcourse
 from mmcourse import exercises, verify
@@ -45,11 +51,15 @@ from mmcourse.experiments import fusion as experiments
 from mmcourse.fusion import (
     AttentionFusion,
     EarlyFusion,
+    Fused,
     LowRankFusion,
     ModalityDropout,
     TensorFusion,
     TuckerFusion,
+    average_log_probs,
+    tensor_product,
 )
+from mmcourse.train import Adam
 from mmcourse.views import fusion as views
 from mmcourse.views.common import figure, method_bars
 
@@ -62,7 +72,7 @@ with figure(10, 1.8, ncols=3) as axes:
 # %% [markdown]
 # **Notation** (lesson 00's table): modalities $m = 1, \dots, M$ (here image and audio), inputs
 # $x^{(m)}$, embeddings $h^{(m)} \in \mathbb{R}^{d_m}$, the fused representation $z$, the label $y$
-# (here always a label, never a modality) of $C$ classes, batch size $B$. A linear map acts on the
+# of $C$ classes, batch size $B$. A linear map acts on the
 # left, $Wh$: in code, one example per row, `h @ W.T`, as in `nn.Linear`. $[a; b]$ stacks $a$ on
 # $b$.
 
@@ -99,7 +109,7 @@ views.sensor_failure_examples(train, examples)
 # $$z = W [h^{(1)}; h^{(2)}] + b = W_1 h^{(1)} + W_2 h^{(2)} + b.$$
 #
 # This layer can only *add* the modalities' evidence, not multiply it; a hidden layer with a
-# non-linearity after the concatenation can (section 6 needs that).
+# non-linearity after the concatenation can (section 7 needs that).
 #
 # ### Late fusion: predict, then combine
 #
@@ -116,48 +126,22 @@ views.sensor_failure_examples(train, examples)
 #
 # late fusion with $\alpha_m = 1$ and a prior correction, constant for balanced classes. Late
 # fusion cannot learn interactions, but a missing modality's term can simply be left out
-# (section 5).
+# (section 6).
 #
-# ### Exercise: late fusion
-#
-# Write late fusion with equal weights: `logits` is a list of $M$ $(B, C)$ tensors of class
-# scores; return the average of their log-softmaxes, $(B, C)$. Like `LateFusion`, leave out
-# $\log Z$: it changes no argmax.
+# In code, with equal weights and no $\log Z$ (it changes no argmax). The image is fairly sure of
+# class 0; the audio hesitates between 1 and 2 but rules out 0:
 
 # %%
-def my_late_fusion(logits):
-    # YOUR CODE HERE
-    raise NotImplementedError
-
-
-exercises.check("late_fusion", my_late_fusion)
+image_scores, audio_scores = torch.tensor([[3.0, 2.0, 0.0]]), torch.tensor([[-4.0, 1.0, 1.0]])  # B = 1, C = 3
+log_probs = torch.stack([torch.log_softmax(x, dim=1) for x in (image_scores, audio_scores)])  # (M, B, C)
+fused = log_probs.mean(dim=0)  # (B, C)
+for name, lp in (("image", log_probs[0]), ("audio", log_probs[1]), ("fused", fused)):
+    print(f"{name}: p = {[round(v, 3) for v in torch.softmax(lp, dim=1)[0].tolist()]}")
+verify(torch.allclose(fused, average_log_probs([image_scores, audio_scores])),
+       "the mean of the log-softmaxes is the package's late fusion, average_log_probs")
 
 # %% [markdown]
-# <details><summary><b>Hint 1: a nudge</b></summary>
-#
-# First turn each modality's scores into log-probabilities over the classes, sample by sample, so
-# that adding a constant to all of one modality's scores changes nothing. Then average over the
-# modalities.
-# </details>
-# <details><summary><b>Hint 2: what helps</b></summary>
-#
-# `torch.log_softmax(x, dim=1)` gives log-probabilities over the classes of each sample.
-# `torch.stack` puts the $M$ results into one $(M, B, C)$ tensor, and `.mean(dim=0)` averages
-# over the modalities.
-# </details>
-# <details><summary><b>Hint 3: the code</b></summary>
-#
-# ```python
-# return torch.stack([torch.log_softmax(x, dim=1) for x in logits]).mean(dim=0)
-# ```
-# </details>
-
-# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
-def solution_late_fusion(logits):
-    return torch.stack([torch.log_softmax(x, dim=1) for x in logits]).mean(dim=0)
-
-
-exercises.check("late_fusion", solution_late_fusion, must_pass=True)
+# The audio vetoes class 0, and the image breaks the audio's tie between 1 and 2.
 
 # %% [markdown]
 # ### Check yourself
@@ -271,8 +255,7 @@ exercises.check("modality_attention_bug", solution_modality_attention, must_pass
 #
 # The softmax ran over the batch (`dim=0`), comparing samples instead of modalities. In a batch of
 # one every weight is 1, so they add up to $M$; in a larger batch a sample's weights, and its
-# prediction, change with its neighbours. With `dim=1` each sample's weights sum to 1 and depend on
-# it alone.
+# prediction, change with its neighbours.
 # </details>
 #
 # 2. What could go wrong if `AttentionFusion` did not start with equal weights?
@@ -285,7 +268,7 @@ exercises.check("modality_attention_bug", solution_modality_attention, must_pass
 # </details>
 
 # %% [markdown]
-# ## 3. Tensor, low-rank and Tucker fusion
+# ## 3. Tensor and low-rank fusion
 #
 # Zadeh et al. (2017), [*Tensor Fusion Network*](https://arxiv.org/abs/1707.07250), give a linear
 # layer the products themselves: the outer product of the two embeddings, each extended by a
@@ -303,49 +286,15 @@ with figure(3.2, 3.2) as axes:
 # $$z = W \operatorname{vec}\big([1; h^{(1)}] \otimes [1; h^{(2)}]\big) + b,
 # \qquad W \in \mathbb{R}^{d_{out} \times (d_1 + 1)(d_2 + 1)}.$$
 #
-# ### Exercise: the Tensor Fusion vector
-#
-# Write the Tensor Fusion vector: `h1` $(B, d_1)$ and `h2` $(B, d_2)$ in, $(B, (d_1 + 1)(d_2 + 1))$
-# out, each sample's grid flattened row by row.
+# In code, for a batch: prepend the ones, then broadcasting forms every product of each sample:
 
 # %%
-def my_tensor_fusion(h1, h2):
-    # YOUR CODE HERE
-    raise NotImplementedError
-
-
-exercises.check("tensor_fusion", my_tensor_fusion)
-
-# %% [markdown]
-# <details><summary><b>Hint 1: a nudge</b></summary>
-#
-# Extend each embedding with a leading one first. Then you need, for each sample on its own, every
-# product of an entry of the first vector with an entry of the second, laid out as a grid whose
-# rows follow the first modality.
-# </details>
-# <details><summary><b>Hint 2: what helps</b></summary>
-#
-# `torch.cat` with a column of `torch.ones(len(h1), 1)` prepends the ones along `dim=1`.
-# Broadcasting forms the products of every sample at once: index the two extended tensors with
-# `None` so that their shapes are $(B, d_1 + 1, 1)$ and $(B, 1, d_2 + 1)$. Then `.flatten(1)`.
-# </details>
-# <details><summary><b>Hint 3: the code</b></summary>
-#
-# ```python
-# a = torch.cat([torch.ones(len(h1), 1), h1], dim=1)
-# b = torch.cat([torch.ones(len(h2), 1), h2], dim=1)
-# return (a[:, :, None] * b[:, None, :]).flatten(1)
-# ```
-# </details>
-
-# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
-def solution_tensor_fusion(h1, h2):
-    a = torch.cat([torch.ones(len(h1), 1), h1], dim=1)
-    b = torch.cat([torch.ones(len(h2), 1), h2], dim=1)
-    return (a[:, :, None] * b[:, None, :]).flatten(1)
-
-
-exercises.check("tensor_fusion", solution_tensor_fusion, must_pass=True)
+hs = [torch.randn(2, 5), torch.randn(2, 4)]  # B = 2 samples, d_1 = 5, d_2 = 4
+a, b = (torch.cat([torch.ones(len(h), 1), h], dim=1) for h in hs)  # [1; h]: (B, d_m + 1)
+grid = a[:, :, None] * b[:, None, :]  # (B, 6, 1) times (B, 1, 5): (B, 6, 5)
+verify(torch.equal(grid.flatten(1), tensor_product(hs)),
+       "the flattened grid is tensor_product, the vector that TensorFusion's linear layer maps",
+       grid_shape=tuple(grid.shape))
 
 # %% [markdown]
 # **Why the 1 matters.** Without it the grid holds only products, so a zero embedding erases the
@@ -353,8 +302,6 @@ exercises.check("tensor_fusion", solution_tensor_fusion, must_pass=True)
 # fusion: early fusion's weights in row 0 and column 0, zeros elsewhere, compute the same thing.
 
 # %%
-from mmcourse.fusion import tensor_product
-
 early, tfn = EarlyFusion([3, 2], 4), TensorFusion([3, 2], 4)
 weight = torch.zeros(4, 3 + 1, 2 + 1)  # one weight per cell of the grid, for each output
 weight[:, 1:, 0] = early.linear.weight[:, :3]  # column 0 holds h1
@@ -392,7 +339,7 @@ with figure(11, 2.4, ncols=4) as axes:
 
 # %% [markdown]
 # So low-rank fusion *is* tensor fusion with a rank-$r$ weight, which `to_tensor_fusion()` builds.
-# What that saves at section 4's sizes:
+# What that saves at section 5's sizes:
 
 # %%
 d, out, r = 64, 64, 4
@@ -406,78 +353,20 @@ verify(counts == formula and counts["tensor"] > 8 * counts["low-rank"],
        parameter_ratio=counts["tensor"] / counts["low-rank"])
 
 # %% [markdown]
-# ### Exercise: low-rank fusion with `einsum`
+# <details><summary>More: Tucker fusion</summary>
 #
-# Write low-rank fusion's forward pass for any number of modalities: `hs` is a list of $(B, d_m)$
-# tensors, `factors` a list of $(r, d_m + 1, d_{out})$ tensors (entry $i$ is $W_m^{(i)\top}$),
-# `rank_weights` the $\omega_i$, shape $(r,)$, and `bias` $(d_{out},)$; return $z$, $(B, d_{out})$.
-
-# %%
-def my_low_rank_fusion(hs, factors, rank_weights, bias):
-    # YOUR CODE HERE
-    raise NotImplementedError
-
-
-exercises.check("low_rank_fusion", my_low_rank_fusion)
-
-# %% [markdown]
-# <details><summary><b>Hint 1: a nudge</b></summary>
-#
-# Treat each modality the same way: extend it with a leading one and project it with all $r$
-# factors at once. Then combine the projections of the modalities by multiplying them, entry by
-# entry, and finally take the weighted sum over the rank. A loop over the modalities keeps a
-# running product.
-# </details>
-# <details><summary><b>Hint 2: what helps</b></summary>
-#
-# `torch.cat` prepends the column of ones. `torch.einsum("bd,rdo->bro", ...)` projects a
-# $(B, d_m + 1)$ batch with a $(r, d_m + 1, d_{out})$ factor into $(B, r, d_{out})$.
-# `torch.einsum("r,bro->bo", rank_weights, product)` sums over the rank; then add `bias`.
-# </details>
-# <details><summary><b>Hint 3: the code</b></summary>
-#
-# ```python
-# product = 1.0
-# for h, w in zip(hs, factors):
-#     extended = torch.cat([torch.ones(len(h), 1), h], dim=1)
-#     product = product * torch.einsum("bd,rdo->bro", extended, w)
-# return torch.einsum("r,bro->bo", rank_weights, product) + bias
-# ```
-# </details>
-
-# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
-def solution_low_rank_fusion(hs, factors, rank_weights, bias):
-    product = 1.0
-    for h, w in zip(hs, factors):
-        extended = torch.cat([torch.ones(len(h), 1), h], dim=1)  # (B, d_m + 1)
-        product = product * torch.einsum("bd,rdo->bro", extended, w)  # (B, r, d_out)
-    return torch.einsum("r,bro->bo", rank_weights, product) + bias
-
-
-exercises.check("low_rank_fusion", solution_low_rank_fusion, must_pass=True)
-
-# %% [markdown]
-# ### Tucker fusion
-#
-# For one output $o$, CP multiplies entry $o$ of the image's projection $i$,
-# $W_1^{(i)} [1; h^{(1)}]$, only with entry $o$ of the audio's projection $i$. Say that in a rank-2
-# layer these entries are $p_1 = (1, 2)$ for the image's two projections and $p_2 = (3, -1)$ for
-# the audio's: CP uses two of the four products:
-
-# %%
-p1, p2 = torch.tensor([1.0, 2.0]), torch.tensor([3.0, -1.0])  # entry o of projections 1 and 2: image, audio
-print("every product p1[j] p2[k]:", torch.outer(p1, p2).tolist(), "| the ones CP uses:", (p1 * p2).tolist())
-
-# %% [markdown]
-# The **Tucker decomposition** uses all of them: it projects each modality,
-# $p_m = U_m [1; h^{(m)}]$ with $U_m \in \mathbb{R}^{t_m \times (d_m + 1)}$, and weighs every
-# product of the projections with a small core tensor $\mathcal{G}$:
+# For one output $o$, CP multiplies entry $o$ of the image's projection $i$ only with entry $o$ of
+# the audio's projection $i$: of all the products $p_{1,j} \, p_{2,k}$ of the two modalities'
+# projections it uses those with $j = k$. The **Tucker decomposition** uses all of them: it projects
+# each modality, $p_m = U_m [1; h^{(m)}]$ with $U_m \in \mathbb{R}^{t_m \times (d_m + 1)}$, and
+# weighs every product with a small core tensor $\mathcal{G}$,
 #
 # $$z_o = \sum_{j, k} \mathcal{G}_{jko} \, p_{1,j} \, p_{2,k} + b_o,$$
 #
 # tensor fusion of small projections (CP is Tucker with a diagonal core), as in MUTAN (Ben-younes
-# et al. 2017, [*MUTAN*](https://arxiv.org/abs/1705.06676)). `TuckerFusion` also turns into the
-# `TensorFusion` it stands for:
+# et al. 2017, [*MUTAN*](https://arxiv.org/abs/1705.06676)). `TuckerFusion` turns into the
+# `TensorFusion` it stands for, as the next cell verifies.
+# </details>
 
 # %%
 tucker = TuckerFusion([5, 4], 3, ranks=2).double()
@@ -502,12 +391,152 @@ verify(difference < 1e-10, "Tucker fusion equals tensor fusion with the full wei
 # <details><summary>Answer</summary>
 #
 # No: it is tensor fusion whose weight is, for each output, a sum of $r$ rank-one grids, and
-# `to_tensor_fusion()` builds that weight exactly (section 4 verifies that the outputs agree).
-# Whether the restriction costs accuracy, section 4 measures.
+# `to_tensor_fusion()` builds that weight exactly (section 5 verifies that the outputs agree).
+# Whether the restriction costs accuracy, section 5 measures.
 # </details>
 
 # %% [markdown]
-# ## 4. Train and compare
+# ## 4. Build it yourself: low-rank fusion
+#
+# Write `LowRankFusion` yourself. Its `__init__` is given, with the package's names and shapes
+# (one $(r, d_m + 1, d_{out})$ factor per modality, entry $i$ being $W_m^{(i)\top}$), so that the
+# check can load the package's weights into your module. Write `forward` for any number of
+# modalities: $(B, d_m)$ embeddings in, `Fused(z, None)` out. Then write one training step: the
+# mean cross-entropy of the model's scores on a batch, its gradient, one optimiser step; return the
+# loss.
+
+# %%
+class MyLowRankFusion(nn.Module):
+    def __init__(self, dims, out_dim, rank=4):
+        super().__init__()
+        self.dims = list(dims)
+        self.factors = nn.ParameterList(  # one (r, d_m + 1, d_out) factor per modality
+            nn.Parameter(torch.randn(rank, d + 1, out_dim) / math.sqrt(d + 1)) for d in dims)
+        self.rank_weights = nn.Parameter(torch.full((rank,), 1.0 / rank))  # omega: (r,)
+        self.bias = nn.Parameter(torch.zeros(out_dim))  # b: (d_out,)
+
+    def forward(self, hs):  # hs: M tensors (B, d_m) -> Fused(z (B, d_out), None)
+        # YOUR CODE HERE
+        raise NotImplementedError
+
+
+def my_fusion_step(model, batch, optimizer):  # batch: {"image", "audio", "label"} -> the loss, a float
+    # YOUR CODE HERE
+    raise NotImplementedError
+
+
+exercises.check("low_rank_fusion", MyLowRankFusion)
+exercises.check("fusion_step", my_fusion_step)
+
+# %% [markdown]
+# <details><summary><b>Hint 1: a nudge</b></summary>
+#
+# In forward, treat every modality alike: extend it with a leading one, project it with all r of its
+# factors at once, and multiply the projections of the modalities entry by entry (a loop keeps a
+# running product). Then sum over the rank with the rank weights and add the bias. The step makes
+# the usual moves: scores, loss, clear the old gradients, backward, step.
+# </details>
+# <details><summary><b>Hint 2: what helps</b></summary>
+#
+# `torch.cat([torch.ones(len(h), 1), h], dim=1)` prepends the ones;
+# `torch.einsum("bd,rdo->bro", extended, w)` projects with every factor, $(B, r, d_{out})$;
+# `torch.einsum("r,bro->bo", self.rank_weights, product)` sums over the rank; return `Fused(z, None)`.
+# The step: `model(batch["image"], batch["audio"]).scores`, `F.cross_entropy(scores, batch["label"])`,
+# `optimizer.zero_grad()`, `loss.backward()`, `optimizer.step()`, `loss.item()`.
+# </details>
+# <details><summary><b>Hint 3: the code</b></summary>
+#
+# ```python
+# def forward(self, hs):
+#     product = 1.0
+#     for h, w in zip(hs, self.factors):
+#         extended = torch.cat([torch.ones(len(h), 1), h], dim=1)
+#         product = product * torch.einsum("bd,rdo->bro", extended, w)
+#     return Fused(torch.einsum("r,bro->bo", self.rank_weights, product) + self.bias, None)
+#
+# def my_fusion_step(model, batch, optimizer):
+#     loss = F.cross_entropy(model(batch["image"], batch["audio"]).scores, batch["label"])
+#     optimizer.zero_grad()
+#     loss.backward()
+#     optimizer.step()
+#     return loss.item()
+# ```
+# </details>
+
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
+class SolutionLowRankFusion(nn.Module):
+    def __init__(self, dims, out_dim, rank=4):
+        super().__init__()
+        self.dims = list(dims)
+        self.factors = nn.ParameterList(
+            nn.Parameter(torch.randn(rank, d + 1, out_dim) / math.sqrt(d + 1)) for d in dims)
+        self.rank_weights = nn.Parameter(torch.full((rank,), 1.0 / rank))
+        self.bias = nn.Parameter(torch.zeros(out_dim))
+
+    def forward(self, hs):
+        product = 1.0
+        for h, w in zip(hs, self.factors):
+            extended = torch.cat([torch.ones(len(h), 1), h], dim=1)  # [1; h]: (B, d_m + 1)
+            product = product * torch.einsum("bd,rdo->bro", extended, w)  # (B, r, d_out)
+        return Fused(torch.einsum("r,bro->bo", self.rank_weights, product) + self.bias, None)
+
+
+def solution_fusion_step(model, batch, optimizer):
+    loss = F.cross_entropy(model(batch["image"], batch["audio"]).scores, batch["label"])
+    optimizer.zero_grad()  # backward adds to the gradients: clear the last batch's first
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+exercises.check("low_rank_fusion", SolutionLowRankFusion, must_pass=True)
+exercises.check("fusion_step", solution_fusion_step, must_pass=True)
+
+# %% [markdown]
+# Train your module with your step inside the lesson's model (encoders, your fusion, a head), for
+# one pass over the training copies with Adam (a second or two):
+
+# %%
+LowRank = exercises.yours_or("low_rank_fusion", MyLowRankFusion, LowRankFusion)
+step = exercises.yours_or("fusion_step", my_fusion_step, experiments.train_step)
+torch.manual_seed(0)
+model = experiments.build_av_model("low-rank")
+model.fusion = LowRank([64, 64], 64, rank=4)  # your fusion layer in place of the package's
+optimizer = Adam(model.parameters(), lr=1e-3)
+losses = [step(model, batch, optimizer) for batch in experiments.av_batches(train, seed=0)]
+test_accuracy = experiments.accuracy_with(model, "low-rank", data.test["image"], data.test["audio"],
+                                          data.test["label"])
+with figure(6, 2.2) as axes:
+    axes[0].plot(losses)
+    axes[0].set(xlabel="step (batch of 64)", ylabel="training loss", title=f"test accuracy {test_accuracy:.3f}")
+
+# %% [markdown]
+# From here on the lesson uses the package's `LowRankFusion`, whose source you can now read in
+# `mmcourse/fusion.py`.
+
+# %% [markdown]
+# ### Check yourself
+#
+# 1. `__init__` keeps the factors in an `nn.ParameterList`. What would a plain Python list break?
+#
+# <details><summary>Answer</summary>
+#
+# The factors would not be registered: `model.parameters()` would not list them, so the optimiser
+# would never change them, `.to(device)` would not move them and `state_dict` would not save them.
+# A widely used implementation has this bug.
+# </details>
+#
+# 2. Why does the step clear the gradients before `backward`?
+#
+# <details><summary>Answer</summary>
+#
+# `backward` adds to each `.grad`: without clearing, the step follows the sum of this batch's
+# gradient and every earlier one. The check's second case starts with gradients left from an earlier
+# batch to catch it.
+# </details>
+
+# %% [markdown]
+# ## 5. Train and compare
 #
 # `MultimodalClassifier(encoders, fusion, head)` runs each encoder, layer-normalises each embedding
 # (its features get mean 0 and variance 1, so that no modality dominates by the size of its
@@ -618,7 +647,7 @@ verify(difference < 1e-4 and torch.equal(a.argmax(1), b.argmax(1)),
 # The modalities are conditionally independent given the label, so the product of the posteriors
 # is already the Bayes combination: a fusion model can only estimate each posterior a little better
 # (the check bounds how much). Tensor fusion could win where evidence means something only in
-# combination, as in section 6.
+# combination, as in section 7.
 # </details>
 #
 # 2. Why do the fused models beat the better single modality by so much?
@@ -630,7 +659,7 @@ verify(difference < 1e-4 and torch.equal(a.argmax(1), b.argmax(1)),
 # </details>
 
 # %% [markdown]
-# ## 5. Noisier and missing modalities
+# ## 6. Noisier and missing modalities
 #
 # Corrupt the test images more and more (the audio at its default), then drown the audio (the
 # images at their default), 2 copies of the test pairs per level:
@@ -659,7 +688,7 @@ experiments.DROWNED_ALONE_FALLS.check(alone_drowned, image_only=image_alone, aud
 # ### A missing modality
 #
 # A *missing* modality (passed as `None`) is different: no model saw one in training. With
-# features of mean 0 and variance 1 (section 4), every normalised embedding has norm $\sqrt{d}$:
+# features of mean 0 and variance 1 (section 5), every normalised embedding has norm $\sqrt{d}$:
 # all lie on one sphere:
 
 # %%
@@ -730,7 +759,7 @@ for case in ("image missing", "audio missing"):
 views.FusionRobustnessView(results.models, grid)
 
 # %% [markdown]
-# ### Modality dropout and a learned "missing" embedding
+# ### Modality dropout: your experiment
 #
 # A model should meet missing modalities in training: *modality dropout* (Neverova et al. 2016,
 # [*ModDrop*](https://arxiv.org/abs/1501.00102)). `ModalityDropout(p)` puts the "missing" embedding
@@ -745,30 +774,53 @@ print("image:", kept[0][:, 0].int().tolist())
 print("audio:", kept[1][:, 0].int().tolist())
 
 # %% [markdown]
-# Train low-rank fusion again with `modality_dropout=0.5`, once with the zero vector and once with a
-# learned one, and test with both modalities and each missing (about 3 seconds):
+# Choose how low-rank fusion trains: the rate $p$ (`modality_dropout`) and the missing embedding,
+# `"zero"` or `"learned"`. The check trains it (about 2 seconds), tests it with both modalities and
+# with each one missing, and judges it by two claims. First predict the accuracy with the audio
+# missing (the table above has the image-only model's).
 
 # %%
-moddrop = experiments.modality_dropout_experiment(data, "low-rank", p=0.5, baseline=results)
-print(f"{'':>17}" + "".join(f"{case:>15}" for case in ("both", "image missing", "audio missing")))
-for variant, accs in moddrop["accuracy"].items():
-    print(f"{variant:>17}" + "".join(f"{a:>15.3f}" for a in accs.values()))
-print(f"{'alone':>17}{'':>15}{results.accuracy['audio only']:>15.3f}{results.accuracy['image only']:>15.3f}")
-correct = moddrop["correct"]
-for case in ("both", "image missing", "audio missing"):
-    print(f"learned minus zero, {case}:",
-          paired_difference(correct["dropout, learned"][case], correct["dropout, zero"][case], copies=data.test_copies))
-dropout_shortfall, dropout_cost = experiments.dropout_shortfall_and_cost(moddrop, results.accuracy)
+exercises.predict("modality_dropout", None)  # your guess: the accuracy with the audio missing, a number
+
 
 # %%
-experiments.DROPOUT_HOLDS.check(dropout_shortfall)
-experiments.DROPOUT_COST.check(dropout_cost)
+def my_dropout_setting():
+    # YOUR CODE HERE: return {"modality_dropout": p, "missing": "zero" or "learned"}
+    raise NotImplementedError
+
+
+exercises.check("modality_dropout", my_dropout_setting)
 
 # %% [markdown]
-# With a learned vector, dropout turns a model that collapses without a modality into one that stays
-# close to the remaining modality's own model, and costs little with both (the two checks). The
-# paired intervals do not put the learned vector ahead of the zero vector in every case on every
-# seed, so whether it beats the zero vector is not claimed.
+# <details><summary><b>Hint 1: a nudge</b></summary>
+#
+# With no dropout the model never meets a missing modality in training; with every sample losing
+# one, it never meets both together. And the zero vector lies where no real embedding does.
+# </details>
+# <details><summary><b>Hint 2: what helps</b></summary>
+#
+# Try `"modality_dropout"` between 0.25 and 0.75. `"missing": "learned"` trains a vector that
+# `MultimodalClassifier.missing_embedding` keeps on the sphere of real embeddings. Run the check with
+# a rate of 0 and of 1 as well, to see what each extreme costs.
+# </details>
+# <details><summary><b>Hint 3: the code</b></summary>
+#
+# ```python
+# return {"modality_dropout": 0.5, "missing": "learned"}
+# ```
+# </details>
+
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
+def solution_dropout_setting():
+    return {"modality_dropout": 0.5, "missing": "learned"}
+
+
+exercises.check("modality_dropout", solution_dropout_setting, must_pass=True)
+
+# %% [markdown]
+# Dropout at a moderate rate turns a model that collapses without a modality into one that answers
+# from the other, at little cost with both. Whether a learned vector beats the zero vector is not
+# claimed.
 #
 # ### Attention follows the clean modality
 #
@@ -829,7 +881,7 @@ views.ModalityWeightsView(results.models["attention"], test["image"], test["wave
 # </details>
 
 # %% [markdown]
-# ## 6. When neither modality suffices alone
+# ## 7. When neither modality suffices alone
 #
 # Now a task where each modality alone is *useless*: Shapes & captions scenes and the question
 # "does this caption describe this image?" Each scene appears with its own caption (label 1) and
@@ -904,31 +956,29 @@ experiments.CAPTION_MATCHING_NEEDS_BOTH.check(acc["both"])
 #
 # Not when trained with cross-entropy: each scene and caption appears once with each label, so at
 # constant scores predicting $1/2$ each score's gradient is $(\tfrac12 - 1) + (\tfrac12 - 0) = 0$;
-# the loss is convex in the scores, so that constant is optimal and late fusion stays at 0.5. A
-# hand-set threshold could make a sum an AND ("the image has something red" and "the caption says
-# red") and beat chance a little, but no sum can check *which* object is red; that needs an
-# interaction.
+# the loss is convex in the scores, so that constant is optimal and late fusion stays at 0.5. No
+# sum can check *which* object is red; that needs an interaction.
 # </details>
 
 # %% [markdown]
 # ## Summary
 #
 # - **Early fusion** concatenates; **late fusion** adds log-probabilities (Bayes' rule under
-#   conditional independence) and can drop a missing term; **attention fusion** weighs the
-#   modalities per sample; **tensor fusion** adds every product (the 1s keep the unimodal terms);
-#   **low-rank** and **Tucker fusion** factorise its weight.
+#   conditional independence); **attention fusion** weighs the modalities per sample; **tensor
+#   fusion** adds every product (the 1s keep the unimodal terms); **low-rank fusion**, which you
+#   built, factorises its weight.
 # - Fusion beats the best single modality when their errors differ. With modalities independent
 #   given the label, the product of the unimodal posteriors is already the best combination:
 #   interactions add nothing.
 # - Noise and absence differ: failing sensors in training teach a model to handle noise; a
-#   *missing* modality needs **modality dropout** (claimed here with a learned "missing" embedding).
+#   *missing* modality needs **modality dropout**.
 # - A weight is not an explanation: back it with a control.
 # - Where the answer lies in the relation between the modalities, fusion is the whole model.
 #
 # <details><summary>More: try it</summary>
 #
 # Build the data without sensor failures, `experiments.av_data(seed=0, failure_rate=0.0)`, train the
-# attention model on it and draw the weights of section 5 again. Or train
+# attention model on it and draw the weights of section 6 again. Or train
 # `experiments.build_av_model("low-rank", rank=16)` with
 # `mmcourse.fit(model, data.train, ["image", "audio"], epochs=2)` and compare it with tensor fusion.
 # </details>

@@ -1,11 +1,14 @@
 """Lesson 01's claims hold on other seeds than the lesson's (``claims_hold``); the helpers behind them."""
 
+import copy
 import math
+import re
 
 import pytest
 import torch
 from claims_hold import claim_tests
 
+from mmcourse import exercises
 from mmcourse.data import as_tensors, load_shapes
 from mmcourse.experiments import fusion as ex
 from mmcourse.fusion import Prediction
@@ -93,14 +96,10 @@ def test_av_data_corrupts_each_test_pair_several_times():
         ex.av_data(seed=3, copies=1, test_copies=0)
 
 
-def test_fusion_gains_and_dropout_summaries_by_hand():
+def test_fusion_gains_and_control_summaries_by_hand():
     acc = {"image only": 0.7, "audio only": 0.8, "early": 0.9, "late": 0.95}
     assert ex.fusion_gains(acc) == pytest.approx({"early": 0.1, "late": 0.15})
     assert ex.mean_fusion_gain(acc) == pytest.approx(0.125)
-    moddrop = {"accuracy": {"no dropout": {"both": 0.9}, "dropout, learned": {"both": 0.88, "image missing": 0.75,
-                                                                              "audio missing": 0.6}}}
-    shortfall, cost = ex.dropout_shortfall_and_cost(moddrop, acc)  # 0.8 - 0.75 and 0.7 - 0.6; 0.9 - 0.88
-    assert (shortfall, cost) == (pytest.approx(0.1), pytest.approx(0.02))
     controls = {"image drowned": {"all": 0.8, "shuffled image": 0.79, "shuffled audio": 0.1},
                 "audio drowned": {"all": 0.7, "shuffled image": 0.12, "shuffled audio": 0.72}}
     assert ex.shuffle_effects(controls) == (pytest.approx(0.01), 0.12)
@@ -173,3 +172,80 @@ def test_grid_curves_reuse_embeddings_and_agree_with_single_evaluations():
     controls = ex.drowned_controls(results.models["low-rank"], grid)
     assert set(controls) == {"image drowned", "audio drowned"}
     assert controls["image drowned"]["all"] == grid.accuracy(results.models["low-rank"], "low-rank", 3.0, 0.0)
+
+
+# --- the build's training step and the experiment exercise ------------------------------------------------------
+
+
+def test_av_batches_cover_every_row_once_in_a_shuffled_order():
+    train = {"image": torch.arange(10.0).view(10, 1, 1, 1), "audio": torch.zeros(10, 1, 32, 40),
+             "label": torch.arange(10), "image_noise": torch.zeros(10)}
+    batches = list(ex.av_batches(train, batch_size=4, seed=3))
+    assert [len(b["label"]) for b in batches] == [4, 4, 2] and set(batches[0]) == {"image", "audio", "label"}
+    labels = torch.cat([b["label"] for b in batches])
+    assert sorted(labels.tolist()) == list(range(10)) and labels.tolist() != list(range(10))
+    assert torch.equal(torch.cat([b["image"] for b in batches]).flatten().long(), labels)  # rows stay together
+    again = torch.cat([b["label"] for b in ex.av_batches(train, batch_size=4, seed=3)])
+    assert torch.equal(labels, again)
+
+
+def test_train_step_is_one_step_of_fit():
+    """fit on a data set of exactly one batch takes one step of train_step's: the same loss and weights."""
+    from mmcourse.train import Adam, fit
+
+    g = torch.Generator().manual_seed(0)
+    batch = {"image": torch.randn(16, 1, 8, 8, generator=g), "audio": torch.randn(16, 1, 32, 40, generator=g),
+             "label": torch.randint(0, 10, (16,), generator=g)}
+    torch.manual_seed(0)
+    model = ex.build_av_model("low-rank", dim=8)
+    twin = copy.deepcopy(model)
+    history = fit(twin, batch, ["image", "audio"], epochs=1, batch_size=16, lr=1e-3, seed=0, device="cpu",
+                  progress=False)
+    order = torch.randperm(16, generator=torch.Generator().manual_seed(0))  # fit's order of the rows (seed 0)
+    loss = ex.train_step(model, {k: v[order] for k, v in batch.items()}, Adam(model.parameters(), lr=1e-3))
+    assert isinstance(loss, float) and loss == pytest.approx(history.train_loss[0], rel=1e-6)
+    for (name, p), q in zip(model.named_parameters(), twin.parameters()):
+        assert torch.allclose(p, q, atol=1e-7), name
+
+
+def test_a_dropout_setting_out_of_range_is_rejected_by_name(capsys):
+    for setting, message in [
+        ({"modality_dropout": 1.5, "missing": "learned"},
+         "modality_dropout: expected a probability between 0 and 1, got 1.5"),
+        ({"modality_dropout": True, "missing": "learned"}, "modality_dropout: expected a probability"),
+        ({"modality_dropout": 0.5, "missing": "mean"}, "missing: expected one of ('zero', 'learned'), got 'mean'"),
+        ({"p": 0.5, "missing": "zero"}, "setting: expected a dict with the keys ['missing', 'modality_dropout']"),
+        (0.5, "setting: expected a dict with the keys ['missing', 'modality_dropout'], got float"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            ex.dropout_setting_run(setting, seed=0)
+        assert not exercises.check("modality_dropout", lambda s=setting: s)
+        assert f"your attempt was rejected: {message}" in capsys.readouterr().out
+
+
+def test_the_dropout_experiment_passes_a_good_setting_and_fails_the_extremes(capsys):
+    """Seed 0 (seed 1 runs the same function through measure_claims): the worked solution's setting meets both
+    outcomes; no dropout fails with a modality missing; dropping a modality from every sample never trains on
+    both together, and fusion's gain is lost."""
+    exercises.predict("modality_dropout", 0.6)
+    assert exercises.check("modality_dropout", lambda: {"modality_dropout": 0.5, "missing": "learned"})
+    out = capsys.readouterr().out
+    assert "meets every outcome" in out and "you predicted the accuracy with the audio missing: 0.6; this run" in out
+    assert not exercises.check("modality_dropout", lambda: {"modality_dropout": 0.0, "missing": "zero"})
+    out = capsys.readouterr().out
+    assert "\N{BALLOT X} accuracy with one modality missing (the worse case)" in out
+    assert not exercises.check("modality_dropout", lambda: {"modality_dropout": 1.0, "missing": "learned"})
+    out = capsys.readouterr().out
+    assert "\N{BALLOT X} accuracy with both minus the higher accuracy with one missing" in out
+    reference = exercises.EXERCISES["modality_dropout"].reference
+    assert not exercises.check("modality_dropout", reference)  # the package's own answer, handed in
+    assert "the package's own answer to this experiment" in capsys.readouterr().out
+    assert reference() == {"modality_dropout": 0.5, "missing": "learned"}
+    exercises.PREDICTIONS.pop("modality_dropout", None)
+
+
+def test_the_dropout_run_reuses_the_lessons_data():
+    data = ex.av_data(seed=5)
+    assert ex._KEPT == {5: data}
+    ex.av_data(seed=5, copies=1, test_copies=1)  # other settings are not kept
+    assert ex._KEPT == {5: data}
