@@ -18,13 +18,16 @@
 # temperature does; how text prompts classify combinations the model never saw; and where the model
 # stands in the course's running comparison.
 #
+# **You will build:** a dual encoder's forward and CLIP's training step with its learned temperature,
+# trained for two seconds on scenes and their captions.
+#
 # **Prerequisites:** [lesson 00](00_welcome.ipynb) (the data and the tools), [lesson 02](02_cca.ipynb)
 # (CCA and retrieval in a shared space), and softmax with cross-entropy ([Dive into Deep Learning,
 # softmax regression](https://d2l.ai/chapter_linear-classification/softmax-regression.html)).
 # [Lesson 03](03_attention.ipynb) helps with the patch encoder, and lessons [04](04_alignment.ipynb) and
-# [05](05_autoencoders.ipynb) with the rows of the comparison in section 6.
+# [05](05_autoencoders.ipynb) with the rows of the comparison in section 7.
 #
-# **Time:** about 32 minutes of reading and 18 minutes of exercises. **Runs on:** a laptop CPU in about half
+# **Time:** about 30 minutes of reading and 30 minutes of exercises. **Runs on:** a laptop CPU in about half
 # a minute (each model trains in a few seconds); a GPU is used when there is one.
 
 # %% [markdown]
@@ -47,13 +50,13 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 import mmcourse
 from mmcourse import exercises, verify
-from mmcourse.contrastive import LOGIT_SCALE_INIT, LOGIT_SCALE_MAX
+from mmcourse.contrastive import LOGIT_SCALE_INIT, LOGIT_SCALE_MAX, DualEncoder
 from mmcourse.data import VOCAB
 from mmcourse.diagnostics import paired_difference
-from mmcourse.exercises.contrastive import check_loss_gradients
 from mmcourse.experiments import comparison
 from mmcourse.experiments import contrastive as experiments
 from mmcourse.views import contrastive as views
@@ -81,9 +84,9 @@ print("captions whose own scene is the most similar:", int((before.argmax(0) == 
 #
 # <details><summary>Answer</summary>
 #
-# About one: an untrained encoder's similarities say nothing about which caption belongs to which scene, so
-# each caption's own scene is the most similar of the 6 with probability 1/6 (your run prints the count).
-# Training pushes every diagonal entry above the rest of its row and its column.
+# About one: untrained similarities say nothing about which caption belongs to which scene, so each own
+# scene is the most similar of the 6 with probability 1/6. Training pushes every diagonal entry above the
+# rest of its row and its column.
 # </details>
 #
 # 2. CCA (lesson 02) also learns a shared space from pairs. What does its objective never compare, that
@@ -114,63 +117,12 @@ print("captions whose own scene is the most similar:", int((before.argmax(0) == 
 # Supervision*](https://arxiv.org/abs/2103.00020)); one direction alone is InfoNCE (Oord et al. 2018).
 # CLIP learns a logit scale $s$, with $\tau = e^{-s}$, so the logits are $e^{s} (z^x_i)^\top z^y_j$.
 #
-# ### Exercise: the symmetric contrastive loss
-#
-# Write the loss yourself before you use the package's: `my_clip_loss(image_emb, text_emb, logit_scale)`.
-# `image_emb` and `text_emb` are `(B, d)`, row i of each a matching pair, not yet of unit length;
-# `logit_scale` is a 0-d tensor $s$. Normalise every row (row i becomes $z^x_i$ or $z^y_i$), form the
-# $(B, B)$ logits $\ell_{ij}$ and return $\mathcal{L}$ as a 0-d tensor. The first check compares its
-# values with the package's, the second its gradients with respect to both embeddings and $s$.
+# The package's `clip_loss(image_emb, text_emb, logit_scale)` computes $\mathcal{L}$ from `(B, d)` embeddings,
+# row i of each a matching pair (it normalises them), and $s$. Swapping the two modalities transposes the
+# logits, which exchanges the row and the column cross-entropies, so the loss stays the same:
 
 # %%
-def my_clip_loss(image_emb, text_emb, logit_scale):
-    # YOUR CODE HERE
-    raise NotImplementedError
-
-
-exercises.check("clip_loss", my_clip_loss)
-check_loss_gradients(my_clip_loss)
-
-# %% [markdown]
-# <details><summary><b>Hint 1: a nudge</b></summary>
-#
-# The logits form a square matrix, one row per image and one column per caption. Each row is a
-# classification problem whose right answer is the column with the same number, and each column is one
-# whose right answer is the row with the same number: the same targets, twice. The loss is the mean of
-# the two. Keep everything a tensor, so that the gradients reach the scale.
-# </details>
-# <details><summary><b>Hint 2: what helps</b></summary>
-#
-# `F.normalize(x, dim=1)` makes each row unit length; `@` and `.T` give the matrix of cosines, and
-# `logit_scale.exp()` scales it. The targets are `torch.arange(B)`; `F.cross_entropy(logits, targets)`
-# averages the cross-entropies of the rows, and the same call on `logits.T` those of the columns.
-# </details>
-# <details><summary><b>Hint 3: the code</b></summary>
-#
-# ```python
-# logits = logit_scale.exp() * F.normalize(image_emb, dim=1) @ F.normalize(text_emb, dim=1).T
-# targets = torch.arange(len(logits))
-# return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
-# ```
-# </details>
-
-# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
-def solution_clip_loss(image_emb, text_emb, logit_scale):
-    logits = logit_scale.exp() * F.normalize(image_emb, dim=1) @ F.normalize(text_emb, dim=1).T
-    targets = torch.arange(len(logits))
-    return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
-
-
-exercises.check("clip_loss", solution_clip_loss, must_pass=True)
-check_loss_gradients(solution_clip_loss, must_pass=True)
-
-# %% [markdown]
-# The package's `clip_loss(image_emb, text_emb, logit_scale)` does the same, and the rest of the lesson
-# uses it. Swapping the two modalities transposes the logits, which exchanges the row and the column
-# cross-entropies, so the loss stays the same:
-
-# %%
-from mmcourse.contrastive import clip_loss, similarity  # noqa: E402  (after the exercise, which asks you to write them)
+from mmcourse.contrastive import clip_loss  # noqa: E402  (where the lesson first needs it)
 
 g = torch.Generator().manual_seed(0)
 image_emb, text_emb, s = torch.randn(8, 16, generator=g), torch.randn(8, 16, generator=g), torch.tensor(2.0)
@@ -180,9 +132,9 @@ verify(torch.isclose(ours, clip_loss(text_emb, image_emb, s), atol=1e-6),
 
 # %% [markdown]
 # Two values you can predict. When the embeddings carry no information, every item of a row is about
-# equally likely and each cross-entropy is about $\log B$ (here $s = 0$, so the logits are the cosines,
-# which are small between random vectors in 64 dimensions). When every image points exactly at its own
-# caption and the scale is at its largest, the diagonal wins everything and the loss is close to 0:
+# equally likely and each cross-entropy is about $\log B$ (here $s = 0$: the logits are the cosines, small
+# between random vectors). When every image points exactly at its own caption and the scale is at its
+# largest, the diagonal wins everything and the loss is close to 0:
 
 # %%
 for size in (10, 100, 1000):
@@ -199,23 +151,19 @@ verify(abs(random_loss - math.log(1000)) < 0.1 and aligned_loss < 0.01,
 #
 # A caption encoder built on a packed RNN needs each batch's captions sorted by length. So a training
 # script sorts them and keeps `order`: `text_emb[j]` is the caption of image `order[j]`. Before the loss
-# it puts the captions back in image order, then computes the loss of the exercise above. It runs and
-# returns a loss of the right shape. Run the check, which compares it with a correct loss on four
-# batches:
+# it puts the captions back in image order. It runs and returns a loss of the right shape. Run the
+# check, which compares it with a correct loss on four batches:
 
 # %%
 def buggy_reordered_loss(image_emb, text_emb, order, logit_scale):
     text_emb = text_emb[order]  # back in image order: row i is the caption of image i again
-    logits = logit_scale.exp() * F.normalize(image_emb, dim=1) @ F.normalize(text_emb, dim=1).T
-    targets = torch.arange(len(logits))
-    return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+    return clip_loss(image_emb, text_emb, logit_scale)
 
 
 exercises.check("reordered_captions_loss", buggy_reordered_loss)
 
 # %% [markdown]
-# Find what is wrong and write a fixed `my_reordered_loss(image_emb, text_emb, order, logit_scale)`
-# (write the loss out: the check does not accept a call of the package's `clip_loss` or `similarity`).
+# Find what is wrong and write a fixed `my_reordered_loss(image_emb, text_emb, order, logit_scale)`.
 
 # %%
 def my_reordered_loss(image_emb, text_emb, order, logit_scale):
@@ -228,7 +176,7 @@ exercises.check("reordered_captions_loss", my_reordered_loss)
 # %% [markdown]
 # <details><summary><b>Hint 1: a nudge</b></summary>
 #
-# The loss itself is the one you wrote above. Look at the line before it, which puts the captions back in
+# The loss itself is the package's. Look at the line before it, which puts the captions back in
 # image order, and at what the check printed: which case failed, and which cases does it list as "passed
 # before it"? Then take a batch of three, write down which caption sits in which row after sorting, and
 # follow each one through that line by hand.
@@ -242,16 +190,13 @@ exercises.check("reordered_captions_loss", my_reordered_loss)
 #
 # ```python
 # text_emb = text_emb[order.argsort()]  # row i: the caption of image i, which sat in row order.argsort()[i]
-# logits = logit_scale.exp() * F.normalize(image_emb, dim=1) @ F.normalize(text_emb, dim=1).T
-# targets = torch.arange(len(logits))
-# return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+# return clip_loss(image_emb, text_emb, logit_scale)
 # ```
 # </details>
 
 # %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 def solution_reordered_loss(image_emb, text_emb, order, logit_scale):
-    logits = logit_scale.exp() * F.normalize(image_emb, dim=1) @ F.normalize(text_emb, dim=1).T
-    return (F.cross_entropy(logits, order.argsort()) + F.cross_entropy(logits.T, order)) / 2
+    return clip_loss(image_emb, text_emb[order.argsort()], logit_scale)  # undo the reordering with its inverse
 
 
 exercises.check("reordered_captions_loss", solution_reordered_loss, must_pass=True)
@@ -264,37 +209,175 @@ exercises.check("reordered_captions_loss", solution_reordered_loss, must_pass=Tr
 #
 # <details><summary>Answer</summary>
 #
-# Each row and each column is then a softmax over $B$ nearly equal logits, so the right item gets a
-# probability near $1/B$ and a cross-entropy near $-\log(1/B) = \log B$. It is exactly $\log B$ only when
-# all the logits of a row are equal; the cosines of random 64-dimensional vectors are small but not zero.
+# Each row and each column is then a softmax over $B$ nearly equal logits: the right item gets about
+# $1/B$, a cross-entropy of about $\log B$. Exactly $\log B$ only if the logits are equal; random cosines
+# are small but not zero.
 # </details>
 #
-# 2. Why does the exercise check the gradients too, when a loss with the right values looks finished?
+# 2. Try the find-the-bug exercise first. Which of its cases did the buggy loss pass, and why those?
 #
 # <details><summary>Answer</summary>
 #
-# A loss can have the right values and still train nothing. One that reads the scale as a Python number
-# (`math.exp(float(logit_scale))`) gives no gradient to $s$, so $\tau$ could never be learned; one that
-# detaches the embeddings gives none to the encoders.
-# </details>
-#
-# 3. Try the find-the-bug exercise first. Which of its cases did the buggy loss pass, and why those?
-#
-# <details><summary>Answer</summary>
-#
-# Case 1 (captions still in image order) and case 2 (two captions swapped), listed under the failing case 3,
-# a cycle of three. `text_emb[order]` applies the reordering a second time instead of undoing it, which
-# agrees with the inverse only for an order that is its own inverse (none, or swaps in pairs). In a batch
-# sorted by length almost every pair would be mismatched: the loss runs and trains the model on wrong pairs.
+# Case 1 (captions still in image order) and case 2 (two captions swapped). `text_emb[order]` applies the
+# reordering again instead of undoing it, which agrees with the inverse only for an order that is its own
+# inverse. In a batch sorted by length almost every pair would be mismatched: the loss runs and trains the
+# model on wrong pairs.
 # </details>
 
 # %% [markdown]
-# ## 3. Contrastive retrieval on Shapes & captions
+# ## 3. Build it yourself: a dual encoder and CLIP's training step
+#
+# The lesson's model, a dual encoder, has one encoder per modality (given; section 4 describes them), a
+# linear projection of each into a shared space of $d = 64$ dimensions, a normalisation to unit length,
+# and the trainable $s$. Write it as `MyDualEncoder`, whose `__init__` is given with the package's
+# parameter names (its weights load into yours): `forward(image, text)` returns $z^x$ and $z^y$, `(B, d)`
+# each, and $s$ itself.
+#
+# Then write `my_clip_step(model, batch, optimizer)`, one training step: the logits and $\mathcal{L}$ of
+# section 2, written out (the check rejects `clip_loss`); clear the old gradients, backpropagate, let the
+# optimiser step; then clamp $s$ to $[0, \log 100]$, as CLIP does after every step (section 5 says why);
+# return the loss. The second check runs your step on the package's `DualEncoder` and compares the loss
+# and every parameter after it, $s$ included, with the package's step.
+
+# %%
+class MyDualEncoder(nn.Module):
+    def __init__(self, image_encoder, text_encoder, dim=64, temperature=0.07):
+        super().__init__()
+        self.image_encoder, self.text_encoder = image_encoder, text_encoder  # (B, ...) -> (B, out_dim)
+        self.image_projection = nn.Linear(image_encoder.out_dim, dim, bias=False)
+        self.text_projection = nn.Linear(text_encoder.out_dim, dim, bias=False)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / temperature)))  # s, with tau = exp(-s)
+
+    def forward(self, image, text):
+        # image (B, 3, 32, 32), text (B, T) token ids -> z_x (B, dim), z_y (B, dim), both unit length, and s
+        # YOUR CODE HERE
+        raise NotImplementedError
+
+
+def my_clip_step(model, batch, optimizer):
+    # batch: "image" (B, 3, 32, 32), "caption_ids" (B, T); returns the loss (before the step)
+    # YOUR CODE HERE
+    raise NotImplementedError
+
+
+exercises.check("dual_encoder", MyDualEncoder)
+exercises.check("clip_step", my_clip_step)
+
+# %% [markdown]
+# <details><summary><b>Hint 1: a nudge</b></summary>
+#
+# Each modality takes the same road: its encoder, its own projection, then unit length along the
+# features of each row. In the step, the logits form a square matrix, one row per scene and one column
+# per caption, and both the rows and the columns are classification problems whose right answers sit on
+# the diagonal. The clamp changes a parameter in place, so autograd must not watch it.
+# </details>
+# <details><summary><b>Hint 2: what helps</b></summary>
+#
+# `F.normalize(x, dim=1)` makes each row unit length; `s.exp() * image_emb @ text_emb.T` gives the logits.
+# `F.cross_entropy(logits, targets)` with `targets = torch.arange(B)` averages the rows, the same call on
+# `logits.T` the columns. Then `optimizer.zero_grad()`, `loss.backward()`, `optimizer.step()`, and
+# `model.logit_scale.clamp_(0, LOGIT_SCALE_MAX)` inside `with torch.no_grad():`.
+# </details>
+# <details><summary><b>Hint 3: the code</b></summary>
+#
+# ```python
+# def forward(self, image, text):
+#     image_emb = F.normalize(self.image_projection(self.image_encoder(image)), dim=1)
+#     text_emb = F.normalize(self.text_projection(self.text_encoder(text)), dim=1)
+#     return image_emb, text_emb, self.logit_scale
+#
+# def my_clip_step(model, batch, optimizer):
+#     image_emb, text_emb, s = model(batch["image"], batch["caption_ids"])
+#     logits = s.exp() * image_emb @ text_emb.T
+#     targets = torch.arange(len(logits), device=logits.device)
+#     loss = (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+#     optimizer.zero_grad()
+#     loss.backward()
+#     optimizer.step()
+#     with torch.no_grad():
+#         model.logit_scale.clamp_(0, LOGIT_SCALE_MAX)
+#     return loss
+# ```
+# </details>
+
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
+class SolutionDualEncoder(nn.Module):
+    def __init__(self, image_encoder, text_encoder, dim=64, temperature=0.07):
+        super().__init__()
+        self.image_encoder, self.text_encoder = image_encoder, text_encoder  # (B, ...) -> (B, out_dim)
+        self.image_projection = nn.Linear(image_encoder.out_dim, dim, bias=False)
+        self.text_projection = nn.Linear(text_encoder.out_dim, dim, bias=False)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / temperature)))  # s, with tau = exp(-s)
+
+    def forward(self, image, text):
+        image_emb = F.normalize(self.image_projection(self.image_encoder(image)), dim=1)  # (B, dim), unit rows
+        text_emb = F.normalize(self.text_projection(self.text_encoder(text)), dim=1)
+        return image_emb, text_emb, self.logit_scale
+
+
+def solution_clip_step(model, batch, optimizer):
+    image_emb, text_emb, s = model(batch["image"], batch["caption_ids"])
+    logits = s.exp() * image_emb @ text_emb.T  # (B, B): row i a scene, column j a caption
+    targets = torch.arange(len(logits), device=logits.device)  # pair i sits on the diagonal
+    loss = (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2  # rows and columns
+    optimizer.zero_grad()  # before backward: no gradient left from an earlier batch
+    loss.backward()
+    optimizer.step()
+    with torch.no_grad():  # OpenCLIP's clamp, after the step: tau stays at 0.01 or more
+        model.logit_scale.clamp_(0, LOGIT_SCALE_MAX)
+    return loss
+
+
+exercises.check("dual_encoder", SolutionDualEncoder, must_pass=True)
+exercises.check("clip_step", solution_clip_step, must_pass=True)
+
+# %% [markdown]
+# Now train your build from scratch, $s$ starting at $\log(1/0.07)$, for 50 steps of 128 training pairs
+# (about two seconds). Until both checks pass, the package's stand in for them.
+
+# %%
+Model = exercises.yours_or("dual_encoder", MyDualEncoder, DualEncoder)
+step = exercises.yours_or("clip_step", my_clip_step, experiments.clip_step)
+built, losses = experiments.train_build(Model, step, train, seed=0)
+views.loss_curve(losses, experiments.BATCH_SIZE, title=f"{Model.__name__}, trained by {step.__name__}")
+print(f"after {len(losses)} steps: loss {losses[-1]:.3f}, temperature {math.exp(-built.logit_scale.item()):.4f};",
+      experiments.own_pair_first(built, test), "of the 500 test captions find their own scene first")
+with torch.no_grad():
+    built_x, built_y, _ = built(test["image"][batch], test["caption_ids"][batch])
+views.similarity_matrix(test["image"][batch], built_x @ built_y.T, "after two seconds of training")
+
+# %% [markdown]
+# The loss falls from about $\log 128$, and the diagonal of section 1's 6 test pairs stands out. From here
+# on the lesson uses the package's `DualEncoder`, trained longer by `DualEncoder.fit`; read it in
+# `mmcourse/contrastive.py` (`forward`, then `ContrastiveStep` and `clip_loss` for the step).
+
+# %% [markdown]
+# ### Check yourself
+#
+# 1. Why does the check run two steps in a row with one optimiser, and one step with gradients left
+#    from an earlier batch?
+#
+# <details><summary>Answer</summary>
+#
+# A step that forgets `zero_grad` adds the old gradients to the new ones, which a fresh model's first
+# step cannot show. Adam keeps running averages from step to step, so a mistake there shows only in a
+# second step.
+# </details>
+#
+# 2. The model learns $s = \log(1/\tau)$ rather than $\tau$. What does that choice buy?
+#
+# <details><summary>Answer</summary>
+#
+# Any $s$ gives a positive scale $e^s$, so no step can make $\tau$ zero or negative; and a step in $s$
+# multiplies $\tau$ by a factor, the same proportion whether $\tau$ is 1 or 0.01.
+# </details>
+
+# %% [markdown]
+# ## 4. Contrastive retrieval on Shapes & captions
 #
 # The data: 3,000 training scenes with their captions and 500 test scenes, from Shapes & captions. The
-# training split never shows a red triangle, a green square or a blue circle (section 5 needs that); the
-# test split may. The model, a `DualEncoder`, has one encoder per modality, a linear projection of each
-# into a shared space of 64 dimensions, unit length, and the trainable $s$:
+# training split never shows a red triangle, a green square or a blue circle (section 6 needs that); the
+# test split may. The encoders of your build:
 #
 # - the scene goes through `PatchSetEncoder`: lesson 03's patches (mean colour, silhouette, position),
 #   the same small network on every patch, and a max over the patches;
@@ -315,19 +398,12 @@ print(model)
 print(f"{sum(p.numel() for p in model.parameters()):,} parameters; temperature {model.temperature:.3f}")
 
 # %% [markdown]
-# `DualEncoder.fit` trains it with `mmcourse.train.fit`, `clip_loss` on batches of 128 pairs, keeping $s$
-# in CLIP's range (section 4) and recording it at every step. Six passes over the 3,000 pairs take a few
-# seconds:
+# `DualEncoder.fit` trains it as your build trained, recording $s$ at every step, for six passes over the
+# 3,000 pairs (138 steps, a few seconds):
 
 # %%
 model, history = experiments.train_model(train, seed=0, progress=True)
 print(history, f"| temperature now {model.temperature:.4f}")
-
-# %%
-with torch.no_grad():
-    after = similarity(model.encode_image(test["image"][batch]), model.encode_text(test["caption_ids"][batch]))
-views.similarity_matrix(test["image"][batch], after, "after training: scene i (row) against caption j (column)")
-print("captions whose own scene is the most similar:", int((after.argmax(0) == torch.arange(6)).sum()), "of 6")
 
 # %% [markdown]
 # ### Measuring retrieval
@@ -337,10 +413,10 @@ print("captions whose own scene is the most similar:", int((after.argmax(0) == t
 # The other direction ranks the 500 captions for a scene. Chance is the exact Recall@K of a random
 # ranking (`metrics.chance_recall_at_k`).
 #
-# Recall ignores *how wrong* the other top scenes are, but a scene with two of the caption's three objects
-# is a better answer than a scene with none of them. **NDCG@K** (normalised discounted cumulative gain)
-# gives graded credit. Here the relevance of a scene to a caption is how many of the caption's objects it
-# contains with all four attributes (shape, colour, size, position): 0 to 3.
+# Recall ignores *how wrong* the other top scenes are, though a scene with two of the caption's three
+# objects is a better answer than one with none. **NDCG@K** (normalised discounted cumulative gain) gives
+# graded credit: here a scene's relevance is how many of the caption's objects it contains with all four
+# attributes (shape, colour, size, position), 0 to 3.
 
 # %%
 objects = experiments.objects_of(test)
@@ -376,11 +452,9 @@ print(f"DCG@4 = {hand_dcg:.3f}; the best order {hand_best} gives {hand_ideal:.3f
 #
 # ### Exercise: NDCG for one query
 #
-# Write `my_ndcg(scores, relevance, k)`: `scores` and `relevance` are `(G,)` tensors for one query's G
-# gallery items, and the argument `k` is the cutoff K. Rank the items by score (highest first), sum the
-# relevance of the top K divided by $\log_2(\text{rank} + 1)$, and divide by the same sum for the items
-# sorted by relevance. Return a Python `float`; when no item is relevant, return 0. (The cases have no tied
-# scores.)
+# Write `my_ndcg(scores, relevance, k)` for one query: `scores` and `relevance` are `(G,)` tensors over
+# its G gallery items, and `k` is K. Return NDCG@K as a Python `float`, or 0 when no item is relevant. (The
+# cases have no tied scores.)
 
 # %%
 def my_ndcg(scores, relevance, k):
@@ -439,12 +513,10 @@ verify(abs(package_ndcg - hand_dcg / hand_ideal) < 1e-6, "ndcg_at_k gives the ND
 # ### A baseline tuned with the same care
 #
 # As a baseline without learned encoders, fit lesson 02's linear CCA between the scenes' pixels (averaged
-# over 4 x 4 blocks: 192 numbers) and the captions' word counts, on the same training pairs, and retrieve
-# in its shared space the same way. A baseline deserves the care its rival gets, or the comparison
-# flatters the rival: choose the number of canonical pairs and the ridge on 500 pairs held out from the
-# end of the training split (the test split plays no part), then refit the best on all 3,000. For
-# comparison, the table also shows a setting chosen without looking (16 pairs, ridge 0.01). About a
-# second:
+# over 4 x 4 blocks: 192 numbers) and the captions' word counts, and retrieve in its shared space. A
+# baseline deserves the care its rival gets: choose the number of canonical pairs and the ridge on 500
+# pairs held out from the end of the training split (the test split plays no part), then refit the best
+# on all 3,000. The table also shows a setting chosen without looking (16 pairs, ridge 0.01):
 
 # %%
 tuned = experiments.tune_linear_cca(train)
@@ -468,9 +540,8 @@ experiments.BEATS_LINEAR_CCA.check(learned["NDCG@10"] - linear["NDCG@10"],
 
 # %% [markdown]
 # Tuning moved the baseline a long way (the second claim). The contrastive model still ranks better by
-# NDCG@10 (the third), but by less; its Recall@1 lead over the tuned CCA is too small to claim (on one of
-# the ten seeds the course tested, the tuned CCA is ahead). Where does the NDCG lead come from? Split the
-# captions by their number of objects:
+# NDCG@10 (the third), but by less; its Recall@1 lead over the tuned CCA is too small to claim. Where does
+# the NDCG lead come from? Split the captions by their number of objects:
 
 # %%
 by_objects = {name: experiments.ndcg_by_objects(*experiments.embed(m, test), objects) for name, m in
@@ -489,8 +560,8 @@ experiments.LEADS_ON_TWO_OBJECTS.check(two_objects["contrastive"] - two_objects[
 
 # %% [markdown]
 # The untuned CCA trailed even on one-object captions, where word counts lose nothing: much of its deficit
-# was its own settings. Against the tuned CCA the lead is claimed on two-object captions only; this table
-# does not say *why* the contrastive model ranks better. One candidate, binding, gets its own test.
+# was its own settings. Against the tuned CCA the lead is claimed on two-object captions only; the table
+# does not say *why*. One candidate, binding, gets its own test.
 #
 # ### Binding: which colour goes with which shape
 #
@@ -513,8 +584,7 @@ prefers_share = prefers.float().mean().item()
 experiments.BINDS_COLOURS.check(prefers_share, scenes=len(prefers))
 
 # %% [markdown]
-# Here are three captions and the five scenes the contrastive model ranks highest, with their similarity
-# and relevance:
+# Three captions and the five scenes the model ranks highest, with similarity and relevance:
 
 # %%
 captions = [VOCAB.decode(ids) for ids in test["caption_ids"]]
@@ -526,9 +596,8 @@ views.retrieval_examples(captions, test["image"], scores, relevance, queries=[0,
 # ### See it: the retrieval browser
 #
 # Compose a one-object caption with the dropdowns and see the 8 test scenes the model ranks highest, with
-# their similarity and whether they contain that object ("contains it": relevance 1), or else how many of
-# its four attributes their closest object shares. Switch to linear CCA on the same scenes and captions.
-# Try a red triangle: no training scene had one.
+# their similarity and whether they contain that object, or else how many of its four attributes their
+# closest object shares. Switch to linear CCA. Try a red triangle: no training scene had one.
 
 # %%
 browser = views.RetrievalBrowser({"contrastive": model, "linear CCA": linear_cca}, test)
@@ -543,10 +612,8 @@ browser
 #
 # <details><summary>Answer</summary>
 #
-# That the contrastive model leads by a wide margin, when most of that margin was the baseline's settings
-# (compare the two CCA rows of the table). Settings chosen on the test split would suit those 500 scenes
-# and report a score the baseline would not reach on new data; pairs held out from the training split
-# leave the test split for the final comparison alone.
+# A wide lead, most of it the baseline's settings (compare the two CCA rows). Settings chosen on the test
+# split would suit those 500 scenes and report a score the baseline would not reach on new data.
 # </details>
 #
 # 2. Does the table of NDCG@10 by number of objects show that binding is where the contrastive model's
@@ -557,20 +624,9 @@ browser
 # No. The lead over the tuned CCA is claimed on two-object captions only, and it does not grow with the
 # number of objects. Binding is tested directly instead, with swapped captions of the same word counts.
 # </details>
-#
-# 3. A ranking puts a caption's exact scene at rank 1 and nine scenes with none of its objects after it.
-#    What are its Recall@10 and its NDCG@10?
-#
-# <details><summary>Answer</summary>
-#
-# Recall@10 is 1: the exact scene is in the top 10. NDCG@10 is below 1 whenever other test scenes contain
-# some of the caption's objects, because the best ranking would put those at ranks 2 to 10. The
-# contrastive loss never asked for that order: it only asks each caption's own scene to beat the other
-# scenes of its batch.
-# </details>
 
 # %% [markdown]
-# ## 4. What the temperature does
+# ## 5. What the temperature does
 #
 # The model's $s$ is a trained parameter. CLIP starts it at $\log(1/0.07)$ ($\tau = 0.07$) and never lets
 # it scale the logits by more than 100 ($\tau \ge 0.01$), which Radford et al. found necessary for stable
@@ -610,12 +666,11 @@ verify(torch.allclose(simplex @ simplex.T, torch.eye(B) - (1 - torch.eye(B)) / (
 # %% [markdown]
 # ### Did the model learn its temperature?
 #
-# First ask how far to expect $s$ to move. Adam, the optimiser of `fit`, divides each step by a running scale
-# of the gradient, so a parameter whose gradient keeps its sign moves by about one learning rate per step,
-# however large that gradient is (Kingma and Ba 2015, [*Adam: A Method for Stochastic
-# Optimization*](https://arxiv.org/abs/1412.6980), section 2.1). Here that is 138 steps (6 passes of 23
-# batches) at a learning rate of 0.003. To see what the start does, train the same model once more with
-# $\tau$ learned, but started at 1 (a few seconds):
+# Adam, the optimiser of `fit`, divides each step by a running scale of the gradient, so a parameter whose
+# gradient keeps its sign moves by about one learning rate per step, however large that gradient is (Kingma
+# and Ba 2015, [*Adam: A Method for Stochastic Optimization*](https://arxiv.org/abs/1412.6980), section
+# 2.1). Here that is 138 steps at a learning rate of 0.003. To see what the start does, train the model
+# once more with $\tau$ learned, but started at 1:
 
 # %%
 warm, _ = experiments.train_model(train, seed=0, temperature=experiments.FIXED_TEMPERATURE, progress=True)
@@ -634,7 +689,7 @@ experiments.STEP_SIZED_AT_MOST.check(max(steps.values()))
 # Both runs move $s$ up on almost every step, by about one learning rate per step (their dotted lines):
 # $\tau$ falls about as fast as the optimiser lets it, and ends near where it started. In a run this
 # short, a learned $\tau$ is mostly its start, and the start is a choice. What does that choice do? Train
-# twice more with $\tau$ fixed, at 1 (the logits are the plain cosines) and at 0.07 (a few seconds each):
+# twice more with $\tau$ fixed, at 1 (the logits are the plain cosines) and at 0.07:
 
 # %%
 fixed = {}
@@ -701,12 +756,59 @@ experiments.PUSH_BEYOND_RANDOM.check(learned_share - random_share, learned=learn
 # against at most 0.23 for any embeddings at $\tau = 1$: the trained cosines add to a concentration that
 # is mostly $\tau$'s. This shows where the push goes, not that it is *why* a small $\tau$ retrieves better.
 #
-# The negatives come from the batch, so a larger batch offers harder ones (CLIP's held 32,768 pairs). **Try
-# it:** `m = experiments.build_model(learn_temperature=False)`, `m.fit(train, "image", "caption_ids",
-# epochs=6, batch_size=32, lr=experiments.LR)`, then compare
-# `experiments.two_way_retrieval(*experiments.embed(m.cpu(), test), objects)` with the row "contrastive,
-# tau fixed 0.07". Keep $\tau$ fixed (at 0.07): batches of 32 take four times the steps, so a learned $\tau$
-# would fall further, mixing its effect with the batch size's.
+# ### Experiment: is a smaller temperature always better?
+#
+# Find the fixed $\tau$ that retrieves best after a short training. The check trains the model with $\tau$
+# fixed at your value and at 1, for 58 steps on 2,500 training pairs, and measures caption -> image
+# Recall@1 on the other 500 (the test split plays no part). Yours must beat $\tau = 1$ by more than 0.1.
+# First guess the Recall@1 your $\tau$ will reach:
+
+# %%
+exercises.predict("fixed_temperature", None)  # your guess: the held-out Recall@1 at your tau, from 0 to 1
+
+# %% [markdown]
+# Now return your $\tau$, from 0.01 to 1000 (a few seconds; the run at 1 is kept, so another try
+# takes half that). Try several.
+
+# %%
+def my_fixed_temperature():
+    # returns tau, a number from 0.01 to 1000, kept fixed in training
+    # YOUR CODE HERE
+    raise NotImplementedError
+
+
+exercises.check("fixed_temperature", my_fixed_temperature)
+
+# %% [markdown]
+# <details><summary><b>Hint 1: a nudge</b></summary>
+#
+# Think about where the push goes in the first steps, while the model is untrained: at a tiny
+# temperature, on how many negatives, and are they the ones that matter yet? At a temperature of one
+# it is spread almost evenly. Look between the two.
+# </details>
+# <details><summary><b>Hint 2: what helps</b></summary>
+#
+# Try the ends first, `0.01` (CLIP's floor) and `1`, then values in between such as `0.07` (CLIP's start),
+# `0.2` and `0.5`. The check prints the Recall@1 of both runs.
+# </details>
+# <details><summary><b>Hint 3: the code</b></summary>
+#
+# ```python
+# return 0.2
+# ```
+# </details>
+
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
+def solution_fixed_temperature():
+    return 0.2  # between a spread-out push (1) and one on a single arbitrary negative (0.01)
+
+
+exercises.check("fixed_temperature", solution_fixed_temperature, must_pass=True)
+
+# %% [markdown]
+# Smaller helps only down to a point. On the ten seeds the course tested, $\tau = 0.2$ beat $\tau = 1$ by
+# 0.27 to 0.48 in held-out Recall@1, while $\tau = 0.01$ barely learned in 58 steps (0.006 to 0.054); the
+# best of nine values from 0.01 to 1 was always 0.1 or 0.2, above CLIP's 0.07, which starts far longer runs.
 
 # %% [markdown]
 # ### Check yourself
@@ -717,10 +819,9 @@ experiments.PUSH_BEYOND_RANDOM.check(learned_share - random_share, learned=learn
 #
 # <details><summary>Answer</summary>
 #
-# By about $138 \times 0.003 \approx 0.41$ (the printout's lr x steps; Adam's steps can exceed the
-# learning rate slightly), so $\tau$ falls by a factor of about $e^{0.41} \approx 1.5$: from 0.07 to about
-# 0.046, from 1 to about 0.66. On a CPU (seed 0) $s$ changed by +0.380 and +0.486. The model learned only
-# the direction, down; in a short training the start of $\tau$ is the choice.
+# By about $138 \times 0.003 \approx 0.41$, so $\tau$ falls by a factor of about $e^{0.41} \approx 1.5$: from
+# 0.07 to about 0.046, from 1 to about 0.66 (on a CPU, seed 0, $s$ changed by +0.380 and +0.486). The model
+# learned only the direction, down; in a short training the start of $\tau$ is the choice.
 # </details>
 #
 # 2. With $\tau = 1$ no softmax weight is more than $e^2$ times another. With a small $\tau$, which
@@ -733,33 +834,32 @@ experiments.PUSH_BEYOND_RANDOM.check(learned_share - random_share, learned=learn
 # Those are the ones that could rank above the right scene, which is what Recall@1 counts.
 # </details>
 #
-# 3. Random unit vectors at the learned $\tau$ already give their 5 hardest negatives most of the push.
-#    What does that say about the trained model's share?
+# 3. In the experiment, why might $\tau = 0.01$ learn so little in 58 steps?
 #
 # <details><summary>Answer</summary>
 #
-# That most of the concentration is $\tau$'s, not the embeddings'. The trained cosines add to it (the
-# second claim; on a CPU, seed 0, 0.923 against 0.673 for random vectors), but moving $\tau$ changes far
-# more: the "fixed 1" embeddings give 0.086 at $\tau = 1$ and 0.842 at the learned $\tau$.
+# Each softmax is nearly one-hot from the start: a caption whose scene already scores highest gets almost
+# no gradient, and any other pushes on little more than its single most similar negative, an arbitrary
+# scene in an untrained model. (A likely reason, not one the lesson measures.)
 # </details>
 
 # %% [markdown]
-# ## 5. Zero-shot recognition of combinations never seen
+# ## 6. Zero-shot recognition of combinations never seen
 #
 # A model that matches images with captions can classify without a classifier: write one caption per
-# class, embed them all, and give each image the class whose caption is most similar. CLIP recognised
-# ImageNet's classes this way without training on a single ImageNet label.
+# class, and give each image the class whose caption is most similar. CLIP recognised ImageNet's classes
+# this way without a single ImageNet label.
 #
-# The test: scenes of one object in the 12 colour-shape classes, both sizes, all 9 positions, twice each.
+# The test: scenes of one object in the 12 colour-shape classes, both sizes, all 9 positions, 4 times each.
 # Three classes, a red triangle, a green square and a blue circle, never appeared in training. Each class
 # gets 18 prompts, its caption at every size and position ("a small red triangle at the top left" ...),
 # combined in two ways: **mean**, CLIP's prompt ensembling (average the 18 unit embeddings), and
 # **best**, where a class scores as its best prompt.
 #
 # For comparison, a **supervised** classifier: the same scene encoder and a linear layer, trained on the
-# one-object training scenes with their labels (about a second). It has one output per *seen* class, so
-# it cannot name an unseen one. The table scores the prompts on the seen scenes twice: among all 12
-# classes, and among the same 9 as the supervised classifier (chance 1/9).
+# one-object training scenes with their labels. It has one output per *seen* class. The table scores the
+# prompts on the seen scenes twice: among all 12 classes, and among the same 9 as the supervised
+# classifier (chance 1/9).
 
 # %%
 prompts = experiments.class_prompts()
@@ -790,10 +890,10 @@ experiments.SUPERVISED_BETTER_ON_SEEN.check(supervised_seen - best_seen,
 
 # %% [markdown]
 # The text encoder had seen "red" and "triangle", but never in one object's phrase; the image encoder had
-# seen red things and triangles, never a red triangle. A rule that got every colour right and guessed
-# among the 3 shapes would score 1/3 (the second table scores colour and shape apart). The best prompt
-# names the unseen class more often than that (the first claim). On the seen classes, among the same 9,
-# the supervised classifier is more accurate (the second).
+# seen red things and triangles, never a red triangle. Colour is easy here (the second table scores colour
+# and shape apart), so the bar is a rule that gets every colour right and guesses among the 3 shapes: 1/3,
+# not 1/12. The best prompt names the unseen class more often than that (the first claim). On the seen
+# classes, among the same 9, the supervised classifier is more accurate (the second).
 #
 # Which way of combining the prompts is better? Both classified the same unseen scenes, so compare them
 # scene by scene:
@@ -806,9 +906,9 @@ print("unseen classes, best prompt minus mean of the prompts, with its 95% inter
       paired_difference(right["prompts, best"], right["prompts, mean"]))
 
 # %% [markdown]
-# The interval covers other test scenes for this one model. On the ten seeds the course tested the best
-# prompt was ahead every time, but by amounts so different (on one seed by almost nothing) that the lesson
-# does not claim it. Some unseen scenes and the class the best prompt gives them:
+# On the ten seeds the course tested the best prompt was ahead every time, but by amounts too spread (0.09
+# to 0.25) for the course's rule, so the lesson does not claim it. Some unseen scenes and the class the
+# best prompt gives them:
 
 # %%
 views.unseen_examples(zero_shot)
@@ -834,29 +934,19 @@ views.unseen_examples(zero_shot)
 # supervised classifier cannot make, having no output for them. Among the same 9 both choose from the
 # same set (chance 1/9), so only that column compares them on equal terms.
 # </details>
-#
-# 3. The prompts get the colour of an unseen scene right almost always (the second table). What would a
-#    rule that knows the colour and guesses the shape score, and why is that the bar rather than 1/12?
-#
-# <details><summary>Answer</summary>
-#
-# 1/3, since there are 3 shapes. Getting the colour right is easy here, so beating 1/12 would show little;
-# beating 1/3 shows that the model also gets the shape of a combination it never saw right more often than
-# a guess.
-# </details>
+
 
 # %% [markdown]
-# ## 6. The course's running comparison
+# ## 7. The course's running comparison
 #
 # Since lesson 02 the course has measured one task for every method that maps images and sounds into one
-# space: on AV-Digits' test split (voices never heard in training), each spoken digit is a query, the test
-# images are the gallery, and a retrieved image is a hit when it shows the spoken digit. Recall@1 and
-# Recall@5 come with their exact chance levels (`metrics.class_retrieval`).
+# space: on AV-Digits' test split (voices never heard in training), each spoken digit retrieves test
+# images, a hit when one shows the spoken digit; Recall@1 and @5 with their exact chance levels.
 #
 # The contrastive dual encoder for this task: `ImageEncoder` and `AudioEncoder` into 32 dimensions,
-# CLIP's loss on the training pairs, no labels. Trained on the single noisy copy of the training pairs
-# that `load_av_digits` gives, it can learn that copy's noise by heart; so it trains on four copies of
-# the same pairs, each with fresh noise (about 4 seconds with the data):
+# CLIP's loss on the training pairs, no labels. On the single noisy copy of the training pairs that
+# `load_av_digits` gives, it would learn that copy's noise by heart, so it trains on four copies, each
+# with fresh noise:
 
 # %%
 ours = experiments.speech_to_image_retrieval(seed=0)
@@ -868,10 +958,9 @@ av_recall, av_chance = ours[0].retrieval.recall_at_1, ours[0].retrieval.chance_a
 experiments.AV_RETRIEVES.check(av_recall / av_chance, recall_at_1=av_recall, chance=av_chance)
 
 # %% [markdown]
-# Now the whole table. Each earlier lesson printed its rows and kept them; `comparison.gather` reads them
-# back, so every row below is the number its lesson printed. For a lesson you have not run (with this
-# version of the course, on this machine), it computes them now with that lesson's settings and seed (a
-# few seconds each; on a CPU, the same numbers). The first lines say which is which:
+# Now the whole table. `comparison.gather` reads back the rows each earlier lesson printed and kept; for a
+# lesson you have not run (with this version of the course, on this machine), it computes them now with
+# that lesson's settings and seed (on a CPU, the same numbers). The first lines say which is which:
 
 # %%
 earlier = comparison.gather(seed=0, lessons=("02", "04", "05"), split=ours[0].split)
@@ -884,17 +973,15 @@ views.comparison_chart(entries)
 # %% [markdown]
 # Read each row's "pairs" and "labels" columns first: they say how much help a method had.
 #
-# - **Labels.** Lesson 04's encoders were trained as digit classifiers of their own modality
-#   ("training"); linear CCA's ridge was chosen with labels ("model selection"), and Deep CCA reuses that
-#   ridge. Only the MVAE latent and the dual encoder used none.
+# - **Labels.** Lesson 04's encoders were trained as digit classifiers ("training"); linear CCA's ridge
+#   was chosen with labels ("model selection"), and Deep CCA reuses it. The MVAE latent and the dual
+#   encoder used none.
 # - **Pairs.** With all the training pairs every method retrieves above chance, and ten pairs still put
 #   Procrustes above chance (lesson 04). With none, lesson 04's unsupervised map falls below chance, like
-#   a random rotation (on seed 0 at R@1 and R@5; at Recall@20, a claim of lesson 04): nothing tells the
-#   right map from a wrong one.
+#   a random rotation: nothing tells the right map from a wrong one.
 # - **Rows that agree in both columns** compare most directly: the MVAE latent and the dual encoder;
 #   linear and Deep CCA. The dual encoder and linear CCA differ only in the labels that chose the ridge.
-#   Compare them query by query; each of the test split's 19 voices says several digits, so the interval
-#   resamples voices:
+#   Compare them query by query (the interval resamples the test split's 19 voices):
 
 # %%
 voices = comparison.query_voices(seed=0)
@@ -903,10 +990,9 @@ for name in ("MVAE latent", "linear CCA"):
     print(f"Recall@1, contrastive dual encoder minus {name}: {comparison.paired_gain(ours[0], other, groups=voices)}")
 
 # %% [markdown]
-# Against linear CCA this interval is one seed's: on the ten seeds the course checks
-# (`benchmarks/README.md`) the dual encoder was ahead on nine and behind on one, so no claim. On the Shapes
-# captions of section 3 the contrastive model's NDCG@10 lead over the tuned CCA holds on every seed (its
-# Recall@1 lead does not).
+# Against linear CCA this interval is one seed's: on the ten seeds the course checks the dual encoder was
+# ahead on nine and behind on one, so no claim. On the Shapes captions of section 4 its NDCG@10 lead over
+# the tuned CCA holds on every seed.
 
 # %% [markdown]
 # ### Check yourself
@@ -934,12 +1020,14 @@ for name in ("MVAE latent", "linear CCA"):
 #
 # - CLIP's loss is the mean of two cross-entropies over the $B \times B$ similarity matrix, rows and
 #   columns, with the matching pairs on the diagonal: about $\log B$ when the embeddings mean nothing, and
-#   with $\tau = 1$ never below $\log(1 + (B-1)e^{-B/(B-1)})$.
+#   with $\tau = 1$ never below $\log(1 + (B-1)e^{-B/(B-1)})$. A training step adds the update and the
+#   clamp of $s$.
 # - Report retrieval with Recall@K and, when relevance is graded, NDCG@K, next to the exact chance level;
 #   tune the baseline as carefully as your method.
 # - Encoders that read words in order can bind a colour to its shape, which word counts cannot.
-# - A small $\tau$ retrieves far better than $\tau = 1$ and puts the push on the hard negatives; a learned
-#   $\tau$ moves about one learning rate per step, so in a short training its start is your choice.
+# - A small $\tau$ retrieves far better than $\tau = 1$ and puts the push on the hard negatives, but not
+#   the smallest: at 0.01 a short training barely learns. A learned $\tau$ moves about one learning rate
+#   per step, so in a short training its start is your choice.
 # - Class prompts make a matching model a classifier of classes it never saw; a supervised classifier
 #   cannot name those, but is more accurate on the classes it was trained on.
 #
@@ -949,8 +1037,6 @@ for name in ("MVAE latent", "linear CCA"):
 #   Supervision*](https://arxiv.org/abs/2103.00020) (CLIP): the loss, zero-shot transfer, prompt ensembling.
 # - Oord, Li and Vinyals (2018), [*Representation Learning with Contrastive Predictive
 #   Coding*](https://arxiv.org/abs/1807.03748): InfoNCE.
-# - Jia et al. (2021), [*Scaling Up Visual and Vision-Language Representation Learning With Noisy Text
-#   Supervision*](https://arxiv.org/abs/2102.05918) (ALIGN): the same loss on a billion noisy pairs.
 # - Frome et al. (2013), [*DeViSE: A Deep Visual-Semantic Embedding
 #   Model*](https://papers.nips.cc/paper/5204-devise-a-deep-visual-semantic-embedding-model): an earlier
 #   image-text space, and zero-shot classes.

@@ -1,9 +1,15 @@
 """Lesson 07's exercises: the worked solutions pass, and typical mistakes are caught and explained."""
 
+import math
+
+import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from mmcourse.exercises import check
+from mmcourse.contrastive import LOGIT_SCALE_MAX, DualEncoder, clip_loss
+from mmcourse.exercises import EXERCISES, ExerciseError, check
+from mmcourse.experiments import contrastive as ex
 
 
 def _clip(image, text, s, normalise=True, both=True):
@@ -22,43 +28,6 @@ def _ndcg(scores, relevance, k, gain=lambda r: r):
     return (dcg / ideal).item() if ideal > 0 else 0.0
 
 
-def test_clip_loss_exercise(capsys):
-    assert check("clip_loss", _clip)
-    assert not check("clip_loss", lambda i, t, s: _clip(i, t, s, normalise=False))
-    assert "case 2 of 4" in capsys.readouterr().out  # case 1 has unit vectors: normalising changes nothing there
-    assert not check("clip_loss", lambda i, t, s: _clip(i, t, s, both=False))  # one direction only
-    assert "case 2 of 4" in capsys.readouterr().out
-    assert not check("clip_loss", lambda i, t, s: _clip(i, t, s.log()))  # the scale itself, not its exponential
-    assert "case 1 of 4" in capsys.readouterr().out
-    assert not check("clip_loss", lambda i, t, s: 2 * _clip(i, t, s))  # the sum of the two directions
-    assert "case 1 of 4" in capsys.readouterr().out
-
-
-def test_clip_loss_gradients_exercise(capsys):
-    import math
-
-    from mmcourse.exercises.contrastive import check_loss_gradients, loss_gradients
-
-    assert check("clip_loss_gradients", loss_gradients(_clip))
-    assert check_loss_gradients(_clip) and not check_loss_gradients(lambda i, t, s: _clip(i.detach(), t, s))
-    capsys.readouterr()
-
-    def scale_as_a_number(image, text, s):  # the right values, but no gradient reaches s
-        return _clip(image, text, torch.tensor(math.log(math.exp(float(s.detach())))))
-
-    assert check("clip_loss", scale_as_a_number)  # the values alone cannot tell
-    capsys.readouterr()
-    assert not check("clip_loss_gradients", loss_gradients(scale_as_a_number))
-    assert "no gradient with respect to logit_scale" in capsys.readouterr().out
-    assert not check("clip_loss_gradients", loss_gradients(lambda i, t, s: _clip(i.detach(), t.detach(), s)))
-    assert "image_emb and text_emb" in capsys.readouterr().out
-    assert not check("clip_loss_gradients", loss_gradients(lambda i, t, s: _clip(i, t, s).item()))
-    assert "no gradient at all" in capsys.readouterr().out
-    assert not check("clip_loss_gradients", loss_gradients(lambda i, t, s: _clip(i, t, s, normalise=False)))
-    # on unit vectors (case 1) the values agree, but normalising removes the gradient along each vector
-    assert "case 1 of 4" in capsys.readouterr().out
-
-
 def test_ndcg_exercise(capsys):
     assert check("ndcg_one_query", _ndcg)
     assert not check("ndcg_one_query", lambda s, r, k: _ndcg(s, r, k, gain=lambda x: 2**x - 1))  # another gain
@@ -74,6 +43,9 @@ def test_reordered_captions_exercise(capsys):
     def fixed(image, text, order, s):
         return _clip(image, text[order.argsort()], s)
 
+    def fixed_with_the_package(image, text, order, s):  # the bug is the order: the fix may call clip_loss
+        return clip_loss(image, text[order.argsort()], s)
+
     def buggy(image, text, order, s):  # the lesson's: the permutation applied again instead of its inverse
         return _clip(image, text[order], s)
 
@@ -82,6 +54,8 @@ def test_reordered_captions_exercise(capsys):
 
     assert check("reordered_captions_loss", fixed, must_pass=True)
     assert "The bug:" in capsys.readouterr().out  # the solution cell explains
+    assert check("reordered_captions_loss", fixed_with_the_package)
+    assert "Open the solution cell below" in capsys.readouterr().out  # a learner's fix is pointed there
     assert not check("reordered_captions_loss", buggy)
     out = capsys.readouterr().out
     assert "case 3 of 4 (three captions in a cycle)" in out and "The bug:" not in out  # a swap is its own inverse
@@ -93,33 +67,205 @@ def test_reordered_captions_exercise(capsys):
     assert "case 3 of 4" in capsys.readouterr().out
 
 
-def test_the_package_loss_is_rejected_in_both_loss_exercises(capsys):
-    from mmcourse.contrastive import clip_loss
-
-    assert not check("clip_loss", clip_loss)
-    assert "your function calls `mmcourse.contrastive.clip_loss`" in capsys.readouterr().out
-    assert not check("reordered_captions_loss", lambda i, t, o, s: clip_loss(i, t[o.argsort()], s))
-    assert "your function calls `mmcourse.contrastive.clip_loss`" in capsys.readouterr().out
+# --- The build: MyDualEncoder and my_clip_step -------------------------------------------------------------------
 
 
-def test_the_similarity_helper_is_rejected_too(capsys):
-    from mmcourse.contrastive import similarity
-    from mmcourse.exercises.contrastive import loss_gradients
+class Given(nn.Module):
+    """The stub's __init__, as the lesson gives it."""
 
-    def with_helper(image, text, s):  # half of the exercise done by the package
-        logits = s.exp() * similarity(image, text)
+    def __init__(self, image_encoder, text_encoder, dim=64, temperature=0.07):
+        super().__init__()
+        self.image_encoder, self.text_encoder = image_encoder, text_encoder
+        self.image_projection = nn.Linear(image_encoder.out_dim, dim, bias=False)
+        self.text_projection = nn.Linear(text_encoder.out_dim, dim, bias=False)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / temperature)))
+
+
+def _encoder(normalise=True, dim=1, scale=lambda s: s, swap=False, outputs=3):
+    class Built(Given):
+        def forward(self, image, text):
+            image_emb = self.image_projection(self.image_encoder(image))
+            text_emb = self.text_projection(self.text_encoder(text))
+            if normalise:
+                image_emb, text_emb = F.normalize(image_emb, dim=dim), F.normalize(text_emb, dim=dim)
+            if swap:
+                image_emb, text_emb = text_emb, image_emb
+            return (image_emb, text_emb, scale(self.logit_scale))[:outputs]
+
+    return Built
+
+
+def _step(both=True, halve=True, zero_grad=True, clamp="after", scale=torch.exp, under_no_grad=True,
+          lower_bound=True):
+    def step(model, batch, optimizer):
+        if clamp == "before":
+            with torch.no_grad():
+                model.logit_scale.clamp_(0, LOGIT_SCALE_MAX)
+        image_emb, text_emb, s = model(batch["image"], batch["caption_ids"])
+        logits = scale(s) * image_emb @ text_emb.T
         targets = torch.arange(len(logits))
-        return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+        loss = F.cross_entropy(logits, targets) + (F.cross_entropy(logits.T, targets) if both else 0)
+        loss = loss / 2 if both and halve else loss
+        if zero_grad:
+            optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if clamp == "after":
+            bounds = (0, LOGIT_SCALE_MAX) if lower_bound else (None, LOGIT_SCALE_MAX)
+            if under_no_grad:
+                with torch.no_grad():
+                    model.logit_scale.clamp_(*bounds)
+            else:
+                model.logit_scale.clamp_(*bounds)
+        return loss
 
-    for name, fn in (("clip_loss", with_helper), ("clip_loss_gradients", loss_gradients(with_helper)),
-                     ("reordered_captions_loss", lambda i, t, o, s: with_helper(i, t[o.argsort()], s))):
-        assert not check(name, fn)
-        assert "your function calls `mmcourse.contrastive.similarity`" in capsys.readouterr().out
+    return step
 
 
-def test_the_lesson_imports_each_reference_after_its_exercises_and_no_solution_calls_one():
-    """Lesson 07 imports clip_loss, similarity and ndcg_at_k only after the exercises that ask for them (the
-    find-the-bug exercise comes later and forbids the first two itself), and the worked solutions call none."""
+def test_the_build_solutions_pass_written_in_other_orders(capsys):
+    assert check("dual_encoder", _encoder(), must_pass=True)
+    assert check("clip_step", _step(), must_pass=True)
+
+    def einsum_and_log_softmax(model, batch, optimizer):  # the same step, other operations and order
+        image_emb, text_emb, s = model(batch["image"], batch["caption_ids"])
+        logits = torch.einsum("id,jd->ij", image_emb, text_emb) * s.exp()
+        d = torch.arange(len(logits))
+        loss = -(logits.log_softmax(1)[d, d].mean() + logits.log_softmax(0)[d, d].mean()) / 2
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        model.logit_scale.data.clamp_(min=0.0, max=math.log(100))
+        return loss.detach()
+
+    assert check("clip_step", einsum_and_log_softmax)
+    assert "all 5 cases match" in capsys.readouterr().out
+
+
+def test_common_mistakes_in_the_forward_are_caught(capsys):
+    for wrong, expected in ((_encoder(normalise=False), "case 1 of 3 (4 scenes and captions"),
+                            (_encoder(dim=0), "the result['image embeddings'] has wrong values"),
+                            (_encoder(scale=torch.exp), "the result['logit_scale s'] has wrong values"),
+                            (_encoder(swap=True), "the result['image embeddings'] has wrong values"),
+                            (_encoder(outputs=2), "forward should return three things")):
+        assert not check("dual_encoder", wrong)
+        assert expected in capsys.readouterr().out
+
+
+def test_common_mistakes_in_the_step_are_caught(capsys):
+    for wrong, expected in (
+            (_step(both=False), "case 1 of 5 (Adam (lr 0.01), 6 pairs of scenes and captions: the loss of both "
+                                "directions): item 0 of the result['loss']"),
+            (_step(halve=False), "item 0 of the result['loss']"),  # the sum of the two directions
+            (_step(scale=lambda s: s), "item 0 of the result['loss']"),  # s instead of exp(s)
+            (_step(zero_grad=False), "case 2 of 5 (4 pairs, gradients left from an earlier batch"),
+            (_step(clamp=None), "case 4 of 5 (s just below log 100"),
+            (_step(clamp="before"), "the result['logit_scale after the step'] has wrong values"),
+            (_step(lower_bound=False), "case 5 of 5 (s just above 0"),
+            (_step(under_no_grad=False), "raised RuntimeError: a leaf Variable that requires grad")):
+        assert not check("clip_step", wrong)
+        assert expected in capsys.readouterr().out
+
+
+def test_the_steps_clamp_cases_move_s_past_its_bounds_without_the_clamp():
+    """Cases 4 and 5 would pass a step without the clamp if Adam's first step did not move s past a bound."""
+    cases = EXERCISES["clip_step"].cases()
+    for case, past in ((cases[3], lambda s: s > LOGIT_SCALE_MAX + 1e-3), (cases[4], lambda s: s < -1e-3)):
+        out = EXERCISES["clip_step"].drive(_step(clamp=None), *case.args)
+        assert past(out["logit_scale after the step"].item())
+
+
+def test_the_package_is_rejected_in_the_build(capsys):
+    class Thin(DualEncoder):  # the package's class with a forward of its own that calls the package's
+        def forward(self, image, text):
+            return super().forward(image, text)
+
+    for cls in (DualEncoder, Thin):
+        assert not check("dual_encoder", cls)
+        assert "your function calls `mmcourse.contrastive.DualEncoder.__init__`" in capsys.readouterr().out
+
+    def with_clip_loss(model, batch, optimizer):
+        loss = clip_loss(*model(batch["image"], batch["caption_ids"]))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, LOGIT_SCALE_MAX)
+        return loss
+
+    def with_package_clamp(model, batch, optimizer):
+        loss = _step(clamp=None)(model, batch, optimizer)
+        model.clamp_logit_scale_()
+        return loss
+
+    for fn, name in ((ex.clip_step, "mmcourse.experiments.contrastive.clip_step"),
+                     (with_clip_loss, "mmcourse.contrastive.clip_loss"),
+                     (with_package_clamp, "mmcourse.contrastive.DualEncoder.clamp_logit_scale_")):
+        assert not check("clip_step", fn)
+        assert f"your function calls `{name}`" in capsys.readouterr().out
+        with pytest.raises(ExerciseError, match="your function calls"):
+            check("clip_step", fn, must_pass=True)
+
+
+def test_the_build_stubs_are_not_done_yet(capsys):
+    class Stub(Given):
+        def forward(self, image, text):
+            raise NotImplementedError
+
+    def stub_step(model, batch, optimizer):
+        raise NotImplementedError
+
+    assert not check("dual_encoder", Stub) and not check("clip_step", stub_step)
+    assert capsys.readouterr().out.count("not done yet") == 2
+
+
+def test_the_package_step_is_the_step_of_dual_encoder_fit():
+    """The reference of the step check (experiments.clip_step) and DualEncoder.fit's training give the same
+    weights, step for step: clip_step is the package's step, not a second version of it."""
+    g = torch.Generator().manual_seed(0)
+    train = {"image": torch.rand(256, 3, 32, 32, generator=g),
+             "caption_ids": torch.randint(1, 27, (256, 26), generator=g)}
+    fitted, _ = ex.train_model(train, seed=3, epochs=1)  # 2 steps of 128, in fit's order
+    built, losses = ex.train_build(DualEncoder, ex.clip_step, train, seed=3, steps=2)
+    assert len(losses) == 2 and losses[0] == pytest.approx(math.log(128), abs=0.2)
+    for name, value in fitted.state_dict().items():
+        assert torch.allclose(value, built.state_dict()[name], atol=1e-6), name
+
+
+# --- The experiment: a fixed temperature ----------------------------------------------------------------------
+
+
+def test_the_temperature_experiment_judges_the_held_out_gain(capsys):
+    from mmcourse.exercises import PREDICTIONS, predict
+
+    predict("fixed_temperature", 0.5)
+    capsys.readouterr()
+    assert check("fixed_temperature", lambda: ex.SHORT_RUN_TEMPERATURE, must_pass=True)
+    out = capsys.readouterr().out
+    assert "meets every outcome" in out and "Recall@1 at tau = 1 = " in out
+    assert not check("fixed_temperature", lambda: 1.0)  # the default: plain cosines, no gain at all
+    out = capsys.readouterr().out
+    assert "misses an outcome" in out and "your tau minus tau = 1 (both fixed, 58 steps) = 0 (needed > 0.1" in out
+    assert "you predicted the held-out Recall@1 at the temperature you chose (a number from 0 to 1): 0.5" in out
+    assert not check("fixed_temperature", lambda: 0.01)  # CLIP's floor: barely learns in 58 steps
+    assert "misses an outcome" in capsys.readouterr().out
+    PREDICTIONS.pop("fixed_temperature", None)
+
+
+def test_a_temperature_out_of_range_is_rejected(capsys):
+    for bad in (0.0, -1.0, 2000.0, float("nan"), "0.1", True):
+        assert not check("fixed_temperature", lambda bad=bad: bad)
+        assert "your attempt was rejected: temperature: expected a number from 0.01 to 1000" in capsys.readouterr().out
+
+    def unfinished():
+        raise NotImplementedError
+
+    assert not check("fixed_temperature", unfinished)
+    assert "not done yet" in capsys.readouterr().out
+
+
+def test_the_lesson_imports_ndcg_after_its_exercise_and_the_build_solution_writes_the_loss_out():
+    """Lesson 07 imports ndcg_at_k only after the exercise that asks for it; the worked build writes the loss and
+    the clamp out (the find-the-bug fix may call clip_loss: its bug is the order of the captions)."""
     import re
     from pathlib import Path
 
@@ -131,13 +277,10 @@ def test_the_lesson_imports_each_reference_after_its_exercises_and_no_solution_c
     def first(pattern: str) -> int:
         return next(i for i, source in enumerate(sources) if re.search(pattern, source))
 
-    def last(text: str) -> int:
-        return max(i for i, source in enumerate(sources) if text in source)
-
-    loss_import = first(r"from mmcourse\.contrastive import .*\bclip_loss\b.*\bsimilarity\b")
-    assert last("check_loss_gradients(") < loss_import
-    assert not any(re.search(r"\bsimilarity\b|\bclip_loss\b", s) for s in sources[:first(r'check\("clip_loss"')])
-    assert last('exercises.check("ndcg_one_query"') < first(r"from mmcourse\.metrics import ndcg_at_k")
-    solutions = [cell.source for cell in notebook.cells if "solution" in cell.metadata.get("tags", [])]
-    assert len(solutions) == 3
-    assert not any(re.search(r"\b(clip_loss|similarity|ndcg_at_k)\(", source) for source in solutions)
+    assert max(i for i, s in enumerate(sources) if 'exercises.check("ndcg_one_query"' in s) < first(
+        r"from mmcourse\.metrics import ndcg_at_k")
+    solutions = {re.search(r"exercises\.check\(\"(\w+)\"", cell.source).group(1): cell.source
+                 for cell in notebook.cells if "solution" in cell.metadata.get("tags", [])}
+    assert set(solutions) == {"reordered_captions_loss", "dual_encoder", "ndcg_one_query", "fixed_temperature"}
+    assert not re.search(r"\b(clip_loss|similarity|clamp_logit_scale_)\(", solutions["dual_encoder"])
+    assert not re.search(r"\bndcg_at_k\(", solutions["ndcg_one_query"])

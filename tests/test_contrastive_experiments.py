@@ -250,3 +250,53 @@ def test_random_push_shares_at_a_small_temperature():
     assert shares.shape == (64,) and torch.equal(shares, ex.random_push_shares(0.05, b=64, seed=3))
     assert (ex.random_push_shares(1.0, b=64) <= ex.hard_negative_bound(64) + 1e-6).all()
     assert ex.random_push_shares(0.05, b=64).mean() > ex.random_push_shares(1.0, b=64).mean()
+
+
+def test_load_scenes_shares_its_tensors_in_new_dicts():
+    first = ex.load_scenes(seed=0, n_train=300, n_test=50)
+    second = ex.load_scenes(seed=0, n_train=300, n_test=50)
+    assert first is not second and first["train"] is not second["train"]  # a key added to one stays there
+    assert second["train"]["image"] is first["train"]["image"]  # drawn once
+    assert not torch.equal(ex.load_scenes(seed=1, n_train=300, n_test=50)["train"]["image"], first["train"]["image"])
+
+
+def test_embed_and_own_pair_first_take_a_build_without_encode_image():
+    class Build(torch.nn.Module):  # the build's forward: unit embeddings and s, no encode_image
+        def forward(self, image, text):
+            emb = torch.nn.functional.normalize(image.flatten(1)[:, :4], dim=1)
+            return emb, emb.roll(int(text[0, 0]), dims=0), torch.tensor(0.0)
+
+    columns = {"image": torch.randn(6, 3, 2, 2), "caption_ids": torch.zeros(6, 3, dtype=torch.long)}
+    image, text = ex.embed(Build(), columns)
+    assert torch.equal(image, text) and ex.own_pair_first(Build(), columns) == 6
+    columns["caption_ids"][0, 0] = 1  # every caption now matches the next scene's embedding
+    assert ex.own_pair_first(Build(), columns) == 0
+
+
+def test_train_build_trains_a_class_with_a_step_and_says_what_it_needs():
+    g = torch.Generator().manual_seed(1)
+    train = {"image": torch.rand(128, 3, 32, 32, generator=g),
+             "caption_ids": torch.randint(1, 27, (128, 26), generator=g)}
+    calls = []
+
+    def step(model, batch, optimizer):
+        calls.append(len(batch["image"]))
+        return ex.clip_step(model, batch, optimizer)
+
+    model, losses = ex.train_build(ex.DualEncoder, step, train, seed=0, steps=3)  # one batch a pass: 3 passes
+    assert calls == [128] * 3 and len(losses) == 3 and not model.training
+    assert all(isinstance(loss, float) for loss in losses) and losses[-1] < losses[0]
+    with pytest.raises(ValueError, match="steps"):
+        ex.train_build(ex.DualEncoder, step, train, steps=0)
+
+
+def test_the_temperature_experiment_compares_with_tau_one_on_held_out_training_pairs():
+    with pytest.raises(ValueError, match="temperature: expected a number from 0.01 to 1000"):
+        ex.temperature_trial(0.001)
+    assert ex.check_temperature(1) == 1.0 and isinstance(ex.check_temperature(1), float)
+    trial = ex.temperature_trial(ex.SHORT_RUN_TEMPERATURE, seed=0)
+    gain, ours, plain = (trial[k] for k in ("your tau minus tau = 1", "Recall@1 at your tau", "Recall@1 at tau = 1"))
+    assert gain == pytest.approx(ours - plain)
+    assert ex.held_out_recall(1.0, 0) == plain  # kept: not trained again
+    assert ex.TEMPERATURE_FOUND.holds(gain)
+    assert ex.temperature_trial(1.0, seed=0)["your tau minus tau = 1"] == 0.0

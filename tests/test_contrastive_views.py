@@ -76,6 +76,7 @@ def test_static_views_draw():
     images = torch.rand(4, 3, 32, 32, generator=g)
     views.similarity_matrix(images, torch.rand(4, 4, generator=g) * 2 - 1, "a title")
     views.temperature_curve([2.66, 2.7, 2.9])
+    views.loss_curve([4.9, 4.2, 3.1], batch_size=128, title="a build")
     views.temperature_curve({"started at 0.07": [2.66, 2.7, 2.9], "started at 1": [0.0, 0.004, 0.009]}, lr=3e-3)
     scores, relevance = torch.rand(3, 4, generator=g), torch.randint(0, 3, (3, 4), generator=g)
     views.retrieval_examples(["one", "two", "three"], images, scores, relevance, queries=[0, 2], top=3)

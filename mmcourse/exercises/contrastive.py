@@ -1,84 +1,191 @@
-"""Exercises of lesson 07: the symmetric contrastive loss (its values and its gradients), a contrastive loss
-whose captions were put back in the wrong order after they had been reordered (find the bug), and NDCG of
-one query by hand."""
+"""Exercises of lesson 07: the build (a dual encoder's forward and CLIP's training step with its learned temperature,
+checked against the package's), a contrastive loss whose captions were put back in the wrong order after they
+had been reordered (find the bug), NDCG of one query by hand, and the experiment of choosing a fixed temperature."""
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
-from . import Case, register
+from ..experiments import contrastive as experiments
+from . import Case, register, register_experiment
 
-EMBEDDINGS_AND_SCALE = ("image_emb", "text_emb", "logit_scale")
+# --- The build: a dual encoder's forward, and one training step of CLIP ------------------------------------------
 
-
-def _reference_clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
-    from ..contrastive import clip_loss
-
-    return clip_loss(image_emb, text_emb, logit_scale)
+OUTPUTS = ("image embeddings", "text embeddings", "logit_scale s")
 
 
-def _clip_cases() -> list[Case]:
+def _named_outputs(out) -> dict:
+    """A dual encoder's forward, (image (B, dim), text (B, dim), s ()), as a dict by name, so that a mismatch names
+    what differs."""
+    if not isinstance(out, (tuple, list)) or len(out) != 3:
+        got = f"a {type(out).__name__} of {len(out)} items" if isinstance(out, (tuple, list)) else type(out).__name__
+        raise ValueError(f"forward should return three things, the image embeddings (B, dim), the text embeddings "
+                         f"(B, dim) and s (the parameter logit_scale), got {got}")
+    return dict(zip(OUTPUTS, out))
+
+
+def _reference_dual_encoder(image_encoder: nn.Module, text_encoder: nn.Module, dim: int, temperature: float,
+                            state: dict, image: torch.Tensor, text: torch.Tensor) -> dict:
+    from ..contrastive import DualEncoder
+
+    with torch.random.fork_rng(devices=[]):  # the initial weights are replaced: the learner's random numbers stay
+        model = DualEncoder(image_encoder, text_encoder, dim, temperature)
+    model.load_state_dict(state)
+    with torch.no_grad():
+        return _named_outputs(tuple(model(image, text)))
+
+
+def _drive_dual_encoder(cls: type, image_encoder: nn.Module, text_encoder: nn.Module, dim: int, temperature: float,
+                        state: dict, image: torch.Tensor, text: torch.Tensor) -> dict:
+    with torch.random.fork_rng(devices=[]):
+        model = cls(image_encoder, text_encoder, dim, temperature)
+    model.load_state_dict(state)  # the reference's weights: the learner's __init__ has the same names and shapes
+    with torch.no_grad():
+        return _named_outputs(model(image, text))
+
+
+def _dual_encoder_cases() -> list[Case]:
+    from ..contrastive import ConvTextEncoder, DualEncoder, PatchSetEncoder
+    from ..data.shapes import VOCAB
+
     g = torch.Generator().manual_seed(7)
-    clip = torch.tensor(math.log(1 / 0.07))
-    return [
-        Case("3 pairs in 2 dimensions, unit vectors, scale 1",
-             (torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]]), torch.tensor([[0.8, 0.6], [0.0, 1.0], [1.0, 0.0]]),
-              torch.tensor(0.0))),
-        Case("8 pairs of random 16-dimensional embeddings, CLIP's starting scale",
-             (torch.randn(8, 16, generator=g), torch.randn(8, 16, generator=g), clip)),
-        Case("embeddings of very different lengths (normalise them first)",
-             (torch.randn(5, 4, generator=g) * torch.tensor([[0.1], [10.0], [1.0], [3.0], [0.5]]),
-              torch.randn(5, 4, generator=g) * 7, clip)),
-        Case("image i close to text (i + 1) mod 4: not symmetric in the two directions",
-             (torch.eye(4) + 0.1, torch.eye(4).roll(1, dims=0) + 0.3 * torch.eye(4), torch.tensor(2.0))),
-    ]
+
+    def case(description: str, batch: int, image_dim: int, text_dim: int, dim: int, s: float) -> Case:
+        with torch.random.fork_rng(devices=[]):  # the learner's random numbers stay as they were
+            torch.manual_seed(batch + dim)
+            image_encoder = PatchSetEncoder(image_dim, patch_dim=8, hidden=16)
+            text_encoder = ConvTextEncoder(len(VOCAB), text_dim, embed_dim=8, hidden=16)
+            state = DualEncoder(image_encoder, text_encoder, dim).state_dict()
+        state["logit_scale"] = torch.tensor(s)
+        return Case(description, (image_encoder, text_encoder, dim, 0.07, state,
+                                  torch.rand(batch, 3, 32, 32, generator=g),
+                                  torch.randint(1, len(VOCAB), (batch, 26), generator=g)))
+
+    return [case("4 scenes and captions, both encoders of width 16, into 8 dimensions, s = 2.7", 4, 16, 16, 8, 2.7),
+            case("one pair (B = 1): each embedding is normalised on its own", 1, 16, 16, 8, 2.7),
+            case("encoders of different widths (24 for the scenes, 40 for the captions) into 6 dimensions, s = 0.5",
+                 5, 24, 40, 6, 0.5)]
 
 
-def _reference_clip_gradients(image_emb: torch.Tensor, text_emb: torch.Tensor,
-                              logit_scale: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    from ..contrastive import clip_loss
-
-    inputs = [x.detach().clone().requires_grad_() for x in (image_emb, text_emb, logit_scale)]
-    return torch.autograd.grad(clip_loss(*inputs), inputs)
+def _step_outcome(model: nn.Module, losses: list) -> dict:
+    """What a training step is judged on: the losses it returned and every parameter after the last step."""
+    return {"loss": losses, **{f"{name} after the step": p.detach() for name, p in model.named_parameters()}}
 
 
-def loss_gradients(loss: Callable) -> Callable:
-    """The function ``(image_emb, text_emb, logit_scale) -> (d loss / d image_emb, d loss / d text_emb,
-    d loss / d logit_scale)`` of a loss written like ``clip_loss``: what the check "clip_loss_gradients"
-    compares with the package's. A loss that matches in value can still train nothing: one that reads
-    the scale as a Python number (``math.exp(float(logit_scale))``) or detaches the embeddings gives no
-    gradient to them, and this says which.
-
-    Shape: ``image_emb``, ``text_emb`` (B, d), ``logit_scale`` () -> three tensors of those shapes.
-    """
-    def gradients(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor) -> tuple:
-        inputs = [x.detach().clone().requires_grad_() for x in (image_emb, text_emb, logit_scale)]
-        value = loss(*inputs)
-        if not isinstance(value, torch.Tensor) or not value.requires_grad:
-            raise ValueError("the loss has no gradient at all: compute it from the tensors you are given with torch "
-                             "operations (no .item(), float() or .detach() on the way)")
-        grads = torch.autograd.grad(value, inputs, allow_unused=True)
-        missing = [name for name, grad in zip(EMBEDDINGS_AND_SCALE, grads) if grad is None]
-        if missing:
-            raise ValueError(f"the loss has no gradient with respect to {' and '.join(missing)}, so training "
-                             "could never change it: keep it a tensor all the way (logit_scale.exp(), not "
-                             "math.exp(float(...)); no .detach())")
-        return grads
-
-    return gradients
+def _with_old_gradients(model: nn.Module, old: dict | None) -> None:
+    """Give ``model``'s parameters the gradients ``old`` (left from an earlier batch), or none."""
+    for name, p in model.named_parameters():
+        p.grad = None if old is None else old[name].clone()
 
 
-def check_loss_gradients(loss: Callable, must_pass: bool = False):
-    """Check a loss written like ``clip_loss`` on its gradients: ``check("clip_loss_gradients",
-    loss_gradients(loss))``. Lesson 07 calls it right after ``check("clip_loss", my_clip_loss)`` in the
-    same cell; the instructor kit's autograder (which keeps only ``check("<exercise>", my_<name>)``
-    calls) grades the values alone."""
-    from . import check
+def _reference_clip_step(model: nn.Module, optimizer, batches: list, old: dict | None) -> dict:
+    model, optimizer = copy.deepcopy((model, optimizer))  # the case's start is left as it was
+    _with_old_gradients(model, old)
+    return _step_outcome(model, [float(experiments.clip_step(model, batch, optimizer).detach()) for batch in batches])
 
-    return check("clip_loss_gradients", loss_gradients(loss), must_pass=must_pass)
+
+def _drive_clip_step(step: Callable, model: nn.Module, optimizer, batches: list, old: dict | None) -> dict:
+    _with_old_gradients(model, old)  # the check's copy of the case's start (its deep copy drops gradients)
+    losses = []
+    for batch in batches:
+        loss = step(model, batch, optimizer)
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            raise ValueError(f"the step should return the loss, a 0-d tensor, got {type(loss).__name__}")
+        losses.append(loss)
+    return _step_outcome(model, losses)
+
+
+class _Flat(nn.Module):
+    """A linear encoder of flattened inputs, for the cases whose pairs are built to match (or to clash) exactly."""
+
+    def __init__(self, n_in: int, out_dim: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(n_in, out_dim)
+        self.out_dim = out_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.flatten(1))
+
+
+def _clip_step_cases() -> list[Case]:
+    from ..contrastive import LOGIT_SCALE_MAX, ConvTextEncoder, DualEncoder, PatchSetEncoder
+    from ..data.shapes import VOCAB
+    from ..train import Adam
+
+    g = torch.Generator().manual_seed(9)
+    lr = 0.01
+
+    def scenes(size: int) -> dict:
+        return {"image": torch.rand(size, 3, 32, 32, generator=g),
+                "caption_ids": torch.randint(1, len(VOCAB), (size, 26), generator=g)}
+
+    def shapes_model(seed: int) -> DualEncoder:
+        with torch.random.fork_rng(devices=[]):  # the learner's random numbers stay as they were
+            torch.manual_seed(seed)
+            return DualEncoder(PatchSetEncoder(16, patch_dim=8, hidden=16),
+                               ConvTextEncoder(len(VOCAB), 16, embed_dim=8, hidden=16), dim=8)
+
+    def case(description: str, model: DualEncoder, batches: list[dict], old: bool = False) -> Case:
+        gradients = {name: torch.randn(p.shape, generator=g) for name, p in model.named_parameters()} if old else None
+        return Case(description, (model, Adam(model.parameters(), lr=lr), batches, gradients))
+
+    def matched(description: str, sign: float, s: float) -> Case:
+        """Caption i is scene i itself (``sign`` 1) or its opposite (-1), embedded by the same weights: every
+        cosine on the diagonal is 1 (or -1), so the step raises s (or lowers it) by Adam's first step, lr. The
+        scenes are alike (cosines near 1 off the diagonal too), so that the gradient of s is not vanishingly
+        small even at exp(s) = 100."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(3)
+            model = DualEncoder(_Flat(12, 6), _Flat(12, 6), dim=4)
+        with torch.no_grad():
+            model.image_encoder.linear.bias.zero_()
+            model.text_encoder.load_state_dict(model.image_encoder.state_dict())
+            model.text_projection.load_state_dict(model.image_projection.state_dict())
+            model.logit_scale.fill_(s)
+        image = torch.randn(1, 3, 2, 2, generator=g) + 0.15 * torch.randn(6, 3, 2, 2, generator=g)
+        return case(description, model, [{"image": image, "caption_ids": sign * image.flatten(1)}])
+
+    return [case("Adam (lr 0.01), 6 pairs of scenes and captions: the loss of both directions", shapes_model(0),
+                 [scenes(6)]),
+            case("4 pairs, gradients left from an earlier batch: clear them before backward", shapes_model(1),
+                 [scenes(4)], old=True),
+            case("two steps with one optimiser, on batches of 5 and 3", shapes_model(2), [scenes(5), scenes(3)]),
+            matched("s just below log 100, each caption embedded exactly as its scene: the step raises s past "
+                    "log 100, so clamp it back", 1.0, LOGIT_SCALE_MAX - lr / 2),
+            matched("s just above 0, each caption embedded opposite its scene: the step lowers s below 0, so clamp "
+                    "it back to 0", -1.0, lr / 2)]
+
+
+# The learner writes the forward and the step: the package's own (its embeddings, its loss, its clamp, its training
+# loops) are off limits; DualEncoder.__init__ and experiments.clip_step are found by running the references.
+_DUAL_ENCODER = ("mmcourse.contrastive.DualEncoder.forward", "mmcourse.contrastive.DualEncoder.encode_image",
+                 "mmcourse.contrastive.DualEncoder.encode_text", "mmcourse.contrastive.similarity")
+_STEP = ("mmcourse.contrastive.clip_loss", "mmcourse.contrastive._clip_loss", "mmcourse.contrastive.similarity",
+         "mmcourse.contrastive.ContrastiveStep.__call__", "mmcourse.contrastive.DualEncoder.clamp_logit_scale_",
+         "mmcourse.contrastive.DualEncoder.fit", "mmcourse.train.fit", "mmcourse.experiments.contrastive.train_build",
+         "mmcourse.experiments.contrastive.train_model")
+register("dual_encoder", _reference_dual_encoder, _dual_encoder_cases, drive=_drive_dual_encoder, atol=1e-5,
+         rtol=1e-4, forbid=_DUAL_ENCODER)
+register("clip_step", _reference_clip_step, _clip_step_cases, drive=_drive_clip_step, atol=1e-5, rtol=1e-4,
+         forbid=_STEP)
+
+
+# --- The experiment: which fixed temperature retrieves best after a short training ------------------------------
+
+register_experiment(
+    "fixed_temperature", lambda attempt, seed: experiments.temperature_trial(attempt(), seed),
+    {"your tau minus tau = 1": experiments.TEMPERATURE_FOUND},
+    question="the held-out Recall@1 at the temperature you chose (a number from 0 to 1)",
+    predicted="Recall@1 at your tau", reference=lambda: experiments.SHORT_RUN_TEMPERATURE)
+
+
+# --- NDCG of one query, and the find-the-bug exercise ---------------------------------------------------------------
 
 
 def _reference_ndcg(scores: torch.Tensor, relevance: torch.Tensor, k: int) -> float:
@@ -104,10 +211,12 @@ def _ndcg_cases() -> list[Case]:
 
 def _reference_reordered(image_emb: torch.Tensor, text_emb: torch.Tensor, order: torch.Tensor,
                          logit_scale: torch.Tensor) -> torch.Tensor:
-    """``text_emb[j]`` is the caption of image ``order[j]``: put caption i back in row i, then CLIP's loss."""
-    from ..contrastive import clip_loss
-
-    return clip_loss(image_emb, text_emb[order.argsort()], logit_scale)
+    """``text_emb[j]`` is the caption of image ``order[j]``: put caption i back in row i, then CLIP's loss. Written
+    out here rather than calling the package's ``clip_loss``, which the fix may call (the bug is the order)."""
+    text_emb = text_emb[order.argsort()]
+    logits = logit_scale.exp() * F.normalize(image_emb, dim=1) @ F.normalize(text_emb, dim=1).T
+    targets = torch.arange(len(logits))
+    return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
 
 
 def _reordered_cases() -> list[Case]:
@@ -125,12 +234,8 @@ def _reordered_cases() -> list[Case]:
             case("captions sorted by length: 8 in a new order", [3, 7, 0, 5, 1, 6, 2, 4])]
 
 
-# mmcourse.contrastive.similarity does the loss's first half (normalise both, then multiply): the exercises ask for it.
-SIMILARITY = ("mmcourse.contrastive.similarity",)
-register("clip_loss", _reference_clip_loss, _clip_cases, forbid=SIMILARITY)
-register("clip_loss_gradients", _reference_clip_gradients, _clip_cases, forbid=SIMILARITY)
 register("ndcg_one_query", _reference_ndcg, _ndcg_cases)
-register("reordered_captions_loss", _reference_reordered, _reordered_cases, forbid=SIMILARITY, explanation=(
+register("reordered_captions_loss", _reference_reordered, _reordered_cases, explanation=(
     "The bug: text_emb[order] applies the reordering a second time instead of undoing it. Row j of text_emb is "
     "the caption of image order[j], so the caption of image i sits in row order.argsort()[i]; text_emb[order] puts "
     "in row i the caption of image order[order[i]]. The two agree only where order is its own inverse (no "

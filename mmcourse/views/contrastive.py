@@ -1,7 +1,9 @@
-"""Lesson 07's views: the similarity matrix, the temperature, retrievals, zero-shot results, the running
-comparison, and the retrieval browser."""
+"""Lesson 07's views: the similarity matrix, the build's loss curve, the temperature, retrievals, zero-shot
+results, the running comparison, and the retrieval browser."""
 
 from __future__ import annotations
+
+import math
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
@@ -49,6 +51,20 @@ def similarity_matrix(images: torch.Tensor, similarities: torch.Tensor, title: s
         ax.set_xticks(range(b), [f"caption {j}" for j in range(b)], fontsize=7)
         ax.set_yticks(range(b), [f"scene {i}" for i in range(b)], fontsize=7)
         ax.set_title(title, fontsize=9)
+
+
+def loss_curve(losses: list[float], batch_size: int, title: str = "your build, training") -> None:
+    """The CLIP loss at every training step, with log B, the loss of embeddings that carry no information (about
+    where training starts: section 2), as a dashed line."""
+    with figure(6, 2.4) as axes:
+        ax = axes[0]
+        ax.plot(range(1, len(losses) + 1), losses, lw=1.2, label="loss of the batch")
+        ax.axhline(math.log(batch_size), color="0.3", ls="--", lw=0.8, label=f"log B = log {batch_size}")
+        ax.set_ylim(0, math.log(batch_size) * 1.1)
+        ax.set_xlabel("training step", fontsize=8)
+        ax.set_ylabel("loss", fontsize=8)
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7, loc="lower left")
 
 
 def temperature_curve(runs: dict[str, list[float]] | list[float], lr: float | None = None,
