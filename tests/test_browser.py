@@ -308,7 +308,7 @@ def _check_nothing_given_away(path: Path) -> None:
     runs it, whatever ``jupyter.outputs_hidden`` says, so a solution's check displays itself folded.)"""
     from mmcourse.exercises import all_exercises
 
-    explanations = {name: ex.explanation for name, ex in all_exercises().items() if ex.explanation}
+    explanations = {name: ex.explanation for name, ex in all_exercises().items() if getattr(ex, "explanation", "")}
     cells = json.loads(path.read_text())["cells"]
     for i, cell in enumerate(cells):
         if cell["cell_type"] != "code":
