@@ -170,3 +170,44 @@ def test_referee_on_heldout_reads_only_the_test_splits_red_triangles():
     wrong = ex.Referees({"image": _AlwaysReads("square", "red"), "caption": None}, {})
     assert ex.referee_on_heldout(data, right) == (2, 1.0)  # rows 0 and 2 only
     assert ex.referee_on_heldout(data, wrong) == (2, 0.0)
+
+
+def test_sharpness_is_the_mean_step_between_neighbouring_pixels():
+    flat, edge = torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4)
+    edge[..., :, 2:] = 1.0  # one vertical edge: 4 of the 12 steps across are 1, none of the steps down
+    torch.testing.assert_close(ex.sharpness(torch.cat([flat, edge])), torch.tensor([0.0, (4 / 12 + 0) / 2]))
+    blurred = torch.nn.functional.avg_pool2d(edge, 3, stride=1, padding=1, count_include_pad=False)
+    assert ex.sharpness(blurred) < ex.sharpness(edge)
+
+
+def test_train_built_trains_an_mvae_class_with_a_step_and_the_package_reads_it(small_shapes):
+    from mmcourse.autoencoders import MVAE
+
+    model, history = ex.train_built(MVAE, ex.mvae_step, small_shapes, epochs=3, batch_size=16)
+    assert history.epoch == [1, 2, 3] and history.train_loss[-1] < history.train_loss[0]
+    again, _ = ex.train_built(MVAE, ex.mvae_step, small_shapes, epochs=3, batch_size=16)
+    torch.testing.assert_close(again.state_dict(), model.state_dict())  # seeded: the same run twice
+    package = ex.as_package_mvae(model, small_shapes)
+    caption = small_shapes.test["caption"]
+    torch.testing.assert_close(package.embed(None, caption), model.embed(None, caption))
+    with pytest.raises(ValueError, match="epochs"):
+        ex.train_built(MVAE, ex.mvae_step, small_shapes, epochs=0)
+
+
+def test_the_kl_weight_experiment_passes_the_worked_solution_and_fails_the_default_and_a_larger_weight(capsys):
+    """The experiment exercise on the lesson's seed: the worked solution's beta meets both outcomes; the default
+    beta = 1 and the opposite move (beta = 2) miss them; a beta out of range is rejected, naming the argument."""
+    from mmcourse import exercises
+    from mmcourse.exercises import ExerciseError
+
+    assert exercises.check("kl_weight", lambda: ex.KL_WEIGHT_REFERENCE, must_pass=True, seed=0)
+    for beta in (1.0, 2.0):
+        assert not exercises.check("kl_weight", lambda beta=beta: beta, seed=0)
+        out = capsys.readouterr().out
+        assert "misses an outcome" in out and "\N{BALLOT X} sharpness of the digits drawn from speech" in out
+        assert "\N{BALLOT X} image -> audio coherence" in out
+    with pytest.raises(ExerciseError, match="your attempt was rejected: beta: expected a KL weight from 0 to 10, "
+                                            "got -0.5"):
+        exercises.check("kl_weight", lambda: -0.5, must_pass=True)
+    with pytest.raises(ValueError, match="beta: expected a KL weight"):
+        ex.kl_weight_run("small")

@@ -10,6 +10,8 @@ constants at the end; :func:`measure_claims` computes their quantities for any s
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -30,10 +32,10 @@ from ..autoencoders import (
 )
 from ..claims import Claim
 from ..data import BACKGROUND, COLOURS, POSITIONS, SHAPES, SIZES, as_tensors, load_av_digits, load_shapes
-from ..device import seed_everything
+from ..device import get_device, seed_everything
 from ..diagnostics import shuffled_pairs
 from ..metrics import ComparisonEntry, Retrieval, class_retrieval, comparison_entry
-from ..train import History, fit
+from ..train import Adam, History, fit
 
 HOLDOUT = (("red", "triangle"),)  # never seen in training, in any size or place
 CAPTION_SLOTS = ("size", "colour", "shape", "position")
@@ -404,9 +406,25 @@ class Trained:
     histories: dict  # name -> History
 
 
+_STARTED: dict[str, Trained] = {}  # the last run that with_referees started for each data set ("shapes", "av")
+
+
 def with_referees(data: Paired) -> Trained:
     """Start the runs of one data set: train its referees (:func:`train_referees`), no model yet."""
-    return Trained(data, train_referees(data), {}, {})
+    _STARTED[data.name] = Trained(data, train_referees(data), {}, {})
+    return _STARTED[data.name]
+
+
+def _av_run(seed: int) -> Trained:
+    """AV-Digits of ``seed`` with its referees and its MVAE (beta = 1): the run that :func:`with_referees` last
+    started for it (the lesson's, with the model it trained), or a new one. Both are the same, every step being
+    seeded; reusing the lesson's saves the seconds of loading the data and training the referees again."""
+    trained = _STARTED.get("av")
+    if trained is None or trained.data.seed != seed:
+        trained = with_referees(av_data(seed))
+    if "MVAE" not in trained.models:
+        train_models(trained, ["MVAE"])
+    return trained
 
 
 def train_models(trained: Trained, kinds=MODELS, progress: bool = False) -> Trained:
@@ -493,7 +511,95 @@ def speech_to_image_retrieval(seed: int = 0) -> list[ComparisonEntry]:
     return comparison_rows(model, data)
 
 
-# ----------------------------------------------------------------------------- section 6: a constant "alignment"
+# ----------------------------------------------------------------------------- section 5: build it yourself
+def mvae_step(model: nn.Module, batch: Sequence[torch.Tensor], optimizer) -> float:
+    """One training step of a model of :mod:`mmcourse.autoencoders`: its loss on ``batch`` (one (B, ...) tensor
+    per modality; for MVAE minus the joint and unimodal ELBOs), the gradient, one step of ``optimizer`` (an
+    :class:`~mmcourse.train.Adam` or anything with ``zero_grad`` and ``step``). Returns the loss, a number."""
+    optimizer.zero_grad()
+    loss = model.loss(*batch)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def train_built(kind, step, data: Paired, epochs: int = 4, batch_size: int = 128,
+                lr: float = 3e-3) -> tuple[nn.Module, History]:
+    """Build a model ``kind(coders)`` (an MVAE class: the package's :class:`~mmcourse.autoencoders.MVAE` or one
+    written in the lesson with its constructor) on :func:`coders` for ``data``, and train it on the training split
+    with ``step(model, batch, optimizer)`` (:func:`mvae_step`, or the learner's) on each shuffled minibatch, with
+    :class:`~mmcourse.train.Adam`, as :func:`~mmcourse.train.fit` would.
+
+    Returns the model (on the CPU, in eval mode) and its :class:`~mmcourse.train.History` (each epoch's mean loss).
+    """
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs: expected a positive number of epochs, got {epochs!r}")
+    generator = seed_everything(data.seed)
+    device = get_device()
+    model = kind(coders(data)).to(device).train()
+    columns = [data.train[m].to(device) for m in data.modalities]
+    optimizer = Adam(model.parameters(), lr=lr)
+    history, start = History(), time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        order = torch.randperm(len(columns[0]), generator=generator).to(device)
+        batches = [[c[idx] for c in columns] for idx in order.split(batch_size)]
+        losses = [float(step(model, batch, optimizer)) * len(batch[0]) for batch in batches]
+        history.epoch.append(epoch)
+        history.train_loss.append(sum(losses) / len(order))
+    history.seconds = time.perf_counter() - start
+    return model.cpu().eval(), history
+
+
+def as_package_mvae(model: nn.Module, data: Paired) -> MVAE:
+    """The package's :class:`~mmcourse.autoencoders.MVAE` for ``data`` with the parameters of ``model``, an MVAE
+    built in the lesson with the same parameter names (its ``state_dict`` loads), to measure it with the
+    package's tools. In eval mode, on the CPU."""
+    mvae = build_model("MVAE", data, beta=model.beta, unimodal=model.unimodal)
+    mvae.load_state_dict(model.state_dict())
+    return mvae.cpu().eval()
+
+
+KL_WEIGHT_REFERENCE = 0.3  # the worked solution's KL weight (section 5's experiment)
+KL_DRAWS = 10  # sampled codes per test image for the image -> audio coherence of the experiment
+
+
+def sharpness(images: torch.Tensor) -> torch.Tensor:
+    """How sharp each image is: the mean absolute difference between neighbouring pixels, across and down (its
+    total variation per pixel pair). A blurred image has soft edges and scores lower.
+    Shape: (N, C, H, W) -> (N,)."""
+    across = (images[..., :, 1:] - images[..., :, :-1]).abs().flatten(1).mean(1)
+    down = (images[..., 1:, :] - images[..., :-1, :]).abs().flatten(1).mean(1)
+    return (across + down) / 2
+
+
+def kl_weight_run(beta: float, seed: int = 0) -> dict[str, float]:
+    """Section 5's experiment: AV-Digits' MVAE trained with the KL weight ``beta`` against the same model with
+    beta = 1 (the lesson's, same data and seed), judged on the test split.
+
+    Returns ``sharpness ratio``, the mean :func:`sharpness` of the digits drawn from speech alone (decoded from
+    the posterior mean) at ``beta`` over at 1; ``coherence gain``, the image -> audio coherence at ``beta`` minus
+    at 1 (the audio referee reads the image's digit in the spectrogram drawn from the image alone, over
+    :data:`KL_DRAWS` sampled codes per image); the values behind them ("sharpness at beta = 1", "coherence at
+    your beta", ...); and the posterior width from the audio alone (:func:`posterior_width`) at each. About a
+    second, plus loading the data and training the referees and the beta = 1 model if the lesson has not.
+    """
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta <= 10:
+        raise ValueError(f"beta: expected a KL weight from 0 to 10, got {beta!r}")
+    trained = _av_run(seed)
+    data, referees = trained.data, trained.referees
+    models = {"beta = 1": trained.models["MVAE"], "your beta": train_model("MVAE", data, beta=float(beta))[0]}
+    values = {}
+    for name, model in models.items():
+        drawn = model.generate(None, data.test["audio"], sample=False)[0]
+        values[f"sharpness at {name}"] = sharpness(drawn).mean().item()
+        coherent = mean_and_sampled(model, data, referees, "image", KL_DRAWS).sampled  # (N,) fraction of draws
+        values[f"coherence at {name}"] = coherent.mean().item()
+        values[f"width at {name}"] = posterior_width(model, data, "audio")
+    return {"sharpness ratio": values["sharpness at your beta"] / values["sharpness at beta = 1"],
+            "coherence gain": values["coherence at your beta"] - values["coherence at beta = 1"], **values}
+
+
+# ----------------------------------------------------------------------------- section 7: a constant "alignment"
 def buggy_alignment(z_image: torch.Tensor, z_audio: torch.Tensor) -> torch.Tensor:
     """An "alignment" term as found in tutorial code: the distance between the image code and... itself."""
     return standardized_distance(z_image, z_image)  # the bug: z_image twice, so the term is always 0
@@ -554,6 +660,11 @@ ALIGNMENT_CONSTANT = Claim("with the buggy term, a sample's two codes are about 
                            "(within 12%, either way)", "|paired over shuffled distance - 1|, buggy term", "<=", 0.12)
 ALIGNMENT_WORKS = Claim("with the correct term, a sample's two codes are clearly closer than a stranger's (at most "
                         "83% as far apart)", "paired over shuffled distance, correct term", "<=", 0.83)
+KL_WEIGHT_SHARPER = Claim("a KL weight below 1 (0.3 in the worked solution) draws sharper digits from speech than "
+                          "beta = 1", "sharpness of the digits drawn from speech, your beta over beta = 1", ">=", 1.01)
+KL_WEIGHT_COHERENT = Claim("a KL weight below 1 (0.3 in the worked solution) lets the image alone call up the right "
+                           "spoken digit more often than beta = 1",
+                           "image -> audio coherence, your beta minus beta = 1", ">=", 0.02)
 RETRIEVAL = Claim("in MVAE's latent space, spoken digits find images of their digit among the top five far "
                   "more often than by chance", "Recall@5 minus its chance level", ">=", 0.1)
 
@@ -572,6 +683,7 @@ def measure_claims(seed: int) -> dict[Claim, float]:
         codes = mean_and_sampled(shapes.models[kind], shapes.data, shapes.referees, "caption")
         costs[kind] = codes.from_mean.float().mean().item() - codes.sampled.mean().item()
     without = zeroing["without zeroing"]["image -> audio"]
+    kl_weight = kl_weight_run(KL_WEIGHT_REFERENCE, seed)  # reuses av's data, referees and MVAE
     return {
         ZEROING_HELPS: zeroing["with zeroing"]["image -> audio"].coherence - without.coherence,
         IMAGE_ALONE_WITHOUT_ZEROING: without.coherence - without.chance,
@@ -586,5 +698,7 @@ def measure_claims(seed: int) -> dict[Claim, float]:
         ALIGNMENT_CONSTANT: abs(pitfall["buggy"]["ratio"] - 1),
         ALIGNMENT_WORKS: pitfall["correct"]["ratio"],
         RETRIEVAL: retrieval.recall_at_5 - retrieval.chance_at_5,
+        KL_WEIGHT_SHARPER: kl_weight["sharpness ratio"],
+        KL_WEIGHT_COHERENT: kl_weight["coherence gain"],
     }
 
