@@ -260,7 +260,8 @@ class ProtoNet(nn.Module):
 
 
 def protonet_loss(model: nn.Module, episode: Episode, column: str = "x") -> torch.Tensor:
-    """The loss a ProtoNet trains on: the mean cross-entropy of the episode's queries (Snell et al. 2017, eq. 2).
+    """The loss a ProtoNet trains on: the mean cross-entropy of the episode's queries (Snell et al. 2017, eq. 2 and
+    Algorithm 1).
 
     ``model`` is a :class:`ProtoNet` (or a module with its forward); ``episode`` an :class:`Episode`, one or B
     stacked, whose ``column`` holds the inputs. Shape: scores (|Q|, N) or (B, |Q|, N) -> a scalar, the mean

@@ -193,15 +193,17 @@ def test_the_fine_tuned_head_starts_from_zero_and_trains_each_episode_alone():
         ex.fine_tuned_head_scores(support[0], labels[0], query[0], 3)
 
 
-def test_fine_tuning_against_protonet_compares_the_same_episodes(data):
+def test_fine_tuning_against_class_mean_compares_the_same_episodes_on_the_same_features(data):
     rows = len(data.test["label"])
     separable = torch.nn.functional.one_hot(data.test["label"] - 6, 4).float() * 10
     noise = torch.randn(rows, 4, generator=torch.Generator().manual_seed(1))
-    out = ex.fine_tuning_against_protonet(data, 3, {"ProtoNet": separable, "baseline": noise}, episodes=20)
-    assert out["ProtoNet accuracy"] == 1.0 and out["fine-tuned baseline accuracy"] < 0.6
-    assert out[ex.FINE_TUNED_GAIN] == pytest.approx(out["fine-tuned baseline accuracy"] - 1.0, abs=1e-6)
-    swapped = ex.fine_tuning_against_protonet(data, 3, {"ProtoNet": noise, "baseline": separable}, episodes=20)
-    assert swapped["fine-tuned baseline accuracy"] == 1.0
+    out = ex.fine_tuning_against_class_mean(data, 3, {"ProtoNet": noise, "baseline": separable, "raw": separable},
+                                            episodes=20)
+    assert out["fitted head accuracy"] == 1.0 and out["class mean accuracy"] == 1.0 and out["gain"] == 0.0
+    assert out["raw class mean accuracy"] == 1.0 and out["ProtoNet accuracy"] < 0.6
+    noisy = ex.fine_tuning_against_class_mean(data, 3, {"baseline": noise}, episodes=20)
+    assert noisy["gain"] == pytest.approx(noisy["fitted head accuracy"] - noisy["class mean accuracy"], abs=1e-6)
+    assert "ProtoNet accuracy" not in noisy
     for shots in (0, ex.MAX_SHOTS + 1, 2.0, False):
-        with pytest.raises(ValueError, match="k_shot: expected a whole number of shots per class from 1 to 50"):
-            ex.fine_tuning_against_protonet(data, shots, {"ProtoNet": noise, "baseline": noise})
+        with pytest.raises(ValueError, match="k_shot: expected a whole number of shots per class from 1 to 40"):
+            ex.fine_tuning_against_class_mean(data, shots, {"baseline": noise})

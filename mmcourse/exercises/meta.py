@@ -110,6 +110,15 @@ def _drive_protonet(cls: type, encoder: nn.Module, state: dict, support: torch.T
     if not (hasattr(out, "scores") and hasattr(out, "prototypes")):  # the package's training step reads .scores
         raise TypeError(f"forward should return FewShot(scores, prototypes), as the package's ProtoNet does; got "
                         f"{type(out).__name__}")
+    with torch.no_grad():  # the expanded form (section 3) gives the same loss but other scores: say why it is rejected
+        hq = net.encoder(query).flatten(1)
+        full = -torch.cdist(hq, out.prototypes.flatten(1)) ** 2
+        dropped = (hq ** 2).sum(-1, keepdim=True)  # what the expanded form leaves out of each query's scores
+    if out.scores.shape == full.shape and dropped.abs().max() > 1e-3 and \
+            torch.allclose(out.scores - full, dropped.expand_as(full), atol=1e-3, rtol=1e-3):
+        raise ValueError("your scores differ from -||f(x) - c_n||^2 by the same amount for every class of a query: "
+                         "the expanded form 2 f(x)·c_n - ||c_n||^2 drops -||f(x)||^2. It gives the same "
+                         "probabilities, but return the full -||f(x) - c_n||^2")
     return out.scores, out.prototypes
 
 
@@ -162,7 +171,14 @@ def _reference_protonet_step(model: nn.Module, optimizer, episodes: list, old: d
 
 def _drive_protonet_step(step: Callable, model: nn.Module, optimizer, episodes: list, old: dict | None) -> dict:
     _with_old_gradients(model, old)  # the check's copy of the case's start (a deep copy drops gradients)
-    return _step_outcome(model, [step(model, episode, optimizer) for episode in episodes])
+    losses = []
+    for episode in episodes:
+        loss = step(model, episode, optimizer)
+        if not isinstance(loss, float):  # a tensor would keep the whole autograd graph alive in the lesson's list
+            raise TypeError(f"protonet_step should return the loss as a Python float (return loss.item()), got "
+                            f"{type(loss).__name__}")
+        losses.append(loss)
+    return _step_outcome(model, losses)
 
 
 def _protonet_step_cases() -> list[Case]:
@@ -210,7 +226,8 @@ def _reference_shots() -> int:
 
 
 register_experiment("fine_tuning_shots", experiments.fine_tuning_shots,
-                    {experiments.FINE_TUNED_GAIN: experiments.FINE_TUNED_BASELINE_PULLS_AHEAD},
-                    question="the fine-tuned baseline's accuracy minus the ProtoNet's at the shot count you choose "
+                    {experiments.FINE_TUNED_GAIN: experiments.FINE_TUNED_BASELINE_PULLS_AHEAD,
+                     experiments.ONE_SHOT_GAIN: experiments.FITTED_HEAD_TRAILS_AT_ONE_SHOT},
+                    question="the fitted head's accuracy minus the class mean's at the shot count you choose "
                              "(a number from -1 to 1)",
                     predicted=experiments.FINE_TUNED_GAIN, reference=_reference_shots)
